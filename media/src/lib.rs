@@ -1,0 +1,55 @@
+//! Estuary's shared media vocabulary.
+//!
+//! Place in the data flow: ingest (RTMP/FLV, SRT/MPEG-TS) produces [`Frame`]s and [`TrackInfo`]s described
+//! in these types; the transcoder and the packager consume them. This crate owns codec configuration
+//! records (avcC, hvcC, AudioSpecificConfig), their RFC 6381 codec strings, and timestamps that always travel
+//! with their timescale.
+//!
+//! What it deliberately does not do: no I/O, no async runtime, no FFmpeg. Parsing functions take bytes and
+//! return values or a [`MediaError`]; malformed input never panics.
+
+pub mod aac;
+pub mod avc;
+mod bits;
+pub mod codec;
+pub mod frame;
+pub mod hevc;
+pub mod time;
+
+pub use codec::{CodecConfig, TrackInfo, TrackKind, VideoParams};
+pub use frame::Frame;
+pub use time::MediaTime;
+
+/// An error from parsing a codec configuration record or a bitstream structure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The structure ended before a field it declares.
+    #[error("{what} truncated: need {need} bytes, have {have}")]
+    Truncated {
+        /// Which structure was being read.
+        what: &'static str,
+        /// Bytes needed.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// A field holds a value the specification does not allow (or we do not support).
+    #[error("{what}: invalid {field} ({value})")]
+    Invalid {
+        /// Which structure was being read.
+        what: &'static str,
+        /// The offending field.
+        field: &'static str,
+        /// The value found.
+        value: u64,
+    },
+    /// The record holds no parameter set of a required kind.
+    #[error("{what}: missing {field}")]
+    Missing {
+        /// Which structure was being read.
+        what: &'static str,
+        /// The missing element.
+        field: &'static str,
+    },
+}

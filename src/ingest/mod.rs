@@ -1,0 +1,80 @@
+//! Ingest: protocol drivers (RTMP; SRT later) that turn a publisher's bytes into [`IngestEvent`]s and hand
+//! them to a [`PublishSession`] obtained from a [`Publisher`].
+//!
+//! The drivers own sockets; the protocol cores beneath them are sans-IO.
+
+use std::net::SocketAddr;
+
+use media::{Frame, TrackInfo};
+
+pub mod rtmp;
+
+/// The transport a stream was published with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// RTMP (and Enhanced RTMP).
+    Rtmp,
+    /// SRT carrying MPEG-TS.
+    Srt,
+}
+
+impl Protocol {
+    /// Lower-case name for logs and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Rtmp => "rtmp",
+            Protocol::Srt => "srt",
+        }
+    }
+}
+
+/// What an ingest driver reports for a publish session, in order of arrival.
+#[derive(Debug, Clone)]
+pub enum IngestEvent {
+    /// A track's codec configuration: sent before the first frame of that track, and again whenever the
+    /// publisher changes it (e.g. a new resolution). Frames that follow use it.
+    Track(TrackInfo),
+    /// One encoded frame, timestamps unwrapped and in its track's timescale.
+    Frame(Frame),
+}
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishRefused {
+    /// Another publisher is live on this stream name.
+    #[error("stream {0} is already being published")]
+    AlreadyLive(String),
+    /// The stream name is not of the form `live/{name}` with a valid name.
+    #[error("invalid stream name {0:?}")]
+    InvalidName(String),
+    /// The server is shutting down or at its stream limit.
+    #[error("server unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// The pipeline side of ingest: accepts or refuses publishes.
+pub trait Publisher: Send + Sync + 'static {
+    /// Begin publishing `stream` (the full stream name, e.g. `live/demo`). On success the returned session
+    /// receives the stream's events; dropping it ends the publish (disconnect or unpublish).
+    fn begin_publish(
+        &self,
+        stream: &str,
+        protocol: Protocol,
+        peer: SocketAddr,
+    ) -> Result<Box<dyn PublishSession>, PublishRefused>;
+}
+
+/// One live publish. Calls are cheap and never block on I/O (the packager runs inline).
+pub trait PublishSession: Send {
+    /// Deliver the next event.
+    fn event(&mut self, event: IngestEvent);
+}
+
+/// Checks a stream name's `{name}` part: 1 to 64 characters of `A-Z a-z 0-9 _ - .`, not starting with `.`.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}

@@ -1,0 +1,3 @@
+//! Estuary: a live-streaming origin.
+
+pub mod ingest;
