@@ -1,3 +1,11 @@
 //! Estuary: a live-streaming origin.
+//!
+//! Place in the data flow: ingest drivers ([`ingest`]) accept publishes and feed each stream's packager
+//! through the [`hub`]; the [`origin`] serves the packager's LL-HLS playlists and CMAF objects over HTTP.
+//! [`config`] resolves the settings; [`server`] wires everything together for `estuary serve`.
 
+pub mod config;
+pub mod hub;
 pub mod ingest;
+pub mod origin;
+pub mod server;

@@ -1,0 +1,358 @@
+//! LL-HLS rendering (RFC 8216bis, protocol version 9): multivariant and media playlists, delta updates,
+//! and the blocking-reload decision for `_HLS_msn` / `_HLS_part`.
+//!
+//! Renderers are pure functions of the packager state; the HTTP layer never builds playlist text.
+//!
+//! Object names, relative to `/live/{name}/`:
+//! - `index.m3u8` — multivariant playlist;
+//! - `{rendition}/media.m3u8` — media playlist;
+//! - `{rendition}/init-{id}.mp4` — init segment; `{rendition}/{msn}.m4s` — segment;
+//!   `{rendition}/{msn}.{part_index}.m4s` — part.
+
+use std::fmt::Write as _;
+
+use media::{CodecConfig, TrackKind};
+
+use crate::{
+    rendition::{Rendition, Segment},
+    stream::StreamPackager,
+};
+
+/// EXT-X-VERSION of our media playlists: 9 is needed for EXT-X-SKIP (RFC 8216bis §7).
+pub const PROTOCOL_VERSION: u32 = 9;
+
+/// `_HLS_*` delivery directives of a playlist request (RFC 8216bis §6.2.5).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HlsDirectives {
+    /// `_HLS_msn`: block until this media sequence number is available.
+    pub msn: Option<u64>,
+    /// `_HLS_part`: block until this part of `msn` is available (requires `msn`).
+    pub part: Option<u64>,
+    /// `_HLS_skip=YES` (or `v2`): answer with a delta update.
+    pub skip: bool,
+}
+
+/// A malformed `_HLS_*` query (answered with 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectiveError {
+    /// A directive's value is not a decimal integer / YES / v2.
+    #[error("invalid value for {0}")]
+    InvalidValue(&'static str),
+    /// `_HLS_part` without `_HLS_msn` (RFC 8216bis §6.2.5.2).
+    #[error("_HLS_part without _HLS_msn")]
+    PartWithoutMsn,
+}
+
+impl HlsDirectives {
+    /// Parse the query string of a playlist request (without the `?`). Unknown parameters are ignored;
+    /// repeated directives take the last value.
+    pub fn parse(query: &str) -> Result<Self, DirectiveError> {
+        let mut d = Self::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "_HLS_msn" => d.msn = Some(parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_msn"))?),
+                "_HLS_part" => {
+                    d.part = Some(parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_part"))?)
+                }
+                "_HLS_skip" => match value {
+                    "YES" | "v2" => d.skip = true,
+                    _ => return Err(DirectiveError::InvalidValue("_HLS_skip")),
+                },
+                _ => {}
+            }
+        }
+        if d.part.is_some() && d.msn.is_none() {
+            return Err(DirectiveError::PartWithoutMsn);
+        }
+        Ok(d)
+    }
+}
+
+fn parse_decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// What to do with a blocking playlist request (RFC 8216bis §6.2.5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingDecision {
+    /// The requested segment or part exists: answer now.
+    Ready,
+    /// Not yet: hold the request until the next update (up to the caller's timeout, 3× target duration).
+    Wait,
+    /// More than two segments ahead of the live edge: 400.
+    TooFarAhead,
+}
+
+/// Decide a blocking reload for `(msn, part)` on a rendition. `part = None` waits for the whole segment.
+pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> BlockingDecision {
+    let Some(last) = r.segments().back() else { return BlockingDecision::Wait };
+    // An ended rendition has everything it will ever have.
+    if r.is_ended() {
+        return BlockingDecision::Ready;
+    }
+    if msn > last.msn + 2 {
+        return BlockingDecision::TooFarAhead;
+    }
+    let done = match part {
+        None => r.last_complete_msn().is_some_and(|m| m >= msn),
+        Some(p) => match r.last_part() {
+            Some((lm, lp)) => lm > msn || (lm == msn && lp as u64 >= p) || (lm == msn && r.segment(msn).is_some_and(|s| s.is_complete)),
+            None => false,
+        },
+    };
+    if done { BlockingDecision::Ready } else { BlockingDecision::Wait }
+}
+
+/// Whether a part or segment request may block until the object exists: true for the next part to be
+/// produced (the preload hint) and, leniently, for any part of the next segment, and for the segment in
+/// progress.
+pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
+    if r.is_ended() {
+        return false;
+    }
+    let Some((next_msn, next_part)) = r.next_part() else { return false };
+    match part {
+        Some(p) => (msn == next_msn && p >= next_part && p <= next_part + 8) || (msn == next_msn + 1 && p == 0),
+        None => r.segments().back().is_some_and(|s| !s.is_complete && s.msn == msn),
+    }
+}
+
+fn secs(ticks: u64, timescale: u32) -> f64 {
+    ticks as f64 / f64::from(timescale)
+}
+
+/// Peak and average bit rate (bit/s) over the complete segments of a rendition, if any.
+pub fn measured_bitrates(r: &Rendition) -> Option<(u64, u64)> {
+    let mut peak = 0f64;
+    let (mut bits, mut dur) = (0f64, 0f64);
+    for s in r.segments().iter().filter(|s| s.is_complete) {
+        let d = secs(s.duration_ticks(), r.timescale());
+        if d <= 0.0 {
+            continue;
+        }
+        let b = s.size_bytes() as f64 * 8.0;
+        peak = peak.max(b / d);
+        bits += b;
+        dur += d;
+    }
+    (dur > 0.0).then(|| (peak.ceil() as u64, (bits / dur).ceil() as u64))
+}
+
+/// Render the multivariant playlist (RFC 8216bis §4.4.6), or `None` before the stream is ready.
+/// BANDWIDTH is the measured peak segment bit rate of the video plus audio renditions; AVERAGE-BANDWIDTH
+/// their average over the live window.
+pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
+    stream.target_duration_secs()?;
+    let mut out = String::with_capacity(512);
+    out.push_str("#EXTM3U\n");
+    let _ = writeln!(out, "#EXT-X-VERSION:{PROTOCOL_VERSION}");
+    let audio = stream.renditions().find(|r| r.kind() == TrackKind::Audio);
+    let audio_rates = audio.and_then(measured_bitrates).unwrap_or((0, 0));
+    if let Some(a) = audio {
+        let channels = match &a.track().config {
+            CodecConfig::Aac(c) => c.channels.max(1),
+            _ => 2,
+        };
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{name}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"{name}/media.m3u8\"",
+            name = a.name()
+        );
+    }
+    let mut any_video = false;
+    for v in stream.renditions().filter(|r| r.kind() == TrackKind::Video) {
+        any_video = true;
+        let (peak, avg) = measured_bitrates(v).unwrap_or((0, 0));
+        let mut codecs = v.track().config.rfc6381();
+        if let Some(a) = audio {
+            codecs.push(',');
+            codecs.push_str(&a.track().config.rfc6381());
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
+            (peak + audio_rates.0).max(1),
+            (avg + audio_rates.1).max(1)
+        );
+        if let Some(p) = v.track().config.video_params() {
+            let _ = write!(out, ",RESOLUTION={}x{}", p.width, p.height);
+        }
+        let fps = match v.track().config.video_params().and_then(|p| p.frame_rate) {
+            Some((n, d)) if n > 0 && d > 0 => f64::from(n) / f64::from(d),
+            _ => f64::from(v.timescale()) / v.est_duration_ticks().max(1) as f64,
+        };
+        let _ = write!(out, ",FRAME-RATE={fps:.3}");
+        if audio.is_some() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        let _ = writeln!(out, "\n{}/media.m3u8", v.name());
+    }
+    if !any_video && let Some(a) = audio {
+        let _ = writeln!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/media.m3u8",
+            audio_rates.0.max(1),
+            audio_rates.1.max(1),
+            a.track().config.rfc6381(),
+            a.name()
+        );
+    }
+    Some(out)
+}
+
+/// Format Unix milliseconds as an ISO 8601 UTC date-time with milliseconds (RFC 3339).
+pub fn format_program_date_time(unix_ms: i64) -> String {
+    let secs = unix_ms.div_euclid(1000);
+    let ms = unix_ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (proleptic Gregorian), days since 1970-01-01.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Render a rendition's media playlist (RFC 8216bis §4.4.3–§4.4.5), or `None` before the stream is
+/// ready or for an unknown rendition. With `skip`, older segments are replaced by EXT-X-SKIP (a delta
+/// update, §4.4.5.2) when there are any to skip.
+pub fn render_media_playlist(stream: &StreamPackager, rendition: &str, skip: bool) -> Option<String> {
+    let td = stream.target_duration_secs()?;
+    let r = stream.rendition(rendition)?;
+    let cfg = stream.config();
+    let ts = r.timescale();
+    let part_target = cfg.advertised_part_target().as_secs_f64();
+    let can_skip_until = f64::from(td) * 6.0;
+    let mut out = String::with_capacity(4096);
+    out.push_str("#EXTM3U\n");
+    let _ = writeln!(out, "#EXT-X-VERSION:{PROTOCOL_VERSION}");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{td}");
+    let _ = writeln!(
+        out,
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={can_skip_until:.1},PART-HOLD-BACK={:.3},HOLD-BACK={:.1}",
+        part_target * 3.0,
+        f64::from(td) * 3.0
+    );
+    let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
+    let segments = r.segments();
+    let first_msn = segments.front().map_or(1, |s| s.msn);
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
+    let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", r.discontinuity_sequence());
+
+    // Parts are listed for segments that end within `part_listing_target_durations` target durations of
+    // the live edge.
+    let edge: u64 = segments.iter().map(Segment::duration_ticks).sum();
+    let part_window = u64::from(cfg.part_listing_target_durations) * u64::from(td) * u64::from(ts);
+    let skip_window = (can_skip_until * f64::from(ts)) as u64;
+    let mut from_start = 0u64;
+    let mut skipped = 0usize;
+    if skip {
+        // Skip segments that start more than CAN-SKIP-UNTIL before the end of the playlist, keeping every
+        // discontinuity and init change visible.
+        for s in segments.iter() {
+            let starts_before_edge = edge - from_start;
+            if starts_before_edge <= skip_window || !s.is_complete {
+                break;
+            }
+            from_start += s.duration_ticks();
+            skipped += 1;
+        }
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
+    }
+    let mut current_init: Option<u64> = None;
+    let mut position = from_start;
+    for (i, s) in segments.iter().enumerate().skip(skipped) {
+        if s.is_discontinuity && i > 0 {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if current_init != Some(s.init_id) {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", s.init_id);
+            current_init = Some(s.init_id);
+        }
+        if i == skipped || s.is_discontinuity {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_date_time(s.program_date_time_ms));
+        }
+        let dur = s.duration_ticks();
+        let ends_before_edge = edge - (position + dur);
+        if ends_before_edge < part_window || !s.is_complete {
+            for (pi, p) in s.parts.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "#EXT-X-PART:DURATION={:.5},URI=\"{}.{pi}.m4s\"",
+                    secs(p.duration_ticks, ts),
+                    s.msn
+                );
+                if p.is_independent {
+                    out.push_str(",INDEPENDENT=YES");
+                }
+                out.push('\n');
+            }
+        }
+        if s.is_complete {
+            let _ = writeln!(out, "#EXTINF:{:.5},\n{}.m4s", secs(dur, ts), s.msn);
+        }
+        position += dur;
+    }
+    if r.is_ended() {
+        out.push_str("#EXT-X-ENDLIST\n");
+    } else {
+        if let Some((msn, part)) = r.next_part() {
+            if segments.back().is_some_and(|s| s.is_complete) && current_init != Some(r.current_init_id()) {
+                // The hinted part starts a segment with a new init segment: nothing to do here, the MAP
+                // appears with that segment.
+            }
+            let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.m4s\"");
+        }
+        for other in stream.renditions().filter(|o| o.name() != r.name()) {
+            if let Some((lm, lp)) = other.last_part() {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-RENDITION-REPORT:URI=\"../{}/media.m3u8\",LAST-MSN={lm},LAST-PART={lp}",
+                    other.name()
+                );
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directives_parse_and_reject() {
+        let d = HlsDirectives::parse("_HLS_msn=12&_HLS_part=3&_HLS_skip=YES").unwrap();
+        assert_eq!(d, HlsDirectives { msn: Some(12), part: Some(3), skip: true });
+        assert_eq!(HlsDirectives::parse("_HLS_part=1"), Err(DirectiveError::PartWithoutMsn));
+        assert_eq!(HlsDirectives::parse("_HLS_msn=-1"), Err(DirectiveError::InvalidValue("_HLS_msn")));
+        assert_eq!(HlsDirectives::parse("_HLS_msn=99999999999999999999"), Err(DirectiveError::InvalidValue("_HLS_msn")));
+        assert_eq!(HlsDirectives::parse("_HLS_skip=NO"), Err(DirectiveError::InvalidValue("_HLS_skip")));
+        assert_eq!(HlsDirectives::parse("token=x&_HLS_msn=5").unwrap().msn, Some(5));
+    }
+
+    #[test]
+    fn program_date_time_formats_utc() {
+        assert_eq!(format_program_date_time(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_program_date_time(1_763_765_471_123), "2025-11-21T22:51:11.123Z");
+        assert_eq!(format_program_date_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,464 @@
+//! One rendition: its segmenter state and its live window of segments and parts.
+//!
+//! A rendition is one CMAF track (one init segment at a time) cut into segments and parts. Frames come in
+//! already timestamped on the output timeline; the rendition decides where parts end, writes each part as
+//! one CMAF chunk (moof + mdat, [`crate::cmaf::write_chunk`]) and keeps the last `window_segments`
+//! complete segments plus the one in progress.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use media::{Frame, TrackInfo, TrackKind};
+
+use crate::cmaf::{self, FragmentSample};
+
+/// A part: one CMAF chunk (moof + mdat). RFC 8216bis §4.4.4.9 (EXT-X-PART).
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The chunk's bytes.
+    pub bytes: Bytes,
+    /// Duration in track timescale ticks (sum of its sample durations).
+    pub duration_ticks: u64,
+    /// True when the part starts with a sync sample (INDEPENDENT=YES).
+    pub is_independent: bool,
+}
+
+/// A segment: a sequence of parts starting (normally) with a keyframe. Its bytes are its parts' bytes
+/// concatenated.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Media sequence number (RFC 8216bis §4.4.3.2); unique per stream name, never 0.
+    pub msn: u64,
+    /// Which init segment the segment needs (`init-{init_id}.mp4`).
+    pub init_id: u64,
+    /// True when an EXT-X-DISCONTINUITY precedes this segment.
+    pub is_discontinuity: bool,
+    /// Base media decode time of the first sample, in track timescale ticks.
+    pub start_dts: i64,
+    /// Wall-clock time of the first sample, Unix milliseconds (EXT-X-PROGRAM-DATE-TIME).
+    pub program_date_time_ms: i64,
+    /// The parts produced so far.
+    pub parts: Vec<Part>,
+    /// True once the segment is cut (its EXTINF can be listed).
+    pub is_complete: bool,
+    /// True when the segment starts with a sync sample.
+    pub starts_with_keyframe: bool,
+}
+
+impl Segment {
+    /// Duration in track timescale ticks: the sum of its parts.
+    pub fn duration_ticks(&self) -> u64 {
+        self.parts.iter().map(|p| p.duration_ticks).sum()
+    }
+
+    /// Size in bytes: the sum of its parts.
+    pub fn size_bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.bytes.len()).sum()
+    }
+}
+
+/// What happened to a rendition on one input, for counters and logs.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RenditionCounters {
+    /// Frames packaged.
+    pub frames: u64,
+    /// Frames dropped: before the first keyframe, before a track configuration, or going backwards.
+    pub dropped_frames: u64,
+    /// Segments cut without a keyframe because the keyframe came too late for the target duration.
+    pub forced_cuts: u64,
+    /// Parts produced.
+    pub parts: u64,
+    /// Segments completed.
+    pub segments: u64,
+    /// Input DTS steps that were not where the previous part predicted (beyond the snap tolerance).
+    pub timeline_gaps: u64,
+}
+
+/// One rendition: segmenter state plus its live window.
+#[derive(Debug)]
+pub struct Rendition {
+    name: String,
+    kind: TrackKind,
+    track: TrackInfo,
+    init_id: u64,
+    inits: VecDeque<(u64, Bytes)>,
+    segments: VecDeque<Segment>,
+    /// Frames of the part in progress.
+    pending: Vec<Frame>,
+    /// Where the previous part predicted the next frame's DTS (ticks).
+    predicted_dts: Option<i64>,
+    /// Estimated frame duration, ticks (running average of recent DTS steps).
+    est_duration_ticks: i64,
+    last_dts: Option<i64>,
+    chunk_sequence: u32,
+    discontinuity_sequence: u64,
+    next_is_discontinuity: bool,
+    is_ended: bool,
+    window_segments: usize,
+    counters: RenditionCounters,
+}
+
+/// How many ticks of DTS jitter the part prediction absorbs: 2 ms ([`crate::config::JITTER_TOLERANCE`]).
+fn snap_tolerance(timescale: u32) -> i64 {
+    i64::from(timescale) / 500
+}
+
+impl Rendition {
+    /// A rendition named `name` (e.g. `source`, `audio`) for `track`, whose first init segment is named by
+    /// `init_id` (use the msn of its first segment: object names never repeat).
+    pub fn new(name: impl Into<String>, track: TrackInfo, init_id: u64, window_segments: usize) -> Self {
+        let kind = track.kind();
+        let est = default_frame_duration(&track);
+        let init = cmaf::write_init_segment(1, &track);
+        Self {
+            name: name.into(),
+            kind,
+            track,
+            init_id,
+            inits: VecDeque::from([(init_id, init)]),
+            segments: VecDeque::new(),
+            pending: Vec::new(),
+            predicted_dts: None,
+            est_duration_ticks: est,
+            last_dts: None,
+            chunk_sequence: 0,
+            discontinuity_sequence: 0,
+            next_is_discontinuity: false,
+            is_ended: false,
+            window_segments,
+            counters: RenditionCounters::default(),
+        }
+    }
+
+    /// The rendition's name (its folder in URLs).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Video or audio.
+    pub fn kind(&self) -> TrackKind {
+        self.kind
+    }
+
+    /// The current track configuration.
+    pub fn track(&self) -> &TrackInfo {
+        &self.track
+    }
+
+    /// Ticks per second of this rendition's timestamps.
+    pub fn timescale(&self) -> u32 {
+        self.track.timescale
+    }
+
+    /// Segments in the window, oldest first; the last one may be incomplete.
+    pub fn segments(&self) -> &VecDeque<Segment> {
+        &self.segments
+    }
+
+    /// EXT-X-DISCONTINUITY-SEQUENCE: discontinuities that have left the window.
+    pub fn discontinuity_sequence(&self) -> u64 {
+        self.discontinuity_sequence
+    }
+
+    /// True once the rendition has ended (EXT-X-ENDLIST).
+    pub fn is_ended(&self) -> bool {
+        self.is_ended
+    }
+
+    /// Counters since the rendition was created.
+    pub fn counters(&self) -> RenditionCounters {
+        self.counters
+    }
+
+    /// The init segment named `init-{id}.mp4`, while a segment in the window needs it.
+    pub fn init(&self, id: u64) -> Option<&Bytes> {
+        self.inits.iter().find(|(i, _)| *i == id).map(|(_, b)| b)
+    }
+
+    /// The init segment id of the segment in progress (or of the next one).
+    pub fn current_init_id(&self) -> u64 {
+        self.init_id
+    }
+
+    /// The segment with media sequence number `msn`, if in the window.
+    pub fn segment(&self, msn: u64) -> Option<&Segment> {
+        let first = self.segments.front()?.msn;
+        let seg = self.segments.get(usize::try_from(msn.checked_sub(first)?).ok()?)?;
+        debug_assert_eq!(seg.msn, msn);
+        Some(seg)
+    }
+
+    /// Part `part_index` of segment `msn`, if produced and still in the window.
+    pub fn part(&self, msn: u64, part_index: usize) -> Option<&Part> {
+        self.segment(msn)?.parts.get(part_index)
+    }
+
+    /// The last part produced: `(msn, part_index)`.
+    pub fn last_part(&self) -> Option<(u64, usize)> {
+        let seg = self.segments.iter().rev().find(|s| !s.parts.is_empty())?;
+        Some((seg.msn, seg.parts.len() - 1))
+    }
+
+    /// The next part to be produced: `(msn, part_index)` (the preload hint), if the rendition is live.
+    pub fn next_part(&self) -> Option<(u64, usize)> {
+        if self.is_ended {
+            return None;
+        }
+        let last = self.segments.back()?;
+        Some(if last.is_complete { (last.msn + 1, 0) } else { (last.msn, last.parts.len()) })
+    }
+
+    /// Msn of the newest complete segment.
+    pub fn last_complete_msn(&self) -> Option<u64> {
+        self.segments.iter().rev().find(|s| s.is_complete).map(|s| s.msn)
+    }
+
+    /// Msn the next new segment gets.
+    pub fn next_msn(&self) -> Option<u64> {
+        self.segments.back().map(|s| s.msn + 1)
+    }
+
+    /// True while a segment is open (frames can join it).
+    pub fn has_open_segment(&self) -> bool {
+        self.segments.back().is_some_and(|s| !s.is_complete)
+    }
+
+    /// Elapsed duration of the open segment if `frame_dts` joined it (ticks from its start to the frame's
+    /// predicted end).
+    pub fn open_segment_elapsed(&self, frame_dts: i64) -> Option<i64> {
+        let seg = self.segments.back().filter(|s| !s.is_complete)?;
+        Some(frame_dts + self.est_duration_ticks - seg.start_dts)
+    }
+
+    /// Estimated frame duration, ticks.
+    pub fn est_duration_ticks(&self) -> i64 {
+        self.est_duration_ticks
+    }
+
+    /// DTS where the timeline of this rendition ends so far (the predicted next DTS), ticks.
+    pub fn timeline_end(&self) -> Option<i64> {
+        self.predicted_dts.or_else(|| self.last_dts.map(|d| d + self.est_duration_ticks))
+    }
+
+    /// Replace the track configuration (new resolution or codec): the next segment uses a new init segment
+    /// named `init_id` and is preceded by a discontinuity. Call [`Self::cut`] before the next frame.
+    pub fn change_track(&mut self, track: TrackInfo, init_id: u64) {
+        self.inits.push_back((init_id, cmaf::write_init_segment(1, &track)));
+        self.init_id = init_id;
+        self.est_duration_ticks = default_frame_duration(&track);
+        self.track = track;
+        self.next_is_discontinuity = true;
+    }
+
+    /// Mark the next segment as following a discontinuity (publisher reconnected).
+    pub fn mark_discontinuity(&mut self) {
+        self.next_is_discontinuity = true;
+    }
+
+    /// Align an incoming frame to the timeline: absorb DTS jitter at a part boundary (up to 2 ms) and
+    /// reject frames whose DTS does not increase. Returns `None` for a dropped frame.
+    pub fn admit(&mut self, mut frame: Frame) -> Option<Frame> {
+        if let Some(predicted) = self.predicted_dts {
+            let delta = frame.dts - predicted;
+            if delta.abs() <= snap_tolerance(self.track.timescale) {
+                frame.dts -= delta;
+                frame.pts -= delta;
+            } else if delta < 0 {
+                self.counters.dropped_frames += 1;
+                return None;
+            } else {
+                self.counters.timeline_gaps += 1;
+            }
+        } else if let Some(last) = self.last_dts
+            && frame.dts <= last
+        {
+            self.counters.dropped_frames += 1;
+            return None;
+        }
+        Some(frame)
+    }
+
+    /// Count a frame dropped before it could be packaged.
+    pub fn count_dropped(&mut self) {
+        self.counters.dropped_frames += 1;
+    }
+
+    /// Open a new segment at `frame_dts` with media sequence number `msn`.
+    pub fn open_segment(&mut self, msn: u64, start_dts: i64, program_date_time_ms: i64, is_keyframe: bool) {
+        debug_assert!(!self.has_open_segment(), "open_segment with a segment open");
+        let is_discontinuity = std::mem::take(&mut self.next_is_discontinuity) && !self.segments.is_empty();
+        self.segments.push_back(Segment {
+            msn,
+            init_id: self.init_id,
+            is_discontinuity,
+            start_dts,
+            program_date_time_ms,
+            parts: Vec::new(),
+            is_complete: false,
+            starts_with_keyframe: is_keyframe,
+        });
+    }
+
+    /// Cut the open segment: close the part in progress (its last frame ends at `end_dts`, or at the
+    /// estimated duration if `None`) and mark the segment complete. Prunes the window.
+    pub fn cut(&mut self, end_dts: Option<i64>) {
+        self.close_part(end_dts);
+        if let Some(seg) = self.segments.back_mut().filter(|s| !s.is_complete) {
+            if seg.parts.is_empty() {
+                // Nothing was produced (e.g. every frame dropped): forget the empty segment.
+                self.segments.pop_back();
+            } else {
+                seg.is_complete = true;
+                self.counters.segments += 1;
+            }
+        }
+        self.prune();
+    }
+
+    /// Add a frame (already admitted) to the open segment's part in progress; closes the part when the
+    /// next frame would take it past `part_limit_ticks`. Returns true when a part was produced.
+    pub fn push(&mut self, frame: Frame, part_limit_ticks: i64) -> bool {
+        debug_assert!(self.has_open_segment(), "push without an open segment");
+        if let Some(last) = self.last_dts {
+            let step = frame.dts - last;
+            if step > 0 && self.predicted_dts.is_none() {
+                // Running average over ~8 steps, in whole ticks.
+                self.est_duration_ticks = (self.est_duration_ticks * 7 + step + 4) / 8;
+            }
+        }
+        self.predicted_dts = None;
+        self.last_dts = Some(frame.dts);
+        self.counters.frames += 1;
+        let part_start = self.pending.first().map_or(frame.dts, |f| f.dts);
+        self.pending.push(frame);
+        let last_dts = self.last_dts.expect("set above");
+        let elapsed = last_dts + self.est_duration_ticks - part_start;
+        if elapsed + self.est_duration_ticks > part_limit_ticks {
+            self.close_part(None);
+            return true;
+        }
+        false
+    }
+
+    /// Close the part in progress, if any. Its last frame ends at `end_dts` when known, else after the
+    /// estimated frame duration (and the next frame's DTS is predicted there).
+    pub fn close_part(&mut self, end_dts: Option<i64>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.pending);
+        let last = frames.last().expect("non-empty");
+        let end = end_dts.unwrap_or(last.dts + self.est_duration_ticks).max(last.dts + 1);
+        if end_dts.is_none() {
+            self.predicted_dts = Some(end);
+        }
+        let samples: Vec<FragmentSample<'_>> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let next = frames.get(i + 1).map_or(end, |n| n.dts);
+                FragmentSample {
+                    duration: u32::try_from(next - f.dts).unwrap_or(u32::MAX),
+                    composition_offset: i32::try_from(f.pts - f.dts).unwrap_or(0),
+                    is_sync: f.is_keyframe,
+                    data: &f.data,
+                }
+            })
+            .collect();
+        self.chunk_sequence = self.chunk_sequence.wrapping_add(1);
+        let base = u64::try_from(frames[0].dts).unwrap_or(0);
+        let bytes = cmaf::write_chunk(self.chunk_sequence, 1, base, &samples);
+        let part = Part {
+            bytes,
+            duration_ticks: u64::try_from(end - frames[0].dts).unwrap_or(0),
+            is_independent: frames[0].is_keyframe,
+        };
+        drop(samples);
+        let seg = self.segments.back_mut().expect("a part always belongs to an open segment");
+        seg.parts.push(part);
+        self.counters.parts += 1;
+    }
+
+    /// End the rendition: close what is open; playlists get EXT-X-ENDLIST.
+    pub fn end(&mut self) {
+        if self.has_open_segment() {
+            self.cut(None);
+        }
+        self.is_ended = true;
+    }
+
+    /// Count a forced cut (keyframe too late for the target duration).
+    pub fn count_forced_cut(&mut self) {
+        self.counters.forced_cuts += 1;
+    }
+
+    fn prune(&mut self) {
+        let complete = self.segments.iter().filter(|s| s.is_complete).count();
+        let mut excess = complete.saturating_sub(self.window_segments);
+        while excess > 0 {
+            let Some(old) = self.segments.pop_front() else { break };
+            excess -= 1;
+            // A discontinuity leaving the window: the next segment's discontinuity tag is now counted.
+            if let Some(front) = self.segments.front()
+                && front.is_discontinuity
+            {
+                self.discontinuity_sequence += 1;
+            }
+            let _ = old;
+        }
+        let oldest_needed = self.segments.front().map_or(self.init_id, |s| s.init_id);
+        while self.inits.len() > 1 && self.inits.front().is_some_and(|(id, _)| *id < oldest_needed) {
+            self.inits.pop_front();
+        }
+    }
+
+    /// Checks the window's invariants; returns a description of the first one broken.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut prev: Option<&Segment> = None;
+        for (i, seg) in self.segments.iter().enumerate() {
+            if seg.msn == 0 {
+                return Err("msn 0".into());
+            }
+            if let Some(p) = prev {
+                if seg.msn != p.msn + 1 {
+                    return Err(format!("msn {} follows {}", seg.msn, p.msn));
+                }
+                if seg.start_dts < p.start_dts + i64::try_from(p.duration_ticks()).unwrap_or(i64::MAX) && !seg.is_discontinuity {
+                    return Err(format!("segment {} overlaps its predecessor", seg.msn));
+                }
+                if !p.is_complete {
+                    return Err(format!("incomplete segment {} is not the last", p.msn));
+                }
+            }
+            if seg.is_complete && seg.parts.is_empty() {
+                return Err(format!("complete segment {} has no parts", seg.msn));
+            }
+            if self.init(seg.init_id).is_none() {
+                return Err(format!("segment {} needs missing init {}", seg.msn, seg.init_id));
+            }
+            if i + 1 < self.segments.len() && !seg.is_complete {
+                return Err(format!("segment {} incomplete", seg.msn));
+            }
+            prev = Some(seg);
+        }
+        let complete = self.segments.iter().filter(|s| s.is_complete).count();
+        if complete > self.window_segments {
+            return Err(format!("{complete} complete segments exceed the window of {}", self.window_segments));
+        }
+        Ok(())
+    }
+}
+
+/// A first guess of a frame's duration before any DTS step is seen: 1024 samples for AAC (or the
+/// configured frame length), the SPS frame rate or 30 fps for video. In track timescale ticks.
+fn default_frame_duration(track: &TrackInfo) -> i64 {
+    match &track.config {
+        media::CodecConfig::Aac(a) => i64::from(a.samples_per_frame.max(1)),
+        cfg => match cfg.video_params().and_then(|p| p.frame_rate) {
+            Some((num, den)) if num > 0 && den > 0 => {
+                media::time::rescale(i64::from(den), num, track.timescale).max(1)
+            }
+            _ => i64::from(track.timescale / 30).max(1),
+        },
+    }
+}

@@ -1,0 +1,269 @@
+//! Segmenter, live window and LL-HLS rendering on synthetic streams, checked with `m3u8-rs` and
+//! `mp4-atom` as independent parsers.
+
+use bytes::Bytes;
+use media::{CodecConfig, Frame, TrackInfo, TrackKind, VideoParams, aac::AacConfig, avc::AvcConfig};
+use packager::{PackagerConfig, StreamPackager, hls};
+use proptest::prelude::*;
+
+fn video_track() -> TrackInfo {
+    TrackInfo::new(CodecConfig::Avc(AvcConfig {
+        record: Bytes::from_static(&[1, 0x64, 0, 0x1f, 0xff, 0xe0, 0]),
+        profile_idc: 0x64,
+        constraint_flags: 0,
+        level_idc: 0x1f,
+        nal_length_size: 4,
+        sps: vec![],
+        pps: vec![],
+        params: VideoParams { width: 1280, height: 720, frame_rate: Some((30, 1)) },
+    }))
+}
+
+fn audio_track() -> TrackInfo {
+    TrackInfo::new(CodecConfig::Aac(AacConfig {
+        asc: Bytes::from_static(&[0x11, 0x90]),
+        object_type: 2,
+        sample_rate: 48_000,
+        channels: 2,
+        samples_per_frame: 1024,
+    }))
+}
+
+fn vframe(dts: i64, cts: i64, key: bool) -> Frame {
+    Frame { track: TrackKind::Video, dts, pts: dts + cts, is_keyframe: key, data: Bytes::from(vec![0u8, 0, 0, 4, 0x65, 1, 2, 3]) }
+}
+
+fn aframe(dts: i64) -> Frame {
+    Frame { track: TrackKind::Audio, dts, pts: dts, is_keyframe: true, data: Bytes::from_static(&[0x21, 0x10, 0x04]) }
+}
+
+/// Feed `secs` seconds of 30 fps video (keyframe every `gop` frames, ms-rounded timestamps like RTMP) and
+/// 48 kHz AAC, interleaved by time.
+fn feed(p: &mut StreamPackager, secs: f64, gop: u64, start_ms: i64) {
+    let frames = (secs * 30.0) as u64;
+    let mut a = 0i64;
+    for i in 0..frames {
+        let ms = start_ms + (i as f64 * 1000.0 / 30.0).round() as i64;
+        while (a * 1024 * 1000 / 48_000) < ms - start_ms {
+            p.push_frame(aframe(start_ms * 48 + a * 1024), 1_700_000_000_000 + ms);
+            a += 1;
+        }
+        p.push_frame(vframe(ms * 90, if i % 3 == 1 { 6000 } else { 3000 }, i % gop == 0), 1_700_000_000_000 + ms);
+        p.check_invariants().unwrap();
+    }
+}
+
+fn packager(config: PackagerConfig) -> StreamPackager {
+    let mut p = StreamPackager::new(config, 1000);
+    p.set_track(video_track());
+    p.set_track(audio_track());
+    p
+}
+
+#[test]
+fn segmenter_cuts_on_keyframes_and_aligns_audio_msn() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 20.0, 60, 0);
+    assert_eq!(p.target_duration_secs(), Some(2));
+    let v = p.rendition("source").unwrap();
+    let a = p.rendition("audio").unwrap();
+    let vs: Vec<_> = v.segments().iter().filter(|s| s.is_complete).collect();
+    assert!(vs.len() >= 8, "{} segments", vs.len());
+    for s in &vs {
+        assert!(s.starts_with_keyframe && s.parts[0].is_independent);
+        let d = s.duration_ticks() as f64 / 90_000.0;
+        assert!((d - 2.0).abs() < 0.01, "segment {} lasts {d}", s.msn);
+        for part in &s.parts {
+            let pd = part.duration_ticks as f64 / 90_000.0;
+            assert!(pd <= 0.502 && pd >= 0.85 * 0.502, "part lasts {pd}");
+        }
+    }
+    // Audio segments carry the same msns as video segments and cut at about the same time.
+    for s in a.segments().iter().filter(|s| s.is_complete) {
+        let vseg = v.segment(s.msn).expect("same msn in video");
+        let at = s.start_dts as f64 / 48_000.0;
+        let vt = vseg.start_dts as f64 / 90_000.0;
+        assert!((at - vt).abs() < 0.03 || s.msn == 1000, "audio {at} vs video {vt} at msn {}", s.msn);
+    }
+    assert_eq!(v.counters().forced_cuts, 0);
+}
+
+#[test]
+fn segmenter_late_keyframe_forces_cut_within_target_duration() {
+    let mut p = packager(PackagerConfig::default());
+    // 2 s GOP first (target duration 2 s), then a 5 s GOP.
+    feed(&mut p, 4.0, 60, 0);
+    assert_eq!(p.target_duration_secs(), Some(2));
+    feed(&mut p, 10.0, 150, 4000);
+    let v = p.rendition("source").unwrap();
+    assert!(v.counters().forced_cuts > 0);
+    for s in v.segments().iter().filter(|s| s.is_complete) {
+        assert!(s.duration_ticks() <= 2 * 90_000 + 180, "EXTINF {} > target duration", s.duration_ticks());
+        assert!(s.starts_with_keyframe || v.counters().forced_cuts > 0);
+    }
+}
+
+#[test]
+fn segmenter_obs_250_frame_gop_sets_target_duration_9() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 20.0, 250, 0);
+    assert_eq!(p.target_duration_secs(), Some(9));
+    assert_eq!(p.rendition("source").unwrap().counters().forced_cuts, 0);
+}
+
+#[test]
+fn playlists_parse_with_m3u8_rs_and_follow_ll_hls_rules() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 40.0, 60, 0);
+    let mv = hls::render_multivariant(&p).unwrap();
+    let parsed = m3u8_rs::parse_playlist_res(mv.as_bytes()).expect("multivariant parses");
+    let m3u8_rs::Playlist::MasterPlaylist(master) = parsed else { panic!("not multivariant") };
+    assert_eq!(master.variants.len(), 1);
+    let var = &master.variants[0];
+    assert_eq!(var.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+    assert_eq!(var.resolution.map(|r| (r.width, r.height)), Some((1280, 720)));
+    assert_eq!(var.audio.as_deref(), Some("audio"));
+    assert_eq!(master.alternatives.len(), 1);
+
+    let text = hls::render_media_playlist(&p, "source", false).unwrap();
+    let m3u8_rs::Playlist::MediaPlaylist(media) = m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() else {
+        panic!("not a media playlist")
+    };
+    assert_eq!(media.target_duration, 2);
+    assert!(media.media_sequence >= 1000);
+    assert_eq!(media.segments.len(), 12, "window of 12 complete segments");
+    for s in &media.segments {
+        assert!(s.duration <= 2.002 && s.duration.round() <= 2.0);
+    }
+    assert!(text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.0,PART-HOLD-BACK=1.506,HOLD-BACK=6.0"));
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.502"));
+    assert!(text.contains("#EXT-X-PRELOAD-HINT:TYPE=PART,URI="));
+    assert!(text.contains("#EXT-X-RENDITION-REPORT:URI=\"../audio/media.m3u8\",LAST-MSN="));
+    // Parts listed only for the last 3 target durations (6 s = 3 segments + the open one).
+    let listed: std::collections::BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-PART:"))
+        .filter_map(|l| l.split("URI=\"").nth(1)?.split('.').next())
+        .collect();
+    assert!(listed.len() <= 4, "parts listed for {listed:?}");
+
+    // A delta update skips the older segments.
+    let delta = hls::render_media_playlist(&p, "source", true).unwrap();
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{delta}");
+    assert!(delta.len() < text.len());
+    m3u8_rs::parse_playlist_res(delta.as_bytes()).expect("delta parses");
+}
+
+#[test]
+fn blocking_decisions() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 10.0, 60, 0);
+    let v = p.rendition("source").unwrap();
+    let (lm, lp) = v.last_part().unwrap();
+    let (nm, np) = v.next_part().unwrap();
+    use hls::BlockingDecision::*;
+    assert_eq!(hls::blocking_decision(v, lm, Some(lp as u64)), Ready);
+    assert_eq!(hls::blocking_decision(v, nm, Some(np as u64)), Wait);
+    assert_eq!(hls::blocking_decision(v, lm + 2, Some(0)), Wait);
+    assert_eq!(hls::blocking_decision(v, lm + 3, Some(0)), TooFarAhead);
+    assert_eq!(hls::blocking_decision(v, lm - 1, None), Ready);
+}
+
+#[test]
+fn chunks_parse_with_mp4_atom_and_tfdt_is_continuous() {
+    use mp4_atom::{Decode, Moof};
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 12.0, 60, 0);
+    for name in ["source", "audio"] {
+        let r = p.rendition(name).unwrap();
+        let mut expected: Option<u64> = None;
+        for s in r.segments() {
+            for part in &s.parts {
+                let mut buf = &part.bytes[..];
+                let moof = Moof::decode(&mut buf).expect("moof parses");
+                let traf = &moof.traf[0];
+                let tfdt = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
+                if let Some(e) = expected {
+                    assert_eq!(tfdt, e, "{name}: tfdt continuity at msn {}", s.msn);
+                }
+                let sum: u64 = traf.trun.iter().flat_map(|t| t.samples.iter()).map(|e| u64::from(e.duration.unwrap_or(0))).sum();
+                assert_eq!(sum, part.duration_ticks);
+                expected = Some(tfdt + sum);
+            }
+        }
+    }
+}
+
+#[test]
+fn reconnect_adds_discontinuity_and_continues_msn_and_timeline() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 6.0, 60, 0);
+    let before = p.rendition("source").unwrap().next_part().unwrap().0;
+    p.discontinuity();
+    // The new publisher's clock starts again at 0.
+    feed(&mut p, 6.0, 60, 0);
+    let v = p.rendition("source").unwrap();
+    let disc: Vec<_> = v.segments().iter().filter(|s| s.is_discontinuity).collect();
+    assert_eq!(disc.len(), 1);
+    assert!(disc[0].msn >= before);
+    let text = hls::render_media_playlist(&p, "source", false).unwrap();
+    assert!(text.contains("#EXT-X-DISCONTINUITY\n"));
+    p.check_invariants().unwrap();
+    // Output timeline keeps going forward.
+    let starts: Vec<i64> = v.segments().iter().map(|s| s.start_dts).collect();
+    assert!(starts.windows(2).all(|w| w[1] > w[0]), "{starts:?}");
+}
+
+#[test]
+fn end_of_stream_closes_playlists() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 5.0, 60, 0);
+    p.end();
+    let text = hls::render_media_playlist(&p, "source", false).unwrap();
+    assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"));
+    assert!(!text.contains("PRELOAD-HINT"));
+}
+
+#[test]
+fn part_target_200ms_works() {
+    let cfg = PackagerConfig { part_target: std::time::Duration::from_millis(200), ..Default::default() };
+    let mut p = packager(cfg);
+    feed(&mut p, 8.0, 60, 0);
+    let v = p.rendition("source").unwrap();
+    for s in v.segments().iter().filter(|s| s.is_complete) {
+        for part in &s.parts {
+            assert!(part.duration_ticks <= 18_180, "part {} ticks", part.duration_ticks);
+        }
+        assert!(s.parts.len() >= 10);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn invariants_hold_for_arbitrary_frame_patterns(
+        steps in proptest::collection::vec((1i64..6000, any::<bool>(), 0i64..9000, any::<bool>()), 1..600)
+    ) {
+        let mut p = packager(PackagerConfig::default());
+        let mut dts = 0i64;
+        for (step, key, cts, audio) in steps {
+            dts += step;
+            if audio {
+                p.push_frame(aframe(dts * 48_000 / 90_000), 1_700_000_000_000 + dts / 90);
+            } else {
+                p.push_frame(vframe(dts, cts, key), 1_700_000_000_000 + dts / 90);
+            }
+            prop_assert!(p.check_invariants().is_ok(), "{:?}", p.check_invariants());
+        }
+        if let Some(text) = hls::render_media_playlist(&p, "source", false) {
+            prop_assert!(m3u8_rs::parse_playlist_res(text.as_bytes()).is_ok());
+            let td = p.target_duration_secs().unwrap();
+            for r in p.renditions() {
+                for s in r.segments().iter().filter(|s| s.is_complete) {
+                    let secs = s.duration_ticks() as f64 / f64::from(r.timescale());
+                    prop_assert!(secs.round() <= f64::from(td), "{secs} > {td}");
+                }
+            }
+        }
+    }
+}

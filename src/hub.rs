@@ -1,0 +1,373 @@
+//! The stream hub: one entry per live stream name, publish sessions feeding each stream's packager, the
+//! reconnect grace period and end of stream, and the notification that wakes blocked HTTP requests.
+//!
+//! The packager runs inline on the publishing connection's task under a short `std::sync::Mutex` (packaging
+//! a frame takes microseconds); every change bumps a `watch` version that waiters subscribe to.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use packager::{PackagerConfig, StreamPackager};
+use tokio::sync::watch;
+
+use crate::ingest::{IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, is_valid_name};
+
+/// Stream lifecycle settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// How cuts and windows are made.
+    pub packager: PackagerConfig,
+    /// How long a stream stays live after its publisher disconnects, waiting for a reconnect (default 10 s).
+    pub reconnect_grace: Duration,
+    /// How long an ended stream's playlists (with EXT-X-ENDLIST) stay served before removal (default 60 s).
+    pub ended_linger: Duration,
+    /// Blocked requests allowed per stream at once (default 20 000); beyond, 503.
+    pub max_waiters_per_stream: usize,
+    /// Streams allowed at once (default 1 000).
+    pub max_streams: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            packager: PackagerConfig::default(),
+            reconnect_grace: Duration::from_secs(10),
+            ended_linger: Duration::from_secs(60),
+            max_waiters_per_stream: 20_000,
+            max_streams: 1_000,
+        }
+    }
+}
+
+/// Who publishes a stream.
+#[derive(Debug, Clone)]
+pub struct PublisherInfo {
+    /// Transport.
+    pub protocol: Protocol,
+    /// The publisher's address.
+    pub peer: SocketAddr,
+    /// When the publish began.
+    pub since: Instant,
+}
+
+/// Mutable state of one stream.
+#[derive(Debug)]
+pub struct StreamState {
+    /// The stream's packager (renditions, live window).
+    pub packager: StreamPackager,
+    /// The current publisher, if connected.
+    pub publisher: Option<PublisherInfo>,
+    /// When the publisher went away (grace period running).
+    pub disconnected_at: Option<Instant>,
+    /// When the stream ended (EXT-X-ENDLIST added).
+    pub ended_at: Option<Instant>,
+    /// Update counter (same value as the watch channel).
+    pub version: u64,
+    cache: HashMap<(String, bool), (u64, Bytes)>,
+}
+
+impl StreamState {
+    /// A rendered playlist for `key` (`""` = multivariant, else a rendition name; `skip` = delta update),
+    /// rendered at most once per update and shared by every request.
+    pub fn playlist(&mut self, rendition: Option<&str>, skip: bool) -> Option<Bytes> {
+        let key = (rendition.unwrap_or("").to_owned(), skip);
+        if let Some((v, bytes)) = self.cache.get(&key)
+            && *v == self.version
+        {
+            return Some(bytes.clone());
+        }
+        let text = match rendition {
+            None => packager::hls::render_multivariant(&self.packager)?,
+            Some(r) => packager::hls::render_media_playlist(&self.packager, r, skip)?,
+        };
+        let bytes = Bytes::from(text);
+        self.cache.insert(key, (self.version, bytes.clone()));
+        Some(bytes)
+    }
+}
+
+/// One stream's entry in the hub.
+#[derive(Debug)]
+pub struct StreamEntry {
+    /// Full stream name, `live/{name}`.
+    pub name: String,
+    state: Mutex<StreamState>,
+    version_tx: watch::Sender<u64>,
+    waiters: AtomicUsize,
+}
+
+impl StreamEntry {
+    /// Lock the state. Never hold the guard across an `.await`.
+    pub fn lock(&self) -> MutexGuard<'_, StreamState> {
+        // A panic while holding the lock would be a bug in the packager; keep serving what is there.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Subscribe to updates (call before checking the state, then await `changed()`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version_tx.subscribe()
+    }
+
+    /// Try to register one more blocked request; `None` when the per-stream limit is reached. The guard
+    /// unregisters on drop.
+    pub fn try_wait(self: &Arc<Self>, limit: usize) -> Option<WaiterGuard> {
+        let prev = self.waiters.fetch_add(1, Ordering::AcqRel);
+        if prev >= limit {
+            self.waiters.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(WaiterGuard(self.clone()))
+    }
+
+    /// Requests blocked on this stream right now.
+    pub fn waiters(&self) -> usize {
+        self.waiters.load(Ordering::Acquire)
+    }
+
+    fn bump(&self, state: &mut StreamState) {
+        state.version += 1;
+        let v = state.version;
+        self.version_tx.send_replace(v);
+    }
+}
+
+/// Registration of one blocked request (see [`StreamEntry::try_wait`]).
+#[derive(Debug)]
+pub struct WaiterGuard(Arc<StreamEntry>);
+
+impl Drop for WaiterGuard {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// All streams of this origin.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
+    /// Next msn per stream name for streams that were removed, so numbering never repeats.
+    next_msn: Mutex<HashMap<String, u64>>,
+}
+
+/// Wall clock, Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Hub {
+    /// A hub with `config`.
+    pub fn new(config: HubConfig) -> Arc<Self> {
+        Arc::new(Self { config, streams: Mutex::new(HashMap::new()), next_msn: Mutex::new(HashMap::new()) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// The stream called `name` (`live/{name}`), if live or lingering.
+    pub fn get(&self, name: &str) -> Option<Arc<StreamEntry>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// Names of the streams in the hub.
+    pub fn names(&self) -> Vec<String> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
+    /// The first msn for a new packager of `name`: never 0, never a number used before for this name —
+    /// also across origin restarts, because it is at least the current Unix time in seconds and segments
+    /// last at least one second on average (the segment target is at least 1 s).
+    fn first_msn(&self, name: &str) -> u64 {
+        let remembered = self.next_msn.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied().unwrap_or(1);
+        let clock = u64::try_from(unix_ms() / 1000).unwrap_or(1);
+        remembered.max(clock).max(1)
+    }
+
+    fn new_entry(&self, name: &str, first_msn: u64, publisher: PublisherInfo) -> Arc<StreamEntry> {
+        let (version_tx, _) = watch::channel(0);
+        Arc::new(StreamEntry {
+            name: name.to_owned(),
+            state: Mutex::new(StreamState {
+                packager: StreamPackager::new(self.config.packager.clone(), first_msn),
+                publisher: Some(publisher),
+                disconnected_at: None,
+                ended_at: None,
+                version: 0,
+                cache: HashMap::new(),
+            }),
+            version_tx,
+            waiters: AtomicUsize::new(0),
+        })
+    }
+
+    /// End streams whose grace period is over and remove ended streams after the linger time. Call
+    /// periodically (every ~500 ms).
+    pub fn tick(&self, now: Instant) {
+        let entries: Vec<Arc<StreamEntry>> =
+            self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let mut remove = Vec::new();
+        for entry in entries {
+            let mut st = entry.lock();
+            if let Some(at) = st.disconnected_at
+                && st.ended_at.is_none()
+                && now.duration_since(at) >= self.config.reconnect_grace
+            {
+                st.packager.end();
+                st.ended_at = Some(now);
+                entry.bump(&mut st);
+                tracing::info!(stream = %entry.name, "publisher did not come back: stream ended");
+            }
+            if let Some(at) = st.ended_at
+                && now.duration_since(at) >= self.config.ended_linger
+            {
+                remove.push((entry.name.clone(), st.packager.next_msn()));
+            }
+        }
+        if remove.is_empty() {
+            return;
+        }
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut memory = self.next_msn.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, next) in remove {
+            // Only remove if still ended (a re-publish may have replaced it meanwhile).
+            if streams.get(&name).is_some_and(|e| e.lock().ended_at.is_some()) {
+                streams.remove(&name);
+                memory.insert(name.clone(), next);
+                tracing::info!(stream = %name, "stream removed");
+            }
+        }
+    }
+
+    /// Run [`Self::tick`] every 500 ms until `shutdown` turns true.
+    pub async fn run_supervisor(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.tick(Instant::now()),
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() { return; }
+                }
+            }
+        }
+    }
+
+    /// End every stream (graceful shutdown): playlists get EXT-X-ENDLIST.
+    pub fn end_all(&self) {
+        let entries: Vec<Arc<StreamEntry>> =
+            self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        for entry in entries {
+            let mut st = entry.lock();
+            if st.ended_at.is_none() {
+                st.packager.end();
+                st.ended_at = Some(Instant::now());
+                entry.bump(&mut st);
+            }
+        }
+    }
+}
+
+impl Publisher for Hub {
+    fn begin_publish(
+        &self,
+        stream: &str,
+        protocol: Protocol,
+        peer: SocketAddr,
+    ) -> Result<Box<dyn PublishSession>, PublishRefused> {
+        let Some(name) = stream.strip_prefix("live/").filter(|n| is_valid_name(n)) else {
+            return Err(PublishRefused::InvalidName(stream.to_owned()));
+        };
+        let full = format!("live/{name}");
+        let info = PublisherInfo { protocol, peer, since: Instant::now() };
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = match streams.get(&full).cloned() {
+            Some(entry) => {
+                let mut st = entry.lock();
+                if st.publisher.is_some() {
+                    return Err(PublishRefused::AlreadyLive(full));
+                }
+                if st.ended_at.is_none() {
+                    // Reconnect within the grace period: same playlists, after a discontinuity.
+                    st.packager.discontinuity();
+                    st.publisher = Some(info);
+                    st.disconnected_at = None;
+                    entry.bump(&mut st);
+                    tracing::info!(stream = %full, %peer, "publisher reconnected: continuing after a discontinuity");
+                    drop(st);
+                    entry
+                } else {
+                    let first = st.packager.next_msn().max(self.first_msn(&full));
+                    drop(st);
+                    let fresh = self.new_entry(&full, first, info);
+                    streams.insert(full.clone(), fresh.clone());
+                    // Wake anyone still blocked on the old entry.
+                    entry.bump(&mut entry.lock());
+                    fresh
+                }
+            }
+            None => {
+                if streams.len() >= self.config.max_streams {
+                    return Err(PublishRefused::Unavailable("stream limit reached"));
+                }
+                let fresh = self.new_entry(&full, self.first_msn(&full), info);
+                streams.insert(full.clone(), fresh.clone());
+                fresh
+            }
+        };
+        drop(streams);
+        tracing::info!(stream = %full, %peer, protocol = protocol.as_str(), "publish started");
+        Ok(Box::new(HubSession { entry, dropped_frames_logged: false }))
+    }
+}
+
+/// A publish session feeding one stream's packager.
+struct HubSession {
+    entry: Arc<StreamEntry>,
+    dropped_frames_logged: bool,
+}
+
+impl PublishSession for HubSession {
+    fn event(&mut self, event: IngestEvent) {
+        let mut st = self.entry.lock();
+        match event {
+            IngestEvent::Track(track) => {
+                tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
+                st.packager.set_track(track);
+            }
+            IngestEvent::Frame(frame) => {
+                let update = st.packager.push_frame(frame, unix_ms());
+                if update.became_ready {
+                    tracing::info!(stream = %self.entry.name, "playlists ready");
+                }
+                if update.has_new_media || update.became_ready {
+                    self.entry.bump(&mut st);
+                }
+                if !self.dropped_frames_logged
+                    && st.packager.renditions().any(|r| r.counters().dropped_frames > 0)
+                {
+                    self.dropped_frames_logged = true;
+                    tracing::warn!(stream = %self.entry.name, "frames dropped (before a keyframe or going backwards); counted");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HubSession {
+    fn drop(&mut self) {
+        let mut st = self.entry.lock();
+        st.publisher = None;
+        st.disconnected_at = Some(Instant::now());
+        self.entry.bump(&mut st);
+        tracing::info!(stream = %self.entry.name, "publisher disconnected: grace period started");
+    }
+}

@@ -1,0 +1,491 @@
+//! The HTTP origin (hyper 1, HTTP/1.1 and cleartext HTTP/2): LL-HLS playlists with blocking reload,
+//! init segments, segments and parts, with cache headers a CDN can follow and CORS.
+//!
+//! Routes (all objects relative to the multivariant playlist, so a path prefix carries through):
+//! - `GET /live/{name}/index.m3u8` — multivariant playlist;
+//! - `GET /live/{name}/{rendition}/media.m3u8[?_HLS_msn=M[&_HLS_part=P]][&_HLS_skip=YES]` — media playlist;
+//! - `GET /live/{name}/{rendition}/init-{id}.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s` — media objects.
+//!
+//! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
+
+use std::{
+    collections::VecDeque,
+    convert::Infallible,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Body, Frame, Incoming, SizeHint},
+    header::{self, HeaderValue},
+};
+use packager::hls::{BlockingDecision, HlsDirectives, blocking_decision, is_upcoming};
+use tokio::net::TcpListener;
+
+use crate::hub::{Hub, StreamEntry, StreamState};
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// `Access-Control-Allow-Origin` value (default `*`).
+    pub cors_allow_origin: String,
+    /// Time allowed to send the request headers (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (default 20 000); further connections wait in the accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            cors_allow_origin: "*".into(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+        }
+    }
+}
+
+/// A response body made of shared byte chunks (a segment is sent as its parts, without copying).
+#[derive(Debug, Default)]
+pub struct ChunksBody {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+}
+
+impl ChunksBody {
+    /// A body of `chunks`, sent in order.
+    pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        let chunks: VecDeque<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        Self { chunks, remaining }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+}
+
+impl Body for ChunksBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.chunks.pop_front() {
+            Some(c) => {
+                self.remaining -= c.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(c))))
+            }
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// The origin: shared by every connection.
+#[derive(Debug)]
+pub struct Origin {
+    hub: Arc<Hub>,
+    config: OriginConfig,
+}
+
+/// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginError {
+    /// Unknown stream, rendition or object, or an object outside the live window.
+    #[error("not found")]
+    NotFound,
+    /// A malformed request (bad `_HLS_*` directive, or a request too far ahead of the live edge).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The request could not be satisfied in time, or too many requests wait.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// A method other than GET, HEAD or OPTIONS.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
+
+impl OriginError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OriginError::NotFound => StatusCode::NOT_FOUND,
+            OriginError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            OriginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OriginError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+/// A parsed object path below `/live/{name}/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Object {
+    Multivariant,
+    MediaPlaylist { rendition: String },
+    Init { rendition: String, id: u64 },
+    Segment { rendition: String, msn: u64 },
+    Part { rendition: String, msn: u64, part: usize },
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+}
+
+/// Parse `/live/{name}/...` into the stream name (`live/{name}`) and the object.
+fn parse_path(path: &str) -> Option<(String, Object)> {
+    let rest = path.strip_prefix("/live/")?;
+    let mut it = rest.split('/');
+    let name = it.next()?;
+    if !crate::ingest::is_valid_name(name) {
+        return None;
+    }
+    let a = it.next()?;
+    let b = it.next();
+    if it.next().is_some() {
+        return None;
+    }
+    let object = match b {
+        None if a == "index.m3u8" => Object::Multivariant,
+        None => return None,
+        Some(file) => {
+            if !crate::ingest::is_valid_name(a) {
+                return None;
+            }
+            let rendition = a.to_owned();
+            if file == "media.m3u8" {
+                Object::MediaPlaylist { rendition }
+            } else if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
+                Object::Init { rendition, id: parse_u64(id)? }
+            } else if let Some(stem) = file.strip_suffix(".m4s") {
+                match stem.split_once('.') {
+                    None => Object::Segment { rendition, msn: parse_u64(stem)? },
+                    Some((m, p)) => Object::Part {
+                        rendition,
+                        msn: parse_u64(m)?,
+                        part: usize::try_from(parse_u64(p)?).ok()?,
+                    },
+                }
+            } else {
+                return None;
+            }
+        }
+    };
+    Some((format!("live/{name}"), object))
+}
+
+/// Cache-Control values by object type (documented in the README).
+mod cache {
+    pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+    pub const LIVE_PLAYLIST: &str = "public, max-age=1";
+    pub const BLOCKING_PLAYLIST: &str = "public, max-age=60";
+    pub const ENDED_PLAYLIST: &str = "public, max-age=60";
+    pub const ERROR: &str = "no-cache";
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: &'static str,
+    cache_control: &'static str,
+    body: ChunksBody,
+}
+
+impl Origin {
+    /// An origin serving `hub`'s streams.
+    pub fn new(hub: Arc<Hub>, config: OriginConfig) -> Arc<Self> {
+        Arc::new(Self { hub, config })
+    }
+
+    /// Answer one request (never fails: errors become statuses).
+    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Result<Response<ChunksBody>, Infallible> {
+        let method = req.method().clone();
+        let mut response = match method {
+            Method::GET | Method::HEAD => match self.route(&req).await {
+                Ok(reply) => {
+                    let len = reply.body.size_hint().exact().unwrap_or(0);
+                    let mut resp = Response::new(if method == Method::HEAD { ChunksBody::empty() } else { reply.body });
+                    *resp.status_mut() = reply.status;
+                    let h = resp.headers_mut();
+                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(reply.cache_control));
+                    resp
+                }
+                Err(e) => {
+                    tracing::debug!(path = %req.uri().path(), error = %e, "request failed");
+                    error_response(&e)
+                }
+            },
+            Method::OPTIONS => {
+                let mut resp = Response::new(ChunksBody::empty());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                let h = resp.headers_mut();
+                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
+                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+                resp
+            }
+            _ => error_response(&OriginError::MethodNotAllowed),
+        };
+        if let Ok(v) = HeaderValue::from_str(&self.config.cors_allow_origin) {
+            response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+        Ok(response)
+    }
+
+    async fn route<B>(&self, req: &Request<B>) -> Result<Reply, OriginError> {
+        let (stream, object) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
+        let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
+        let directives = match &object {
+            Object::MediaPlaylist { .. } => {
+                HlsDirectives::parse(req.uri().query().unwrap_or("")).map_err(|_| OriginError::BadRequest("directive"))?
+            }
+            _ => HlsDirectives::default(),
+        };
+        match object {
+            Object::Multivariant => {
+                let body = self
+                    .wait_for(&entry, self.ready_timeout(), |st| {
+                        Ok(if st.packager.is_ready() || st.packager.is_ended() { Some(()) } else { None })
+                    })
+                    .await
+                    .and_then(|()| entry.lock().playlist(None, false).ok_or(OriginError::NotFound))?;
+                let ended = entry.lock().packager.is_ended();
+                Ok(playlist_reply(body, if ended { cache::ENDED_PLAYLIST } else { cache::LIVE_PLAYLIST }))
+            }
+            Object::MediaPlaylist { rendition } => {
+                let blocking = directives.msn.is_some();
+                let timeout = self.blocking_timeout(&entry);
+                let rendition_ref = rendition.as_str();
+                self.wait_for(&entry, timeout, |st| {
+                    if !st.packager.is_ready() && !st.packager.is_ended() {
+                        return Ok(None);
+                    }
+                    let r = st.packager.rendition(rendition_ref).ok_or(OriginError::NotFound)?;
+                    let Some(msn) = directives.msn else { return Ok(Some(())) };
+                    match blocking_decision(r, msn, directives.part) {
+                        BlockingDecision::Ready => Ok(Some(())),
+                        BlockingDecision::Wait => Ok(None),
+                        BlockingDecision::TooFarAhead => Err(OriginError::BadRequest("more than two segments ahead")),
+                    }
+                })
+                .await?;
+                let mut st = entry.lock();
+                let body = st.playlist(Some(&rendition), directives.skip).ok_or(OriginError::NotFound)?;
+                let cc = if st.packager.is_ended() {
+                    cache::ENDED_PLAYLIST
+                } else if blocking {
+                    cache::BLOCKING_PLAYLIST
+                } else {
+                    cache::LIVE_PLAYLIST
+                };
+                Ok(playlist_reply(body, cc))
+            }
+            Object::Init { rendition, id } => {
+                let st = entry.lock();
+                let r = st.packager.rendition(&rendition).ok_or(OriginError::NotFound)?;
+                let bytes = r.init(id).ok_or(OriginError::NotFound)?.clone();
+                Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
+            }
+            Object::Segment { rendition, msn } => {
+                let timeout = self.blocking_timeout(&entry);
+                let body = self
+                    .wait_for(&entry, timeout, |st| {
+                        let r = st.packager.rendition(&rendition).ok_or(OriginError::NotFound)?;
+                        match r.segment(msn) {
+                            Some(s) if s.is_complete => {
+                                Ok(Some((r.kind(), ChunksBody::new(s.parts.iter().map(|p| p.bytes.clone())))))
+                            }
+                            _ if is_upcoming(r, msn, None) => Ok(None),
+                            _ => Err(OriginError::NotFound),
+                        }
+                    })
+                    .await?;
+                Ok(media_reply(body.0, body.1))
+            }
+            Object::Part { rendition, msn, part } => {
+                let timeout = self.blocking_timeout(&entry);
+                let body = self
+                    .wait_for(&entry, timeout, |st| {
+                        let r = st.packager.rendition(&rendition).ok_or(OriginError::NotFound)?;
+                        match r.part(msn, part) {
+                            Some(p) => Ok(Some((r.kind(), ChunksBody::new([p.bytes.clone()])))),
+                            None if is_upcoming(r, msn, Some(part)) => Ok(None),
+                            None => Err(OriginError::NotFound),
+                        }
+                    })
+                    .await?;
+                Ok(media_reply(body.0, body.1))
+            }
+        }
+    }
+
+    /// 3× the target duration (RFC 8216bis §6.2.5.2), or 3× the segment target before it is fixed.
+    fn blocking_timeout(&self, entry: &StreamEntry) -> Duration {
+        let td = entry.lock().packager.target_duration_secs();
+        match td {
+            Some(td) => Duration::from_secs(3 * u64::from(td)),
+            None => self.hub.config().packager.segment_target * 3,
+        }
+    }
+
+    /// How long a playlist request waits for a stream that is publishing but not yet ready.
+    fn ready_timeout(&self) -> Duration {
+        self.hub.config().packager.max_target_duration + Duration::from_secs(2)
+    }
+
+    /// Evaluate `check` on the stream state now and after each update until it yields a value, fails, or
+    /// `timeout` passes (503). Counts as one waiter while blocked.
+    async fn wait_for<T>(
+        &self,
+        entry: &Arc<StreamEntry>,
+        timeout: Duration,
+        mut check: impl FnMut(&mut StreamState) -> Result<Option<T>, OriginError>,
+    ) -> Result<T, OriginError> {
+        let mut rx = entry.subscribe();
+        if let Some(v) = check(&mut entry.lock())? {
+            return Ok(v);
+        }
+        let _guard = entry
+            .try_wait(self.hub.config().max_waiters_per_stream)
+            .ok_or(OriginError::Unavailable("too many blocked requests"))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                // The entry was dropped (stream removed): nothing more will come.
+                Ok(Err(_)) => return Err(OriginError::NotFound),
+                Err(_) => return Err(OriginError::Unavailable("not available in time")),
+            }
+            {
+                let mut st = entry.lock();
+                if let Some(v) = check(&mut st)? {
+                    return Ok(v);
+                }
+                if st.packager.is_ended() {
+                    return Err(OriginError::NotFound);
+                }
+            }
+            // If this entry was replaced by a new publish of the same name, stop waiting on it.
+            if !self.hub.get(&entry.name).is_some_and(|e| Arc::ptr_eq(&e, entry)) {
+                return Err(OriginError::NotFound);
+            }
+        }
+    }
+}
+
+fn playlist_reply(body: Bytes, cache_control: &'static str) -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        content_type: "application/vnd.apple.mpegurl",
+        cache_control,
+        body: ChunksBody::new([body]),
+    }
+}
+
+fn media_reply(kind: media::TrackKind, body: ChunksBody) -> Reply {
+    Reply {
+        status: StatusCode::OK,
+        content_type: match kind {
+            media::TrackKind::Video => "video/mp4",
+            media::TrackKind::Audio => "audio/mp4",
+        },
+        cache_control: cache::IMMUTABLE,
+        body,
+    }
+}
+
+fn error_response(e: &OriginError) -> Response<ChunksBody> {
+    let mut resp = Response::new(ChunksBody::new([Bytes::from(format!("{}\n", e.status()))]));
+    *resp.status_mut() = e.status();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache::ERROR));
+    if *e == OriginError::MethodNotAllowed {
+        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+    }
+    resp
+}
+
+/// Serve HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on `listener` until `shutdown` turns true.
+pub async fn serve(listener: TcpListener, origin: Arc<Origin>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo, TokioTimer},
+        server::conn::auto,
+    };
+    let limit = Arc::new(tokio::sync::Semaphore::new(origin.config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "http accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let origin = origin.clone();
+        let header_timeout = origin.config.header_read_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 * 1024);
+            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| origin.clone().handle(req));
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(%peer, error = %e, "http connection ended with an error");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_strictly() {
+        assert_eq!(parse_path("/live/demo/index.m3u8"), Some(("live/demo".into(), Object::Multivariant)));
+        assert_eq!(
+            parse_path("/live/demo/source/123.4.m4s"),
+            Some(("live/demo".into(), Object::Part { rendition: "source".into(), msn: 123, part: 4 }))
+        );
+        assert_eq!(
+            parse_path("/live/demo/audio/init-77.mp4"),
+            Some(("live/demo".into(), Object::Init { rendition: "audio".into(), id: 77 }))
+        );
+        for bad in [
+            "/live/../etc/passwd",
+            "/live/demo/../x/media.m3u8",
+            "/live/demo/source/-1.m4s",
+            "/live/demo/source/1.2.3.m4s",
+            "/live/demo/source/99999999999999999999.m4s",
+            "/live/demo",
+            "/live/demo/source/media.m3u8/x",
+            "/live//index.m3u8",
+            "/other/demo/index.m3u8",
+        ] {
+            assert_eq!(parse_path(bad), None, "{bad}");
+        }
+    }
+}
