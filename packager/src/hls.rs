@@ -122,6 +122,24 @@ pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
     }
 }
 
+/// The part to hint (EXT-X-PRELOAD-HINT, RFC 8216bis §4.4.5.3): the next part of the open segment, or
+/// the first part of the next segment once the open segment has (nearly) reached the segment target — where
+/// a keyframe on the segment grid will most likely cut it. Either part, when requested, blocks until it
+/// exists ([`is_upcoming`]); a hinted part that a cut makes impossible answers 404.
+pub fn preload_hint(r: &Rendition, cfg: &crate::PackagerConfig) -> Option<(u64, usize)> {
+    let (msn, part) = r.next_part()?;
+    let open = r.segments().back().filter(|s| !s.is_complete && s.msn == msn)?;
+    let ts = r.timescale();
+    let target = crate::stream::duration_ticks(cfg.segment_target, ts);
+    let half_part = crate::stream::duration_ticks(cfg.part_target, ts) / 2;
+    let elapsed = i64::try_from(open.duration_ticks()).unwrap_or(i64::MAX);
+    if part > 0 && elapsed + half_part >= target {
+        Some((msn + 1, 0))
+    } else {
+        Some((msn, part))
+    }
+}
+
 fn secs(ticks: u64, timescale: u32) -> f64 {
     ticks as f64 / f64::from(timescale)
 }
@@ -314,11 +332,7 @@ pub fn render_media_playlist(stream: &StreamPackager, rendition: &str, skip: boo
     if r.is_ended() {
         out.push_str("#EXT-X-ENDLIST\n");
     } else {
-        if let Some((msn, part)) = r.next_part() {
-            if segments.back().is_some_and(|s| s.is_complete) && current_init != Some(r.current_init_id()) {
-                // The hinted part starts a segment with a new init segment: nothing to do here, the MAP
-                // appears with that segment.
-            }
+        if let Some((msn, part)) = preload_hint(r, cfg) {
             let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.m4s\"");
         }
         for other in stream.renditions().filter(|o| o.name() != r.name()) {

@@ -387,6 +387,11 @@ impl Rendition {
         self.is_ended = true;
     }
 
+    /// Count a gap left in the timeline (a frame arrived later than the segment could stretch).
+    pub fn count_timeline_gap(&mut self) {
+        self.counters.timeline_gaps += 1;
+    }
+
     /// Count a forced cut (keyframe too late for the target duration).
     pub fn count_forced_cut(&mut self) {
         self.counters.forced_cuts += 1;

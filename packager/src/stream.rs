@@ -219,7 +219,7 @@ impl StreamPackager {
                 let seg_elapsed = elapsed - r.est_duration_ticks();
                 let is_video = r.kind() == TrackKind::Video;
                 if is_video || !has_video {
-                    if frame.is_keyframe && seg_elapsed >= segment_target {
+                    if frame.is_keyframe && seg_elapsed + jitter >= segment_target {
                         cut = Some(Cut::Natural);
                     } else if elapsed > max_segment {
                         cut = Some(Cut::Forced);
@@ -247,7 +247,18 @@ impl StreamPackager {
                 }
                 let was_first = r.last_complete_msn().is_none();
                 let seg_start = r.segments().back().map(|s| s.start_dts).unwrap_or(frame.dts);
-                r.cut(Some(frame.dts));
+                // A timestamp gap must not stretch a segment past the target duration: the last frame
+                // then ends at the limit and the gap stays a gap in the timeline.
+                // (Audio may exceed by less than half a second: EXTINF rounds to the target duration.)
+                let limit = match r.kind() {
+                    TrackKind::Video => max_segment,
+                    TrackKind::Audio => max_segment - jitter + i64::from(timescale) / 2 - 1,
+                };
+                let end = if td_fixed { frame.dts.min(seg_start + limit) } else { frame.dts };
+                if end < frame.dts {
+                    r.count_timeline_gap();
+                }
+                r.cut(Some(end));
                 if was_first && !td_fixed {
                     first_segment_secs = Some((frame.dts - seg_start) as f64 / f64::from(timescale));
                 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use media::{Frame, TrackInfo};
 
+pub mod flv;
 pub mod rtmp;
 
 /// The transport a stream was published with.

@@ -1,0 +1,170 @@
+//! Shared by the bench binaries: the fixture FLV (made once with FFmpeg) and a minimal FLV file reader.
+//!
+//! FLV file layout (Adobe Flash Video File Format Specification 10.1, annex E): a 9-byte header
+//! (`FLV`, version, flags, header size), then `PreviousTagSize0` (4 bytes), then tags, each followed by its
+//! `PreviousTagSize`. A tag is: type (1 byte: 8 audio, 9 video, 18 script data), data size (24 bits),
+//! timestamp (24 bits, milliseconds) plus an extended upper byte, stream id (24 bits, always 0), body.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bytes::Bytes;
+
+/// The kind of an FLV tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagKind {
+    /// Type 8: an audio tag body (AUDIODATA), an RTMP audio message payload.
+    Audio,
+    /// Type 9: a video tag body (VIDEODATA), an RTMP video message payload.
+    Video,
+    /// Type 18: script data (`onMetaData`).
+    Script,
+}
+
+/// One FLV tag.
+#[derive(Debug, Clone)]
+pub struct FlvTag {
+    /// What the body is.
+    pub kind: TagKind,
+    /// The tag timestamp (the DTS), milliseconds, already combined with its extended byte.
+    pub timestamp_ms: i64,
+    /// The tag body, exactly what an RTMP audio/video message carries.
+    pub body: Bytes,
+}
+
+impl FlvTag {
+    /// True for a video tag carrying a coded frame (AVCPacketType 1, or an Enhanced RTMP coded-frames
+    /// packet), as opposed to a sequence header or end of sequence.
+    pub fn is_video_frame(&self) -> bool {
+        if self.kind != TagKind::Video || self.body.is_empty() {
+            return false;
+        }
+        let b0 = self.body[0];
+        if b0 & 0x80 != 0 {
+            // Enhanced RTMP: PacketType in the low nibble; 1 = CodedFrames, 3 = CodedFramesX.
+            matches!(b0 & 0x0F, 1 | 3)
+        } else {
+            self.body.get(1) == Some(&1)
+        }
+    }
+}
+
+/// Where the fixture FLV lives: `$ESTUARY_BENCH_FLV`, or a file in the temporary directory.
+pub fn fixture_flv_path() -> PathBuf {
+    match std::env::var_os("ESTUARY_BENCH_FLV") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::temp_dir().join("estuary-bench-bbb-720p-2s-gop.flv"),
+    }
+}
+
+/// The fixture as FLV, made once by FFmpeg (`-c copy`, no re-encoding) from `fixtures/bbb-720p-2s-gop.mp4`
+/// (30 s, 24 fps H.264 with a keyframe every 2 s, AAC-LC 44.1 kHz).
+pub fn fixture_flv() -> PathBuf {
+    let path = fixture_flv_path();
+    if path.exists() {
+        return path;
+    }
+    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
+    let tmp = path.with_extension("flv.partial");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&mp4)
+        .args(["-t", "60", "-c", "copy", "-f", "flv"])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg is installed (needed to make the bench input)");
+    assert!(status.success(), "ffmpeg failed to make {}", path.display());
+    std::fs::rename(&tmp, &path).expect("rename the finished FLV into place");
+    path
+}
+
+/// Parse a whole FLV file into its tags. Errors name the byte offset where the file stops making sense.
+pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
+    if file.len() < 9 || &file[..3] != b"FLV" {
+        return Err("not an FLV file (no FLV signature)".into());
+    }
+    let header_bytes = u32::from_be_bytes([file[5], file[6], file[7], file[8]]) as usize;
+    // Skip the header and PreviousTagSize0.
+    let mut at = header_bytes + 4;
+    let mut tags = Vec::new();
+    while at < file.len() {
+        if file.len() - at < 11 {
+            return Err(format!("truncated tag header at byte {at}"));
+        }
+        let h = &file[at..at + 11];
+        let size = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+        let body_start = at + 11;
+        let body_end = body_start + size;
+        if body_end + 4 > file.len() {
+            return Err(format!("tag at byte {at} overruns the file ({size} bytes body)"));
+        }
+        let kind = match h[0] & 0x1F {
+            8 => Some(TagKind::Audio),
+            9 => Some(TagKind::Video),
+            18 => Some(TagKind::Script),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            tags.push(FlvTag { kind, timestamp_ms: i64::from(ts), body: file.slice(body_start..body_end) });
+        }
+        at = body_end + 4;
+    }
+    Ok(tags)
+}
+
+/// The file's media tags `loops` times back to back, each loop shifted by the video period (last video
+/// DTS + one frame − first video DTS) so that the video timeline and its 2 s GOP grid continue. Audio tags
+/// that would not move forward (the file's audio starts before its video, so it overlaps the previous
+/// loop's tail) are dropped; sequence headers and script tags are kept only in the first loop.
+#[allow(dead_code)] // used by one of the two bench binaries
+pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
+    let video: Vec<i64> = tags.iter().filter(|t| t.is_video_frame()).map(|t| t.timestamp_ms).collect();
+    let (Some(&first), Some(&last)) = (video.first(), video.last()) else {
+        return tags.to_vec();
+    };
+    // (last - first) spans n - 1 frame durations; the period is n of them, rounded to whole ms.
+    let n = video.len() as i64;
+    let period_ms = if n > 1 { ((last - first) * n + (n - 1) / 2) / (n - 1) } else { 40 };
+    let mut out = Vec::with_capacity(tags.len() * loops);
+    let mut last_audio = i64::MIN;
+    let mut last_video = i64::MIN;
+    for n in 0..loops {
+        let shift = period_ms * n as i64;
+        for tag in tags {
+            let is_media_frame = match tag.kind {
+                TagKind::Video => tag.is_video_frame(),
+                TagKind::Audio => tag.body.get(1) == Some(&1),
+                TagKind::Script => false,
+            };
+            if n > 0 && !is_media_frame {
+                continue;
+            }
+            let ts = tag.timestamp_ms + shift;
+            let last = match tag.kind {
+                TagKind::Audio => &mut last_audio,
+                TagKind::Video => &mut last_video,
+                TagKind::Script => {
+                    out.push(tag.clone());
+                    continue;
+                }
+            };
+            if is_media_frame {
+                if ts <= *last {
+                    continue;
+                }
+                *last = ts;
+            }
+            out.push(FlvTag { kind: tag.kind, timestamp_ms: ts, body: tag.body.clone() });
+        }
+    }
+    out
+}
+
+/// Percentile (nearest rank) of sorted values.
+#[allow(dead_code)] // used by one of the two bench binaries
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
+    assert!(!sorted.is_empty(), "percentile of no values");
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}

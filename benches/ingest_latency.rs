@@ -1,0 +1,605 @@
+//! Ingest-to-availability latency of the origin, end to end over real sockets, in one process.
+//!
+//! Measures, per part, the time from the moment the part's LAST video frame has been written to the RTMP
+//! socket to the moment an LL-HLS blocking playlist request for that part (`_HLS_msn=M&_HLS_part=P`)
+//! returns with its full body. Everything runs on 127.0.0.1 in one tokio runtime (2 worker threads): the
+//! server (`estuary::server::Server`), a publisher replaying the fixture FLV in real time with our own RTMP
+//! client (rml_rtmp's client session), and raw HTTP/1.1 keep-alive viewers.
+//!
+//! Mapping a part to its last frame: after the blocking request returns, a separate connection fetches
+//! `M.P.m4s` and reads its moof with mp4-atom; `tfdt` plus the durations of every sample but the last is
+//! the last sample's DTS in 90 kHz ticks, and on a first publish the packager keeps input timestamps
+//! (offset 0), so DTS / 90 is the RTMP timestamp in ms (matched within ±3 ms, since the packager may snap
+//! up to 2 ms of timestamp jitter at part boundaries). A sample counts only if the request was sent
+//! before that last frame was written (i.e. the request really blocked).
+//!
+//! Runs: one viewer at part target 200 ms and at 500 ms, then 200 viewers (each its own connection, each
+//! following the preload hint) at 200 ms, reporting when the first and the LAST of them got each part.
+//! Prints a table and a comparison with the goal (origin adds ≤ 20 ms p50, ≤ 50 ms p99); it asserts
+//! nothing about time.
+//!
+//! `cargo bench --bench ingest_latency` (about 3 minutes); `-- --quick` for short runs.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bytes::Bytes;
+use estuary::config::{FileConfig, ServeArgs, Settings};
+use estuary::server::Server;
+use mp4_atom::{Any, Decode};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use rml_rtmp::time::RtmpTimestamp;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use common::{FlvTag, TagKind, percentile};
+
+const STREAM_KEY: &str = "bench";
+const PLAYLIST_PATH: &str = "/live/bench/source/media.m3u8";
+/// How far a part's last DTS (ms, rounded) may be from an RTMP timestamp we wrote and still match it.
+const MATCH_TOLERANCE_MS: i64 = 3;
+/// Goal to compare with (not asserted).
+const GOAL_P50: Duration = Duration::from_millis(20);
+const GOAL_P99: Duration = Duration::from_millis(50);
+
+/// When each video frame was written to the RTMP socket, keyed by its RTMP timestamp (ms).
+type WriteLog = Arc<Mutex<BTreeMap<i64, Instant>>>;
+
+/// One run's parameters.
+struct Run {
+    label: &'static str,
+    part_target: Duration,
+    publish_secs: u64,
+    viewers: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let is_quick = std::env::args().any(|a| a == "--quick");
+    let runs = [
+        Run { label: "1 viewer", part_target: Duration::from_millis(200), publish_secs: 50, viewers: 1 },
+        Run { label: "1 viewer", part_target: Duration::from_millis(500), publish_secs: 60, viewers: 1 },
+        Run { label: "200 viewers", part_target: Duration::from_millis(200), publish_secs: 35, viewers: 200 },
+    ];
+    let flv_path = common::fixture_flv();
+    let file = Bytes::from(std::fs::read(&flv_path).with_context(|| format!("read {}", flv_path.display()))?);
+    let tags = common::read_flv_tags(&file).map_err(|e| anyhow!("{}: {e}", flv_path.display()))?;
+    // The file is 30 s: loop it (timeline continued) to publish longer.
+    let tags = common::looped_tags(&tags, 3);
+
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("ingest_latency: last frame written to the RTMP socket -> blocked LL-HLS playlist request returns");
+    println!(
+        "input: {} (24 fps H.264, 2 s GOP, AAC 44.1 kHz) replayed in real time; {cores} cores, tokio 2 workers, \
+         server + publisher + viewers in one process on 127.0.0.1",
+        flv_path.display()
+    );
+    let mut rows = Vec::new();
+    for run in &runs {
+        let secs = if is_quick { 12 } else { run.publish_secs };
+        println!(
+            "\nrunning: {}, part target {} ms, publishing {secs} s ...",
+            run.label,
+            run.part_target.as_millis()
+        );
+        let report = rt.block_on(measure(run, secs, &tags))?;
+        report.print_details();
+        rows.extend(report.rows);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+/// One table row: a latency distribution.
+struct Row {
+    label: String,
+    part_target: Duration,
+    measured: usize,
+    mean_part: Duration,
+    sorted: Vec<Duration>,
+}
+
+struct Report {
+    rows: Vec<Row>,
+    details: Vec<String>,
+}
+
+impl Report {
+    fn print_details(&self) {
+        for d in &self.details {
+            println!("  {d}");
+        }
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "| run                          | part target | parts | mean part ms | p50 ms | p90 ms | p99 ms | max ms | goal p50<=20 / p99<=50 |"
+    );
+    println!(
+        "|------------------------------|-------------|-------|--------------|--------|--------|--------|--------|------------------------|"
+    );
+    for r in rows {
+        if r.sorted.is_empty() {
+            println!("| {:<28} | {:>8} ms | {:>5} | (no samples)", r.label, r.part_target.as_millis(), 0);
+            continue;
+        }
+        let p50 = percentile(&r.sorted, 50.0);
+        let p99 = percentile(&r.sorted, 99.0);
+        let verdict = match (p50 <= GOAL_P50, p99 <= GOAL_P99) {
+            (true, true) => "met",
+            (true, false) => "p99 over",
+            (false, true) => "p50 over",
+            (false, false) => "both over",
+        };
+        println!(
+            "| {:<28} | {:>8} ms | {:>5} | {:>12} | {:>6} | {:>6} | {:>6} | {:>6} | {:<22} |",
+            r.label,
+            r.part_target.as_millis(),
+            r.measured,
+            ms(r.mean_part),
+            ms(p50),
+            ms(percentile(&r.sorted, 90.0)),
+            ms(p99),
+            ms(*r.sorted.last().expect("non-empty")),
+            verdict
+        );
+    }
+    println!(
+        "(latency includes the server's RTMP read, FLV parse, packaging, notification and HTTP response, plus \
+         the bench client's own socket reads; all on the same 2 cores)"
+    );
+}
+
+async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Result<Report> {
+    let args = ServeArgs {
+        http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        rtmp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        part_target: Some(run.part_target),
+        ..Default::default()
+    };
+    let settings = Settings::resolve(&args, FileConfig::default())?;
+    let server = Server::start(settings).await?;
+    let (http, rtmp) = (server.http_addr, server.rtmp_addr);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (parts_tx, parts_rx) = mpsc::channel::<(u64, u64)>(4096);
+    let fetcher = tokio::spawn(fetch_parts(http, parts_rx));
+    let mut viewers = Vec::new();
+    for i in 0..run.viewers {
+        let tx = (i == 0).then(|| parts_tx.clone());
+        viewers.push(tokio::spawn(viewer(http, stop_rx.clone(), tx)));
+    }
+    drop(parts_tx);
+
+    let log: WriteLog = Arc::default();
+    let publish = publish(rtmp, tags, publish_secs * 1000, log.clone()).await;
+    // Let the last parts be fetched, then stop the viewers (they are blocked on a part that never comes).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = stop_tx.send(true);
+    let mut per_viewer = Vec::new();
+    for v in viewers {
+        per_viewer.push(v.await?);
+    }
+    let timings = fetcher.await?;
+    server.shutdown().await;
+    let pacing = publish?;
+
+    let log = log.lock().expect("write log lock").clone();
+    let mut details = vec![format!(
+        "publisher: {} video frames written, pacing late by max {} ms",
+        log.len(),
+        ms(pacing.max_late)
+    )];
+    let mean_part = {
+        let d: Vec<u64> = timings.values().map(|t| t.duration_90k).collect();
+        if d.is_empty() { Duration::ZERO } else { Duration::from_secs_f64(d.iter().sum::<u64>() as f64 / d.len() as f64 / 90_000.0) }
+    };
+
+    // Group the observations per part: (viewer's request sent, response received).
+    let mut per_part: HashMap<(u64, u64), Vec<(Instant, Instant)>> = HashMap::new();
+    for obs in per_viewer.iter().flatten() {
+        per_part.entry((obs.msn, obs.part)).or_default().push((obs.sent, obs.received));
+    }
+    let (mut unmapped, mut not_blocked, mut incomplete) = (0usize, 0usize, 0usize);
+    let mut first = Vec::new();
+    let mut last = Vec::new();
+    let mut blocked_for = Vec::new();
+    for (key, got) in &per_part {
+        let Some(write) = timings.get(key).and_then(|t| nearest_write(&log, t.last_dts_90k)) else {
+            unmapped += 1;
+            continue;
+        };
+        if got.len() < run.viewers {
+            incomplete += 1;
+            continue;
+        }
+        if got.iter().any(|(sent, _)| *sent > write) {
+            not_blocked += 1;
+            continue;
+        }
+        let earliest = got.iter().map(|g| g.1).min().expect("non-empty");
+        let latest = got.iter().map(|g| g.1).max().expect("non-empty");
+        first.push(earliest.saturating_duration_since(write));
+        last.push(latest.saturating_duration_since(write));
+        blocked_for.extend(got.iter().map(|(s, r)| r.saturating_duration_since(*s)));
+    }
+    first.sort();
+    last.sort();
+    blocked_for.sort();
+    details.push(format!(
+        "parts seen: {}, measured: {}, not mapped to a frame: {unmapped}, request not blocked in time: {not_blocked}, \
+         missing at some viewer: {incomplete}",
+        per_part.len(),
+        last.len()
+    ));
+    if !blocked_for.is_empty() {
+        details.push(format!(
+            "time each request stayed blocked: p50 {} ms (expected about one part duration: requests block)",
+            ms(percentile(&blocked_for, 50.0))
+        ));
+    }
+    let target_ms = run.part_target.as_millis();
+    let rows = if run.viewers == 1 {
+        vec![Row {
+            label: run.label.to_string(),
+            part_target: run.part_target,
+            measured: last.len(),
+            mean_part,
+            sorted: last,
+        }]
+    } else {
+        if let (Some(f), Some(l)) = (first.first(), last.first()) {
+            details.push(format!("fan-out at {target_ms} ms: first-of and last-of-{} distributions below ({} / {} min)", run.viewers, ms(*f), ms(*l)));
+        }
+        vec![
+            Row {
+                label: format!("{}: first to get it", run.label),
+                part_target: run.part_target,
+                measured: first.len(),
+                mean_part,
+                sorted: first,
+            },
+            Row {
+                label: format!("{}: LAST to get it", run.label),
+                part_target: run.part_target,
+                measured: last.len(),
+                mean_part,
+                sorted: last,
+            },
+        ]
+    };
+    Ok(Report { rows, details })
+}
+
+/// The write instant of the video frame whose RTMP timestamp is nearest to `dts_90k / 90` ms.
+fn nearest_write(log: &BTreeMap<i64, Instant>, dts_90k: i64) -> Option<Instant> {
+    let target = (dts_90k + 45).div_euclid(90);
+    log.range(target - MATCH_TOLERANCE_MS..=target + MATCH_TOLERANCE_MS)
+        .min_by_key(|(ts, _)| (**ts - target).abs())
+        .map(|(_, at)| *at)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Publisher: RTMP client replaying FLV tags in real time.
+
+struct Pacing {
+    max_late: Duration,
+}
+
+/// Publish `tags` to `live/bench` in real time (tag timestamp = due time after the first tag), up to
+/// `until_ms` of media, recording when each video frame was written. Returns the pacing quality.
+async fn publish(addr: SocketAddr, tags: &[FlvTag], until_ms: u64, log: WriteLog) -> anyhow::Result<Pacing> {
+    let (socket, mut session) = rtmp_publish(addr).await?;
+    let (mut rd, mut wr) = socket.into_split();
+    // The server's acknowledgements are not needed: read and discard them so its writes never stall.
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let t0 = tags.first().map_or(0, |t| t.timestamp_ms);
+    let start = tokio::time::Instant::now();
+    let mut max_late = Duration::ZERO;
+    for tag in tags {
+        let offset_ms = u64::try_from(tag.timestamp_ms - t0).unwrap_or(0);
+        if offset_ms > until_ms {
+            break;
+        }
+        let due = start + Duration::from_millis(offset_ms);
+        tokio::time::sleep_until(due).await;
+        max_late = max_late.max(tokio::time::Instant::now().saturating_duration_since(due));
+        let ts = RtmpTimestamp::new(tag.timestamp_ms as u32);
+        let result = match tag.kind {
+            TagKind::Video => session.publish_video_data(tag.body.clone(), ts, false),
+            TagKind::Audio => session.publish_audio_data(tag.body.clone(), ts, false),
+            TagKind::Script => continue,
+        }
+        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+        if let ClientSessionResult::OutboundResponse(packet) = result {
+            wr.write_all(&packet.bytes).await?;
+        }
+        if tag.is_video_frame() {
+            let written = Instant::now();
+            log.lock().expect("write log lock").insert(tag.timestamp_ms, written);
+        }
+    }
+    drain.abort();
+    Ok(Pacing { max_late })
+}
+
+/// Connect, handshake, `connect` to app `live` and `publish` `bench`.
+async fn rtmp_publish(addr: SocketAddr) -> anyhow::Result<(TcpStream, ClientSession)> {
+    let mut socket = TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    let mut handshake = Handshake::new(PeerType::Client);
+    let c0c1 = handshake.generate_outbound_p0_and_p1().map_err(|e| anyhow!("handshake: {e:?}"))?;
+    socket.write_all(&c0c1).await?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending = loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            bail!("server closed the connection during the handshake");
+        }
+        match handshake.process_bytes(&buf[..n]).map_err(|e| anyhow!("handshake: {e:?}"))? {
+            HandshakeProcessResult::InProgress { response_bytes } => socket.write_all(&response_bytes).await?,
+            HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+                socket.write_all(&response_bytes).await?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let mut config = ClientSessionConfig::new();
+    config.tc_url = Some(format!("rtmp://{addr}/live"));
+    let (mut session, initial) = ClientSession::new(config).map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+    send(&mut socket, initial).await?;
+    let request = session.request_connection("live".into()).map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+    send(&mut socket, vec![request]).await?;
+    await_event(&mut socket, &mut session, &mut pending, |e| *e == ClientSessionEvent::ConnectionRequestAccepted)
+        .await?;
+    let request = session
+        .request_publishing(STREAM_KEY.into(), PublishRequestType::Live)
+        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+    send(&mut socket, vec![request]).await?;
+    await_event(&mut socket, &mut session, &mut pending, |e| *e == ClientSessionEvent::PublishRequestAccepted)
+        .await?;
+    Ok((socket, session))
+}
+
+async fn send(socket: &mut TcpStream, results: Vec<ClientSessionResult>) -> anyhow::Result<()> {
+    for r in results {
+        if let ClientSessionResult::OutboundResponse(packet) = r {
+            socket.write_all(&packet.bytes).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Feed the server's bytes to the session (answering as it asks) until an event matches `is_wanted`.
+async fn await_event(
+    socket: &mut TcpStream,
+    session: &mut ClientSession,
+    pending: &mut Vec<u8>,
+    is_wanted: impl Fn(&ClientSessionEvent) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if !pending.is_empty() {
+            let results = session.handle_input(pending).map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+            pending.clear();
+            let mut found = false;
+            for r in results {
+                match r {
+                    ClientSessionResult::OutboundResponse(packet) => socket.write_all(&packet.bytes).await?,
+                    ClientSessionResult::RaisedEvent(e) if is_wanted(&e) => found = true,
+                    ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestRejected {
+                        description,
+                    }) => bail!("connection rejected: {description}"),
+                    _ => {}
+                }
+            }
+            if found {
+                return Ok(());
+            }
+        }
+        let n = tokio::time::timeout_at(deadline, socket.read(&mut buf)).await.context("rtmp server reply")??;
+        if n == 0 {
+            bail!("rtmp server closed the connection");
+        }
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Viewers: raw HTTP/1.1 keep-alive clients (least machinery between the socket and the timestamp).
+
+struct HttpResponse {
+    status: u16,
+    body: Bytes,
+}
+
+struct HttpClient {
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl HttpClient {
+    fn new(addr: SocketAddr) -> Self {
+        Self { addr, stream: None, buf: Vec::with_capacity(64 * 1024) }
+    }
+
+    /// GET `path`; reconnects once if the kept-alive connection was closed.
+    async fn get(&mut self, path: &str) -> std::io::Result<HttpResponse> {
+        let mut attempt = 0;
+        loop {
+            if self.stream.is_none() {
+                let s = TcpStream::connect(self.addr).await?;
+                s.set_nodelay(true)?;
+                self.stream = Some(s);
+                self.buf.clear();
+            }
+            match self.try_get(path).await {
+                Ok(r) => return Ok(r),
+                Err(e) => {
+                    self.stream = None;
+                    attempt += 1;
+                    if attempt == 2 {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn try_get(&mut self, path: &str) -> std::io::Result<HttpResponse> {
+        use std::io::{Error, ErrorKind};
+        let s = self.stream.as_mut().expect("connected above");
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes()).await?;
+        let header_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.buf.reserve(16 * 1024);
+            if s.read_buf(&mut self.buf).await? == 0 {
+                return Err(Error::new(ErrorKind::UnexpectedEof, "connection closed"));
+            }
+        };
+        let head = std::str::from_utf8(&self.buf[..header_end]).map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::new(ErrorKind::InvalidData, "bad status line"))?;
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+            })
+            .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no content-length"))?;
+        while self.buf.len() < header_end + length {
+            self.buf.reserve(header_end + length - self.buf.len());
+            if s.read_buf(&mut self.buf).await? == 0 {
+                return Err(Error::new(ErrorKind::UnexpectedEof, "connection closed in the body"));
+            }
+        }
+        let body = Bytes::copy_from_slice(&self.buf[header_end..header_end + length]);
+        self.buf.drain(..header_end + length);
+        Ok(HttpResponse { status, body })
+    }
+}
+
+struct Observation {
+    msn: u64,
+    part: u64,
+    sent: Instant,
+    received: Instant,
+}
+
+/// `(msn, part)` of the playlist's `EXT-X-PRELOAD-HINT:TYPE=PART,URI="M.P.m4s"`.
+fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(playlist).ok()?;
+    let line = text.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))?;
+    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
+    let (m, rest) = uri.strip_suffix(".m4s")?.split_once('.')?;
+    Some((m.parse().ok()?, rest.parse().ok()?))
+}
+
+/// An LL-HLS viewer: waits for the playlist, then repeatedly blocks on the hinted next part. Viewer 0 also
+/// hands each part it got to the fetcher.
+async fn viewer(
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+    parts: Option<mpsc::Sender<(u64, u64)>>,
+) -> Vec<Observation> {
+    let mut http = HttpClient::new(addr);
+    let mut seen = Vec::new();
+    // 404 until the publish starts; then the request waits until the playlists are ready.
+    let mut body = loop {
+        if *stop.borrow() {
+            return seen;
+        }
+        match http.get(PLAYLIST_PATH).await {
+            Ok(r) if r.status == 200 => break r.body,
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    while let Some((msn, part)) = preload_hint(&body) {
+        let path = format!("{PLAYLIST_PATH}?_HLS_msn={msn}&_HLS_part={part}");
+        let sent = Instant::now();
+        let response = tokio::select! {
+            r = http.get(&path) => r,
+            _ = stop.changed() => break,
+        };
+        let received = Instant::now();
+        match response {
+            Ok(r) if r.status == 200 => {
+                seen.push(Observation { msn, part, sent, received });
+                if let Some(tx) = &parts {
+                    let _ = tx.send((msn, part)).await;
+                }
+                body = r.body;
+            }
+            _ => break,
+        }
+    }
+    seen
+}
+
+/// What a part's moof says about its samples.
+struct PartTiming {
+    /// DTS of the last sample, 90 kHz ticks.
+    last_dts_90k: i64,
+    /// Sum of the sample durations, 90 kHz ticks.
+    duration_90k: u64,
+}
+
+/// Fetch each part once (on its own connection) and read its timing.
+async fn fetch_parts(addr: SocketAddr, mut rx: mpsc::Receiver<(u64, u64)>) -> HashMap<(u64, u64), PartTiming> {
+    let mut http = HttpClient::new(addr);
+    let mut out = HashMap::new();
+    while let Some((msn, part)) = rx.recv().await {
+        if out.contains_key(&(msn, part)) {
+            continue;
+        }
+        let Ok(r) = http.get(&format!("/live/bench/source/{msn}.{part}.m4s")).await else { continue };
+        if r.status != 200 {
+            continue;
+        }
+        if let Some(t) = part_timing(&r.body) {
+            out.insert((msn, part), t);
+        }
+    }
+    out
+}
+
+/// Read a CMAF chunk's moof: `tfdt` and the trun sample durations (tfhd default when absent).
+fn part_timing(chunk: &[u8]) -> Option<PartTiming> {
+    let mut buf = chunk;
+    let Any::Moof(moof) = Any::decode(&mut buf).ok()? else { return None };
+    let traf = moof.traf.first()?;
+    let base = i64::try_from(traf.tfdt.as_ref()?.base_media_decode_time).ok()?;
+    let default = traf.tfhd.default_sample_duration.unwrap_or(0);
+    let durations: Vec<u64> =
+        traf.trun.iter().flat_map(|t| t.samples.iter()).map(|e| u64::from(e.duration.unwrap_or(default))).collect();
+    let (_, before_last) = durations.split_last()?;
+    Some(PartTiming {
+        last_dts_90k: base + i64::try_from(before_last.iter().sum::<u64>()).ok()?,
+        duration_90k: durations.iter().sum(),
+    })
+}

@@ -1,0 +1,175 @@
+// Shared pieces of the browser playback harness: argument parsing, a tiny
+// static HTTP server on 127.0.0.1 (pages and player libraries from
+// node_modules, plus an optional same-origin pass-through to the stream),
+// and a headless Debian Chromium driven by playwright-core.
+//
+// Chromium is never downloaded: we use the system binary (/usr/bin/chromium
+// by default, or $CHROMIUM).
+
+import http from 'node:http';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/** Resolve a file shipped inside an npm package installed in tests/browser. */
+export function packageFile(pkg, rel) {
+  const root = path.dirname(require.resolve(`${pkg}/package.json`));
+  return path.join(root, rel);
+}
+
+/**
+ * Parse `--name value`, `--name=value` and bare `--flag` arguments.
+ * `spec` maps option names to 'string' | 'number' | 'boolean'.
+ */
+export function parseArgs(argv, spec) {
+  const out = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument: ${a}`);
+    let [name, value] = a.slice(2).split(/=(.*)/s, 2);
+    const kind = spec[name];
+    if (!kind) throw new Error(`unknown option --${name}`);
+    if (kind === 'boolean') {
+      out[name] = value === undefined ? true : !/^(0|false|no)$/i.test(value);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new Error(`--${name} needs a value`);
+      value = argv[++i];
+    }
+    if (kind === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new Error(`--${name}: not a number: ${value}`);
+      out[name] = n;
+    } else {
+      out[name] = value;
+    }
+  }
+  return out;
+}
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.map': 'application/json',
+  '.css': 'text/css; charset=utf-8',
+};
+
+/**
+ * Start an HTTP server on 127.0.0.1 with an ephemeral port.
+ *  - `pages`:  { '/path': htmlString }
+ *  - `files`:  { '/path': absoluteFilePath }
+ *  - `upstream`: optional origin URL ('http://127.0.0.1:8080'); requests to
+ *    /upstream/<path> are forwarded there as-is (streamed, so blocking
+ *    playlist reloads and chunked parts keep their timing). Use it for
+ *    servers that send no CORS headers.
+ * Resolves to { server, origin }.
+ */
+export function startServer({ pages = {}, files = {}, upstream = null }) {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    if (upstream && url.pathname.startsWith('/upstream/')) {
+      const target = new URL(url.pathname.slice('/upstream'.length) + url.search, upstream);
+      const headers = { ...req.headers, host: target.host };
+      const up = http.request(target, { method: req.method, headers }, (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.headers);
+        ur.pipe(res);
+      });
+      up.on('error', (e) => {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`upstream error: ${e.message}`);
+      });
+      req.pipe(up);
+      return;
+    }
+    if (Object.hasOwn(pages, url.pathname)) {
+      res.writeHead(200, { 'content-type': TYPES['.html'], 'cache-control': 'no-store' });
+      res.end(pages[url.pathname]);
+      return;
+    }
+    if (Object.hasOwn(files, url.pathname)) {
+      const file = files[url.pathname];
+      const type = TYPES[path.extname(file)] ?? 'application/octet-stream';
+      const stream = fs.createReadStream(file);
+      stream.on('open', () => res.writeHead(200, { 'content-type': type }));
+      stream.on('error', () => {
+        if (!res.headersSent) res.writeHead(404);
+        res.end();
+      });
+      stream.pipe(res);
+      return;
+    }
+    res.writeHead(url.pathname === '/favicon.ico' ? 204 : 404);
+    res.end();
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      resolve({ server, origin: `http://127.0.0.1:${port}` });
+    });
+  });
+}
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+/**
+ * Launch system Chromium with a fresh, throw-away profile directory.
+ * Resolves to { context, page, close }.
+ */
+export async function launchChromium({ executablePath } = {}) {
+  const { chromium } = await import('playwright-core');
+  const exe = executablePath || process.env.CHROMIUM || '/usr/bin/chromium';
+  if (!fs.existsSync(exe)) throw new Error(`chromium not found at ${exe} (run scripts/setup.sh)`);
+  const profile = await fsp.mkdtemp(path.join(os.tmpdir(), 'estuary-chromium-'));
+  let context;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: exe,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 720 },
+      timeout: 30_000,
+    });
+  } catch (e) {
+    await fsp.rm(profile, { recursive: true, force: true });
+    throw e;
+  }
+  const page = context.pages()[0] ?? (await context.newPage());
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await Promise.race([context.close().catch(() => {}), sleep(10_000)]);
+    await fsp.rm(profile, { recursive: true, force: true }).catch(() => {});
+  };
+  return { context, page, close };
+}
+
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Round to `d` decimals, keeping null for missing values. */
+export function round(x, d = 3) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return null;
+  const k = 10 ** d;
+  return Math.round(x * k) / k;
+}

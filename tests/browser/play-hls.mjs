@@ -1,0 +1,335 @@
+#!/usr/bin/env node
+// Play an HLS stream with hls.js in headless Chromium and report what a
+// viewer would have seen, as one JSON line on stdout.
+//
+//   node play-hls.mjs --url http://127.0.0.1:8080/live/demo/index.m3u8 \
+//       [--seconds 20] [--low-latency] [--proxy] [--screenshot /tmp/shot.png] \
+//       [--samples] [--chromium /usr/bin/chromium] [--verbose]
+//
+// --seconds      seconds of playback to measure, counted from the first
+//                `playing` event (default 20)
+// --low-latency  hls.js lowLatencyMode: true (LL-HLS parts, blocking reload);
+//                without it lowLatencyMode is false (plain HLS behaviour)
+// --proxy        load the stream through the harness's own server
+//                (same origin as the page) for servers that send no CORS
+//                headers; by default the page fetches --url directly
+// --screenshot   save a PNG of the page just before stopping
+// --samples      include every 500 ms sample in the JSON output
+//
+// Exit status: 0 when a result was measured (check `ok` in the JSON),
+// 1 on harness failure or when nothing finished within seconds + 40 s.
+
+import { launchChromium, packageFile, parseArgs, round, sleep, startServer } from './harness.mjs';
+
+const SPEC = {
+  url: 'string',
+  seconds: 'number',
+  'low-latency': 'boolean',
+  proxy: 'boolean',
+  screenshot: 'string',
+  samples: 'boolean',
+  chromium: 'string',
+  verbose: 'boolean',
+  help: 'boolean',
+};
+
+function usage() {
+  return 'usage: node play-hls.mjs --url URL [--seconds N] [--low-latency] [--proxy] ' +
+    '[--screenshot FILE.png] [--samples] [--chromium PATH] [--verbose]';
+}
+
+// The page. All measuring happens in the page so sampling is not delayed by
+// the DevTools round trip; node only polls `window.__estuary`.
+function pageHtml(cfg) {
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>estuary hls.js check</title>
+<style>html,body{margin:0;background:#000}video{width:100vw;height:100vh;display:block}</style>
+</head><body>
+<video id="v" muted playsinline autoplay></video>
+<script src="/lib/hls.min.js"></script>
+<script>
+(() => {
+  const cfg = ${JSON.stringify(cfg)};
+  const video = document.getElementById('v');
+  const t0 = performance.now();
+  const now = window.__estuaryNow = () => (performance.now() - t0) / 1000;
+  const S = window.__estuary = {
+    hlsVersion: (window.Hls && Hls.version) || null,
+    supported: !!(window.Hls && Hls.isSupported()),
+    firstPlayingAt: null, startCurrentTime: null,
+    stalled: false, stallStartedAt: null, stallSeconds: 0, stalls: 0,
+    waitingEvents: 0, bufferStalledErrors: 0, seeks: 0,
+    errors: [], fatal: [], errorCount: 0, samples: [], levels: [],
+    mediaError: null, lastCurrentTime: 0,
+  };
+  const playingStarted = () => S.firstPlayingAt !== null;
+  function startStall(why) {
+    if (!playingStarted() || S.stalled) return;
+    S.stalled = true; S.stallStartedAt = now(); S.stalls++;
+    S.lastStallCause = why;
+  }
+  function endStall() {
+    if (!S.stalled) return;
+    S.stalled = false; S.stallSeconds += now() - S.stallStartedAt; S.stallStartedAt = null;
+  }
+  function pushError(e) {
+    S.errorCount++;
+    if (S.errors.length < 50) S.errors.push(e);
+    if (e.fatal) S.fatal.push(e);
+  }
+  video.addEventListener('playing', () => {
+    if (!playingStarted()) { S.firstPlayingAt = now(); S.startCurrentTime = video.currentTime; }
+    endStall();
+  });
+  video.addEventListener('waiting', () => {
+    if (video.seeking) return;            // a seek is not a stall
+    if (playingStarted()) S.waitingEvents++;
+    startStall('waiting');
+  });
+  video.addEventListener('seeking', () => { if (playingStarted()) S.seeks++; });
+  video.addEventListener('error', () => {
+    const me = video.error;
+    S.mediaError = me ? { code: me.code, message: me.message } : { code: null, message: 'unknown' };
+    pushError({ t: round(now()), type: 'mediaElementError', details: S.mediaError.message || String(S.mediaError.code), fatal: true });
+  });
+  function round(x) { return Math.round(x * 1000) / 1000; }
+
+  if (!S.supported) {
+    pushError({ t: 0, type: 'harness', details: 'MediaSource/hls.js not supported in this browser', fatal: true });
+    return;
+  }
+  const hls = window.__hls = new Hls({
+    lowLatencyMode: cfg.lowLatency,
+    enableWorker: true,
+    backBufferLength: 30,
+    debug: false,
+  });
+  hls.on(Hls.Events.ERROR, (_ev, d) => {
+    if (d.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) {
+      S.bufferStalledErrors++;
+      startStall('bufferStalledError');
+    }
+    const e = { t: round(now()), type: d.type, details: d.details, fatal: !!d.fatal };
+    if (d.response && d.response.code !== undefined) e.http_status = d.response.code;
+    if (d.context && d.context.url) e.url = d.context.url;
+    else if (d.frag && d.frag.url) e.url = d.frag.url;
+    if (d.reason) e.reason = String(d.reason);
+    if (d.error && d.error.message) e.message = String(d.error.message).slice(0, 300);
+    pushError(e);
+  });
+  // Levels are read again at every sample: hls.js fills in codecs it learns
+  // from the media when the playlist did not declare them.
+  const readLevels = () => { S.levels = (hls.levels || []).map(l => ({
+      height: l.height || null, width: l.width || null, bitrate: l.bitrate || null,
+      codecs: (l.attrs && l.attrs.CODECS) || [l.videoCodec, l.audioCodec].filter(Boolean).join(',') || null,
+    })); };
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    readLevels();
+    video.play().catch(err => pushError({ t: round(now()), type: 'play', details: String(err), fatal: false }));
+  });
+  hls.attachMedia(video);
+  hls.loadSource(cfg.url);
+
+  setInterval(() => {
+    const ct = video.currentTime;
+    readLevels();
+    // A stall flagged by hls.js alone ends when the playhead moves again.
+    if (S.stalled && !video.paused && video.readyState >= 3 && ct > S.lastCurrentTime + 0.1) endStall();
+    S.lastCurrentTime = ct;
+    const buffered = [];
+    for (let i = 0; i < video.buffered.length; i++) buffered.push([round(video.buffered.start(i)), round(video.buffered.end(i))]);
+    let ahead = 0;
+    for (const [s, e] of buffered) if (s <= ct + 0.05 && e > ct) ahead = e - ct;
+    let pdtLatency = null;
+    try {
+      const d = hls.playingDate;
+      if (d && !isNaN(d.getTime())) pdtLatency = round((Date.now() - d.getTime()) / 1000);
+    } catch (_) {}
+    S.samples.push({
+      t: round(now()),
+      playing: playingStarted(),
+      current_time: round(ct),
+      latency: hls.latency ? round(hls.latency) : null,
+      target_latency: hls.targetLatency == null ? null : round(hls.targetLatency),
+      pdt_latency: pdtLatency,
+      current_level: hls.currentLevel,
+      buffered,
+      buffer_ahead: round(ahead),
+      ready_state: video.readyState,
+      stalled: S.stalled,
+    });
+    if (S.samples.length > 2000) S.samples.splice(0, S.samples.length - 2000);
+  }, 500);
+})();
+</script></body></html>`;
+}
+
+function stats(xs) {
+  const v = xs.filter((x) => x !== null && Number.isFinite(x));
+  if (!v.length) return { avg: null, min: null, max: null, last: null };
+  return {
+    avg: round(v.reduce((a, b) => a + b, 0) / v.length),
+    min: round(Math.min(...v)),
+    max: round(Math.max(...v)),
+    last: round(v[v.length - 1]),
+  };
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2), SPEC);
+  } catch (e) {
+    console.error(`${e.message}\n${usage()}`);
+    process.exit(1);
+  }
+  if (args.help || !args.url) {
+    console.error(usage());
+    process.exit(args.help ? 0 : 1);
+  }
+  const seconds = args.seconds ?? 20;
+  const lowLatency = !!args['low-latency'];
+  const log = (...m) => { if (args.verbose) console.error('[play-hls]', ...m); };
+
+  const target = new URL(args.url);
+  const pageUrlForStream = args.proxy ? `/upstream${target.pathname}${target.search}` : target.href;
+
+  const started = Date.now();
+  let result = {
+    ok: false,
+    url: target.href,
+    low_latency: lowLatency,
+    played_seconds: 0,
+    stalls: 0,
+    fatal_errors: [],
+    errors: [],
+  };
+  let printed = false;
+  const finish = (extra, code) => {
+    if (!printed) {
+      printed = true;
+      process.stdout.write(JSON.stringify({ ...result, ...extra }) + '\n');
+    }
+    return code;
+  };
+
+  let server;
+  let browser;
+  const cleanup = async () => {
+    if (browser) await browser.close();
+    if (server) server.close();
+  };
+  // Hard limit: never run longer than seconds + 40 s.
+  const hard = setTimeout(async () => {
+    finish({ ok: false, timeout: true, harness_error: `no result within ${seconds + 40} s` }, 1);
+    await Promise.race([cleanup(), sleep(5000)]);
+    process.exit(1);
+  }, (seconds + 40) * 1000);
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, async () => {
+      await Promise.race([cleanup(), sleep(5000)]);
+      process.exit(1);
+    });
+  }
+
+  try {
+    let pageOrigin;
+    ({ server } = await startServer({
+      pages: { '/': pageHtml({ url: pageUrlForStream, lowLatency }) },
+      files: {
+        '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
+        '/lib/hls.min.js.map': packageFile('hls.js', 'dist/hls.min.js.map'),
+      },
+      upstream: args.proxy ? target.origin : null,
+    }).then((s) => { log('page server at', s.origin); pageOrigin = s.origin; return s; }));
+    browser = await launchChromium({ executablePath: args.chromium });
+    const { page } = browser;
+    page.on('console', (m) => log(`console.${m.type()}:`, m.text()));
+    page.on('pageerror', (e) => log('pageerror:', e.message));
+    await page.goto(`${pageOrigin}/`, { waitUntil: 'load', timeout: 30_000 });
+
+    let S;
+    let outcome = 'done';
+    for (;;) {
+      await sleep(250);
+      S = await page.evaluate(() => {
+        const s = window.__estuary;
+        if (!s) return null;
+        const v = document.getElementById('v');
+        const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
+        return {
+          ...s,
+          pageNow: window.__estuaryNow(),
+          video: {
+            width: v.videoWidth, height: v.videoHeight, currentTime: v.currentTime,
+            readyState: v.readyState, paused: v.paused,
+            frames: q ? q.totalVideoFrames : null, dropped: q ? q.droppedVideoFrames : null,
+            decoded: typeof v.webkitDecodedFrameCount === 'number' ? v.webkitDecodedFrameCount : null,
+          },
+          currentLevel: window.__hls ? window.__hls.currentLevel : null,
+        };
+      });
+      if (!S) continue;
+      if (S.fatal.length) { outcome = 'fatal'; break; }
+      if (S.firstPlayingAt !== null && S.pageNow - S.firstPlayingAt >= seconds) break;
+    }
+    if (args.screenshot) {
+      await page.screenshot({ path: args.screenshot }).catch((e) => log('screenshot failed:', e.message));
+    }
+
+    const playingSamples = S.samples.filter((x) => x.playing);
+    const lat = stats(playingSamples.map((x) => x.latency));
+    const pdt = stats(playingSamples.map((x) => x.pdt_latency));
+    const tgt = playingSamples.map((x) => x.target_latency).filter((x) => x !== null);
+    const last = S.samples[S.samples.length - 1] ?? null;
+    const stallSeconds = S.stallSeconds + (S.stalled && S.stallStartedAt !== null ? S.pageNow - S.stallStartedAt : 0);
+    const played = S.firstPlayingAt === null ? 0 : S.video.currentTime - S.startCurrentTime;
+    result = {
+      ...result,
+      ok: outcome === 'done' && S.firstPlayingAt !== null,
+      played_seconds: round(played),
+      wall_seconds: S.firstPlayingAt === null ? 0 : round(S.pageNow - S.firstPlayingAt),
+      startup_seconds: round(S.firstPlayingAt),
+      stalls: S.stalls,
+      stall_seconds: round(stallSeconds),
+      waiting_events: S.waitingEvents,
+      buffer_stalled_errors: S.bufferStalledErrors,
+      seeks: S.seeks,
+      fatal_errors: S.fatal,
+      errors: S.errors.filter((e) => !e.fatal),
+      error_count: S.errorCount,
+      latency_avg: lat.avg,
+      latency_min: lat.min,
+      latency_max: lat.max,
+      latency_last: lat.last,
+      target_latency: tgt.length ? round(tgt[tgt.length - 1]) : null,
+      pdt_latency_avg: pdt.avg,
+      pdt_latency_last: pdt.last,
+      levels: S.levels,
+      current_level: S.currentLevel,
+      video_width: S.video.width,
+      video_height: S.video.height,
+      frames_decoded: S.video.frames,
+      dropped_frames: S.video.dropped,
+      buffer_ahead_last: last ? last.buffer_ahead : null,
+      ready_state_last: S.video.readyState,
+      hls_js_version: S.hlsVersion,
+      harness_seconds: round((Date.now() - started) / 1000, 1),
+    };
+    if (args.samples) result.samples = S.samples;
+    if (!args.proxy && S.fatal.some((e) => e.type === 'networkError' && e.http_status === 0)) {
+      console.error('[play-hls] status 0: server down, or it sends no CORS headers (try --proxy)');
+    }
+    clearTimeout(hard);
+    await cleanup();
+    process.exit(finish({}, 0));
+  } catch (e) {
+    clearTimeout(hard);
+    console.error('[play-hls] harness failure:', e && e.stack ? e.stack : e);
+    finish({ ok: false, harness_error: String(e && e.message ? e.message : e) }, 1);
+    await Promise.race([cleanup(), sleep(5000)]);
+    process.exit(1);
+  }
+}
+
+main();

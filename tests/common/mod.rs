@@ -1,0 +1,274 @@
+//! Shared helpers for end-to-end tests: an in-process origin on loopback ports, real `ffmpeg` publishers,
+//! an HTTP client, and independent checks (m3u8-rs, mp4-atom, ffprobe).
+#![allow(dead_code, missing_docs)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use estuary::{
+    config::{FileConfig, ServeArgs, Settings},
+    server::Server,
+};
+use http_body_util::{BodyExt, Empty};
+use hyper::{StatusCode, header::HeaderMap};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    let p = repo().join("fixtures").join(name);
+    assert!(p.exists(), "missing fixture {}", p.display());
+    p
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,estuary=info")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// Start an origin on 127.0.0.1 with ephemeral ports; `file` tweaks the configuration.
+pub async fn start_server(file_toml: &str) -> Server {
+    init_tracing();
+    let args = ServeArgs {
+        http_listen: Some("127.0.0.1:0".parse().unwrap()),
+        rtmp_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    };
+    let file: FileConfig = toml::from_str(file_toml).expect("test config parses");
+    Server::start(Settings::resolve(&args, file).expect("valid settings")).await.expect("server starts")
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Child, pub &'static str);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Publish `clip` in a loop in real time with stream copy (`ffmpeg -re -stream_loop -1 … -c copy -f flv`).
+pub fn publish_loop(ffmpeg: &Path, clip: &Path, url: &str) -> Proc {
+    let child = Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
+        .arg(clip)
+        .args(["-c", "copy", "-f", "flv", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ffmpeg runs");
+    Proc(child, "ffmpeg publish")
+}
+
+/// Run ffmpeg with `args` as a publisher (returns the child).
+pub fn ffmpeg(ffmpeg: &Path, args: &[&str]) -> Proc {
+    let child = Command::new(ffmpeg)
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ffmpeg runs");
+    Proc(child, "ffmpeg")
+}
+
+/// The static FFmpeg ≥ 7 from the PyPI package imageio-ffmpeg (installed by scripts/setup.sh), which can
+/// publish HEVC over Enhanced RTMP. Panics with a set-up hint when missing.
+pub fn modern_ffmpeg() -> PathBuf {
+    let venv = repo().join(".venv/bin/python3");
+    let python = if venv.exists() { venv } else { PathBuf::from("python3") };
+    let out = Command::new(&python)
+        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success(), "imageio-ffmpeg missing: run scripts/setup.sh ({})", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub elapsed: Duration,
+}
+
+impl Fetched {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> String {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    }
+}
+
+pub async fn get(url: &str) -> Fetched {
+    request("GET", url).await
+}
+
+pub async fn request(method: &str, url: &str) -> Fetched {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::builder().method(method).uri(url).body(Empty::new()).unwrap();
+    let start = Instant::now();
+    let resp = client.request(req).await.expect("http request");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    Fetched { status, headers, body, elapsed: start.elapsed() }
+}
+
+/// Poll `url` until it answers 200 or `timeout` passes.
+pub async fn wait_for_200(url: &str, timeout: Duration) -> Option<Fetched> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let r = get(url).await;
+        if r.status == StatusCode::OK {
+            return Some(r);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Media playlist facts from the text (LL-HLS tags that m3u8-rs keeps as unknown tags are read here).
+#[derive(Debug, Default)]
+pub struct MediaFacts {
+    pub target_duration: u64,
+    pub media_sequence: u64,
+    /// (msn, duration, uri) of complete segments.
+    pub segments: Vec<(u64, f64, String)>,
+    /// (msn, part uri, duration, independent) of listed parts.
+    pub parts: Vec<(u64, String, f64, bool)>,
+    pub preload_hint: Option<String>,
+    pub map_uri: String,
+    pub has_endlist: bool,
+}
+
+/// Parse with m3u8-rs (an independent parser) and collect LL-HLS facts.
+pub fn parse_media(text: &str) -> MediaFacts {
+    let parsed = m3u8_rs::parse_playlist_res(text.as_bytes()).expect("media playlist parses with m3u8-rs");
+    let m3u8_rs::Playlist::MediaPlaylist(pl) = parsed else { panic!("expected a media playlist") };
+    let mut facts = MediaFacts {
+        target_duration: pl.target_duration,
+        media_sequence: pl.media_sequence,
+        has_endlist: pl.end_list,
+        ..Default::default()
+    };
+    for (i, s) in pl.segments.iter().enumerate() {
+        facts.segments.push((pl.media_sequence + i as u64, f64::from(s.duration), s.uri.clone()));
+        if let Some(m) = &s.map {
+            facts.map_uri = m.uri.clone();
+        }
+    }
+    // Parts: count which segment they belong to by walking the text.
+    let mut msn = pl.media_sequence;
+    for line in text.lines() {
+        if let Some(attrs) = line.strip_prefix("#EXT-X-PART:") {
+            let uri = attr(attrs, "URI").expect("part URI");
+            let dur: f64 = attr(attrs, "DURATION").expect("part DURATION").parse().unwrap();
+            facts.parts.push((msn, uri, dur, attrs.contains("INDEPENDENT=YES")));
+        } else if line.starts_with("#EXTINF:") {
+            msn += 1;
+        } else if let Some(attrs) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
+            facts.preload_hint = attr(attrs, "URI");
+        } else if let Some(attrs) = line.strip_prefix("#EXT-X-MAP:") {
+            facts.map_uri = attr(attrs, "URI").unwrap();
+        }
+    }
+    facts
+}
+
+pub fn attr(attrs: &str, key: &str) -> Option<String> {
+    for kv in attrs.split(',') {
+        if let Some(v) = kv.strip_prefix(&format!("{key}=")) {
+            return Some(v.trim_matches('"').to_owned());
+        }
+    }
+    None
+}
+
+/// Parse a moof+mdat chunk sequence with mp4-atom: returns (tfdt, sum of sample durations, first
+/// sample's sync flag) of each moof in `bytes`.
+pub fn chunks(bytes: &[u8]) -> Vec<(u64, u64, bool)> {
+    use mp4_atom::{Any, DecodeMaybe};
+    let mut out = Vec::new();
+    let mut buf = bytes;
+    while !buf.is_empty() {
+        let atom = Any::decode_maybe(&mut buf).expect("box parses").expect("complete box");
+        if let Any::Moof(moof) = atom {
+            let traf = &moof.traf[0];
+            let tfdt = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
+            let mut sum = 0u64;
+            let mut first_sync = None;
+            for trun in &traf.trun {
+                for e in trun.samples.iter() {
+                    sum += u64::from(e.duration.or(traf.tfhd.default_sample_duration).unwrap_or(0));
+                    if first_sync.is_none() {
+                        let flags = e.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
+                        first_sync = Some(flags & 0x0001_0000 == 0);
+                    }
+                }
+            }
+            out.push((tfdt, sum, first_sync.unwrap_or(false)));
+        }
+    }
+    out
+}
+
+/// ffprobe a file: returns the first decoded video frame's (pict_type, key_frame) — decoded by FFmpeg,
+/// independent of our sample flags.
+pub fn first_frame_type(path: &Path) -> (String, bool) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames", "-show_entries", "frame=pict_type,key_frame", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next().unwrap_or("");
+    let mut f = line.split(',');
+    let key = f.next().unwrap_or("0") == "1";
+    let pict = f.next().unwrap_or("").to_owned();
+    (pict, key)
+}
+
+/// Run ffprobe with `args` on `target` and return stdout (asserting success).
+pub fn ffprobe(args: &[&str], target: &str) -> String {
+    let out = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(target).output().expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run the headless-Chromium hls.js harness (tests/browser/play-hls.mjs) and return its JSON report.
+pub fn play_hls(url: &str, seconds: u32) -> serde_json::Value {
+    let dir = repo().join("tests/browser");
+    assert!(dir.join("node_modules/hls.js").exists(), "tests/browser/node_modules missing: run scripts/setup.sh");
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .args(["play-hls.mjs", "--url", url, "--seconds", &seconds.to_string(), "--low-latency"])
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "player harness failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).expect("a JSON report");
+    serde_json::from_str(line).expect("JSON report parses")
+}
