@@ -47,7 +47,9 @@ fn main() {
     let looped_events = to_events(&common::looped_tags(&tags, 10));
     let (lv, la) = count_frames(&looped_events);
 
-    println!("packager_throughput: StreamPackager::push_frame + render_media_playlist per produced part");
+    println!(
+        "packager_throughput: StreamPackager::push_frame + render_media_playlist per produced part"
+    );
     println!(
         "input: {} — {frames} frames ({video} H.264 720p24, {audio} AAC 44.1 kHz), {media_secs:.1} s of media; \
          {} cores (shared, noisy)",
@@ -74,8 +76,12 @@ fn main() {
 
     let ffmpeg_fps = ffmpeg_hls.map(|d| packets.unwrap_or(frames) as f64 / d.as_secs_f64());
     println!();
-    println!("| what                                                   | frames | time median | time best | frames/s (median) | x real time | vs ffmpeg hls |");
-    println!("|--------------------------------------------------------|--------|-------------|-----------|-------------------|-------------|---------------|");
+    println!(
+        "| what                                                   | frames | time median | time best | frames/s (median) | x real time | vs ffmpeg hls |"
+    );
+    println!(
+        "|--------------------------------------------------------|--------|-------------|-----------|-------------------|-------------|---------------|"
+    );
     let row = |what: &str, n: u64, secs: f64, times: &[Duration]| {
         let med = percentile(times, 50.0);
         let fps = n as f64 / med.as_secs_f64();
@@ -87,21 +93,49 @@ fn main() {
             secs / med.as_secs_f64(),
         );
     };
-    row("ours: push_frame + render per part (in memory)", frames, media_secs, &ours);
-    row("ours: + FLV tag read + FlvParser (from file bytes)", frames, media_secs, &ours_flv);
-    row("ours: 10x looped input (300 s, window in steady state)", lv + la, media_secs * 10.0, &ours_long);
+    row(
+        "ours: push_frame + render per part (in memory)",
+        frames,
+        media_secs,
+        &ours,
+    );
+    row(
+        "ours: + FLV tag read + FlvParser (from file bytes)",
+        frames,
+        media_secs,
+        &ours_flv,
+    );
+    row(
+        "ours: 10x looped input (300 s, window in steady state)",
+        lv + la,
+        media_secs * 10.0,
+        &ours_long,
+    );
     match (&ffmpeg_hls, &ffmpeg_null) {
         (Some(hls), null) => {
             let n = packets.unwrap_or(frames);
-            row("ffmpeg -c copy -f hls fmp4 (process+demux+mux+files)", n, media_secs, std::slice::from_ref(hls));
+            row(
+                "ffmpeg -c copy -f hls fmp4 (process+demux+mux+files)",
+                n,
+                media_secs,
+                std::slice::from_ref(hls),
+            );
             if let Some(null) = null {
-                row("ffmpeg -c copy -f null (process start + demux only)", n, media_secs, std::slice::from_ref(null));
+                row(
+                    "ffmpeg -c copy -f null (process start + demux only)",
+                    n,
+                    media_secs,
+                    std::slice::from_ref(null),
+                );
             }
         }
         (None, _) => println!("| ffmpeg not run (not installed or failed) |"),
     }
     if packets.is_some_and(|p| p != frames) {
-        println!("note: ffprobe counts {} packets, our parser {frames} frames", packets.unwrap_or(0));
+        println!(
+            "note: ffprobe counts {} packets, our parser {frames} frames",
+            packets.unwrap_or(0)
+        );
     }
     println!(
         "ffmpeg times are medians of 7 runs after one warm-up; they include process start, FLV demux and \
@@ -148,7 +182,9 @@ fn media_duration_secs(events: &[IngestEvent]) -> f64 {
         })
         .collect();
     match (dts.first(), dts.last()) {
-        (Some(a), Some(b)) if dts.len() > 1 => (b - a) as f64 / 90_000.0 * dts.len() as f64 / (dts.len() - 1) as f64,
+        (Some(a), Some(b)) if dts.len() > 1 => {
+            (b - a) as f64 / 90_000.0 * dts.len() as f64 / (dts.len() - 1) as f64
+        }
         _ => 0.0,
     }
 }
@@ -209,14 +245,25 @@ fn time_it<R>(min_time: Duration, min_iters: usize, mut f: impl FnMut() -> R) ->
 /// Packets FFmpeg sees in `flv` (video + audio), counted by ffprobe.
 fn ffprobe_packets(flv: &Path) -> Option<u64> {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_packets", "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_packets",
+            "-show_entries",
+            "stream=nb_read_packets",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(flv)
         .output()
         .ok()?;
     if !out.status.success() {
         return None;
     }
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().trim_end_matches(',').parse::<u64>().ok()).sum()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().trim_end_matches(',').parse::<u64>().ok())
+        .sum()
 }
 
 /// Median wall time of `runs` FFmpeg runs (after one warm-up): to HLS fMP4 files when `is_hls`, else to
@@ -228,10 +275,21 @@ fn time_ffmpeg(flv: &Path, is_hls: bool, runs: usize) -> Option<Duration> {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).ok()?;
         let mut cmd = Command::new("ffmpeg");
-        cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-i"]).arg(flv).args(["-c", "copy"]);
+        cmd.args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+            .arg(flv)
+            .args(["-c", "copy"]);
         if is_hls {
-            cmd.args(["-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "2", "-hls_flags", "independent_segments"])
-                .arg(dir.join("index.m3u8"));
+            cmd.args([
+                "-f",
+                "hls",
+                "-hls_segment_type",
+                "fmp4",
+                "-hls_time",
+                "2",
+                "-hls_flags",
+                "independent_segments",
+            ])
+            .arg(dir.join("index.m3u8"));
         } else {
             cmd.args(["-f", "null", "-"]);
         }

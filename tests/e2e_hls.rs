@@ -33,7 +33,12 @@ async fn first_keyframe(server: &estuary::server::Server, stream: &str, timeout:
 }
 
 /// Independent conformance checks of one rendition's media playlist and objects.
-async fn check_rendition(base: &str, rendition: &str, is_video: bool) -> MediaFacts {
+/// `strict_timeline`: the source has a regular keyframe interval that fits the segment target and clean
+/// timestamps, so every segment starts with a keyframe and tfdt continues exactly where the previous
+/// fragment ended. Otherwise (an irregular phone GOP looped with `-stream_loop`), a segment may be cut
+/// without a keyframe when the keyframe comes too late for the target duration — then its first part must
+/// not claim INDEPENDENT=YES — and tfdt may jump forward at loop seams, but never back.
+async fn check_rendition(base: &str, rendition: &str, is_video: bool, strict_timeline: bool) -> MediaFacts {
     let url = format!("{base}{rendition}/media.m3u8");
     let pl = get(&url).await;
     assert_eq!(pl.status, StatusCode::OK);
@@ -66,19 +71,31 @@ async fn check_rendition(base: &str, rendition: &str, is_video: bool) -> MediaFa
     let mut expected_tfdt: Option<u64> = None;
     let tmp = tempfile::tempdir().unwrap();
     for (msn, extinf, uri) in &facts.segments {
-        assert!(*extinf <= td + 0.002 && extinf.round() <= td, "{rendition} {msn}: EXTINF {extinf} > {td}");
+        // Video: never beyond the target duration (plus the ≤ 2 ms of RTMP timestamp jitter absorbed);
+        // audio (cut at its first frame after the video cut): EXTINF rounds to at most the target duration
+        // (RFC 8216bis §4.4.3.1).
+        let ok = if is_video { *extinf <= td + 0.002 } else { extinf.round() <= td };
+        assert!(ok, "{rendition} {msn}: EXTINF {extinf} > {td}");
         let seg = get(&format!("{base}{rendition}/{uri}")).await;
         assert_eq!(seg.status, StatusCode::OK, "{rendition} segment {uri}");
         assert!(seg.header("cache-control").contains("immutable"));
         let frags = chunks(&seg.body);
         assert!(!frags.is_empty());
-        if is_video {
+        let first_part_independent = facts.parts.iter().find(|p| p.0 == *msn).map(|p| p.3);
+        if is_video && strict_timeline {
             assert!(frags[0].2, "{rendition} segment {msn} does not start with a sync sample");
+        }
+        if let Some(independent) = first_part_independent {
+            assert_eq!(independent, frags[0].2, "{rendition} segment {msn}: INDEPENDENT does not match the sample flags");
         }
         // tfdt is continuous within and across segments.
         for (tfdt, dur, _) in &frags {
             if let Some(e) = expected_tfdt {
-                assert_eq!(*tfdt, e, "{rendition}: tfdt discontinuity at segment {msn}");
+                if strict_timeline {
+                    assert_eq!(*tfdt, e, "{rendition}: tfdt discontinuity at segment {msn}");
+                } else {
+                    assert!(*tfdt >= e, "{rendition}: tfdt overlap at segment {msn}");
+                }
             }
             expected_tfdt = Some(tfdt + dur);
         }
@@ -93,7 +110,7 @@ async fn check_rendition(base: &str, rendition: &str, is_video: bool) -> MediaFa
             }
             assert_eq!(cat, seg.body.to_vec(), "{rendition} segment {msn} != its parts");
         }
-        if is_video {
+        if is_video && frags[0].2 {
             // FFmpeg decodes the first frame of init+segment as a keyframe (independent of our flags).
             let path = tmp.path().join(format!("{msn}.mp4"));
             let mut file = init.body.to_vec();
@@ -185,8 +202,8 @@ async fn rtmp_fixture_plays_as_ll_hls_in_hls_js() {
 
     // Let the window fill a little, then check the objects.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let v = check_rendition(&base, "source", true).await;
-    let a = check_rendition(&base, "audio", false).await;
+    let v = check_rendition(&base, "source", true, true).await;
+    let a = check_rendition(&base, "audio", false, true).await;
     assert_eq!(v.target_duration, 2);
     assert_eq!(a.media_sequence.abs_diff(v.media_sequence), 0, "audio and video msns align");
     check_blocking(&base, "source").await;
@@ -206,7 +223,7 @@ async fn rtmp_fixture_plays_as_ll_hls_in_hls_js() {
 
     // hls.js in low-latency mode plays for 20 s without a stall.
     let url = format!("{base}index.m3u8");
-    let report = blocking(move || play_hls(&url, 20)).await;
+    let report = blocking(move || play_hls(&url, 22)).await;
     eprintln!("hls.js report: {report}");
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["stalls"], 0, "{report}");
@@ -236,8 +253,8 @@ async fn obs_like_h264_bframes_publish_is_conformant() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     let mv = get(&format!("{base}index.m3u8")).await.text();
     assert!(mv.contains("CODECS=\"avc1.64") && mv.contains("mp4a.40.2") && mv.contains("FRAME-RATE=30.000"), "{mv}");
-    let v = check_rendition(&base, "source", true).await;
-    check_rendition(&base, "audio", false).await;
+    let v = check_rendition(&base, "source", true, true).await;
+    check_rendition(&base, "audio", false, true).await;
     assert_eq!(v.target_duration, 2);
     check_blocking(&base, "source").await;
     // B-frames survive: FFmpeg sees reordered frames (pts != dts) in what we serve.
@@ -261,7 +278,7 @@ async fn enhanced_rtmp_hevc_publish_is_served_and_decodes() {
     assert!(mv.contains("CODECS=\"hvc1.1.6.L"), "{mv}");
     assert!(mv.contains("RESOLUTION=960x540"), "{mv}");
     tokio::time::sleep(Duration::from_secs(6)).await;
-    check_rendition(&base, "source", true).await;
+    check_rendition(&base, "source", true, false).await;
     let url = format!("{base}index.m3u8");
     let streams = blocking(move || ffprobe(&["-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"], &url)).await;
     assert!(streams.contains("hevc,960,540"), "{streams}");

@@ -57,14 +57,18 @@ pub fn fixture_flv_path() -> PathBuf {
     }
 }
 
-/// The fixture as FLV, made once by FFmpeg (`-c copy`, no re-encoding) from `fixtures/bbb-720p-2s-gop.mp4`
+/// The fixture as FLV, made once (again if the fixture is newer) by FFmpeg (`-c copy`, no re-encoding) from `fixtures/bbb-720p-2s-gop.mp4`
 /// (30 s, 24 fps H.264 with a keyframe every 2 s, AAC-LC 44.1 kHz).
 pub fn fixture_flv() -> PathBuf {
     let path = fixture_flv_path();
-    if path.exists() {
+    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    // Reuse the FLV unless the fixture changed after it was made (or we were given a file explicitly).
+    if path.exists()
+        && (std::env::var_os("ESTUARY_BENCH_FLV").is_some() || modified(&path) >= modified(&mp4))
+    {
         return path;
     }
-    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
     let tmp = path.with_extension("flv.partial");
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
@@ -93,11 +97,16 @@ pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
         }
         let h = &file[at..at + 11];
         let size = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+        let ts = (u32::from(h[7]) << 24)
+            | (u32::from(h[4]) << 16)
+            | (u32::from(h[5]) << 8)
+            | u32::from(h[6]);
         let body_start = at + 11;
         let body_end = body_start + size;
         if body_end + 4 > file.len() {
-            return Err(format!("tag at byte {at} overruns the file ({size} bytes body)"));
+            return Err(format!(
+                "tag at byte {at} overruns the file ({size} bytes body)"
+            ));
         }
         let kind = match h[0] & 0x1F {
             8 => Some(TagKind::Audio),
@@ -106,7 +115,11 @@ pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
             _ => None,
         };
         if let Some(kind) = kind {
-            tags.push(FlvTag { kind, timestamp_ms: i64::from(ts), body: file.slice(body_start..body_end) });
+            tags.push(FlvTag {
+                kind,
+                timestamp_ms: i64::from(ts),
+                body: file.slice(body_start..body_end),
+            });
         }
         at = body_end + 4;
     }
@@ -119,13 +132,21 @@ pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
 /// loop's tail) are dropped; sequence headers and script tags are kept only in the first loop.
 #[allow(dead_code)] // used by one of the two bench binaries
 pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
-    let video: Vec<i64> = tags.iter().filter(|t| t.is_video_frame()).map(|t| t.timestamp_ms).collect();
+    let video: Vec<i64> = tags
+        .iter()
+        .filter(|t| t.is_video_frame())
+        .map(|t| t.timestamp_ms)
+        .collect();
     let (Some(&first), Some(&last)) = (video.first(), video.last()) else {
         return tags.to_vec();
     };
     // (last - first) spans n - 1 frame durations; the period is n of them, rounded to whole ms.
     let n = video.len() as i64;
-    let period_ms = if n > 1 { ((last - first) * n + (n - 1) / 2) / (n - 1) } else { 40 };
+    let period_ms = if n > 1 {
+        ((last - first) * n + (n - 1) / 2) / (n - 1)
+    } else {
+        40
+    };
     let mut out = Vec::with_capacity(tags.len() * loops);
     let mut last_audio = i64::MIN;
     let mut last_video = i64::MIN;
@@ -155,7 +176,11 @@ pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
                 }
                 *last = ts;
             }
-            out.push(FlvTag { kind: tag.kind, timestamp_ms: ts, body: tag.body.clone() });
+            out.push(FlvTag {
+                kind: tag.kind,
+                timestamp_ms: ts,
+                body: tag.body.clone(),
+            });
         }
     }
     out
