@@ -139,10 +139,14 @@ impl Settings {
     pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?
             }
             None => FileConfig::default(),
         };
@@ -165,7 +169,8 @@ impl Settings {
         if let Some(v) = file.packager.max_target_duration {
             p.max_target_duration = v;
         }
-        p.validate().map_err(|e| ConfigError::Invalid(format!("packager.{}: {}", e.key, e.reason)))?;
+        p.validate()
+            .map_err(|e| ConfigError::Invalid(format!("packager.{}: {}", e.key, e.reason)))?;
         if let Some(v) = args.reconnect_grace.or(file.streams.reconnect_grace) {
             hub.reconnect_grace = v;
         }
@@ -179,15 +184,21 @@ impl Settings {
             hub.max_streams = v;
         }
         if hub.reconnect_grace > Duration::from_secs(600) {
-            return Err(ConfigError::Invalid("streams.reconnect_grace: must be at most 10m".into()));
+            return Err(ConfigError::Invalid(
+                "streams.reconnect_grace: must be at most 10m".into(),
+            ));
         }
         if hub.max_streams == 0 || hub.max_waiters_per_stream == 0 {
-            return Err(ConfigError::Invalid("streams.max_streams / max_waiters_per_stream: must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "streams.max_streams / max_waiters_per_stream: must be at least 1".into(),
+            ));
         }
         let mut origin = OriginConfig::default();
         if let Some(v) = file.server.cors_allow_origin {
             if hyper::header::HeaderValue::from_str(&v).is_err() {
-                return Err(ConfigError::Invalid("server.cors_allow_origin: not a valid header value".into()));
+                return Err(ConfigError::Invalid(
+                    "server.cors_allow_origin: not a valid header value".into(),
+                ));
             }
             origin.cors_allow_origin = v;
         }
@@ -195,8 +206,14 @@ impl Settings {
             origin.max_connections = v.max(1);
         }
         Ok(Self {
-            http_listen: args.http_listen.or(file.server.http_listen).unwrap_or(([0, 0, 0, 0], 8080).into()),
-            rtmp_listen: args.rtmp_listen.or(file.server.rtmp_listen).unwrap_or(([0, 0, 0, 0], 1935).into()),
+            http_listen: args
+                .http_listen
+                .or(file.server.http_listen)
+                .unwrap_or(([0, 0, 0, 0], 8080).into()),
+            rtmp_listen: args
+                .rtmp_listen
+                .or(file.server.rtmp_listen)
+                .unwrap_or(([0, 0, 0, 0], 1935).into()),
             hub,
             origin,
             rtmp_max_connections: file.server.rtmp_max_connections.unwrap_or(1000).max(1),
@@ -214,7 +231,10 @@ mod tests {
             "[server]\nhttp_listen = \"127.0.0.1:9999\"\nrtmp_listen = \"127.0.0.1:2000\"\n[packager]\npart_target = \"200ms\"\n",
         )
         .unwrap();
-        let args = ServeArgs { http_listen: Some("127.0.0.1:1111".parse().unwrap()), ..Default::default() };
+        let args = ServeArgs {
+            http_listen: Some("127.0.0.1:1111".parse().unwrap()),
+            ..Default::default()
+        };
         let s = Settings::resolve(&args, file).unwrap();
         assert_eq!(s.http_listen, "127.0.0.1:1111".parse().unwrap());
         assert_eq!(s.rtmp_listen, "127.0.0.1:2000".parse().unwrap());
@@ -224,10 +244,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected_with_the_key() {
-        let err = toml::from_str::<FileConfig>("[packager]\nsegment_targte = \"2s\"\n").unwrap_err().to_string();
+        let err = toml::from_str::<FileConfig>("[packager]\nsegment_targte = \"2s\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("segment_targte"), "{err}");
         let file: FileConfig = toml::from_str("[packager]\npart_target = \"5s\"\n").unwrap();
-        let err = Settings::resolve(&ServeArgs::default(), file).unwrap_err().to_string();
+        let err = Settings::resolve(&ServeArgs::default(), file)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("packager.part_target"), "{err}");
     }
 }

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use packager::{PackagerConfig, StreamPackager};
 use tokio::sync::watch;
 
-use crate::ingest::{IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, is_valid_name};
+use crate::ingest::{
+    IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, is_valid_name,
+};
 
 /// Stream lifecycle settings.
 #[derive(Debug, Clone)]
@@ -108,7 +110,9 @@ impl StreamEntry {
     /// Lock the state. Never hold the guard across an `.await`.
     pub fn lock(&self) -> MutexGuard<'_, StreamState> {
         // A panic while holding the lock would be a bug in the packager; keep serving what is there.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Subscribe to updates (call before checking the state, then await `changed()`).
@@ -160,13 +164,19 @@ pub struct Hub {
 
 /// Wall clock, Unix milliseconds.
 pub fn unix_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Hub {
     /// A hub with `config`.
     pub fn new(config: HubConfig) -> Arc<Self> {
-        Arc::new(Self { config, streams: Mutex::new(HashMap::new()), next_msn: Mutex::new(HashMap::new()) })
+        Arc::new(Self {
+            config,
+            streams: Mutex::new(HashMap::new()),
+            next_msn: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The configuration.
@@ -176,19 +186,34 @@ impl Hub {
 
     /// The stream called `name` (`live/{name}`), if live or lingering.
     pub fn get(&self, name: &str) -> Option<Arc<StreamEntry>> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Names of the streams in the hub.
     pub fn names(&self) -> Vec<String> {
-        self.streams.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// The first msn for a new packager of `name`: never 0, never a number used before for this name —
     /// also across origin restarts, because it is at least the current Unix time in seconds and segments
     /// last at least one second on average (the segment target is at least 1 s).
     fn first_msn(&self, name: &str) -> u64 {
-        let remembered = self.next_msn.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied().unwrap_or(1);
+        let remembered = self
+            .next_msn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied()
+            .unwrap_or(1);
         let clock = u64::try_from(unix_ms() / 1000).unwrap_or(1);
         remembered.max(clock).max(1)
     }
@@ -213,8 +238,13 @@ impl Hub {
     /// End streams whose grace period is over and remove ended streams after the linger time. Call
     /// periodically (every ~500 ms).
     pub fn tick(&self, now: Instant) {
-        let entries: Vec<Arc<StreamEntry>> =
-            self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let entries: Vec<Arc<StreamEntry>> = self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         let mut remove = Vec::new();
         for entry in entries {
             let mut st = entry.lock();
@@ -240,7 +270,10 @@ impl Hub {
         let mut memory = self.next_msn.lock().unwrap_or_else(|p| p.into_inner());
         for (name, next) in remove {
             // Only remove if still ended (a re-publish may have replaced it meanwhile).
-            if streams.get(&name).is_some_and(|e| e.lock().ended_at.is_some()) {
+            if streams
+                .get(&name)
+                .is_some_and(|e| e.lock().ended_at.is_some())
+            {
                 streams.remove(&name);
                 memory.insert(name.clone(), next);
                 tracing::info!(stream = %name, "stream removed");
@@ -263,8 +296,13 @@ impl Hub {
 
     /// End every stream (graceful shutdown): playlists get EXT-X-ENDLIST.
     pub fn end_all(&self) {
-        let entries: Vec<Arc<StreamEntry>> =
-            self.streams.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect();
+        let entries: Vec<Arc<StreamEntry>> = self
+            .streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
         for entry in entries {
             let mut st = entry.lock();
             if st.ended_at.is_none() {
@@ -287,7 +325,11 @@ impl Publisher for Hub {
             return Err(PublishRefused::InvalidName(stream.to_owned()));
         };
         let full = format!("live/{name}");
-        let info = PublisherInfo { protocol, peer, since: Instant::now() };
+        let info = PublisherInfo {
+            protocol,
+            peer,
+            since: Instant::now(),
+        };
         let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
         let entry = match streams.get(&full).cloned() {
             Some(entry) => {
@@ -325,7 +367,10 @@ impl Publisher for Hub {
         };
         drop(streams);
         tracing::info!(stream = %full, %peer, protocol = protocol.as_str(), "publish started");
-        Ok(Box::new(HubSession { entry, dropped_frames_logged: false }))
+        Ok(Box::new(HubSession {
+            entry,
+            dropped_frames_logged: false,
+        }))
     }
 }
 
@@ -352,7 +397,10 @@ impl PublishSession for HubSession {
                     self.entry.bump(&mut st);
                 }
                 if !self.dropped_frames_logged
-                    && st.packager.renditions().any(|r| r.counters().dropped_frames > 0)
+                    && st
+                        .packager
+                        .renditions()
+                        .any(|r| r.counters().dropped_frames > 0)
                 {
                     self.dropped_frames_logged = true;
                     tracing::warn!(stream = %self.entry.name, "frames dropped (before a keyframe or going backwards); counted");

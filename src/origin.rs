@@ -75,7 +75,10 @@ impl Body for ChunksBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.chunks.pop_front() {
             Some(c) => {
                 self.remaining -= c.len() as u64;
@@ -135,14 +138,28 @@ impl OriginError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Object {
     Multivariant,
-    MediaPlaylist { rendition: String },
-    Init { rendition: String, id: u64 },
-    Segment { rendition: String, msn: u64 },
-    Part { rendition: String, msn: u64, part: usize },
+    MediaPlaylist {
+        rendition: String,
+    },
+    Init {
+        rendition: String,
+        id: u64,
+    },
+    Segment {
+        rendition: String,
+        msn: u64,
+    },
+    Part {
+        rendition: String,
+        msn: u64,
+        part: usize,
+    },
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
-    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 /// Parse `/live/{name}/...` into the stream name (`live/{name}`) and the object.
@@ -168,11 +185,20 @@ fn parse_path(path: &str) -> Option<(String, Object)> {
             let rendition = a.to_owned();
             if file == "media.m3u8" {
                 Object::MediaPlaylist { rendition }
-            } else if let Some(id) = file.strip_prefix("init-").and_then(|f| f.strip_suffix(".mp4")) {
-                Object::Init { rendition, id: parse_u64(id)? }
+            } else if let Some(id) = file
+                .strip_prefix("init-")
+                .and_then(|f| f.strip_suffix(".mp4"))
+            {
+                Object::Init {
+                    rendition,
+                    id: parse_u64(id)?,
+                }
             } else if let Some(stem) = file.strip_suffix(".m4s") {
                 match stem.split_once('.') {
-                    None => Object::Segment { rendition, msn: parse_u64(stem)? },
+                    None => Object::Segment {
+                        rendition,
+                        msn: parse_u64(stem)?,
+                    },
                     Some((m, p)) => Object::Part {
                         rendition,
                         msn: parse_u64(m)?,
@@ -210,18 +236,31 @@ impl Origin {
     }
 
     /// Answer one request (never fails: errors become statuses).
-    pub async fn handle<B>(self: Arc<Self>, req: Request<B>) -> Result<Response<ChunksBody>, Infallible> {
+    pub async fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<ChunksBody>, Infallible> {
         let method = req.method().clone();
         let mut response = match method {
             Method::GET | Method::HEAD => match self.route(&req).await {
                 Ok(reply) => {
                     let len = reply.body.size_hint().exact().unwrap_or(0);
-                    let mut resp = Response::new(if method == Method::HEAD { ChunksBody::empty() } else { reply.body });
+                    let mut resp = Response::new(if method == Method::HEAD {
+                        ChunksBody::empty()
+                    } else {
+                        reply.body
+                    });
                     *resp.status_mut() = reply.status;
                     let h = resp.headers_mut();
                     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
-                    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(reply.cache_control));
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(reply.content_type),
+                    );
+                    h.insert(
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static(reply.cache_control),
+                    );
                     resp
                 }
                 Err(e) => {
@@ -233,15 +272,26 @@ impl Origin {
                 let mut resp = Response::new(ChunksBody::empty());
                 *resp.status_mut() = StatusCode::NO_CONTENT;
                 let h = resp.headers_mut();
-                h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-                h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("*"));
-                h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("*"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("86400"),
+                );
                 resp
             }
             _ => error_response(&OriginError::MethodNotAllowed),
         };
         if let Ok(v) = HeaderValue::from_str(&self.config.cors_allow_origin) {
-            response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
         Ok(response)
     }
@@ -250,21 +300,36 @@ impl Origin {
         let (stream, object) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
         let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
         let directives = match &object {
-            Object::MediaPlaylist { .. } => {
-                HlsDirectives::parse(req.uri().query().unwrap_or("")).map_err(|_| OriginError::BadRequest("directive"))?
-            }
+            Object::MediaPlaylist { .. } => HlsDirectives::parse(req.uri().query().unwrap_or(""))
+                .map_err(|_| OriginError::BadRequest("directive"))?,
             _ => HlsDirectives::default(),
         };
         match object {
             Object::Multivariant => {
                 let body = self
                     .wait_for(&entry, self.ready_timeout(), |st| {
-                        Ok(if st.packager.is_ready() || st.packager.is_ended() { Some(()) } else { None })
+                        Ok(if st.packager.is_ready() || st.packager.is_ended() {
+                            Some(())
+                        } else {
+                            None
+                        })
                     })
                     .await
-                    .and_then(|()| entry.lock().playlist(None, false).ok_or(OriginError::NotFound))?;
+                    .and_then(|()| {
+                        entry
+                            .lock()
+                            .playlist(None, false)
+                            .ok_or(OriginError::NotFound)
+                    })?;
                 let ended = entry.lock().packager.is_ended();
-                Ok(playlist_reply(body, if ended { cache::ENDED_PLAYLIST } else { cache::LIVE_PLAYLIST }))
+                Ok(playlist_reply(
+                    body,
+                    if ended {
+                        cache::ENDED_PLAYLIST
+                    } else {
+                        cache::LIVE_PLAYLIST
+                    },
+                ))
             }
             Object::MediaPlaylist { rendition } => {
                 let blocking = directives.msn.is_some();
@@ -274,17 +339,26 @@ impl Origin {
                     if !st.packager.is_ready() && !st.packager.is_ended() {
                         return Ok(None);
                     }
-                    let r = st.packager.rendition(rendition_ref).ok_or(OriginError::NotFound)?;
-                    let Some(msn) = directives.msn else { return Ok(Some(())) };
+                    let r = st
+                        .packager
+                        .rendition(rendition_ref)
+                        .ok_or(OriginError::NotFound)?;
+                    let Some(msn) = directives.msn else {
+                        return Ok(Some(()));
+                    };
                     match blocking_decision(r, msn, directives.part) {
                         BlockingDecision::Ready => Ok(Some(())),
                         BlockingDecision::Wait => Ok(None),
-                        BlockingDecision::TooFarAhead => Err(OriginError::BadRequest("more than two segments ahead")),
+                        BlockingDecision::TooFarAhead => {
+                            Err(OriginError::BadRequest("more than two segments ahead"))
+                        }
                     }
                 })
                 .await?;
                 let mut st = entry.lock();
-                let body = st.playlist(Some(&rendition), directives.skip).ok_or(OriginError::NotFound)?;
+                let body = st
+                    .playlist(Some(&rendition), directives.skip)
+                    .ok_or(OriginError::NotFound)?;
                 let cc = if st.packager.is_ended() {
                     cache::ENDED_PLAYLIST
                 } else if blocking {
@@ -296,7 +370,10 @@ impl Origin {
             }
             Object::Init { rendition, id } => {
                 let st = entry.lock();
-                let r = st.packager.rendition(&rendition).ok_or(OriginError::NotFound)?;
+                let r = st
+                    .packager
+                    .rendition(&rendition)
+                    .ok_or(OriginError::NotFound)?;
                 let bytes = r.init(id).ok_or(OriginError::NotFound)?.clone();
                 Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
             }
@@ -304,11 +381,15 @@ impl Origin {
                 let timeout = self.blocking_timeout(&entry);
                 let body = self
                     .wait_for(&entry, timeout, |st| {
-                        let r = st.packager.rendition(&rendition).ok_or(OriginError::NotFound)?;
+                        let r = st
+                            .packager
+                            .rendition(&rendition)
+                            .ok_or(OriginError::NotFound)?;
                         match r.segment(msn) {
-                            Some(s) if s.is_complete => {
-                                Ok(Some((r.kind(), ChunksBody::new(s.parts.iter().map(|p| p.bytes.clone())))))
-                            }
+                            Some(s) if s.is_complete => Ok(Some((
+                                r.kind(),
+                                ChunksBody::new(s.parts.iter().map(|p| p.bytes.clone())),
+                            ))),
                             _ if is_upcoming(r, msn, None) => Ok(None),
                             _ => Err(OriginError::NotFound),
                         }
@@ -316,11 +397,18 @@ impl Origin {
                     .await?;
                 Ok(media_reply(body.0, body.1))
             }
-            Object::Part { rendition, msn, part } => {
+            Object::Part {
+                rendition,
+                msn,
+                part,
+            } => {
                 let timeout = self.blocking_timeout(&entry);
                 let body = self
                     .wait_for(&entry, timeout, |st| {
-                        let r = st.packager.rendition(&rendition).ok_or(OriginError::NotFound)?;
+                        let r = st
+                            .packager
+                            .rendition(&rendition)
+                            .ok_or(OriginError::NotFound)?;
                         match r.part(msn, part) {
                             Some(p) => Ok(Some((r.kind(), ChunksBody::new([p.bytes.clone()])))),
                             None if is_upcoming(r, msn, Some(part)) => Ok(None),
@@ -380,7 +468,11 @@ impl Origin {
                 }
             }
             // If this entry was replaced by a new publish of the same name, stop waiting on it.
-            if !self.hub.get(&entry.name).is_some_and(|e| Arc::ptr_eq(&e, entry)) {
+            if !self
+                .hub
+                .get(&entry.name)
+                .is_some_and(|e| Arc::ptr_eq(&e, entry))
+            {
                 return Err(OriginError::NotFound);
             }
         }
@@ -412,16 +504,29 @@ fn error_response(e: &OriginError) -> Response<ChunksBody> {
     let mut resp = Response::new(ChunksBody::new([Bytes::from(format!("{}\n", e.status()))]));
     *resp.status_mut() = e.status();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache::ERROR));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache::ERROR),
+    );
     if *e == OriginError::MethodNotAllowed {
-        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        );
     }
     resp
 }
 
 /// Serve HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on `listener` until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, origin: Arc<Origin>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    origin: Arc<Origin>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     use hyper_util::{
         rt::{TokioExecutor, TokioIo, TokioTimer},
         server::conn::auto,
@@ -449,10 +554,22 @@ pub async fn serve(listener: TcpListener, origin: Arc<Origin>, mut shutdown: tok
         tokio::spawn(async move {
             let _permit = permit;
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(64 * 1024);
-            builder.http2().timer(TokioTimer::new()).max_concurrent_streams(256);
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| origin.clone().handle(req));
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(64 * 1024);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(256);
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                origin.clone().handle(req)
+            });
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
         });
@@ -465,14 +582,30 @@ mod tests {
 
     #[test]
     fn paths_parse_strictly() {
-        assert_eq!(parse_path("/live/demo/index.m3u8"), Some(("live/demo".into(), Object::Multivariant)));
+        assert_eq!(
+            parse_path("/live/demo/index.m3u8"),
+            Some(("live/demo".into(), Object::Multivariant))
+        );
         assert_eq!(
             parse_path("/live/demo/source/123.4.m4s"),
-            Some(("live/demo".into(), Object::Part { rendition: "source".into(), msn: 123, part: 4 }))
+            Some((
+                "live/demo".into(),
+                Object::Part {
+                    rendition: "source".into(),
+                    msn: 123,
+                    part: 4
+                }
+            ))
         );
         assert_eq!(
             parse_path("/live/demo/audio/init-77.mp4"),
-            Some(("live/demo".into(), Object::Init { rendition: "audio".into(), id: 77 }))
+            Some((
+                "live/demo".into(),
+                Object::Init {
+                    rendition: "audio".into(),
+                    id: 77
+                }
+            ))
         );
         for bad in [
             "/live/../etc/passwd",

@@ -34,14 +34,23 @@ impl Server {
         let hub = Hub::new(settings.hub.clone());
         let (shutdown, rx) = watch::channel(false);
         let origin = Origin::new(hub.clone(), settings.origin.clone());
-        let rtmp_config = rtmp::RtmpConfig { max_connections: settings.rtmp_max_connections, ..Default::default() };
+        let rtmp_config = rtmp::RtmpConfig {
+            max_connections: settings.rtmp_max_connections,
+            ..Default::default()
+        };
         let tasks = vec![
             tokio::spawn(hub.clone().run_supervisor(rx.clone())),
             tokio::spawn(origin::serve(http, origin, rx.clone())),
             tokio::spawn(rtmp::serve(rtmp_listener, hub.clone(), rtmp_config, rx)),
         ];
         tracing::info!(%http_addr, %rtmp_addr, "estuary serving");
-        Ok(Self { http_addr, rtmp_addr, hub, shutdown, tasks })
+        Ok(Self {
+            http_addr,
+            rtmp_addr,
+            hub,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Stop accepting, end every stream (EXT-X-ENDLIST) and stop the tasks.

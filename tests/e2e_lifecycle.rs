@@ -24,12 +24,17 @@ fn msns(facts: &MediaFacts) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lifecycle_refuse_second_publisher_reconnect_discontinuity_end_and_republish() {
-    let server = start_server("[streams]\nreconnect_grace = \"8s\"\nended_linger = \"60s\"\n").await;
+    let server = start_server(
+        "[streams]\nreconnect_grace = \"8s\"\nended_linger = \"60s\"\nmax_waiters_per_stream = 2\n",
+    )
+    .await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
     let rtmp = format!("rtmp://{}/live/life", server.rtmp_addr);
     let base = format!("http://{}/live/life/", server.http_addr);
     let mut first = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
-    wait_for_200(&format!("{base}index.m3u8"), Duration::from_secs(10)).await.expect("ready");
+    wait_for_200(&format!("{base}index.m3u8"), Duration::from_secs(10))
+        .await
+        .expect("ready");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A second publisher on a live name is refused; the first keeps going.
@@ -48,9 +53,49 @@ async fn lifecycle_refuse_second_publisher_reconnect_discontinuity_end_and_repub
     let status = second.await.unwrap();
     assert!(!status.success(), "second publisher was not refused");
     let before = parse_media(&get(&format!("{base}source/media.m3u8")).await.text());
-    let (hm, hp) = before.preload_hint.clone().unwrap().trim_end_matches(".m4s").split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
-    let r = get(&format!("{base}source/media.m3u8?_HLS_msn={hm}&_HLS_part={hp}")).await;
-    assert_eq!(r.status, StatusCode::OK, "first publisher still producing parts");
+    let (hm, hp) = before
+        .preload_hint
+        .clone()
+        .unwrap()
+        .trim_end_matches(".m4s")
+        .split_once('.')
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .unwrap();
+    let r = get(&format!(
+        "{base}source/media.m3u8?_HLS_msn={hm}&_HLS_part={hp}"
+    ))
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "first publisher still producing parts"
+    );
+
+    // Blocked requests per stream are bounded: beyond the limit (2 here), 503 at once.
+    let live = parse_media(&get(&format!("{base}source/media.m3u8")).await.text());
+    let ahead = format!(
+        "{base}source/media.m3u8?_HLS_msn={}&_HLS_part=3",
+        live.segments.last().unwrap().0 + 2
+    );
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            tokio::spawn({
+                let u = ahead.clone();
+                async move { get(&u).await.status }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let over = get(&ahead).await;
+    assert_eq!(
+        over.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "third waiter not refused"
+    );
+    assert!(over.elapsed < Duration::from_secs(1));
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), StatusCode::OK);
+    }
 
     // Publisher gone: a blocking request that cannot be satisfied within 3× target duration gets 503.
     first.kill();
@@ -58,21 +103,33 @@ async fn lifecycle_refuse_second_publisher_reconnect_discontinuity_end_and_repub
     let facts = parse_media(&get(&format!("{base}source/media.m3u8")).await.text());
     let last = *msns(&facts).last().unwrap();
     let t = Instant::now();
-    let r = get(&format!("{base}source/media.m3u8?_HLS_msn={}&_HLS_part=0", last + 2)).await;
+    let r = get(&format!(
+        "{base}source/media.m3u8?_HLS_msn={}&_HLS_part=0",
+        last + 2
+    ))
+    .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     let waited = t.elapsed();
     eprintln!("unsatisfiable blocking request answered 503 after {waited:?}");
-    assert!(waited >= Duration::from_secs(5), "503 came too early: {waited:?}");
+    assert!(
+        waited >= Duration::from_secs(5),
+        "503 came too early: {waited:?}"
+    );
 
     // Reconnect within the grace period: same playlists, a discontinuity, msns continue.
     let _again = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
     let deadline = Instant::now() + Duration::from_secs(15);
     let text = loop {
         let text = get(&format!("{base}source/media.m3u8")).await.text();
-        if text.contains("#EXT-X-DISCONTINUITY\n") && parse_media(&text).segments.iter().any(|s| s.0 > last + 1) {
+        if text.contains("#EXT-X-DISCONTINUITY\n")
+            && parse_media(&text).segments.iter().any(|s| s.0 > last + 1)
+        {
             break text;
         }
-        assert!(Instant::now() < deadline, "no discontinuity after reconnect:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no discontinuity after reconnect:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let after = parse_media(&text);
@@ -80,15 +137,36 @@ async fn lifecycle_refuse_second_publisher_reconnect_discontinuity_end_and_repub
     assert!(all.windows(2).all(|w| w[1] == w[0] + 1), "msns {all:?}");
     assert!(!after.has_endlist);
     let audio = get(&format!("{base}audio/media.m3u8")).await.text();
-    assert!(audio.contains("#EXT-X-DISCONTINUITY\n"), "audio playlist lacks the discontinuity");
+    assert!(
+        audio.contains("#EXT-X-DISCONTINUITY\n"),
+        "audio playlist lacks the discontinuity"
+    );
     // The re-published stream still decodes across the discontinuity.
     let url = format!("{base}index.m3u8");
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(FFMPEG).args(["-hide_banner", "-v", "error", "-i", &url, "-t", "4", "-f", "null", "-"]).output().unwrap()
+        std::process::Command::new(FFMPEG)
+            .args([
+                "-hide_banner",
+                "-v",
+                "error",
+                "-i",
+                &url,
+                "-t",
+                "4",
+                "-f",
+                "null",
+                "-",
+            ])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     drop(_again);
 
     // After the grace period: EXT-X-ENDLIST, no preload hint.
@@ -111,11 +189,18 @@ async fn lifecycle_refuse_second_publisher_reconnect_discontinuity_end_and_repub
         let text = get(&format!("{base}source/media.m3u8")).await.text();
         if !text.contains("#EXT-X-ENDLIST") && text.contains("#EXTINF") {
             let f = parse_media(&text);
-            assert!(f.media_sequence > ended_last, "msn {} repeats (old last {ended_last})", f.media_sequence);
+            assert!(
+                f.media_sequence > ended_last,
+                "msn {} repeats (old last {ended_last})",
+                f.media_sequence
+            );
             assert!(!f.map_uri.is_empty());
             break;
         }
-        assert!(Instant::now() < deadline, "no new playlist after re-publish");
+        assert!(
+            Instant::now() < deadline,
+            "no new playlist after re-publish"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
@@ -128,7 +213,10 @@ async fn handshake(addr: std::net::SocketAddr) -> TcpStream {
     c0c1.extend((0..1528u32).map(|i| (i * 7 + 3) as u8));
     s.write_all(&c0c1).await.unwrap();
     let mut s0s1s2 = vec![0u8; 1 + 1536 * 2];
-    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut s0s1s2)).await.expect("S0S1S2 in time").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut s0s1s2))
+        .await
+        .expect("S0S1S2 in time")
+        .unwrap();
     s.write_all(&s0s1s2[1..1537]).await.unwrap();
     s
 }
@@ -160,9 +248,15 @@ fn chunk_fmt0(csid: u8, len: u32, type_id: u8, payload: &[u8]) -> Vec<u8> {
 async fn hostile_rtmp_input_never_disturbs_a_playing_stream() {
     let server = start_server("").await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
-    let _good = publish_loop(Path::new(FFMPEG), &clip, &format!("rtmp://{}/live/good", server.rtmp_addr));
+    let _good = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/good", server.rtmp_addr),
+    );
     let url = format!("http://{}/live/good/index.m3u8", server.http_addr);
-    wait_for_200(&url, Duration::from_secs(10)).await.expect("good stream ready");
+    wait_for_200(&url, Duration::from_secs(10))
+        .await
+        .expect("good stream ready");
     let player = tokio::task::spawn_blocking({
         let url = url.clone();
         move || play_hls(&url, 15)
@@ -176,14 +270,21 @@ async fn hostile_rtmp_input_never_disturbs_a_playing_stream() {
             let s = TcpStream::connect(addr).await.unwrap();
             expect_closed(s, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "garbage handshake").await;
             let s = TcpStream::connect(addr).await.unwrap();
-            let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+            let noise: Vec<u8> = (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
             expect_closed(s, &noise, "noise handshake").await;
             // Garbage after a valid handshake.
             let s = handshake(addr).await;
             expect_closed(s, &noise, "noise after handshake").await;
             // An oversize message (16 MiB declared).
             let s = handshake(addr).await;
-            expect_closed(s, &chunk_fmt0(3, 0x00FF_FFFF, 20, &[0u8; 128]), "oversize message").await;
+            expect_closed(
+                s,
+                &chunk_fmt0(3, 0x00FF_FFFF, 20, &[0u8; 128]),
+                "oversize message",
+            )
+            .await;
             // A 22-byte AMF command holding only "connect" (panicked rml_rtmp's session).
             let amf = [0x02, 0x00, 0x07, b'c', b'o', b'n', b'n', b'e', b'c', b't'];
             let s = handshake(addr).await;
@@ -217,8 +318,20 @@ async fn hostile_rtmp_input_never_disturbs_a_playing_stream() {
     assert!(rounds >= 2);
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["stalls"], 0, "{report}");
-    assert!(report["fatal_errors"].as_array().unwrap().is_empty(), "{report}");
+    assert!(
+        report["fatal_errors"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
     // The server still accepts new publishes and serves.
-    let _other = publish_loop(Path::new(FFMPEG), &clip, &format!("rtmp://{}/live/after", server.rtmp_addr));
-    wait_for_200(&format!("http://{}/live/after/index.m3u8", server.http_addr), Duration::from_secs(10)).await.expect("new publish after attacks");
+    let _other = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/after", server.rtmp_addr),
+    );
+    wait_for_200(
+        &format!("http://{}/live/after/index.m3u8", server.http_addr),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("new publish after attacks");
 }

@@ -58,7 +58,11 @@ pub fn rescale(ticks: i64, from: u32, to: u32) -> i64 {
     let num = i128::from(ticks) * i128::from(to);
     let den = i128::from(from);
     let half = den / 2;
-    let q = if num >= 0 { (num + half) / den } else { (num - half) / den };
+    let q = if num >= 0 {
+        (num + half) / den
+    } else {
+        (num - half) / den
+    };
     q.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
@@ -95,7 +99,10 @@ impl Unwrapper {
             Some(last) => {
                 let base = last - last.rem_euclid(modulus);
                 let candidates = [base - modulus + raw, base + raw, base + modulus + raw];
-                *candidates.iter().min_by_key(|c| (*c - last).abs()).expect("three candidates")
+                *candidates
+                    .iter()
+                    .min_by_key(|c| (*c - last).abs())
+                    .expect("three candidates")
             }
         };
         self.last = Some(out);

@@ -56,20 +56,41 @@ pub struct ConfigError {
 impl PackagerConfig {
     /// Checks the values against each other. Errors name the offending key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.segment_target < Duration::from_secs(1) || self.segment_target > Duration::from_secs(10) {
-            return Err(ConfigError { key: "segment_target", reason: "must be between 1s and 10s" });
+        if self.segment_target < Duration::from_secs(1)
+            || self.segment_target > Duration::from_secs(10)
+        {
+            return Err(ConfigError {
+                key: "segment_target",
+                reason: "must be between 1s and 10s",
+            });
         }
-        if self.part_target < Duration::from_millis(100) || self.part_target * 2 > self.segment_target {
-            return Err(ConfigError { key: "part_target", reason: "must be at least 100ms and at most half the segment target" });
+        if self.part_target < Duration::from_millis(100)
+            || self.part_target * 2 > self.segment_target
+        {
+            return Err(ConfigError {
+                key: "part_target",
+                reason: "must be at least 100ms and at most half the segment target",
+            });
         }
         if self.window_segments < 6 || self.window_segments > 1000 {
-            return Err(ConfigError { key: "window_segments", reason: "must be between 6 and 1000" });
+            return Err(ConfigError {
+                key: "window_segments",
+                reason: "must be between 6 and 1000",
+            });
         }
-        if self.max_target_duration < self.segment_target || self.max_target_duration > Duration::from_secs(30) {
-            return Err(ConfigError { key: "max_target_duration", reason: "must be between the segment target and 30s" });
+        if self.max_target_duration < self.segment_target
+            || self.max_target_duration > Duration::from_secs(30)
+        {
+            return Err(ConfigError {
+                key: "max_target_duration",
+                reason: "must be between the segment target and 30s",
+            });
         }
         if self.part_listing_target_durations < 1 {
-            return Err(ConfigError { key: "part_listing_target_durations", reason: "must be at least 1" });
+            return Err(ConfigError {
+                key: "part_listing_target_durations",
+                reason: "must be at least 1",
+            });
         }
         Ok(())
     }

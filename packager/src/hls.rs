@@ -52,9 +52,14 @@ impl HlsDirectives {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                "_HLS_msn" => d.msn = Some(parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_msn"))?),
+                "_HLS_msn" => {
+                    d.msn =
+                        Some(parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_msn"))?)
+                }
                 "_HLS_part" => {
-                    d.part = Some(parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_part"))?)
+                    d.part = Some(
+                        parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_part"))?,
+                    )
                 }
                 "_HLS_skip" => match value {
                     "YES" | "v2" => d.skip = true,
@@ -90,7 +95,9 @@ pub enum BlockingDecision {
 
 /// Decide a blocking reload for `(msn, part)` on a rendition. `part = None` waits for the whole segment.
 pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> BlockingDecision {
-    let Some(last) = r.segments().back() else { return BlockingDecision::Wait };
+    let Some(last) = r.segments().back() else {
+        return BlockingDecision::Wait;
+    };
     // An ended rendition has everything it will ever have.
     if r.is_ended() {
         return BlockingDecision::Ready;
@@ -101,11 +108,19 @@ pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> Blocking
     let done = match part {
         None => r.last_complete_msn().is_some_and(|m| m >= msn),
         Some(p) => match r.last_part() {
-            Some((lm, lp)) => lm > msn || (lm == msn && lp as u64 >= p) || (lm == msn && r.segment(msn).is_some_and(|s| s.is_complete)),
+            Some((lm, lp)) => {
+                lm > msn
+                    || (lm == msn && lp as u64 >= p)
+                    || (lm == msn && r.segment(msn).is_some_and(|s| s.is_complete))
+            }
             None => false,
         },
     };
-    if done { BlockingDecision::Ready } else { BlockingDecision::Wait }
+    if done {
+        BlockingDecision::Ready
+    } else {
+        BlockingDecision::Wait
+    }
 }
 
 /// Whether a part or segment request may block until the object exists: true for the next part to be
@@ -115,10 +130,18 @@ pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
     if r.is_ended() {
         return false;
     }
-    let Some((next_msn, next_part)) = r.next_part() else { return false };
+    let Some((next_msn, next_part)) = r.next_part() else {
+        return false;
+    };
     match part {
-        Some(p) => (msn == next_msn && p >= next_part && p <= next_part + 8) || (msn == next_msn + 1 && p == 0),
-        None => r.segments().back().is_some_and(|s| !s.is_complete && s.msn == msn),
+        Some(p) => {
+            (msn == next_msn && p >= next_part && p <= next_part + 8)
+                || (msn == next_msn + 1 && p == 0)
+        }
+        None => r
+            .segments()
+            .back()
+            .is_some_and(|s| !s.is_complete && s.msn == msn),
     }
 }
 
@@ -128,7 +151,10 @@ pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
 /// exists ([`is_upcoming`]); a hinted part that a cut makes impossible answers 404.
 pub fn preload_hint(r: &Rendition, cfg: &crate::PackagerConfig) -> Option<(u64, usize)> {
     let (msn, part) = r.next_part()?;
-    let open = r.segments().back().filter(|s| !s.is_complete && s.msn == msn)?;
+    let open = r
+        .segments()
+        .back()
+        .filter(|s| !s.is_complete && s.msn == msn)?;
     let ts = r.timescale();
     let target = crate::stream::duration_ticks(cfg.segment_target, ts);
     let half_part = crate::stream::duration_ticks(cfg.part_target, ts) / 2;
@@ -250,7 +276,11 @@ pub fn format_program_date_time(unix_ms: i64) -> String {
 /// Render a rendition's media playlist (RFC 8216bis §4.4.3–§4.4.5), or `None` before the stream is
 /// ready or for an unknown rendition. With `skip`, older segments are replaced by EXT-X-SKIP (a delta
 /// update, §4.4.5.2) when there are any to skip.
-pub fn render_media_playlist(stream: &StreamPackager, rendition: &str, skip: bool) -> Option<String> {
+pub fn render_media_playlist(
+    stream: &StreamPackager,
+    rendition: &str,
+    skip: bool,
+) -> Option<String> {
     let td = stream.target_duration_secs()?;
     let r = stream.rendition(rendition)?;
     let cfg = stream.config();
@@ -271,7 +301,11 @@ pub fn render_media_playlist(stream: &StreamPackager, rendition: &str, skip: boo
     let segments = r.segments();
     let first_msn = segments.front().map_or(1, |s| s.msn);
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
-    let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", r.discontinuity_sequence());
+    let _ = writeln!(
+        out,
+        "#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+        r.discontinuity_sequence()
+    );
 
     // Parts are listed for segments that end within `part_listing_target_durations` target durations of
     // the live edge.
@@ -306,7 +340,11 @@ pub fn render_media_playlist(stream: &StreamPackager, rendition: &str, skip: boo
             current_init = Some(s.init_id);
         }
         if i == skipped || s.is_discontinuity {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_program_date_time(s.program_date_time_ms));
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                format_program_date_time(s.program_date_time_ms)
+            );
         }
         let dur = s.duration_ticks();
         let ends_before_edge = edge - (position + dur);
@@ -333,7 +371,10 @@ pub fn render_media_playlist(stream: &StreamPackager, rendition: &str, skip: boo
         out.push_str("#EXT-X-ENDLIST\n");
     } else {
         if let Some((msn, part)) = preload_hint(r, cfg) {
-            let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.m4s\"");
+            let _ = writeln!(
+                out,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.m4s\""
+            );
         }
         for other in stream.renditions().filter(|o| o.name() != r.name()) {
             if let Some((lm, lp)) = other.last_part() {
@@ -355,18 +396,46 @@ mod tests {
     #[test]
     fn directives_parse_and_reject() {
         let d = HlsDirectives::parse("_HLS_msn=12&_HLS_part=3&_HLS_skip=YES").unwrap();
-        assert_eq!(d, HlsDirectives { msn: Some(12), part: Some(3), skip: true });
-        assert_eq!(HlsDirectives::parse("_HLS_part=1"), Err(DirectiveError::PartWithoutMsn));
-        assert_eq!(HlsDirectives::parse("_HLS_msn=-1"), Err(DirectiveError::InvalidValue("_HLS_msn")));
-        assert_eq!(HlsDirectives::parse("_HLS_msn=99999999999999999999"), Err(DirectiveError::InvalidValue("_HLS_msn")));
-        assert_eq!(HlsDirectives::parse("_HLS_skip=NO"), Err(DirectiveError::InvalidValue("_HLS_skip")));
-        assert_eq!(HlsDirectives::parse("token=x&_HLS_msn=5").unwrap().msn, Some(5));
+        assert_eq!(
+            d,
+            HlsDirectives {
+                msn: Some(12),
+                part: Some(3),
+                skip: true
+            }
+        );
+        assert_eq!(
+            HlsDirectives::parse("_HLS_part=1"),
+            Err(DirectiveError::PartWithoutMsn)
+        );
+        assert_eq!(
+            HlsDirectives::parse("_HLS_msn=-1"),
+            Err(DirectiveError::InvalidValue("_HLS_msn"))
+        );
+        assert_eq!(
+            HlsDirectives::parse("_HLS_msn=99999999999999999999"),
+            Err(DirectiveError::InvalidValue("_HLS_msn"))
+        );
+        assert_eq!(
+            HlsDirectives::parse("_HLS_skip=NO"),
+            Err(DirectiveError::InvalidValue("_HLS_skip"))
+        );
+        assert_eq!(
+            HlsDirectives::parse("token=x&_HLS_msn=5").unwrap().msn,
+            Some(5)
+        );
     }
 
     #[test]
     fn program_date_time_formats_utc() {
         assert_eq!(format_program_date_time(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_program_date_time(1_763_765_471_123), "2025-11-21T22:51:11.123Z");
-        assert_eq!(format_program_date_time(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            format_program_date_time(1_763_765_471_123),
+            "2025-11-21T22:51:11.123Z"
+        );
+        assert_eq!(
+            format_program_date_time(951_782_400_000),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

@@ -106,7 +106,12 @@ fn snap_tolerance(timescale: u32) -> i64 {
 impl Rendition {
     /// A rendition named `name` (e.g. `source`, `audio`) for `track`, whose first init segment is named by
     /// `init_id` (use the msn of its first segment: object names never repeat).
-    pub fn new(name: impl Into<String>, track: TrackInfo, init_id: u64, window_segments: usize) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        track: TrackInfo,
+        init_id: u64,
+        window_segments: usize,
+    ) -> Self {
         let kind = track.kind();
         let est = default_frame_duration(&track);
         let init = cmaf::write_init_segment(1, &track);
@@ -183,7 +188,9 @@ impl Rendition {
     /// The segment with media sequence number `msn`, if in the window.
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
         let first = self.segments.front()?.msn;
-        let seg = self.segments.get(usize::try_from(msn.checked_sub(first)?).ok()?)?;
+        let seg = self
+            .segments
+            .get(usize::try_from(msn.checked_sub(first)?).ok()?)?;
         debug_assert_eq!(seg.msn, msn);
         Some(seg)
     }
@@ -205,12 +212,20 @@ impl Rendition {
             return None;
         }
         let last = self.segments.back()?;
-        Some(if last.is_complete { (last.msn + 1, 0) } else { (last.msn, last.parts.len()) })
+        Some(if last.is_complete {
+            (last.msn + 1, 0)
+        } else {
+            (last.msn, last.parts.len())
+        })
     }
 
     /// Msn of the newest complete segment.
     pub fn last_complete_msn(&self) -> Option<u64> {
-        self.segments.iter().rev().find(|s| s.is_complete).map(|s| s.msn)
+        self.segments
+            .iter()
+            .rev()
+            .find(|s| s.is_complete)
+            .map(|s| s.msn)
     }
 
     /// Msn the next new segment gets.
@@ -237,13 +252,15 @@ impl Rendition {
 
     /// DTS where the timeline of this rendition ends so far (the predicted next DTS), ticks.
     pub fn timeline_end(&self) -> Option<i64> {
-        self.predicted_dts.or_else(|| self.last_dts.map(|d| d + self.est_duration_ticks))
+        self.predicted_dts
+            .or_else(|| self.last_dts.map(|d| d + self.est_duration_ticks))
     }
 
     /// Replace the track configuration (new resolution or codec): the next segment uses a new init segment
     /// named `init_id` and is preceded by a discontinuity. Call [`Self::cut`] before the next frame.
     pub fn change_track(&mut self, track: TrackInfo, init_id: u64) {
-        self.inits.push_back((init_id, cmaf::write_init_segment(1, &track)));
+        self.inits
+            .push_back((init_id, cmaf::write_init_segment(1, &track)));
         self.init_id = init_id;
         self.est_duration_ticks = default_frame_duration(&track);
         self.track = track;
@@ -284,9 +301,16 @@ impl Rendition {
     }
 
     /// Open a new segment at `frame_dts` with media sequence number `msn`.
-    pub fn open_segment(&mut self, msn: u64, start_dts: i64, program_date_time_ms: i64, is_keyframe: bool) {
+    pub fn open_segment(
+        &mut self,
+        msn: u64,
+        start_dts: i64,
+        program_date_time_ms: i64,
+        is_keyframe: bool,
+    ) {
         debug_assert!(!self.has_open_segment(), "open_segment with a segment open");
-        let is_discontinuity = std::mem::take(&mut self.next_is_discontinuity) && !self.segments.is_empty();
+        let is_discontinuity =
+            std::mem::take(&mut self.next_is_discontinuity) && !self.segments.is_empty();
         self.segments.push_back(Segment {
             msn,
             init_id: self.init_id,
@@ -348,7 +372,9 @@ impl Rendition {
         }
         let frames = std::mem::take(&mut self.pending);
         let last = frames.last().expect("non-empty");
-        let end = end_dts.unwrap_or(last.dts + self.est_duration_ticks).max(last.dts + 1);
+        let end = end_dts
+            .unwrap_or(last.dts + self.est_duration_ticks)
+            .max(last.dts + 1);
         if end_dts.is_none() {
             self.predicted_dts = Some(end);
         }
@@ -374,7 +400,10 @@ impl Rendition {
             is_independent: frames[0].is_keyframe,
         };
         drop(samples);
-        let seg = self.segments.back_mut().expect("a part always belongs to an open segment");
+        let seg = self
+            .segments
+            .back_mut()
+            .expect("a part always belongs to an open segment");
         seg.parts.push(part);
         self.counters.parts += 1;
     }
@@ -401,7 +430,9 @@ impl Rendition {
         let complete = self.segments.iter().filter(|s| s.is_complete).count();
         let mut excess = complete.saturating_sub(self.window_segments);
         while excess > 0 {
-            let Some(old) = self.segments.pop_front() else { break };
+            let Some(old) = self.segments.pop_front() else {
+                break;
+            };
             excess -= 1;
             // A discontinuity leaving the window: the next segment's discontinuity tag is now counted.
             if let Some(front) = self.segments.front()
@@ -412,7 +443,12 @@ impl Rendition {
             let _ = old;
         }
         let oldest_needed = self.segments.front().map_or(self.init_id, |s| s.init_id);
-        while self.inits.len() > 1 && self.inits.front().is_some_and(|(id, _)| *id < oldest_needed) {
+        while self.inits.len() > 1
+            && self
+                .inits
+                .front()
+                .is_some_and(|(id, _)| *id < oldest_needed)
+        {
             self.inits.pop_front();
         }
     }
@@ -428,7 +464,10 @@ impl Rendition {
                 if seg.msn != p.msn + 1 {
                     return Err(format!("msn {} follows {}", seg.msn, p.msn));
                 }
-                if seg.start_dts < p.start_dts + i64::try_from(p.duration_ticks()).unwrap_or(i64::MAX) && !seg.is_discontinuity {
+                if seg.start_dts
+                    < p.start_dts + i64::try_from(p.duration_ticks()).unwrap_or(i64::MAX)
+                    && !seg.is_discontinuity
+                {
                     return Err(format!("segment {} overlaps its predecessor", seg.msn));
                 }
                 if !p.is_complete {
@@ -439,7 +478,10 @@ impl Rendition {
                 return Err(format!("complete segment {} has no parts", seg.msn));
             }
             if self.init(seg.init_id).is_none() {
-                return Err(format!("segment {} needs missing init {}", seg.msn, seg.init_id));
+                return Err(format!(
+                    "segment {} needs missing init {}",
+                    seg.msn, seg.init_id
+                ));
             }
             if i + 1 < self.segments.len() && !seg.is_complete {
                 return Err(format!("segment {} incomplete", seg.msn));
@@ -448,7 +490,10 @@ impl Rendition {
         }
         let complete = self.segments.iter().filter(|s| s.is_complete).count();
         if complete > self.window_segments {
-            return Err(format!("{complete} complete segments exceed the window of {}", self.window_segments));
+            return Err(format!(
+                "{complete} complete segments exceed the window of {}",
+                self.window_segments
+            ));
         }
         Ok(())
     }

@@ -116,13 +116,18 @@ impl StreamPackager {
             Some(r) if r.track() == &track => {}
             Some(r) => {
                 r.change_track(track, init_id);
-                if r.has_open_segment() {
-                    r.cut(None);
-                }
-                // Discontinuities apply to the whole stream so players keep the renditions aligned.
+                // A new video configuration starts with a keyframe: every rendition cuts here, so msns stay
+                // aligned. (A new audio configuration cuts only the audio rendition: cutting video mid-GOP
+                // would start a segment without a keyframe.)
+                let cut_all = kind == TrackKind::Video;
                 for r in [&mut self.video, &mut self.audio].into_iter().flatten() {
+                    if (cut_all || r.kind() == kind) && r.has_open_segment() {
+                        r.cut(None);
+                    }
+                    // Discontinuities apply to the whole stream so players keep the renditions aligned.
                     r.mark_discontinuity();
                 }
+                self.audio_cuts.clear();
             }
             None if self.target_duration_secs.is_some() => self.late_tracks_ignored += 1,
             None => {
@@ -130,7 +135,12 @@ impl StreamPackager {
                     TrackKind::Video => SOURCE_RENDITION,
                     TrackKind::Audio => AUDIO_RENDITION,
                 };
-                *slot = Some(Rendition::new(name, track, init_id, self.config.window_segments));
+                *slot = Some(Rendition::new(
+                    name,
+                    track,
+                    init_id,
+                    self.config.window_segments,
+                ));
             }
         }
     }
@@ -201,8 +211,12 @@ impl StreamPackager {
         let td_fixed = self.target_duration_secs.is_some();
         let pending_audio_cut = self.audio_cuts.front().copied();
 
-        let Some(r) = self.rendition_mut(frame.track) else { return update };
-        let Some(frame) = r.admit(frame) else { return update };
+        let Some(r) = self.rendition_mut(frame.track) else {
+            return update;
+        };
+        let Some(frame) = r.admit(frame) else {
+            return update;
+        };
         let frame_90k = Self::ticks_90k(timescale, frame.dts);
 
         // Where to cut.
@@ -246,7 +260,11 @@ impl StreamPackager {
                     );
                 }
                 let was_first = r.last_complete_msn().is_none();
-                let seg_start = r.segments().back().map(|s| s.start_dts).unwrap_or(frame.dts);
+                let seg_start = r
+                    .segments()
+                    .back()
+                    .map(|s| s.start_dts)
+                    .unwrap_or(frame.dts);
                 // A timestamp gap must not stretch a segment past the target duration: the last frame
                 // then ends at the limit and the gap stays a gap in the timeline.
                 // (Audio may exceed by less than half a second: EXTINF rounds to the target duration.)
@@ -254,13 +272,18 @@ impl StreamPackager {
                     TrackKind::Video => max_segment,
                     TrackKind::Audio => max_segment - jitter + i64::from(timescale) / 2 - 1,
                 };
-                let end = if td_fixed { frame.dts.min(seg_start + limit) } else { frame.dts };
+                let end = if td_fixed {
+                    frame.dts.min(seg_start + limit)
+                } else {
+                    frame.dts
+                };
                 if end < frame.dts {
                     r.count_timeline_gap();
                 }
                 r.cut(Some(end));
                 if was_first && !td_fixed {
-                    first_segment_secs = Some((frame.dts - seg_start) as f64 / f64::from(timescale));
+                    first_segment_secs =
+                        Some((frame.dts - seg_start) as f64 / f64::from(timescale));
                 }
                 update.has_new_media = true;
             }
@@ -312,11 +335,20 @@ impl StreamPackager {
         }
         if let Some(secs) = first_segment_secs {
             // Jitter absorbed at part boundaries (≤ 2 ms) must not raise the target duration.
-            let target = self.config.segment_target.as_secs_f64().max(secs - crate::config::JITTER_TOLERANCE.as_secs_f64());
-            let td = (target.ceil() as u32).clamp(1, self.config.max_target_duration.as_secs().max(1) as u32);
+            let target = self
+                .config
+                .segment_target
+                .as_secs_f64()
+                .max(secs - crate::config::JITTER_TOLERANCE.as_secs_f64());
+            let td = (target.ceil() as u32)
+                .clamp(1, self.config.max_target_duration.as_secs().max(1) as u32);
             self.target_duration_secs = Some(td);
             update.became_ready = true;
-            tracing::info!(target_duration_secs = td, first_segment_secs = secs, "playlists published");
+            tracing::info!(
+                target_duration_secs = td,
+                first_segment_secs = secs,
+                "playlists published"
+            );
         }
         update
     }
@@ -335,16 +367,25 @@ impl StreamPackager {
     /// duration, as RFC 8216bis §4.4.3.1 requires of every EXTINF.
     pub fn check_invariants(&self) -> Result<(), String> {
         for r in self.renditions() {
-            r.check_invariants().map_err(|e| format!("{}: {e}", r.name()))?;
-            let Some(td) = self.target_duration_secs else { continue };
+            r.check_invariants()
+                .map_err(|e| format!("{}: {e}", r.name()))?;
+            let Some(td) = self.target_duration_secs else {
+                continue;
+            };
             for s in r.segments().iter().filter(|s| s.is_complete) {
                 let secs = s.duration_ticks() as f64 / f64::from(r.timescale());
                 let ok = match r.kind() {
-                    TrackKind::Video => secs <= f64::from(td) + crate::config::JITTER_TOLERANCE.as_secs_f64(),
+                    TrackKind::Video => {
+                        secs <= f64::from(td) + crate::config::JITTER_TOLERANCE.as_secs_f64()
+                    }
                     TrackKind::Audio => secs.round() <= f64::from(td),
                 };
                 if !ok {
-                    return Err(format!("{}: segment {} lasts {secs:.3}s > target duration {td}", r.name(), s.msn));
+                    return Err(format!(
+                        "{}: segment {} lasts {secs:.3}s > target duration {td}",
+                        r.name(),
+                        s.msn
+                    ));
                 }
             }
         }

@@ -2,7 +2,9 @@
 //! `mp4-atom` as independent parsers.
 
 use bytes::Bytes;
-use media::{CodecConfig, Frame, TrackInfo, TrackKind, VideoParams, aac::AacConfig, avc::AvcConfig};
+use media::{
+    CodecConfig, Frame, TrackInfo, TrackKind, VideoParams, aac::AacConfig, avc::AvcConfig,
+};
 use packager::{PackagerConfig, StreamPackager, hls};
 use proptest::prelude::*;
 
@@ -15,7 +17,11 @@ fn video_track() -> TrackInfo {
         nal_length_size: 4,
         sps: vec![],
         pps: vec![],
-        params: VideoParams { width: 1280, height: 720, frame_rate: Some((30, 1)) },
+        params: VideoParams {
+            width: 1280,
+            height: 720,
+            frame_rate: Some((30, 1)),
+        },
     }))
 }
 
@@ -30,11 +36,23 @@ fn audio_track() -> TrackInfo {
 }
 
 fn vframe(dts: i64, cts: i64, key: bool) -> Frame {
-    Frame { track: TrackKind::Video, dts, pts: dts + cts, is_keyframe: key, data: Bytes::from(vec![0u8, 0, 0, 4, 0x65, 1, 2, 3]) }
+    Frame {
+        track: TrackKind::Video,
+        dts,
+        pts: dts + cts,
+        is_keyframe: key,
+        data: Bytes::from(vec![0u8, 0, 0, 4, 0x65, 1, 2, 3]),
+    }
 }
 
 fn aframe(dts: i64) -> Frame {
-    Frame { track: TrackKind::Audio, dts, pts: dts, is_keyframe: true, data: Bytes::from_static(&[0x21, 0x10, 0x04]) }
+    Frame {
+        track: TrackKind::Audio,
+        dts,
+        pts: dts,
+        is_keyframe: true,
+        data: Bytes::from_static(&[0x21, 0x10, 0x04]),
+    }
 }
 
 /// Feed `secs` seconds of 30 fps video (keyframe every `gop` frames, ms-rounded timestamps like RTMP) and
@@ -48,7 +66,10 @@ fn feed(p: &mut StreamPackager, secs: f64, gop: u64, start_ms: i64) {
             p.push_frame(aframe(start_ms * 48 + a * 1024), 1_700_000_000_000 + ms);
             a += 1;
         }
-        p.push_frame(vframe(ms * 90, if i % 3 == 1 { 6000 } else { 3000 }, i % gop == 0), 1_700_000_000_000 + ms);
+        p.push_frame(
+            vframe(ms * 90, if i % 3 == 1 { 6000 } else { 3000 }, i % gop == 0),
+            1_700_000_000_000 + ms,
+        );
         p.check_invariants().unwrap();
     }
 }
@@ -75,7 +96,7 @@ fn segmenter_cuts_on_keyframes_and_aligns_audio_msn() {
         assert!((d - 2.0).abs() < 0.01, "segment {} lasts {d}", s.msn);
         for part in &s.parts {
             let pd = part.duration_ticks as f64 / 90_000.0;
-            assert!(pd <= 0.502 && pd >= 0.85 * 0.502, "part lasts {pd}");
+            assert!((0.85 * 0.502..=0.502).contains(&pd), "part lasts {pd}");
         }
     }
     // Audio segments carry the same msns as video segments and cut at about the same time.
@@ -83,7 +104,11 @@ fn segmenter_cuts_on_keyframes_and_aligns_audio_msn() {
         let vseg = v.segment(s.msn).expect("same msn in video");
         let at = s.start_dts as f64 / 48_000.0;
         let vt = vseg.start_dts as f64 / 90_000.0;
-        assert!((at - vt).abs() < 0.03 || s.msn == 1000, "audio {at} vs video {vt} at msn {}", s.msn);
+        assert!(
+            (at - vt).abs() < 0.03 || s.msn == 1000,
+            "audio {at} vs video {vt} at msn {}",
+            s.msn
+        );
     }
     assert_eq!(v.counters().forced_cuts, 0);
 }
@@ -98,7 +123,11 @@ fn segmenter_late_keyframe_forces_cut_within_target_duration() {
     let v = p.rendition("source").unwrap();
     assert!(v.counters().forced_cuts > 0);
     for s in v.segments().iter().filter(|s| s.is_complete) {
-        assert!(s.duration_ticks() <= 2 * 90_000 + 180, "EXTINF {} > target duration", s.duration_ticks());
+        assert!(
+            s.duration_ticks() <= 2 * 90_000 + 180,
+            "EXTINF {} > target duration",
+            s.duration_ticks()
+        );
         assert!(s.starts_with_keyframe || v.counters().forced_cuts > 0);
     }
 }
@@ -117,16 +146,23 @@ fn playlists_parse_with_m3u8_rs_and_follow_ll_hls_rules() {
     feed(&mut p, 40.0, 60, 0);
     let mv = hls::render_multivariant(&p).unwrap();
     let parsed = m3u8_rs::parse_playlist_res(mv.as_bytes()).expect("multivariant parses");
-    let m3u8_rs::Playlist::MasterPlaylist(master) = parsed else { panic!("not multivariant") };
+    let m3u8_rs::Playlist::MasterPlaylist(master) = parsed else {
+        panic!("not multivariant")
+    };
     assert_eq!(master.variants.len(), 1);
     let var = &master.variants[0];
     assert_eq!(var.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
-    assert_eq!(var.resolution.map(|r| (r.width, r.height)), Some((1280, 720)));
+    assert_eq!(
+        var.resolution.map(|r| (r.width, r.height)),
+        Some((1280, 720))
+    );
     assert_eq!(var.audio.as_deref(), Some("audio"));
     assert_eq!(master.alternatives.len(), 1);
 
     let text = hls::render_media_playlist(&p, "source", false).unwrap();
-    let m3u8_rs::Playlist::MediaPlaylist(media) = m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() else {
+    let m3u8_rs::Playlist::MediaPlaylist(media) =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap()
+    else {
         panic!("not a media playlist")
     };
     assert_eq!(media.target_duration, 2);
@@ -186,7 +222,12 @@ fn chunks_parse_with_mp4_atom_and_tfdt_is_continuous() {
                 if let Some(e) = expected {
                     assert_eq!(tfdt, e, "{name}: tfdt continuity at msn {}", s.msn);
                 }
-                let sum: u64 = traf.trun.iter().flat_map(|t| t.samples.iter()).map(|e| u64::from(e.duration.unwrap_or(0))).sum();
+                let sum: u64 = traf
+                    .trun
+                    .iter()
+                    .flat_map(|t| t.samples.iter())
+                    .map(|e| u64::from(e.duration.unwrap_or(0)))
+                    .sum();
                 assert_eq!(sum, part.duration_ticks);
                 expected = Some(tfdt + sum);
             }
@@ -226,13 +267,20 @@ fn end_of_stream_closes_playlists() {
 
 #[test]
 fn part_target_200ms_works() {
-    let cfg = PackagerConfig { part_target: std::time::Duration::from_millis(200), ..Default::default() };
+    let cfg = PackagerConfig {
+        part_target: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
     let mut p = packager(cfg);
     feed(&mut p, 8.0, 60, 0);
     let v = p.rendition("source").unwrap();
     for s in v.segments().iter().filter(|s| s.is_complete) {
         for part in &s.parts {
-            assert!(part.duration_ticks <= 18_180, "part {} ticks", part.duration_ticks);
+            assert!(
+                part.duration_ticks <= 18_180,
+                "part {} ticks",
+                part.duration_ticks
+            );
         }
         assert!(s.parts.len() >= 10);
     }
@@ -266,4 +314,51 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn codec_change_starts_new_init_after_a_discontinuity_on_every_rendition() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 6.0, 60, 0);
+    let old_init = p.rendition("source").unwrap().current_init_id();
+    // The encoder switches to 640x360 (a new sequence header) and keeps its clock.
+    let mut smaller = video_track();
+    if let CodecConfig::Avc(c) = &mut smaller.config {
+        c.params = VideoParams { width: 640, height: 360, frame_rate: Some((30, 1)) };
+        c.record = Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
+    }
+    p.set_track(smaller);
+    feed(&mut p, 6.0, 60, 6000);
+    p.check_invariants().unwrap();
+    let v = p.rendition("source").unwrap();
+    let new_init = v.current_init_id();
+    assert_ne!(new_init, old_init);
+    assert!(v.init(old_init).is_some(), "old init kept while its segments are in the window");
+    let text = hls::render_media_playlist(&p, "source", false).unwrap();
+    let maps: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-MAP")).collect();
+    assert_eq!(maps.len(), 2, "{text}");
+    let disc = text.find("#EXT-X-DISCONTINUITY\n").expect("video discontinuity");
+    assert!(text.find(&format!("init-{new_init}.mp4")).unwrap() > disc);
+    let audio = hls::render_media_playlist(&p, "audio", false).unwrap();
+    assert!(audio.contains("#EXT-X-DISCONTINUITY\n"), "audio follows the discontinuity");
+    // The new init segment describes the new picture size.
+    use mp4_atom::{Decode, Ftyp, Moov};
+    let mut buf = &v.init(new_init).unwrap()[..];
+    Ftyp::decode(&mut buf).unwrap();
+    let moov = Moov::decode(&mut buf).unwrap();
+    assert_eq!(moov.trak[0].tkhd.width.integer(), 640);
+}
+
+#[test]
+fn parts_are_pruned_from_the_playlist_but_stay_downloadable() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 30.0, 60, 0);
+    let v = p.rendition("source").unwrap();
+    let oldest = v.segments().front().unwrap();
+    let text = hls::render_media_playlist(&p, "source", false).unwrap();
+    assert!(!text.contains(&format!("URI=\"{}.0.m4s\"", oldest.msn)), "old parts still listed");
+    assert!(v.part(oldest.msn, 0).is_some(), "old part no longer downloadable");
+    // Window: 12 complete segments + the open one; the oldest are gone entirely.
+    assert_eq!(v.segments().iter().filter(|s| s.is_complete).count(), 12);
+    assert!(v.segment(oldest.msn - 1).is_none());
 }

@@ -45,7 +45,9 @@ pub async fn start_server(file_toml: &str) -> Server {
         ..Default::default()
     };
     let file: FileConfig = toml::from_str(file_toml).expect("test config parses");
-    Server::start(Settings::resolve(&args, file).expect("valid settings")).await.expect("server starts")
+    Server::start(Settings::resolve(&args, file).expect("valid settings"))
+        .await
+        .expect("server starts")
 }
 
 /// A child process killed on drop.
@@ -68,7 +70,15 @@ impl Proc {
 /// Publish `clip` in a loop in real time with stream copy (`ffmpeg -re -stream_loop -1 … -c copy -f flv`).
 pub fn publish_loop(ffmpeg: &Path, clip: &Path, url: &str) -> Proc {
     let child = Command::new(ffmpeg)
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
         .arg(clip)
         .args(["-c", "copy", "-f", "flv", url])
         .stdin(Stdio::null())
@@ -96,12 +106,23 @@ pub fn ffmpeg(ffmpeg: &Path, args: &[&str]) -> Proc {
 /// publish HEVC over Enhanced RTMP. Panics with a set-up hint when missing.
 pub fn modern_ffmpeg() -> PathBuf {
     let venv = repo().join(".venv/bin/python3");
-    let python = if venv.exists() { venv } else { PathBuf::from("python3") };
+    let python = if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    };
     let out = Command::new(&python)
-        .args(["-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"])
+        .args([
+            "-c",
+            "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())",
+        ])
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "imageio-ffmpeg missing: run scripts/setup.sh ({})", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "imageio-ffmpeg missing: run scripts/setup.sh ({})",
+        String::from_utf8_lossy(&out.stderr)
+    );
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -117,7 +138,11 @@ impl Fetched {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> String {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
     }
 }
 
@@ -128,13 +153,22 @@ pub async fn get(url: &str) -> Fetched {
 pub async fn request(method: &str, url: &str) -> Fetched {
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::builder().method(method).uri(url).body(Empty::new()).unwrap();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Empty::new())
+        .unwrap();
     let start = Instant::now();
     let resp = client.request(req).await.expect("http request");
     let status = resp.status();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    Fetched { status, headers, body, elapsed: start.elapsed() }
+    Fetched {
+        status,
+        headers,
+        body,
+        elapsed: start.elapsed(),
+    }
 }
 
 /// Poll `url` until it answers 200 or `timeout` passes.
@@ -166,8 +200,11 @@ pub struct MediaFacts {
 
 /// Parse with m3u8-rs (an independent parser) and collect LL-HLS facts.
 pub fn parse_media(text: &str) -> MediaFacts {
-    let parsed = m3u8_rs::parse_playlist_res(text.as_bytes()).expect("media playlist parses with m3u8-rs");
-    let m3u8_rs::Playlist::MediaPlaylist(pl) = parsed else { panic!("expected a media playlist") };
+    let parsed =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).expect("media playlist parses with m3u8-rs");
+    let m3u8_rs::Playlist::MediaPlaylist(pl) = parsed else {
+        panic!("expected a media playlist")
+    };
     let mut facts = MediaFacts {
         target_duration: pl.target_duration,
         media_sequence: pl.media_sequence,
@@ -175,7 +212,11 @@ pub fn parse_media(text: &str) -> MediaFacts {
         ..Default::default()
     };
     for (i, s) in pl.segments.iter().enumerate() {
-        facts.segments.push((pl.media_sequence + i as u64, f64::from(s.duration), s.uri.clone()));
+        facts.segments.push((
+            pl.media_sequence + i as u64,
+            f64::from(s.duration),
+            s.uri.clone(),
+        ));
         if let Some(m) = &s.map {
             facts.map_uri = m.uri.clone();
         }
@@ -185,8 +226,13 @@ pub fn parse_media(text: &str) -> MediaFacts {
     for line in text.lines() {
         if let Some(attrs) = line.strip_prefix("#EXT-X-PART:") {
             let uri = attr(attrs, "URI").expect("part URI");
-            let dur: f64 = attr(attrs, "DURATION").expect("part DURATION").parse().unwrap();
-            facts.parts.push((msn, uri, dur, attrs.contains("INDEPENDENT=YES")));
+            let dur: f64 = attr(attrs, "DURATION")
+                .expect("part DURATION")
+                .parse()
+                .unwrap();
+            facts
+                .parts
+                .push((msn, uri, dur, attrs.contains("INDEPENDENT=YES")));
         } else if line.starts_with("#EXTINF:") {
             msn += 1;
         } else if let Some(attrs) = line.strip_prefix("#EXT-X-PRELOAD-HINT:") {
@@ -214,7 +260,9 @@ pub fn chunks(bytes: &[u8]) -> Vec<(u64, u64, bool)> {
     let mut out = Vec::new();
     let mut buf = bytes;
     while !buf.is_empty() {
-        let atom = Any::decode_maybe(&mut buf).expect("box parses").expect("complete box");
+        let atom = Any::decode_maybe(&mut buf)
+            .expect("box parses")
+            .expect("complete box");
         if let Any::Moof(moof) = atom {
             let traf = &moof.traf[0];
             let tfdt = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time;
@@ -222,7 +270,11 @@ pub fn chunks(bytes: &[u8]) -> Vec<(u64, u64, bool)> {
             let mut first_sync = None;
             for trun in &traf.trun {
                 for e in trun.samples.iter() {
-                    sum += u64::from(e.duration.or(traf.tfhd.default_sample_duration).unwrap_or(0));
+                    sum += u64::from(
+                        e.duration
+                            .or(traf.tfhd.default_sample_duration)
+                            .unwrap_or(0),
+                    );
                     if first_sync.is_none() {
                         let flags = e.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
                         first_sync = Some(flags & 0x0001_0000 == 0);
@@ -239,7 +291,19 @@ pub fn chunks(bytes: &[u8]) -> Vec<(u64, u64, bool)> {
 /// independent of our sample flags.
 pub fn first_frame_type(path: &Path) -> (String, bool) {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_frames", "-show_entries", "frame=pict_type,key_frame", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_frames",
+            "-show_entries",
+            "frame=pict_type,key_frame",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe runs");
@@ -253,22 +317,49 @@ pub fn first_frame_type(path: &Path) -> (String, bool) {
 
 /// Run ffprobe with `args` on `target` and return stdout (asserting success).
 pub fn ffprobe(args: &[&str], target: &str) -> String {
-    let out = Command::new("ffprobe").args(["-v", "error"]).args(args).arg(target).output().expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .arg(target)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Run the headless-Chromium hls.js harness (tests/browser/play-hls.mjs) and return its JSON report.
 pub fn play_hls(url: &str, seconds: u32) -> serde_json::Value {
     let dir = repo().join("tests/browser");
-    assert!(dir.join("node_modules/hls.js").exists(), "tests/browser/node_modules missing: run scripts/setup.sh");
+    assert!(
+        dir.join("node_modules/hls.js").exists(),
+        "tests/browser/node_modules missing: run scripts/setup.sh"
+    );
     let out = Command::new("node")
         .current_dir(&dir)
-        .args(["play-hls.mjs", "--url", url, "--seconds", &seconds.to_string(), "--low-latency"])
+        .args([
+            "play-hls.mjs",
+            "--url",
+            url,
+            "--seconds",
+            &seconds.to_string(),
+            "--low-latency",
+        ])
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "player harness failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let line = stdout.lines().rev().find(|l| l.trim_start().starts_with('{')).expect("a JSON report");
+    assert!(
+        out.status.success(),
+        "player harness failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .expect("a JSON report");
     serde_json::from_str(line).expect("JSON report parses")
 }
