@@ -355,9 +355,15 @@ async fn rtmp_fixture_plays_as_ll_hls_in_hls_js() {
     check_blocking(&base, "audio").await;
     // Each media playlist reports its sibling rendition (RFC 8216bis §4.4.5.4).
     let text = get(&format!("{base}source/media.m3u8")).await.text();
-    assert!(text.contains("#EXT-X-RENDITION-REPORT:URI=\"../audio/media.m3u8\",LAST-MSN="), "{text}");
+    assert!(
+        text.contains("#EXT-X-RENDITION-REPORT:URI=\"../audio/media.m3u8\",LAST-MSN="),
+        "{text}"
+    );
     let text = get(&format!("{base}audio/media.m3u8")).await.text();
-    assert!(text.contains("#EXT-X-RENDITION-REPORT:URI=\"../source/media.m3u8\",LAST-MSN="), "{text}");
+    assert!(
+        text.contains("#EXT-X-RENDITION-REPORT:URI=\"../source/media.m3u8\",LAST-MSN="),
+        "{text}"
+    );
     assert_eq!(
         get(&format!("http://{}/live/nope/index.m3u8", server.http_addr))
             .await

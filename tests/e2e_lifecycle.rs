@@ -335,3 +335,46 @@ async fn hostile_rtmp_input_never_disturbs_a_playing_stream() {
     .await
     .expect("new publish after attacks");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn msns_and_object_names_do_not_repeat_across_an_origin_restart() {
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut last_before = 0;
+    for round in 0..2 {
+        let server = start_server("").await;
+        let mut publisher = publish_loop(
+            Path::new(FFMPEG),
+            &clip,
+            &format!("rtmp://{}/live/restart", server.rtmp_addr),
+        );
+        let base = format!("http://{}/live/restart/", server.http_addr);
+        wait_for_200(&format!("{base}index.m3u8"), Duration::from_secs(10))
+            .await
+            .expect("ready");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let facts = parse_media(&get(&format!("{base}source/media.m3u8")).await.text());
+        let names: Vec<String> = facts
+            .segments
+            .iter()
+            .map(|s| s.2.clone())
+            .chain(std::iter::once(facts.map_uri.clone()))
+            .collect();
+        if round == 1 {
+            assert!(
+                facts.media_sequence > last_before,
+                "msn {} after restart repeats (before: up to {last_before})",
+                facts.media_sequence
+            );
+        }
+        for n in names {
+            assert!(
+                seen.insert(n.clone()),
+                "object name {n} repeated after restart"
+            );
+        }
+        last_before = facts.segments.last().unwrap().0 + 1;
+        publisher.kill();
+        server.shutdown().await;
+    }
+}

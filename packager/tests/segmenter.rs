@@ -324,7 +324,11 @@ fn codec_change_starts_new_init_after_a_discontinuity_on_every_rendition() {
     // The encoder switches to 640x360 (a new sequence header) and keeps its clock.
     let mut smaller = video_track();
     if let CodecConfig::Avc(c) = &mut smaller.config {
-        c.params = VideoParams { width: 640, height: 360, frame_rate: Some((30, 1)) };
+        c.params = VideoParams {
+            width: 640,
+            height: 360,
+            frame_rate: Some((30, 1)),
+        };
         c.record = Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
     }
     p.set_track(smaller);
@@ -333,14 +337,25 @@ fn codec_change_starts_new_init_after_a_discontinuity_on_every_rendition() {
     let v = p.rendition("source").unwrap();
     let new_init = v.current_init_id();
     assert_ne!(new_init, old_init);
-    assert!(v.init(old_init).is_some(), "old init kept while its segments are in the window");
+    assert!(
+        v.init(old_init).is_some(),
+        "old init kept while its segments are in the window"
+    );
     let text = hls::render_media_playlist(&p, "source", false).unwrap();
-    let maps: Vec<&str> = text.lines().filter(|l| l.starts_with("#EXT-X-MAP")).collect();
+    let maps: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-MAP"))
+        .collect();
     assert_eq!(maps.len(), 2, "{text}");
-    let disc = text.find("#EXT-X-DISCONTINUITY\n").expect("video discontinuity");
+    let disc = text
+        .find("#EXT-X-DISCONTINUITY\n")
+        .expect("video discontinuity");
     assert!(text.find(&format!("init-{new_init}.mp4")).unwrap() > disc);
     let audio = hls::render_media_playlist(&p, "audio", false).unwrap();
-    assert!(audio.contains("#EXT-X-DISCONTINUITY\n"), "audio follows the discontinuity");
+    assert!(
+        audio.contains("#EXT-X-DISCONTINUITY\n"),
+        "audio follows the discontinuity"
+    );
     // The new init segment describes the new picture size.
     use mp4_atom::{Decode, Ftyp, Moov};
     let mut buf = &v.init(new_init).unwrap()[..];
@@ -356,8 +371,14 @@ fn parts_are_pruned_from_the_playlist_but_stay_downloadable() {
     let v = p.rendition("source").unwrap();
     let oldest = v.segments().front().unwrap();
     let text = hls::render_media_playlist(&p, "source", false).unwrap();
-    assert!(!text.contains(&format!("URI=\"{}.0.m4s\"", oldest.msn)), "old parts still listed");
-    assert!(v.part(oldest.msn, 0).is_some(), "old part no longer downloadable");
+    assert!(
+        !text.contains(&format!("URI=\"{}.0.m4s\"", oldest.msn)),
+        "old parts still listed"
+    );
+    assert!(
+        v.part(oldest.msn, 0).is_some(),
+        "old part no longer downloadable"
+    );
     // Window: 12 complete segments + the open one; the oldest are gone entirely.
     assert_eq!(v.segments().iter().filter(|s| s.is_complete).count(), 12);
     assert!(v.segment(oldest.msn - 1).is_none());

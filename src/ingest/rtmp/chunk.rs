@@ -1,7 +1,7 @@
 //! RTMP chunk stream: a sans-IO decoder for what a publisher sends and an encoder for what the server
 //! sends (Adobe RTMP specification 1.0, §5.3 "Chunking").
 //!
-//! The decoder keeps one [`ChunkStreamState`] per chunk stream id (the last message header and its own
+//! The decoder keeps one `ChunkStreamState` per chunk stream id (the last message header and its own
 //! partial-message buffer), so chunks of different chunk streams may interleave mid-message. It applies
 //! Set Chunk Size (§5.4.1) and Abort Message (§5.4.2) itself, because both change how later chunks are
 //! decoded. Everything it holds is bounded by [`ChunkDecoderConfig`].
