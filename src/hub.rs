@@ -186,21 +186,12 @@ impl Hub {
 
     /// The stream called `name` (`live/{name}`), if live or lingering.
     pub fn get(&self, name: &str) -> Option<Arc<StreamEntry>> {
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.streams().get(name).cloned()
     }
 
     /// Names of the streams in the hub.
     pub fn names(&self) -> Vec<String> {
-        self.streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.streams().keys().cloned().collect()
     }
 
     /// The first msn for a new packager of `name`: never 0, never a number used before for this name —
@@ -235,16 +226,20 @@ impl Hub {
         })
     }
 
+    /// The stream map. Lock order: the map before a stream entry's state; never across an `.await`.
+    fn streams(&self) -> MutexGuard<'_, HashMap<String, Arc<StreamEntry>>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A snapshot of the entries.
+    fn entries(&self) -> Vec<Arc<StreamEntry>> {
+        self.streams().values().cloned().collect()
+    }
+
     /// End streams whose grace period is over and remove ended streams after the linger time. Call
     /// periodically (every ~500 ms).
     pub fn tick(&self, now: Instant) {
-        let entries: Vec<Arc<StreamEntry>> = self
-            .streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let entries = self.entries();
         let mut remove = Vec::new();
         for entry in entries {
             let mut st = entry.lock();
@@ -266,7 +261,7 @@ impl Hub {
         if remove.is_empty() {
             return;
         }
-        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = self.streams();
         let mut memory = self.next_msn.lock().unwrap_or_else(|p| p.into_inner());
         for (name, next) in remove {
             // Only remove if still ended (a re-publish may have replaced it meanwhile).
@@ -296,13 +291,7 @@ impl Hub {
 
     /// End every stream (graceful shutdown): playlists get EXT-X-ENDLIST.
     pub fn end_all(&self) {
-        let entries: Vec<Arc<StreamEntry>> = self
-            .streams
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let entries = self.entries();
         for entry in entries {
             let mut st = entry.lock();
             if st.ended_at.is_none() {
@@ -330,7 +319,7 @@ impl Publisher for Hub {
             peer,
             since: Instant::now(),
         };
-        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        let mut streams = self.streams();
         let entry = match streams.get(&full).cloned() {
             Some(entry) => {
                 let mut st = entry.lock();
@@ -417,5 +406,106 @@ impl Drop for HubSession {
         st.disconnected_at = Some(Instant::now());
         self.entry.bump(&mut st);
         tracing::info!(stream = %self.entry.name, "publisher disconnected: grace period started");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub() -> Arc<Hub> {
+        Hub::new(HubConfig {
+            reconnect_grace: Duration::from_secs(10),
+            ended_linger: Duration::from_secs(60),
+            ..Default::default()
+        })
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn hub_refuses_bad_names_and_a_second_publisher() {
+        let hub = hub();
+        for bad in [
+            "demo",
+            "live/",
+            "live/../x",
+            "other/demo",
+            "live/a/b",
+            "live/.hidden",
+        ] {
+            assert!(
+                matches!(
+                    hub.begin_publish(bad, Protocol::Rtmp, peer()),
+                    Err(PublishRefused::InvalidName(_))
+                ),
+                "{bad}"
+            );
+        }
+        let first = hub
+            .begin_publish("live/demo", Protocol::Rtmp, peer())
+            .unwrap();
+        assert!(matches!(
+            hub.begin_publish("live/demo", Protocol::Rtmp, peer()),
+            Err(PublishRefused::AlreadyLive(_))
+        ));
+        drop(first);
+        // Within the grace period the same entry is reused.
+        let entry = hub.get("live/demo").unwrap();
+        let _again = hub
+            .begin_publish("live/demo", Protocol::Rtmp, peer())
+            .unwrap();
+        assert!(Arc::ptr_eq(&entry, &hub.get("live/demo").unwrap()));
+        assert!(entry.lock().publisher.is_some());
+    }
+
+    #[test]
+    fn hub_ends_after_grace_and_removes_after_linger_remembering_the_msn() {
+        let hub = hub();
+        let session = hub
+            .begin_publish("live/demo", Protocol::Rtmp, peer())
+            .unwrap();
+        let first_msn = hub.get("live/demo").unwrap().lock().packager.next_msn();
+        assert!(
+            first_msn > 1_700_000_000,
+            "msn base is the Unix time in seconds"
+        );
+        drop(session);
+        let t0 = Instant::now();
+        hub.tick(t0 + Duration::from_secs(5));
+        assert!(!hub.get("live/demo").unwrap().lock().packager.is_ended());
+        hub.tick(t0 + Duration::from_secs(11));
+        let entry = hub.get("live/demo").unwrap();
+        assert!(entry.lock().packager.is_ended());
+        // A waiter subscribed before the end sees the version bump.
+        assert!(entry.subscribe().has_changed().is_ok());
+        hub.tick(t0 + Duration::from_secs(75));
+        assert!(hub.get("live/demo").is_none());
+        assert!(hub.names().is_empty());
+        // The next publish of the name continues the numbering.
+        let _s = hub
+            .begin_publish("live/demo", Protocol::Rtmp, peer())
+            .unwrap();
+        assert!(hub.get("live/demo").unwrap().lock().packager.next_msn() >= first_msn);
+    }
+
+    #[test]
+    fn hub_limits_waiters_per_stream() {
+        let hub = Hub::new(HubConfig {
+            max_waiters_per_stream: 2,
+            ..Default::default()
+        });
+        let _s = hub
+            .begin_publish("live/demo", Protocol::Rtmp, peer())
+            .unwrap();
+        let entry = hub.get("live/demo").unwrap();
+        let a = entry.try_wait(2).unwrap();
+        let _b = entry.try_wait(2).unwrap();
+        assert!(entry.try_wait(2).is_none());
+        drop(a);
+        assert_eq!(entry.waiters(), 1);
+        assert!(entry.try_wait(2).is_some());
     }
 }
