@@ -47,6 +47,16 @@ impl FlvTag {
             self.body.get(1) == Some(&1)
         }
     }
+
+    /// True for a video tag carrying a decoder configuration record (AVCPacketType 0, or an Enhanced RTMP
+    /// SequenceStart).
+    pub fn is_sequence_start(&self) -> bool {
+        match self.body.first() {
+            Some(b0) if b0 & 0x80 != 0 => b0 & 0x0F == 0,
+            Some(_) => self.body.get(1) == Some(&0),
+            None => false,
+        }
+    }
 }
 
 /// Where the fixture FLV lives: `$ESTUARY_BENCH_FLV`, or a file in the temporary directory.
@@ -57,8 +67,8 @@ pub fn fixture_flv_path() -> PathBuf {
     }
 }
 
-/// The fixture as FLV, made once (again if the fixture is newer) by FFmpeg (`-c copy`, no re-encoding) from `fixtures/bbb-720p-2s-gop.mp4`
-/// (30 s, 24 fps H.264 with a keyframe every 2 s, AAC-LC 44.1 kHz).
+/// The fixture as FLV, made once (again if the fixture is newer) by FFmpeg (`-c copy`, no re-encoding)
+/// from `fixtures/bbb-720p-2s-gop.mp4` (30 s, 24 fps H.264 with a keyframe every 2 s, AAC-LC 44.1 kHz).
 pub fn fixture_flv() -> PathBuf {
     let path = fixture_flv_path();
     let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
@@ -129,7 +139,8 @@ pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
 /// The file's media tags `loops` times back to back, each loop shifted by the video period (last video
 /// DTS + one frame − first video DTS) so that the video timeline and its 2 s GOP grid continue. Audio tags
 /// that would not move forward (the file's audio starts before its video, so it overlaps the previous
-/// loop's tail) are dropped; sequence headers and script tags are kept only in the first loop.
+/// loop's tail) are dropped; sequence headers and script tags are kept only in the first loop, and a video
+/// end of sequence only when there is a single loop.
 #[allow(dead_code)] // used by one of the two bench binaries
 pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
     let video: Vec<i64> = tags
@@ -158,7 +169,10 @@ pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
                 TagKind::Audio => tag.body.get(1) == Some(&1),
                 TagKind::Script => false,
             };
-            if n > 0 && !is_media_frame {
+            // Sequence headers and metadata once, at the start; a sequence end would not be at the end.
+            let is_sequence_end =
+                tag.kind == TagKind::Video && !is_media_frame && !tag.is_sequence_start();
+            if (n > 0 && !is_media_frame) || (loops > 1 && is_sequence_end) {
                 continue;
             }
             let ts = tag.timestamp_ms + shift;
