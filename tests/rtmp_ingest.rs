@@ -511,8 +511,8 @@ async fn rtmp_x264_b_frames_have_pts_after_dts() {
     assert!(audio_frames.windows(2).all(|w| w[1].dts - w[0].dts == 1024));
 }
 
-/// FFmpeg ≥ 7 publishes HEVC as Enhanced RTMP (`hvc1` FourCC). Runs when `ESTUARY_FFMPEG7` names one
-/// (scripts/setup.sh writes it to target/tools.env); otherwise reports the skip.
+/// FFmpeg ≥ 7 publishes HEVC as Enhanced RTMP (`hvc1` FourCC). `ESTUARY_FFMPEG7` names it
+/// (scripts/setup.sh writes it to target/tools.env); without it the test fails with a set-up hint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtmp_enhanced_hevc_publish_with_ffmpeg7() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -523,11 +523,10 @@ async fn rtmp_enhanced_hevc_publish_with_ffmpeg7() {
             .map(str::to_owned)
     });
     let input = root.join("fixtures/camera-face-540p-hevc-aac-6s.mov");
-    let Some(ffmpeg7) = ffmpeg7.filter(|p| std::path::Path::new(p).exists() && input.exists())
-    else {
-        eprintln!("skipped: no ESTUARY_FFMPEG7 or no HEVC fixture");
-        return;
-    };
+    let ffmpeg7 = ffmpeg7
+        .filter(|p| std::path::Path::new(p).exists())
+        .expect("no FFmpeg >= 7 (ESTUARY_FFMPEG7): run scripts/setup.sh");
+    assert!(input.exists(), "missing fixture {}", input.display());
     let h = Harness::start().await;
     let url = h.url("hevc");
     let child = spawn_ffmpeg(
