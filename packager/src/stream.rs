@@ -23,25 +23,34 @@ pub struct Update {
     pub became_ready: bool,
 }
 
-/// Packages one stream (passthrough: one video and one audio rendition).
+/// How many leader segment starts the grid remembers (well beyond any live window).
+const GRID_CAPACITY: usize = 2048;
+
+/// Packages one stream: any number of video renditions (the ladder) and an audio rendition.
+///
+/// The **leader** (the first video rendition declared; the audio rendition when there is no video) cuts
+/// segments by the keyframe rule; every other rendition (a **follower**) cuts where the leader did — a video
+/// follower at its first keyframe at or after the leader's cut time (the transcoder forces keyframes there),
+/// the audio rendition at its first frame at or after it — and takes the same media sequence number, so
+/// segments align across renditions.
 #[derive(Debug)]
 pub struct StreamPackager {
     config: PackagerConfig,
-    video: Option<Rendition>,
-    audio: Option<Rendition>,
-    /// Msn of the next segment to open, shared by the renditions.
+    renditions: Vec<Rendition>,
+    /// Index of the leader in `renditions`.
+    leader: Option<usize>,
+    /// The leader's segment starts: (msn, start DTS in 90 kHz ticks), oldest first.
+    grid: VecDeque<(u64, i64)>,
+    /// Msn of the next segment the leader opens.
     next_msn: u64,
     /// Target duration in whole seconds, fixed when the playlists are first published.
     target_duration_secs: Option<u32>,
-    /// Segment cut times announced by the video rendition, in 90 kHz ticks, for the audio rendition.
-    audio_cuts: VecDeque<i64>,
     /// Wall-clock anchor: (Unix ms, output DTS in 90 kHz ticks) of the same instant.
     anchor: Option<(i64, i64)>,
     /// Offset added to input timestamps (90 kHz ticks) so that the output timeline continues across
     /// re-publishes.
     input_offset_90k: Option<i64>,
     is_ended: bool,
-    late_tracks_ignored: u64,
 }
 
 impl StreamPackager {
@@ -50,15 +59,14 @@ impl StreamPackager {
     pub fn new(config: PackagerConfig, first_msn: u64) -> Self {
         Self {
             config,
-            video: None,
-            audio: None,
+            renditions: Vec::new(),
+            leader: None,
+            grid: VecDeque::new(),
             next_msn: first_msn.max(1),
             target_duration_secs: None,
-            audio_cuts: VecDeque::new(),
             anchor: None,
             input_offset_90k: None,
             is_ended: false,
-            late_tracks_ignored: 0,
         }
     }
 
@@ -72,7 +80,8 @@ impl StreamPackager {
         self.target_duration_secs
     }
 
-    /// True once playlists can be served (the first segment is complete and the target duration fixed).
+    /// True once playlists can be served (the leader's first segment is complete and the target duration
+    /// fixed).
     pub fn is_ready(&self) -> bool {
         self.target_duration_secs.is_some()
     }
@@ -84,63 +93,88 @@ impl StreamPackager {
 
     /// The msn the next segment will get: persist it to continue numbering after this packager.
     pub fn next_msn(&self) -> u64 {
-        self.next_msn
+        self.renditions
+            .iter()
+            .filter_map(Rendition::next_msn)
+            .max()
+            .unwrap_or(0)
+            .max(self.next_msn)
     }
 
-    /// The renditions, video first.
+    /// The renditions: video renditions in the order they were declared (the leader first), then audio.
     pub fn renditions(&self) -> impl Iterator<Item = &Rendition> {
-        self.video.iter().chain(self.audio.iter())
+        let videos = self
+            .renditions
+            .iter()
+            .filter(|r| r.kind() == TrackKind::Video);
+        let audios = self
+            .renditions
+            .iter()
+            .filter(|r| r.kind() == TrackKind::Audio);
+        videos.chain(audios)
     }
 
     /// The rendition called `name`.
     pub fn rendition(&self, name: &str) -> Option<&Rendition> {
-        self.renditions().find(|r| r.name() == name)
+        self.renditions.iter().find(|r| r.name() == name)
     }
 
-    /// Tracks announced after the playlists were published (ignored until the next publish).
-    pub fn late_tracks_ignored(&self) -> u64 {
-        self.late_tracks_ignored
+    /// The leader rendition's name, once there is one.
+    pub fn leader(&self) -> Option<&str> {
+        self.leader.map(|i| self.renditions[i].name())
     }
 
-    /// Declare or change a track's configuration. A track first seen after the playlists were published
-    /// is ignored (counted); a changed configuration starts a new init segment after a discontinuity on
-    /// every rendition.
+    /// Passthrough convenience: declare or change the source track of its kind (`source` for video,
+    /// `audio` for audio). See [`Self::set_rendition_track`].
     pub fn set_track(&mut self, track: TrackInfo) {
-        let kind = track.kind();
-        let init_id = self.next_msn;
-        let slot = match kind {
-            TrackKind::Video => &mut self.video,
-            TrackKind::Audio => &mut self.audio,
+        let name = match track.kind() {
+            TrackKind::Video => SOURCE_RENDITION,
+            TrackKind::Audio => AUDIO_RENDITION,
         };
-        match slot {
-            Some(r) if r.track() == &track => {}
-            Some(r) => {
-                r.change_track(track, init_id);
-                // A new video configuration starts with a keyframe: every rendition cuts here, so msns stay
-                // aligned. (A new audio configuration cuts only the audio rendition: cutting video mid-GOP
-                // would start a segment without a keyframe.)
+        self.set_rendition_track(name, track);
+    }
+
+    /// Declare rendition `name` with `track`, or change its configuration. A changed configuration starts
+    /// a new init segment after a discontinuity on every rendition (a new video configuration cuts every
+    /// rendition; a new audio configuration cuts only audio, since cutting video mid-GOP would start a
+    /// segment without a keyframe). A rendition whose kind differs from its earlier track is refused
+    /// (logged).
+    pub fn set_rendition_track(&mut self, name: &str, track: TrackInfo) {
+        let kind = track.kind();
+        let init_id = self.next_msn();
+        match self.renditions.iter().position(|r| r.name() == name) {
+            Some(i) if self.renditions[i].track() == &track => {}
+            Some(i) if self.renditions[i].kind() != kind => {
+                tracing::warn!(rendition = name, "track kind changed: ignored");
+            }
+            Some(i) => {
+                self.renditions[i].change_track(track, init_id);
                 let cut_all = kind == TrackKind::Video;
-                for r in [&mut self.video, &mut self.audio].into_iter().flatten() {
+                for r in &mut self.renditions {
                     if (cut_all || r.kind() == kind) && r.has_open_segment() {
                         r.cut(None);
                     }
-                    // Discontinuities apply to the whole stream so players keep the renditions aligned.
                     r.mark_discontinuity();
                 }
-                self.audio_cuts.clear();
             }
-            None if self.target_duration_secs.is_some() => self.late_tracks_ignored += 1,
             None => {
-                let name = match kind {
-                    TrackKind::Video => SOURCE_RENDITION,
-                    TrackKind::Audio => AUDIO_RENDITION,
-                };
-                *slot = Some(Rendition::new(
+                self.renditions.push(Rendition::new(
                     name,
                     track,
                     init_id,
                     self.config.window_segments,
                 ));
+                let new = self.renditions.len() - 1;
+                let leader_is_video = self
+                    .leader
+                    .is_some_and(|l| self.renditions[l].kind() == TrackKind::Video);
+                // The first video rendition leads; audio leads only while there is no video. The leader
+                // can change only before the playlists are published.
+                if self.leader.is_none()
+                    || (kind == TrackKind::Video && !leader_is_video && !self.is_ready())
+                {
+                    self.leader = Some(new);
+                }
             }
         }
     }
@@ -148,7 +182,7 @@ impl StreamPackager {
     /// The publisher reconnected: the next segments follow an EXT-X-DISCONTINUITY and the new input
     /// timeline is shifted to continue the output timeline.
     pub fn discontinuity(&mut self) {
-        for r in [&mut self.video, &mut self.audio].into_iter().flatten() {
+        for r in &mut self.renditions {
             if r.has_open_segment() {
                 r.cut(None);
             }
@@ -156,100 +190,130 @@ impl StreamPackager {
         }
         self.input_offset_90k = None;
         self.anchor = None;
-        self.audio_cuts.clear();
     }
 
     /// Close every rendition: playlists get EXT-X-ENDLIST.
     pub fn end(&mut self) {
-        for r in [&mut self.video, &mut self.audio].into_iter().flatten() {
+        for r in &mut self.renditions {
             r.end();
         }
         self.is_ended = true;
     }
 
-    fn ticks_90k(kind_timescale: u32, ticks: i64) -> i64 {
-        rescale(ticks, kind_timescale, 90_000)
+    /// Passthrough convenience: package one source frame into the rendition of its kind.
+    pub fn push_frame(&mut self, frame: Frame, now_ms: i64) -> Update {
+        let name = match frame.track {
+            TrackKind::Video => SOURCE_RENDITION,
+            TrackKind::Audio => AUDIO_RENDITION,
+        };
+        self.push_rendition_frame(name, frame, now_ms)
     }
 
-    /// Package one frame. `now_ms` is the wall clock (Unix ms) when it arrived, used only for
-    /// EXT-X-PROGRAM-DATE-TIME.
-    pub fn push_frame(&mut self, mut frame: Frame, now_ms: i64) -> Update {
+    /// Package one frame of rendition `name` (declared with [`Self::set_rendition_track`]; frames of
+    /// unknown renditions are ignored). `now_ms` is the wall clock (Unix ms) when it arrived, used only
+    /// for EXT-X-PROGRAM-DATE-TIME. Timestamps are on the stream's source timeline, in the rendition's
+    /// timescale.
+    pub fn push_rendition_frame(&mut self, name: &str, mut frame: Frame, now_ms: i64) -> Update {
         let mut update = Update::default();
         if self.is_ended {
             return update;
         }
-        let has_video = self.video.is_some();
-        let Some(timescale) = self.rendition_mut(frame.track).map(|r| r.timescale()) else {
+        let Some(idx) = self.renditions.iter().position(|r| r.name() == name) else {
             return update;
         };
-        // Map the input timeline onto the output timeline.
-        let offset_90k = *self.input_offset_90k.get_or_insert_with(|| {
-            let end = [&self.video, &self.audio]
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.timeline_end().map(|t| rescale(t, r.timescale(), 90_000)))
-                .max();
-            match end {
-                Some(end) => end - rescale(frame.dts, timescale, 90_000),
-                None => 0,
+        let timescale = self.renditions[idx].timescale();
+        // Map the input timeline onto the output timeline (continuing it after a reconnect).
+        let offset_90k = match self.input_offset_90k {
+            Some(o) => o,
+            None => {
+                let end = self
+                    .renditions
+                    .iter()
+                    .filter_map(|r| r.timeline_end().map(|t| rescale(t, r.timescale(), 90_000)))
+                    .max();
+                let o = end.map_or(0, |end| end - rescale(frame.dts, timescale, 90_000));
+                self.input_offset_90k = Some(o);
+                o
             }
-        });
+        };
         let offset = rescale(offset_90k, 90_000, timescale);
         frame.dts += offset;
         frame.pts += offset;
 
+        let is_leader = self.leader == Some(idx);
         let segment_target = duration_ticks(self.config.segment_target, timescale);
         // A forced cut happens only beyond the target duration plus the timestamp jitter we absorb.
         let jitter = duration_ticks(crate::config::JITTER_TOLERANCE, timescale);
+        let jitter_90k = duration_ticks(crate::config::JITTER_TOLERANCE, 90_000);
         let max_segment = jitter
             + match self.target_duration_secs {
                 Some(td) => i64::from(td) * i64::from(timescale),
                 None => duration_ticks(self.config.max_target_duration, timescale),
             };
         let part_limit = duration_ticks(self.config.advertised_part_target(), timescale);
-        let next_msn = self.next_msn;
         let td_fixed = self.target_duration_secs.is_some();
-        let pending_audio_cut = self.audio_cuts.front().copied();
 
-        let Some(r) = self.rendition_mut(frame.track) else {
-            return update;
-        };
+        let r = &mut self.renditions[idx];
         let Some(frame) = r.admit(frame) else {
             return update;
         };
-        let frame_90k = Self::ticks_90k(timescale, frame.dts);
+        let frame_90k = rescale(frame.dts, timescale, 90_000);
+        let is_video = r.kind() == TrackKind::Video;
 
-        // Where to cut.
-        let mut cut: Option<Cut> = None;
+        // Where to cut, and the msn of the segment that starts here.
+        let mut cut: Option<(Cut, u64)> = None;
         match r.open_segment_elapsed(frame.dts) {
             None => {
-                if r.kind() == TrackKind::Video && !frame.is_keyframe {
+                if is_video && !frame.is_keyframe {
                     r.count_dropped();
                     return update;
                 }
-                cut = Some(Cut::Open);
+                let msn = if is_leader {
+                    self.next_msn
+                } else {
+                    // Join the leader's segment that contains this frame (or the leader's next one).
+                    let own_next = r.next_msn().unwrap_or(0);
+                    let grid_msn = self
+                        .grid
+                        .iter()
+                        .rev()
+                        .find(|(_, start)| *start <= frame_90k + jitter_90k)
+                        .map(|(m, _)| *m)
+                        .unwrap_or(self.next_msn);
+                    grid_msn.max(own_next)
+                };
+                cut = Some((Cut::Open, msn));
             }
             Some(elapsed) => {
                 let seg_elapsed = elapsed - r.est_duration_ticks();
-                let is_video = r.kind() == TrackKind::Video;
-                if is_video || !has_video {
+                let open_msn = r.segments().back().map_or(0, |s| s.msn);
+                if is_leader {
                     if frame.is_keyframe && seg_elapsed + jitter >= segment_target {
-                        cut = Some(Cut::Natural);
+                        cut = Some((Cut::Natural, open_msn + 1));
                     } else if elapsed > max_segment {
-                        cut = Some(Cut::Forced);
+                        cut = Some((Cut::Forced, open_msn + 1));
                     }
-                } else if pending_audio_cut.is_some_and(|t| frame_90k >= t) {
-                    cut = Some(Cut::Natural);
-                } else if elapsed > max_segment + i64::from(timescale) {
-                    // Video stalled: audio cuts on its own rather than growing without bound.
-                    cut = Some(Cut::Forced);
+                } else {
+                    let next_start = self
+                        .grid
+                        .iter()
+                        .find(|(m, _)| *m == open_msn + 1)
+                        .map(|(_, s)| *s);
+                    if next_start.is_some_and(|t| frame_90k + jitter_90k >= t)
+                        && (!is_video || frame.is_keyframe)
+                    {
+                        cut = Some((Cut::Natural, open_msn + 1));
+                    } else if elapsed > max_segment + i64::from(timescale) {
+                        // The leader stalled: cut on our own rather than grow without bound.
+                        cut = Some((Cut::Forced, open_msn + 1));
+                    }
                 }
             }
         }
 
-        let mut cut_dts_90k = None;
         let mut first_segment_secs = None;
-        if let Some(kind) = cut {
+        if let Some((kind, msn)) = cut {
+            let r = &mut self.renditions[idx];
             if kind != Cut::Open {
                 if kind == Cut::Forced {
                     r.count_forced_cut();
@@ -266,11 +330,12 @@ impl StreamPackager {
                     .map(|s| s.start_dts)
                     .unwrap_or(frame.dts);
                 // A timestamp gap must not stretch a segment past the target duration: the last frame
-                // then ends at the limit and the gap stays a gap in the timeline.
-                // (Audio may exceed by less than half a second: EXTINF rounds to the target duration.)
-                let limit = match r.kind() {
-                    TrackKind::Video => max_segment,
-                    TrackKind::Audio => max_segment - jitter + i64::from(timescale) / 2 - 1,
+                // then ends at the limit and the gap stays a gap in the timeline. (Audio may exceed by
+                // less than half a second: EXTINF rounds to the target duration.)
+                let limit = if is_video {
+                    max_segment
+                } else {
+                    max_segment - jitter + i64::from(timescale) / 2 - 1
                 };
                 let end = if td_fixed {
                     frame.dts.min(seg_start + limit)
@@ -281,57 +346,28 @@ impl StreamPackager {
                     r.count_timeline_gap();
                 }
                 r.cut(Some(end));
-                if was_first && !td_fixed {
+                if is_leader && was_first && !td_fixed {
                     first_segment_secs =
                         Some((frame.dts - seg_start) as f64 / f64::from(timescale));
                 }
                 update.has_new_media = true;
             }
-            let is_video = r.kind() == TrackKind::Video;
-            let msn = match r.next_msn() {
-                Some(n) => n,
-                // Audio joins the video's segment in progress so that msns match across renditions.
-                None if !is_video => self
-                    .video
-                    .as_ref()
-                    .and_then(|v| v.segments().back().map(|s| s.msn))
-                    .unwrap_or(next_msn),
-                None => next_msn,
-            };
             // Program date time from the stream's wall-clock anchor.
             let anchor = *self.anchor.get_or_insert((now_ms, frame_90k));
             let pdt_ms = anchor.0 + (frame_90k - anchor.1) / 90;
-            let r = self.rendition_mut(frame.track).expect("present above");
+            let r = &mut self.renditions[idx];
             r.open_segment(msn, frame.dts, pdt_ms, frame.is_keyframe);
-            if is_video || !has_video {
+            if is_leader {
                 self.next_msn = self.next_msn.max(msn + 1);
-            }
-            if is_video {
-                if kind != Cut::Open {
-                    cut_dts_90k = Some(frame_90k);
+                if self.grid.len() >= GRID_CAPACITY {
+                    self.grid.pop_front();
                 }
-            } else {
-                while self.audio_cuts.front().is_some_and(|t| *t <= frame_90k) {
-                    self.audio_cuts.pop_front();
-                }
+                self.grid.push_back((msn, frame_90k));
             }
         }
 
-        let r = self.rendition_mut(frame.track).expect("present above");
-        if r.push(frame, part_limit) {
+        if self.renditions[idx].push(frame, part_limit) {
             update.has_new_media = true;
-        }
-
-        if let Some(t) = cut_dts_90k
-            && self.audio.is_some()
-        {
-            // Bounded: a stalled audio track must not let the queue grow.
-            if self.audio_cuts.len() >= 64 {
-                self.audio_cuts.pop_front();
-            }
-            // The audio rendition's open segment is cut at its first frame at or after t; on the first
-            // video segment, audio aligns its msn with video's.
-            self.audio_cuts.push_back(t);
         }
         if let Some(secs) = first_segment_secs {
             // Jitter absorbed at part boundaries (≤ 2 ms) must not raise the target duration.
@@ -351,13 +387,6 @@ impl StreamPackager {
             );
         }
         update
-    }
-
-    fn rendition_mut(&mut self, kind: TrackKind) -> Option<&mut Rendition> {
-        match kind {
-            TrackKind::Video => self.video.as_mut(),
-            TrackKind::Audio => self.audio.as_mut(),
-        }
     }
 
     /// Checks every rendition's invariants, and that no segment exceeds the target duration: a video

@@ -383,3 +383,108 @@ fn parts_are_pruned_from_the_playlist_but_stay_downloadable() {
     assert_eq!(v.segments().iter().filter(|s| s.is_complete).count(), 12);
     assert!(v.segment(oldest.msn - 1).is_none());
 }
+
+fn rung_track(width: u32, height: u32, level: u8) -> TrackInfo {
+    let mut t = video_track();
+    if let CodecConfig::Avc(c) = &mut t.config {
+        c.params = VideoParams {
+            width,
+            height,
+            frame_rate: Some((30, 1)),
+        };
+        c.level_idc = level;
+        c.record = Bytes::from(vec![1, 0x64, 0, level, 0xff, 0xe0, 0]);
+    }
+    t
+}
+
+#[test]
+fn ladder_renditions_cut_at_the_same_times_with_the_same_msns() {
+    let mut p = StreamPackager::new(PackagerConfig::default(), 5000);
+    p.set_rendition_track("source", video_track());
+    p.set_rendition_track("audio", audio_track());
+    // Encoded rungs come up a few frames late (encoder start-up) but on the source timeline, with their
+    // keyframes forced where the source's segment-starting keyframes are.
+    let mut rungs_started = false;
+    let mut a = 0i64;
+    for i in 0..(30 * 30u64) {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        let now = 1_700_000_000_000 + ms;
+        while a * 1024 * 1000 / 48_000 < ms {
+            p.push_rendition_frame("audio", aframe(a * 1024), now);
+            a += 1;
+        }
+        let key = i % 60 == 0;
+        p.push_rendition_frame(
+            "source",
+            vframe(ms * 90, if i % 3 == 1 { 6000 } else { 3000 }, key),
+            now,
+        );
+        if i == 5 {
+            p.set_rendition_track("480p", rung_track(854, 480, 0x1e));
+            p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
+            rungs_started = true;
+        }
+        if rungs_started && i >= 3 {
+            // Delayed output of frame i-3.
+            let j = i - 3;
+            let jms = (j as f64 * 1000.0 / 30.0).round() as i64;
+            for rung in ["480p", "360p"] {
+                p.push_rendition_frame(rung, vframe(jms * 90, 3000, j % 60 == 0), now);
+            }
+        }
+        p.check_invariants().unwrap();
+    }
+    assert_eq!(p.leader(), Some("source"));
+    let names: Vec<&str> = p.renditions().map(|r| r.name()).collect();
+    assert_eq!(names, ["source", "480p", "360p", "audio"]);
+    let src = p.rendition("source").unwrap();
+    for rung in ["480p", "360p"] {
+        let r = p.rendition(rung).unwrap();
+        let complete: Vec<_> = r.segments().iter().filter(|s| s.is_complete).collect();
+        assert!(complete.len() >= 10, "{rung}: {} segments", complete.len());
+        for s in complete {
+            let t = src
+                .segment(s.msn)
+                .unwrap_or_else(|| panic!("{rung} msn {} not in source", s.msn));
+            assert_eq!(
+                s.start_dts, t.start_dts,
+                "{rung} msn {}: tfdt differs",
+                s.msn
+            );
+            assert_eq!(
+                s.duration_ticks(),
+                t.duration_ticks(),
+                "{rung} msn {}: EXTINF differs",
+                s.msn
+            );
+        }
+    }
+    let mv = hls::render_multivariant(&p).unwrap();
+    let m3u8_rs::Playlist::MasterPlaylist(master) =
+        m3u8_rs::parse_playlist_res(mv.as_bytes()).unwrap()
+    else {
+        panic!("not multivariant")
+    };
+    let res: Vec<_> = master
+        .variants
+        .iter()
+        .map(|v| v.resolution.map(|r| (r.width, r.height)))
+        .collect();
+    assert_eq!(res, [Some((1280, 720)), Some((854, 480)), Some((640, 360))]);
+    assert!(
+        master
+            .variants
+            .iter()
+            .all(|v| v.audio.as_deref() == Some("audio"))
+    );
+    let text = hls::render_media_playlist(&p, "480p", false).unwrap();
+    for other in ["source", "360p", "audio"] {
+        assert!(
+            text.contains(&format!(
+                "#EXT-X-RENDITION-REPORT:URI=\"../{other}/media.m3u8\""
+            )),
+            "{other}"
+        );
+    }
+}
