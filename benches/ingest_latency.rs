@@ -237,7 +237,9 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         part_target: Some(run.part_target),
         ..Default::default()
     };
-    let settings = Settings::resolve(&args, FileConfig::default())?;
+    // Passthrough: this run measures the origin itself (ingest, packaging, delivery), no transcoding.
+    let file: FileConfig = toml::from_str("[transcode]\nenabled = false\n")?;
+    let settings = Settings::resolve(&args, file)?;
     let server = Server::start(settings).await?;
     let (http, rtmp) = (server.http_addr, server.rtmp_addr);
 

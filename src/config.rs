@@ -20,6 +20,66 @@ pub struct FileConfig {
     /// `[streams]`.
     #[serde(default)]
     pub streams: StreamsSection,
+    /// `[transcode]`.
+    #[serde(default)]
+    pub transcode: TranscodeSection,
+}
+
+/// `[transcode]` keys: the ABR ladder.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TranscodeSection {
+    /// Transcode published streams into a ladder (default true); false packages every stream as it arrives.
+    pub enabled: Option<bool>,
+    /// `"auto"` (default: NVENC if it opens, else libx264/libx265), `"nvenc"` (fail at start without it) or
+    /// `"software"`.
+    pub encoder: Option<String>,
+    /// Streams (`live/{name}`) that opt out of the ladder.
+    #[serde(default)]
+    pub passthrough_streams: Vec<String>,
+    /// Frames queued per rung before load is shed (default 64).
+    pub queue_frames: Option<usize>,
+    /// `"transcode"` (default: AAC-LC at `audio_sample_rate`, `audio_channels`, `audio_bitrate_bps`) or
+    /// `"passthrough"` (an AAC source as is).
+    pub audio_mode: Option<String>,
+    /// AAC bit rate, bit/s (default 128000).
+    pub audio_bitrate_bps: Option<u64>,
+    /// AAC sample rate, Hz (default 48000).
+    pub audio_sample_rate: Option<u32>,
+    /// AAC channels (default 2).
+    pub audio_channels: Option<u8>,
+    /// The rungs (`[[transcode.rungs]]`); absent: a default ladder derived from each source's resolution.
+    pub rungs: Option<Vec<RungSection>>,
+}
+
+/// One `[[transcode.rungs]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RungSection {
+    /// Rendition name (its folder in URLs), e.g. `480p`.
+    pub name: String,
+    /// Picture height in pixels (width follows the source aspect ratio, even); omitted with `copy`.
+    pub height: Option<u32>,
+    /// `"h264"` (default) or `"hevc"`.
+    pub codec: Option<String>,
+    /// Pass the source through as this rung (no height, no encoding).
+    #[serde(default)]
+    pub copy: bool,
+    /// Target bit rate, bit/s.
+    pub bitrate_bps: Option<u64>,
+    /// VBV maximum rate, bit/s (default: the bit rate).
+    pub maxrate_bps: Option<u64>,
+    /// VBV buffer size, bits (default: 2× the max rate).
+    pub bufsize_bits: Option<u64>,
+    /// Frame rate cap, frames/s.
+    pub max_frame_rate: Option<f64>,
+    /// Encoder profile (default `high` for H.264, `main` for HEVC).
+    pub profile: Option<String>,
+    /// Encoder preset (default `veryfast`).
+    pub preset: Option<String>,
+    /// Shedding priority: under load the lowest is dropped first (default 0; the copy rung is never shed).
+    #[serde(default)]
+    pub priority: u32,
 }
 
 /// `[server]` keys.
@@ -107,6 +167,21 @@ pub struct Settings {
     pub origin: OriginConfig,
     /// RTMP connection limit.
     pub rtmp_max_connections: usize,
+    /// The ladder plan, `None` when transcoding is disabled. The encoders are probed when the server starts.
+    pub transcode: Option<TranscodePlan>,
+}
+
+/// The resolved `[transcode]` settings, before the encoder probe.
+#[derive(Debug, Clone)]
+pub struct TranscodePlan {
+    /// Which encoders to use.
+    pub encoder: transcoder::EncoderChoice,
+    /// Explicit rungs, or `None` for the default ladder.
+    pub rungs: Option<Vec<transcoder::RungConfig>>,
+    /// Queue bounds, audio settings, the segment target.
+    pub options: transcoder::TranscodeOptions,
+    /// Streams that opt out.
+    pub passthrough_streams: Vec<String>,
 }
 
 /// A configuration that cannot be used; the message names the key.
@@ -205,7 +280,9 @@ impl Settings {
         if let Some(v) = file.server.http_max_connections {
             origin.max_connections = v.max(1);
         }
+        let transcode = resolve_transcode(file.transcode, &hub.packager)?;
         Ok(Self {
+            transcode,
             http_listen: args
                 .http_listen
                 .or(file.server.http_listen)
@@ -219,6 +296,166 @@ impl Settings {
             rtmp_max_connections: file.server.rtmp_max_connections.unwrap_or(1000).max(1),
         })
     }
+}
+
+fn resolve_transcode(
+    t: TranscodeSection,
+    packager: &packager::PackagerConfig,
+) -> Result<Option<TranscodePlan>, ConfigError> {
+    use transcoder::{
+        AudioConfig, AudioMode, EncoderChoice, RungConfig, TranscodeOptions, VideoCodec,
+    };
+    if !t.enabled.unwrap_or(true) {
+        return Ok(None);
+    }
+    let invalid = |key: &str, why: &str| ConfigError::Invalid(format!("transcode.{key}: {why}"));
+    let encoder = match t.encoder.as_deref().unwrap_or("auto") {
+        "auto" => EncoderChoice::Auto,
+        "nvenc" => EncoderChoice::Nvenc,
+        "software" => EncoderChoice::Software,
+        _ => {
+            return Err(invalid(
+                "encoder",
+                "must be \"auto\", \"nvenc\" or \"software\"",
+            ));
+        }
+    };
+    let mut audio = AudioConfig::default();
+    match t.audio_mode.as_deref().unwrap_or("transcode") {
+        "transcode" => audio.mode = AudioMode::Transcode,
+        "passthrough" => audio.mode = AudioMode::Passthrough,
+        _ => {
+            return Err(invalid(
+                "audio_mode",
+                "must be \"transcode\" or \"passthrough\"",
+            ));
+        }
+    }
+    if let Some(v) = t.audio_bitrate_bps {
+        if !(16_000..=512_000).contains(&v) {
+            return Err(invalid(
+                "audio_bitrate_bps",
+                "must be between 16000 and 512000",
+            ));
+        }
+        audio.bitrate_bps = v;
+    }
+    if let Some(v) = t.audio_sample_rate {
+        if ![32_000, 44_100, 48_000].contains(&v) {
+            return Err(invalid(
+                "audio_sample_rate",
+                "must be 32000, 44100 or 48000",
+            ));
+        }
+        audio.sample_rate = v;
+    }
+    if let Some(v) = t.audio_channels {
+        if !(1..=2).contains(&v) {
+            return Err(invalid("audio_channels", "must be 1 or 2"));
+        }
+        audio.channels = v;
+    }
+    let queue_frames = t.queue_frames.unwrap_or(64);
+    if !(4..=1024).contains(&queue_frames) {
+        return Err(invalid("queue_frames", "must be between 4 and 1024"));
+    }
+    let rungs = match t.rungs {
+        None => None,
+        Some(list) => {
+            if list.is_empty() {
+                return Err(invalid(
+                    "rungs",
+                    "must list at least one rung (or set enabled = false)",
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, r) in list.into_iter().enumerate() {
+                let key = |k: &str| format!("rungs[{i}].{k}");
+                if !crate::ingest::is_valid_name(&r.name) || r.name == "audio" {
+                    return Err(invalid(
+                        &key("name"),
+                        "1-64 of A-Z a-z 0-9 _ - ., not \"audio\"",
+                    ));
+                }
+                if out.iter().any(|o: &RungConfig| o.name == r.name) {
+                    return Err(invalid(&key("name"), "duplicate rung name"));
+                }
+                let codec = match r.codec.as_deref().unwrap_or("h264") {
+                    "h264" => VideoCodec::H264,
+                    "hevc" => VideoCodec::Hevc,
+                    _ => return Err(invalid(&key("codec"), "must be \"h264\" or \"hevc\"")),
+                };
+                if !r.copy {
+                    match r.height {
+                        Some(h) if (64..=4320).contains(&h) && h % 2 == 0 => {}
+                        _ => {
+                            return Err(invalid(
+                                &key("height"),
+                                "an even number of pixels from 64 to 4320 is required unless copy = true",
+                            ));
+                        }
+                    }
+                }
+                let bitrate = match (r.copy, r.bitrate_bps) {
+                    (true, b) => b.unwrap_or(0),
+                    (false, Some(b)) if (50_000..=100_000_000).contains(&b) => b,
+                    (false, _) => {
+                        return Err(invalid(
+                            &key("bitrate_bps"),
+                            "between 50000 and 100000000 is required",
+                        ));
+                    }
+                };
+                let maxrate = r.maxrate_bps.unwrap_or(bitrate);
+                if maxrate < bitrate {
+                    return Err(invalid(
+                        &key("maxrate_bps"),
+                        "must be at least the bit rate",
+                    ));
+                }
+                if r.max_frame_rate
+                    .is_some_and(|f| !(1.0..=240.0).contains(&f))
+                {
+                    return Err(invalid(&key("max_frame_rate"), "must be between 1 and 240"));
+                }
+                out.push(RungConfig {
+                    name: r.name,
+                    height: if r.copy { None } else { r.height },
+                    codec,
+                    copy: r.copy,
+                    bitrate_bps: bitrate,
+                    maxrate_bps: maxrate,
+                    bufsize_bits: r.bufsize_bits.unwrap_or(maxrate * 2),
+                    max_frame_rate: r.max_frame_rate,
+                    profile: r.profile,
+                    preset: r.preset,
+                    priority: r.priority,
+                });
+            }
+            Some(out)
+        }
+    };
+    for s in &t.passthrough_streams {
+        if !s
+            .strip_prefix("live/")
+            .is_some_and(crate::ingest::is_valid_name)
+        {
+            return Err(invalid(
+                "passthrough_streams",
+                "entries are stream names like \"live/demo\"",
+            ));
+        }
+    }
+    Ok(Some(TranscodePlan {
+        encoder,
+        rungs,
+        options: TranscodeOptions {
+            segment_target: packager.segment_target,
+            queue_frames,
+            audio,
+        },
+        passthrough_streams: t.passthrough_streams,
+    }))
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct HubConfig {
     pub max_waiters_per_stream: usize,
     /// Streams allowed at once (default 1 000).
     pub max_streams: usize,
+    /// The ABR ladder; `None` packages every stream as it arrives (passthrough).
+    pub ladder: Option<Arc<crate::ladder::LadderSettings>>,
 }
 
 impl Default for HubConfig {
@@ -45,6 +47,7 @@ impl Default for HubConfig {
             ended_linger: Duration::from_secs(60),
             max_waiters_per_stream: 20_000,
             max_streams: 1_000,
+            ladder: None,
         }
     }
 }
@@ -136,7 +139,8 @@ impl StreamEntry {
         self.waiters.load(Ordering::Acquire)
     }
 
-    fn bump(&self, state: &mut StreamState) {
+    /// Publish an update: bump the version and wake every waiter.
+    pub(crate) fn bump(&self, state: &mut StreamState) {
         state.version += 1;
         let v = state.version;
         self.version_tx.send_replace(v);
@@ -356,9 +360,16 @@ impl Publisher for Hub {
         };
         drop(streams);
         tracing::info!(stream = %full, %peer, protocol = protocol.as_str(), "publish started");
+        let ladder = self
+            .config
+            .ladder
+            .as_ref()
+            .filter(|l| l.applies_to(&full))
+            .map(|l| crate::ladder::SessionLadder::new(l.clone()));
         Ok(Box::new(HubSession {
             entry,
             dropped_frames_logged: false,
+            ladder,
         }))
     }
 }
@@ -367,32 +378,59 @@ impl Publisher for Hub {
 struct HubSession {
     entry: Arc<StreamEntry>,
     dropped_frames_logged: bool,
+    /// The stream's ladder, when it is transcoded.
+    ladder: Option<crate::ladder::SessionLadder>,
+}
+
+impl HubSession {
+    /// Package a source frame directly (passthrough).
+    fn package(&mut self, frame: media::Frame) {
+        let mut st = self.entry.lock();
+        let update = st.packager.push_frame(frame, unix_ms());
+        if update.became_ready {
+            tracing::info!(stream = %self.entry.name, "playlists ready");
+        }
+        if update.has_new_media || update.became_ready {
+            self.entry.bump(&mut st);
+        }
+        if !self.dropped_frames_logged
+            && st
+                .packager
+                .renditions()
+                .any(|r| r.counters().dropped_frames > 0)
+        {
+            self.dropped_frames_logged = true;
+            tracing::warn!(stream = %self.entry.name, "frames dropped (before a keyframe or going backwards); counted");
+        }
+    }
 }
 
 impl PublishSession for HubSession {
     fn event(&mut self, event: IngestEvent) {
-        let mut st = self.entry.lock();
         match event {
             IngestEvent::Track(track) => {
                 tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
-                st.packager.set_track(track);
+                match &mut self.ladder {
+                    Some(ladder) => ladder.track(track),
+                    None => self.entry.lock().packager.set_track(track),
+                }
             }
             IngestEvent::Frame(frame) => {
-                let update = st.packager.push_frame(frame, unix_ms());
-                if update.became_ready {
-                    tracing::info!(stream = %self.entry.name, "playlists ready");
-                }
-                if update.has_new_media || update.became_ready {
-                    self.entry.bump(&mut st);
-                }
-                if !self.dropped_frames_logged
-                    && st
-                        .packager
-                        .renditions()
-                        .any(|r| r.counters().dropped_frames > 0)
-                {
-                    self.dropped_frames_logged = true;
-                    tracing::warn!(stream = %self.entry.name, "frames dropped (before a keyframe or going backwards); counted");
+                let Some(ladder) = &mut self.ladder else {
+                    self.package(frame);
+                    return;
+                };
+                if let Some(frame) = ladder.frame(&self.entry, frame) {
+                    // The transcoder could not start: package the source from now on.
+                    let tracks: Vec<media::TrackInfo> = ladder.source_tracks().cloned().collect();
+                    self.ladder = None;
+                    {
+                        let mut st = self.entry.lock();
+                        for t in tracks {
+                            st.packager.set_track(t);
+                        }
+                    }
+                    self.package(frame);
                 }
             }
         }
@@ -401,6 +439,8 @@ impl PublishSession for HubSession {
 
 impl Drop for HubSession {
     fn drop(&mut self) {
+        // Stop the transcoder (joins its threads) before the stream is marked disconnected.
+        self.ladder = None;
         let mut st = self.entry.lock();
         st.publisher = None;
         st.disconnected_at = Some(Instant::now());

@@ -7,5 +7,6 @@
 pub mod config;
 pub mod hub;
 pub mod ingest;
+pub mod ladder;
 pub mod origin;
 pub mod server;

@@ -8,6 +8,7 @@ use crate::{
     config::Settings,
     hub::Hub,
     ingest::rtmp,
+    ladder::LadderSettings,
     origin::{self, Origin},
 };
 
@@ -31,7 +32,20 @@ impl Server {
         let rtmp_listener = TcpListener::bind(settings.rtmp_listen).await?;
         let http_addr = http.local_addr()?;
         let rtmp_addr = rtmp_listener.local_addr()?;
-        let hub = Hub::new(settings.hub.clone());
+        let mut hub_config = settings.hub.clone();
+        if let Some(plan) = &settings.transcode {
+            // Probe once at start: `nvenc` without NVENC fails here, clearly.
+            let probe = transcoder::probe_encoders(plan.encoder)
+                .map_err(|e| std::io::Error::other(format!("transcoder: {e}")))?;
+            tracing::info!(h264 = %probe.h264, hevc = %probe.hevc, "video encoders");
+            hub_config.ladder = Some(Arc::new(LadderSettings {
+                rungs: plan.rungs.clone(),
+                probe,
+                options: plan.options.clone(),
+                passthrough_streams: plan.passthrough_streams.clone(),
+            }));
+        }
+        let hub = Hub::new(hub_config);
         let (shutdown, rx) = watch::channel(false);
         let origin = Origin::new(hub.clone(), settings.origin.clone());
         let rtmp_config = rtmp::RtmpConfig {

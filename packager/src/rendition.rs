@@ -341,7 +341,16 @@ impl Rendition {
 
     /// Add a frame (already admitted) to the open segment's part in progress; closes the part when the
     /// next frame would take it past `part_limit_ticks`. Returns true when a part was produced.
-    pub fn push(&mut self, frame: Frame, part_limit_ticks: i64) -> bool {
+    ///
+    /// `boundary_hint`: where the next segment will start (ticks), when another rendition already cut
+    /// there; a predicted part end within the jitter tolerance of it is placed exactly on it, so that
+    /// aligned renditions get identical segment boundaries.
+    pub fn push(
+        &mut self,
+        frame: Frame,
+        part_limit_ticks: i64,
+        boundary_hint: Option<i64>,
+    ) -> bool {
         debug_assert!(self.has_open_segment(), "push without an open segment");
         if let Some(last) = self.last_dts {
             let step = frame.dts - last;
@@ -358,7 +367,14 @@ impl Rendition {
         let last_dts = self.last_dts.expect("set above");
         let elapsed = last_dts + self.est_duration_ticks - part_start;
         if elapsed + self.est_duration_ticks > part_limit_ticks {
-            self.close_part(None);
+            let predicted = last_dts + self.est_duration_ticks;
+            let end = boundary_hint.filter(|b| {
+                *b > last_dts && (b - predicted).abs() <= snap_tolerance(self.track.timescale)
+            });
+            self.close_part(end);
+            if let Some(end) = end {
+                self.predicted_dts = Some(end);
+            }
             return true;
         }
         false

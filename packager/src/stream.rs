@@ -101,17 +101,20 @@ impl StreamPackager {
             .max(self.next_msn)
     }
 
-    /// The renditions: video renditions in the order they were declared (the leader first), then audio.
+    /// The renditions: the leader first, then the other video renditions by picture height (highest
+    /// first), then audio.
     pub fn renditions(&self) -> impl Iterator<Item = &Rendition> {
-        let videos = self
-            .renditions
-            .iter()
-            .filter(|r| r.kind() == TrackKind::Video);
-        let audios = self
-            .renditions
-            .iter()
-            .filter(|r| r.kind() == TrackKind::Audio);
-        videos.chain(audios)
+        let mut order: Vec<&Rendition> = self.renditions.iter().collect();
+        let leader = self.leader();
+        order.sort_by_key(|r| {
+            let height = r.track().config.video_params().map_or(0, |p| p.height);
+            (
+                r.kind() == TrackKind::Audio,
+                Some(r.name()) != leader,
+                std::cmp::Reverse(height),
+            )
+        });
+        order.into_iter()
     }
 
     /// The rendition called `name`.
@@ -311,6 +314,29 @@ impl StreamPackager {
             }
         }
 
+        // A video follower cutting where the leader did starts exactly on the leader's boundary (its own
+        // timestamps may differ by the millisecond jitter of the source).
+        let mut frame = frame;
+        if let Some((Cut::Natural, msn)) = cut
+            && is_video
+            && !is_leader
+            && let Some(start) = self
+                .grid
+                .iter()
+                .find(|(m, _)| *m == msn)
+                .map(|(_, s)| rescale(*s, 90_000, timescale))
+            && (frame.dts - start).abs() <= jitter
+            && self.renditions[idx]
+                .segments()
+                .back()
+                .is_some_and(|s| s.start_dts < start)
+        {
+            let delta = start - frame.dts;
+            frame.dts += delta;
+            frame.pts += delta;
+        }
+        let frame_90k = rescale(frame.dts, timescale, 90_000);
+
         let mut first_segment_secs = None;
         if let Some((kind, msn)) = cut {
             let r = &mut self.renditions[idx];
@@ -366,7 +392,17 @@ impl StreamPackager {
             }
         }
 
-        if self.renditions[idx].push(frame, part_limit) {
+        // Where this follower's next segment starts, if the leader has cut there already.
+        let boundary_hint = if is_video && !is_leader {
+            let open_msn = self.renditions[idx].segments().back().map_or(0, |s| s.msn);
+            self.grid
+                .iter()
+                .find(|(m, _)| *m == open_msn + 1)
+                .map(|(_, s)| rescale(*s, 90_000, timescale))
+        } else {
+            None
+        };
+        if self.renditions[idx].push(frame, part_limit, boundary_hint) {
             update.has_new_media = true;
         }
         if let Some(secs) = first_segment_secs {

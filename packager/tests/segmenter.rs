@@ -428,7 +428,8 @@ fn ladder_renditions_cut_at_the_same_times_with_the_same_msns() {
         if rungs_started && i >= 3 {
             // Delayed output of frame i-3.
             let j = i - 3;
-            let jms = (j as f64 * 1000.0 / 30.0).round() as i64;
+            // The encoder's timestamps carry their own millisecond rounding (floor, not round).
+            let jms = (j as f64 * 1000.0 / 30.0).floor() as i64;
             for rung in ["480p", "360p"] {
                 p.push_rendition_frame(rung, vframe(jms * 90, 3000, j % 60 == 0), now);
             }

@@ -4,7 +4,7 @@
 //
 //   node play-hls.mjs --url http://127.0.0.1:8080/live/demo/index.m3u8 \
 //       [--seconds 20] [--low-latency] [--proxy] [--screenshot /tmp/shot.png] \
-//       [--samples] [--chromium /usr/bin/chromium] [--verbose]
+//       [--switch-every 4] [--samples] [--chromium /usr/bin/chromium] [--verbose]
 //
 // --seconds      seconds of playback to measure, counted from the first
 //                `playing` event (default 20)
@@ -14,6 +14,11 @@
 //                (same origin as the page) for servers that send no CORS
 //                headers; by default the page fetches --url directly
 // --screenshot   save a PNG of the page just before stopping
+// --switch-every after playback starts, every SECONDS force the next quality
+//                level round-robin (hls.currentLevel = (current + 1) % n,
+//                skipping levels the browser cannot play); the report's
+//                level_switches / levels_played / switch_requests show
+//                what happened
 // --samples      include every 500 ms sample in the JSON output
 //
 // Exit status: 0 when a result was measured (check `ok` in the JSON),
@@ -27,6 +32,7 @@ const SPEC = {
   'low-latency': 'boolean',
   proxy: 'boolean',
   screenshot: 'string',
+  'switch-every': 'number',
   samples: 'boolean',
   chromium: 'string',
   verbose: 'boolean',
@@ -35,7 +41,7 @@ const SPEC = {
 
 function usage() {
   return 'usage: node play-hls.mjs --url URL [--seconds N] [--low-latency] [--proxy] ' +
-    '[--screenshot FILE.png] [--samples] [--chromium PATH] [--verbose]';
+    '[--screenshot FILE.png] [--switch-every SECONDS] [--samples] [--chromium PATH] [--verbose]';
 }
 
 // The page. All measuring happens in the page so sampling is not delayed by
@@ -61,6 +67,11 @@ function pageHtml(cfg) {
     waitingEvents: 0, bufferStalledErrors: 0, seeks: 0,
     errors: [], fatal: [], errorCount: 0, samples: [], levels: [],
     mediaError: null, lastCurrentTime: 0,
+    // Quality switching. levelSwitches: every hls.js LEVEL_SWITCHED (the
+    // level of the fragment at the playhead changed; the first one is the
+    // starting level). levelPlayed: media seconds played per level index.
+    levelSwitches: [], levelPlayed: {}, switchRequests: 0,
+    accountTime: null, accountWall: null,
   };
   const playingStarted = () => S.firstPlayingAt !== null;
   function startStall(why) {
@@ -78,7 +89,11 @@ function pageHtml(cfg) {
     if (e.fatal) S.fatal.push(e);
   }
   video.addEventListener('playing', () => {
-    if (!playingStarted()) { S.firstPlayingAt = now(); S.startCurrentTime = video.currentTime; }
+    if (!playingStarted()) {
+      S.firstPlayingAt = now(); S.startCurrentTime = video.currentTime;
+      S.accountTime = video.currentTime; S.accountWall = now();
+      if (cfg.switchEvery > 0) setInterval(forceNextLevel, cfg.switchEvery * 1000);
+    }
     endStall();
   });
   video.addEventListener('waiting', () => {
@@ -127,12 +142,75 @@ function pageHtml(cfg) {
     readLevels();
     video.play().catch(err => pushError({ t: round(now()), type: 'play', details: String(err), fatal: false }));
   });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_ev, d) => {
+    const l = (hls.levels || [])[d.level];
+    S.levelSwitches.push({ t: round(now()), level: d.level, height: (l && l.height) || null });
+    if (S.levelSwitches.length > 500) S.levelSwitches.splice(0, S.levelSwitches.length - 500);
+  });
   hls.attachMedia(video);
   hls.loadSource(cfg.url);
+
+  // --switch-every: force the next level round-robin. hls.js has already
+  // dropped levels whose codecs MediaSource rejects; this re-checks, and
+  // skips audio-only variants when the ladder has video ones.
+  function levelPlayable(l, ladderHasVideo) {
+    const hasVideo = !!(l.videoCodec || l.height);
+    if (ladderHasVideo && !hasVideo) return false;
+    const codecs = [l.videoCodec, l.audioCodec].filter(Boolean).join(',');
+    if (!codecs || !window.MediaSource || !MediaSource.isTypeSupported) return true;
+    return MediaSource.isTypeSupported('video/mp4; codecs="' + codecs + '"') ||
+      (!!l.videoCodec && MediaSource.isTypeSupported('video/mp4; codecs="' + l.videoCodec + '"'));
+  }
+  function forceNextLevel() {
+    const levels = hls.levels || [];
+    const n = levels.length;
+    // A request in the last moment of the measured window could not show.
+    if (n < 2 || now() - S.firstPlayingAt + 0.25 >= cfg.seconds) return;
+    const ladderHasVideo = levels.some(l => l.videoCodec || l.height);
+    let cur = hls.currentLevel;
+    if (cur < 0) cur = hls.loadLevel;
+    if (cur < 0) cur = n - 1;
+    for (let k = 1; k < n; k++) {
+      const next = (cur + k) % n;
+      if (!levelPlayable(levels[next], ladderHasVideo)) continue;
+      S.switchRequests++;
+      hls.currentLevel = next;
+      return;
+    }
+  }
+
+  // Media seconds played per level, from currentTime progress. The level is
+  // the one whose height the video element shows (videoHeight) when that
+  // identifies a single level, else hls.currentLevel. Seeks and jumps are
+  // not counted. Also called by the node side before every read.
+  function playingLevel(levels) {
+    let idx = hls.currentLevel;
+    const vh = video.videoHeight;
+    if (vh && !(levels[idx] && levels[idx].height === vh)) {
+      const same = [];
+      levels.forEach((l, i) => { if (l.height === vh) same.push(i); });
+      if (same.length === 1) idx = same[0];
+    }
+    return idx;
+  }
+  const account = window.__estuaryAccount = () => {
+    if (!playingStarted() || S.accountTime === null) return;
+    const ct = video.currentTime, w = now();
+    const dt = ct - S.accountTime, dw = w - S.accountWall;
+    S.accountTime = ct; S.accountWall = w;
+    if (video.seeking || !(dt > 0) || dt > dw * 2 + 0.5) return;
+    const levels = hls.levels || [];
+    const idx = playingLevel(levels);
+    if (idx < 0) return;
+    const l = levels[idx];
+    const e = S.levelPlayed[idx] || (S.levelPlayed[idx] = { level: idx, height: (l && l.height) || null, seconds: 0 });
+    e.seconds += dt;
+  };
 
   setInterval(() => {
     const ct = video.currentTime;
     readLevels();
+    account();
     // A stall flagged by hls.js alone ends when the playhead moves again.
     if (S.stalled && !video.paused && video.readyState >= 3 && ct > S.lastCurrentTime + 0.1) endStall();
     S.lastCurrentTime = ct;
@@ -153,6 +231,7 @@ function pageHtml(cfg) {
       target_latency: hls.targetLatency == null ? null : round(hls.targetLatency),
       pdt_latency: pdtLatency,
       current_level: hls.currentLevel,
+      video_height: video.videoHeight,
       buffered,
       buffer_ahead: round(ahead),
       ready_state: video.readyState,
@@ -175,6 +254,17 @@ function stats(xs) {
   };
 }
 
+// One entry per level of the ladder (seconds 0 when it never played), plus
+// any level index that played but is no longer listed.
+function levelsPlayed(S) {
+  const out = S.levels.map((l, i) => ({ level: i, height: l.height, seconds: 0 }));
+  for (const e of Object.values(S.levelPlayed)) {
+    if (out[e.level]) out[e.level].seconds = round(e.seconds);
+    else out[e.level] = { level: e.level, height: e.height, seconds: round(e.seconds) };
+  }
+  return out.filter(Boolean);
+}
+
 async function main() {
   let args;
   try {
@@ -188,6 +278,11 @@ async function main() {
     process.exit(args.help ? 0 : 1);
   }
   const seconds = args.seconds ?? 20;
+  const switchEvery = args['switch-every'] ?? null;
+  if (switchEvery !== null && !(switchEvery > 0)) {
+    console.error(`--switch-every must be > 0\n${usage()}`);
+    process.exit(1);
+  }
   const lowLatency = !!args['low-latency'];
   const log = (...m) => { if (args.verbose) console.error('[play-hls]', ...m); };
 
@@ -199,6 +294,7 @@ async function main() {
     ok: false,
     url: target.href,
     low_latency: lowLatency,
+    switch_every: switchEvery,
     played_seconds: 0,
     stalls: 0,
     fatal_errors: [],
@@ -235,7 +331,7 @@ async function main() {
   try {
     let pageOrigin;
     ({ server } = await startServer({
-      pages: { '/': pageHtml({ url: pageUrlForStream, lowLatency }) },
+      pages: { '/': pageHtml({ url: pageUrlForStream, lowLatency, seconds, switchEvery: switchEvery ?? 0 }) },
       files: {
         '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
         '/lib/hls.min.js.map': packageFile('hls.js', 'dist/hls.min.js.map'),
@@ -255,6 +351,7 @@ async function main() {
       S = await page.evaluate(() => {
         const s = window.__estuary;
         if (!s) return null;
+        if (window.__estuaryAccount) window.__estuaryAccount();
         const v = document.getElementById('v');
         const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : null;
         return {
@@ -307,6 +404,9 @@ async function main() {
       pdt_latency_last: pdt.last,
       levels: S.levels,
       current_level: S.currentLevel,
+      level_switches: S.levelSwitches,
+      levels_played: levelsPlayed(S),
+      switch_requests: S.switchRequests,
       video_width: S.video.width,
       video_height: S.video.height,
       frames_decoded: S.video.frames,

@@ -36,8 +36,15 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Start an origin on 127.0.0.1 with ephemeral ports; `file` tweaks the configuration.
+/// Start an origin on 127.0.0.1 with ephemeral ports; `file_toml` tweaks the configuration. Without a
+/// `[transcode]` section the origin packages streams as they arrive (passthrough, no ladder).
 pub async fn start_server(file_toml: &str) -> Server {
+    let file_toml = if file_toml.contains("[transcode]") {
+        file_toml.to_owned()
+    } else {
+        format!("{file_toml}\n[transcode]\nenabled = false\n")
+    };
+    let file_toml = file_toml.as_str();
     init_tracing();
     let args = ServeArgs {
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -333,6 +340,11 @@ pub fn ffprobe(args: &[&str], target: &str) -> String {
 
 /// Run the headless-Chromium hls.js harness (tests/browser/play-hls.mjs) and return its JSON report.
 pub fn play_hls(url: &str, seconds: u32) -> serde_json::Value {
+    play_hls_args(url, seconds, &[])
+}
+
+/// [`play_hls`] with extra harness options (e.g. `--switch-every 4`).
+pub fn play_hls_args(url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
     let dir = repo().join("tests/browser");
     assert!(
         dir.join("node_modules/hls.js").exists(),
@@ -348,6 +360,7 @@ pub fn play_hls(url: &str, seconds: u32) -> serde_json::Value {
             &seconds.to_string(),
             "--low-latency",
         ])
+        .args(extra)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

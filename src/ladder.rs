@@ -1,0 +1,171 @@
+//! Per-stream transcoding: which streams get a ladder, and the sink that feeds the transcoder's renditions
+//! into the stream's packager.
+//!
+//! The transcoder runs on its own OS threads; its output reaches the packager through [`PackagerSink`],
+//! which takes the stream's lock for the microseconds a frame needs and wakes blocked requests.
+
+use std::sync::Arc;
+
+use media::{Frame, TrackInfo, TrackKind};
+use transcoder::{EncoderProbe, RungConfig, StreamTranscoder, TranscodeOptions, TranscodeSink};
+
+use crate::hub::{StreamEntry, unix_ms};
+
+/// Ladder settings shared by every stream of a server.
+#[derive(Debug, Clone)]
+pub struct LadderSettings {
+    /// The rungs; `None` derives the default ladder from each source's resolution.
+    pub rungs: Option<Vec<RungConfig>>,
+    /// The encoders chosen by the start-up probe.
+    pub probe: EncoderProbe,
+    /// Queue bounds, audio settings and the segment target (keyframe grid).
+    pub options: TranscodeOptions,
+    /// Streams (`live/{name}`) packaged as they arrive, without a ladder.
+    pub passthrough_streams: Vec<String>,
+}
+
+impl LadderSettings {
+    /// Whether `stream` gets a ladder.
+    pub fn applies_to(&self, stream: &str) -> bool {
+        !self.passthrough_streams.iter().any(|s| s == stream)
+    }
+}
+
+/// Feeds transcoder output into one stream's packager.
+pub struct PackagerSink {
+    entry: Arc<StreamEntry>,
+}
+
+impl PackagerSink {
+    /// A sink into `entry`'s packager.
+    pub fn new(entry: Arc<StreamEntry>) -> Arc<Self> {
+        Arc::new(Self { entry })
+    }
+}
+
+impl TranscodeSink for PackagerSink {
+    fn track(&self, rendition: &str, track: TrackInfo) {
+        tracing::info!(stream = %self.entry.name, rendition, codec = %track.config.rfc6381(), "rendition track");
+        let mut st = self.entry.lock();
+        st.packager.set_rendition_track(rendition, track);
+    }
+
+    fn frame(&self, rendition: &str, frame: Frame) {
+        let mut st = self.entry.lock();
+        let update = st
+            .packager
+            .push_rendition_frame(rendition, frame, unix_ms());
+        if update.became_ready {
+            tracing::info!(stream = %self.entry.name, "playlists ready");
+        }
+        if update.has_new_media || update.became_ready {
+            self.entry.bump(&mut st);
+        }
+    }
+}
+
+/// The ladder state of one publish session.
+pub struct SessionLadder {
+    settings: Arc<LadderSettings>,
+    video: Option<TrackInfo>,
+    audio: Option<TrackInfo>,
+    transcoder: Option<StreamTranscoder>,
+    has_failed: bool,
+}
+
+impl SessionLadder {
+    /// Ladder state for a new publish.
+    pub fn new(settings: Arc<LadderSettings>) -> Self {
+        Self {
+            settings,
+            video: None,
+            audio: None,
+            transcoder: None,
+            has_failed: false,
+        }
+    }
+
+    /// The name of the ladder's copy rung, if any (with the default ladder: `source`).
+    fn copy_rung_name(&self) -> Option<String> {
+        match &self.settings.rungs {
+            Some(rungs) => rungs.iter().find(|r| r.copy).map(|r| r.name.clone()),
+            None => {
+                let params = self.video.as_ref()?.config.video_params()?;
+                transcoder::default_ladder(params)
+                    .into_iter()
+                    .find(|r| r.copy)
+                    .map(|r| r.name)
+            }
+        }
+    }
+
+    /// The source tracks announced so far (video, audio).
+    pub fn source_tracks(&self) -> impl Iterator<Item = &TrackInfo> {
+        self.video.iter().chain(self.audio.iter())
+    }
+
+    /// A source track was announced: remember it; a changed configuration restarts the transcoder.
+    pub fn track(&mut self, track: TrackInfo) {
+        let slot = match track.kind() {
+            TrackKind::Video => &mut self.video,
+            TrackKind::Audio => &mut self.audio,
+        };
+        if slot.as_ref() != Some(&track) {
+            *slot = Some(track);
+            // Dropping the transcoder stops and joins its threads; the next frame starts a new one.
+            self.transcoder = None;
+        }
+    }
+
+    /// A source frame: start the transcoder if needed and hand the frame over. Returns the frame back when
+    /// it must be packaged directly (the transcoder failed to start).
+    pub fn frame(&mut self, entry: &Arc<StreamEntry>, frame: Frame) -> Option<Frame> {
+        if self.has_failed {
+            return Some(frame);
+        }
+        if self.transcoder.is_none() {
+            // A copy rung passes the source track through: declare it before any encoder output so it
+            // leads the segment grid (the packager's leader is the first video rendition declared).
+            if let Some(copy) = self.copy_rung_name()
+                && let Some(video) = &self.video
+            {
+                entry
+                    .lock()
+                    .packager
+                    .set_rendition_track(&copy, video.clone());
+            }
+            let rungs = match (&self.settings.rungs, &self.video) {
+                (Some(r), _) => r.clone(),
+                (None, Some(v)) => match v.config.video_params() {
+                    Some(p) => transcoder::default_ladder(p),
+                    None => Vec::new(),
+                },
+                (None, None) => Vec::new(),
+            };
+            match StreamTranscoder::start(
+                &entry.name,
+                self.video.as_ref(),
+                self.audio.as_ref(),
+                &rungs,
+                &self.settings.probe,
+                &self.settings.options,
+                PackagerSink::new(entry.clone()),
+            ) {
+                Ok(t) => {
+                    let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
+                    tracing::info!(stream = %entry.name, rungs = ?names, "transcoder started");
+                    self.transcoder = Some(t);
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %entry.name, error = %e, "transcoder failed to start: packaging the source only");
+                    self.has_failed = true;
+                    return Some(frame);
+                }
+            }
+        }
+        if let Some(t) = &self.transcoder {
+            t.push(frame);
+        }
+        None
+    }
+}

@@ -1,0 +1,385 @@
+//! The audio worker: decode the source AAC once, resample, encode AAC-LC for every variant stream.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use ffmpeg_next::{
+    ChannelLayout, Packet, Rational, codec, decoder, encoder, format, frame, software::resampling,
+};
+use media::{Frame, TrackInfo, TrackKind, time::rescale};
+
+use crate::stream::{AUDIO_RENDITION, Shared};
+use crate::{AudioConfig, TranscodeError, ffi};
+
+/// A source timestamp further than this from where the decoded samples say it should be restarts the
+/// output timeline (a gap or a jump in the source), in seconds.
+const RESYNC_THRESHOLD_SECS: i64 = 1;
+
+/// What the push path sends the audio worker.
+pub(crate) enum AudioInput {
+    /// One source AAC access unit, timestamps in the source track's timescale.
+    Frame(Frame),
+    /// The source configuration changed: reopen the decoder.
+    Track(TrackInfo),
+}
+
+fn is_again(e: &ffmpeg_next::Error) -> bool {
+    matches!(e, ffmpeg_next::Error::Other { errno } if *errno == ffmpeg_next::error::EAGAIN)
+        || matches!(e, ffmpeg_next::Error::Eof)
+}
+
+const PLANAR_F32: format::Sample = format::Sample::F32(format::sample::Type::Planar);
+
+fn open_decoder(track: &TrackInfo) -> Result<decoder::Audio, TranscodeError> {
+    let found = decoder::find(codec::Id::AAC).ok_or_else(|| TranscodeError::InvalidTrack {
+        kind: "audio",
+        reason: "no AAC decoder in this FFmpeg".into(),
+    })?;
+    let mut ctx = codec::Context::new_with_codec(found);
+    ffi::set_extradata(&mut ctx, track.config.record())
+        .map_err(|e| TranscodeError::ffmpeg("setting the AAC decoder configuration", e))?;
+    let mut dec = ctx.decoder();
+    dec.set_packet_time_base(Rational(1, track.timescale.max(1) as i32));
+    dec.open_as(found)
+        .and_then(|o| o.audio())
+        .map_err(|e| TranscodeError::ffmpeg("opening the AAC decoder", e))
+}
+
+fn open_encoder(cfg: &AudioConfig) -> Result<(encoder::Audio, TrackInfo), TranscodeError> {
+    let found = encoder::find_by_name("aac").ok_or_else(|| TranscodeError::EncoderUnavailable {
+        encoder: "aac".into(),
+        reason: "not compiled into this FFmpeg".into(),
+    })?;
+    let context = |e| TranscodeError::ffmpeg("opening the AAC encoder", e);
+    let mut enc = codec::Context::new_with_codec(found)
+        .encoder()
+        .audio()
+        .map_err(context)?;
+    let rate =
+        i32::try_from(cfg.sample_rate).map_err(|_| context(ffmpeg_next::Error::InvalidData))?;
+    enc.set_rate(rate);
+    enc.set_format(PLANAR_F32);
+    enc.set_channel_layout(ChannelLayout::default(i32::from(cfg.channels)));
+    enc.set_channels(i32::from(cfg.channels));
+    enc.set_bit_rate(usize::try_from(cfg.bitrate_bps).unwrap_or(usize::MAX));
+    enc.set_time_base(Rational(1, rate));
+    enc.set_flags(codec::Flags::GLOBAL_HEADER);
+    let opened = enc.open_as(found).map_err(context)?;
+    let asc = ffi::extradata(&opened);
+    let track = TrackInfo::from_audio_specific_config(Bytes::from(asc)).map_err(|e| {
+        TranscodeError::InvalidTrack {
+            kind: "audio",
+            reason: format!("AAC encoder produced an unusable AudioSpecificConfig: {e}"),
+        }
+    })?;
+    Ok((opened, track))
+}
+
+/// The audio thread.
+pub(crate) struct AudioWorker {
+    shared: Arc<Shared>,
+    source: TrackInfo,
+    cfg: AudioConfig,
+    rx: Receiver<AudioInput>,
+    out_layout: ChannelLayout,
+    resampler: Option<(format::Sample, u64, u32, resampling::Context)>,
+    /// Resampled samples waiting for a full AAC frame, one buffer per channel.
+    fifo: Vec<Vec<f32>>,
+    /// Samples handed to the encoder (its own pts counter, output sample rate).
+    encoder_samples: i64,
+    /// PTS of the next emitted AAC frame, in output samples.
+    next_out_pts: Option<i64>,
+    /// Where the next source sample should fall, in output samples.
+    expected_in_pts: i64,
+    frame_size: usize,
+    has_warned_decode: bool,
+    has_warned_encode: bool,
+}
+
+impl AudioWorker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        source: TrackInfo,
+        cfg: AudioConfig,
+        rx: Receiver<AudioInput>,
+    ) -> Self {
+        let channels = usize::from(cfg.channels.max(1));
+        Self {
+            shared,
+            source,
+            cfg,
+            rx,
+            out_layout: ChannelLayout::default(i32::from(cfg.channels)),
+            resampler: None,
+            fifo: vec![Vec::new(); channels],
+            encoder_samples: 0,
+            next_out_pts: None,
+            expected_in_pts: 0,
+            frame_size: 1024,
+            has_warned_decode: false,
+            has_warned_encode: false,
+        }
+    }
+
+    pub(crate) fn run(mut self, name: String, ready: Sender<(String, Result<(), TranscodeError>)>) {
+        let _span =
+            tracing::info_span!("transcode", stream = %self.shared.stream, rendition = AUDIO_RENDITION)
+                .entered();
+        let opened =
+            open_decoder(&self.source).and_then(|d| open_encoder(&self.cfg).map(|e| (d, e)));
+        let (mut decoder, mut encoder) = match opened {
+            Ok((d, (e, track))) => {
+                self.frame_size = match e.frame_size() {
+                    0 => 1024,
+                    n => n as usize,
+                };
+                self.shared.sink.track(AUDIO_RENDITION, track);
+                let _ = ready.send((name, Ok(())));
+                (d, e)
+            }
+            Err(e) => {
+                let _ = ready.send((name, Err(e)));
+                return;
+            }
+        };
+        drop(ready);
+        loop {
+            if self.shared.is_stopped() {
+                return;
+            }
+            match self.rx.recv() {
+                Ok(AudioInput::Frame(frame)) => self.decode(&mut decoder, &mut encoder, &frame),
+                Ok(AudioInput::Track(track)) => {
+                    self.drain_decoder(&mut decoder, &mut encoder, true);
+                    match open_decoder(&track) {
+                        Ok(d) => {
+                            decoder = d;
+                            self.source = track;
+                            self.resampler = None;
+                        }
+                        Err(e) => tracing::error!(error = %e, "cannot reopen the AAC decoder"),
+                    }
+                }
+                Err(_) => {
+                    if !self.shared.is_stopped() {
+                        self.drain_decoder(&mut decoder, &mut encoder, true);
+                        self.encode_fifo(&mut encoder, true);
+                        if encoder.send_eof().is_ok() {
+                            self.receive(&mut encoder);
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn count_error(&mut self, error: &dyn std::fmt::Display, is_decode: bool) {
+        self.shared.counters.audio_errors.fetch_add(1, Relaxed);
+        let warned = if is_decode {
+            &mut self.has_warned_decode
+        } else {
+            &mut self.has_warned_encode
+        };
+        if !*warned {
+            *warned = true;
+            tracing::warn!(%error, is_decode, "audio frame skipped (logged once)");
+        }
+    }
+
+    fn decode(
+        &mut self,
+        decoder: &mut decoder::Audio,
+        encoder: &mut encoder::Audio,
+        frame: &Frame,
+    ) {
+        if frame.data.is_empty() {
+            self.count_error(&"empty frame", true);
+            return;
+        }
+        let rate = self.cfg.sample_rate;
+        let pos = rescale(frame.pts, self.source.timescale.max(1), rate);
+        match self.next_out_pts {
+            None => {
+                self.next_out_pts = Some(pos);
+                self.expected_in_pts = pos;
+            }
+            Some(next) => {
+                let drift = pos - self.expected_in_pts;
+                if drift.abs() > RESYNC_THRESHOLD_SECS * i64::from(rate) {
+                    tracing::info!(
+                        drift_ms = drift * 1000 / i64::from(rate),
+                        "audio timestamp jump: output timeline restarts"
+                    );
+                    for ch in &mut self.fifo {
+                        ch.clear();
+                    }
+                    self.expected_in_pts = pos;
+                    if pos > next {
+                        self.next_out_pts = Some(pos);
+                    }
+                }
+            }
+        }
+        let mut packet = Packet::copy(&frame.data);
+        packet.set_pts(Some(frame.pts));
+        packet.set_dts(Some(frame.dts));
+        if let Err(e) = decoder.send_packet(&packet) {
+            if is_again(&e) {
+                self.drain_decoder(decoder, encoder, false);
+                if let Err(e) = decoder.send_packet(&packet) {
+                    self.count_error(&e, true);
+                    return;
+                }
+            } else {
+                self.count_error(&e, true);
+                return;
+            }
+        }
+        self.drain_decoder(decoder, encoder, false);
+    }
+
+    fn drain_decoder(
+        &mut self,
+        decoder: &mut decoder::Audio,
+        encoder: &mut encoder::Audio,
+        is_eof: bool,
+    ) {
+        if is_eof {
+            let _ = decoder.send_eof();
+        }
+        loop {
+            let mut decoded = frame::Audio::empty();
+            match decoder.receive_frame(&mut decoded) {
+                Ok(()) => {
+                    self.resample(&decoded);
+                    self.encode_fifo(encoder, false);
+                }
+                Err(e) if is_again(&e) => break,
+                Err(e) => {
+                    self.count_error(&e, true);
+                    break;
+                }
+            }
+        }
+        if is_eof {
+            decoder.flush();
+        }
+    }
+
+    /// Convert a decoded frame to planar f32 at the output rate and layout, into the FIFO.
+    fn resample(&mut self, decoded: &frame::Audio) {
+        if decoded.samples() == 0 || decoded.rate() == 0 {
+            return;
+        }
+        let mut in_layout = decoded.channel_layout();
+        if in_layout.is_empty() {
+            in_layout = ChannelLayout::default(i32::from(decoded.channels()));
+        }
+        let key = (decoded.format(), in_layout.bits(), decoded.rate());
+        if self
+            .resampler
+            .as_ref()
+            .is_none_or(|r| (r.0, r.1, r.2) != key)
+        {
+            match resampling::Context::get(
+                key.0,
+                in_layout,
+                key.2,
+                PLANAR_F32,
+                self.out_layout,
+                self.cfg.sample_rate,
+            ) {
+                Ok(ctx) => self.resampler = Some((key.0, key.1, key.2, ctx)),
+                Err(e) => {
+                    self.count_error(&e, true);
+                    return;
+                }
+            }
+        }
+        let capacity = decoded.samples() as u64 * u64::from(self.cfg.sample_rate)
+            / u64::from(decoded.rate())
+            + 256;
+        let mut out = frame::Audio::new(PLANAR_F32, capacity as usize, self.out_layout);
+        if !ffi::has_data(&out) || usize::from(out.channels()) < self.fifo.len() {
+            self.count_error(&"cannot allocate a resampler frame", true);
+            return;
+        }
+        let Some((.., resampler)) = self.resampler.as_mut() else {
+            return;
+        };
+        if let Err(e) = resampler.run(decoded, &mut out) {
+            self.count_error(&e, true);
+            return;
+        }
+        let n = out.samples();
+        for (ch, buf) in self.fifo.iter_mut().enumerate() {
+            buf.extend_from_slice(&out.plane::<f32>(ch)[..n]);
+        }
+        self.expected_in_pts += n as i64;
+    }
+
+    /// Encode every full frame in the FIFO (and the partial rest when `is_eof`).
+    fn encode_fifo(&mut self, encoder: &mut encoder::Audio, is_eof: bool) {
+        loop {
+            let available = self.fifo.first().map_or(0, Vec::len);
+            let n = if available >= self.frame_size {
+                self.frame_size
+            } else if is_eof && available > 0 {
+                available
+            } else {
+                return;
+            };
+            let mut f = frame::Audio::new(PLANAR_F32, n, self.out_layout);
+            if !ffi::has_data(&f) || usize::from(f.channels()) < self.fifo.len() {
+                self.count_error(&"cannot allocate an encoder frame", false);
+                return;
+            }
+            f.set_rate(self.cfg.sample_rate);
+            for (ch, buf) in self.fifo.iter_mut().enumerate() {
+                f.plane_mut::<f32>(ch)[..n].copy_from_slice(&buf[..n]);
+                buf.drain(..n);
+            }
+            f.set_pts(Some(self.encoder_samples));
+            self.encoder_samples += n as i64;
+            if let Err(e) = encoder.send_frame(&f) {
+                self.count_error(&e, false);
+                continue;
+            }
+            self.receive(encoder);
+        }
+    }
+
+    fn receive(&mut self, encoder: &mut encoder::Audio) {
+        loop {
+            let mut packet = Packet::empty();
+            match encoder.receive_packet(&mut packet) {
+                Ok(()) => self.emit(&packet),
+                Err(e) if is_again(&e) => break,
+                Err(e) => {
+                    self.count_error(&e, false);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self, packet: &Packet) {
+        let Some(data) = packet.data().filter(|d| !d.is_empty()) else {
+            return;
+        };
+        let pts = self.next_out_pts.unwrap_or(0);
+        self.next_out_pts = Some(pts + self.frame_size as i64);
+        let frame = Frame {
+            track: TrackKind::Audio,
+            dts: pts,
+            pts,
+            is_keyframe: true,
+            data: Bytes::copy_from_slice(data),
+        };
+        self.shared.sink.frame(AUDIO_RENDITION, frame);
+        self.shared.counters.audio_frames_out.fetch_add(1, Relaxed);
+    }
+}

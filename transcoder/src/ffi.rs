@@ -1,0 +1,61 @@
+//! The few FFmpeg fields `ffmpeg-next` has no safe accessor for: codec extradata.
+//!
+//! The only module with `unsafe` code; each block says why it is sound.
+#![allow(unsafe_code)]
+
+use ffmpeg_next::{Error, codec, ffi};
+
+/// Give a (not yet opened) codec context a copy of `data` as its extradata (decoder configuration:
+/// avcC, hvcC or AudioSpecificConfig), replacing any previous one.
+pub(crate) fn set_extradata(ctx: &mut codec::Context, data: &[u8]) -> Result<(), Error> {
+    let size = i32::try_from(data.len()).map_err(|_| Error::InvalidData)?;
+    let padding = ffi::AV_INPUT_BUFFER_PADDING_SIZE as usize;
+    // SAFETY: `av_mallocz` returns either null (checked) or a zeroed buffer of `data.len() + padding`
+    // bytes, so copying `data.len()` bytes into it stays in bounds and the padding FFmpeg's bitstream
+    // readers may over-read is zeroed, as `AVCodecContext.extradata` requires. The context pointer is
+    // valid for the lifetime of `ctx`; a previous extradata buffer was allocated by FFmpeg (or by this
+    // function) with `av_malloc` and is released with `av_freep` before being replaced. The context owns
+    // the new buffer and frees it in `avcodec_free_context`.
+    unsafe {
+        let buf = ffi::av_mallocz(data.len() + padding).cast::<u8>();
+        if buf.is_null() {
+            return Err(Error::Other {
+                errno: ffmpeg_next::error::ENOMEM,
+            });
+        }
+        std::ptr::copy_nonoverlapping(data.as_ptr(), buf, data.len());
+        let raw = ctx.as_mut_ptr();
+        if !(*raw).extradata.is_null() {
+            ffi::av_freep(std::ptr::addr_of_mut!((*raw).extradata).cast());
+        }
+        (*raw).extradata = buf;
+        (*raw).extradata_size = size;
+    }
+    Ok(())
+}
+
+/// A copy of a codec context's extradata (an opened encoder's global headers), empty if it has none.
+pub(crate) fn extradata(ctx: &codec::Context) -> Vec<u8> {
+    // SAFETY: the context pointer is valid for the lifetime of `ctx`. FFmpeg keeps `extradata` either
+    // null or pointing to at least `extradata_size` bytes; both are checked before the slice is made,
+    // and the bytes are copied out before `ctx` can be used mutably again.
+    unsafe {
+        let raw = ctx.as_ptr();
+        let ptr = (*raw).extradata;
+        let size = (*raw).extradata_size;
+        if ptr.is_null() || size <= 0 {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts(ptr, size as usize).to_vec()
+    }
+}
+
+/// True if the frame has its first data plane allocated (`av_frame_get_buffer` succeeded).
+pub(crate) fn has_data(frame: &ffmpeg_next::Frame) -> bool {
+    // SAFETY: the frame pointer is valid for the lifetime of `frame`; only the pointer value of
+    // `data[0]` is read, never the memory behind it.
+    unsafe {
+        let raw = frame.as_ptr();
+        !raw.is_null() && !(*raw).data[0].is_null()
+    }
+}

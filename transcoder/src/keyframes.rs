@@ -1,0 +1,256 @@
+//! Pure per-frame policies: where segments start (forced keyframes), frame rate caps, load shedding.
+//!
+//! Sans-IO: timestamps and an explicit `now` in, decisions out.
+
+use std::time::{Duration, Instant};
+
+/// Timestamp jitter tolerated when comparing a frame's PTS with the segment grid: 2 ms, the packager's
+/// `JITTER_TOLERANCE` (RTMP timestamps are whole milliseconds).
+pub(crate) const JITTER_TOLERANCE_90KHZ: i64 = 180;
+
+/// Decides which source frames start a segment, on the source timeline (90 kHz).
+///
+/// A frame starts a segment when it is a candidate and its PTS is at least the previous segment start
+/// plus the segment target minus [`JITTER_TOLERANCE_90KHZ`]; the first candidate always does. With a
+/// copy rung the candidates are the source keyframes in decode order (the rule the packager uses to cut
+/// the copy rung, so encoded rungs get their IDRs at the same presentation times); without one, every
+/// decoded picture is a candidate (a pure time grid).
+#[derive(Debug, Clone)]
+pub(crate) struct SegmentGrid {
+    target_90khz: i64,
+    last_start_90khz: Option<i64>,
+}
+
+impl SegmentGrid {
+    /// A grid with the given segment target.
+    pub(crate) fn new(segment_target: Duration) -> Self {
+        let target_90khz = (segment_target.as_micros() * 9 / 100).min(i64::MAX as u128) as i64;
+        Self {
+            target_90khz,
+            last_start_90khz: None,
+        }
+    }
+
+    /// Observe one frame; true if a segment starts at it.
+    pub(crate) fn observe(&mut self, pts_90khz: i64, is_candidate: bool) -> bool {
+        if !is_candidate {
+            return false;
+        }
+        let starts = match self.last_start_90khz {
+            None => true,
+            Some(last) => {
+                pts_90khz.saturating_sub(last) >= self.target_90khz - JITTER_TOLERANCE_90KHZ
+            }
+        };
+        if starts {
+            self.last_start_90khz = Some(pts_90khz);
+        }
+        starts
+    }
+}
+
+/// Drops pictures to keep a rung at or below a frame rate cap (90 kHz timestamps, presentation order).
+///
+/// A picture is admitted when its PTS is no earlier than a quarter interval before the next slot; the
+/// next slot then advances by one interval (or restarts from the picture after a gap). Forced
+/// keyframes are always admitted.
+#[derive(Debug, Clone)]
+pub(crate) struct FrameRateCap {
+    interval_90khz: Option<i64>,
+    next_slot_90khz: Option<i64>,
+}
+
+impl FrameRateCap {
+    /// A cap of `max_fps` frames per second (`None`: no cap).
+    pub(crate) fn new(max_fps: Option<f64>) -> Self {
+        let interval_90khz = max_fps
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .map(|f| ((90_000.0 / f).round() as i64).max(1));
+        Self {
+            interval_90khz,
+            next_slot_90khz: None,
+        }
+    }
+
+    /// True if the picture at `pts_90khz` is kept.
+    pub(crate) fn admit(&mut self, pts_90khz: i64, is_forced: bool) -> bool {
+        let Some(interval) = self.interval_90khz else {
+            return true;
+        };
+        let next = match self.next_slot_90khz {
+            None => pts_90khz,
+            Some(n) => n,
+        };
+        if !is_forced && pts_90khz < next - interval / 4 {
+            return false;
+        }
+        self.next_slot_90khz = Some(
+            if pts_90khz - next > interval / 2 || pts_90khz < next - interval {
+                pts_90khz + interval
+            } else {
+                next + interval
+            },
+        );
+        true
+    }
+}
+
+/// Queue occupancy (fraction of capacity) at or above which a queue counts as congested.
+const CONGESTED_FRACTION: f64 = 0.75;
+/// Occupancy below which congestion is over.
+const RELIEVED_FRACTION: f64 = 0.5;
+
+/// Decides when a stream cannot keep up: when its busiest queue stays at or above 3/4 of its capacity for
+/// `shed_after` (hysteresis: the clock restarts only once occupancy falls below 1/2). After each
+/// decision to shed the clock restarts, so rungs are shed one at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct Congestion {
+    shed_after: Duration,
+    since: Option<Instant>,
+}
+
+impl Congestion {
+    /// A detector that sheds after `shed_after` of sustained congestion.
+    pub(crate) fn new(shed_after: Duration) -> Self {
+        Self {
+            shed_after,
+            since: None,
+        }
+    }
+
+    /// Observe the busiest queue's occupancy (0.0..=1.0) at `now`; true if a rung should be shed now.
+    pub(crate) fn observe(&mut self, now: Instant, occupancy: f64) -> bool {
+        if occupancy >= CONGESTED_FRACTION {
+            let since = *self.since.get_or_insert(now);
+            if now.duration_since(since) >= self.shed_after {
+                self.since = None;
+                return true;
+            }
+        } else if occupancy < RELIEVED_FRACTION {
+            self.since = None;
+        }
+        false
+    }
+}
+
+/// One encoded rung as the shedding policy sees it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShedCandidate {
+    /// [`crate::RungConfig::priority`].
+    pub priority: u32,
+    /// Output height in pixels (the cost proxy for ties).
+    pub height: u32,
+    /// Still encoding (not shed, not failed).
+    pub is_active: bool,
+}
+
+/// Which encoded rung to shed: the active one with the lowest priority, the tallest among equals. When
+/// the ladder has no copy rung, the last active encoded rung is kept (the stream keeps one video
+/// rendition and drops frames instead).
+pub(crate) fn pick_rung_to_shed(rungs: &[ShedCandidate], has_copy: bool) -> Option<usize> {
+    let active = rungs.iter().filter(|r| r.is_active).count();
+    if active == 0 || (!has_copy && active == 1) {
+        return None;
+    }
+    rungs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_active)
+        .min_by(|(_, a), (_, b)| a.priority.cmp(&b.priority).then(b.height.cmp(&a.height)))
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_forces_first_keyframe_then_keyframes_after_the_target() {
+        let mut g = SegmentGrid::new(Duration::from_secs(2));
+        assert!(
+            !g.observe(-3750, false),
+            "non-keyframes never start a segment"
+        );
+        assert!(g.observe(0, true));
+        assert!(!g.observe(90_000, true), "a keyframe 1 s in is too early");
+        // 2 ms early (RTMP millisecond rounding) still counts.
+        assert!(g.observe(180_000 - 180, true));
+        assert!(!g.observe(180_000 + 3750, false));
+        assert!(
+            !g.observe(360_000 - 181 - 180, true),
+            "more than 2 ms early"
+        );
+        assert!(g.observe(360_000, true));
+    }
+
+    #[test]
+    fn grid_without_keyframe_condition_is_a_time_grid() {
+        let mut g = SegmentGrid::new(Duration::from_millis(1000));
+        let starts: Vec<i64> = (0..100)
+            .map(|i| 1_000 + i * 3003)
+            .filter(|pts| g.observe(*pts, true))
+            .collect();
+        // 29.97 fps: every 30th frame (30 × 3003 = 90 090 ≥ 90 000 − 180).
+        assert_eq!(starts, vec![1_000, 91_090, 181_180, 271_270]);
+    }
+
+    #[test]
+    fn frame_rate_cap_halves_60_fps_with_millisecond_jitter() {
+        let mut cap = FrameRateCap::new(Some(30.0));
+        // 60 fps with RTMP millisecond timestamps rescaled to 90 kHz.
+        let kept: Vec<i64> = [0, 17, 33, 50, 67, 83, 100, 117, 133]
+            .iter()
+            .map(|ms| ms * 90)
+            .filter(|pts| cap.admit(*pts, false))
+            .collect();
+        assert_eq!(kept, vec![0, 33 * 90, 67 * 90, 100 * 90, 133 * 90]);
+    }
+
+    #[test]
+    fn frame_rate_cap_keeps_everything_below_the_cap_and_forced_frames() {
+        let mut cap = FrameRateCap::new(Some(30.0));
+        assert!(
+            (0..48).all(|i| cap.admit(i * 3750, false)),
+            "24 fps under a 30 fps cap"
+        );
+        let mut cap = FrameRateCap::new(Some(1.0));
+        assert!(cap.admit(0, false));
+        assert!(!cap.admit(3000, false));
+        assert!(cap.admit(6000, true), "forced keyframes are never dropped");
+        let mut none = FrameRateCap::new(None);
+        assert!(none.admit(0, false) && none.admit(1, false));
+    }
+
+    #[test]
+    fn congestion_needs_sustained_high_occupancy_with_hysteresis() {
+        let t0 = Instant::now();
+        let s = |ms| t0 + Duration::from_millis(ms);
+        let mut c = Congestion::new(Duration::from_secs(2));
+        assert!(!c.observe(s(0), 1.0));
+        assert!(
+            !c.observe(s(1000), 0.6),
+            "between the marks: still congested"
+        );
+        assert!(c.observe(s(2000), 0.8));
+        assert!(!c.observe(s(2100), 1.0), "the clock restarts after a shed");
+        assert!(!c.observe(s(3000), 0.4), "relieved");
+        assert!(!c.observe(s(3100), 1.0));
+        assert!(!c.observe(s(5000), 1.0));
+        assert!(c.observe(s(5100), 1.0));
+    }
+
+    #[test]
+    fn shed_lowest_priority_then_tallest_and_keep_one_without_copy() {
+        let r = |priority, height, is_active| ShedCandidate {
+            priority,
+            height,
+            is_active,
+        };
+        let rungs = [r(2, 480, true), r(1, 360, true), r(1, 720, true)];
+        assert_eq!(pick_rung_to_shed(&rungs, true), Some(2));
+        let rungs = [r(2, 480, true), r(1, 360, false), r(1, 720, false)];
+        assert_eq!(pick_rung_to_shed(&rungs, true), Some(0));
+        assert_eq!(pick_rung_to_shed(&rungs, false), None);
+        assert_eq!(pick_rung_to_shed(&[], true), None);
+    }
+}

@@ -1,0 +1,583 @@
+//! [`StreamTranscoder`]: one publish's threads, its push path and its counters.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use media::{CodecConfig, Frame, TrackInfo, TrackKind, time::rescale};
+
+use crate::audio::{AudioInput, AudioWorker};
+use crate::config::validate_ladder;
+use crate::keyframes::SegmentGrid;
+use crate::stats::{NO_PTS, RungCounters, StreamCounters, TranscodeStats};
+use crate::video::{DecoderWorker, EncoderInput, EncoderWorker, RungLink, VideoInput};
+use crate::{AudioMode, EncoderProbe, RungConfig, TranscodeError, TranscodeOptions};
+
+/// The rendition name of the audio output (transcoded or passed through).
+pub const AUDIO_RENDITION: &str = "audio";
+
+/// How long `start` waits for every worker to open its codecs.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a blocked worker re-checks the stop flag.
+pub(crate) const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Where a [`StreamTranscoder`] delivers its renditions (the packager side).
+///
+/// Calls come from the transcoder's worker threads (encoded rungs, transcoded audio) and from the
+/// caller of [`StreamTranscoder::push`] (copy rung, passthrough audio), concurrently for different
+/// renditions but in order within one rendition. They should be quick (no blocking I/O) and must not
+/// call back into the same `StreamTranscoder`.
+pub trait TranscodeSink: Send + Sync + 'static {
+    /// The track of `rendition`: called before the rendition's first frame, and again when it changes
+    /// (new resolution, new source configuration). Video tracks use a 90 kHz timescale; the audio
+    /// track's timescale is its sample rate.
+    fn track(&self, rendition: &str, track: TrackInfo);
+    /// One frame of `rendition`, in decode order, timestamps on the source timeline in the track's
+    /// timescale; video data is 4-byte length-prefixed NAL units.
+    fn frame(&self, rendition: &str, frame: Frame);
+}
+
+/// State shared by a stream's push path and worker threads.
+pub(crate) struct Shared {
+    /// Stream name, for logs and thread names.
+    pub stream: String,
+    /// Set by `Drop`: workers stop at the next message without flushing.
+    pub stop: AtomicBool,
+    /// Set by [`StreamTranscoder::push_wait`]: queues block instead of dropping, nothing is shed.
+    pub is_offline: AtomicBool,
+    /// Composition offset (pts − dts) of the source's first keyframe, 90 kHz; [`NO_PTS`] before it.
+    pub composition_offset_90khz: AtomicI64,
+    pub counters: StreamCounters,
+    pub sink: Arc<dyn TranscodeSink>,
+}
+
+impl Shared {
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.load(Relaxed)
+    }
+
+    /// The output DTS for a picture at `pts_90khz`: PTS − the source's first keyframe composition
+    /// offset.
+    pub(crate) fn dts_for(&self, pts_90khz: i64) -> i64 {
+        let d = self.composition_offset_90khz.load(Relaxed);
+        if d == NO_PTS {
+            pts_90khz
+        } else {
+            pts_90khz - d
+        }
+    }
+}
+
+/// Send `msg` on a bounded channel, waiting for room but giving up when the stream stops or the
+/// receiver is gone. Returns false if the message was not delivered.
+pub(crate) fn send_blocking<T>(tx: &Sender<T>, mut msg: T, shared: &Shared) -> bool {
+    loop {
+        match tx.send_timeout(msg, STOP_POLL) {
+            Ok(()) => return true,
+            Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => {
+                if shared.is_stopped() {
+                    return false;
+                }
+                msg = m;
+            }
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => return false,
+        }
+    }
+}
+
+/// The push path's per-stream state.
+struct PushState {
+    /// Segment grid on source keyframes (decode order), when the ladder has a copy rung.
+    grid: Option<SegmentGrid>,
+    has_seen_keyframe: bool,
+    /// Overflow: dropping source frames until the next keyframe.
+    is_dropping: bool,
+    /// A segment start whose frame was dropped: forced at the next delivered picture at or after it.
+    pending_segment_start_90khz: Option<i64>,
+    has_warned_overflow: bool,
+    has_warned_audio_overflow: bool,
+}
+
+/// Transcodes one published stream into a ladder of renditions on dedicated threads.
+///
+/// Threads: one video decoder (`tx-{stream}-dec`) when the ladder has an encoded rung, one encoder per
+/// encoded rung (`tx-{stream}-{rung}`), one audio thread (`tx-{stream}-aud`) when audio is transcoded.
+/// Copy rungs and passthrough audio are emitted on the caller's thread from `push`.
+///
+/// Forced keyframes: a source frame starts a segment when it is a source keyframe whose PTS is at
+/// least the previous segment start + the segment target − 2 ms (the first keyframe always does):
+/// the packager's rule for cutting the copy rung. Every encoded rung gets an IDR at that picture. With
+/// no copy rung the grid ignores source keyframes (every decoded picture is a candidate).
+///
+/// Timestamps: video in 90 kHz (sources at another timescale are rescaled for decoding); encoded
+/// frames keep the source picture's PTS and get DTS = PTS − D, D being the composition offset of the
+/// source's first keyframe. Transcoded audio starts at the first source audio PTS rescaled to the
+/// output sample rate and advances 1024 ticks per AAC frame.
+pub struct StreamTranscoder {
+    shared: Arc<Shared>,
+    push_state: Mutex<PushState>,
+    video_source: Option<TrackInfo>,
+    video_tx: Option<Sender<VideoInput>>,
+    audio_tx: Option<Sender<AudioInput>>,
+    audio_mode: AudioMode,
+    has_audio_source: bool,
+    copy_rungs: Vec<(usize, String)>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl StreamTranscoder {
+    /// Start threads for one publish. `video`/`audio`: the source tracks (either may be `None`; frames
+    /// of a missing track are ignored).
+    ///
+    /// Opens the source decoders and every rung's encoder (at the source's display size) on their
+    /// threads and waits for them (up to tens of milliseconds for x264, more for x265): call it off
+    /// async runtime workers. Each encoded rung's and the transcoded audio's track is delivered to
+    /// `sink` before this returns; so are the copy rung's and passthrough audio's.
+    ///
+    /// Errors: [`TranscodeError::InvalidLadder`], [`TranscodeError::InvalidTrack`] (a video track with
+    /// an audio configuration or the reverse), [`TranscodeError::Ffmpeg`] /
+    /// [`TranscodeError::EncoderUnavailable`] when a codec does not open, [`TranscodeError::Thread`].
+    pub fn start(
+        stream: &str,
+        video: Option<&TrackInfo>,
+        audio: Option<&TrackInfo>,
+        ladder: &[RungConfig],
+        probe: &EncoderProbe,
+        options: &TranscodeOptions,
+        sink: Arc<dyn TranscodeSink>,
+    ) -> Result<Self, TranscodeError> {
+        crate::init_ffmpeg();
+        validate_ladder(ladder)?;
+        if let Some(v) = video
+            && v.kind() != TrackKind::Video
+        {
+            return Err(TranscodeError::InvalidTrack {
+                kind: "video",
+                reason: "not a video configuration".into(),
+            });
+        }
+        if let Some(a) = audio
+            && !matches!(a.config, CodecConfig::Aac(_))
+        {
+            return Err(TranscodeError::InvalidTrack {
+                kind: "audio",
+                reason: "not an AAC configuration".into(),
+            });
+        }
+        let queue = options.queue_frames.max(2);
+        let counters: Vec<RungCounters> = ladder
+            .iter()
+            .map(|r| {
+                let encoder = if r.copy {
+                    "copy"
+                } else {
+                    probe.encoder_for(r.codec)
+                };
+                RungCounters::new(&r.name, encoder, r.copy)
+            })
+            .collect();
+        if video.is_none() {
+            // Nothing to encode: the encoded rungs never start.
+            for c in counters.iter().filter(|c| !c.is_copy) {
+                c.is_failed.store(true, Relaxed);
+            }
+        }
+        let has_copy = ladder.iter().any(|r| r.copy);
+        let shared = Arc::new(Shared {
+            stream: stream.to_string(),
+            stop: AtomicBool::new(false),
+            is_offline: AtomicBool::new(false),
+            composition_offset_90khz: AtomicI64::new(NO_PTS),
+            counters: StreamCounters::new(counters),
+            sink,
+        });
+
+        let mut threads = Vec::new();
+        let (ready_tx, ready_rx) =
+            crossbeam_channel::unbounded::<(String, Result<(), TranscodeError>)>();
+        let mut expected_ready = 0usize;
+        let mut video_tx = None;
+        let spawn =
+            |name: String, threads: &mut Vec<JoinHandle<()>>, f: Box<dyn FnOnce() + Send>| {
+                std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(f)
+                    .map(|h| threads.push(h))
+                    .map_err(|e| TranscodeError::Thread {
+                        name,
+                        reason: e.to_string(),
+                    })
+            };
+
+        let result = (|| -> Result<(), TranscodeError> {
+            // Video: one decoder feeding one encoder per encoded rung.
+            let encoded: Vec<(usize, &RungConfig)> =
+                ladder.iter().enumerate().filter(|(_, r)| !r.copy).collect();
+            if let (Some(source), false) = (video, encoded.is_empty()) {
+                let mut links = Vec::new();
+                for (idx, rung) in &encoded {
+                    let (tx, rx) = crossbeam_channel::bounded::<EncoderInput>(queue);
+                    let worker = EncoderWorker::new(
+                        shared.clone(),
+                        *idx,
+                        (*rung).clone(),
+                        probe.encoder_for(rung.codec).to_string(),
+                        source,
+                        options.segment_target,
+                        rx,
+                    );
+                    let ready = ready_tx.clone();
+                    let name = format!("tx-{stream}-{}", rung.name);
+                    spawn(
+                        name.clone(),
+                        &mut threads,
+                        Box::new(move || worker.run(name, ready)),
+                    )?;
+                    expected_ready += 1;
+                    links.push(RungLink::new(*idx, tx, rung));
+                }
+                let (tx, rx) = crossbeam_channel::bounded::<VideoInput>(queue);
+                let worker = DecoderWorker::new(
+                    shared.clone(),
+                    source.clone(),
+                    links,
+                    (!has_copy).then(|| SegmentGrid::new(options.segment_target)),
+                    has_copy,
+                    options.segment_target,
+                    queue,
+                    rx,
+                );
+                let ready = ready_tx.clone();
+                let name = format!("tx-{stream}-dec");
+                spawn(
+                    name.clone(),
+                    &mut threads,
+                    Box::new(move || worker.run(name, ready)),
+                )?;
+                expected_ready += 1;
+                video_tx = Some(tx);
+            }
+            Ok(())
+        })();
+
+        let mut audio_tx = None;
+        let result = result.and_then(|()| {
+            if let (Some(source), AudioMode::Transcode) = (audio, options.audio.mode) {
+                let (tx, rx) = crossbeam_channel::bounded::<AudioInput>(queue);
+                let worker = AudioWorker::new(shared.clone(), source.clone(), options.audio, rx);
+                let ready = ready_tx.clone();
+                let name = format!("tx-{stream}-aud");
+                spawn(
+                    name.clone(),
+                    &mut threads,
+                    Box::new(move || worker.run(name, ready)),
+                )?;
+                expected_ready += 1;
+                audio_tx = Some(tx);
+            }
+            Ok(())
+        });
+        drop(ready_tx);
+        let result = result.and_then(|()| wait_ready(&ready_rx, expected_ready));
+
+        let copy_rungs: Vec<(usize, String)> = ladder
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.copy)
+            .map(|(i, r)| (i, r.name.clone()))
+            .collect();
+        let this = Self {
+            shared,
+            push_state: Mutex::new(PushState {
+                grid: has_copy.then(|| SegmentGrid::new(options.segment_target)),
+                has_seen_keyframe: false,
+                is_dropping: false,
+                pending_segment_start_90khz: None,
+                has_warned_overflow: false,
+                has_warned_audio_overflow: false,
+            }),
+            video_source: video.cloned(),
+            video_tx,
+            audio_tx,
+            audio_mode: options.audio.mode,
+            has_audio_source: audio.is_some(),
+            copy_rungs,
+            threads,
+        };
+        // On error, dropping `this` stops and joins whatever started.
+        result?;
+        if let Some(v) = video {
+            for (_, name) in &this.copy_rungs {
+                this.shared.sink.track(name, v.clone());
+            }
+        }
+        if let (Some(a), AudioMode::Passthrough) = (audio, this.audio_mode) {
+            this.shared.sink.track(AUDIO_RENDITION, a.clone());
+        }
+        let encoders = ladder
+            .iter()
+            .map(|r| {
+                let encoder = if r.copy {
+                    "copy"
+                } else {
+                    probe.encoder_for(r.codec)
+                };
+                format!("{}={encoder}", r.name)
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        tracing::info!(stream, %encoders, audio = ?options.audio.mode, "transcoder started");
+        Ok(this)
+    }
+
+    /// Hand over one source frame (video: 4-byte length-prefixed NAL units; audio: one raw AAC access
+    /// unit), timestamps in its track's timescale. Never blocks on the workers: when the decoder's
+    /// bounded queue is full the frame is dropped and so is every following video frame up to the next
+    /// keyframe (counted in [`TranscodeStats::video_frames_dropped`]); audio frames are dropped singly.
+    /// Video frames before the first keyframe are dropped (they cannot be decoded).
+    pub fn push(&self, frame: Frame) {
+        self.push_inner(frame, false);
+    }
+
+    /// Like [`StreamTranscoder::push`] but waits for room in the queues instead of dropping, and turns
+    /// load shedding off for the rest of the stream: for inputs read faster than real time (files,
+    /// tests, benchmarks). Do not mix with `push` on a live stream.
+    pub fn push_wait(&self, frame: Frame) {
+        self.shared.is_offline.store(true, Relaxed);
+        self.push_inner(frame, true);
+    }
+
+    /// The source changed a track's configuration: copy rungs (or passthrough audio) get the new track,
+    /// the decoder is reopened with it (encoded rungs get a new track if their size changes). Video
+    /// frames are dropped up to the next keyframe. Waits up to a second for queue room.
+    pub fn set_track(&self, track: &TrackInfo) {
+        match track.kind() {
+            TrackKind::Video => {
+                for (_, name) in &self.copy_rungs {
+                    self.shared.sink.track(name, track.clone());
+                }
+                if let Some(tx) = &self.video_tx {
+                    if let Ok(mut st) = self.push_state.lock() {
+                        st.is_dropping = true;
+                    }
+                    if tx
+                        .send_timeout(VideoInput::Track(track.clone()), Duration::from_secs(1))
+                        .is_err()
+                    {
+                        tracing::error!(stream = %self.shared.stream, "video track change not delivered to the decoder");
+                    }
+                }
+            }
+            TrackKind::Audio => match (&self.audio_tx, self.audio_mode) {
+                (_, AudioMode::Passthrough) => {
+                    self.shared.sink.track(AUDIO_RENDITION, track.clone())
+                }
+                (Some(tx), AudioMode::Transcode) => {
+                    if tx
+                        .send_timeout(AudioInput::Track(track.clone()), Duration::from_secs(1))
+                        .is_err()
+                    {
+                        tracing::error!(stream = %self.shared.stream, "audio track change not delivered");
+                    }
+                }
+                (None, AudioMode::Transcode) => {}
+            },
+        }
+    }
+
+    /// A snapshot of the counters: real-time factor, frames in/out/dropped per rung, shed rungs,
+    /// encoder delay.
+    pub fn stats(&self) -> TranscodeStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// End of stream: let every worker drain its queue and flush its codecs (all buffered frames are
+    /// emitted), join the threads and return the final counters.
+    pub fn finish(mut self) -> TranscodeStats {
+        self.video_tx = None;
+        self.audio_tx = None;
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+        let _ = self.shared.counters.finished_at.set(Instant::now());
+        self.shared.counters.snapshot()
+    }
+
+    fn push_inner(&self, frame: Frame, wait: bool) {
+        self.shared.counters.first_push.get_or_init(Instant::now);
+        match frame.track {
+            TrackKind::Video => self.push_video(frame, wait),
+            TrackKind::Audio => self.push_audio(frame, wait),
+        }
+    }
+
+    fn push_video(&self, frame: Frame, wait: bool) {
+        let Some(source) = &self.video_source else {
+            return;
+        };
+        let c = &self.shared.counters;
+        c.video_frames_in.fetch_add(1, Relaxed);
+        let Ok(mut st) = self.push_state.lock() else {
+            return;
+        };
+        let to_90khz = |t| rescale(t, source.timescale, media::MediaTime::HZ_90K);
+        let (pts, dts) = (to_90khz(frame.pts), to_90khz(frame.dts));
+        if !st.has_seen_keyframe {
+            if !frame.is_keyframe {
+                c.video_frames_dropped.fetch_add(1, Relaxed);
+                return;
+            }
+            st.has_seen_keyframe = true;
+            self.shared
+                .composition_offset_90khz
+                .store(pts - dts, Relaxed);
+            c.first_pts_90khz.store(pts, Relaxed);
+        }
+        c.last_push_pts_90khz.store(pts, Relaxed);
+
+        for (idx, name) in &self.copy_rungs {
+            let rc = &c.rungs[*idx];
+            rc.frames_in.fetch_add(1, Relaxed);
+            self.shared.sink.frame(name, frame.clone());
+            rc.frames_out.fetch_add(1, Relaxed);
+            rc.last_out_pts_90khz.store(pts, Relaxed);
+        }
+        let frame = Frame { pts, dts, ..frame };
+
+        let Some(tx) = &self.video_tx else {
+            return;
+        };
+        let is_segment_start = st
+            .grid
+            .as_mut()
+            .is_some_and(|g| g.observe(pts, frame.is_keyframe));
+        let segment_start = if is_segment_start {
+            Some(pts)
+        } else {
+            st.pending_segment_start_90khz
+        };
+        if st.is_dropping && !frame.is_keyframe {
+            c.video_frames_dropped.fetch_add(1, Relaxed);
+            st.pending_segment_start_90khz = segment_start;
+            return;
+        }
+        let msg = VideoInput::Frame {
+            frame,
+            segment_start_90khz: segment_start,
+        };
+        let delivered = if wait {
+            send_blocking(tx, msg, &self.shared)
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    if !st.has_warned_overflow {
+                        st.has_warned_overflow = true;
+                        tracing::warn!(
+                            stream = %self.shared.stream,
+                            "decoder queue full: dropping video to the next keyframe"
+                        );
+                    }
+                    false
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        };
+        if delivered {
+            st.is_dropping = false;
+            st.pending_segment_start_90khz = None;
+        } else {
+            c.video_frames_dropped.fetch_add(1, Relaxed);
+            st.is_dropping = true;
+            st.pending_segment_start_90khz = segment_start;
+        }
+    }
+
+    fn push_audio(&self, frame: Frame, wait: bool) {
+        if !self.has_audio_source {
+            return;
+        }
+        let c = &self.shared.counters;
+        c.audio_frames_in.fetch_add(1, Relaxed);
+        match self.audio_mode {
+            AudioMode::Passthrough => {
+                self.shared.sink.frame(AUDIO_RENDITION, frame);
+                c.audio_frames_out.fetch_add(1, Relaxed);
+            }
+            AudioMode::Transcode => {
+                let Some(tx) = &self.audio_tx else {
+                    return;
+                };
+                let msg = AudioInput::Frame(frame);
+                let delivered = if wait {
+                    send_blocking(tx, msg, &self.shared)
+                } else {
+                    match tx.try_send(msg) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(_)) => {
+                            if let Ok(mut st) = self.push_state.lock()
+                                && !st.has_warned_audio_overflow
+                            {
+                                st.has_warned_audio_overflow = true;
+                                tracing::warn!(stream = %self.shared.stream, "audio queue full: dropping audio frames");
+                            }
+                            false
+                        }
+                        Err(TrySendError::Disconnected(_)) => false,
+                    }
+                };
+                if !delivered {
+                    c.audio_frames_dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for StreamTranscoder {
+    /// Stops the workers (without flushing the encoders) and joins them.
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Relaxed);
+        self.video_tx = None;
+        self.audio_tx = None;
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamTranscoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTranscoder")
+            .field("stream", &self.shared.stream)
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+/// Wait until `expected` workers reported; the first error wins.
+fn wait_ready(
+    ready_rx: &Receiver<(String, Result<(), TranscodeError>)>,
+    expected: usize,
+) -> Result<(), TranscodeError> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut first_error = None;
+    for _ in 0..expected {
+        match ready_rx.recv_deadline(deadline) {
+            Ok((_, Ok(()))) => {}
+            Ok((_, Err(e))) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(TranscodeError::Thread {
+                    name: "worker".into(),
+                    reason: "did not report ready (panicked or timed out)".into(),
+                });
+                break;
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
