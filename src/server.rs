@@ -41,7 +41,7 @@ impl Server {
             hub_config.ladder = Some(Arc::new(LadderSettings {
                 rungs: plan.rungs.clone(),
                 probe,
-                options: plan.options.clone(),
+                options: plan.options,
                 passthrough_streams: plan.passthrough_streams.clone(),
             }));
         }
