@@ -104,16 +104,20 @@ impl SessionLadder {
         self.video.iter().chain(self.audio.iter())
     }
 
-    /// A source track was announced: remember it; a changed configuration restarts the transcoder.
+    /// A source track was announced: remember it; a changed configuration is handed to the running
+    /// transcoder.
     pub fn track(&mut self, track: TrackInfo) {
         let slot = match track.kind() {
             TrackKind::Video => &mut self.video,
             TrackKind::Audio => &mut self.audio,
         };
         if slot.as_ref() != Some(&track) {
+            // A running transcoder takes the new configuration in place (reopening its decoder); the
+            // packager marks the discontinuity when the renditions' tracks change.
+            if let Some(t) = &self.transcoder {
+                t.set_track(&track);
+            }
             *slot = Some(track);
-            // Dropping the transcoder stops and joins its threads; the next frame starts a new one.
-            self.transcoder = None;
         }
     }
 
