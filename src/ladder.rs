@@ -114,7 +114,12 @@ impl SessionLadder {
         if slot.as_ref() != Some(&track) {
             // A running transcoder takes the new configuration in place (reopening its decoder); the
             // packager marks the discontinuity when the renditions' tracks change.
-            if let Some(t) = &self.transcoder {
+            let is_new_kind = slot.is_none();
+            if is_new_kind {
+                // A track the running transcoder was started without (e.g. audio announced after the
+                // first video frame): start again with both on the next frame.
+                self.transcoder = None;
+            } else if let Some(t) = &self.transcoder {
                 t.set_track(&track);
             }
             *slot = Some(track);
