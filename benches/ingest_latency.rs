@@ -19,8 +19,19 @@
 //! Prints a table and a comparison with the goal (origin adds ≤ 20 ms p50, ≤ 50 ms p99); it asserts
 //! nothing about time.
 //!
-//! `cargo bench --bench ingest_latency` (about 3.5 minutes); `-- --quick` for 12 s runs, `-- --secs=N` for
-//! N s runs, `-- --runs=0,2` for some runs only.
+//! Run 3, `ladder`: the same at 200 ms with `[transcode] enabled = true` (default ladder for the 720p
+//! source: `source` copy, `480p`, `360p`; `encoder = "software"`, libx264), one viewer on each of
+//! `/live/bench/{480p,360p,source}/media.m3u8` in the same run: the glass-to-part latency added by
+//! transcoding. An encoded rung's frames keep the source picture's PTS and get DTS = PTS − D (D: the
+//! composition offset of the source's first keyframe), so its part's last sample is matched to the source
+//! frame whose PTS (RTMP timestamp + composition time, ms) equals the sample's DTS + D. The `source` rung
+//! is matched by DTS as in the other runs. An encoded part is available tens of ms after that write, so
+//! its request also counts as blocked when sent after the write but held open ≥ 10 ms (otherwise the
+//! parts following a late one would be dropped); the bench also prints the strict-rule numbers and the
+//! latency from the last write of any source frame with a PTS at or before the part's last picture.
+//!
+//! `cargo bench --bench ingest_latency` (about 4.5 minutes); `-- --quick` for 12 s runs, `-- --secs=N` for
+//! N s runs, `-- --runs=0,2` (or `-- --runs=3` for the ladder run alone) for some runs only.
 
 mod common;
 
@@ -46,9 +57,16 @@ use tokio::sync::{mpsc, watch};
 use common::{FlvTag, TagKind, percentile};
 
 const STREAM_KEY: &str = "bench";
-const PLAYLIST_PATH: &str = "/live/bench/source/media.m3u8";
+/// The passthrough (or ladder copy) rendition.
+const SOURCE_RENDITION: &str = "source";
+/// The encoded rungs of the default ladder for the 720p fixture, measured in the ladder run.
+const ENCODED_RENDITIONS: [&str; 2] = ["480p", "360p"];
 /// How far a part's last DTS (ms, rounded) may be from an RTMP timestamp we wrote and still match it.
 const MATCH_TOLERANCE_MS: i64 = 3;
+/// Encoded renditions: a request sent after the source frame's write still counts as blocked when it
+/// stayed open at least this long (an unblocked playlist request is answered in well under 1 ms; the
+/// encoded part becomes available tens of ms after the frame's write).
+const ENCODED_BLOCKED_MIN: Duration = Duration::from_millis(10);
 /// Goal to compare with (not asserted).
 const GOAL_P50: Duration = Duration::from_millis(20);
 const GOAL_P99: Duration = Duration::from_millis(50);
@@ -65,6 +83,8 @@ struct Written {
     before: Instant,
     /// Just after the `write` call returned.
     after: Instant,
+    /// The frame's PTS in ms: RTMP timestamp + composition time.
+    pts_ms: i64,
 }
 
 /// One run's parameters.
@@ -73,6 +93,8 @@ struct Run {
     part_target: Duration,
     publish_secs: u64,
     viewers: usize,
+    /// `[transcode] enabled = true` (default ladder, software encoders), one viewer per rendition.
+    ladder: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,18 +117,28 @@ fn main() -> anyhow::Result<()> {
             part_target: Duration::from_millis(200),
             publish_secs: 50,
             viewers: 1,
+            ladder: false,
         },
         Run {
             label: "1 viewer",
             part_target: Duration::from_millis(500),
             publish_secs: 60,
             viewers: 1,
+            ladder: false,
         },
         Run {
             label: "200 viewers",
             part_target: Duration::from_millis(200),
             publish_secs: 35,
             viewers: 200,
+            ladder: false,
+        },
+        Run {
+            label: "ladder",
+            part_target: Duration::from_millis(200),
+            publish_secs: 45,
+            viewers: 1,
+            ladder: true,
         },
     ];
     let flv_path = common::fixture_flv();
@@ -137,16 +169,24 @@ fn main() -> anyhow::Result<()> {
         }
         let secs = secs_override.unwrap_or(run.publish_secs);
         println!(
-            "\nrunning: {}, part target {} ms, publishing {secs} s ...",
+            "\nrunning: {}, part target {} ms, publishing {secs} s (load average {}) ...",
             run.label,
-            run.part_target.as_millis()
+            run.part_target.as_millis(),
+            loadavg()
         );
         let report = rt.block_on(measure(run, secs, &tags))?;
         report.print_details();
         rows.extend(report.rows);
     }
     print_table(&rows);
+    println!("load average at the end: {}", loadavg());
     Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 /// One table row: a latency distribution.
@@ -157,6 +197,8 @@ struct Row {
     mean_part: Duration,
     /// Latencies in ms, sorted.
     sorted: Vec<f64>,
+    /// Compared with the origin's goal (not for transcoded renditions, whose encoding is the point).
+    has_goal: bool,
 }
 
 struct Report {
@@ -206,6 +248,7 @@ fn print_table(rows: &[Row]) {
         let p99 = percentile(&r.sorted, 99.0);
         let goal_ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let verdict = match (p50 <= goal_ms(GOAL_P50), p99 <= goal_ms(GOAL_P99)) {
+            _ if !r.has_goal => "- (transcoded)",
             (true, true) => "met",
             (true, false) => "p99 over",
             (false, true) => "p50 over",
@@ -237,32 +280,60 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         part_target: Some(run.part_target),
         ..Default::default()
     };
-    // Passthrough: this run measures the origin itself (ingest, packaging, delivery), no transcoding.
-    let file: FileConfig = toml::from_str("[transcode]\nenabled = false\n")?;
+    // Passthrough: these runs measure the origin itself (ingest, packaging, delivery), no transcoding. The
+    // ladder run: the default ladder with software encoders (libx264, no NVENC probe).
+    let config = if run.ladder {
+        "[transcode]\nenabled = true\nencoder = \"software\"\n"
+    } else {
+        "[transcode]\nenabled = false\n"
+    };
+    let file: FileConfig = toml::from_str(config)?;
     let settings = Settings::resolve(&args, file)?;
     let server = Server::start(settings).await?;
     let (http, rtmp) = (server.http_addr, server.rtmp_addr);
 
+    let renditions: Vec<&'static str> = if run.ladder {
+        ENCODED_RENDITIONS
+            .iter()
+            .copied()
+            .chain(std::iter::once(SOURCE_RENDITION))
+            .collect()
+    } else {
+        vec![SOURCE_RENDITION]
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (parts_tx, parts_rx) = mpsc::channel::<(u64, u64)>(4096);
-    let fetcher = tokio::spawn(fetch_parts(http, parts_rx));
-    let mut viewers = Vec::new();
-    for i in 0..run.viewers {
-        let tx = (i == 0).then(|| parts_tx.clone());
-        viewers.push(tokio::spawn(viewer(http, stop_rx.clone(), tx)));
+    let mut watched = Vec::new();
+    for rendition in &renditions {
+        let (parts_tx, parts_rx) = mpsc::channel::<(u64, u64)>(4096);
+        let fetcher = tokio::spawn(fetch_parts(http, rendition, parts_rx));
+        let mut viewers = Vec::new();
+        for i in 0..run.viewers {
+            let tx = (i == 0).then(|| parts_tx.clone());
+            viewers.push(tokio::spawn(viewer(
+                http,
+                playlist_path(rendition),
+                stop_rx.clone(),
+                tx,
+            )));
+        }
+        drop(parts_tx);
+        watched.push((*rendition, viewers, fetcher));
     }
-    drop(parts_tx);
 
     let log: WriteLog = Arc::default();
     let publish = publish(rtmp, tags, publish_secs * 1000, log.clone()).await;
-    // Let the last parts be fetched, then stop the viewers (they are blocked on a part that never comes).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Let the last parts be fetched (encoded rungs trail the source by their encoding time), then stop the
+    // viewers (they are blocked on a part that never comes).
+    tokio::time::sleep(Duration::from_millis(if run.ladder { 600 } else { 300 })).await;
     let _ = stop_tx.send(true);
-    let mut per_viewer = Vec::new();
-    for v in viewers {
-        per_viewer.push(v.await?);
+    let mut collected = Vec::new();
+    for (rendition, viewers, fetcher) in watched {
+        let mut per_viewer = Vec::new();
+        for v in viewers {
+            per_viewer.push(v.await?);
+        }
+        collected.push((rendition, per_viewer, fetcher.await?));
     }
-    let timings = fetcher.await?;
     server.shutdown().await;
     let pacing = publish?;
 
@@ -274,6 +345,58 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         ms(pacing.max_late),
         pacing.max_late_at_ms
     )];
+    let by_pts: BTreeMap<i64, Written> = log.values().map(|w| (w.pts_ms, *w)).collect();
+    let offset_90k = first_keyframe_composition_ms(tags) * 90;
+    if run.ladder {
+        details.push(format!(
+            "encoded rungs: last sample PTS = DTS + D, D = source first keyframe composition offset = {} ms",
+            offset_90k / 90
+        ));
+    }
+    let mut rows = Vec::new();
+    for (rendition, per_viewer, timings) in &collected {
+        let is_encoded = *rendition != SOURCE_RENDITION;
+        let matched = |t: &PartTiming| {
+            if is_encoded {
+                nearest_write(&by_pts, t.last_dts_90k + offset_90k)
+            } else {
+                nearest_write(&log, t.last_dts_90k)
+            }
+        };
+        let (rendition_rows, rendition_details) = analyze(
+            run,
+            rendition,
+            is_encoded,
+            per_viewer,
+            timings,
+            matched,
+            (is_encoded).then_some((&by_pts, offset_90k)),
+        );
+        rows.extend(rendition_rows);
+        details.extend(rendition_details);
+    }
+    Ok(Report { rows, details })
+}
+
+/// The latency distribution(s) of one rendition's viewers. `matched` maps a part to the write of its
+/// last source frame. For encoded renditions, `by_pts` (the writes by PTS) and D also give a second,
+/// reported-only reference: the write of the LAST source frame with a PTS at or before the part's last
+/// picture (the decoder cannot output that picture earlier: the source has B-frames).
+fn analyze(
+    run: &Run,
+    rendition: &str,
+    is_encoded: bool,
+    per_viewer: &[Vec<Observation>],
+    timings: &HashMap<(u64, u64), PartTiming>,
+    matched: impl Fn(&PartTiming) -> Option<Written>,
+    by_pts: Option<(&BTreeMap<i64, Written>, i64)>,
+) -> (Vec<Row>, Vec<String>) {
+    let mut details = Vec::new();
+    let prefix = if run.ladder {
+        format!("[{rendition}] ")
+    } else {
+        String::new()
+    };
     let mean_part = {
         let d: Vec<u64> = timings.values().map(|t| t.duration_90k).collect();
         if d.is_empty() {
@@ -282,7 +405,6 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
             Duration::from_secs_f64(d.iter().sum::<u64>() as f64 / d.len() as f64 / 90_000.0)
         }
     };
-
     // Group the observations per part: (viewer's request sent, response received).
     let mut per_part: HashMap<(u64, u64), Vec<(Instant, Instant)>> = HashMap::new();
     for obs in per_viewer.iter().flatten() {
@@ -297,11 +419,19 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
     let mut blocked_for = Vec::new();
     let mut last_from_after = Vec::new();
     let mut write_call = Vec::new();
+    let mut from_all_written = Vec::new();
+    let (mut cts_checked, mut cts_equal) = (0usize, 0usize);
+    // Encoded renditions: the latencies of the parts whose request was sent before the frame's write.
+    let mut strict = Vec::new();
+    let mut blocked_after_write = 0usize;
+    // (latency ms, media time of the part's last frame in ms), to say when the slowest parts happened.
+    let mut when: Vec<(f64, i64)> = Vec::new();
     for (key, got) in &per_part {
-        let Some(written) = timings
-            .get(key)
-            .and_then(|t| nearest_write(&log, t.last_dts_90k))
-        else {
+        let Some(timing) = timings.get(key) else {
+            unmapped += 1;
+            continue;
+        };
+        let Some(written) = matched(timing) else {
             unmapped += 1;
             continue;
         };
@@ -309,9 +439,20 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
             incomplete += 1;
             continue;
         }
-        if got.iter().any(|(sent, _)| *sent > written.before) {
+        let sent_before_write = got.iter().all(|(sent, _)| *sent <= written.before);
+        // An encoded part becomes available tens of ms after its source frame's write, so a request sent
+        // in between still blocks: it counts when it stayed open long enough to have blocked. Dropping those
+        // parts would drop exactly the ones after a late part (whose next request went out late).
+        let blocked_anyway = is_encoded
+            && got
+                .iter()
+                .all(|(sent, received)| received.saturating_duration_since(*sent) >= ENCODED_BLOCKED_MIN);
+        if !sent_before_write && !blocked_anyway {
             not_blocked += 1;
             continue;
+        }
+        if !sent_before_write {
+            blocked_after_write += 1;
         }
         let earliest = got.iter().map(|g| g.1).min().expect("non-empty");
         let latest = got.iter().map(|g| g.1).max().expect("non-empty");
@@ -320,16 +461,32 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         last_from_after.push(signed_ms(latest, written.after));
         write_call.push(signed_ms(written.after, written.before));
         blocked_for.extend(got.iter().map(|(s, r)| r.saturating_duration_since(*s)));
+        if sent_before_write {
+            strict.push(signed_ms(latest, written.before));
+        }
+        when.push((signed_ms(latest, written.before), written.pts_ms));
+        if let Some((by_pts, offset_90k)) = by_pts {
+            let pts_ms = written.pts_ms;
+            if let Some(all) = by_pts.range(..=pts_ms).map(|(_, w)| w.before).max() {
+                from_all_written.push(signed_ms(latest, all));
+            }
+            if let Some(cts) = timing.last_cts_90k {
+                cts_checked += 1;
+                cts_equal += usize::from(cts == offset_90k);
+            }
+        }
     }
     first.sort_by(f64::total_cmp);
     last.sort_by(f64::total_cmp);
     blocked_for.sort();
     last_from_after.sort_by(f64::total_cmp);
     write_call.sort_by(f64::total_cmp);
-    if !last_from_after.is_empty() {
+    from_all_written.sort_by(f64::total_cmp);
+    strict.sort_by(f64::total_cmp);
+    if !last_from_after.is_empty() && !is_encoded {
         let negative = last_from_after.iter().filter(|v| **v < 0.0).count();
         details.push(format!(
-            "write call of the last frame: p50 {:.3} ms, max {:.3} ms; measured from AFTER the write instead: \
+            "{prefix}write call of the last frame: p50 {:.3} ms, max {:.3} ms; measured from AFTER the write instead: \
              p50 {:.2} ms, p99 {:.2} ms, {negative} of {} answered before that clock read (writer preempted by \
              the woken server thread)",
             percentile(&write_call, 50.0),
@@ -340,24 +497,69 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         ));
     }
     details.push(format!(
-        "parts seen: {}, measured: {}, not mapped to a frame: {unmapped}, request not blocked in time: {not_blocked}, \
+        "{prefix}parts seen: {}, measured: {}, not mapped to a frame: {unmapped}, request not blocked in time: {not_blocked}, \
          missing at some viewer: {incomplete}",
         per_part.len(),
         last.len()
     ));
     if !blocked_for.is_empty() {
         details.push(format!(
-            "time each request stayed blocked: p50 {} ms (expected about one part duration: requests block)",
+            "{prefix}time each request stayed blocked: p50 {} ms (expected about one part duration: requests block)",
             ms(percentile(&blocked_for, 50.0))
         ));
     }
+    if !when.is_empty() {
+        when.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let first_ms = when.iter().map(|w| w.1).min().unwrap_or(0);
+        details.push(format!(
+            "{prefix}slowest parts (latency @ media time of the last frame, s since the first measured part): {}",
+            when.iter()
+                .take(5)
+                .map(|(l, at)| format!("{l:.1} ms @ {:.1} s", (*at - first_ms) as f64 / 1000.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    if is_encoded && !strict.is_empty() {
+        details.push(format!(
+            "{prefix}{blocked_after_write} measured parts had their request sent after the frame's write but blocked \
+             >= {} ms; only the {} sent before the write: p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms",
+            ENCODED_BLOCKED_MIN.as_millis(),
+            strict.len(),
+            percentile(&strict, 50.0),
+            percentile(&strict, 90.0),
+            percentile(&strict, 99.0),
+            strict.last().expect("non-empty")
+        ));
+    }
+    if is_encoded && !from_all_written.is_empty() {
+        details.push(format!(
+            "{prefix}trun composition offset of the last sample = D in {cts_equal} of {cts_checked} parts; measured \
+             instead from the write of the last source frame with PTS <= the part's last PTS (source B-frame \
+             reordering excluded): p50 {:.2} / p90 {:.2} / p99 {:.2} / max {:.2} ms",
+            percentile(&from_all_written, 50.0),
+            percentile(&from_all_written, 90.0),
+            percentile(&from_all_written, 99.0),
+            from_all_written.last().expect("non-empty")
+        ));
+    }
     let rows = if run.viewers == 1 {
+        let label = if run.ladder {
+            format!(
+                "{}: {rendition} ({})",
+                run.label,
+                if is_encoded { "encoded" } else { "copy" }
+            )
+        } else {
+            run.label.to_string()
+        };
         vec![Row {
-            label: run.label.to_string(),
+            label,
             part_target: run.part_target,
             measured: last.len(),
             mean_part,
             sorted: last,
+            has_goal: !is_encoded,
         }]
     } else {
         vec![
@@ -367,6 +569,7 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
                 measured: first.len(),
                 mean_part,
                 sorted: first,
+                has_goal: !is_encoded,
             },
             Row {
                 label: format!("{}: LAST to get it", run.label),
@@ -374,15 +577,53 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
                 measured: last.len(),
                 mean_part,
                 sorted: last,
+                has_goal: !is_encoded,
             },
         ]
     };
-    Ok(Report { rows, details })
+    (rows, details)
 }
 
-/// The write instant of the video frame whose RTMP timestamp is nearest to `dts_90k / 90` ms.
-fn nearest_write(log: &BTreeMap<i64, Written>, dts_90k: i64) -> Option<Written> {
-    let target = (dts_90k + 45).div_euclid(90);
+/// `/live/bench/{rendition}/media.m3u8`.
+fn playlist_path(rendition: &str) -> String {
+    format!("/live/{STREAM_KEY}/{rendition}/media.m3u8")
+}
+
+/// The composition time (PTS − DTS, ms) of a video frame tag: signed 24 bits after the AVCPacketType
+/// (legacy FLV), or after the FourCC of an Enhanced RTMP CodedFrames packet (0 for CodedFramesX).
+fn composition_time_ms(tag: &FlvTag) -> i64 {
+    let b = &tag.body;
+    let at = match b.first() {
+        Some(b0) if b0 & 0x80 != 0 => match b0 & 0x0F {
+            1 => 5,
+            _ => return 0,
+        },
+        Some(_) => 2,
+        None => return 0,
+    };
+    let Some(c) = b.get(at..at + 3) else {
+        return 0;
+    };
+    let raw = (i64::from(c[0]) << 16) | (i64::from(c[1]) << 8) | i64::from(c[2]);
+    if raw & 0x80_0000 != 0 {
+        raw - 0x100_0000
+    } else {
+        raw
+    }
+}
+
+/// D: the composition time (ms) of the first video keyframe tag (FrameType 1 in the high nibble, or the
+/// Enhanced RTMP equivalent bits).
+fn first_keyframe_composition_ms(tags: &[FlvTag]) -> i64 {
+    tags.iter()
+        .find(|t| t.is_video_frame() && (t.body[0] >> 4) & 0x07 == 1)
+        .map_or(0, composition_time_ms)
+}
+
+/// The write instant of the video frame whose key (RTMP timestamp, or PTS, in ms) is nearest to
+/// `ts_90k / 90` ms.
+fn nearest_write(log: &BTreeMap<i64, Written>, ts_90k: i64) -> Option<Written> {
+    let target = (ts_90k + 45).div_euclid(90);
     log.range(target - MATCH_TOLERANCE_MS..=target + MATCH_TOLERANCE_MS)
         .min_by_key(|(ts, _)| (**ts - target).abs())
         .map(|(_, at)| *at)
@@ -440,9 +681,15 @@ async fn publish(
         wr.write_all(&packet.bytes).await?;
         let after = Instant::now();
         if tag.is_video_frame() {
-            log.lock()
-                .expect("write log lock")
-                .insert(tag.timestamp_ms, Written { before, after });
+            let pts_ms = tag.timestamp_ms + composition_time_ms(tag);
+            log.lock().expect("write log lock").insert(
+                tag.timestamp_ms,
+                Written {
+                    before,
+                    after,
+                    pts_ms,
+                },
+            );
         }
     }
     drain.abort();
@@ -666,10 +913,11 @@ fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
     Some((m.parse().ok()?, rest.parse().ok()?))
 }
 
-/// An LL-HLS viewer: waits for the playlist, then repeatedly blocks on the hinted next part. Viewer 0 also
-/// hands each part it got to the fetcher.
+/// An LL-HLS viewer of the media playlist at `playlist`: waits for it, then repeatedly blocks on the hinted
+/// next part. Viewer 0 of each rendition also hands each part it got to that rendition's fetcher.
 async fn viewer(
     addr: SocketAddr,
+    playlist: String,
     mut stop: watch::Receiver<bool>,
     parts: Option<mpsc::Sender<(u64, u64)>>,
 ) -> Vec<Observation> {
@@ -680,13 +928,13 @@ async fn viewer(
         if *stop.borrow() {
             return seen;
         }
-        match http.get(PLAYLIST_PATH).await {
+        match http.get(&playlist).await {
             Ok(r) if r.status == 200 => break r.body,
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     };
     while let Some((msn, part)) = preload_hint(&body) {
-        let path = format!("{PLAYLIST_PATH}?_HLS_msn={msn}&_HLS_part={part}");
+        let path = format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}");
         let sent = Instant::now();
         let response = tokio::select! {
             r = http.get(&path) => r,
@@ -718,11 +966,14 @@ struct PartTiming {
     last_dts_90k: i64,
     /// Sum of the sample durations, 90 kHz ticks.
     duration_90k: u64,
+    /// The last sample's composition offset (trun), 90 kHz ticks, when the trun carries them.
+    last_cts_90k: Option<i64>,
 }
 
-/// Fetch each part once (on its own connection) and read its timing.
+/// Fetch each part of `rendition` once (on its own connection) and read its timing.
 async fn fetch_parts(
     addr: SocketAddr,
+    rendition: &'static str,
     mut rx: mpsc::Receiver<(u64, u64)>,
 ) -> HashMap<(u64, u64), PartTiming> {
     let mut http = HttpClient::new(addr);
@@ -732,7 +983,7 @@ async fn fetch_parts(
             continue;
         }
         let Ok(r) = http
-            .get(&format!("/live/bench/source/{msn}.{part}.m4s"))
+            .get(&format!("/live/{STREAM_KEY}/{rendition}/{msn}.{part}.m4s"))
             .await
         else {
             continue;
@@ -763,8 +1014,15 @@ fn part_timing(chunk: &[u8]) -> Option<PartTiming> {
         .map(|e| u64::from(e.duration.unwrap_or(default)))
         .collect();
     let (_, before_last) = durations.split_last()?;
+    let last_cts_90k = traf
+        .trun
+        .iter()
+        .flat_map(|t| t.samples.iter())
+        .last()
+        .and_then(|e| e.cts);
     Some(PartTiming {
         last_dts_90k: base + i64::try_from(before_last.iter().sum::<u64>()).ok()?,
         duration_90k: durations.iter().sum(),
+        last_cts_90k,
     })
 }

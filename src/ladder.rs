@@ -178,3 +178,25 @@ impl SessionLadder {
         None
     }
 }
+
+impl Drop for SessionLadder {
+    fn drop(&mut self) {
+        let Some(t) = self.transcoder.take() else { return };
+        let stats = t.stats();
+        let delays: Vec<String> = stats
+            .rungs
+            .iter()
+            .map(|r| format!("{}={}:{:.1}ms", r.name, r.encoder, r.encoder_delay_ms))
+            .collect();
+        tracing::info!(
+            real_time_factor = format!("{:.3}", stats.real_time_factor),
+            lag_ms = stats.lag_ms,
+            decode_errors = stats.decode_errors,
+            frames_dropped = stats.video_frames_dropped,
+            shed_rungs = ?stats.shed_rungs,
+            encoder_delay = ?delays,
+            "transcoder stopped"
+        );
+        // Dropping `t` stops and joins its threads.
+    }
+}
