@@ -321,6 +321,7 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
     }
 
     let log: WriteLog = Arc::default();
+    let sampler = CpuSampler::start();
     let publish = publish(rtmp, tags, publish_secs * 1000, log.clone()).await;
     // Let the last parts be fetched (encoded rungs trail the source by their encoding time), then stop the
     // viewers (they are blocked on a part that never comes).
@@ -335,6 +336,8 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         collected.push((rendition, per_viewer, fetcher.await?));
     }
     server.shutdown().await;
+    // Joining waits for the sampler's current sleep (≤ 250 ms): only after everything measured is done.
+    let cpu = sampler.finish();
     let pacing = publish?;
 
     let log = log.lock().expect("write log lock").clone();
@@ -345,6 +348,14 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         ms(pacing.max_late),
         pacing.max_late_at_ms
     )];
+    if let (Some(a), Some(b)) = (cpu.first(), cpu.last()) {
+        let (own, others, steal) = CpuSample::cores(a, b);
+        details.push(format!(
+            "CPU during the run (cores, of {}): this process {own:.2}, other processes {others:.2}, stolen by the \
+             hypervisor {steal:.2}",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ));
+    }
     let by_pts: BTreeMap<i64, Written> = log.values().map(|w| (w.pts_ms, *w)).collect();
     let offset_90k = first_keyframe_composition_ms(tags) * 90;
     if run.ladder {
@@ -353,44 +364,57 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
             offset_90k / 90
         ));
     }
+    let writes = Writes {
+        by_dts: &log,
+        by_pts: &by_pts,
+        offset_90k,
+        cpu: &cpu,
+    };
     let mut rows = Vec::new();
     for (rendition, per_viewer, timings) in &collected {
-        let is_encoded = *rendition != SOURCE_RENDITION;
-        let matched = |t: &PartTiming| {
-            if is_encoded {
-                nearest_write(&by_pts, t.last_dts_90k + offset_90k)
-            } else {
-                nearest_write(&log, t.last_dts_90k)
-            }
-        };
-        let (rendition_rows, rendition_details) = analyze(
-            run,
-            rendition,
-            is_encoded,
-            per_viewer,
-            timings,
-            matched,
-            (is_encoded).then_some((&by_pts, offset_90k)),
-        );
+        let (rendition_rows, rendition_details) =
+            analyze(run, rendition, per_viewer, timings, &writes);
         rows.extend(rendition_rows);
         details.extend(rendition_details);
     }
     Ok(Report { rows, details })
 }
 
-/// The latency distribution(s) of one rendition's viewers. `matched` maps a part to the write of its
-/// last source frame. For encoded renditions, `by_pts` (the writes by PTS) and D also give a second,
+/// What the publisher wrote, for mapping parts to source frames.
+struct Writes<'a> {
+    /// Video frame writes by RTMP timestamp (DTS, ms).
+    by_dts: &'a BTreeMap<i64, Written>,
+    /// The same by PTS (ms).
+    by_pts: &'a BTreeMap<i64, Written>,
+    /// D: the source's first keyframe composition offset, 90 kHz (encoded DTS = PTS − D).
+    offset_90k: i64,
+    /// CPU accounting sampled during the run.
+    cpu: &'a [CpuSample],
+}
+
+impl Writes<'_> {
+    /// The write of the source frame a part's last sample comes from: by DTS for the source rendition,
+    /// by PTS (= DTS + D) for an encoded one.
+    fn matched(&self, timing: &PartTiming, is_encoded: bool) -> Option<Written> {
+        if is_encoded {
+            nearest_write(self.by_pts, timing.last_dts_90k + self.offset_90k)
+        } else {
+            nearest_write(self.by_dts, timing.last_dts_90k)
+        }
+    }
+}
+
+/// The latency distribution(s) of one rendition's viewers. For encoded renditions also a second,
 /// reported-only reference: the write of the LAST source frame with a PTS at or before the part's last
 /// picture (the decoder cannot output that picture earlier: the source has B-frames).
 fn analyze(
     run: &Run,
     rendition: &str,
-    is_encoded: bool,
     per_viewer: &[Vec<Observation>],
     timings: &HashMap<(u64, u64), PartTiming>,
-    matched: impl Fn(&PartTiming) -> Option<Written>,
-    by_pts: Option<(&BTreeMap<i64, Written>, i64)>,
+    writes: &Writes<'_>,
 ) -> (Vec<Row>, Vec<String>) {
+    let is_encoded = rendition != SOURCE_RENDITION;
     let mut details = Vec::new();
     let prefix = if run.ladder {
         format!("[{rendition}] ")
@@ -424,14 +448,15 @@ fn analyze(
     // Encoded renditions: the latencies of the parts whose request was sent before the frame's write.
     let mut strict = Vec::new();
     let mut blocked_after_write = 0usize;
-    // (latency ms, media time of the part's last frame in ms), to say when the slowest parts happened.
-    let mut when: Vec<(f64, i64)> = Vec::new();
+    // (latency ms, media time of the part's last frame in ms, its write), to say when the slowest parts
+    // happened and what the machine was doing just before.
+    let mut when: Vec<(f64, i64, Instant)> = Vec::new();
     for (key, got) in &per_part {
         let Some(timing) = timings.get(key) else {
             unmapped += 1;
             continue;
         };
-        let Some(written) = matched(timing) else {
+        let Some(written) = writes.matched(timing, is_encoded) else {
             unmapped += 1;
             continue;
         };
@@ -444,9 +469,9 @@ fn analyze(
         // in between still blocks: it counts when it stayed open long enough to have blocked. Dropping those
         // parts would drop exactly the ones after a late part (whose next request went out late).
         let blocked_anyway = is_encoded
-            && got
-                .iter()
-                .all(|(sent, received)| received.saturating_duration_since(*sent) >= ENCODED_BLOCKED_MIN);
+            && got.iter().all(|(sent, received)| {
+                received.saturating_duration_since(*sent) >= ENCODED_BLOCKED_MIN
+            });
         if !sent_before_write && !blocked_anyway {
             not_blocked += 1;
             continue;
@@ -464,15 +489,19 @@ fn analyze(
         if sent_before_write {
             strict.push(signed_ms(latest, written.before));
         }
-        when.push((signed_ms(latest, written.before), written.pts_ms));
-        if let Some((by_pts, offset_90k)) = by_pts {
+        when.push((
+            signed_ms(latest, written.before),
+            written.pts_ms,
+            written.before,
+        ));
+        if is_encoded {
             let pts_ms = written.pts_ms;
-            if let Some(all) = by_pts.range(..=pts_ms).map(|(_, w)| w.before).max() {
+            if let Some(all) = writes.by_pts.range(..=pts_ms).map(|(_, w)| w.before).max() {
                 from_all_written.push(signed_ms(latest, all));
             }
             if let Some(cts) = timing.last_cts_90k {
                 cts_checked += 1;
-                cts_equal += usize::from(cts == offset_90k);
+                cts_equal += usize::from(cts == writes.offset_90k);
             }
         }
     }
@@ -512,10 +541,15 @@ fn analyze(
         when.sort_by(|a, b| b.0.total_cmp(&a.0));
         let first_ms = when.iter().map(|w| w.1).min().unwrap_or(0);
         details.push(format!(
-            "{prefix}slowest parts (latency @ media time of the last frame, s since the first measured part): {}",
+            "{prefix}slowest parts (latency @ media time of the last frame, s since the first measured part; \
+             [cores used by other processes + stolen by the hypervisor in the 2 s before the write]): {}",
             when.iter()
                 .take(5)
-                .map(|(l, at)| format!("{l:.1} ms @ {:.1} s", (*at - first_ms) as f64 / 1000.0))
+                .map(|(l, at, written)| {
+                    let busy = CpuSample::window(writes.cpu, *written - Duration::from_secs(2), *written)
+                        .map_or("?".to_string(), |(_, others, steal)| format!("{:.2}", others + steal));
+                    format!("{l:.1} ms @ {:.1} s [{busy}]", (*at - first_ms) as f64 / 1000.0)
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -582,6 +616,97 @@ fn analyze(
         ]
     };
     (rows, details)
+}
+
+/// One reading of the machine's CPU accounting (Linux `/proc/stat` first line, `/proc/self/stat`), in
+/// clock ticks (100 per second).
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    at: Instant,
+    /// All CPUs: user + nice + system + irq + softirq (guest time is inside user).
+    busy: u64,
+    /// All CPUs: time the hypervisor ran something else while this VM wanted to run.
+    steal: u64,
+    /// This process, every thread: user + system.
+    own: u64,
+}
+
+/// Ticks per second of `/proc` times.
+const CLOCK_TICKS: f64 = 100.0;
+
+impl CpuSample {
+    fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let own: Vec<u64> = own_stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        Some(Self {
+            at: Instant::now(),
+            busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            steal: field(7),
+            own: own.get(11).copied().unwrap_or(0) + own.get(12).copied().unwrap_or(0),
+        })
+    }
+
+    /// Cores used between `a` and `b`: (this process, other processes, stolen).
+    fn cores(a: &Self, b: &Self) -> (f64, f64, f64) {
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3) * CLOCK_TICKS;
+        let own = b.own.saturating_sub(a.own) as f64;
+        let busy = b.busy.saturating_sub(a.busy) as f64;
+        let steal = b.steal.saturating_sub(a.steal) as f64;
+        (own / secs, (busy - own).max(0.0) / secs, steal / secs)
+    }
+
+    /// [`CpuSample::cores`] over the samples closest to `from`..`to`.
+    fn window(samples: &[Self], from: Instant, to: Instant) -> Option<(f64, f64, f64)> {
+        let a = samples
+            .iter()
+            .rev()
+            .find(|s| s.at <= from)
+            .or(samples.first())?;
+        let b = samples.iter().find(|s| s.at >= to).or(samples.last())?;
+        (b.at > a.at).then(|| Self::cores(a, b))
+    }
+}
+
+/// Samples [`CpuSample`]s every 250 ms on its own thread while a run publishes.
+struct CpuSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<CpuSample>>,
+}
+
+impl CpuSampler {
+    fn start() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                out.extend(CpuSample::read());
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            out.extend(CpuSample::read());
+            out
+        });
+        Self { stop, thread }
+    }
+
+    fn finish(self) -> Vec<CpuSample> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
 }
 
 /// `/live/bench/{rendition}/media.m3u8`.

@@ -26,7 +26,7 @@
 //! Then `--runs=N` (default 3) alternating timed runs (ours, ffmpeg, ours, ...); medians are reported. Prints
 //! numbers only; asserts nothing about time.
 //!
-//! `cargo bench --bench ladder_vs_ffmpeg` (about 3 min on 2 cores); `-- --runs=N`; `-- --no-verify`.
+//! `cargo bench --bench ladder_vs_ffmpeg` (about 2.5 min on 2 cores); `-- --runs=N`; `-- --no-verify`.
 
 mod common;
 
@@ -66,18 +66,29 @@ fn main() {
     let ladder = default_ladder(params);
     let probe = probe_encoders(EncoderChoice::Software).expect("software encoders");
     let options = TranscodeOptions::default();
-    let forced = segment_starts_90khz(&src.frames, options.segment_target.as_micros() as i64 * 9 / 100);
+    let forced = segment_starts_90khz(
+        &src.frames,
+        options.segment_target.as_micros() as i64 * 9 / 100,
+    );
     let cmd = FfmpegLadder::new(&ladder, &probe, &src, &options, &forced);
 
-    println!("ladder_vs_ffmpeg: the default ladder, Estuary's StreamTranscoder vs the ffmpeg CLI, full speed");
+    println!(
+        "ladder_vs_ffmpeg: the default ladder, Estuary's StreamTranscoder vs the ffmpeg CLI, full speed"
+    );
     println!(
         "input: {} — {} video frames ({}x{}, frame rate {:?}), {} audio frames, {:.2} s; {} cores (shared); load {}",
         flv_path.display(),
-        src.frames.iter().filter(|f| f.track == TrackKind::Video).count(),
+        src.frames
+            .iter()
+            .filter(|f| f.track == TrackKind::Video)
+            .count(),
         params.width,
         params.height,
         params.frame_rate,
-        src.frames.iter().filter(|f| f.track == TrackKind::Audio).count(),
+        src.frames
+            .iter()
+            .filter(|f| f.track == TrackKind::Audio)
+            .count(),
         src.media_secs,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
@@ -99,7 +110,10 @@ fn main() {
         forced.len(),
         cmd.forced_times
     );
-    println!("\nffmpeg command (timed runs):\n  {}", shell_line(&cmd.args(None)));
+    println!(
+        "\nffmpeg command (timed runs):\n  {}",
+        shell_line(&cmd.args(None))
+    );
 
     if verify {
         verify_same_work(&src, &ladder, &probe, &options, &cmd);
@@ -141,9 +155,15 @@ fn main() {
     let ffmpeg_wall = med(theirs.iter().map(|r| r.wall).collect());
     let ffmpeg_cpu = med(theirs.iter().map(|r| r.cpu).collect());
     let rtf = med(ours.iter().map(|r| r.stats.real_time_factor).collect());
-    let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(o, t)| o.cpu / t.cpu).collect();
+    let ratios: Vec<f64> = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(o, t)| o.cpu / t.cpu)
+        .collect();
     println!();
-    println!("| medians of {runs} | wall s | CPU s (user+sys) | CPU s per media s | × real time (media / wall) |");
+    println!(
+        "| medians of {runs} | wall s | CPU s (user+sys) | CPU s per media s | × real time (media / wall) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     println!(
         "| Estuary StreamTranscoder | {ours_wall:.2} | {ours_cpu:.2} | {:.3} | {:.2} (TranscodeStats RTF {rtf:.2}) |",
@@ -158,7 +178,11 @@ fn main() {
     println!(
         "CPU ours/ffmpeg: {:.3} (median CPU / median CPU; per-pair ratios {}) — goal ≤ 1.05; wall ours/ffmpeg {:.3}",
         ours_cpu / ffmpeg_cpu,
-        ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", "),
+        ratios
+            .iter()
+            .map(|r| format!("{r:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
         ours_wall / ffmpeg_wall
     );
     println!(
@@ -327,7 +351,8 @@ impl TranscodeSink for CountingSink {
         e.bytes += frame.data.len() as u64;
         if frame.track == TrackKind::Video && frame.is_keyframe {
             let ts = i64::from(e.timescale.max(1));
-            e.keyframes_ms.push((frame.pts * 1000 + ts / 2).div_euclid(ts));
+            e.keyframes_ms
+                .push((frame.pts * 1000 + ts / 2).div_euclid(ts));
         }
     }
 }
@@ -421,7 +446,11 @@ impl FfmpegLadder {
             .map_or(30.0, |(n, d)| f64::from(n) / f64::from(d));
         let mut rungs = Vec::new();
         for r in ladder.iter().filter(|r| !r.copy) {
-            assert_eq!(r.codec, VideoCodec::H264, "the default ladder is H.264 only");
+            assert_eq!(
+                r.codec,
+                VideoCodec::H264,
+                "the default ladder is H.264 only"
+            );
             assert_eq!(probe.h264, "libx264", "software encoders were asked for");
             if let Some(cap) = r.max_frame_rate {
                 fps = fps.min(cap);
@@ -454,8 +483,14 @@ impl FfmpegLadder {
                 ("g", keyint.to_string()),
                 ("bf", "0".to_string()),
                 ("forced-idr", "1".to_string()),
-                ("profile", r.profile.clone().unwrap_or_else(|| "high".into())),
-                ("preset", r.preset.clone().unwrap_or_else(|| "veryfast".into())),
+                (
+                    "profile",
+                    r.profile.clone().unwrap_or_else(|| "high".into()),
+                ),
+                (
+                    "preset",
+                    r.preset.clone().unwrap_or_else(|| "veryfast".into()),
+                ),
                 ("tune", "zerolatency".to_string()),
                 ("threads", threads.to_string()),
                 ("sc_threshold", "0".to_string()),
@@ -522,7 +557,10 @@ impl FfmpegLadder {
             (0..n).map(|i| format!("[s{i}]")).collect::<String>()
         );
         for (i, r) in self.rungs.iter().enumerate() {
-            graph.push_str(&format!(";[s{i}]scale={}:{}:flags=bicubic[v{i}]", r.width, r.height));
+            graph.push_str(&format!(
+                ";[s{i}]scale={}:{}:flags=bicubic[v{i}]",
+                r.width, r.height
+            ));
         }
         a.extend(["-filter_complex".to_string(), graph]);
         for i in 0..n {
@@ -538,7 +576,10 @@ impl FfmpegLadder {
             for (k, v) in &r.options {
                 a.extend([format!("-{k}:v:{i}"), v.clone()]);
             }
-            a.extend([format!("-force_key_frames:v:{i}"), self.forced_times.clone()]);
+            a.extend([
+                format!("-force_key_frames:v:{i}"),
+                self.forced_times.clone(),
+            ]);
         }
         if self.copy_rung.is_some() {
             a.extend([format!("-c:v:{n}"), "copy".into()]);
@@ -603,10 +644,7 @@ fn run_ffmpeg(args: &[String]) -> CliRun {
     let wall = started.elapsed().as_secs_f64();
     let (_, c1) = cpu_times();
     assert!(status.success(), "ffmpeg failed: {status}");
-    CliRun {
-        wall,
-        cpu: c1 - c0,
-    }
+    CliRun { wall, cpu: c1 - c0 }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -661,8 +699,16 @@ fn verify_same_work(
             o.bytes,
             t.bytes,
             (o.bytes as f64 / t.bytes.max(1) as f64 - 1.0) * 100.0,
-            if is_video { o.keyframes_ms.len().to_string() } else { "-".into() },
-            if is_video { t.keyframes_ms.len().to_string() } else { "-".into() },
+            if is_video {
+                o.keyframes_ms.len().to_string()
+            } else {
+                "-".into()
+            },
+            if is_video {
+                t.keyframes_ms.len().to_string()
+            } else {
+                "-".into()
+            },
         );
     }
     println!(

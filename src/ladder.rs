@@ -181,7 +181,9 @@ impl SessionLadder {
 
 impl Drop for SessionLadder {
     fn drop(&mut self) {
-        let Some(t) = self.transcoder.take() else { return };
+        let Some(t) = self.transcoder.take() else {
+            return;
+        };
         let stats = t.stats();
         let delays: Vec<String> = stats
             .rungs
