@@ -13,10 +13,6 @@ use hyper::StatusCode;
 
 const FFMPEG: &str = "ffmpeg";
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking task")
-}
-
 /// Wait until the hub has seen the stream's first keyframe (a video segment is open); returns when.
 async fn first_keyframe(
     server: &estuary::server::Server,
@@ -372,25 +368,7 @@ async fn rtmp_fixture_plays_as_ll_hls_in_hls_js() {
     );
 
     // ffmpeg reads the stream without errors.
-    let url = format!("{base}index.m3u8");
-    let out = blocking(move || {
-        std::process::Command::new(FFMPEG)
-            .args([
-                "-hide_banner",
-                "-v",
-                "error",
-                "-i",
-                &url,
-                "-t",
-                "10",
-                "-f",
-                "null",
-                "-",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await;
+    let out = ffmpeg_decode(&format!("{base}index.m3u8"), Some(10)).await;
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "ffmpeg: {}",
@@ -573,17 +551,7 @@ async fn enhanced_rtmp_hevc_publish_is_served_and_decodes() {
         }
         let path = tmp.path().join(format!("{msn}.mp4"));
         std::fs::write(&path, [&init[..], &seg[..]].concat()).unwrap();
-        let out = blocking(move || {
-            std::process::Command::new(FFMPEG)
-                .args(["-hide_banner", "-v", "error", "-i"])
-                .arg(&path)
-                // Encoder time base = the stream's (90 kHz): the default 1/frame-rate one makes FFmpeg's
-                // null muxer warn about the whole-millisecond jitter RTMP timestamps carry.
-                .args(["-enc_time_base", "-1", "-f", "null", "-"])
-                .output()
-                .unwrap()
-        })
-        .await;
+        let out = ffmpeg_decode(path.to_str().unwrap(), None).await;
         assert!(
             out.status.success() && out.stderr.is_empty(),
             "ffmpeg decode of segment {msn}: {}",

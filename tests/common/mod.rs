@@ -376,3 +376,29 @@ pub fn play_hls_args(url: &str, seconds: u32, extra: &[&str]) -> serde_json::Val
         .expect("a JSON report");
     serde_json::from_str(line).expect("JSON report parses")
 }
+
+/// Run `f` (ffprobe, FFmpeg, node) on a blocking thread so the test's runtime keeps serving the origin.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
+
+/// Decode `input` (a URL or a file) with Debian's FFmpeg to the null muxer, reading at most `seconds`.
+/// Returns FFmpeg's output; `status.success()` and an empty `stderr` mean it decoded without an error.
+/// The encoder time base is the stream's own (90 kHz): the default 1/frame-rate one makes the null muxer
+/// warn about the whole-millisecond jitter RTMP timestamps carry.
+pub async fn ffmpeg_decode(input: &str, seconds: Option<u32>) -> std::process::Output {
+    let mut args: Vec<String> = ["-hide_banner", "-v", "error", "-i", input]
+        .map(String::from)
+        .to_vec();
+    if let Some(s) = seconds {
+        args.extend(["-t".to_owned(), s.to_string()]);
+    }
+    args.extend(["-enc_time_base", "-1", "-f", "null", "-"].map(String::from));
+    blocking(move || {
+        Command::new("ffmpeg")
+            .args(&args)
+            .output()
+            .expect("ffmpeg runs")
+    })
+    .await
+}
