@@ -523,18 +523,11 @@ async fn enhanced_rtmp_hevc_publish_is_served_and_decodes() {
     );
     tokio::time::sleep(Duration::from_secs(6)).await;
     check_rendition(&base, "source", true, false).await;
-    let url = format!("{base}index.m3u8");
-    let streams = blocking(move || {
-        ffprobe(
-            &[
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
-            ],
-            &url,
-        )
-    })
+    let streams = probe_first(
+        &format!("{base}index.m3u8"),
+        None,
+        "stream=codec_name,width,height",
+    )
     .await;
     assert!(streams.contains("hevc,960,540"), "{streams}");
     // Every segment that starts with a keyframe decodes cleanly from init + segment alone. (Segments

@@ -81,42 +81,22 @@ async fn default_ladder_is_aligned_and_plays_with_forced_switches_in_hls_js() {
 
     // ffprobe sees each rendition at its configured size.
     for (name, w, h) in &variants {
-        let url = format!("{base}{name}/media.m3u8");
-        let out = blocking(move || {
-            ffprobe(
-                &[
-                    "-select_streams",
-                    "v:0",
-                    "-show_entries",
-                    "stream=codec_name,width,height",
-                    "-of",
-                    "csv=p=0",
-                ],
-                &url,
-            )
-        })
+        let out = probe_first(
+            &format!("{base}{name}/media.m3u8"),
+            Some("v:0"),
+            "stream=codec_name,width,height",
+        )
         .await;
-        let first = out.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-        assert_eq!(first, format!("h264,{w},{h}"), "{name}");
+        assert_eq!(out, format!("h264,{w},{h}"), "{name}");
     }
     // Audio: AAC-LC 48 kHz stereo, encoded once and shared.
-    let url = format!("{base}audio/media.m3u8");
-    let out = blocking(move || {
-        ffprobe(
-            &[
-                "-show_entries",
-                "stream=codec_name,sample_rate,channels",
-                "-of",
-                "csv=p=0",
-            ],
-            &url,
-        )
-    })
+    let out = probe_first(
+        &format!("{base}audio/media.m3u8"),
+        None,
+        "stream=codec_name,sample_rate,channels",
+    )
     .await;
-    assert_eq!(
-        out.lines().find(|l| !l.trim().is_empty()),
-        Some("aac,48000,2")
-    );
+    assert_eq!(out, "aac,48000,2");
 
     // Segment boundaries align: the same msn has the same tfdt and EXTINF in every video rendition.
     let mut times = Vec::new();
@@ -215,25 +195,13 @@ async fn hevc_rung_decodes_and_carries_hvc1() {
         init.windows(4).any(|w| w == b"hvc1") && init.windows(4).any(|w| w == b"hvcC"),
         "hvc1 sample entry"
     );
-    let url = format!("{base}360p-hevc/media.m3u8");
-    let out = blocking(move || {
-        ffprobe(
-            &[
-                "-select_streams",
-                "v:0",
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
-            ],
-            &url,
-        )
-    })
+    let out = probe_first(
+        &format!("{base}360p-hevc/media.m3u8"),
+        Some("v:0"),
+        "stream=codec_name,width,height",
+    )
     .await;
-    assert_eq!(
-        out.lines().find(|l| !l.trim().is_empty()),
-        Some("hevc,640,360")
-    );
+    assert_eq!(out, "hevc,640,360");
     let out = ffmpeg_decode(&format!("{base}360p-hevc/media.m3u8"), Some(4)).await;
     assert!(
         out.status.success() && out.stderr.is_empty(),

@@ -402,3 +402,29 @@ pub async fn ffmpeg_decode(input: &str, seconds: Option<u32>) -> std::process::O
     })
     .await
 }
+
+/// ffprobe `url` on a blocking thread for `entries` (e.g. `stream=codec_name,width,height`) as bare CSV,
+/// optionally limited to `select` (e.g. `v:0`); returns the first non-empty line (HLS inputs repeat a
+/// stream once per program).
+pub async fn probe_first(url: &str, select: Option<&str>, entries: &str) -> String {
+    let mut args: Vec<String> = Vec::new();
+    if let Some(s) = select {
+        args.extend(["-select_streams".to_owned(), s.to_owned()]);
+    }
+    args.extend([
+        "-show_entries".to_owned(),
+        entries.to_owned(),
+        "-of".to_owned(),
+        "csv=p=0".to_owned(),
+    ]);
+    let url = url.to_owned();
+    let out = blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ffprobe(&args, &url)
+    })
+    .await;
+    out.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
