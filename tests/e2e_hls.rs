@@ -375,16 +375,14 @@ async fn rtmp_fixture_plays_as_ll_hls_in_hls_js() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // hls.js in low-latency mode plays for 20 s. Known open problem (issue 2 note): in some runs hls.js
-    // stalls once at a segment boundary ("buffer hole" of ~0.2 s); the goal is no stall, the test holds the
-    // line at one and prints the report.
+    // hls.js in low-latency mode plays for 20 s (of a 24 s window) without a stall.
     let url = format!("{base}index.m3u8");
     let report = blocking(move || play_hls(&url, 24)).await;
     eprintln!("hls.js report: {report}");
     assert_eq!(report["ok"], true, "{report}");
-    assert!(report["stalls"].as_u64().unwrap() <= 1, "{report}");
+    assert_eq!(report["stalls"], 0, "{report}");
     assert!(
-        report["played_seconds"].as_f64().unwrap() >= 18.0,
+        report["played_seconds"].as_f64().unwrap() >= 22.0,
         "{report}"
     );
     assert!(
@@ -397,7 +395,8 @@ async fn rtmp_fixture_plays_as_ll_hls_in_hls_js() {
         "hls.js live latency: avg {latency:.2} s, last {}",
         report["latency_last"]
     );
-    assert!(latency < 8.0, "latency {latency}"); // typical 2.4 s; a boundary stall adds a few seconds
+    // Typically 2.3–2.9 s on this machine against hls.js's 1.5 s target (PART-HOLD-BACK).
+    assert!(latency < 4.0, "latency {latency}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

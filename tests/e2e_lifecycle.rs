@@ -298,12 +298,10 @@ async fn hostile_rtmp_input_never_disturbs_a_playing_stream() {
     eprintln!("{rounds} rounds of hostile connections; hls.js report: {report}");
     assert!(rounds >= 2);
     assert_eq!(report["ok"], true, "{report}");
-    // The attacked server keeps the other stream playing: no fatal error and at least 11 of 15 s
-    // played. (A single stall at a segment boundary has been seen in some runs under CPU load, the same
-    // hls.js "buffer hole" symptom as in the ladder test; it is tracked as an open problem.)
-    assert!(report["stalls"].as_u64().unwrap() <= 1, "{report}");
+    // The attacked server keeps the other stream playing: no stall, no fatal error.
+    assert_eq!(report["stalls"], 0, "{report}");
     assert!(
-        report["played_seconds"].as_f64().unwrap() >= 11.0,
+        report["played_seconds"].as_f64().unwrap() >= 13.5,
         "{report}"
     );
     assert!(

@@ -285,7 +285,7 @@ pub fn render_media_playlist(
     let r = stream.rendition(rendition)?;
     let cfg = stream.config();
     let ts = r.timescale();
-    let part_target = cfg.advertised_part_target().as_secs_f64();
+    let part_target = stream.advertised_part_target(r).as_secs_f64();
     let can_skip_until = f64::from(td) * 6.0;
     let mut out = String::with_capacity(4096);
     out.push_str("#EXTM3U\n");

@@ -245,6 +245,11 @@ impl Rendition {
         Some(frame_dts + self.est_duration_ticks - seg.start_dts)
     }
 
+    /// DTS of the first frame of the part in progress, ticks.
+    pub fn pending_start_dts(&self) -> Option<i64> {
+        self.pending.first().map(|f| f.dts)
+    }
+
     /// Estimated frame duration, ticks.
     pub fn est_duration_ticks(&self) -> i64 {
         self.est_duration_ticks
@@ -345,11 +350,16 @@ impl Rendition {
     /// `boundary_hint`: where the next segment will start (ticks), when another rendition already cut
     /// there; a predicted part end within the jitter tolerance of it is placed exactly on it, so that
     /// aligned renditions get identical segment boundaries.
+    ///
+    /// `part_end_hint`: where this part should end (ticks); the part then closes with the frame whose
+    /// end is nearest to it (audio following the video's part boundaries), `part_limit_ticks` remaining
+    /// the upper bound.
     pub fn push(
         &mut self,
         frame: Frame,
         part_limit_ticks: i64,
         boundary_hint: Option<i64>,
+        part_end_hint: Option<i64>,
     ) -> bool {
         debug_assert!(self.has_open_segment(), "push without an open segment");
         if let Some(last) = self.last_dts {
@@ -366,7 +376,9 @@ impl Rendition {
         self.pending.push(frame);
         let last_dts = self.last_dts.expect("set above");
         let elapsed = last_dts + self.est_duration_ticks - part_start;
-        if elapsed + self.est_duration_ticks > part_limit_ticks {
+        let predicted = last_dts + self.est_duration_ticks;
+        let at_hint = part_end_hint.is_some_and(|h| predicted + self.est_duration_ticks / 2 > h);
+        if at_hint || elapsed + self.est_duration_ticks > part_limit_ticks {
             let predicted = last_dts + self.est_duration_ticks;
             let end = boundary_hint.filter(|b| {
                 *b > last_dts && (b - predicted).abs() <= snap_tolerance(self.track.timescale)

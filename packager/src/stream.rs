@@ -39,18 +39,43 @@ pub struct StreamPackager {
     renditions: Vec<Rendition>,
     /// Index of the leader in `renditions`.
     leader: Option<usize>,
-    /// The leader's segment starts: (msn, start DTS in 90 kHz ticks), oldest first.
-    grid: VecDeque<(u64, i64)>,
+    /// The leader's segment starts, oldest first. Video followers cut on the DTS (their keyframes
+    /// carry the leader's PTS and the same composition offset); audio cuts on the presentation time,
+    /// so that a segment's audio and video cover the same presentation interval.
+    grid: VecDeque<GridEntry>,
+    /// Where the leader's recent parts end, as presentation times (90 kHz ticks), oldest first. Audio
+    /// closes its parts at the frame nearest to these, so that its parts track the video's and the last
+    /// part of a segment ends at the cut (never a sliver published after the rest of the segment).
+    leader_part_ends: VecDeque<i64>,
     /// Msn of the next segment the leader opens.
     next_msn: u64,
     /// Target duration in whole seconds, fixed when the playlists are first published.
     target_duration_secs: Option<u32>,
-    /// Wall-clock anchor: (Unix ms, output DTS in 90 kHz ticks) of the same instant.
+    /// Wall-clock anchor: (Unix ms, output PTS in 90 kHz ticks) of the same instant. Program date
+    /// times are presentation times (RFC 8216bis §4.4.4.6: the date of the first sample), so players
+    /// that align renditions by EXT-X-PROGRAM-DATE-TIME place audio and video where their media is.
     anchor: Option<(i64, i64)>,
     /// Offset added to input timestamps (90 kHz ticks) so that the output timeline continues across
     /// re-publishes.
     input_offset_90k: Option<i64>,
     is_ended: bool,
+}
+
+/// One leader segment start on the shared grid.
+#[derive(Debug, Clone, Copy)]
+struct GridEntry {
+    msn: u64,
+    /// DTS of the segment's first frame, 90 kHz ticks.
+    dts_90k: i64,
+    /// PTS of the segment's first frame (the keyframe), 90 kHz ticks.
+    pts_90k: i64,
+}
+
+impl GridEntry {
+    /// Where a follower cuts: the DTS for video, the presentation time for audio (whose PTS = DTS).
+    fn start(&self, is_video: bool) -> i64 {
+        if is_video { self.dts_90k } else { self.pts_90k }
+    }
 }
 
 impl StreamPackager {
@@ -62,6 +87,7 @@ impl StreamPackager {
             renditions: Vec::new(),
             leader: None,
             grid: VecDeque::new(),
+            leader_part_ends: VecDeque::new(),
             next_msn: first_msn.max(1),
             target_duration_secs: None,
             anchor: None,
@@ -253,7 +279,10 @@ impl StreamPackager {
                 Some(td) => i64::from(td) * i64::from(timescale),
                 None => duration_ticks(self.config.max_target_duration, timescale),
             };
-        let part_limit = duration_ticks(self.config.advertised_part_target(), timescale);
+        let part_limit = duration_ticks(
+            self.advertised_part_target(&self.renditions[idx]),
+            timescale,
+        );
         let td_fixed = self.target_duration_secs.is_some();
 
         let r = &mut self.renditions[idx];
@@ -262,6 +291,14 @@ impl StreamPackager {
         };
         let frame_90k = rescale(frame.dts, timescale, 90_000);
         let is_video = r.kind() == TrackKind::Video;
+        // How close to a grid point a follower's frame must be to start the segment there: the source's
+        // timestamp jitter for video; for audio, whose frames do not fall on the video's times, half a
+        // frame, so that audio cuts at the frame nearest the video boundary.
+        let snap_90k = if is_video {
+            jitter_90k
+        } else {
+            jitter_90k.max(rescale(r.est_duration_ticks(), timescale, 90_000) / 2)
+        };
 
         // Where to cut, and the msn of the segment that starts here.
         let mut cut: Option<(Cut, u64)> = None;
@@ -280,8 +317,11 @@ impl StreamPackager {
                         .grid
                         .iter()
                         .rev()
-                        .find(|(_, start)| *start <= frame_90k + jitter_90k)
-                        .map(|(m, _)| *m)
+                        .find(|g| g.start(is_video) <= frame_90k + snap_90k)
+                        // Audio that precedes the first keyframe's presentation time belongs
+                        // to the first segment.
+                        .or(self.grid.front())
+                        .map(|g| g.msn)
                         .unwrap_or(self.next_msn);
                     grid_msn.max(own_next)
                 };
@@ -300,9 +340,9 @@ impl StreamPackager {
                     let next_start = self
                         .grid
                         .iter()
-                        .find(|(m, _)| *m == open_msn + 1)
-                        .map(|(_, s)| *s);
-                    if next_start.is_some_and(|t| frame_90k + jitter_90k >= t)
+                        .find(|g| g.msn == open_msn + 1)
+                        .map(|g| g.start(is_video));
+                    if next_start.is_some_and(|t| frame_90k + snap_90k >= t)
                         && (!is_video || frame.is_keyframe)
                     {
                         cut = Some((Cut::Natural, open_msn + 1));
@@ -323,8 +363,8 @@ impl StreamPackager {
             && let Some(start) = self
                 .grid
                 .iter()
-                .find(|(m, _)| *m == msn)
-                .map(|(_, s)| rescale(*s, 90_000, timescale))
+                .find(|g| g.msn == msn)
+                .map(|g| rescale(g.dts_90k, 90_000, timescale))
             && (frame.dts - start).abs() <= jitter
             && self.renditions[idx]
                 .segments()
@@ -379,8 +419,9 @@ impl StreamPackager {
                 update.has_new_media = true;
             }
             // Program date time from the stream's wall-clock anchor.
-            let anchor = *self.anchor.get_or_insert((now_ms, frame_90k));
-            let pdt_ms = anchor.0 + (frame_90k - anchor.1) / 90;
+            let pts_90k = rescale(frame.pts, timescale, 90_000);
+            let anchor = *self.anchor.get_or_insert((now_ms, pts_90k));
+            let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
             let r = &mut self.renditions[idx];
             r.open_segment(msn, frame.dts, pdt_ms, frame.is_keyframe);
             if is_leader {
@@ -388,7 +429,18 @@ impl StreamPackager {
                 if self.grid.len() >= GRID_CAPACITY {
                     self.grid.pop_front();
                 }
-                self.grid.push_back((msn, frame_90k));
+                self.grid.push_back(GridEntry {
+                    msn,
+                    dts_90k: frame_90k,
+                    pts_90k,
+                });
+                // The segment boundary ends the leader's last part too.
+                if self.leader_part_ends.back().is_none_or(|e| *e < pts_90k) {
+                    if self.leader_part_ends.len() >= GRID_CAPACITY {
+                        self.leader_part_ends.pop_front();
+                    }
+                    self.leader_part_ends.push_back(pts_90k);
+                }
             }
         }
 
@@ -397,13 +449,34 @@ impl StreamPackager {
             let open_msn = self.renditions[idx].segments().back().map_or(0, |s| s.msn);
             self.grid
                 .iter()
-                .find(|(m, _)| *m == open_msn + 1)
-                .map(|(_, s)| rescale(*s, 90_000, timescale))
+                .find(|g| g.msn == open_msn + 1)
+                .map(|g| rescale(g.dts_90k, 90_000, timescale))
         } else {
             None
         };
-        if self.renditions[idx].push(frame, part_limit, boundary_hint) {
+        // Where this audio part should end: at the leader's next part end, once known, else one part
+        // target after its start (the leader's usual part length).
+        let part_end_hint = if !is_video && !is_leader && self.leader.is_some() {
+            let r = &self.renditions[idx];
+            let start = r.pending_start_dts().unwrap_or(frame.dts);
+            let start_90k = rescale(start, timescale, 90_000);
+            let half_frame_90k = rescale(r.est_duration_ticks(), timescale, 90_000) / 2;
+            let end_90k = self
+                .leader_part_ends
+                .iter()
+                .copied()
+                .find(|e| *e > start_90k + half_frame_90k)
+                .unwrap_or(start_90k + duration_ticks(self.config.part_target, 90_000));
+            Some(rescale(end_90k, 90_000, timescale))
+        } else {
+            None
+        };
+        let produced = self.renditions[idx].push(frame, part_limit, boundary_hint, part_end_hint);
+        if produced {
             update.has_new_media = true;
+            if is_leader {
+                self.record_leader_part_end();
+            }
         }
         if let Some(secs) = first_segment_secs {
             // Jitter absorbed at part boundaries (≤ 2 ms) must not raise the target duration.
@@ -423,6 +496,38 @@ impl StreamPackager {
             );
         }
         update
+    }
+
+    /// The Part Target Duration advertised for rendition `r` (RFC 8216bis §4.4.3.7), the longest any of
+    /// its parts lasts: for video the configured part target plus the timestamp jitter
+    /// ([`PackagerConfig::advertised_part_target`]); for audio one audio frame more, since audio parts
+    /// end at the audio frame nearest to the video's part boundaries. Fixed by the track configuration,
+    /// so it never changes while a playlist is live.
+    pub fn advertised_part_target(&self, r: &Rendition) -> std::time::Duration {
+        let base = self.config.advertised_part_target();
+        match &r.track().config {
+            media::CodecConfig::Aac(a) if a.sample_rate > 0 => {
+                let frame_us =
+                    u64::from(a.samples_per_frame) * 1_000_000 / u64::from(a.sample_rate);
+                // Whole milliseconds, rounded up, so the rendered value (3 decimals) is exact.
+                base + std::time::Duration::from_millis(frame_us.div_ceil(1000))
+            }
+            _ => base,
+        }
+    }
+
+    /// Remember where the leader's latest part ends (presentation time, 90 kHz).
+    fn record_leader_part_end(&mut self) {
+        let Some(leader) = self.leader else { return };
+        let r = &self.renditions[leader];
+        let (Some(end), Some(g)) = (r.timeline_end(), self.grid.back()) else {
+            return;
+        };
+        let end_90k = rescale(end, r.timescale(), 90_000) + (g.pts_90k - g.dts_90k);
+        if self.leader_part_ends.len() >= GRID_CAPACITY {
+            self.leader_part_ends.pop_front();
+        }
+        self.leader_part_ends.push_back(end_90k);
     }
 
     /// Checks every rendition's invariants, and that no segment exceeds the target duration: a video

@@ -99,18 +99,74 @@ fn segmenter_cuts_on_keyframes_and_aligns_audio_msn() {
             assert!((0.85 * 0.502..=0.502).contains(&pd), "part lasts {pd}");
         }
     }
-    // Audio segments carry the same msns as video segments and cut at about the same time.
+    // Audio segments carry the same msns as video segments and start at the presentation time of the
+    // video segment's keyframe (DTS + its 3000-tick composition offset), within one AAC frame; their
+    // program date times agree to the millisecond rounding.
     for s in a.segments().iter().filter(|s| s.is_complete) {
         let vseg = v.segment(s.msn).expect("same msn in video");
         let at = s.start_dts as f64 / 48_000.0;
-        let vt = vseg.start_dts as f64 / 90_000.0;
+        let vt = (vseg.start_dts + 3000) as f64 / 90_000.0;
+        let pdt_gap_ms = s.program_date_time_ms - vseg.program_date_time_ms;
         assert!(
-            (at - vt).abs() < 0.03 || s.msn == 1000,
+            (pdt_gap_ms as f64 - (at - vt) * 1000.0).abs() <= 1.0,
+            "msn {}: PDT gap {pdt_gap_ms} ms vs media gap {} ms",
+            s.msn,
+            (at - vt) * 1000.0
+        );
+        assert!(
+            (at - vt).abs() <= 1024.0 / 48_000.0 / 2.0 + 0.002 || s.msn == 1000,
             "audio {at} vs video {vt} at msn {}",
             s.msn
         );
     }
     assert_eq!(v.counters().forced_cuts, 0);
+}
+
+/// Audio parts end at the AAC frame nearest to each video part end (in presentation time), so the
+/// last audio part of a segment is a full part that ends at the cut. (A short remainder part published
+/// after the rest of its segment made hls.js 1.7 treat the segment as fully buffered and skip that
+/// part, leaving a hole in the audio at every such boundary.)
+#[test]
+fn audio_parts_follow_the_video_part_grid() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 20.0, 60, 0);
+    let v = p.rendition("source").unwrap();
+    let a = p.rendition("audio").unwrap();
+    let frame = 1024.0 / 48_000.0;
+    let audio_target = p.advertised_part_target(a).as_secs_f64();
+    assert!((audio_target - 0.524).abs() < 1e-9, "{audio_target}");
+    let text = hls::render_media_playlist(&p, "audio", false).unwrap();
+    assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.524"), "{text}");
+    let mut checked = 0;
+    for s in a
+        .segments()
+        .iter()
+        .filter(|s| s.is_complete && s.msn > 1000)
+    {
+        let vs = v.segment(s.msn).expect("same msn in video");
+        // Video part ends in presentation time (keyframe composition offset 3000 ticks).
+        let mut vt = (vs.start_dts + 3000) as f64 / 90_000.0;
+        let mut at = s.start_dts as f64 / 48_000.0;
+        assert_eq!(s.parts.len(), vs.parts.len(), "msn {}", s.msn);
+        for (ap, vp) in s.parts.iter().zip(&vs.parts) {
+            vt += vp.duration_ticks as f64 / 90_000.0;
+            at += ap.duration_ticks as f64 / 48_000.0;
+            let d = ap.duration_ticks as f64 / 48_000.0;
+            assert!(
+                d <= audio_target + 1e-9,
+                "msn {}: audio part lasts {d}",
+                s.msn
+            );
+            assert!(d >= 0.85 * 0.5, "msn {}: audio part lasts {d}", s.msn);
+            assert!(
+                (at - vt).abs() <= frame / 2.0 + 1e-6,
+                "msn {}: audio part ends at {at}, video at {vt}",
+                s.msn
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "{checked} parts checked");
 }
 
 #[test]

@@ -20,6 +20,9 @@
 //                level_switches / levels_played / switch_requests show
 //                what happened
 // --samples      include every 500 ms sample in the JSON output
+// --trace FILE   write hls.js's debug log and its fragment/part/buffer events
+//                (with the audio and video SourceBuffer ranges) to FILE, one
+//                line each, for diagnosing stalls
 //
 // Exit status: 0 when a result was measured (check `ok` in the JSON),
 // 1 on harness failure or when nothing finished within seconds + 40 s.
@@ -34,6 +37,7 @@ const SPEC = {
   screenshot: 'string',
   'switch-every': 'number',
   samples: 'boolean',
+  trace: 'string',
   chromium: 'string',
   verbose: 'boolean',
   help: 'boolean',
@@ -113,12 +117,51 @@ function pageHtml(cfg) {
     pushError({ t: 0, type: 'harness', details: 'MediaSource/hls.js not supported in this browser', fatal: true });
     return;
   }
+  // --trace: hls.js's own debug log and its loading/buffering events.
+  const trace = window.__estuaryTrace = [];
+  const tr = (line) => { if (trace.length < 50000) trace.push(round(now()).toFixed(3) + ' ' + line); };
+  const logger = cfg.trace ? {
+    trace: () => {}, debug: (...a) => tr('debug ' + a.join(' ')), log: (...a) => tr('log ' + a.join(' ')),
+    info: (...a) => tr('info ' + a.join(' ')), warn: (...a) => tr('warn ' + a.join(' ')),
+    error: (...a) => tr('error ' + a.join(' ')),
+  } : false;
   const hls = window.__hls = new Hls({
     lowLatencyMode: cfg.lowLatency,
     enableWorker: true,
     backBufferLength: 30,
-    debug: false,
+    debug: logger,
   });
+  if (cfg.trace) {
+    const ranges = (tr) => { const o = []; if (tr) for (let i = 0; i < tr.length; i++) o.push(tr.start(i).toFixed(3) + '-' + tr.end(i).toFixed(3)); return o.join(','); };
+    const fragName = (d) => { const f = d.frag || {}; const p = d.part; return f.type + ' L' + f.level + ' sn' + f.sn + (p ? ' p' + p.index + ' [' + p.start.toFixed(3) + '+' + p.duration.toFixed(3) + ']' : ' [' + (f.start||0).toFixed(3) + '+' + (f.duration||0).toFixed(3) + ']'); };
+    hls.on(Hls.Events.FRAG_LOADING, (_e, d) => tr('EV loading ' + fragName(d)));
+    hls.on(Hls.Events.FRAG_LOADED, (_e, d) => tr('EV loaded ' + fragName(d)));
+    hls.on(Hls.Events.FRAG_BUFFERED, (_e, d) => tr('EV buffered ' + fragName(d)));
+    hls.on(Hls.Events.BUFFER_APPENDED, (_e, d) => tr('EV appended ' + d.type + ' ' + fragName(d) + ' video=' + ranges(d.timeRanges && d.timeRanges.video) + ' audio=' + ranges(d.timeRanges && d.timeRanges.audio) + ' audiovideo=' + ranges(d.timeRanges && d.timeRanges.audiovideo) + ' media=' + ranges(video.buffered) + ' ct=' + video.currentTime.toFixed(3)));
+    // The audio stream controller's loading decisions (logged when they change).
+    const asc = hls.audioStreamController;
+    if (asc) {
+      const last = {};
+      const desc = (f) => f ? (f.sn + (f.fragment ? ' p' + f.index : '') + ' [' + (f.start||0).toFixed(3) + '+' + (f.duration||0).toFixed(3) + ']') : String(f);
+      const wrap = (name, fmt) => {
+        const orig = asc[name].bind(asc);
+        asc[name] = (...a) => {
+          const r = orig(...a);
+          const line = fmt(a, r);
+          if (last[name] !== line) { last[name] = line; tr('ASC ' + name + ' ' + line); }
+          return r;
+        };
+      };
+      wrap('getNextFragment', (a, r) => 'pos=' + (+a[0]).toFixed(3) + ' -> ' + desc(r));
+      wrap('isLoopLoading', (a, r) => desc(a[0]) + ' target=' + (+a[1]).toFixed(3) + ' nextLoadPosition=' + (+asc.nextLoadPosition).toFixed(3) + ' -> ' + r);
+      wrap('exceedsMaxBuffer', (a, r) => desc(a[2]) + ' -> ' + r);
+      wrap('getFwdBufferInfo', (a, r) => r ? ('len=' + r.len.toFixed(3) + ' end=' + r.end.toFixed(3) + ' nextStart=' + r.nextStart) : String(r));
+      wrap('loadFragment', (a, r) => desc(a[0]) + ' target=' + a[2]);
+    }
+    video.addEventListener('waiting', () => tr('EV waiting ct=' + video.currentTime.toFixed(3) + ' media=' + ranges(video.buffered)));
+    video.addEventListener('playing', () => tr('EV playing ct=' + video.currentTime.toFixed(3)));
+    video.addEventListener('seeking', () => tr('EV seeking ct=' + video.currentTime.toFixed(3)));
+  }
   hls.on(Hls.Events.ERROR, (_ev, d) => {
     if (d.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR) {
       S.bufferStalledErrors++;
@@ -331,7 +374,7 @@ async function main() {
   try {
     let pageOrigin;
     ({ server } = await startServer({
-      pages: { '/': pageHtml({ url: pageUrlForStream, lowLatency, seconds, switchEvery: switchEvery ?? 0 }) },
+      pages: { '/': pageHtml({ url: pageUrlForStream, lowLatency, seconds, switchEvery: switchEvery ?? 0, trace: !!args.trace }) },
       files: {
         '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
         '/lib/hls.min.js.map': packageFile('hls.js', 'dist/hls.min.js.map'),
@@ -417,6 +460,11 @@ async function main() {
       harness_seconds: round((Date.now() - started) / 1000, 1),
     };
     if (args.samples) result.samples = S.samples;
+    if (args.trace) {
+      const lines = await page.evaluate(() => window.__estuaryTrace || []);
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(args.trace, lines.join('\n') + '\n');
+    }
     if (!args.proxy && S.fatal.some((e) => e.type === 'networkError' && e.http_status === 0)) {
       console.error('[play-hls] status 0: server down, or it sends no CORS headers (try --proxy)');
     }
