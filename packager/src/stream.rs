@@ -331,7 +331,14 @@ impl StreamPackager {
                 let seg_elapsed = elapsed - r.est_duration_ticks();
                 let open_msn = r.segments().back().map_or(0, |s| s.msn);
                 if is_leader {
-                    if frame.is_keyframe && seg_elapsed + jitter >= segment_target {
+                    // After a forced cut (a keyframe came too late) the open segment has no keyframe:
+                    // the next keyframe cuts whatever the elapsed time, so segments start on keyframes
+                    // again instead of staying off the keyframe grid for good. (The transcoder's forced
+                    // IDRs follow the same keyframes: a keyframe that late is past its grid anyway.)
+                    let open_has_keyframe = r.segments().back().is_none_or(|s| s.starts_with_keyframe);
+                    if frame.is_keyframe
+                        && (seg_elapsed + jitter >= segment_target || !open_has_keyframe)
+                    {
                         cut = Some((Cut::Natural, open_msn + 1));
                     } else if elapsed > max_segment {
                         cut = Some((Cut::Forced, open_msn + 1));

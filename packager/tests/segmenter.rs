@@ -169,6 +169,49 @@ fn audio_parts_follow_the_video_part_grid() {
     assert!(checked >= 30, "{checked} parts checked");
 }
 
+/// One GOP of 2.5 s in a stream of 2 s GOPs: the segment is cut without a keyframe at the target
+/// duration, and the very next keyframe starts a segment again, so every later segment starts with a
+/// keyframe (before, the segmenter stayed off the keyframe grid for good, cutting every segment without
+/// a keyframe).
+#[test]
+fn segmenter_returns_to_the_keyframe_grid_after_a_forced_cut() {
+    let mut p = packager(PackagerConfig::default());
+    let mut a = 0i64;
+    let mut key_ms = Vec::new();
+    // Keyframes at 0, 2, 4, 6.5, 8.5, 10.5, ... s (30 fps).
+    let mut next_key = 0i64;
+    for i in 0..(16 * 30) {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        while a * 1024 * 1000 / 48_000 < ms {
+            p.push_frame(aframe(a * 1024), 1_700_000_000_000 + ms);
+            a += 1;
+        }
+        let key = ms >= next_key;
+        if key {
+            key_ms.push(ms);
+            next_key = if next_key == 4000 { 6500 } else { next_key + 2000 };
+        }
+        p.push_frame(vframe(ms * 90, 3000, key), 1_700_000_000_000 + ms);
+        p.check_invariants().unwrap();
+    }
+    let v = p.rendition("source").unwrap();
+    assert_eq!(v.counters().forced_cuts, 1, "one forced cut");
+    let complete: Vec<_> = v.segments().iter().filter(|s| s.is_complete).collect();
+    let forced = complete
+        .iter()
+        .position(|s| !s.starts_with_keyframe)
+        .expect("the forced cut's segment");
+    // The segment after the forced one starts at the late keyframe (6.5 s), and all later ones start
+    // with keyframes.
+    let starts: Vec<_> = complete.iter().map(|s| (s.start_dts / 90, s.starts_with_keyframe)).collect();
+    assert!((complete[forced + 1].start_dts - 6500 * 90).abs() <= 180, "{starts:?}");
+    for s in &complete[forced + 1..] {
+        assert!(s.starts_with_keyframe, "msn {} has no keyframe", s.msn);
+        assert!(s.parts[0].is_independent);
+    }
+    assert!(complete.len() - forced >= 4, "{} segments", complete.len());
+}
+
 #[test]
 fn segmenter_late_keyframe_forces_cut_within_target_duration() {
     let mut p = packager(PackagerConfig::default());
