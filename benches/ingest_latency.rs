@@ -277,6 +277,7 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
     let args = ServeArgs {
         http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         rtmp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        srt_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         part_target: Some(run.part_target),
         ..Default::default()
     };

@@ -1,11 +1,15 @@
 //! Configuration: embedded defaults, an optional TOML file, `ESTUARY_…` environment variables and flags
 //! (flag > env > file > default). Unknown keys and impossible values are rejected at start.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
-use crate::{hub::HubConfig, origin::OriginConfig};
+use crate::{
+    hub::HubConfig,
+    ingest::srt::{SrtConfig, SrtPassphrase},
+    origin::OriginConfig,
+};
 
 /// The TOML file (every key optional).
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +27,40 @@ pub struct FileConfig {
     /// `[transcode]`.
     #[serde(default)]
     pub transcode: TranscodeSection,
+    /// `[srt]`.
+    #[serde(default)]
+    pub srt: SrtSection,
+}
+
+/// `[srt]` keys: SRT ingest (the listen address is `server.srt_listen`).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrtSection {
+    /// Receiver latency (default `200ms`); the connection uses the larger of this and the publisher's.
+    #[serde(default, with = "humantime_serde")]
+    pub latency: Option<Duration>,
+    /// UDP receive buffer, bytes (default 4 MiB = 4194304).
+    pub udp_recv_buffer_bytes: Option<usize>,
+    /// Passphrase of every stream without its own (10 to 79 bytes); absent: unencrypted.
+    pub passphrase: Option<String>,
+    /// Passphrases per stream: `"live/{name}" = "passphrase"`.
+    #[serde(default)]
+    pub passphrases: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SrtSection {
+    /// Passphrases are never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtSection")
+            .field("latency", &self.latency)
+            .field("udp_recv_buffer_bytes", &self.udp_recv_buffer_bytes)
+            .field("has_passphrase", &self.passphrase.is_some())
+            .field(
+                "passphrase_streams",
+                &self.passphrases.keys().collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 /// `[transcode]` keys: the ABR ladder.
@@ -96,6 +134,10 @@ pub struct ServerSection {
     pub http_max_connections: Option<usize>,
     /// Concurrent RTMP connections (default 1000).
     pub rtmp_max_connections: Option<usize>,
+    /// SRT listen address, UDP (default `0.0.0.0:9000`).
+    pub srt_listen: Option<SocketAddr>,
+    /// Concurrent SRT connections, handshakes included (default 1000).
+    pub srt_max_connections: Option<usize>,
 }
 
 /// `[packager]` keys.
@@ -140,6 +182,13 @@ pub struct ServeArgs {
     /// RTMP listen address [default: 0.0.0.0:1935].
     #[arg(long, env = "ESTUARY_RTMP_LISTEN")]
     pub rtmp_listen: Option<SocketAddr>,
+    /// SRT listen address, UDP [default: 0.0.0.0:9000].
+    #[arg(long, env = "ESTUARY_SRT_LISTEN")]
+    pub srt_listen: Option<SocketAddr>,
+    /// SRT passphrase of every stream without its own (10 to 79 bytes); prefer the environment variable,
+    /// which process listings do not show [default: none, unencrypted].
+    #[arg(long, env = "ESTUARY_SRT_PASSPHRASE", hide_env_values = true)]
+    pub srt_passphrase: Option<SrtPassphrase>,
     /// TOML configuration file (optional; embedded defaults otherwise).
     #[arg(long, env = "ESTUARY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -167,6 +216,10 @@ pub struct Settings {
     pub origin: OriginConfig,
     /// RTMP connection limit.
     pub rtmp_max_connections: usize,
+    /// SRT listen address (UDP).
+    pub srt_listen: SocketAddr,
+    /// SRT listener settings (connection limit, latency, buffer, passphrases).
+    pub srt: SrtConfig,
     /// The ladder plan, `None` when transcoding is disabled. The encoders are probed when the server starts.
     pub transcode: Option<TranscodePlan>,
 }
@@ -281,6 +334,8 @@ impl Settings {
             origin.max_connections = v.max(1);
         }
         let transcode = resolve_transcode(file.transcode, &hub.packager)?;
+        let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
+        srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {
             transcode,
             http_listen: args
@@ -294,8 +349,59 @@ impl Settings {
             hub,
             origin,
             rtmp_max_connections: file.server.rtmp_max_connections.unwrap_or(1000).max(1),
+            srt_listen: args
+                .srt_listen
+                .or(file.server.srt_listen)
+                .unwrap_or(([0, 0, 0, 0], 9000).into()),
+            srt,
         })
     }
+}
+
+/// The `[srt]` section over the defaults; `flag_passphrase` (flag or env) beats `srt.passphrase`.
+fn resolve_srt(
+    section: SrtSection,
+    flag_passphrase: Option<SrtPassphrase>,
+) -> Result<SrtConfig, ConfigError> {
+    let invalid = |key: &str, why: String| ConfigError::Invalid(format!("srt.{key}: {why}"));
+    let mut srt = SrtConfig::default();
+    if let Some(v) = section.latency {
+        if !(Duration::from_millis(20)..=Duration::from_secs(60)).contains(&v) {
+            return Err(invalid("latency", "must be between 20ms and 60s".into()));
+        }
+        srt.latency = v;
+    }
+    if let Some(v) = section.udp_recv_buffer_bytes {
+        if !(64 << 10..=32 << 20).contains(&v) {
+            return Err(invalid(
+                "udp_recv_buffer_bytes",
+                "must be between 65536 (64 KiB) and 33554432 (32 MiB)".into(),
+            ));
+        }
+        srt.udp_recv_buffer_bytes = v;
+    }
+    srt.passphrase = match (flag_passphrase, section.passphrase) {
+        (Some(p), _) => Some(p),
+        (None, Some(p)) => {
+            Some(SrtPassphrase::new(p).map_err(|e| invalid("passphrase", e.to_string()))?)
+        }
+        (None, None) => None,
+    };
+    for (stream, passphrase) in section.passphrases {
+        if !stream
+            .strip_prefix("live/")
+            .is_some_and(crate::ingest::is_valid_name)
+        {
+            return Err(invalid(
+                "passphrases",
+                format!("keys are stream names like \"live/demo\", not {stream:?}"),
+            ));
+        }
+        let passphrase = SrtPassphrase::new(passphrase)
+            .map_err(|e| invalid(&format!("passphrases.\"{stream}\""), e.to_string()))?;
+        srt.stream_passphrases.insert(stream, passphrase);
+    }
+    Ok(srt)
 }
 
 fn resolve_transcode(
@@ -477,6 +583,73 @@ mod tests {
         assert_eq!(s.rtmp_listen, "127.0.0.1:2000".parse().unwrap());
         assert_eq!(s.hub.packager.part_target, Duration::from_millis(200));
         assert_eq!(s.hub.packager.segment_target, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn srt_settings_resolve_with_defaults_flags_and_validation() {
+        let s = Settings::resolve(&ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(s.srt_listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(s.srt.latency, Duration::from_millis(200));
+        assert_eq!(s.srt.udp_recv_buffer_bytes, 4 << 20);
+        assert_eq!(s.srt.max_connections, 1000);
+        assert!(s.srt.passphrase.is_none());
+
+        let file: FileConfig = toml::from_str(
+            "[server]\nsrt_listen = \"127.0.0.1:9999\"\nsrt_max_connections = 5\n\
+             [srt]\nlatency = \"500ms\"\nudp_recv_buffer_bytes = 1048576\npassphrase = \"file passphrase\"\n\
+             [srt.passphrases]\n\"live/cam\" = \"camera passphrase\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{:?}", file.srt).contains("file passphrase"));
+        assert!(!format!("{:?}", file.srt).contains("camera passphrase"));
+        let args = ServeArgs {
+            srt_listen: Some("127.0.0.1:7000".parse().unwrap()),
+            srt_passphrase: Some(SrtPassphrase::new("flag passphrase").unwrap()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, file).unwrap();
+        assert_eq!(s.srt_listen, "127.0.0.1:7000".parse().unwrap());
+        assert_eq!(s.srt.max_connections, 5);
+        assert_eq!(s.srt.latency, Duration::from_millis(500));
+        assert_eq!(s.srt.udp_recv_buffer_bytes, 1 << 20);
+        assert_eq!(
+            s.srt.passphrase_for("live/other"),
+            Some(&SrtPassphrase::new("flag passphrase").unwrap())
+        );
+        assert_eq!(
+            s.srt.passphrase_for("live/cam"),
+            Some(&SrtPassphrase::new("camera passphrase").unwrap())
+        );
+        assert!(!format!("{s:?}").contains("flag passphrase"));
+        assert!(!format!("{args:?}").contains("flag passphrase"));
+
+        for (toml_text, key) in [
+            ("[srt]\npassphrase = \"short\"\n", "srt.passphrase"),
+            ("[srt]\nlatency = \"5ms\"\n", "srt.latency"),
+            (
+                "[srt]\nudp_recv_buffer_bytes = 1000\n",
+                "srt.udp_recv_buffer_bytes",
+            ),
+            (
+                "[srt.passphrases]\n\"cam\" = \"long enough passphrase\"\n",
+                "srt.passphrases",
+            ),
+            (
+                "[srt.passphrases]\n\"live/cam\" = \"short\"\n",
+                "srt.passphrases.\"live/cam\"",
+            ),
+        ] {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            let err = Settings::resolve(&ServeArgs::default(), file)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml_text}: {err}");
+            assert!(!err.contains("short\""), "the secret is not echoed: {err}");
+        }
+        let err = toml::from_str::<FileConfig>("[srt]\nlatncy = \"1s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("latncy"), "{err}");
     }
 
     #[test]

@@ -24,7 +24,9 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // srt-protocol warns once per unparsable datagram, without the sender: a flood of
+                // junk would flood the log. Estuary reports those datagrams itself, rate-limited.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,srt_protocol=error")),
         )
         .with_writer(std::io::stderr)
         .init();

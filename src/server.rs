@@ -7,7 +7,7 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     config::Settings,
     hub::Hub,
-    ingest::rtmp,
+    ingest::{rtmp, srt},
     ladder::LadderSettings,
     origin::{self, Origin},
 };
@@ -19,6 +19,8 @@ pub struct Server {
     pub http_addr: SocketAddr,
     /// The bound RTMP address.
     pub rtmp_addr: SocketAddr,
+    /// The bound SRT address (UDP).
+    pub srt_addr: SocketAddr,
     /// The stream hub.
     pub hub: Arc<Hub>,
     shutdown: watch::Sender<bool>,
@@ -32,6 +34,11 @@ impl Server {
         let rtmp_listener = TcpListener::bind(settings.rtmp_listen).await?;
         let http_addr = http.local_addr()?;
         let rtmp_addr = rtmp_listener.local_addr()?;
+        let srt_socket = srt::bind_udp(settings.srt_listen, settings.srt.udp_recv_buffer_bytes)
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("srt listen {}: {e}", settings.srt_listen))
+            })?;
+        let srt_addr = srt_socket.local_addr()?;
         let mut hub_config = settings.hub.clone();
         if let Some(plan) = &settings.transcode {
             // Probe once at start: `nvenc` without NVENC fails here, clearly.
@@ -55,12 +62,24 @@ impl Server {
         let tasks = vec![
             tokio::spawn(hub.clone().run_supervisor(rx.clone())),
             tokio::spawn(origin::serve(http, origin, rx.clone())),
-            tokio::spawn(rtmp::serve(rtmp_listener, hub.clone(), rtmp_config, rx)),
+            tokio::spawn(rtmp::serve(
+                rtmp_listener,
+                hub.clone(),
+                rtmp_config,
+                rx.clone(),
+            )),
+            tokio::spawn(srt::serve(
+                srt_socket,
+                hub.clone(),
+                settings.srt.clone(),
+                rx,
+            )),
         ];
-        tracing::info!(%http_addr, %rtmp_addr, "estuary serving");
+        tracing::info!(%http_addr, %rtmp_addr, %srt_addr, "estuary serving");
         Ok(Self {
             http_addr,
             rtmp_addr,
+            srt_addr,
             hub,
             shutdown,
             tasks,

@@ -216,6 +216,8 @@ fn serve_probes_nvenc_and_falls_back_to_libx264_with_a_log_line() {
             "127.0.0.1:0",
             "--rtmp-listen",
             "127.0.0.1:0",
+            "--srt-listen",
+            "127.0.0.1:0",
         ])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")

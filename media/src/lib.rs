@@ -9,6 +9,7 @@
 //! return values or a [`MediaError`]; malformed input never panics.
 
 pub mod aac;
+pub mod annex_b;
 pub mod avc;
 mod bits;
 pub mod codec;

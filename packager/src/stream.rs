@@ -335,7 +335,8 @@ impl StreamPackager {
                     // the next keyframe cuts whatever the elapsed time, so segments start on keyframes
                     // again instead of staying off the keyframe grid for good. (The transcoder's forced
                     // IDRs follow the same keyframes: a keyframe that late is past its grid anyway.)
-                    let open_has_keyframe = r.segments().back().is_none_or(|s| s.starts_with_keyframe);
+                    let open_has_keyframe =
+                        r.segments().back().is_none_or(|s| s.starts_with_keyframe);
                     if frame.is_keyframe
                         && (seg_elapsed + jitter >= segment_target || !open_has_keyframe)
                     {

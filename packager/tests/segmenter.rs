@@ -189,7 +189,11 @@ fn segmenter_returns_to_the_keyframe_grid_after_a_forced_cut() {
         let key = ms >= next_key;
         if key {
             key_ms.push(ms);
-            next_key = if next_key == 4000 { 6500 } else { next_key + 2000 };
+            next_key = if next_key == 4000 {
+                6500
+            } else {
+                next_key + 2000
+            };
         }
         p.push_frame(vframe(ms * 90, 3000, key), 1_700_000_000_000 + ms);
         p.check_invariants().unwrap();
@@ -203,8 +207,14 @@ fn segmenter_returns_to_the_keyframe_grid_after_a_forced_cut() {
         .expect("the forced cut's segment");
     // The segment after the forced one starts at the late keyframe (6.5 s), and all later ones start
     // with keyframes.
-    let starts: Vec<_> = complete.iter().map(|s| (s.start_dts / 90, s.starts_with_keyframe)).collect();
-    assert!((complete[forced + 1].start_dts - 6500 * 90).abs() <= 180, "{starts:?}");
+    let starts: Vec<_> = complete
+        .iter()
+        .map(|s| (s.start_dts / 90, s.starts_with_keyframe))
+        .collect();
+    assert!(
+        (complete[forced + 1].start_dts - 6500 * 90).abs() <= 180,
+        "{starts:?}"
+    );
     for s in &complete[forced + 1..] {
         assert!(s.starts_with_keyframe, "msn {} has no keyframe", s.msn);
         assert!(s.parts[0].is_independent);

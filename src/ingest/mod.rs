@@ -1,4 +1,4 @@
-//! Ingest: protocol drivers (RTMP; SRT later) that turn a publisher's bytes into [`IngestEvent`]s and hand
+//! Ingest: protocol drivers (RTMP, SRT) that turn a publisher's bytes into [`IngestEvent`]s and hand
 //! them to a [`PublishSession`] obtained from a [`Publisher`].
 //!
 //! The drivers own sockets; the protocol cores beneath them are sans-IO.
@@ -9,6 +9,8 @@ use media::{Frame, TrackInfo};
 
 pub mod flv;
 pub mod rtmp;
+pub mod srt;
+pub mod ts;
 
 /// The transport a stream was published with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,7 @@ pub async fn start_server(file_toml: &str) -> Server {
     let args = ServeArgs {
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
         rtmp_listen: Some("127.0.0.1:0".parse().unwrap()),
+        srt_listen: Some("127.0.0.1:0".parse().unwrap()),
         ..Default::default()
     };
     let file: FileConfig = toml::from_str(file_toml).expect("test config parses");
@@ -427,4 +428,157 @@ pub async fn probe_first(url: &str, select: Option<&str>, entries: &str) -> Stri
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .to_owned()
+}
+
+/// An ffmpeg/libsrt caller URL: `srt://ADDR?streamid=ID` followed by `extra` (e.g. `&passphrase=…`),
+/// with a 200 ms latency (libsrt's `latency` option is in microseconds).
+pub fn srt_url(addr: std::net::SocketAddr, stream_id: &str, extra: &str) -> String {
+    format!("srt://{addr}?streamid={stream_id}&latency=200000{extra}")
+}
+
+/// Publish `clip` in a loop in real time over SRT with Debian's FFmpeg (`-c copy -f mpegts URL`).
+pub fn publish_srt_loop(clip: &Path, url: &str) -> Proc {
+    let child = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
+        .arg(clip)
+        .args(["-c", "copy", "-f", "mpegts", url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    Proc(child, "ffmpeg srt publish")
+}
+
+/// `estuary serve` as a child process on 127.0.0.1 ephemeral ports, its standard error (the logs)
+/// collected line by line, for tests that check what the server logs. Killed on drop.
+pub struct EstuaryProcess {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    pub http_addr: std::net::SocketAddr,
+    pub rtmp_addr: std::net::SocketAddr,
+    pub srt_addr: std::net::SocketAddr,
+    _config: tempfile::NamedTempFile,
+}
+
+impl EstuaryProcess {
+    /// Start with `file_toml` (transcoding disabled unless the text has a `[transcode]` section) and
+    /// wait for the "estuary serving" line. Blocking: call from `blocking(…)` in async tests.
+    pub fn start(file_toml: &str) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let mut text = file_toml.to_owned();
+        if !text.contains("[transcode]") {
+            text.push_str("\n[transcode]\nenabled = false\n");
+        }
+        let mut config = tempfile::NamedTempFile::new().expect("temp file");
+        config.write_all(text.as_bytes()).expect("config written");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_estuary"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config.path())
+            .args([
+                "--http-listen",
+                "127.0.0.1:0",
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--srt-listen",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env_remove("ESTUARY_SRT_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("estuary runs");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("estuary serving") {
+                        let _ = ready_tx.send(line.clone());
+                    }
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let Ok(serving) = ready_rx.recv_timeout(Duration::from_secs(30)) else {
+            let _ = child.kill();
+            panic!(
+                "estuary did not start:\n{}",
+                lines.lock().unwrap().join("\n")
+            );
+        };
+        let addr = |field: &str| -> std::net::SocketAddr {
+            let start = serving
+                .find(&format!("{field}="))
+                .unwrap_or_else(|| panic!("no {field} in {serving:?}"))
+                + field.len()
+                + 1;
+            serving[start..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .expect("an address")
+        };
+        Self {
+            http_addr: addr("http_addr"),
+            rtmp_addr: addr("rtmp_addr"),
+            srt_addr: addr("srt_addr"),
+            child,
+            lines,
+            _config: config,
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn log(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Wait until a log line contains every one of `needles`; returns that line. Blocking.
+    pub fn wait_for_line(&self, needles: &[&str], timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return Some(line.clone());
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for EstuaryProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,297 @@
+//! SRT stream IDs: which stream a caller wants to publish, from the `SRTO_STREAMID` string it sent in the
+//! handshake. Pure: a string in, a [`StreamRequest`] or a [`StreamIdError`] out; the driver maps errors to
+//! handshake reject codes.
+//!
+//! Two forms are accepted:
+//! - the SRT access-control syntax (libsrt `docs/features/access-control.md`, draft-sharabayko-srt
+//!   appendix B): `#!::` followed by comma-separated `key=value` entries. `r` (resource) names the stream
+//!   as `live/{name}`; `m` (mode) must be `publish`; `t` (type), when given, must be `stream`; `u` (user)
+//!   is kept for logs; every other key (`h`, `s`, custom ones) is ignored. A key given twice is malformed.
+//!   **`m` is required**: the syntax's default mode is `request` (playback), which Estuary does not offer
+//!   over SRT, so `#!::r=live/demo` is refused with a message that says to add `m=publish`;
+//! - a plain `live/{name}`, which means publish (for encoders whose stream ID field is free text).
+//!
+//! Keys and values are case-sensitive and not trimmed. What is not checked here: passphrases, whether
+//! the stream is already live.
+
+use crate::ingest::is_valid_name;
+
+/// The prefix of the SRT access-control syntax.
+pub const ACCESS_CONTROL_PREFIX: &str = "#!::";
+
+/// A caller's valid publish request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamRequest {
+    /// The full stream name, `live/{name}`, with a valid `{name}` ([`is_valid_name`]).
+    pub stream: String,
+    /// The `u=` (user name) entry, if given. Logged; not used for authorisation.
+    pub user: Option<String>,
+}
+
+/// Why a stream ID does not name a publish Estuary accepts. `Display` quotes caller-sent text with Rust
+/// escapes (`{:?}`), so a log line cannot be forged through it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamIdError {
+    /// The caller sent no stream ID (or an empty one).
+    #[error("no stream id (expected #!::r=live/{{name}},m=publish)")]
+    Missing,
+    /// The access-control syntax is broken.
+    #[error("malformed stream id: {0}")]
+    Malformed(&'static str),
+    /// `m=` names a mode other than `publish` (e.g. `request`: playback over SRT is not offered).
+    #[error("mode m={0:?} is not offered (only m=publish)")]
+    UnsupportedMode(String),
+    /// No `m=` key: SRT's default mode is `request` (playback), which is not offered.
+    #[error(
+        "no m= key: SRT's default mode is request (playback), which is not offered; add m=publish"
+    )]
+    MissingMode,
+    /// `t=` names a type other than `stream` (e.g. `file`).
+    #[error("type t={0:?} is not offered (only t=stream)")]
+    UnsupportedType(String),
+    /// The resource is not `live/{name}` with a valid name.
+    #[error("invalid stream name {0:?} (expected live/{{name}}, name 1-64 of A-Z a-z 0-9 _ - .)")]
+    InvalidName(String),
+}
+
+/// Parse a caller's stream ID (see the module docs for the accepted forms).
+///
+/// Errors: [`StreamIdError`]; never panics, whatever the input.
+pub fn parse_stream_id(id: &str) -> Result<StreamRequest, StreamIdError> {
+    if id.is_empty() {
+        return Err(StreamIdError::Missing);
+    }
+    let Some(entries) = id.strip_prefix(ACCESS_CONTROL_PREFIX) else {
+        return Ok(StreamRequest {
+            stream: stream_name(id)?,
+            user: None,
+        });
+    };
+    let (mut resource, mut mode, mut kind, mut user) = (None, None, None, None);
+    for entry in entries.split(',') {
+        let Some((key, value)) = entry.split_once('=') else {
+            return Err(StreamIdError::Malformed("an entry without '='"));
+        };
+        let slot = match key {
+            "" => return Err(StreamIdError::Malformed("an entry without a key")),
+            "r" => &mut resource,
+            "m" => &mut mode,
+            "t" => &mut kind,
+            "u" => &mut user,
+            _ => continue,
+        };
+        if slot.replace(value).is_some() {
+            return Err(StreamIdError::Malformed("a key given twice"));
+        }
+    }
+    let Some(resource) = resource else {
+        return Err(StreamIdError::Malformed("no r= (resource) key"));
+    };
+    match mode {
+        Some("publish") => {}
+        Some(other) => return Err(StreamIdError::UnsupportedMode(other.to_owned())),
+        None => return Err(StreamIdError::MissingMode),
+    }
+    if let Some(other) = kind.filter(|t| *t != "stream") {
+        return Err(StreamIdError::UnsupportedType(other.to_owned()));
+    }
+    Ok(StreamRequest {
+        stream: stream_name(resource)?,
+        user: user.map(str::to_owned),
+    })
+}
+
+/// `live/{name}` with a valid name, as the full stream name.
+fn stream_name(resource: &str) -> Result<String, StreamIdError> {
+    match resource.strip_prefix("live/") {
+        Some(name) if is_valid_name(name) => Ok(resource.to_owned()),
+        _ => Err(StreamIdError::InvalidName(resource.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn publish(stream: &str, user: Option<&str>) -> Result<StreamRequest, StreamIdError> {
+        Ok(StreamRequest {
+            stream: stream.to_owned(),
+            user: user.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn stream_id_access_control_publish_is_accepted_in_any_key_order() {
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo,m=publish"),
+            publish("live/demo", None)
+        );
+        assert_eq!(
+            parse_stream_id("#!::m=publish,r=live/demo"),
+            publish("live/demo", None)
+        );
+        // u is kept; h, s, t=stream and custom keys are tolerated.
+        assert_eq!(
+            parse_stream_id(
+                "#!::u=alice,r=live/cam-1.main,h=example.com,s=abc123,t=stream,m=publish,x=1"
+            ),
+            publish("live/cam-1.main", Some("alice"))
+        );
+        // A value may itself contain '=' (only the first one splits); it then fails as a name.
+        assert!(matches!(
+            parse_stream_id("#!::r=live/a=b,m=publish"),
+            Err(StreamIdError::InvalidName(_))
+        ));
+    }
+
+    #[test]
+    fn stream_id_plain_form_means_publish() {
+        assert_eq!(parse_stream_id("live/demo"), publish("live/demo", None));
+        assert_eq!(
+            parse_stream_id("live/x"),
+            publish("live/x", None),
+            "one-character name"
+        );
+        let longest = format!("live/{}", "n".repeat(64));
+        assert_eq!(parse_stream_id(&longest), publish(&longest, None));
+        let too_long = format!("live/{}", "n".repeat(65));
+        assert_eq!(
+            parse_stream_id(&too_long),
+            Err(StreamIdError::InvalidName(too_long.clone()))
+        );
+    }
+
+    #[test]
+    fn stream_id_modes_other_than_publish_are_refused() {
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo,m=request"),
+            Err(StreamIdError::UnsupportedMode("request".into()))
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo,m=bidirectional"),
+            Err(StreamIdError::UnsupportedMode("bidirectional".into()))
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo,m=Publish"),
+            Err(StreamIdError::UnsupportedMode("Publish".into())),
+            "values are case-sensitive"
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo"),
+            Err(StreamIdError::MissingMode),
+            "the syntax's default mode is request"
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo,m=publish,t=file"),
+            Err(StreamIdError::UnsupportedType("file".into()))
+        );
+    }
+
+    #[test]
+    fn stream_id_malformed_and_invalid_names_are_refused() {
+        use StreamIdError::*;
+        for (id, want) in [
+            ("", Missing),
+            ("#!::", Malformed("an entry without '='")),
+            (
+                "#!::r=live/demo,,m=publish",
+                Malformed("an entry without '='"),
+            ),
+            (
+                "#!::r=live/demo,m=publish,",
+                Malformed("an entry without '='"),
+            ),
+            ("#!::r", Malformed("an entry without '='")),
+            (
+                "#!::=x,r=live/demo,m=publish",
+                Malformed("an entry without a key"),
+            ),
+            ("#!::m=publish", Malformed("no r= (resource) key")),
+            (
+                "#!::r=live/a,r=live/b,m=publish",
+                Malformed("a key given twice"),
+            ),
+            (
+                "#!::r=live/a,m=publish,m=publish",
+                Malformed("a key given twice"),
+            ),
+        ] {
+            assert_eq!(parse_stream_id(id), Err(want), "{id:?}");
+        }
+        for bad in [
+            "demo",
+            "live/",
+            "live/.hidden",
+            "live/a/b",
+            "live/../x",
+            "other/demo",
+            "/live/demo",
+            " live/demo",
+            "live/demo ",
+            "live/dé",
+            "#!:r=live/demo,m=publish",
+        ] {
+            assert_eq!(
+                parse_stream_id(bad),
+                Err(InvalidName(bad.into())),
+                "plain {bad:?}"
+            );
+        }
+        assert_eq!(
+            parse_stream_id("#!::r=demo,m=publish"),
+            Err(InvalidName("demo".into()))
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=,m=publish"),
+            Err(InvalidName(String::new()))
+        );
+    }
+
+    #[test]
+    fn stream_id_error_display_escapes_caller_text() {
+        let e = parse_stream_id("#!::r=live/x\nforged log line,m=publish").unwrap_err();
+        let shown = e.to_string();
+        assert!(!shown.contains('\n'), "{shown}");
+        assert!(shown.contains("\\n"), "{shown}");
+    }
+
+    proptest! {
+        #[test]
+        fn stream_id_parser_never_panics(id in ".{0,600}") {
+            let _ = parse_stream_id(&id);
+            let _ = parse_stream_id(&format!("{ACCESS_CONTROL_PREFIX}{id}"));
+        }
+
+        #[test]
+        fn stream_id_parser_never_panics_on_entry_soup(
+            entries in proptest::collection::vec("[rmtuhs=,]{0,3}[a-z/=.]{0,12}", 0..8)
+        ) {
+            let _ = parse_stream_id(&format!("{ACCESS_CONTROL_PREFIX}{}", entries.join(",")));
+        }
+
+        #[test]
+        fn stream_id_valid_names_round_trip_with_extra_keys(
+            name in "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}",
+            extra in proptest::collection::vec(("[a-l]", "[a-z0-9]{0,8}"), 0..4),
+            mode_first in any::<bool>(),
+        ) {
+            let mut entries: Vec<String> =
+                extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let (r, m) = (format!("r=live/{name}"), "m=publish".to_owned());
+            if mode_first {
+                entries.insert(0, m);
+                entries.push(r);
+            } else {
+                entries.insert(0, r);
+                entries.push(m);
+            }
+            let id = format!("{ACCESS_CONTROL_PREFIX}{}", entries.join(","));
+            let want = format!("live/{name}");
+            prop_assert_eq!(parse_stream_id(&id), publish(&want, None));
+            prop_assert_eq!(parse_stream_id(&want), publish(&want, None));
+        }
+    }
+}

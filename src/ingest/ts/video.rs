@@ -1,0 +1,245 @@
+//! H.264 / HEVC elementary streams (ISO/IEC 13818-1 §2.14, §2.17): Annex B access units to
+//! length-prefixed samples, in-band parameter sets to the track's configuration record.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use media::annex_b;
+use media::avc::AvcConfig;
+use media::hevc::HevcConfig;
+use media::{CodecConfig, Frame, MediaError, TrackInfo, TrackKind};
+
+use super::{Ctx, Timing, once};
+use crate::ingest::IngestEvent;
+use crate::ingest::flv::VideoCodec;
+
+/// A video access unit waiting for possible continuation PES packets.
+#[derive(Debug)]
+pub(super) struct HeldAu {
+    timing: Timing,
+    pub(super) data: Vec<u8>,
+}
+
+/// H.264 / HEVC elementary stream state.
+#[derive(Debug)]
+pub(super) struct VideoEs {
+    codec: VideoCodec,
+    /// Parameter sets in use (NAL units with header, no start code).
+    vps: Vec<Bytes>,
+    sps: Vec<Bytes>,
+    pps: Vec<Bytes>,
+    /// The parameter sets built a configuration (a Track was sent).
+    has_config: bool,
+    /// A keyframe was emitted since the configuration was established.
+    has_keyframe: bool,
+    pub(super) held: Option<HeldAu>,
+}
+
+/// What a NAL unit is to the demuxer.
+enum NalClass {
+    /// Access unit delimiter: dropped.
+    Aud,
+    Vps,
+    Sps,
+    Pps,
+    /// Kept in the sample.
+    Sample {
+        is_vcl: bool,
+        is_keyframe: bool,
+    },
+}
+
+/// Parameter sets found in one access unit.
+#[derive(Default)]
+struct AuParameterSets<'a> {
+    vps: Vec<&'a [u8]>,
+    sps: Vec<&'a [u8]>,
+    pps: Vec<&'a [u8]>,
+}
+
+impl AuParameterSets<'_> {
+    fn is_empty(&self) -> bool {
+        self.vps.is_empty() && self.sps.is_empty() && self.pps.is_empty()
+    }
+}
+
+impl VideoEs {
+    pub(super) fn new(codec: VideoCodec) -> Self {
+        Self {
+            codec,
+            vps: Vec::new(),
+            sps: Vec::new(),
+            pps: Vec::new(),
+            has_config: false,
+            has_keyframe: false,
+            held: None,
+        }
+    }
+
+    /// One complete, intact PES. `is_bounded`: it had a non-zero PES_packet_length.
+    pub(super) fn pes(
+        &mut self,
+        pid: u16,
+        payload: &[u8],
+        timing: Option<Timing>,
+        is_bounded: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(timing) = timing else {
+            // A continuation of the held access unit, if there is one.
+            match &mut self.held {
+                Some(held) if held.data.len() + payload.len() <= ctx.max_pes_bytes => {
+                    held.data.extend_from_slice(payload)
+                }
+                Some(_) => {
+                    self.held = None;
+                    ctx.stats.pes_oversize += 1;
+                    ctx.stats.pes_dropped += 1;
+                }
+                None => ctx.drop_pes(pid, "video pes without pts"),
+            }
+            return;
+        };
+        self.flush_held(ctx);
+        if is_bounded {
+            self.held = Some(HeldAu {
+                timing,
+                data: payload.to_vec(),
+            });
+        } else {
+            self.access_unit(payload, timing, ctx);
+        }
+    }
+
+    pub(super) fn flush_held(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(held) = self.held.take() {
+            self.access_unit(&held.data, held.timing, ctx);
+        }
+    }
+
+    fn classify(&self, nal: &[u8]) -> NalClass {
+        match self.codec {
+            VideoCodec::Avc => {
+                // forbidden_zero_bit u1, nal_ref_idc u2, nal_unit_type u5 (ITU-T H.264 §7.3.1).
+                let nal_type = nal.first().map_or(0, |h| h & 0x1F);
+                match nal_type {
+                    9 => NalClass::Aud,
+                    media::avc::NAL_TYPE_SPS => NalClass::Sps,
+                    media::avc::NAL_TYPE_PPS => NalClass::Pps,
+                    t => NalClass::Sample {
+                        is_vcl: (1..=5).contains(&t),
+                        is_keyframe: t == 5,
+                    },
+                }
+            }
+            VideoCodec::Hevc => match media::hevc::nal_unit_type(nal) {
+                // A NAL unit shorter than its two-byte header is dropped like an AUD.
+                None | Some(35) => NalClass::Aud,
+                Some(media::hevc::NAL_TYPE_VPS) => NalClass::Vps,
+                Some(media::hevc::NAL_TYPE_SPS) => NalClass::Sps,
+                Some(media::hevc::NAL_TYPE_PPS) => NalClass::Pps,
+                Some(t) => NalClass::Sample {
+                    is_vcl: t <= 31,
+                    is_keyframe: (16..=23).contains(&t),
+                },
+            },
+        }
+    }
+
+    /// One access unit in Annex B framing at `timing`: update the parameter sets, emit the frame.
+    fn access_unit(&mut self, data: &[u8], timing: Timing, ctx: &mut Ctx<'_>) {
+        let mut nals: Vec<&[u8]> = Vec::with_capacity(16);
+        let mut sets = AuParameterSets::default();
+        let (mut sample_bytes, mut has_vcl, mut is_keyframe) = (0usize, false, false);
+        for nal in annex_b::nal_units(data) {
+            let list = match self.classify(nal) {
+                NalClass::Aud => continue,
+                NalClass::Vps => &mut sets.vps,
+                NalClass::Sps => &mut sets.sps,
+                NalClass::Pps => &mut sets.pps,
+                NalClass::Sample {
+                    is_vcl,
+                    is_keyframe: k,
+                } => {
+                    if u32::try_from(nal.len()).is_err() {
+                        continue; // cannot be length-prefixed (only with max_pes_bytes ≥ 4 GiB)
+                    }
+                    has_vcl |= is_vcl;
+                    is_keyframe |= k;
+                    sample_bytes += 4 + nal.len();
+                    nals.push(nal);
+                    continue;
+                }
+            };
+            if !list.contains(&nal) {
+                list.push(nal);
+            }
+        }
+        if !sets.is_empty() {
+            self.parameter_sets(&sets, ctx);
+        }
+        if !has_vcl {
+            return; // parameter sets or SEI only: no picture
+        }
+        if !self.has_config || !(self.has_keyframe || is_keyframe) {
+            ctx.stats.frames_before_config += 1;
+            return;
+        }
+        self.has_keyframe = true;
+        let mut sample = BytesMut::with_capacity(sample_bytes);
+        for nal in nals {
+            sample.put_u32(nal.len() as u32); // checked above
+            sample.put_slice(nal);
+        }
+        ctx.frame(Frame {
+            track: TrackKind::Video,
+            dts: timing.dts_90khz,
+            pts: timing.pts_90khz,
+            is_keyframe,
+            data: sample.freeze(),
+        });
+    }
+
+    /// Parameter sets seen in an access unit: each type present replaces the list in use; if anything
+    /// changed, build the configuration record and send a Track.
+    fn parameter_sets(&mut self, sets: &AuParameterSets<'_>, ctx: &mut Ctx<'_>) {
+        fn replace(current: &mut Vec<Bytes>, new: &[&[u8]]) -> bool {
+            let is_same = new.is_empty()
+                || (current.len() == new.len()
+                    && current.iter().zip(new).all(|(a, b)| a.as_ref() == *b));
+            if !is_same {
+                *current = new.iter().map(|n| Bytes::copy_from_slice(n)).collect();
+            }
+            !is_same
+        }
+        let changed_vps = replace(&mut self.vps, &sets.vps);
+        let changed_sps = replace(&mut self.sps, &sets.sps);
+        let changed_pps = replace(&mut self.pps, &sets.pps);
+        if !(changed_vps || changed_sps || changed_pps) {
+            return;
+        }
+        let config = match self.codec {
+            VideoCodec::Avc => {
+                AvcConfig::from_parameter_sets(&self.sps, &self.pps).map(CodecConfig::Avc)
+            }
+            VideoCodec::Hevc => HevcConfig::from_parameter_sets(&self.vps, &self.sps, &self.pps)
+                .map(CodecConfig::Hevc),
+        };
+        match config {
+            Ok(config) => {
+                let track = TrackInfo::new(config);
+                tracing::debug!(codec = %track.config.rfc6381(), "mpeg-ts video parameter sets");
+                self.has_config = true;
+                ctx.out.push(IngestEvent::Track(track));
+            }
+            // Not all types seen yet (joining mid-stream): wait for them.
+            Err(MediaError::Missing { .. }) if !self.has_config => {}
+            Err(error) => {
+                ctx.stats.config_errors += 1;
+                if once(&mut ctx.logged.config_error) {
+                    tracing::warn!(%error, codec = ?self.codec, "mpeg-ts video parameter sets rejected; dropping frames until usable ones arrive");
+                }
+                self.has_config = false;
+                self.has_keyframe = false;
+            }
+        }
+    }
+}
