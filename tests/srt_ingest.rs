@@ -149,6 +149,17 @@ async fn srt_ffmpeg_publish_serves_ll_hls_that_ffprobe_reads() {
         .get("live/srtffmpeg")
         .and_then(|e| e.lock().publisher.as_ref().map(|p| p.protocol));
     assert_eq!(protocol, Some(estuary::ingest::Protocol::Srt));
+    // ffprobe starts a live playlist a few segments from its end: let two segments complete first
+    // (probing a playlist with only the first segment in it fails now and then).
+    let media = format!(
+        "http://{}/live/srtffmpeg/source/media.m3u8",
+        server.http_addr
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while parse_media(&get(&media).await.text()).segments.len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no second segment");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let video = probe_first(&multivariant, Some("v:0"), "stream=codec_name,width,height").await;
     assert_eq!(video, "h264,1280,720");
     let audio = probe_first(&multivariant, Some("a:0"), "stream=codec_name").await;

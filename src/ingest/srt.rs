@@ -607,6 +607,7 @@ impl ActivePublish {
                     ts_cc_errors = ts.cc_errors,
                     ts_resyncs = ts.resyncs,
                     pes_dropped = ts.pes_dropped,
+                    video_keyframe_waits = ts.keyframe_waits,
                     srt_rx_packets = srt.rx_data,
                     srt_rx_unique_packets = srt.rx_unique_data,
                     srt_rx_lost_packets = srt.rx_loss_data,

@@ -50,9 +50,11 @@
 //! are not recognised; an access unit split across several PES packets *with* PTS each, or several
 //! access units in one video PES, are taken one PES = one frame; within one access unit, a parameter set
 //! type present replaces the whole list of that type (streams alternating several SPS ids across access
-//! units would see a new track each time). After a loss, later frames keep flowing (no wait for the next
-//! keyframe; the decoder conceals); a PES whose first packet was lost never starts, so it is not in
-//! [`TsStats::pes_dropped`].
+//! units would see a new track each time). After any loss on the video PID, video pictures are dropped
+//! until the next keyframe (counted in [`TsStats::keyframe_waits`]): the pictures in between may
+//! reference what was lost, and a decoder fed them may fail outright (Chromium's does, fatally) where a
+//! short freeze is what a viewer should see. A PES whose first packet was lost never starts, so it is
+//! not in [`TsStats::pes_dropped`].
 //!
 //! Layout: this file (sync, routing, PAT/PMT handling, counters), `packet` (packet header, continuity
 //! counter), `psi` (section reassembly, CRC), `pes` (PES header and reassembly), `video` (Annex B,
@@ -118,6 +120,9 @@ pub struct TsStats {
     pub skipped_bytes: u64,
     /// Continuity-counter discontinuities seen on the PIDs in use (packets lost or out of order).
     pub cc_errors: u64,
+    /// Times video waited for a keyframe after a loss (pictures in between are dropped and counted in
+    /// `frames_before_config`).
+    pub keyframe_waits: u64,
     /// Packets discarded: `transport_error_indicator` set, reserved `adaptation_field_control`, an
     /// adaptation field longer than the packet, or scrambled.
     pub transport_errors: u64,

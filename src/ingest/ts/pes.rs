@@ -129,6 +129,11 @@ impl EsStream {
                 if self.pes.is_active {
                     self.pes.is_broken = true;
                 }
+                // Whatever was lost (even a whole access unit whose start never arrived), the pictures
+                // after it may reference it: video waits for the next keyframe.
+                if let EsCodec::Video(v) = &mut self.codec {
+                    v.await_keyframe(ctx);
+                }
             }
             CcCheck::InOrder => {}
         }
@@ -229,6 +234,7 @@ impl EsCodec {
                 if v.held.take().is_some() {
                     ctx.stats.pes_dropped += 1;
                 }
+                v.await_keyframe(ctx);
             }
             EsCodec::Audio(a) => a.carry.clear(),
         }

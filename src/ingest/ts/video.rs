@@ -28,7 +28,7 @@ pub(super) struct VideoEs {
     pps: Vec<Bytes>,
     /// The parameter sets built a configuration (a Track was sent).
     has_config: bool,
-    /// A keyframe was emitted since the configuration was established.
+    /// A keyframe was emitted since the configuration was established, and no data was lost since.
     has_keyframe: bool,
     pub(super) held: Option<HeldAu>,
 }
@@ -106,6 +106,16 @@ impl VideoEs {
             });
         } else {
             self.access_unit(payload, timing, ctx);
+        }
+    }
+
+    /// Packets of this stream were lost: drop pictures until the next keyframe, since the ones in
+    /// between may reference what was lost. (A decoder fed a picture with a missing reference may fail
+    /// outright — Chromium's does, fatally — where a short freeze is all a viewer should see.)
+    pub(super) fn await_keyframe(&mut self, ctx: &mut Ctx<'_>) {
+        if self.has_keyframe {
+            self.has_keyframe = false;
+            ctx.stats.keyframe_waits += 1;
         }
     }
 
