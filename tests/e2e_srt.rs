@@ -19,32 +19,9 @@ use tokio::net::UdpSocket;
 
 const FFMPEG: &str = "ffmpeg";
 
-/// `srt://` URL that publishes `live/{name}` (SRT access-control stream ID) with `latency_ms` of SRT
-/// latency (FFmpeg's `latency` option is in microseconds).
-fn srt_url(addr: SocketAddr, name: &str, latency_ms: u32) -> String {
-    format!(
-        "srt://{addr}?streamid=#!::r=live/{name},m=publish&latency={}&pkt_size=1316",
-        latency_ms * 1000
-    )
-}
-
-/// Loop `clip` in real time to `url` as MPEG-TS over SRT, with FFmpeg 5.1.
-fn publish_srt_loop(clip: &Path, url: &str) -> Proc {
-    ffmpeg(
-        Path::new(FFMPEG),
-        &[
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            clip.to_str().unwrap(),
-            "-c",
-            "copy",
-            "-f",
-            "mpegts",
-            url,
-        ],
-    )
+/// The FFmpeg caller URL that publishes `live/{name}` (SRT access-control stream ID, 200 ms latency).
+fn publish_url(addr: SocketAddr, name: &str) -> String {
+    srt_url(addr, &format!("#!::r=live/{name},m=publish"), "")
 }
 
 /// (CODECS, RESOLUTION, AUDIO group) of every variant stream of a multivariant playlist, parsed with
@@ -80,7 +57,7 @@ async fn srt_publish_matches_rtmp_and_plays_in_hls_js() {
     )
     .await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
-    let _srt = publish_srt_loop(&clip, &srt_url(server.srt_addr, "viasrt", 200));
+    let _srt = publish_srt_loop(&clip, &publish_url(server.srt_addr, "viasrt"));
     let _rtmp = publish_loop(
         Path::new(FFMPEG),
         &clip,
@@ -151,8 +128,8 @@ async fn two_srt_publishers_and_one_rtmp_publisher_play_at_once() {
     let server = start_server("").await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
     let small = fixture("camera-bikes-272p-h264-10s.mp4");
-    let _a = publish_srt_loop(&clip, &srt_url(server.srt_addr, "srt-a", 120));
-    let _b = publish_srt_loop(&small, &srt_url(server.srt_addr, "srt-b", 120));
+    let _a = publish_srt_loop(&clip, &publish_url(server.srt_addr, "srt-a"));
+    let _b = publish_srt_loop(&small, &publish_url(server.srt_addr, "srt-b"));
     let _c = publish_loop(
         Path::new(FFMPEG),
         &clip,
@@ -272,14 +249,14 @@ async fn srt_over_a_lossy_link_plays_without_a_stall() {
     // 2 % loss each way and 20 ms one-way delay (40 ms RTT); SRT latency 200 ms.
     let link = LossyLink::start(server.srt_addr, 0.02, Duration::from_millis(20)).await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
-    let _publisher = publish_srt_loop(&clip, &srt_url(link.addr, "lossy", 200));
+    let _publisher = publish_srt_loop(&clip, &publish_url(link.addr, "lossy"));
     let base = format!("http://{}/live/lossy/", server.http_addr);
     wait_for_200(&format!("{base}index.m3u8"), Duration::from_secs(20))
         .await
         .expect("multivariant playlist over the lossy link");
 
     let url = format!("{base}index.m3u8");
-    let report = blocking(move || play_hls(&url, 22)).await;
+    let report = blocking(move || play_hls_nice(&url, 22)).await;
     let (dropped, forwarded) = (link.dropped.load(Relaxed), link.forwarded.load(Relaxed));
     eprintln!(
         "lossy link: {dropped} of {} datagrams dropped ({:.2} %); hls.js report: {report}",
@@ -310,7 +287,7 @@ async fn srt_reconnect_continues_after_a_discontinuity_and_the_stream_ends_after
 {
     let server = start_server("[streams]\nreconnect_grace = \"15s\"\n").await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
-    let url = srt_url(server.srt_addr, "srtlife", 120);
+    let url = publish_url(server.srt_addr, "srtlife");
     let base = format!("http://{}/live/srtlife/", server.http_addr);
     let mut first = publish_srt_loop(&clip, &url);
     wait_for_200(&format!("{base}index.m3u8"), Duration::from_secs(20))
