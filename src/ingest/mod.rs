@@ -83,3 +83,22 @@ pub fn is_valid_name(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
+
+/// Log a connection task that panicked or was cancelled (its error is the task's, not the peer's).
+pub(crate) fn log_join(protocol: Protocol, joined: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = joined {
+        tracing::error!(protocol = protocol.as_str(), error = %e, "ingest connection task failed");
+    }
+}
+
+/// Resolves once `shutdown` is true (never, if its sender is gone without saying so).
+pub(crate) async fn wait_for_shutdown(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

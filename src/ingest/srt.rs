@@ -56,7 +56,7 @@ use tracing::Instrument;
 
 pub use self::stream_id::{ACCESS_CONTROL_PREFIX, StreamIdError, StreamRequest, parse_stream_id};
 use super::ts::{TsDemuxer, TsError};
-use super::{Protocol, PublishRefused, PublishSession, Publisher};
+use super::{Protocol, PublishRefused, PublishSession, Publisher, log_join, wait_for_shutdown};
 
 /// An SRT passphrase (`SRTO_PASSPHRASE`): 10 to 79 bytes. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -297,12 +297,12 @@ pub async fn serve(
                     Some(update) => malformed.update(update.rx_parse_errors, Instant::now()),
                     None => has_listener_stats = false,
                 },
-                Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(joined),
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(Protocol::Srt, joined),
             }
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        log_join(joined);
+        log_join(Protocol::Srt, joined);
     }
 }
 
@@ -384,23 +384,6 @@ fn log_receive_buffer(socket: &std::net::UdpSocket, requested_bytes: usize) {
             "srt udp receive buffer"
         ),
         Err(e) => tracing::warn!(error = %e, "srt udp receive buffer size unknown"),
-    }
-}
-
-fn log_join(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined {
-        tracing::error!(error = %e, "srt connection task failed");
-    }
-}
-
-async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
     }
 }
 

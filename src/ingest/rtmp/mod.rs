@@ -30,7 +30,7 @@ use self::session::{
     MediaKind, Rejection, ServerSession, SessionConfig, SessionError, SessionEvent,
 };
 use super::flv::FlvParser;
-use super::{Protocol, PublishRefused, PublishSession, Publisher};
+use super::{Protocol, PublishRefused, PublishSession, Publisher, log_join, wait_for_shutdown};
 
 /// Limits and timeouts of the RTMP listener. `Default` gives production values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,28 +144,11 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(joined),
+            Some(joined) = tasks.join_next(), if !tasks.is_empty() => log_join(Protocol::Rtmp, joined),
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        log_join(joined);
-    }
-}
-
-fn log_join(joined: Result<(), tokio::task::JoinError>) {
-    if let Err(e) = joined {
-        tracing::error!(error = %e, "rtmp connection task failed");
-    }
-}
-
-async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
-    loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        log_join(Protocol::Rtmp, joined);
     }
 }
 
