@@ -363,9 +363,11 @@ impl DuplexConnection {
             // TODO: case UMSG_CGWARNING: // 100 - Delay Warning
             //            // One way packet delay is increasing, so decrease the sending rate
             //            ControlTypes::DelayWarning?
-            CongestionWarning => todo!(),
+            // Estuary patch: these were `todo!()`, a panic any connected peer could trigger with one
+            // control packet; now they are logged and ignored.
+            CongestionWarning => self.warn(now, "congestion warning", &"ignored"),
             // TODO: case UMSG_PEERERROR: // 1000 - An error has happened to the peer side
-            PeerError(_) => todo!(),
+            PeerError(code) => self.warn(now, "peer error", &code),
             // TODO: case UMSG_EXT: // 0x7FFF - reserved and user defined messages
             Srt(s) => self.handle_srt_control_packet(now, s),
         }
@@ -387,7 +389,8 @@ impl DuplexConnection {
             KeyRefreshResponse(keying_material) => {
                 self.sender().handle_key_refresh_response(keying_material)
             }
-            _ => unimplemented!("{:?}", pack),
+            // Estuary patch: was `unimplemented!`, reachable from one SRT control packet of a peer.
+            _ => self.warn(now, "srt control packet", &pack),
         }
     }
 
