@@ -30,6 +30,22 @@ pub struct FileConfig {
     /// `[srt]`.
     #[serde(default)]
     pub srt: SrtSection,
+    /// `[dash]`.
+    #[serde(default)]
+    pub dash: DashSection,
+}
+
+/// `[dash]` keys: low-latency DASH signalling (the MPD's `ServiceDescription`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DashSection {
+    /// Target live latency players aim for (default: three part targets, `1500ms`).
+    #[serde(default, with = "humantime_serde")]
+    pub target_latency: Option<Duration>,
+    /// Slowest catch-up playback rate (default 0.96).
+    pub min_playback_rate: Option<f64>,
+    /// Fastest catch-up playback rate (default 1.04).
+    pub max_playback_rate: Option<f64>,
 }
 
 /// `[srt]` keys: SRT ingest (the listen address is `server.srt_listen`).
@@ -299,6 +315,29 @@ impl Settings {
         }
         p.validate()
             .map_err(|e| ConfigError::Invalid(format!("packager.{}: {}", e.key, e.reason)))?;
+        let d = &mut hub.dash;
+        d.target_latency = file.dash.target_latency;
+        if let Some(v) = file.dash.min_playback_rate {
+            d.min_playback_rate = v;
+        }
+        if let Some(v) = file.dash.max_playback_rate {
+            d.max_playback_rate = v;
+        }
+        if d.target_latency
+            .is_some_and(|t| t < Duration::from_millis(100) || t > Duration::from_secs(60))
+        {
+            return Err(ConfigError::Invalid(
+                "dash.target_latency: must be between 100ms and 60s".into(),
+            ));
+        }
+        if !(0.5..=1.0).contains(&d.min_playback_rate)
+            || !(1.0..=2.0).contains(&d.max_playback_rate)
+        {
+            return Err(ConfigError::Invalid(
+                "dash.min_playback_rate / max_playback_rate: must be within 0.5..=1 and 1..=2"
+                    .into(),
+            ));
+        }
         if let Some(v) = args.reconnect_grace.or(file.streams.reconnect_grace) {
             hub.reconnect_grace = v;
         }

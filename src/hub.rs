@@ -37,6 +37,8 @@ pub struct HubConfig {
     pub max_streams: usize,
     /// The ABR ladder; `None` packages every stream as it arrives (passthrough).
     pub ladder: Option<Arc<crate::ladder::LadderSettings>>,
+    /// DASH signalling (target latency, playback-rate bounds).
+    pub dash: packager::dash::DashConfig,
 }
 
 impl Default for HubConfig {
@@ -48,6 +50,7 @@ impl Default for HubConfig {
             max_waiters_per_stream: 20_000,
             max_streams: 1_000,
             ladder: None,
+            dash: packager::dash::DashConfig::default(),
         }
     }
 }
@@ -93,6 +96,22 @@ impl StreamState {
             None => packager::hls::render_multivariant(&self.packager)?,
             Some(r) => packager::hls::render_media_playlist(&self.packager, r, skip)?,
         };
+        let bytes = Bytes::from(text);
+        self.cache.insert(key, (self.version, bytes.clone()));
+        Some(bytes)
+    }
+
+    /// The rendered DASH MPD, rendered at most once per update (its `publishTime` is when that
+    /// happened) and shared by every request.
+    pub fn mpd(&mut self, cfg: &packager::dash::DashConfig) -> Option<Bytes> {
+        // Not a rendition name: names are validated and never contain a NUL.
+        let key = ("\0mpd".to_owned(), false);
+        if let Some((v, bytes)) = self.cache.get(&key)
+            && *v == self.version
+        {
+            return Some(bytes.clone());
+        }
+        let text = packager::dash::render_mpd(&self.packager, cfg, unix_ms())?;
         let bytes = Bytes::from(text);
         self.cache.insert(key, (self.version, bytes.clone()));
         Some(bytes)

@@ -1,10 +1,14 @@
-//! The HTTP origin (hyper 1, HTTP/1.1 and cleartext HTTP/2): LL-HLS playlists with blocking reload,
+//! The HTTP origin (hyper 1, HTTP/1.1 and cleartext HTTP/2): LL-HLS playlists with blocking reload, DASH,
 //! init segments, segments and parts, with cache headers a CDN can follow and CORS.
 //!
 //! Routes (all objects relative to the multivariant playlist, so a path prefix carries through):
 //! - `GET /live/{name}/index.m3u8` — multivariant playlist;
 //! - `GET /live/{name}/{rendition}/media.m3u8[?_HLS_msn=M[&_HLS_part=P]][&_HLS_skip=YES]` — media playlist;
-//! - `GET /live/{name}/{rendition}/init-{id}.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s` — media objects.
+//! - `GET /live/{name}/manifest.mpd` — the DASH MPD ([`packager::dash`]);
+//! - `GET /live/{name}/time` — the MPD's `UTCTiming` clock (xs:dateTime, never cached);
+//! - `GET /live/{name}/{rendition}/init-{id}.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s` — media objects. A
+//!   segment still in progress (or the next one) is streamed: its chunks so far, then each new chunk
+//!   the moment it is produced, with chunked transfer encoding, until the segment is complete.
 //!
 //! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
 
@@ -19,6 +23,7 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures::Stream;
 use hyper::{
     Method, Request, Response, StatusCode,
     body::{Body, Frame, Incoming, SizeHint},
@@ -50,11 +55,27 @@ impl Default for OriginConfig {
     }
 }
 
-/// A response body made of shared byte chunks (a segment is sent as its parts, without copying).
-#[derive(Debug, Default)]
+/// The rest of a segment still being produced: its next chunks as they appear, or an error when the
+/// segment is abandoned (the response is then cut off, so no cache keeps it as complete).
+pub type LiveTail = Pin<Box<dyn Stream<Item = Result<Bytes, OriginError>> + Send>>;
+
+/// A response body made of shared byte chunks (a segment is sent as its parts, without copying),
+/// optionally followed by a [`LiveTail`] (a segment in progress, sent with chunked transfer encoding).
+#[derive(Default)]
 pub struct ChunksBody {
     chunks: VecDeque<Bytes>,
     remaining: u64,
+    tail: Option<LiveTail>,
+}
+
+impl std::fmt::Debug for ChunksBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunksBody")
+            .field("chunks", &self.chunks.len())
+            .field("remaining", &self.remaining)
+            .field("live", &self.tail.is_some())
+            .finish()
+    }
 }
 
 impl ChunksBody {
@@ -62,7 +83,19 @@ impl ChunksBody {
     pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
         let chunks: VecDeque<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
         let remaining = chunks.iter().map(|c| c.len() as u64).sum();
-        Self { chunks, remaining }
+        Self {
+            chunks,
+            remaining,
+            tail: None,
+        }
+    }
+
+    /// A body of `chunks` followed by whatever `tail` yields (length unknown: chunked transfer).
+    pub fn with_tail(chunks: impl IntoIterator<Item = Bytes>, tail: LiveTail) -> Self {
+        Self {
+            tail: Some(tail),
+            ..Self::new(chunks)
+        }
     }
 
     /// An empty body.
@@ -73,27 +106,45 @@ impl ChunksBody {
 
 impl Body for ChunksBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = OriginError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.chunks.pop_front() {
-            Some(c) => {
-                self.remaining -= c.len() as u64;
-                Poll::Ready(Some(Ok(Frame::data(c))))
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, OriginError>>> {
+        if let Some(c) = self.chunks.pop_front() {
+            self.remaining -= c.len() as u64;
+            return Poll::Ready(Some(Ok(Frame::data(c))));
+        }
+        let Some(tail) = self.tail.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match tail.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(c))) => Poll::Ready(Some(Ok(Frame::data(c)))),
+            Poll::Ready(Some(Err(e))) => {
+                self.tail = None;
+                Poll::Ready(Some(Err(e)))
             }
-            None => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.tail = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
+        self.chunks.is_empty() && self.tail.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        if self.tail.is_some() {
+            let mut h = SizeHint::new();
+            h.set_lower(self.remaining);
+            h
+        } else {
+            SizeHint::with_exact(self.remaining)
+        }
     }
 }
 
@@ -138,6 +189,8 @@ impl OriginError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Object {
     Multivariant,
+    Mpd,
+    Time,
     MediaPlaylist {
         rendition: String,
     },
@@ -177,6 +230,8 @@ fn parse_path(path: &str) -> Option<(String, Object)> {
     }
     let object = match b {
         None if a == "index.m3u8" => Object::Multivariant,
+        None if a == "manifest.mpd" => Object::Mpd,
+        None if a == packager::dash::UTC_TIMING_PATH => Object::Time,
         None => return None,
         Some(file) => {
             if !crate::ingest::is_valid_name(a) {
@@ -220,6 +275,7 @@ mod cache {
     pub const BLOCKING_PLAYLIST: &str = "public, max-age=60";
     pub const ENDED_PLAYLIST: &str = "public, max-age=60";
     pub const ERROR: &str = "no-cache";
+    pub const NO_STORE: &str = "no-store";
 }
 
 struct Reply {
@@ -244,7 +300,7 @@ impl Origin {
         let mut response = match method {
             Method::GET | Method::HEAD => match self.route(&req).await {
                 Ok(reply) => {
-                    let len = reply.body.size_hint().exact().unwrap_or(0);
+                    let len = reply.body.size_hint().exact();
                     let mut resp = Response::new(if method == Method::HEAD {
                         ChunksBody::empty()
                     } else {
@@ -252,7 +308,11 @@ impl Origin {
                     });
                     *resp.status_mut() = reply.status;
                     let h = resp.headers_mut();
-                    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    // A segment in progress has no length yet: chunked transfer (HTTP/1.1) or
+                    // DATA frames as its chunks appear (HTTP/2).
+                    if let Some(len) = len {
+                        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+                    }
                     h.insert(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static(reply.content_type),
@@ -298,6 +358,17 @@ impl Origin {
 
     async fn route<B>(&self, req: &Request<B>) -> Result<Reply, OriginError> {
         let (stream, object) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
+        if object == Object::Time {
+            // The DASH UTCTiming clock: answered for any stream name, never cached.
+            return Ok(Reply {
+                status: StatusCode::OK,
+                content_type: "text/plain; charset=utf-8",
+                cache_control: cache::NO_STORE,
+                body: ChunksBody::new([Bytes::from(packager::dash::format_utc_time(
+                    crate::hub::unix_ms(),
+                ))]),
+            });
+        }
         let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
         let directives = match &object {
             Object::MediaPlaylist { .. } => HlsDirectives::parse(req.uri().query().unwrap_or(""))
@@ -330,6 +401,31 @@ impl Origin {
                         cache::LIVE_PLAYLIST
                     },
                 ))
+            }
+            Object::Time => Err(OriginError::NotFound),
+            Object::Mpd => {
+                let dash = &self.hub.config().dash;
+                let body = self
+                    .wait_for(&entry, self.ready_timeout(), |st| {
+                        Ok(if st.packager.is_ready() || st.packager.is_ended() {
+                            Some(())
+                        } else {
+                            None
+                        })
+                    })
+                    .await
+                    .and_then(|()| entry.lock().mpd(dash).ok_or(OriginError::NotFound))?;
+                let ended = entry.lock().packager.is_ended();
+                Ok(Reply {
+                    status: StatusCode::OK,
+                    content_type: "application/dash+xml",
+                    cache_control: if ended {
+                        cache::ENDED_PLAYLIST
+                    } else {
+                        cache::LIVE_PLAYLIST
+                    },
+                    body: ChunksBody::new([body]),
+                })
             }
             Object::MediaPlaylist { rendition } => {
                 let blocking = directives.msn.is_some();
@@ -378,24 +474,44 @@ impl Origin {
                 Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
             }
             Object::Segment { rendition, msn } => {
+                // A complete segment is sent at once. The segment in progress (a low-latency DASH
+                // player asks for it once its first chunk exists) is sent as it is produced: the
+                // chunks so far, then each new one the moment it is cut. The next segment waits
+                // for its first chunk.
                 let timeout = self.blocking_timeout(&entry);
-                let body = self
+                let (kind, parts, complete) = self
                     .wait_for(&entry, timeout, |st| {
                         let r = st
                             .packager
                             .rendition(&rendition)
                             .ok_or(OriginError::NotFound)?;
                         match r.segment(msn) {
-                            Some(s) if s.is_complete => Ok(Some((
+                            Some(s) if s.is_complete || !s.parts.is_empty() => Ok(Some((
                                 r.kind(),
-                                ChunksBody::new(s.parts.iter().map(|p| p.bytes.clone())),
+                                s.parts.iter().map(|p| p.bytes.clone()).collect::<Vec<_>>(),
+                                s.is_complete,
                             ))),
                             _ if is_upcoming(r, msn, None) => Ok(None),
                             _ => Err(OriginError::NotFound),
                         }
                     })
                     .await?;
-                Ok(media_reply(body.0, body.1))
+                if complete {
+                    return Ok(media_reply(kind, ChunksBody::new(parts)));
+                }
+                let guard = entry
+                    .try_wait(self.hub.config().max_waiters_per_stream)
+                    .ok_or(OriginError::Unavailable("too many blocked requests"))?;
+                let tail = live_segment_tail(LiveSegment {
+                    entry: entry.clone(),
+                    rx: entry.subscribe(),
+                    rendition,
+                    msn,
+                    next_part: parts.len(),
+                    timeout,
+                    _guard: guard,
+                });
+                Ok(media_reply(kind, ChunksBody::with_tail(parts, tail)))
             }
             Object::Part {
                 rendition,
@@ -477,6 +593,75 @@ impl Origin {
             }
         }
     }
+}
+
+/// A segment in progress being streamed to one client.
+struct LiveSegment {
+    entry: Arc<StreamEntry>,
+    rx: tokio::sync::watch::Receiver<u64>,
+    rendition: String,
+    msn: u64,
+    /// Index of the next part to send.
+    next_part: usize,
+    /// Longest wait for one chunk (3× the target duration).
+    timeout: Duration,
+    /// Counts the response as a blocked request while it streams.
+    _guard: crate::hub::WaiterGuard,
+}
+
+/// What a streamed segment does next.
+enum TailStep {
+    Chunk(Bytes),
+    Done,
+    Wait,
+}
+
+/// The chunks of segment `msn` from `next_part` on, each as soon as it exists; ends when the segment is
+/// complete. Fails (cutting the response off) when the segment disappears, the stream goes away, or no
+/// chunk comes within the timeout.
+fn live_segment_tail(state: LiveSegment) -> LiveTail {
+    Box::pin(futures::stream::unfold(Some(state), |state| async move {
+        let mut st = state?;
+        loop {
+            let step = {
+                let guard = st.entry.lock();
+                match guard.packager.rendition(&st.rendition) {
+                    None => Err(OriginError::NotFound),
+                    Some(r) => match r.segment(st.msn) {
+                        Some(seg) => match seg.parts.get(st.next_part) {
+                            Some(p) => Ok(TailStep::Chunk(p.bytes.clone())),
+                            None if seg.is_complete => Ok(TailStep::Done),
+                            None => Ok(TailStep::Wait),
+                        },
+                        None => Err(OriginError::NotFound),
+                    },
+                }
+            };
+            match step {
+                Ok(TailStep::Chunk(b)) => {
+                    st.next_part += 1;
+                    return Some((Ok(b), Some(st)));
+                }
+                Ok(TailStep::Done) => return None,
+                Ok(TailStep::Wait) => {
+                    match tokio::time::timeout(st.timeout, st.rx.changed()).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Some((Err(OriginError::NotFound), None)),
+                        Err(_) => {
+                            tracing::warn!(
+                                stream = %st.entry.name,
+                                rendition = %st.rendition,
+                                msn = st.msn,
+                                "segment in progress got no chunk in time: response cut off"
+                            );
+                            return Some((Err(OriginError::Unavailable("segment stalled")), None));
+                        }
+                    }
+                }
+                Err(e) => return Some((Err(e), None)),
+            }
+        }
+    }))
 }
 
 fn playlist_reply(body: Bytes, cache_control: &'static str) -> Reply {

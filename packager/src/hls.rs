@@ -124,8 +124,8 @@ pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> Blocking
 }
 
 /// Whether a part or segment request may block until the object exists: true for the next part to be
-/// produced (the preload hint) and, leniently, for any part of the next segment, and for the segment in
-/// progress.
+/// produced (the preload hint) and, leniently, for any part of the next segment; for whole segments,
+/// the segment in progress and the next one.
 pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
     if r.is_ended() {
         return false;
@@ -138,10 +138,12 @@ pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
             (msn == next_msn && p >= next_part && p <= next_part + 8)
                 || (msn == next_msn + 1 && p == 0)
         }
+        // The segment in progress, or the next one (a DASH player may ask for it a moment before its
+        // first chunk exists).
         None => r
             .segments()
             .back()
-            .is_some_and(|s| !s.is_complete && s.msn == msn),
+            .is_some_and(|s| (!s.is_complete && s.msn == msn) || s.msn + 1 == msn),
     }
 }
 

@@ -2,16 +2,17 @@
 //!
 //! Place in the data flow: frames from ingest (or the transcoder) go into a [`StreamPackager`], which cuts
 //! each rendition into segments and parts ([`rendition`]), writes them as CMAF ([`cmaf`]) and keeps the
-//! live window from which [`hls`] renders playlists and the origin serves objects.
+//! live window from which [`hls`] renders playlists, [`dash`] renders the MPD, and the origin serves objects.
 //!
 //! Sans-IO: no sockets, files, clocks, threads or FFmpeg; the wall-clock time is passed in. The HTTP
 //! layer waits for parts using [`hls::blocking_decision`] and its own notification mechanism.
 
 pub mod cmaf;
 pub mod config;
+pub mod dash;
 pub mod hls;
 pub mod rendition;
 pub mod stream;
 
 pub use config::PackagerConfig;
-pub use stream::{StreamPackager, Update};
+pub use stream::{PeriodStart, StreamPackager, Update};

@@ -35,6 +35,10 @@ pub struct Segment {
     pub is_discontinuity: bool,
     /// Base media decode time of the first sample, in track timescale ticks.
     pub start_dts: i64,
+    /// Earliest presentation time of the segment's samples, in track timescale ticks (ISO/IEC 14496-12
+    /// §8.16.3: the `tfdt` plus the smallest composition offset; the keyframe's PTS for a segment that
+    /// starts with a closed-GOP keyframe). The DASH timeline lists segments by this time.
+    pub earliest_pts: i64,
     /// Wall-clock time of the first sample, Unix milliseconds (EXT-X-PROGRAM-DATE-TIME).
     pub program_date_time_ms: i64,
     /// The parts produced so far.
@@ -81,7 +85,8 @@ pub struct Rendition {
     kind: TrackKind,
     track: TrackInfo,
     init_id: u64,
-    inits: VecDeque<(u64, Bytes)>,
+    /// Init segments still needed, with the track configuration each describes.
+    inits: VecDeque<(u64, Bytes, TrackInfo)>,
     segments: VecDeque<Segment>,
     /// Frames of the part in progress.
     pending: Vec<Frame>,
@@ -118,9 +123,9 @@ impl Rendition {
         Self {
             name: name.into(),
             kind,
+            inits: VecDeque::from([(init_id, init, track.clone())]),
             track,
             init_id,
-            inits: VecDeque::from([(init_id, init)]),
             segments: VecDeque::new(),
             pending: Vec::new(),
             predicted_dts: None,
@@ -177,7 +182,16 @@ impl Rendition {
 
     /// The init segment named `init-{id}.mp4`, while a segment in the window needs it.
     pub fn init(&self, id: u64) -> Option<&Bytes> {
-        self.inits.iter().find(|(i, _)| *i == id).map(|(_, b)| b)
+        self.inits
+            .iter()
+            .find(|(i, ..)| *i == id)
+            .map(|(_, b, _)| b)
+    }
+
+    /// The track configuration that init segment `id` describes (what its segments carry), while a
+    /// segment in the window needs it.
+    pub fn init_track(&self, id: u64) -> Option<&TrackInfo> {
+        self.inits.iter().find(|(i, ..)| *i == id).map(|(.., t)| t)
     }
 
     /// The init segment id of the segment in progress (or of the next one).
@@ -265,7 +279,7 @@ impl Rendition {
     /// named `init_id` and is preceded by a discontinuity. Call [`Self::cut`] before the next frame.
     pub fn change_track(&mut self, track: TrackInfo, init_id: u64) {
         self.inits
-            .push_back((init_id, cmaf::write_init_segment(1, &track)));
+            .push_back((init_id, cmaf::write_init_segment(1, &track), track.clone()));
         self.init_id = init_id;
         self.est_duration_ticks = default_frame_duration(&track);
         self.track = track;
@@ -305,11 +319,13 @@ impl Rendition {
         self.counters.dropped_frames += 1;
     }
 
-    /// Open a new segment at `frame_dts` with media sequence number `msn`.
+    /// Open a new segment with media sequence number `msn` whose first frame has DTS `start_dts` and PTS
+    /// `start_pts` (ticks).
     pub fn open_segment(
         &mut self,
         msn: u64,
         start_dts: i64,
+        start_pts: i64,
         program_date_time_ms: i64,
         is_keyframe: bool,
     ) {
@@ -321,6 +337,7 @@ impl Rendition {
             init_id: self.init_id,
             is_discontinuity,
             start_dts,
+            earliest_pts: start_pts,
             program_date_time_ms,
             parts: Vec::new(),
             is_complete: false,
@@ -428,10 +445,12 @@ impl Rendition {
             is_independent: frames[0].is_keyframe,
         };
         drop(samples);
+        let earliest = frames.iter().map(|f| f.pts).min().unwrap_or(i64::MAX);
         let seg = self
             .segments
             .back_mut()
             .expect("a part always belongs to an open segment");
+        seg.earliest_pts = seg.earliest_pts.min(earliest);
         seg.parts.push(part);
         self.counters.parts += 1;
     }
@@ -475,7 +494,7 @@ impl Rendition {
             && self
                 .inits
                 .front()
-                .is_some_and(|(id, _)| *id < oldest_needed)
+                .is_some_and(|(id, ..)| *id < oldest_needed)
         {
             self.inits.pop_front();
         }

@@ -59,6 +59,28 @@ pub struct StreamPackager {
     /// re-publishes.
     input_offset_90k: Option<i64>,
     is_ended: bool,
+    /// Where each run of segments without a discontinuity starts (DASH Periods), oldest first.
+    periods: VecDeque<PeriodStart>,
+    /// The lowest msn at which a rendition opened a segment after a discontinuity, until the leader
+    /// opens the segment that starts the new period.
+    pending_period_msn: Option<u64>,
+    /// Wall-clock start of the first period, Unix ms: the DASH availabilityStartTime.
+    availability_start_ms: Option<i64>,
+}
+
+/// How many period starts are remembered (far more discontinuities than a live window holds).
+const PERIOD_CAPACITY: usize = 64;
+
+/// The start of one run of segments without a discontinuity (a DASH Period, ISO/IEC 23009-1 §5.3.2):
+/// the leader's first segment of the run, when it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeriodStart {
+    /// Msn of the first segment of the period (every rendition's segments from this msn on belong to it).
+    pub first_msn: u64,
+    /// Wall-clock time of the leader's first sample, Unix ms (its EXT-X-PROGRAM-DATE-TIME).
+    pub start_ms: i64,
+    /// Presentation time of that sample on the output timeline, 90 kHz ticks.
+    pub pts_90k: i64,
 }
 
 /// One leader segment start on the shared grid.
@@ -93,7 +115,22 @@ impl StreamPackager {
             anchor: None,
             input_offset_90k: None,
             is_ended: false,
+            periods: VecDeque::new(),
+            pending_period_msn: None,
+            availability_start_ms: None,
         }
+    }
+
+    /// The wall-clock start of the stream's first segment (Unix ms), once there is one: the DASH
+    /// `MPD@availabilityStartTime`, against which every period start is measured.
+    pub fn availability_start_ms(&self) -> Option<i64> {
+        self.availability_start_ms
+    }
+
+    /// The period starts, oldest first: the first one is the stream's first segment, each later one a
+    /// segment after a discontinuity (re-publish or new track configuration). Stable once listed.
+    pub fn periods(&self) -> &VecDeque<PeriodStart> {
+        &self.periods
     }
 
     /// The configuration.
@@ -431,7 +468,27 @@ impl StreamPackager {
             let anchor = *self.anchor.get_or_insert((now_ms, pts_90k));
             let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
             let r = &mut self.renditions[idx];
-            r.open_segment(msn, frame.dts, pdt_ms, frame.is_keyframe);
+            r.open_segment(msn, frame.dts, frame.pts, pdt_ms, frame.is_keyframe);
+            // A discontinuity opens a period unless the current period already starts at or after it.
+            if r.segments().back().is_some_and(|s| s.is_discontinuity)
+                && self.periods.back().is_none_or(|p| msn > p.first_msn)
+            {
+                self.pending_period_msn = Some(self.pending_period_msn.map_or(msn, |p| p.min(msn)));
+            }
+            if is_leader
+                && (self.periods.is_empty() || self.pending_period_msn.is_some_and(|p| msn >= p))
+            {
+                if self.periods.len() >= PERIOD_CAPACITY {
+                    self.periods.pop_front();
+                }
+                self.periods.push_back(PeriodStart {
+                    first_msn: self.pending_period_msn.map_or(msn, |p| p.min(msn)),
+                    start_ms: pdt_ms,
+                    pts_90k,
+                });
+                self.pending_period_msn = None;
+                self.availability_start_ms.get_or_insert(pdt_ms);
+            }
             if is_leader {
                 self.next_msn = self.next_msn.max(msn + 1);
                 if self.grid.len() >= GRID_CAPACITY {

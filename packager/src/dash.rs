@@ -1,0 +1,386 @@
+//! MPEG-DASH rendering: a dynamic MPD (ISO/IEC 23009-1; DASH-IF IOP and its low-latency guidelines)
+//! over the same CMAF init segments and segments that LL-HLS serves.
+//!
+//! Built as a [`dash_mpd_core::MPD`] and serialized by that library; no XML is written by hand.
+//!
+//! Object names, relative to `/live/{name}/` (the same objects as [`crate::hls`]):
+//! - `manifest.mpd` — the MPD;
+//! - `{rendition}/init-{id}.mp4` — init segment; `{rendition}/{msn}.m4s` — segment, addressed by
+//!   `$Number$` = the HLS media sequence number;
+//! - `time` — the clock of `UTCTiming` (`urn:mpeg:dash:utc:http-xsdate:2014`), served by the origin.
+//!
+//! Timing model (ISO/IEC 23009-1 §5.3.9.5, A.3): every period start is a wall-clock time measured from
+//! `MPD@availabilityStartTime`, which is the wall-clock time (EXT-X-PROGRAM-DATE-TIME) of the stream's
+//! first segment. A period's `presentationTimeOffset` is the presentation time of the leader's first
+//! sample in it, so a sample's presentation time maps to the same wall clock as its HLS program date
+//! time. `S@t` is a segment's earliest presentation time, `S@d` the distance to the next segment's.
+//!
+//! Low latency (DASH-IF low-latency modes, chunked segments): the segment in progress is listed as soon
+//! as its first CMAF chunk exists, with the duration segments usually have (corrected in the next MPD
+//! once it is cut); `availabilityTimeOffset` = target duration − part target and
+//! `availabilityTimeComplete="false"` let players request it then, and the origin sends it with chunked
+//! transfer, each chunk as it is produced. A `ServiceDescription` carries the target latency and the
+//! playback-rate bounds, and each Representation a `ProducerReferenceTime` tying the period's first
+//! presentation time to its wall clock.
+//!
+//! Periods: each discontinuity (re-publish, new track configuration) starts a new Period, with its own
+//! init segment and timeline, so players re-initialise there.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use dash_mpd_core as mpd;
+use media::{CodecConfig, TrackKind, time::rescale};
+
+use crate::{
+    rendition::{Rendition, Segment},
+    stream::{PeriodStart, StreamPackager},
+};
+
+/// The `UTCTiming` scheme used: an HTTP GET answering an xs:dateTime (ISO/IEC 23009-1 §5.8.5.7).
+pub const UTC_TIMING_SCHEME: &str = "urn:mpeg:dash:utc:http-xsdate:2014";
+/// Where the `UTCTiming` clock is, relative to the MPD (the origin serves it next to every MPD, so a
+/// path prefix such as a playback token carries through).
+pub const UTC_TIMING_PATH: &str = "time";
+
+/// DASH settings that are not the packager's cutting rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashConfig {
+    /// Target live latency for players (`ServiceDescription/Latency@target`, `suggestedPresentationDelay`).
+    /// `None`: three part targets (the LL-HLS PART-HOLD-BACK).
+    pub target_latency: Option<Duration>,
+    /// Slowest playback rate a player may use to keep the target latency (`PlaybackRate@min`, default 0.96).
+    pub min_playback_rate: f64,
+    /// Fastest playback rate a player may use to catch up (`PlaybackRate@max`, default 1.04).
+    pub max_playback_rate: f64,
+}
+
+impl Default for DashConfig {
+    fn default() -> Self {
+        Self {
+            target_latency: None,
+            min_playback_rate: 0.96,
+            max_playback_rate: 1.04,
+        }
+    }
+}
+
+impl DashConfig {
+    /// The target latency in use for a packager configured with `part_target`.
+    pub fn effective_target_latency(&self, part_target: Duration) -> Duration {
+        self.target_latency.unwrap_or(part_target * 3)
+    }
+}
+
+/// `MPD@profiles`: ISO live profile and CMAF (ISO/IEC 23009-1 §8.4, §8.12).
+const PROFILES: &str = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
+const MPD_NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
+const AUDIO_CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
+
+/// Render the MPD of `stream` at wall-clock time `now_ms` (Unix ms, the `publishTime`), or `None`
+/// before the stream is ready (no complete segment yet).
+///
+/// While live: `type="dynamic"` with `minimumUpdatePeriod` = the part target, `timeShiftBufferDepth`
+/// = the live window (window segments × target duration). Once ended: still dynamic (players keep their
+/// place) but with no `minimumUpdatePeriod`, a `mediaPresentationDuration` ending at the last segment,
+/// and no segment in progress, so players play to the end and stop.
+pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Option<String> {
+    let td = stream.target_duration_secs()?;
+    let ast_ms = stream.availability_start_ms()?;
+    let pcfg = stream.config();
+    let live = !stream.is_ended();
+    let target_latency = cfg.effective_target_latency(pcfg.part_target);
+    let ato = Duration::from_secs(u64::from(td)).saturating_sub(pcfg.part_target);
+
+    let periods: Vec<PeriodStart> = stream.periods().iter().copied().collect();
+    let mut out_periods = Vec::new();
+    let mut presentation_end = Duration::ZERO;
+    let mut longest_segment = Duration::from_secs(u64::from(td));
+    for (i, p) in periods.iter().enumerate() {
+        let end_msn = periods.get(i + 1).map_or(u64::MAX, |n| n.first_msn);
+        let start = Duration::from_millis(u64::try_from(p.start_ms - ast_ms).unwrap_or(0));
+        let mut video = Vec::new();
+        let mut audio = Vec::new();
+        for r in stream.renditions() {
+            let Some(rep) = representation(stream, r, p, end_msn, live, ato, td) else {
+                continue;
+            };
+            presentation_end = presentation_end.max(start + rep.1);
+            longest_segment = longest_segment.max(rep.2);
+            match r.kind() {
+                TrackKind::Video => video.push(rep.0),
+                TrackKind::Audio => audio.push(rep.0),
+            }
+        }
+        if video.is_empty() && audio.is_empty() {
+            continue;
+        }
+        let mut adaptations = Vec::new();
+        if !video.is_empty() {
+            adaptations.push(video_adaptation(video));
+        }
+        if !audio.is_empty() {
+            adaptations.push(audio_adaptation(audio));
+        }
+        out_periods.push(mpd::Period {
+            id: Some(format!("p{}", p.first_msn)),
+            start: Some(start),
+            adaptations,
+            ..Default::default()
+        });
+    }
+    if out_periods.is_empty() {
+        return None;
+    }
+
+    let latency_ms = target_latency.as_millis() as f64;
+    let doc = mpd::MPD {
+        xmlns: Some(MPD_NAMESPACE.into()),
+        profiles: Some(PROFILES.into()),
+        mpdtype: Some("dynamic".into()),
+        availabilityStartTime: Some(datetime(ast_ms)),
+        publishTime: Some(datetime(now_ms)),
+        minimumUpdatePeriod: live.then_some(pcfg.part_target),
+        mediaPresentationDuration: (!live).then_some(presentation_end),
+        minBufferTime: Some(pcfg.part_target * 2),
+        timeShiftBufferDepth: Some(Duration::from_secs(
+            u64::from(td) * pcfg.window_segments as u64,
+        )),
+        suggestedPresentationDelay: Some(target_latency),
+        // The target duration, or longer when an audio segment (cut at the AAC frame nearest the
+        // video's cut) runs a few ms past it.
+        maxSegmentDuration: Some(longest_segment),
+        ServiceDescription: vec![mpd::ServiceDescription {
+            id: Some("0".into()),
+            Latency: vec![mpd::Latency {
+                // Latency@target/min/max are in milliseconds (ISO/IEC 23009-1 Annex K).
+                target: Some(latency_ms),
+                min: Some((pcfg.part_target.as_millis() as f64).min(latency_ms)),
+                max: Some(latency_ms.max(f64::from(td) * 1000.0 * 2.0)),
+                referenceId: Some("0".into()),
+            }],
+            PlaybackRate: vec![mpd::PlaybackRate {
+                min: Some(cfg.min_playback_rate),
+                max: Some(cfg.max_playback_rate),
+            }],
+            ..Default::default()
+        }],
+        periods: out_periods,
+        UTCTiming: vec![mpd::UTCTiming {
+            schemeIdUri: UTC_TIMING_SCHEME.into(),
+            value: Some(UTC_TIMING_PATH.into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Some(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{doc}\n"
+    ))
+}
+
+/// One Representation of rendition `r` in period `p` (segments with msn in `p.first_msn..end_msn`),
+/// and how long its media lasts from the period start. `None` when it has no segment there.
+fn representation(
+    stream: &StreamPackager,
+    r: &Rendition,
+    p: &PeriodStart,
+    end_msn: u64,
+    live: bool,
+    ato: Duration,
+    td_secs: u32,
+) -> Option<(mpd::Representation, Duration, Duration)> {
+    let ts = r.timescale();
+    let mut segs: Vec<&Segment> = r
+        .segments()
+        .iter()
+        .filter(|s| s.msn >= p.first_msn && s.msn < end_msn)
+        .filter(|s| s.is_complete || (live && !s.parts.is_empty()))
+        .collect();
+    // One init segment per Representation: a change within a period (which a discontinuity prevents)
+    // would keep only the latest run.
+    let init_id = segs.last()?.init_id;
+    if let Some(k) = segs.iter().rposition(|s| s.init_id != init_id) {
+        segs.drain(..=k);
+    }
+    // Timeline times are unsigned: media before presentation time 0 cannot be listed.
+    segs.retain(|s| s.earliest_pts >= 0);
+    let first = segs.first()?;
+    let pto = rescale(p.pts_90k, 90_000, ts).max(0);
+
+    let usual = typical_duration(stream, r);
+    let mut timeline: Vec<mpd::S> = Vec::new();
+    let mut media_end = 0i64;
+    let mut longest = 0i64;
+    for (k, s) in segs.iter().enumerate() {
+        let t = s.earliest_pts;
+        let next_t = segs.get(k + 1).map(|n| n.earliest_pts).filter(|n| *n > t);
+        let d = match (s.is_complete, next_t) {
+            (true, Some(n)) => n - t,
+            (true, None) => i64::try_from(s.duration_ticks()).unwrap_or(i64::MAX),
+            // In progress: the usual duration, or longer if it already lasts that long.
+            (false, _) => {
+                let so_far = i64::try_from(s.duration_ticks()).unwrap_or(0);
+                let part = crate::stream::duration_ticks(stream.config().part_target, ts);
+                let longest = i64::from(td_secs) * i64::from(ts);
+                if so_far + part / 2 > usual {
+                    (so_far + part).min(longest.max(so_far))
+                } else {
+                    usual
+                }
+            }
+        }
+        .max(1);
+        media_end = t + d;
+        longest = longest.max(d);
+        push_s(&mut timeline, t as u64, d as u64);
+    }
+    let media_secs = (media_end - pto).max(0) as f64 / f64::from(ts);
+
+    let (peak, _) = crate::hls::measured_bitrates(r).unwrap_or((0, 0));
+    let bandwidth = peak.div_ceil(1000).max(1) * 1000;
+    // The configuration the period's segments were made with (a later change starts a later period).
+    let track = r.init_track(init_id).unwrap_or(r.track());
+    let mut rep = mpd::Representation {
+        id: Some(r.name().to_owned()),
+        bandwidth: Some(bandwidth),
+        codecs: Some(track.config.rfc6381()),
+        ProducerReferenceTime: vec![mpd::ProducerReferenceTime {
+            id: Some("0".into()),
+            prtType: Some("encoder".into()),
+            wallClockTime: Some(datetime(p.start_ms)),
+            presentationTime: Some(pto as u64),
+            ..Default::default()
+        }],
+        SegmentTemplate: Some(mpd::SegmentTemplate {
+            media: Some(format!("{}/$Number$.m4s", r.name())),
+            initialization: Some(format!("{}/init-{init_id}.mp4", r.name())),
+            startNumber: Some(first.msn),
+            timescale: Some(u64::from(ts)),
+            presentationTimeOffset: Some(pto as u64),
+            availabilityTimeOffset: (live && !ato.is_zero()).then_some(ato.as_secs_f64()),
+            availabilityTimeComplete: live.then_some(false),
+            SegmentTimeline: Some(mpd::SegmentTimeline { segments: timeline }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    match &track.config {
+        CodecConfig::Aac(a) => {
+            rep.audioSamplingRate = Some(a.sample_rate.to_string());
+            rep.AudioChannelConfiguration = vec![mpd::AudioChannelConfiguration {
+                schemeIdUri: AUDIO_CHANNEL_SCHEME.into(),
+                value: Some(a.channels.max(1).to_string()),
+                ..Default::default()
+            }];
+        }
+        cfg => {
+            if let Some(v) = cfg.video_params() {
+                rep.width = Some(u64::from(v.width));
+                rep.height = Some(u64::from(v.height));
+                rep.sar = Some("1:1".into());
+                rep.frameRate = Some(match v.frame_rate {
+                    Some((n, d)) if n > 0 && d > 0 => {
+                        if n % d == 0 {
+                            (n / d).to_string()
+                        } else {
+                            format!("{n}/{d}")
+                        }
+                    }
+                    _ => {
+                        let fps = f64::from(ts) / r.est_duration_ticks().max(1) as f64;
+                        format!("{}", fps.round().max(1.0))
+                    }
+                });
+            }
+        }
+    }
+    // Whole milliseconds, rounded up.
+    let longest_ms = u64::try_from(longest)
+        .unwrap_or(0)
+        .saturating_mul(1000)
+        .div_ceil(u64::from(ts));
+    Some((
+        rep,
+        Duration::from_secs_f64(media_secs),
+        Duration::from_millis(longest_ms),
+    ))
+}
+
+/// The duration segments of `r` usually have, ticks: the last complete segment's, else the segment
+/// target.
+fn typical_duration(stream: &StreamPackager, r: &Rendition) -> i64 {
+    let segs = r.segments();
+    let complete: Vec<&Segment> = segs.iter().filter(|s| s.is_complete).collect();
+    match complete.as_slice() {
+        [.., a, b] if b.earliest_pts > a.earliest_pts && !b.is_discontinuity => {
+            b.earliest_pts - a.earliest_pts
+        }
+        [.., b] => i64::try_from(b.duration_ticks()).unwrap_or(i64::MAX),
+        [] => crate::stream::duration_ticks(stream.config().segment_target, r.timescale()),
+    }
+    .max(1)
+}
+
+/// Append a segment to a SegmentTimeline, extending the last `S` (`@r`) when it is contiguous with
+/// the same duration (ISO/IEC 23009-1 §5.3.9.6).
+fn push_s(timeline: &mut Vec<mpd::S>, t: u64, d: u64) {
+    if let Some(last) = timeline.last_mut() {
+        let count = last.r.unwrap_or(0) as u64 + 1;
+        let end = last.t.unwrap_or(0) + last.d * count;
+        if last.d == d && end == t {
+            last.r = Some(count as i64);
+            return;
+        }
+    }
+    timeline.push(mpd::S {
+        t: Some(t),
+        d,
+        ..Default::default()
+    });
+}
+
+fn video_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
+    mpd::AdaptationSet {
+        id: Some("0".into()),
+        contentType: Some("video".into()),
+        mimeType: Some("video/mp4".into()),
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        maxWidth: reps.iter().filter_map(|r| r.width).max(),
+        maxHeight: reps.iter().filter_map(|r| r.height).max(),
+        representations: reps,
+        ..Default::default()
+    }
+}
+
+fn audio_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
+    mpd::AdaptationSet {
+        id: Some("1".into()),
+        contentType: Some("audio".into()),
+        mimeType: Some("audio/mp4".into()),
+        lang: Some("und".into()),
+        segmentAlignment: Some(true),
+        startWithSAP: Some(1),
+        Role: vec![mpd::Role {
+            schemeIdUri: ROLE_SCHEME.into(),
+            value: Some("main".into()),
+            ..Default::default()
+        }],
+        representations: reps,
+        ..Default::default()
+    }
+}
+
+/// Unix milliseconds as an xs:dateTime.
+fn datetime(unix_ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(unix_ms).unwrap_or_default()
+}
+
+/// The `UTCTiming` clock's answer for `unix_ms`: an xs:dateTime with milliseconds, e.g.
+/// `2026-11-22T05:10:11.123Z`.
+pub fn format_utc_time(unix_ms: i64) -> String {
+    datetime(unix_ms)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}

@@ -1,0 +1,281 @@
+//! End to end: an RTMP publish served as low-latency DASH over the same CMAF objects as LL-HLS. The MPD
+//! is parsed with `dash-mpd-core` and checked against the objects the origin serves (parsed with
+//! `mp4-atom`), FFmpeg reads it, the segment in progress arrives chunk by chunk, and dash.js and Shaka
+//! Player play it in headless Chromium.
+
+mod common;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use common::*;
+use dash_mpd_core as mpd;
+use http_body_util::{BodyExt, Empty};
+use hyper::StatusCode;
+
+const FFMPEG: &str = "ffmpeg";
+
+/// Fetch and parse the MPD; checks its HTTP headers and the library's conformity rules.
+async fn fetch_mpd(url: &str) -> (mpd::MPD, String) {
+    let r = get(url).await;
+    assert_eq!(r.status, StatusCode::OK, "{url}");
+    assert_eq!(r.header("content-type"), "application/dash+xml");
+    let text = r.text();
+    let m = mpd::parse(&text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
+    let problems = mpd::check_conformity(&m);
+    assert!(problems.is_empty(), "{problems:?}\n{text}");
+    (m, text)
+}
+
+/// (number, t, d) of every segment a SegmentTemplate's timeline lists.
+fn listed(st: &mpd::SegmentTemplate) -> Vec<(u64, u64, u64)> {
+    let mut out = Vec::new();
+    let mut number = st.startNumber.unwrap_or(1);
+    let mut t = 0;
+    for s in &st
+        .SegmentTimeline
+        .as_ref()
+        .expect("SegmentTimeline")
+        .segments
+    {
+        t = s.t.unwrap_or(t);
+        for _ in 0..=s.r.unwrap_or(0) {
+            out.push((number, t, s.d));
+            number += 1;
+            t += s.d;
+        }
+    }
+    out
+}
+
+/// Earliest presentation time of a CMAF segment from its bytes: over every sample of every chunk,
+/// `tfdt` + preceding durations + composition offset, the minimum (ISO/IEC 14496-12 §8.8.12, §8.8.8).
+fn earliest_presentation_time(bytes: &[u8]) -> i64 {
+    use mp4_atom::{Any, DecodeMaybe};
+    let mut best = i64::MAX;
+    let mut buf = bytes;
+    while !buf.is_empty() {
+        let atom = Any::decode_maybe(&mut buf)
+            .expect("box parses")
+            .expect("complete box");
+        if let Any::Moof(moof) = atom {
+            let traf = &moof.traf[0];
+            let mut dts = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time as i64;
+            for e in traf.trun.iter().flat_map(|t| t.samples.iter()) {
+                best = best.min(dts + e.cts.unwrap_or(0));
+                dts += i64::from(e.duration.unwrap_or(0));
+            }
+        }
+    }
+    best
+}
+
+/// The Representations of the MPD's last period: (id, SegmentTemplate).
+fn representations(m: &mpd::MPD) -> Vec<(String, mpd::SegmentTemplate)> {
+    let period = m.periods.last().expect("a period");
+    period
+        .adaptations
+        .iter()
+        .flat_map(|a| a.representations.iter())
+        .map(|r| {
+            (
+                r.id.clone().expect("Representation@id"),
+                r.SegmentTemplate.clone().expect("SegmentTemplate"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mpd_lists_exactly_the_segments_the_origin_serves() {
+    let server = start_server("[streams]\nreconnect_grace = \"1s\"\n").await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let mut publisher = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/dash", server.rtmp_addr),
+    );
+    let base = format!("http://{}/live/dash/", server.http_addr);
+    let first = wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(15))
+        .await
+        .expect("MPD");
+    assert_eq!(first.header("cache-control"), "public, max-age=1");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    let (m, text) = fetch_mpd(&format!("{base}manifest.mpd")).await;
+    eprintln!("{text}");
+    assert_eq!(m.mpdtype.as_deref(), Some("dynamic"));
+    assert!(m.minimumUpdatePeriod.is_some() && m.timeShiftBufferDepth.is_some());
+    assert!(m.suggestedPresentationDelay.is_some());
+    let ast = m.availabilityStartTime.expect("availabilityStartTime");
+    let publish = m.publishTime.expect("publishTime");
+    let now_ms = estuary::hub::unix_ms();
+    assert!(publish.timestamp_millis() <= now_ms && publish > ast);
+    assert!(!m.ServiceDescription.is_empty());
+
+    // The UTCTiming clock is served next to the MPD and agrees with ours.
+    let timing = &m.UTCTiming[0];
+    assert_eq!(timing.schemeIdUri, "urn:mpeg:dash:utc:http-xsdate:2014");
+    let clock = get(&format!("{base}{}", timing.value.as_deref().unwrap())).await;
+    assert_eq!(clock.status, StatusCode::OK);
+    assert_eq!(clock.header("cache-control"), "no-store");
+    let served = chrono::DateTime::parse_from_rfc3339(clock.text().trim()).expect("xs:dateTime");
+    assert!((served.timestamp_millis() - estuary::hub::unix_ms()).abs() < 1000);
+
+    let reps = representations(&m);
+    assert_eq!(
+        reps.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["source", "audio"]
+    );
+    let mut checked = 0;
+    for (id, st) in &reps {
+        let init_url = format!("{base}{}", st.initialization.as_deref().unwrap());
+        let init = get(&init_url).await;
+        assert_eq!(init.status, StatusCode::OK, "{init_url}");
+        assert_eq!(st.availabilityTimeComplete, Some(false));
+        assert!(st.availabilityTimeOffset.unwrap() > 0.0);
+        let segments = listed(st);
+        assert!(segments.len() >= 4, "{id}: {segments:?}");
+        for (k, (number, t, d)) in segments.iter().enumerate() {
+            let url = format!(
+                "{base}{}",
+                st.media
+                    .as_deref()
+                    .unwrap()
+                    .replace("$Number$", &number.to_string())
+            );
+            let seg = get(&url).await;
+            assert_eq!(seg.status, StatusCode::OK, "{url}");
+            assert_eq!(
+                seg.header("cache-control"),
+                "public, max-age=31536000, immutable"
+            );
+            let ept = earliest_presentation_time(&seg.body);
+            assert_eq!(
+                ept, *t as i64,
+                "{id} {number}: S@t is the segment's tfdt-derived EPT"
+            );
+            if let Some((_, next_t, _)) = segments.get(k + 1) {
+                assert_eq!(t + d, *next_t, "{id} {number}: timeline is contiguous");
+            }
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} listed segments fetched and checked");
+
+    // FFmpeg reads the MPD and decodes both tracks.
+    let probe = probe_first(
+        &format!("{base}manifest.mpd"),
+        Some("v:0"),
+        "stream=codec_name,width,height",
+    )
+    .await;
+    assert_eq!(probe, "h264,1280,720");
+    let out = ffmpeg_decode(&format!("{base}manifest.mpd"), Some(4)).await;
+    assert!(
+        out.status.success(),
+        "ffmpeg -i manifest.mpd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The publisher goes away: once the grace period is over the MPD still parses, with a duration, no
+    // update period and every listed segment complete.
+    drop(publisher.0.kill());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        let (m, text) = fetch_mpd(&format!("{base}manifest.mpd")).await;
+        if m.mediaPresentationDuration.is_some() {
+            break (m, text);
+        }
+        assert!(Instant::now() < deadline, "MPD never ended:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(ended.0.minimumUpdatePeriod.is_none(), "{}", ended.1);
+    for (id, st) in representations(&ended.0) {
+        assert_eq!(st.availabilityTimeComplete, None, "{id}");
+        let (number, _, _) = *listed(&st).last().unwrap();
+        let url = format!("{base}{id}/{number}.m4s");
+        assert_eq!(get(&url).await.status, StatusCode::OK, "{url}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn segment_in_progress_arrives_chunk_by_chunk() {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let server = start_server("").await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let _publisher = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/chunked", server.rtmp_addr),
+    );
+    let base = format!("http://{}/live/chunked/", server.http_addr);
+    wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(15))
+        .await
+        .expect("MPD");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut ttfb_ms = Vec::new();
+    let mut complete_ms = Vec::new();
+    for _ in 0..3 {
+        // The segment after the one in progress: requested before it exists, as a player with
+        // availabilityTimeOffset may; it is answered from its first chunk on.
+        let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
+        let (_, st) = &representations(&m)[0];
+        let (last, _, _) = *listed(st).last().unwrap();
+        let number = last + 1;
+        let url = format!("{base}source/{number}.m4s");
+        let start = Instant::now();
+        let resp = client
+            .request(
+                hyper::Request::get(url.as_str())
+                    .body(Empty::new())
+                    .unwrap(),
+            )
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers().get("content-length").is_none());
+        assert_eq!(
+            resp.headers()
+                .get("transfer-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some("chunked")
+        );
+        let mut body = resp.into_body();
+        let mut first = None;
+        let mut arrivals = 0;
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.expect("body frame");
+            if let Some(data) = frame.data_ref() {
+                first.get_or_insert(start.elapsed());
+                arrivals += 1;
+                bytes.extend_from_slice(data);
+            }
+        }
+        let done = start.elapsed();
+        let first = first.expect("some bytes");
+        // Byte-identical to the complete segment served afterwards.
+        let again = get(&url).await;
+        assert_eq!(again.body.as_ref(), bytes.as_slice(), "{url}");
+        assert_eq!(again.header("content-length"), bytes.len().to_string());
+        let parts = chunks(&bytes).len();
+        eprintln!(
+            "segment {number}: first byte after {first:?}, complete after {done:?}, {parts} chunks \
+             in {arrivals} body frames"
+        );
+        assert!(parts >= 3, "{parts} chunks");
+        assert!(
+            done >= first + Duration::from_millis(900),
+            "the first chunk came well before the segment was complete: {first:?} vs {done:?}"
+        );
+        ttfb_ms.push(first.as_millis());
+        complete_ms.push(done.as_millis());
+    }
+    eprintln!("time to first byte (ms): {ttfb_ms:?}; to the last byte: {complete_ms:?}");
+}
