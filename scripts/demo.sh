@@ -138,13 +138,16 @@ cat <<EOF
 
   Estuary is running. Play the stream:
 
-    http://$HOST:$HTTP_PORT/live/$NAME/index.m3u8
-    ($LOCAL_URL on this machine)
+    LL-HLS: http://$HOST:$HTTP_PORT/live/$NAME/index.m3u8
+            ($LOCAL_URL on this machine)
+    DASH:   http://$HOST:$HTTP_PORT/live/$NAME/manifest.mpd
 
   ffplay:   ffplay -fflags nobuffer http://$HOST:$HTTP_PORT/live/$NAME/index.m3u8
   hls.js:   open https://hlsjs.video-dev.org/demo/ and paste the URL above
             (needs the origin's CORS headers), or run the headless check:
             node tests/browser/play-hls.mjs --url $LOCAL_URL --seconds 20 --low-latency
+  dash.js:  node tests/browser/play-dash.mjs --player dashjs --low-latency \\
+              --url http://127.0.0.1:$HTTP_PORT/live/$NAME/manifest.mpd --seconds 20
   publish your own: OBS server rtmp://$HOST:$RTMP_PORT/live, stream key <name>
 
   Logs: target/demo/estuary.log, target/demo/ffmpeg.log. Ctrl-C stops everything.
