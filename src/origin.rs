@@ -406,15 +406,12 @@ impl Origin {
             Object::Mpd => {
                 let dash = &self.hub.config().dash;
                 let body = self
-                    .wait_for(&entry, self.ready_timeout(), |st| {
-                        Ok(if st.packager.is_ready() || st.packager.is_ended() {
-                            Some(())
-                        } else {
-                            None
-                        })
+                    .wait_for(&entry, self.ready_timeout(), |st| match st.mpd(dash) {
+                        Some(b) => Ok(Some(b)),
+                        None if st.packager.is_ended() => Err(OriginError::NotFound),
+                        None => Ok(None),
                     })
-                    .await
-                    .and_then(|()| entry.lock().mpd(dash).ok_or(OriginError::NotFound))?;
+                    .await?;
                 let ended = entry.lock().packager.is_ended();
                 Ok(Reply {
                     status: StatusCode::OK,

@@ -279,3 +279,91 @@ async fn segment_in_progress_arrives_chunk_by_chunk() {
     }
     eprintln!("time to first byte (ms): {ttfb_ms:?}; to the last byte: {complete_ms:?}");
 }
+
+/// Print a player report's headline numbers (they go into the issue notes).
+fn summary(r: &serde_json::Value) -> String {
+    let keys = [
+        "player",
+        "ok",
+        "played_seconds",
+        "stalls",
+        "stall_seconds",
+        "latency_avg",
+        "latency_min",
+        "latency_max",
+        "target_latency",
+        "playback_rate_min",
+        "playback_rate_max",
+        "levels_played",
+        "switch_requests",
+        "http_errors",
+        "video_freezes",
+        "errors",
+    ];
+    keys.iter()
+        .map(|k| format!("{k}={}", r[*k]))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ladder_plays_in_dash_js_low_latency_and_shaka_without_a_stall() {
+    let server = start_server("[transcode]\nenabled = true\nencoder = \"auto\"\n").await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let _publisher = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/dashladder", server.rtmp_addr),
+    );
+    let url = format!("http://{}/live/dashladder/manifest.mpd", server.http_addr);
+    wait_for_200(&url, Duration::from_secs(15))
+        .await
+        .expect("MPD");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (m, _) = fetch_mpd(&url).await;
+    let heights: Vec<u64> = m.periods[0].adaptations[0]
+        .representations
+        .iter()
+        .filter_map(|r| r.height)
+        .collect();
+    assert_eq!(heights, [720, 480, 360]);
+
+    // dash.js in low-latency mode (2 s segments, 0.5 s chunks, target 1.5 s from the ServiceDescription),
+    // its own ABR.
+    let u = url.clone();
+    let dashjs = blocking(move || play_dash("dashjs", &u, 24, &["--low-latency"])).await;
+    eprintln!("dash.js: {}", summary(&dashjs));
+    assert_eq!(dashjs["ok"], true, "{dashjs}");
+    assert_eq!(dashjs["stalls"], 0, "{dashjs}");
+    assert_eq!(dashjs["http_errors"], 0, "{dashjs}");
+    assert!(
+        dashjs["played_seconds"].as_f64().unwrap() >= 22.0,
+        "{dashjs}"
+    );
+    assert_eq!(dashjs["target_latency"], 1.5, "{dashjs}");
+    let latency = dashjs["latency_avg"].as_f64().expect("latency");
+    assert!(
+        (0.5..3.0).contains(&latency),
+        "dash.js live latency {latency}: {dashjs}"
+    );
+
+    // Shaka Player in low-latency mode, forced through every rendition.
+    let u = url.clone();
+    let shaka =
+        blocking(move || play_dash("shaka", &u, 24, &["--low-latency", "--switch-every", "6"]))
+            .await;
+    eprintln!("Shaka: {}", summary(&shaka));
+    assert_eq!(shaka["ok"], true, "{shaka}");
+    assert_eq!(shaka["stalls"], 0, "{shaka}");
+    assert_eq!(shaka["http_errors"], 0, "{shaka}");
+    assert!(shaka["played_seconds"].as_f64().unwrap() >= 21.0, "{shaka}");
+    assert!(shaka["latency_avg"].as_f64().is_some(), "{shaka}");
+    let played: Vec<u64> = shaka["levels_played"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["seconds"].as_f64().unwrap_or(0.0) > 1.0)
+        .filter_map(|l| l["height"].as_u64())
+        .collect();
+    assert_eq!(played.len(), 3, "every rendition played: {shaka}");
+}

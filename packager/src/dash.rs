@@ -20,8 +20,12 @@
 //! once it is cut); `availabilityTimeOffset` = target duration − part target and
 //! `availabilityTimeComplete="false"` let players request it then, and the origin sends it with chunked
 //! transfer, each chunk as it is produced. A `ServiceDescription` carries the target latency and the
-//! playback-rate bounds, and each Representation a `ProducerReferenceTime` tying the period's first
-//! presentation time to its wall clock.
+//! playback-rate bounds.
+//!
+//! No `ProducerReferenceTime`: the availability timeline already *is* the wall clock at ingest (the
+//! only producer clock an RTMP or SRT input gives us), so a PRT would only restate it, and Shaka 5
+//! reads `PRT@presentationTime` without subtracting `presentationTimeOffset` (dash.js, following
+//! ETSI TS 103 285 §10.20.4, does), which skews its latency by the offset.
 //!
 //! Periods: each discontinuity (re-publish, new track configuration) starts a new Period, with its own
 //! init segment and timeline, so players re-initialise there.
@@ -79,7 +83,9 @@ const AUDIO_CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configur
 const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
 
 /// Render the MPD of `stream` at wall-clock time `now_ms` (Unix ms, the `publishTime`), or `None`
-/// before the stream is ready (no complete segment yet).
+/// before the stream is ready: no complete segment yet, or a rendition's `@bandwidth` not yet known
+/// ([`Rendition::declared_bandwidth`]; waited for until the leader has two complete segments, then
+/// measured).
 ///
 /// While live: `type="dynamic"` with `minimumUpdatePeriod` = the part target, `timeShiftBufferDepth`
 /// = the live window (window segments × target duration). Once ended: still dynamic (players keep their
@@ -102,8 +108,14 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         let start = Duration::from_millis(u64::try_from(p.start_ms - ast_ms).unwrap_or(0));
         let mut video = Vec::new();
         let mut audio = Vec::new();
+        let mut undeclared = false;
         for r in stream.renditions() {
-            let Some(rep) = representation(stream, r, p, end_msn, live, ato, td) else {
+            let sig = Signalling {
+                live,
+                ato,
+                td_secs: td,
+            };
+            let Some(rep) = representation(stream, r, (p, end_msn), &sig, &mut undeclared) else {
                 continue;
             };
             presentation_end = presentation_end.max(start + rep.1);
@@ -115,6 +127,12 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         }
         if video.is_empty() && audio.is_empty() {
             continue;
+        }
+        // A rendition whose bit rate is not known yet (its first segment is still being cut) would
+        // have to be declared with a guess and corrected later: wait for it, for a segment or so.
+        let is_last = i + 1 == periods.len();
+        if undeclared && is_last && live && leader_complete_segments(stream, p.first_msn) < 2 {
+            return None;
         }
         let mut adaptations = Vec::new();
         if !video.is_empty() {
@@ -158,7 +176,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
                 target: Some(latency_ms),
                 min: Some((pcfg.part_target.as_millis() as f64).min(latency_ms)),
                 max: Some(latency_ms.max(f64::from(td) * 1000.0 * 2.0)),
-                referenceId: Some("0".into()),
+                referenceId: None,
             }],
             PlaybackRate: vec![mpd::PlaybackRate {
                 min: Some(cfg.min_playback_rate),
@@ -179,17 +197,27 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
     ))
 }
 
+/// What every Representation of one MPD shares.
+struct Signalling {
+    /// The stream is live (not ended).
+    live: bool,
+    /// `availabilityTimeOffset`.
+    ato: Duration,
+    /// Target duration, seconds.
+    td_secs: u32,
+}
+
 /// One Representation of rendition `r` in period `p` (segments with msn in `p.first_msn..end_msn`),
-/// and how long its media lasts from the period start. `None` when it has no segment there.
+/// how long its media lasts from the period start, and its longest segment. `None` when it has no
+/// segment there. Sets `undeclared` when its bit rate had to be measured.
 fn representation(
     stream: &StreamPackager,
     r: &Rendition,
-    p: &PeriodStart,
-    end_msn: u64,
-    live: bool,
-    ato: Duration,
-    td_secs: u32,
+    (p, end_msn): (&PeriodStart, u64),
+    sig: &Signalling,
+    undeclared: &mut bool,
 ) -> Option<(mpd::Representation, Duration, Duration)> {
+    let Signalling { live, ato, td_secs } = *sig;
     let ts = r.timescale();
     let mut segs: Vec<&Segment> = r
         .segments()
@@ -237,21 +265,22 @@ fn representation(
     }
     let media_secs = (media_end - pto).max(0) as f64 / f64::from(ts);
 
-    let (peak, _) = crate::hls::measured_bitrates(r).unwrap_or((0, 0));
-    let bandwidth = peak.div_ceil(1000).max(1) * 1000;
+    // @bandwidth must not change while the Period lasts: dash.js 5.2 re-sorts Representations by
+    // bandwidth on every MPD update and, when they reorder, stops loading video (measured).
+    let bandwidth = match r.declared_bandwidth(init_id) {
+        Some(b) => b,
+        None => {
+            *undeclared = true;
+            crate::hls::measured_bitrates(r).map_or(1, |(peak, _)| peak)
+        }
+    };
+    let bandwidth = bandwidth.div_ceil(1000).max(1) * 1000;
     // The configuration the period's segments were made with (a later change starts a later period).
     let track = r.init_track(init_id).unwrap_or(r.track());
     let mut rep = mpd::Representation {
         id: Some(r.name().to_owned()),
         bandwidth: Some(bandwidth),
         codecs: Some(track.config.rfc6381()),
-        ProducerReferenceTime: vec![mpd::ProducerReferenceTime {
-            id: Some("0".into()),
-            prtType: Some("encoder".into()),
-            wallClockTime: Some(datetime(p.start_ms)),
-            presentationTime: Some(pto as u64),
-            ..Default::default()
-        }],
         SegmentTemplate: Some(mpd::SegmentTemplate {
             media: Some(format!("{}/$Number$.m4s", r.name())),
             initialization: Some(format!("{}/init-{init_id}.mp4", r.name())),
@@ -305,6 +334,19 @@ fn representation(
         Duration::from_secs_f64(media_secs),
         Duration::from_millis(longest_ms),
     ))
+}
+
+/// Complete segments of the leader from msn `from` on.
+fn leader_complete_segments(stream: &StreamPackager, from: u64) -> usize {
+    stream
+        .leader()
+        .and_then(|l| stream.rendition(l))
+        .map_or(0, |r| {
+            r.segments()
+                .iter()
+                .filter(|s| s.msn >= from && s.is_complete)
+                .count()
+        })
 }
 
 /// The duration segments of `r` usually have, ticks: the last complete segment's, else the segment

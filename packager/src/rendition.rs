@@ -86,7 +86,11 @@ pub struct Rendition {
     track: TrackInfo,
     init_id: u64,
     /// Init segments still needed, with the track configuration each describes.
-    inits: VecDeque<(u64, Bytes, TrackInfo)>,
+    inits: VecDeque<InitEntry>,
+    /// Nominal bit rate (bit/s) declared by whoever produces the rendition (an encoder's max rate).
+    nominal_bandwidth: Option<u64>,
+    /// Lowest bit rate (bit/s) to declare when the bit rate is measured (see [`Self::declared_bandwidth`]).
+    bandwidth_floor: u64,
     segments: VecDeque<Segment>,
     /// Frames of the part in progress.
     pending: Vec<Frame>,
@@ -101,6 +105,27 @@ pub struct Rendition {
     is_ended: bool,
     window_segments: usize,
     counters: RenditionCounters,
+}
+
+/// One init segment and what its segments carry.
+#[derive(Debug)]
+struct InitEntry {
+    id: u64,
+    bytes: Bytes,
+    track: TrackInfo,
+    /// Bit rate (bit/s) of the first segment completed with this init segment.
+    first_segment_bps: Option<u64>,
+}
+
+impl InitEntry {
+    fn new(id: u64, track: &TrackInfo) -> Self {
+        Self {
+            id,
+            bytes: cmaf::write_init_segment(1, track),
+            track: track.clone(),
+            first_segment_bps: None,
+        }
+    }
 }
 
 /// How many ticks of DTS jitter the part prediction absorbs: 2 ms ([`crate::config::JITTER_TOLERANCE`]).
@@ -119,11 +144,12 @@ impl Rendition {
     ) -> Self {
         let kind = track.kind();
         let est = default_frame_duration(&track);
-        let init = cmaf::write_init_segment(1, &track);
         Self {
             name: name.into(),
             kind,
-            inits: VecDeque::from([(init_id, init, track.clone())]),
+            inits: VecDeque::from([InitEntry::new(init_id, &track)]),
+            nominal_bandwidth: None,
+            bandwidth_floor: 0,
             track,
             init_id,
             segments: VecDeque::new(),
@@ -182,16 +208,39 @@ impl Rendition {
 
     /// The init segment named `init-{id}.mp4`, while a segment in the window needs it.
     pub fn init(&self, id: u64) -> Option<&Bytes> {
-        self.inits
-            .iter()
-            .find(|(i, ..)| *i == id)
-            .map(|(_, b, _)| b)
+        self.inits.iter().find(|e| e.id == id).map(|e| &e.bytes)
     }
 
     /// The track configuration that init segment `id` describes (what its segments carry), while a
     /// segment in the window needs it.
     pub fn init_track(&self, id: u64) -> Option<&TrackInfo> {
-        self.inits.iter().find(|(i, ..)| *i == id).map(|(.., t)| t)
+        self.inits.iter().find(|e| e.id == id).map(|e| &e.track)
+    }
+
+    /// Declare the rendition's nominal bit rate (bit/s), e.g. its encoder's max rate; see
+    /// [`Self::declared_bandwidth`].
+    pub fn set_nominal_bandwidth(&mut self, bps: u64) {
+        self.nominal_bandwidth = Some(bps.max(1));
+    }
+
+    /// Declare the lowest bit rate (bit/s) a measured bit rate is raised to; see
+    /// [`Self::declared_bandwidth`].
+    pub fn set_bandwidth_floor(&mut self, bps: u64) {
+        self.bandwidth_floor = bps;
+    }
+
+    /// The bit rate (bit/s) to declare for the segments made with init segment `init_id`: the nominal
+    /// bit rate if one was declared, else the measured bit rate of the first segment completed with
+    /// that init segment (raised to the floor). Fixed once known, as a DASH Representation's
+    /// `@bandwidth` must be (players re-read it on every MPD update); `None` until then.
+    pub fn declared_bandwidth(&self, init_id: u64) -> Option<u64> {
+        self.nominal_bandwidth.or_else(|| {
+            self.inits
+                .iter()
+                .find(|e| e.id == init_id)?
+                .first_segment_bps
+                .map(|b| b.max(self.bandwidth_floor))
+        })
     }
 
     /// The init segment id of the segment in progress (or of the next one).
@@ -278,8 +327,7 @@ impl Rendition {
     /// Replace the track configuration (new resolution or codec): the next segment uses a new init segment
     /// named `init_id` and is preceded by a discontinuity. Call [`Self::cut`] before the next frame.
     pub fn change_track(&mut self, track: TrackInfo, init_id: u64) {
-        self.inits
-            .push_back((init_id, cmaf::write_init_segment(1, &track), track.clone()));
+        self.inits.push_back(InitEntry::new(init_id, &track));
         self.init_id = init_id;
         self.est_duration_ticks = default_frame_duration(&track);
         self.track = track;
@@ -356,6 +404,14 @@ impl Rendition {
             } else {
                 seg.is_complete = true;
                 self.counters.segments += 1;
+                let secs = seg.duration_ticks() as f64 / f64::from(self.track.timescale);
+                let bps =
+                    (secs > 0.0).then(|| (seg.size_bytes() as f64 * 8.0 / secs).ceil() as u64);
+                if let Some(e) = self.inits.iter_mut().find(|e| e.id == seg.init_id)
+                    && e.first_segment_bps.is_none()
+                {
+                    e.first_segment_bps = bps;
+                }
             }
         }
         self.prune();
@@ -490,12 +546,7 @@ impl Rendition {
             let _ = old;
         }
         let oldest_needed = self.segments.front().map_or(self.init_id, |s| s.init_id);
-        while self.inits.len() > 1
-            && self
-                .inits
-                .front()
-                .is_some_and(|(id, ..)| *id < oldest_needed)
-        {
+        while self.inits.len() > 1 && self.inits.front().is_some_and(|e| e.id < oldest_needed) {
             self.inits.pop_front();
         }
     }

@@ -66,6 +66,15 @@ pub struct StreamPackager {
     pending_period_msn: Option<u64>,
     /// Wall-clock start of the first period, Unix ms: the DASH availabilityStartTime.
     availability_start_ms: Option<i64>,
+    /// Declared bit rates: (rendition, nominal bit/s, floor bit/s).
+    bandwidths: Vec<(String, Option<u64>, u64)>,
+}
+
+fn apply_bandwidth(r: &mut Rendition, nominal_bps: Option<u64>, floor_bps: u64) {
+    if let Some(b) = nominal_bps {
+        r.set_nominal_bandwidth(b);
+    }
+    r.set_bandwidth_floor(floor_bps);
 }
 
 /// How many period starts are remembered (far more discontinuities than a live window holds).
@@ -118,6 +127,7 @@ impl StreamPackager {
             periods: VecDeque::new(),
             pending_period_msn: None,
             availability_start_ms: None,
+            bandwidths: Vec::new(),
         }
     }
 
@@ -224,12 +234,12 @@ impl StreamPackager {
                 }
             }
             None => {
-                self.renditions.push(Rendition::new(
-                    name,
-                    track,
-                    init_id,
-                    self.config.window_segments,
-                ));
+                let mut r = Rendition::new(name, track, init_id, self.config.window_segments);
+                if let Some((_, nominal, floor)) = self.bandwidths.iter().find(|(n, ..)| n == name)
+                {
+                    apply_bandwidth(&mut r, *nominal, *floor);
+                }
+                self.renditions.push(r);
                 let new = self.renditions.len() - 1;
                 let leader_is_video = self
                     .leader
@@ -242,6 +252,23 @@ impl StreamPackager {
                     self.leader = Some(new);
                 }
             }
+        }
+    }
+
+    /// Declare rendition `name`'s nominal bit rate (bit/s, e.g. an encoder's max rate) and the floor
+    /// a measured bit rate is raised to (see [`Rendition::declared_bandwidth`]). Kept for a rendition
+    /// declared later.
+    pub fn set_rendition_bandwidth(
+        &mut self,
+        name: &str,
+        nominal_bps: Option<u64>,
+        floor_bps: u64,
+    ) {
+        self.bandwidths.retain(|(n, ..)| n != name);
+        self.bandwidths
+            .push((name.to_owned(), nominal_bps, floor_bps));
+        if let Some(r) = self.renditions.iter_mut().find(|r| r.name() == name) {
+            apply_bandwidth(r, nominal_bps, floor_bps);
         }
     }
 

@@ -152,9 +152,7 @@ fn mpd_timeline_matches_the_segments_served() {
                     );
                 }
             }
-            let prt = &rep.ProducerReferenceTime[0];
-            assert_eq!(prt.presentationTime, Some(pto as u64));
-            assert_eq!(prt.wallClockTime, Some(ast));
+            assert!(rep.ProducerReferenceTime.is_empty());
         }
     }
     // Video and audio describe the same presentation interval to within one audio frame.
@@ -282,4 +280,24 @@ fn not_ready_means_no_mpd() {
     assert!(dash::render_mpd(&p, &DashConfig::default(), NOW_MS).is_none());
     feed(&mut p, 1.0, 60, 0);
     assert!(dash::render_mpd(&p, &DashConfig::default(), NOW_MS).is_none());
+}
+
+#[test]
+fn bandwidth_is_fixed_for_the_period_and_nominal_rates_win() {
+    let mut p = packager(PackagerConfig::default());
+    p.set_rendition_bandwidth("audio", Some(141_000), 0);
+    feed(&mut p, 5.0, 60, 0);
+    let bandwidths = |m: &mpd::MPD| -> Vec<(String, u64)> {
+        m.periods[0]
+            .adaptations
+            .iter()
+            .flat_map(|a| a.representations.iter())
+            .map(|r| (r.id.clone().unwrap(), r.bandwidth.unwrap()))
+            .collect()
+    };
+    let before = bandwidths(&render(&p));
+    assert_eq!(before[1], ("audio".to_owned(), 141_000));
+    // The video's first segment sets its bit rate; later segments (here the same size) never move it.
+    feed(&mut p, 8.0, 60, 5000);
+    assert_eq!(bandwidths(&render(&p)), before);
 }

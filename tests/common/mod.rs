@@ -358,8 +358,24 @@ pub fn play_hls_nice(url: &str, seconds: u32) -> serde_json::Value {
     play_hls_command(cmd, url, seconds, &[])
 }
 
-fn play_hls_command(
+fn play_hls_command(cmd: Command, url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--low-latency"];
+    args.extend_from_slice(extra);
+    run_player(cmd, "play-hls.mjs", url, seconds, &args)
+}
+
+/// Run the headless-Chromium DASH harness (tests/browser/play-dash.mjs) with `player` (`dashjs` or
+/// `shaka`) and return its JSON report.
+pub fn play_dash(player: &str, url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--player", player];
+    args.extend_from_slice(extra);
+    run_player(Command::new("node"), "play-dash.mjs", url, seconds, &args)
+}
+
+/// Run a browser harness script from tests/browser and parse the JSON line it prints.
+fn run_player(
     mut cmd: Command,
+    script: &str,
     url: &str,
     seconds: u32,
     extra: &[&str],
@@ -371,14 +387,7 @@ fn play_hls_command(
     );
     let out = cmd
         .current_dir(&dir)
-        .args([
-            "play-hls.mjs",
-            "--url",
-            url,
-            "--seconds",
-            &seconds.to_string(),
-            "--low-latency",
-        ])
+        .args([script, "--url", url, "--seconds", &seconds.to_string()])
         .args(extra)
         .output()
         .expect("node runs");
