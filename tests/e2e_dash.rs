@@ -73,7 +73,7 @@ fn earliest_presentation_time(bytes: &[u8]) -> i64 {
     best
 }
 
-/// The Representations of the MPD's last period: (id, SegmentTemplate).
+/// The Representations of the MPD's last period: (rendition, SegmentTemplate).
 fn representations(m: &mpd::MPD) -> Vec<(String, mpd::SegmentTemplate)> {
     let period = m.periods.last().expect("a period");
     period
@@ -81,8 +81,11 @@ fn representations(m: &mpd::MPD) -> Vec<(String, mpd::SegmentTemplate)> {
         .iter()
         .flat_map(|a| a.representations.iter())
         .map(|r| {
+            // Representation@id is `{rendition}-p{first msn of the period}`.
+            let id = r.id.clone().expect("Representation@id");
+            let rendition = id.rsplit_once("-p").expect("{rendition}-p{msn}").0;
             (
-                r.id.clone().expect("Representation@id"),
+                rendition.to_owned(),
                 r.SegmentTemplate.clone().expect("SegmentTemplate"),
             )
         })
@@ -366,4 +369,46 @@ async fn ladder_plays_in_dash_js_low_latency_and_shaka_without_a_stall() {
         .filter_map(|l| l["height"].as_u64())
         .collect();
     assert_eq!(played.len(), 3, "every rendition played: {shaka}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn players_recover_across_a_re_publish_period() {
+    let server = start_server("").await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let rtmp = format!("rtmp://{}/live/republish", server.rtmp_addr);
+    let url = format!("http://{}/live/republish/manifest.mpd", server.http_addr);
+    let mut publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
+    wait_for_200(&url, Duration::from_secs(15))
+        .await
+        .expect("MPD");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for player in ["dashjs", "shaka"] {
+        let u = url.clone();
+        let run =
+            tokio::task::spawn_blocking(move || play_dash(player, &u, 30, &["--low-latency"]));
+        // The publisher drops 10 s into playback and is back 2 s later (within the grace period).
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        drop(publisher.0.kill());
+        let _ = publisher.0.wait();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
+        let report = run.await.expect("player");
+        eprintln!("{player} across a re-publish: {}", summary(&report));
+        // The outage itself empties the buffer (no media for 2 s): one stall, then the player
+        // continues in the new Period and returns to low latency.
+        assert!(
+            report["fatal_errors"].as_array().unwrap().is_empty(),
+            "{report}"
+        );
+        assert!(report["stalls"].as_u64().unwrap() <= 1, "{report}");
+        assert!(report["stall_seconds"].as_f64().unwrap() < 6.0, "{report}");
+        assert!(
+            report["played_seconds"].as_f64().unwrap() >= 22.0,
+            "{report}"
+        );
+        assert!(report["latency_last"].as_f64().unwrap() < 4.0, "{report}");
+        assert_eq!(report["http_errors"], 0, "{report}");
+    }
+    let (m, text) = fetch_mpd(&url).await;
+    assert!(m.periods.len() >= 2, "a Period per publish:\n{text}");
 }

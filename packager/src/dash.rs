@@ -128,11 +128,21 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         if video.is_empty() && audio.is_empty() {
             continue;
         }
-        // A rendition whose bit rate is not known yet (its first segment is still being cut) would
-        // have to be declared with a guess and corrected later: wait for it, for a segment or so.
+        // A Period is published whole: a rendition that has no chunk in it yet, or whose bit rate is
+        // not known yet, is waited for (for at most two of the leader's segments) rather than added
+        // to the Period later or declared with a guess. (dash.js 5.2 keeps the AdaptationSets it first
+        // saw in a Period; one added later took the audio's place: a fatal MSE append error, measured.)
         let is_last = i + 1 == periods.len();
-        if undeclared && is_last && live && leader_complete_segments(stream, p.first_msn) < 2 {
-            return None;
+        let incomplete = video.len() + audio.len() < stream.renditions().count();
+        if (undeclared || incomplete)
+            && is_last
+            && live
+            && leader_complete_segments(stream, p.first_msn) < 2
+        {
+            if out_periods.is_empty() {
+                return None;
+            }
+            break;
         }
         let mut adaptations = Vec::new();
         if !video.is_empty() {
@@ -278,7 +288,9 @@ fn representation(
     // The configuration the period's segments were made with (a later change starts a later period).
     let track = r.init_track(init_id).unwrap_or(r.track());
     let mut rep = mpd::Representation {
-        id: Some(r.name().to_owned()),
+        // Unique across Periods: dash.js 5.2 otherwise carried the video Representation over to its
+        // audio StreamProcessor at a Period switch (a fatal MSE append error; measured).
+        id: Some(format!("{}-p{}", r.name(), p.first_msn)),
         bandwidth: Some(bandwidth),
         codecs: Some(track.config.rfc6381()),
         SegmentTemplate: Some(mpd::SegmentTemplate {

@@ -103,7 +103,9 @@ fn mpd_timeline_matches_the_segments_served() {
     for a in &period.adaptations {
         assert_eq!(a.segmentAlignment, Some(true));
         for rep in &a.representations {
-            let name = rep.id.as_deref().unwrap();
+            // Representation@id = `{rendition}-p{first msn of the period}`, unique across Periods.
+            let (name, period_msn) = rep.id.as_deref().unwrap().rsplit_once("-p").unwrap();
+            assert_eq!(Some(format!("p{period_msn}")), period.id);
             let r = p.rendition(name).unwrap();
             assert!(rep.bandwidth.unwrap() > 1);
             assert_eq!(
@@ -292,7 +294,13 @@ fn bandwidth_is_fixed_for_the_period_and_nominal_rates_win() {
             .adaptations
             .iter()
             .flat_map(|a| a.representations.iter())
-            .map(|r| (r.id.clone().unwrap(), r.bandwidth.unwrap()))
+            .map(|r| {
+                let id = r.id.clone().unwrap();
+                (
+                    id.rsplit_once("-p").unwrap().0.to_owned(),
+                    r.bandwidth.unwrap(),
+                )
+            })
             .collect()
     };
     let before = bandwidths(&render(&p));
@@ -300,4 +308,32 @@ fn bandwidth_is_fixed_for_the_period_and_nominal_rates_win() {
     // The video's first segment sets its bit rate; later segments (here the same size) never move it.
     feed(&mut p, 8.0, 60, 5000);
     assert_eq!(bandwidths(&render(&p)), before);
+}
+
+#[test]
+fn a_new_period_is_published_whole() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 6.0, 60, 0);
+    p.discontinuity();
+    // The new publisher's first keyframe opens the Period, but only its audio has chunks yet: the new
+    // Period waits for its video.
+    p.push_frame(vframe(0, 3000, true), 1_700_000_030_000);
+    for a in 0..30 {
+        p.push_frame(aframe(a * 1024), 1_700_000_030_000 + a * 21);
+    }
+    assert_eq!(p.periods().len(), 2);
+    let m = render(&p);
+    assert_eq!(
+        m.periods.len(),
+        1,
+        "the new Period is not published without its video"
+    );
+    feed(&mut p, 1.0, 60, 30_000);
+    let m = render(&p);
+    assert_eq!(m.periods.len(), 2);
+    assert_eq!(
+        m.periods[1].adaptations.len(),
+        2,
+        "video and audio from the start"
+    );
 }
