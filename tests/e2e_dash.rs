@@ -412,3 +412,55 @@ async fn players_recover_across_a_re_publish_period() {
     let (m, text) = fetch_mpd(&url).await;
     assert!(m.periods.len() >= 2, "a Period per publish:\n{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_abandoned_segment_response_is_cut_off_not_completed() {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    // A long grace period: the publisher's segment stays open, and no chunk comes.
+    let server = start_server("[streams]\nreconnect_grace = \"30s\"\n").await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let mut publisher = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/abandoned", server.rtmp_addr),
+    );
+    let base = format!("http://{}/live/abandoned/", server.http_addr);
+    wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(15))
+        .await
+        .expect("MPD");
+    let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
+    let (_, st) = &representations(&m)[0];
+    let (last, _, _) = *listed(st).last().unwrap();
+    let url = format!("{base}source/{}.m4s", last + 1);
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let resp = client
+        .request(
+            hyper::Request::get(url.as_str())
+                .body(Empty::new())
+                .unwrap(),
+        )
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a first chunk").expect("data");
+    assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+    drop(publisher.0.kill());
+    let start = Instant::now();
+    let ending = loop {
+        match tokio::time::timeout(Duration::from_secs(15), body.frame()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => break Ok(e),
+            Ok(None) => break Err("the response ended as if the segment were complete"),
+            Err(_) => break Err("no end within 15 s"),
+        }
+    };
+    let error = ending.unwrap();
+    eprintln!("cut off after {:?}: {error}", start.elapsed());
+    // 3× the target duration without a chunk (2 s segments), plus what was already buffered.
+    assert!(
+        start.elapsed() < Duration::from_secs(9),
+        "{:?}",
+        start.elapsed()
+    );
+}
