@@ -157,6 +157,10 @@ pub fn preload_hint(r: &Rendition, cfg: &crate::PackagerConfig) -> Option<(u64, 
         .segments()
         .back()
         .filter(|s| !s.is_complete && s.msn == msn)?;
+    // An encrypted segment's IV is only known once it is listed: never hint into the next segment.
+    if open.key.is_some() {
+        return Some((msn, part));
+    }
     let ts = r.timescale();
     let target = crate::stream::duration_ticks(cfg.segment_target, ts);
     let half_part = crate::stream::duration_ticks(cfg.part_target, ts) / 2;
@@ -251,6 +255,12 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
     Some(out)
 }
 
+/// The URI of content key `id`, relative to a media playlist: `../keys/{id}.key` (served at
+/// `/live/{name}/keys/{id}.key`).
+pub fn key_uri(id: u64) -> String {
+    format!("../keys/{id}.key")
+}
+
 /// Format Unix milliseconds as an ISO 8601 UTC date-time with milliseconds (RFC 3339).
 pub fn format_program_date_time(unix_ms: i64) -> String {
     let secs = unix_ms.div_euclid(1000);
@@ -340,6 +350,16 @@ pub fn render_media_playlist(
         if current_init != Some(s.init_id) {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", s.init_id);
             current_init = Some(s.init_id);
+        }
+        // The init segment stays clear: EXT-X-KEY comes after EXT-X-MAP, once per segment since
+        // every segment has its own IV (RFC 8216bis §4.4.4.4).
+        if let Some(k) = &s.key {
+            let _ = writeln!(
+                out,
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"{}\",IV=0x{}",
+                key_uri(k.key.id),
+                crate::crypto::hex(&k.iv)
+            );
         }
         if i == skipped || s.is_discontinuity {
             let _ = writeln!(

@@ -9,6 +9,7 @@
 
 pub mod cmaf;
 pub mod config;
+pub mod crypto;
 pub mod dash;
 pub mod hls;
 pub mod rendition;

@@ -21,6 +21,9 @@ pub struct Part {
     pub duration_ticks: u64,
     /// True when the part starts with a sync sample (INDEPENDENT=YES).
     pub is_independent: bool,
+    /// The part encrypted on its own (AES-128-CBC, PKCS#7) under its segment's key and IV, when the
+    /// stream is encrypted ([`crate::crypto`]).
+    pub encrypted: Option<Bytes>,
 }
 
 /// A segment: a sequence of parts starting (normally) with a keyframe. Its bytes are its parts' bytes
@@ -47,6 +50,11 @@ pub struct Segment {
     pub is_complete: bool,
     /// True when the segment starts with a sync sample.
     pub starts_with_keyframe: bool,
+    /// The key and IV of the segment and its parts, when the stream is encrypted.
+    pub key: Option<crate::crypto::SegmentKey>,
+    /// The whole segment encrypted as one message (not the concatenation of the encrypted parts), once
+    /// it is complete.
+    pub encrypted: Option<Bytes>,
 }
 
 impl Segment {
@@ -368,14 +376,14 @@ impl Rendition {
     }
 
     /// Open a new segment with media sequence number `msn` whose first frame has DTS `start_dts` and PTS
-    /// `start_pts` (ticks).
+    /// `start_pts` (ticks); `key` encrypts it and its parts.
     pub fn open_segment(
         &mut self,
         msn: u64,
-        start_dts: i64,
-        start_pts: i64,
+        (start_dts, start_pts): (i64, i64),
         program_date_time_ms: i64,
         is_keyframe: bool,
+        key: Option<crate::crypto::SegmentKey>,
     ) {
         debug_assert!(!self.has_open_segment(), "open_segment with a segment open");
         let is_discontinuity =
@@ -390,6 +398,8 @@ impl Rendition {
             parts: Vec::new(),
             is_complete: false,
             starts_with_keyframe: is_keyframe,
+            key,
+            encrypted: None,
         });
     }
 
@@ -404,6 +414,16 @@ impl Rendition {
             } else {
                 seg.is_complete = true;
                 self.counters.segments += 1;
+                if let Some(k) = &seg.key {
+                    let clear: Vec<u8> = seg
+                        .parts
+                        .iter()
+                        .flat_map(|p| p.bytes.iter().copied())
+                        .collect();
+                    seg.encrypted = Some(Bytes::from(crate::crypto::encrypt_aes128_cbc(
+                        &k.key.key, &k.iv, &clear,
+                    )));
+                }
                 let secs = seg.duration_ticks() as f64 / f64::from(self.track.timescale);
                 let bps =
                     (secs > 0.0).then(|| (seg.size_bytes() as f64 * 8.0 / secs).ceil() as u64);
@@ -495,17 +515,22 @@ impl Rendition {
         self.chunk_sequence = self.chunk_sequence.wrapping_add(1);
         let base = u64::try_from(frames[0].dts).unwrap_or(0);
         let bytes = cmaf::write_chunk(self.chunk_sequence, 1, base, &samples);
-        let part = Part {
-            bytes,
-            duration_ticks: u64::try_from(end - frames[0].dts).unwrap_or(0),
-            is_independent: frames[0].is_keyframe,
-        };
         drop(samples);
         let earliest = frames.iter().map(|f| f.pts).min().unwrap_or(i64::MAX);
         let seg = self
             .segments
             .back_mut()
             .expect("a part always belongs to an open segment");
+        let encrypted = seg
+            .key
+            .as_ref()
+            .map(|k| Bytes::from(crate::crypto::encrypt_aes128_cbc(&k.key.key, &k.iv, &bytes)));
+        let part = Part {
+            bytes,
+            duration_ticks: u64::try_from(end - frames[0].dts).unwrap_or(0),
+            is_independent: frames[0].is_keyframe,
+            encrypted,
+        };
         seg.earliest_pts = seg.earliest_pts.min(earliest);
         seg.parts.push(part);
         self.counters.parts += 1;

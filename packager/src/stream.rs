@@ -68,6 +68,8 @@ pub struct StreamPackager {
     availability_start_ms: Option<i64>,
     /// Declared bit rates: (rendition, nominal bit/s, floor bit/s).
     bandwidths: Vec<(String, Option<u64>, u64)>,
+    /// Where segment keys come from when the stream is encrypted (HLS AES-128).
+    key_source: Option<Box<dyn crate::crypto::KeySource>>,
 }
 
 fn apply_bandwidth(r: &mut Rendition, nominal_bps: Option<u64>, floor_bps: u64) {
@@ -128,6 +130,7 @@ impl StreamPackager {
             pending_period_msn: None,
             availability_start_ms: None,
             bandwidths: Vec::new(),
+            key_source: None,
         }
     }
 
@@ -253,6 +256,17 @@ impl StreamPackager {
                 }
             }
         }
+    }
+
+    /// Encrypt every segment opened from now on (HLS `METHOD=AES-128`, [`crate::crypto`]) with keys and
+    /// IVs from `source`.
+    pub fn set_key_source(&mut self, source: Box<dyn crate::crypto::KeySource>) {
+        self.key_source = Some(source);
+    }
+
+    /// True when segments are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.key_source.is_some()
     }
 
     /// Declare rendition `name`'s nominal bit rate (bit/s, e.g. an encoder's max rate) and the floor
@@ -494,8 +508,12 @@ impl StreamPackager {
             let pts_90k = rescale(frame.pts, timescale, 90_000);
             let anchor = *self.anchor.get_or_insert((now_ms, pts_90k));
             let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
+            let key = self.key_source.as_mut().map(|ks| {
+                let (key, iv) = ks.segment_key(msn);
+                crate::crypto::SegmentKey { key, iv }
+            });
             let r = &mut self.renditions[idx];
-            r.open_segment(msn, frame.dts, frame.pts, pdt_ms, frame.is_keyframe);
+            r.open_segment(msn, (frame.dts, frame.pts), pdt_ms, frame.is_keyframe, key);
             // A discontinuity opens a period unless the current period already starts at or after it.
             if r.segments().back().is_some_and(|s| s.is_discontinuity)
                 && self.periods.back().is_none_or(|p| msn > p.first_msn)
