@@ -33,6 +33,19 @@ pub struct FileConfig {
     /// `[dash]`.
     #[serde(default)]
     pub dash: DashSection,
+    /// `[encryption]`.
+    #[serde(default)]
+    pub encryption: EncryptionSection,
+}
+
+/// `[encryption]` keys: content protection of every stream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSection {
+    /// Encrypt every stream (HLS `METHOD=AES-128`; default false).
+    pub enabled: Option<bool>,
+    /// A new content key every this many segments (default 10).
+    pub rotate_every_segments: Option<u64>,
 }
 
 /// `[dash]` keys: low-latency DASH signalling (the MPD's `ServiceDescription`).
@@ -211,6 +224,9 @@ pub struct ServeArgs {
     /// Segment target, e.g. `2s` [default: 2s].
     #[arg(long, env = "ESTUARY_SEGMENT_TARGET", value_parser = humantime::parse_duration)]
     pub segment_target: Option<Duration>,
+    /// Encrypt every stream (HLS AES-128) without a config file.
+    #[arg(long, env = "ESTUARY_ENCRYPT")]
+    pub encrypt: bool,
     /// Part target, e.g. `500ms` or `200ms` [default: 500ms].
     #[arg(long, env = "ESTUARY_PART_TARGET", value_parser = humantime::parse_duration)]
     pub part_target: Option<Duration>,
@@ -315,6 +331,15 @@ impl Settings {
         }
         p.validate()
             .map_err(|e| ConfigError::Invalid(format!("packager.{}: {}", e.key, e.reason)))?;
+        if args.encrypt || file.encryption.enabled.unwrap_or(false) {
+            let every = file.encryption.rotate_every_segments.unwrap_or(10);
+            if !(1..=100_000).contains(&every) {
+                return Err(ConfigError::Invalid(
+                    "encryption.rotate_every_segments: must be between 1 and 100000".into(),
+                ));
+            }
+            hub.encrypt_rotate_every = Some(every);
+        }
         let d = &mut hub.dash;
         d.target_latency = file.dash.target_latency;
         if let Some(v) = file.dash.min_playback_rate {

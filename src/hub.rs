@@ -39,6 +39,9 @@ pub struct HubConfig {
     pub ladder: Option<Arc<crate::ladder::LadderSettings>>,
     /// DASH signalling (target latency, playback-rate bounds).
     pub dash: packager::dash::DashConfig,
+    /// Encrypt every stream (HLS `METHOD=AES-128`) with a new key every this many segments; `None`:
+    /// clear.
+    pub encrypt_rotate_every: Option<u64>,
 }
 
 impl Default for HubConfig {
@@ -51,6 +54,7 @@ impl Default for HubConfig {
             max_streams: 1_000,
             ladder: None,
             dash: packager::dash::DashConfig::default(),
+            encrypt_rotate_every: None,
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct StreamState {
     pub disconnected_at: Option<Instant>,
     /// When the stream ended (EXT-X-ENDLIST added).
     pub ended_at: Option<Instant>,
+    /// The stream's content keys, when it is encrypted.
+    pub keys: Option<Arc<crate::keys::KeyStore>>,
     /// Update counter (same value as the watch channel).
     pub version: u64,
     cache: HashMap<(String, bool), (u64, Bytes)>,
@@ -234,10 +240,17 @@ impl Hub {
 
     fn new_entry(&self, name: &str, first_msn: u64, publisher: PublisherInfo) -> Arc<StreamEntry> {
         let (version_tx, _) = watch::channel(0);
+        let mut packager = StreamPackager::new(self.config.packager.clone(), first_msn);
+        let keys = self.config.encrypt_rotate_every.map(|every| {
+            let store = Arc::new(crate::keys::KeyStore::default());
+            packager.set_key_source(Box::new(crate::keys::StreamKeys::new(store.clone(), every)));
+            store
+        });
         Arc::new(StreamEntry {
             name: name.to_owned(),
             state: Mutex::new(StreamState {
-                packager: StreamPackager::new(self.config.packager.clone(), first_msn),
+                packager,
+                keys,
                 publisher: Some(publisher),
                 disconnected_at: None,
                 ended_at: None,

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod hub;
 pub mod ingest;
+pub mod keys;
 pub mod ladder;
 pub mod origin;
 pub mod server;

@@ -6,6 +6,7 @@
 //! - `GET /live/{name}/{rendition}/media.m3u8[?_HLS_msn=M[&_HLS_part=P]][&_HLS_skip=YES]` — media playlist;
 //! - `GET /live/{name}/manifest.mpd` — the DASH MPD ([`packager::dash`]);
 //! - `GET /live/{name}/time` — the MPD's `UTCTiming` clock (xs:dateTime, never cached);
+//! - `GET /live/{name}/keys/{id}.key` — an encrypted stream's AES-128 content key (`private, no-store`);
 //! - `GET /live/{name}/{rendition}/init-{id}.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s` — media objects. A
 //!   segment still in progress (or the next one) is streamed: its chunks so far, then each new chunk
 //!   the moment it is produced, with chunked transfer encoding, until the segment is complete.
@@ -191,6 +192,9 @@ enum Object {
     Multivariant,
     Mpd,
     Time,
+    Key {
+        id: u64,
+    },
     MediaPlaylist {
         rendition: String,
     },
@@ -233,6 +237,9 @@ fn parse_path(path: &str) -> Option<(String, Object)> {
         None if a == "manifest.mpd" => Object::Mpd,
         None if a == packager::dash::UTC_TIMING_PATH => Object::Time,
         None => return None,
+        Some(file) if a == "keys" => Object::Key {
+            id: parse_u64(file.strip_suffix(".key")?)?,
+        },
         Some(file) => {
             if !crate::ingest::is_valid_name(a) {
                 return None;
@@ -276,6 +283,7 @@ mod cache {
     pub const ENDED_PLAYLIST: &str = "public, max-age=60";
     pub const ERROR: &str = "no-cache";
     pub const NO_STORE: &str = "no-store";
+    pub const PRIVATE: &str = "private, no-store";
 }
 
 struct Reply {
@@ -403,6 +411,22 @@ impl Origin {
                 ))
             }
             Object::Time => Err(OriginError::NotFound),
+            Object::Key { id } => {
+                let key = entry
+                    .lock()
+                    .keys
+                    .as_ref()
+                    .and_then(|k| k.get(id))
+                    .ok_or(OriginError::NotFound)?;
+                Ok(Reply {
+                    status: StatusCode::OK,
+                    content_type: "application/octet-stream",
+                    cache_control: cache::PRIVATE,
+                    body: ChunksBody::new([Bytes::copy_from_slice(&key.key)]),
+                })
+            }
+            // DASH CENC is not built yet: an encrypted stream has no MPD rather than a clear one.
+            Object::Mpd if entry.lock().packager.is_encrypted() => Err(OriginError::NotFound),
             Object::Mpd => {
                 let dash = &self.hub.config().dash;
                 let body = self
@@ -483,6 +507,13 @@ impl Origin {
                             .rendition(&rendition)
                             .ok_or(OriginError::NotFound)?;
                         match r.segment(msn) {
+                            // An encrypted segment is one message: served once complete.
+                            Some(s) if s.is_complete && s.key.is_some() => Ok(Some((
+                                r.kind(),
+                                s.encrypted.iter().cloned().collect::<Vec<_>>(),
+                                true,
+                            ))),
+                            Some(s) if s.key.is_some() => Ok(None),
                             Some(s) if s.is_complete || !s.parts.is_empty() => Ok(Some((
                                 r.kind(),
                                 s.parts.iter().map(|p| p.bytes.clone()).collect::<Vec<_>>(),
@@ -523,7 +554,10 @@ impl Origin {
                             .rendition(&rendition)
                             .ok_or(OriginError::NotFound)?;
                         match r.part(msn, part) {
-                            Some(p) => Ok(Some((r.kind(), ChunksBody::new([p.bytes.clone()])))),
+                            Some(p) => Ok(Some((
+                                r.kind(),
+                                ChunksBody::new([p.encrypted.clone().unwrap_or(p.bytes.clone())]),
+                            ))),
                             None if is_upcoming(r, msn, Some(part)) => Ok(None),
                             None => Err(OriginError::NotFound),
                         }

@@ -47,8 +47,13 @@ fn openssl_decrypt(key: &[u8; 16], iv: &[u8; 16], ciphertext: &[u8]) -> Vec<u8> 
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("openssl runs");
-    child.stdin.take().unwrap().write_all(ciphertext).unwrap();
+    // Write from another thread: openssl writes its output while it reads, and a full stdout pipe
+    // would otherwise block both sides.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = ciphertext.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
     let out = child.wait_with_output().unwrap();
+    let _ = writer.join();
     assert!(out.status.success(), "openssl failed");
     out.stdout
 }
