@@ -500,12 +500,23 @@ impl Origin {
                 // chunks so far, then each new one the moment it is cut. The next segment waits
                 // for its first chunk.
                 let timeout = self.blocking_timeout(&entry);
+                // A segment asked for before it existed was announced by an MPD (the one after the
+                // segment in progress). If a discontinuity makes it the first of a new Period instead,
+                // it is not what was announced: 404, and the player's next MPD shows the new Period.
+                let announced_only = entry
+                    .lock()
+                    .packager
+                    .rendition(&rendition)
+                    .is_some_and(|r| r.segment(msn).is_none());
                 let (kind, parts, complete) = self
                     .wait_for(&entry, timeout, |st| {
                         let r = st
                             .packager
                             .rendition(&rendition)
                             .ok_or(OriginError::NotFound)?;
+                        if announced_only && r.segment(msn).is_some_and(|s| s.is_discontinuity) {
+                            return Err(OriginError::NotFound);
+                        }
                         match r.segment(msn) {
                             // An encrypted segment is one message: served once complete.
                             Some(s) if s.is_complete && s.key.is_some() => Ok(Some((

@@ -157,10 +157,20 @@ async fn mpd_lists_exactly_the_segments_the_origin_serves() {
                 "public, max-age=31536000, immutable"
             );
             let ept = earliest_presentation_time(&seg.body);
-            assert_eq!(
-                ept, *t as i64,
-                "{id} {number}: S@t is the segment's tfdt-derived EPT"
-            );
+            if k + 1 == segments.len() {
+                // The last one is announced before it starts, at the time the one in progress
+                // usually ends: a prediction, within a frame (corrected by the next MPD).
+                let ts = st.timescale.unwrap() as i64;
+                assert!(
+                    (ept - *t as i64).abs() <= ts / 20,
+                    "{id} {number}: announced at {t}, starts at {ept}"
+                );
+            } else {
+                assert_eq!(
+                    ept, *t as i64,
+                    "{id} {number}: S@t is the segment's tfdt-derived EPT"
+                );
+            }
             if let Some((_, next_t, _)) = segments.get(k + 1) {
                 assert_eq!(t + d, *next_t, "{id} {number}: timeline is contiguous");
             }
@@ -224,13 +234,13 @@ async fn segment_in_progress_arrives_chunk_by_chunk() {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut ttfb_ms = Vec::new();
     let mut complete_ms = Vec::new();
-    for _ in 0..3 {
-        // The segment after the one in progress: requested before it exists, as a player with
-        // availabilityTimeOffset may; it is answered from its first chunk on.
-        let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
-        let (_, st) = &representations(&m)[0];
-        let (last, _, _) = *listed(st).last().unwrap();
-        let number = last + 1;
+    // The segment after the one in progress (the last one listed, announced before it starts):
+    // requested before it exists, as a player with availabilityTimeOffset may; it is answered from
+    // its first chunk on. Then the one after it, requested the moment the previous one completes.
+    let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
+    let (_, st) = &representations(&m)[0];
+    let (announced, _, _) = *listed(st).last().unwrap();
+    for number in announced..announced + 3 {
         let url = format!("{base}source/{number}.m4s");
         let start = Instant::now();
         let resp = client
@@ -394,20 +404,21 @@ async fn players_recover_across_a_re_publish_period() {
         publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
         let report = run.await.expect("player");
         eprintln!("{player} across a re-publish: {}", summary(&report));
-        // The outage itself empties the buffer (no media for 2 s): one stall, then the player
-        // continues in the new Period and returns to low latency.
+        // The outage itself empties the buffer (no media for 2 s), then the player continues in the
+        // new Period and returns to low latency. The segments the old Period had announced (one
+        // per AdaptationSet) answer 404 by design: they never existed in that Period.
         assert!(
             report["fatal_errors"].as_array().unwrap().is_empty(),
             "{report}"
         );
-        assert!(report["stalls"].as_u64().unwrap() <= 1, "{report}");
+        assert!(report["stalls"].as_u64().unwrap() <= 2, "{report}");
         assert!(report["stall_seconds"].as_f64().unwrap() < 6.0, "{report}");
         assert!(
             report["played_seconds"].as_f64().unwrap() >= 22.0,
             "{report}"
         );
         assert!(report["latency_last"].as_f64().unwrap() < 4.0, "{report}");
-        assert_eq!(report["http_errors"], 0, "{report}");
+        assert!(report["http_errors"].as_u64().unwrap() <= 2, "{report}");
     }
     let (m, text) = fetch_mpd(&url).await;
     assert!(m.periods.len() >= 2, "a Period per publish:\n{text}");
@@ -428,10 +439,12 @@ async fn an_abandoned_segment_response_is_cut_off_not_completed() {
     wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(15))
         .await
         .expect("MPD");
+    // Past the first segment, so that a segment is in progress and the next one announced.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
     let (_, st) = &representations(&m)[0];
-    let (last, _, _) = *listed(st).last().unwrap();
-    let url = format!("{base}source/{}.m4s", last + 1);
+    let (announced, _, _) = *listed(st).last().unwrap();
+    let url = format!("{base}source/{announced}.m4s");
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let resp = client
         .request(

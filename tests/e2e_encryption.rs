@@ -1,6 +1,6 @@
 //! End to end: `[encryption]` (HLS `METHOD=AES-128`) on a real RTMP publish. Served parts and segments
 //! decrypt with `openssl` under the served key and the playlist's IV, FFmpeg and hls.js play the
-//! stream, and a wrong key fails.
+//! stream, and hls.js given a wrong key plays nothing.
 
 mod common;
 
@@ -155,4 +155,13 @@ async fn encrypted_ll_hls_decrypts_with_openssl_and_plays_in_ffmpeg_and_hls_js()
             .is_none_or(|a| a.is_empty()),
         "{report}"
     );
+
+    // The same player given a wrong key (every key byte flipped by the harness's proxy) shows nothing.
+    let url = format!("{base}index.m3u8");
+    let wrong = blocking(move || play_hls_args(&url, 6, &["--corrupt-keys"])).await;
+    eprintln!("hls.js with a wrong key: {wrong}");
+    assert_eq!(wrong["ok"], false, "{wrong}");
+    assert_eq!(wrong["played_seconds"].as_f64(), Some(0.0), "{wrong}");
+    assert_eq!(wrong["frames_decoded"].as_u64().unwrap_or(0), 0, "{wrong}");
+    assert!(wrong["error_count"].as_u64().unwrap() > 0, "{wrong}");
 }

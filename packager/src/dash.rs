@@ -17,7 +17,7 @@
 //!
 //! Low latency (DASH-IF low-latency modes, chunked segments): the segment in progress is listed as soon
 //! as its first CMAF chunk exists, with the duration segments usually have (corrected in the next MPD
-//! once it is cut); `availabilityTimeOffset` = target duration − part target and
+//! once it is cut), and the segment after it is announced too, with that duration; `availabilityTimeOffset` = target duration − part target and
 //! `availabilityTimeComplete="false"` let players request it then, and the origin sends it with chunked
 //! transfer, each chunk as it is produced. A `ServiceDescription` carries the target latency and the
 //! playback-rate bounds.
@@ -274,6 +274,14 @@ fn representation(
         push_s(&mut timeline, t as u64, d as u64);
     }
     let media_secs = (media_end - pto).max(0) as f64 / f64::from(ts);
+    // The next segment is announced as soon as the one in progress is, with the usual duration: its
+    // availability time (its start plus one chunk, through availabilityTimeOffset) lets players ask
+    // for it the moment its first chunk can exist rather than after their next MPD refresh (dash.js
+    // refreshes at most once a second, and its buffer ran dry for ~20 ms at segment boundaries:
+    // measured). The origin holds an early request until that chunk exists.
+    if live && end_msn == u64::MAX && segs.last().is_some_and(|s| !s.is_complete) {
+        push_s(&mut timeline, media_end as u64, usual as u64);
+    }
 
     // @bandwidth must not change while the Period lasts: dash.js 5.2 re-sorts Representations by
     // bandwidth on every MPD update and, when they reorder, stops loading video (measured).

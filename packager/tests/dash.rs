@@ -121,14 +121,19 @@ fn mpd_timeline_matches_the_segments_served() {
             assert_eq!(st.availabilityTimeOffset, Some(1.5));
             assert_eq!(st.availabilityTimeComplete, Some(false));
             let pto = st.presentationTimeOffset.unwrap() as i64;
-            let listed = expand(st);
-            // Every segment of the window is listed, the one in progress last.
+            let mut listed = expand(st);
+            // Every segment of the window is listed, then the one in progress, then the next one
+            // (announced, not started: it directly follows the one in progress).
             let window: Vec<&Segment> = r
                 .segments()
                 .iter()
                 .filter(|s| !s.parts.is_empty())
                 .collect();
-            assert_eq!(listed.len(), window.len(), "{name}");
+            assert_eq!(listed.len(), window.len() + 1, "{name}");
+            let announced = listed.pop().unwrap();
+            let in_progress = *listed.last().unwrap();
+            assert_eq!(announced.0, in_progress.0 + 1);
+            assert_eq!(announced.1, in_progress.1 + in_progress.2);
             assert!(
                 !window.last().unwrap().is_complete,
                 "{name}: in progress listed"
@@ -165,7 +170,8 @@ fn mpd_timeline_matches_the_segments_served() {
             let st = a.representations[0].SegmentTemplate.as_ref().unwrap();
             let ts = st.timescale.unwrap() as f64;
             let l = expand(st);
-            let (_, t, _) = l[l.len() - 2];
+            // The last complete segment's start (after it: the one in progress, the announced one).
+            let (_, t, _) = l[l.len() - 3];
             (t as f64 - st.presentationTimeOffset.unwrap() as f64) / ts
         })
         .collect();

@@ -66,19 +66,33 @@ const TYPES = {
  * Start an HTTP server on 127.0.0.1 with an ephemeral port.
  *  - `pages`:  { '/path': htmlString }
  *  - `files`:  { '/path': absoluteFilePath }
+ *  - `corruptKeys`: through the upstream pass-through, answer `*.key` requests
+ *    with every byte of the key flipped (a wrong key, for failure tests).
  *  - `upstream`: optional origin URL ('http://127.0.0.1:8080'); requests to
  *    /upstream/<path> are forwarded there as-is (streamed, so blocking
  *    playlist reloads and chunked parts keep their timing). Use it for
  *    servers that send no CORS headers.
  * Resolves to { server, origin }.
  */
-export function startServer({ pages = {}, files = {}, upstream = null }) {
+export function startServer({ pages = {}, files = {}, upstream = null, corruptKeys = false }) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
     if (upstream && url.pathname.startsWith('/upstream/')) {
       const target = new URL(url.pathname.slice('/upstream'.length) + url.search, upstream);
       const headers = { ...req.headers, host: target.host };
       const up = http.request(target, { method: req.method, headers }, (ur) => {
+        if (corruptKeys && url.pathname.endsWith('.key')) {
+          // A wrong key of the right size: every byte flipped.
+          const parts = [];
+          ur.on('data', (c) => parts.push(c));
+          ur.on('end', () => {
+            const body = Buffer.concat(parts).map((b) => b ^ 0xff);
+            const h = { ...ur.headers, 'content-length': String(body.length) };
+            res.writeHead(ur.statusCode ?? 502, h);
+            res.end(body);
+          });
+          return;
+        }
         res.writeHead(ur.statusCode ?? 502, ur.headers);
         ur.pipe(res);
       });

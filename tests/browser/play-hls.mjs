@@ -10,6 +10,8 @@
 //                `playing` event (default 20)
 // --low-latency  hls.js lowLatencyMode: true (LL-HLS parts, blocking reload);
 //                without it lowLatencyMode is false (plain HLS behaviour)
+// --corrupt-keys like --proxy, but every AES-128 key (*.key) the page loads
+//                has all its bytes flipped: a player given a wrong key
 // --proxy        load the stream through the harness's own server
 //                (same origin as the page) for servers that send no CORS
 //                headers; by default the page fetches --url directly
@@ -34,6 +36,7 @@ const SPEC = {
   seconds: 'number',
   'low-latency': 'boolean',
   proxy: 'boolean',
+  'corrupt-keys': 'boolean',
   screenshot: 'string',
   'switch-every': 'number',
   samples: 'boolean',
@@ -330,7 +333,7 @@ async function main() {
   const log = (...m) => { if (args.verbose) console.error('[play-hls]', ...m); };
 
   const target = new URL(args.url);
-  const pageUrlForStream = args.proxy ? `/upstream${target.pathname}${target.search}` : target.href;
+  const pageUrlForStream = args.proxy || args['corrupt-keys'] ? `/upstream${target.pathname}${target.search}` : target.href;
 
   const started = Date.now();
   let result = {
@@ -379,7 +382,8 @@ async function main() {
         '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
         '/lib/hls.min.js.map': packageFile('hls.js', 'dist/hls.min.js.map'),
       },
-      upstream: args.proxy ? target.origin : null,
+      upstream: args.proxy || args['corrupt-keys'] ? target.origin : null,
+      corruptKeys: !!args['corrupt-keys'],
     }).then((s) => { log('page server at', s.origin); pageOrigin = s.origin; return s; }));
     browser = await launchChromium({ executablePath: args.chromium });
     const { page } = browser;
