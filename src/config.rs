@@ -52,7 +52,7 @@ pub struct EncryptionSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DashSection {
-    /// Target live latency players aim for (default: three part targets, `1500ms`).
+    /// Target live latency players aim for (default: four part targets, `2000ms`).
     #[serde(default, with = "humantime_serde")]
     pub target_latency: Option<Duration>,
     /// Slowest catch-up playback rate (default 0.96).

@@ -341,7 +341,7 @@ async fn ladder_plays_in_dash_js_low_latency_and_shaka_without_a_stall() {
         .collect();
     assert_eq!(heights, [720, 480, 360]);
 
-    // dash.js in low-latency mode (2 s segments, 0.5 s chunks, target 1.5 s from the ServiceDescription),
+    // dash.js in low-latency mode (2 s segments, 0.5 s chunks, target 2 s from the ServiceDescription),
     // its own ABR.
     let u = url.clone();
     let dashjs = blocking(move || play_dash("dashjs", &u, 24, &["--low-latency"])).await;
@@ -353,7 +353,7 @@ async fn ladder_plays_in_dash_js_low_latency_and_shaka_without_a_stall() {
         dashjs["played_seconds"].as_f64().unwrap() >= 22.0,
         "{dashjs}"
     );
-    assert_eq!(dashjs["target_latency"], 1.5, "{dashjs}");
+    assert_eq!(dashjs["target_latency"], 2.0, "{dashjs}");
     let latency = dashjs["latency_avg"].as_f64().expect("latency");
     assert!(
         (0.5..3.0).contains(&latency),

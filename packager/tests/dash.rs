@@ -93,7 +93,7 @@ fn mpd_timeline_matches_the_segments_served() {
     assert_eq!(m.UTCTiming[0].schemeIdUri, dash::UTC_TIMING_SCHEME);
     assert_eq!(m.UTCTiming[0].value.as_deref(), Some("time"));
     let sd = &m.ServiceDescription[0];
-    assert_eq!(sd.Latency[0].target, Some(1500.0));
+    assert_eq!(sd.Latency[0].target, Some(2000.0));
     assert_eq!(sd.PlaybackRate[0].min, Some(0.96));
     assert_eq!(m.periods.len(), 1);
     let period = &m.periods[0];
