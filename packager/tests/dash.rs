@@ -3,10 +3,8 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::*;
 use dash_mpd_core as mpd;
-use media::{CodecConfig, VideoParams};
 use mp4_atom::{Decode, Moof};
 use packager::{
     PackagerConfig, StreamPackager,
@@ -220,16 +218,8 @@ fn a_new_track_configuration_starts_a_period_with_its_init_segment() {
     let mut p = packager(PackagerConfig::default());
     feed(&mut p, 6.0, 60, 0);
     let old_init = p.rendition("source").unwrap().current_init_id();
-    let mut smaller = video_track();
-    if let CodecConfig::Avc(c) = &mut smaller.config {
-        c.params = VideoParams {
-            width: 640,
-            height: 360,
-            frame_rate: Some((30, 1)),
-        };
-        c.record = Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
-    }
-    p.set_track(smaller);
+    // The encoder switches to 640x360 (a new sequence header) and keeps its clock.
+    p.set_track(video_track_360p());
     feed(&mut p, 6.0, 60, 6000);
     let new_init = p.rendition("source").unwrap().current_init_id();
     let m = render(&p);

@@ -359,16 +359,7 @@ fn codec_change_starts_new_init_after_a_discontinuity_on_every_rendition() {
     feed(&mut p, 6.0, 60, 0);
     let old_init = p.rendition("source").unwrap().current_init_id();
     // The encoder switches to 640x360 (a new sequence header) and keeps its clock.
-    let mut smaller = video_track();
-    if let CodecConfig::Avc(c) = &mut smaller.config {
-        c.params = VideoParams {
-            width: 640,
-            height: 360,
-            frame_rate: Some((30, 1)),
-        };
-        c.record = Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
-    }
-    p.set_track(smaller);
+    p.set_track(video_track_360p());
     feed(&mut p, 6.0, 60, 6000);
     p.check_invariants().unwrap();
     let v = p.rendition("source").unwrap();

@@ -295,6 +295,28 @@ pub fn chunks(bytes: &[u8]) -> Vec<(u64, u64, bool)> {
     out
 }
 
+/// Earliest presentation time of a CMAF segment from its bytes: over every sample of every chunk,
+/// `tfdt` + preceding durations + composition offset, the minimum (ISO/IEC 14496-12 §8.8.12, §8.8.8).
+pub fn earliest_presentation_time(bytes: &[u8]) -> i64 {
+    use mp4_atom::{Any, DecodeMaybe};
+    let mut best = i64::MAX;
+    let mut buf = bytes;
+    while !buf.is_empty() {
+        let atom = Any::decode_maybe(&mut buf)
+            .expect("box parses")
+            .expect("complete box");
+        if let Any::Moof(moof) = atom {
+            let traf = &moof.traf[0];
+            let mut dts = traf.tfdt.as_ref().expect("tfdt").base_media_decode_time as i64;
+            for e in traf.trun.iter().flat_map(|t| t.samples.iter()) {
+                best = best.min(dts + e.cts.unwrap_or(0));
+                dts += i64::from(e.duration.unwrap_or(0));
+            }
+        }
+    }
+    best
+}
+
 /// ffprobe a file: returns the first decoded video frame's (pict_type, key_frame) — decoded by FFmpeg,
 /// independent of our sample flags.
 pub fn first_frame_type(path: &Path) -> (String, bool) {

@@ -24,6 +24,20 @@ pub fn video_track() -> TrackInfo {
     }))
 }
 
+/// The same H.264 stream after the encoder switched to 640x360 (a new sequence header).
+pub fn video_track_360p() -> TrackInfo {
+    let mut t = video_track();
+    if let CodecConfig::Avc(c) = &mut t.config {
+        c.params = VideoParams {
+            width: 640,
+            height: 360,
+            frame_rate: Some((30, 1)),
+        };
+        c.record = Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
+    }
+    t
+}
+
 pub fn audio_track() -> TrackInfo {
     TrackInfo::new(CodecConfig::Aac(AacConfig {
         asc: Bytes::from_static(&[0x11, 0x90]),
