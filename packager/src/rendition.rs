@@ -17,6 +17,8 @@ use crate::cmaf::{self, FragmentSample};
 pub struct Part {
     /// The chunk's bytes.
     pub bytes: Bytes,
+    /// Base media decode time (`tfdt`) of its first sample, in track timescale ticks.
+    pub start_dts: i64,
     /// Duration in track timescale ticks (sum of its sample durations).
     pub duration_ticks: u64,
     /// True when the part starts with a sync sample (INDEPENDENT=YES).
@@ -55,12 +57,27 @@ pub struct Segment {
     /// The whole segment encrypted as one message (not the concatenation of the encrypted parts), once
     /// it is complete.
     pub encrypted: Option<Bytes>,
+    /// Where the next segment starts, when that is before the end its last part declared (ticks; see
+    /// [`RenditionCounters::timeline_overlaps`]).
+    pub cut_dts: Option<i64>,
 }
 
 impl Segment {
-    /// Duration in track timescale ticks: the sum of its parts.
+    /// Duration in track timescale ticks: from the segment's start to the end of its last part's last
+    /// sample, or to where the next segment starts if that is earlier.
+    ///
+    /// A frame that arrived earlier than a part had predicted (see
+    /// [`RenditionCounters::timeline_overlaps`]) makes that part's declared duration overlap the next
+    /// part; the overlap is not counted twice.
     pub fn duration_ticks(&self) -> u64 {
-        self.parts.iter().map(|p| p.duration_ticks).sum()
+        let Some(last) = self.parts.last() else {
+            return 0;
+        };
+        let declared_end = last
+            .start_dts
+            .saturating_add(i64::try_from(last.duration_ticks).unwrap_or(i64::MAX));
+        let end = self.cut_dts.map_or(declared_end, |c| c.min(declared_end));
+        u64::try_from(end - self.start_dts).unwrap_or(0)
     }
 
     /// Size in bytes: the sum of its parts.
@@ -84,6 +101,53 @@ pub struct RenditionCounters {
     pub segments: u64,
     /// Input DTS steps that were not where the previous part predicted (beyond the snap tolerance).
     pub timeline_gaps: u64,
+    /// Frames that arrived after the previous frame but before the end the previous part declared for its
+    /// last sample (beyond the snap tolerance). They are packaged: dropping a picture would break the
+    /// ones that reference it; the declared duration then overlaps the next part by the difference.
+    pub timeline_overlaps: u64,
+}
+
+/// How many recent DTS steps the frame duration estimate is the median of.
+const DURATION_WINDOW: usize = 9;
+
+/// Estimated frame duration (ticks): the median of the last [`DURATION_WINDOW`] positive DTS steps, so
+/// that a gap (frames lost upstream, a keyframe wait) or a single late frame does not move it. The
+/// estimate decides where a part's last sample ends before the next frame exists; an inflated one
+/// (a running average after a 300 ms gap reached 1.9 frames) made parts end past the next frame.
+#[derive(Debug, Clone)]
+struct DurationEstimate {
+    steps: [i64; DURATION_WINDOW],
+    len: usize,
+    next: usize,
+    median: i64,
+}
+
+impl DurationEstimate {
+    fn new(default_ticks: i64) -> Self {
+        Self {
+            steps: [0; DURATION_WINDOW],
+            len: 0,
+            next: 0,
+            median: default_ticks.max(1),
+        }
+    }
+
+    fn push(&mut self, step_ticks: i64) {
+        if step_ticks <= 0 {
+            return;
+        }
+        self.steps[self.next] = step_ticks;
+        self.next = (self.next + 1) % DURATION_WINDOW;
+        self.len = (self.len + 1).min(DURATION_WINDOW);
+        let mut sorted = self.steps;
+        let sorted = &mut sorted[..self.len];
+        sorted.sort_unstable();
+        self.median = sorted[(self.len - 1) / 2];
+    }
+
+    fn ticks(&self) -> i64 {
+        self.median
+    }
 }
 
 /// One rendition: segmenter state plus its live window.
@@ -104,8 +168,8 @@ pub struct Rendition {
     pending: Vec<Frame>,
     /// Where the previous part predicted the next frame's DTS (ticks).
     predicted_dts: Option<i64>,
-    /// Estimated frame duration, ticks (running average of recent DTS steps).
-    est_duration_ticks: i64,
+    /// Estimated frame duration, ticks.
+    est_duration: DurationEstimate,
     last_dts: Option<i64>,
     chunk_sequence: u32,
     discontinuity_sequence: u64,
@@ -163,7 +227,7 @@ impl Rendition {
             segments: VecDeque::new(),
             pending: Vec::new(),
             predicted_dts: None,
-            est_duration_ticks: est,
+            est_duration: DurationEstimate::new(est),
             last_dts: None,
             chunk_sequence: 0,
             discontinuity_sequence: 0,
@@ -313,7 +377,7 @@ impl Rendition {
     /// predicted end).
     pub fn open_segment_elapsed(&self, frame_dts: i64) -> Option<i64> {
         let seg = self.segments.back().filter(|s| !s.is_complete)?;
-        Some(frame_dts + self.est_duration_ticks - seg.start_dts)
+        Some(frame_dts + self.est_duration.ticks() - seg.start_dts)
     }
 
     /// DTS of the first frame of the part in progress, ticks.
@@ -323,13 +387,13 @@ impl Rendition {
 
     /// Estimated frame duration, ticks.
     pub fn est_duration_ticks(&self) -> i64 {
-        self.est_duration_ticks
+        self.est_duration.ticks()
     }
 
     /// DTS where the timeline of this rendition ends so far (the predicted next DTS), ticks.
     pub fn timeline_end(&self) -> Option<i64> {
         self.predicted_dts
-            .or_else(|| self.last_dts.map(|d| d + self.est_duration_ticks))
+            .or_else(|| self.last_dts.map(|d| d + self.est_duration.ticks()))
     }
 
     /// Replace the track configuration (new resolution or codec): the next segment uses a new init segment
@@ -337,7 +401,7 @@ impl Rendition {
     pub fn change_track(&mut self, track: TrackInfo, init_id: u64) {
         self.inits.push_back(InitEntry::new(init_id, &track));
         self.init_id = init_id;
-        self.est_duration_ticks = default_frame_duration(&track);
+        self.est_duration = DurationEstimate::new(default_frame_duration(&track));
         self.track = track;
         self.next_is_discontinuity = true;
     }
@@ -348,24 +412,24 @@ impl Rendition {
     }
 
     /// Align an incoming frame to the timeline: absorb DTS jitter at a part boundary (up to 2 ms) and
-    /// reject frames whose DTS does not increase. Returns `None` for a dropped frame.
+    /// reject frames whose DTS does not increase. A frame earlier than the part boundary predicted but
+    /// after the previous frame is kept (counted in [`RenditionCounters::timeline_overlaps`]). Returns
+    /// `None` for a dropped frame.
     pub fn admit(&mut self, mut frame: Frame) -> Option<Frame> {
+        if self.last_dts.is_some_and(|last| frame.dts <= last) {
+            self.counters.dropped_frames += 1;
+            return None;
+        }
         if let Some(predicted) = self.predicted_dts {
             let delta = frame.dts - predicted;
             if delta.abs() <= snap_tolerance(self.track.timescale) {
                 frame.dts -= delta;
                 frame.pts -= delta;
             } else if delta < 0 {
-                self.counters.dropped_frames += 1;
-                return None;
+                self.counters.timeline_overlaps += 1;
             } else {
                 self.counters.timeline_gaps += 1;
             }
-        } else if let Some(last) = self.last_dts
-            && frame.dts <= last
-        {
-            self.counters.dropped_frames += 1;
-            return None;
         }
         Some(frame)
     }
@@ -400,6 +464,7 @@ impl Rendition {
             starts_with_keyframe: is_keyframe,
             key,
             encrypted: None,
+            cut_dts: None,
         });
     }
 
@@ -408,6 +473,7 @@ impl Rendition {
     pub fn cut(&mut self, end_dts: Option<i64>) {
         self.close_part(end_dts);
         if let Some(seg) = self.segments.back_mut().filter(|s| !s.is_complete) {
+            seg.cut_dts = end_dts;
             if seg.parts.is_empty() {
                 // Nothing was produced (e.g. every frame dropped): forget the empty segment.
                 self.segments.pop_back();
@@ -455,24 +521,25 @@ impl Rendition {
         part_end_hint: Option<i64>,
     ) -> bool {
         debug_assert!(self.has_open_segment(), "push without an open segment");
-        if let Some(last) = self.last_dts {
-            let step = frame.dts - last;
-            if step > 0 && self.predicted_dts.is_none() {
-                // Running average over ~8 steps, in whole ticks.
-                self.est_duration_ticks = (self.est_duration_ticks * 7 + step + 4) / 8;
+        // The estimate learns this step after the part decision below: the caller admitted the frame
+        // to the segment with the estimate as it was, and the part must end where that check assumed.
+        let step = self.last_dts.map(|last| frame.dts - last);
+        let learn = |r: &mut Self| {
+            if let Some(step) = step {
+                r.est_duration.push(step);
             }
-        }
+        };
         self.predicted_dts = None;
         self.last_dts = Some(frame.dts);
         self.counters.frames += 1;
         let part_start = self.pending.first().map_or(frame.dts, |f| f.dts);
         self.pending.push(frame);
         let last_dts = self.last_dts.expect("set above");
-        let elapsed = last_dts + self.est_duration_ticks - part_start;
-        let predicted = last_dts + self.est_duration_ticks;
-        let at_hint = part_end_hint.is_some_and(|h| predicted + self.est_duration_ticks / 2 > h);
-        if at_hint || elapsed + self.est_duration_ticks > part_limit_ticks {
-            let predicted = last_dts + self.est_duration_ticks;
+        let est = self.est_duration.ticks();
+        let elapsed = last_dts + est - part_start;
+        let predicted = last_dts + est;
+        let at_hint = part_end_hint.is_some_and(|h| predicted + est / 2 > h);
+        if at_hint || elapsed + est > part_limit_ticks {
             let end = boundary_hint.filter(|b| {
                 *b > last_dts && (b - predicted).abs() <= snap_tolerance(self.track.timescale)
             });
@@ -480,8 +547,10 @@ impl Rendition {
             if let Some(end) = end {
                 self.predicted_dts = Some(end);
             }
+            learn(self);
             return true;
         }
+        learn(self);
         false
     }
 
@@ -494,7 +563,7 @@ impl Rendition {
         let frames = std::mem::take(&mut self.pending);
         let last = frames.last().expect("non-empty");
         let end = end_dts
-            .unwrap_or(last.dts + self.est_duration_ticks)
+            .unwrap_or(last.dts + self.est_duration.ticks())
             .max(last.dts + 1);
         if end_dts.is_none() {
             self.predicted_dts = Some(end);
@@ -527,6 +596,7 @@ impl Rendition {
             .map(|k| Bytes::from(crate::crypto::encrypt_aes128_cbc(&k.key.key, &k.iv, &bytes)));
         let part = Part {
             bytes,
+            start_dts: frames[0].dts,
             duration_ticks: u64::try_from(end - frames[0].dts).unwrap_or(0),
             is_independent: frames[0].is_keyframe,
             encrypted,
@@ -587,11 +657,12 @@ impl Rendition {
                 if seg.msn != p.msn + 1 {
                     return Err(format!("msn {} follows {}", seg.msn, p.msn));
                 }
-                if seg.start_dts
-                    < p.start_dts + i64::try_from(p.duration_ticks()).unwrap_or(i64::MAX)
-                    && !seg.is_discontinuity
-                {
-                    return Err(format!("segment {} overlaps its predecessor", seg.msn));
+                let end = p.start_dts + i64::try_from(p.duration_ticks()).unwrap_or(i64::MAX);
+                if seg.start_dts < end && !seg.is_discontinuity {
+                    return Err(format!(
+                        "segment {} starts at {} inside its predecessor ({}..{end})",
+                        seg.msn, seg.start_dts, p.start_dts
+                    ));
                 }
                 if !p.is_complete {
                     return Err(format!("incomplete segment {} is not the last", p.msn));

@@ -517,3 +517,37 @@ fn ladder_renditions_cut_at_the_same_times_with_the_same_msns() {
         );
     }
 }
+
+/// Frames lost upstream before a keyframe (an SRT too-late drop, then the demuxer's wait for the next
+/// keyframe) leave a hole in the input; every frame after it is still packaged. Found over a lossy SRT
+/// link: the frame duration estimate had averaged in the 300 ms hole, parts then ended past the next
+/// frame, and that frame was dropped as "going backwards" — a reference picture, so Chromium's decoder
+/// failed on the next one.
+#[test]
+fn frames_after_a_hole_before_a_keyframe_are_all_packaged() {
+    let mut p = packager(PackagerConfig::default());
+    // 24 fps (3750 ticks), keyframe every 2 s; frames from 5.1 s to just before the 6 s keyframe lost.
+    let step = 3750i64;
+    let mut fed = 0u64;
+    let mut a = 0i64;
+    for i in 0..(12 * 24) {
+        let dts = i * step;
+        let ms = dts / 90;
+        while a * 1024 * 1000 / 48_000 < ms {
+            p.push_frame(aframe(a * 1024), 1_700_000_000_000 + ms);
+            a += 1;
+        }
+        if (5_100..6_000).contains(&ms) {
+            continue;
+        }
+        p.push_frame(vframe(dts, 2 * step, i % 48 == 0), 1_700_000_000_000 + ms);
+        fed += 1;
+        p.check_invariants().unwrap();
+    }
+    let v = p.rendition("source").unwrap();
+    assert_eq!(v.counters().dropped_frames, 0, "{:?}", v.counters());
+    assert_eq!(v.counters().frames, fed, "{:?}", v.counters());
+    assert_eq!(v.counters().timeline_overlaps, 0, "{:?}", v.counters());
+    // The estimate stayed one frame: parts after the hole are part-target long, not stretched.
+    assert_eq!(v.est_duration_ticks(), step);
+}
