@@ -42,9 +42,9 @@ pub struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionSection {
-    /// Encrypt every stream (HLS `METHOD=AES-128`; default false).
+    /// Encrypt every stream (HLS `METHOD=AES-128` and DASH CENC `cenc` with ClearKey; default false).
     pub enabled: Option<bool>,
-    /// A new content key every this many segments (default 10).
+    /// A new HLS content key every this many segments (default 10; DASH: one key per Period).
     pub rotate_every_segments: Option<u64>,
 }
 
@@ -224,7 +224,7 @@ pub struct ServeArgs {
     /// Segment target, e.g. `2s` [default: 2s].
     #[arg(long, env = "ESTUARY_SEGMENT_TARGET", value_parser = humantime::parse_duration)]
     pub segment_target: Option<Duration>,
-    /// Encrypt every stream (HLS AES-128) without a config file.
+    /// Encrypt every stream (HLS AES-128 and DASH CENC ClearKey) without a config file.
     #[arg(long, env = "ESTUARY_ENCRYPT")]
     pub encrypt: bool,
     /// Part target, e.g. `500ms` or `200ms` [default: 500ms].

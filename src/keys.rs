@@ -1,5 +1,9 @@
-//! Content keys of encrypted streams (HLS `METHOD=AES-128`): random AES-128 keys from the operating
-//! system's CSPRNG, one per `rotate_every` segments, and a random IV per segment.
+//! Content keys of encrypted streams: random AES-128 keys from the operating system's CSPRNG.
+//!
+//! - HLS `METHOD=AES-128`: one key per `rotate_every` segments, and a random IV per segment.
+//! - DASH CENC `cenc`: one key per key epoch (the packager's: from the stream's start or a re-publish,
+//!   i.e. one per DASH Period), with a random 16-byte KID, served by KID through the ClearKey license
+//!   endpoint; a random 64-bit IV base per segment and rendition. Never the same key as HLS.
 //!
 //! Key ids are `msn / rotate_every`: media sequence numbers never repeat for a stream name, so neither
 //! do key URIs (a CDN may still hold old ones). Key material is never logged ([`ContentKey`]'s `Debug`
@@ -10,18 +14,51 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use packager::crypto::{ContentKey, KeySource};
+use packager::{
+    cenc::CencKey,
+    crypto::{ContentKey, KeySource},
+};
 
 /// Keys kept per stream: far more than a live window needs (12 segments rotate at most 12 times).
 const KEYS_KEPT: usize = 64;
+/// CENC keys kept per stream (one per re-publish).
+const CENC_KEYS_KEPT: usize = 16;
 
 /// One stream's keys, shared by its packager (which creates them) and the origin (which serves them).
 #[derive(Debug, Default)]
 pub struct KeyStore {
     keys: Mutex<VecDeque<Arc<ContentKey>>>,
+    cenc: Mutex<VecDeque<Arc<CencKey>>>,
 }
 
 impl KeyStore {
+    /// The CENC key whose KID is `kid`, while kept.
+    pub fn cenc_by_kid(&self, kid: &[u8; 16]) -> Option<Arc<CencKey>> {
+        self.lock_cenc().iter().find(|k| &k.kid == kid).cloned()
+    }
+
+    fn cenc_get_or_create(&self, id: u64) -> Arc<CencKey> {
+        let mut keys = self.lock_cenc();
+        if let Some(k) = keys.iter().find(|k| k.id == id) {
+            return k.clone();
+        }
+        let key = Arc::new(CencKey {
+            id,
+            kid: random_block(),
+            key: random_block(),
+        });
+        if keys.len() >= CENC_KEYS_KEPT {
+            keys.pop_front();
+        }
+        keys.push_back(key.clone());
+        tracing::info!(key_id = id, kid = %key.kid_uuid(), "new cenc content key");
+        key
+    }
+
+    fn lock_cenc(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<CencKey>>> {
+        self.cenc.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// The key with sequence number `id`, while kept.
     pub fn get(&self, id: u64) -> Option<Arc<ContentKey>> {
         self.lock().iter().find(|k| k.id == id).cloned()
@@ -82,6 +119,12 @@ impl KeySource for StreamKeys {
             random_block(),
         )
     }
+
+    fn cenc_key(&mut self, epoch: u64) -> (Arc<CencKey>, u64) {
+        let mut iv = [0u8; 8];
+        iv.copy_from_slice(&random_block()[..8]);
+        (self.store.cenc_get_or_create(epoch), u64::from_be_bytes(iv))
+    }
 }
 
 #[cfg(test)]
@@ -101,5 +144,13 @@ mod tests {
         assert_eq!(store.get(10).unwrap(), a);
         assert_eq!(store.get(11).unwrap(), c);
         assert!(store.get(9).is_none());
+        // DASH: one key per epoch, found by its KID, never an HLS key.
+        let (c1, iv1) = ks.cenc_key(30);
+        let (c2, iv2) = ks.cenc_key(30);
+        assert_eq!(c1, c2);
+        assert_ne!(iv1, iv2);
+        assert_ne!(c1.key, a.key);
+        assert_eq!(store.cenc_by_kid(&c1.kid).unwrap(), c1);
+        assert_ne!(ks.cenc_key(40).0.kid, c1.kid);
     }
 }

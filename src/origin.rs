@@ -211,6 +211,27 @@ enum Object {
         msn: u64,
         part: usize,
     },
+    /// The DASH CENC init segment of init segment `init_id` under CENC key `key_id`.
+    CencInit {
+        rendition: String,
+        init_id: u64,
+        key_id: u64,
+    },
+    /// The DASH CENC form of a segment.
+    CencSegment {
+        rendition: String,
+        msn: u64,
+    },
+    /// The W3C ClearKey license endpoint (POST).
+    License,
+}
+
+/// Which bytes of a segment are served: the LL-HLS ones (clear, or AES-128 once complete) or the DASH
+/// CENC ones (streamed chunk by chunk like clear ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SegmentForm {
+    Hls,
+    Cenc,
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -229,13 +250,41 @@ fn parse_path(path: &str) -> Option<(String, Object)> {
     }
     let a = it.next()?;
     let b = it.next();
+    let c = it.next();
     if it.next().is_some() {
+        return None;
+    }
+    if let (Some("cenc"), Some(file)) = (b, c) {
+        if !crate::ingest::is_valid_name(a) {
+            return None;
+        }
+        let rendition = a.to_owned();
+        let object = if let Some(ids) = file
+            .strip_prefix("init-")
+            .and_then(|f| f.strip_suffix(".mp4"))
+        {
+            let (init_id, key_id) = ids.split_once('-')?;
+            Object::CencInit {
+                rendition,
+                init_id: parse_u64(init_id)?,
+                key_id: parse_u64(key_id)?,
+            }
+        } else {
+            Object::CencSegment {
+                rendition,
+                msn: parse_u64(file.strip_suffix(".m4s")?)?,
+            }
+        };
+        return Some((format!("live/{name}"), object));
+    }
+    if c.is_some() {
         return None;
     }
     let object = match b {
         None if a == "index.m3u8" => Object::Multivariant,
         None if a == "manifest.mpd" => Object::Mpd,
         None if a == packager::dash::UTC_TIMING_PATH => Object::Time,
+        None if a == packager::dash::LICENSE_PATH => Object::License,
         None => return None,
         Some(file) if a == "keys" => Object::Key {
             id: parse_u64(file.strip_suffix(".key")?)?,
@@ -303,34 +352,23 @@ impl Origin {
     pub async fn handle<B>(
         self: Arc<Self>,
         req: Request<B>,
-    ) -> Result<Response<ChunksBody>, Infallible> {
+    ) -> Result<Response<ChunksBody>, Infallible>
+    where
+        B: hyper::body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
         let method = req.method().clone();
+        let is_license = parse_path(req.uri().path()).is_some_and(|(_, o)| o == Object::License);
         let mut response = match method {
+            Method::POST if is_license => match self.license(req).await {
+                Ok(reply) => reply_response(reply, false),
+                Err(e) => error_response(&e),
+            },
+            Method::GET | Method::HEAD if is_license => {
+                error_response(&OriginError::MethodNotAllowed)
+            }
             Method::GET | Method::HEAD => match self.route(&req).await {
-                Ok(reply) => {
-                    let len = reply.body.size_hint().exact();
-                    let mut resp = Response::new(if method == Method::HEAD {
-                        ChunksBody::empty()
-                    } else {
-                        reply.body
-                    });
-                    *resp.status_mut() = reply.status;
-                    let h = resp.headers_mut();
-                    // A segment in progress has no length yet: chunked transfer (HTTP/1.1) or
-                    // DATA frames as its chunks appear (HTTP/2).
-                    if let Some(len) = len {
-                        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                    }
-                    h.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(reply.content_type),
-                    );
-                    h.insert(
-                        header::CACHE_CONTROL,
-                        HeaderValue::from_static(reply.cache_control),
-                    );
-                    resp
-                }
+                Ok(reply) => reply_response(reply, method == Method::HEAD),
                 Err(e) => {
                     tracing::debug!(path = %req.uri().path(), error = %e, "request failed");
                     error_response(&e)
@@ -342,7 +380,7 @@ impl Origin {
                 let h = resp.headers_mut();
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_METHODS,
-                    HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                    HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
                 );
                 h.insert(
                     header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -362,6 +400,58 @@ impl Origin {
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
         Ok(response)
+    }
+
+    /// The W3C ClearKey license endpoint (W3C EME §9.1.3 ClearKey license request and response): a JSON
+    /// `{"kids": [base64url KID, …], "type": …}` in, the stream's CENC keys for the KIDs it knows out,
+    /// as a JWK set `{"keys": [{"kty": "oct", "kid": …, "k": …}], "type": "temporary"}`. 404 when it
+    /// knows none of them (or the stream is not encrypted), 400 for a malformed request. Never cached.
+    async fn license<B>(&self, req: Request<B>) -> Result<Reply, OriginError>
+    where
+        B: hyper::body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (stream, _) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
+        let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
+        let store = entry.lock().keys.clone().ok_or(OriginError::NotFound)?;
+        let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+            req.into_body(),
+            MAX_LICENSE_REQUEST_BYTES,
+        ))
+        .await
+        .map_err(|_| OriginError::BadRequest("license request body"))?
+        .to_bytes();
+        let request: LicenseRequest = serde_json::from_slice(&body)
+            .map_err(|_| OriginError::BadRequest("license request"))?;
+        if request.kids.len() > MAX_LICENSE_KIDS {
+            return Err(OriginError::BadRequest("too many kids"));
+        }
+        let keys: Vec<serde_json::Value> = request
+            .kids
+            .iter()
+            .filter_map(|kid| {
+                // Padding is not part of base64url in JWK, but some CDMs send it.
+                let raw = b64.decode(kid.trim_end_matches('=')).ok()?;
+                let kid: [u8; 16] = raw.try_into().ok()?;
+                store.cenc_by_kid(&kid)
+            })
+            .map(|k| {
+                serde_json::json!({ "kty": "oct", "kid": b64.encode(k.kid), "k": b64.encode(k.key) })
+            })
+            .collect();
+        if keys.is_empty() {
+            tracing::info!(stream = %stream, "license request for unknown kids");
+            return Err(OriginError::NotFound);
+        }
+        let body = serde_json::json!({ "keys": keys, "type": "temporary" }).to_string();
+        Ok(Reply {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            cache_control: cache::PRIVATE,
+            body: ChunksBody::new([Bytes::from(body)]),
+        })
     }
 
     async fn route<B>(&self, req: &Request<B>) -> Result<Reply, OriginError> {
@@ -410,7 +500,7 @@ impl Origin {
                     },
                 ))
             }
-            Object::Time => Err(OriginError::NotFound),
+            Object::Time | Object::License => Err(OriginError::NotFound),
             Object::Key { id } => {
                 let key = entry
                     .lock()
@@ -425,8 +515,6 @@ impl Origin {
                     body: ChunksBody::new([Bytes::copy_from_slice(&key.key)]),
                 })
             }
-            // DASH CENC is not built yet: an encrypted stream has no MPD rather than a clear one.
-            Object::Mpd if entry.lock().packager.is_encrypted() => Err(OriginError::NotFound),
             Object::Mpd => {
                 let dash = &self.hub.config().dash;
                 let body = self
@@ -494,63 +582,28 @@ impl Origin {
                 let bytes = r.init(id).ok_or(OriginError::NotFound)?.clone();
                 Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
             }
-            Object::Segment { rendition, msn } => {
-                // A complete segment is sent at once. The segment in progress (a low-latency DASH
-                // player asks for it once its first chunk exists) is sent as it is produced: the
-                // chunks so far, then each new one the moment it is cut. The next segment waits
-                // for its first chunk.
-                let timeout = self.blocking_timeout(&entry);
-                // A segment asked for before it existed was announced by an MPD (the one after the
-                // segment in progress). If a discontinuity makes it the first of a new Period instead,
-                // it is not what was announced: 404, and the player's next MPD shows the new Period.
-                let announced_only = entry
-                    .lock()
+            Object::CencInit {
+                rendition,
+                init_id,
+                key_id,
+            } => {
+                let st = entry.lock();
+                let r = st
                     .packager
                     .rendition(&rendition)
-                    .is_some_and(|r| r.segment(msn).is_none());
-                let (kind, parts, complete) = self
-                    .wait_for(&entry, timeout, |st| {
-                        let r = st
-                            .packager
-                            .rendition(&rendition)
-                            .ok_or(OriginError::NotFound)?;
-                        if announced_only && r.segment(msn).is_some_and(|s| s.is_discontinuity) {
-                            return Err(OriginError::NotFound);
-                        }
-                        match r.segment(msn) {
-                            // An encrypted segment is one message: served once complete.
-                            Some(s) if s.is_complete && s.key.is_some() => Ok(Some((
-                                r.kind(),
-                                s.encrypted.iter().cloned().collect::<Vec<_>>(),
-                                true,
-                            ))),
-                            Some(s) if s.key.is_some() => Ok(None),
-                            Some(s) if s.is_complete || !s.parts.is_empty() => Ok(Some((
-                                r.kind(),
-                                s.parts.iter().map(|p| p.bytes.clone()).collect::<Vec<_>>(),
-                                s.is_complete,
-                            ))),
-                            _ if is_upcoming(r, msn, None) => Ok(None),
-                            _ => Err(OriginError::NotFound),
-                        }
-                    })
-                    .await?;
-                if complete {
-                    return Ok(media_reply(kind, ChunksBody::new(parts)));
-                }
-                let guard = entry
-                    .try_wait(self.hub.config().max_waiters_per_stream)
-                    .ok_or(OriginError::Unavailable("too many blocked requests"))?;
-                let tail = live_segment_tail(LiveSegment {
-                    entry: entry.clone(),
-                    rx: entry.subscribe(),
-                    rendition,
-                    msn,
-                    next_part: parts.len(),
-                    timeout,
-                    _guard: guard,
-                });
-                Ok(media_reply(kind, ChunksBody::with_tail(parts, tail)))
+                    .ok_or(OriginError::NotFound)?;
+                let bytes = r
+                    .cenc_init(init_id, key_id)
+                    .ok_or(OriginError::NotFound)?
+                    .clone();
+                Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
+            }
+            Object::CencSegment { rendition, msn } => {
+                self.segment(&entry, rendition, msn, SegmentForm::Cenc)
+                    .await
+            }
+            Object::Segment { rendition, msn } => {
+                self.segment(&entry, rendition, msn, SegmentForm::Hls).await
             }
             Object::Part {
                 rendition,
@@ -577,6 +630,83 @@ impl Origin {
                 Ok(media_reply(body.0, body.1))
             }
         }
+    }
+
+    /// A segment (complete: at once; in progress: its chunks so far, then each new one as it is cut;
+    /// the next one: held until its first chunk) in the LL-HLS or the DASH CENC form.
+    async fn segment(
+        &self,
+        entry: &Arc<StreamEntry>,
+        rendition: String,
+        msn: u64,
+        form: SegmentForm,
+    ) -> Result<Reply, OriginError> {
+        let entry = entry.clone();
+        // A complete segment is sent at once. The segment in progress (a low-latency DASH
+        // player asks for it once its first chunk exists) is sent as it is produced: the
+        // chunks so far, then each new one the moment it is cut. The next segment waits
+        // for its first chunk.
+        let timeout = self.blocking_timeout(&entry);
+        // A segment asked for before it existed was announced by an MPD (the one after the
+        // segment in progress). If a discontinuity makes it the first of a new Period instead,
+        // it is not what was announced: 404, and the player's next MPD shows the new Period.
+        let announced_only = entry
+            .lock()
+            .packager
+            .rendition(&rendition)
+            .is_some_and(|r| r.segment(msn).is_none());
+        let (kind, parts, complete) = self
+            .wait_for(&entry, timeout, |st| {
+                let r = st
+                    .packager
+                    .rendition(&rendition)
+                    .ok_or(OriginError::NotFound)?;
+                if announced_only && r.segment(msn).is_some_and(|s| s.is_discontinuity) {
+                    return Err(OriginError::NotFound);
+                }
+                match r.segment(msn) {
+                    // An encrypted HLS segment is one message: served once complete.
+                    Some(s) if form == SegmentForm::Hls && s.is_complete && s.key.is_some() => {
+                        Ok(Some((
+                            r.kind(),
+                            s.encrypted.iter().cloned().collect::<Vec<_>>(),
+                            true,
+                        )))
+                    }
+                    Some(s) if form == SegmentForm::Hls && s.key.is_some() => Ok(None),
+                    Some(s) if form == SegmentForm::Cenc && s.cenc.is_none() => {
+                        Err(OriginError::NotFound)
+                    }
+                    Some(s) if s.is_complete || !s.parts.is_empty() => Ok(Some((
+                        r.kind(),
+                        s.parts
+                            .iter()
+                            .map(|p| part_bytes(p, form))
+                            .collect::<Vec<_>>(),
+                        s.is_complete,
+                    ))),
+                    _ if is_upcoming(r, msn, None) => Ok(None),
+                    _ => Err(OriginError::NotFound),
+                }
+            })
+            .await?;
+        if complete {
+            return Ok(media_reply(kind, ChunksBody::new(parts)));
+        }
+        let guard = entry
+            .try_wait(self.hub.config().max_waiters_per_stream)
+            .ok_or(OriginError::Unavailable("too many blocked requests"))?;
+        let tail = live_segment_tail(LiveSegment {
+            entry: entry.clone(),
+            rx: entry.subscribe(),
+            rendition,
+            msn,
+            next_part: parts.len(),
+            form,
+            timeout,
+            _guard: guard,
+        });
+        Ok(media_reply(kind, ChunksBody::with_tail(parts, tail)))
     }
 
     /// 3× the target duration (RFC 8216bis §6.2.5.2), or 3× the segment target before it is fixed.
@@ -645,6 +775,8 @@ struct LiveSegment {
     msn: u64,
     /// Index of the next part to send.
     next_part: usize,
+    /// Which bytes of each part.
+    form: SegmentForm,
     /// Longest wait for one chunk (3× the target duration).
     timeout: Duration,
     /// Counts the response as a blocked request while it streams.
@@ -671,7 +803,7 @@ fn live_segment_tail(state: LiveSegment) -> LiveTail {
                     None => Err(OriginError::NotFound),
                     Some(r) => match r.segment(st.msn) {
                         Some(seg) => match seg.parts.get(st.next_part) {
-                            Some(p) => Ok(TailStep::Chunk(p.bytes.clone())),
+                            Some(p) => Ok(TailStep::Chunk(part_bytes(p, st.form))),
                             None if seg.is_complete => Ok(TailStep::Done),
                             None => Ok(TailStep::Wait),
                         },
@@ -706,6 +838,26 @@ fn live_segment_tail(state: LiveSegment) -> LiveTail {
     }))
 }
 
+/// The bytes of part `p` in a segment of form `form` (clear for LL-HLS: an encrypted HLS segment is
+/// served whole, never through here).
+fn part_bytes(p: &packager::rendition::Part, form: SegmentForm) -> Bytes {
+    match form {
+        SegmentForm::Hls => p.bytes.clone(),
+        SegmentForm::Cenc => p.cenc.clone().unwrap_or_default(),
+    }
+}
+
+/// Largest ClearKey license request body accepted (bytes).
+const MAX_LICENSE_REQUEST_BYTES: usize = 16 * 1024;
+/// Most KIDs one license request may ask for.
+const MAX_LICENSE_KIDS: usize = 64;
+
+/// A W3C ClearKey license request (W3C EME §9.1.3).
+#[derive(Debug, serde::Deserialize)]
+struct LicenseRequest {
+    kids: Vec<String>,
+}
+
 fn playlist_reply(body: Bytes, cache_control: &'static str) -> Reply {
     Reply {
         status: StatusCode::OK,
@@ -725,6 +877,32 @@ fn media_reply(kind: media::TrackKind, body: ChunksBody) -> Reply {
         cache_control: cache::IMMUTABLE,
         body,
     }
+}
+
+/// The response for a successful `reply` (body left out for HEAD).
+fn reply_response(reply: Reply, is_head: bool) -> Response<ChunksBody> {
+    let len = reply.body.size_hint().exact();
+    let mut resp = Response::new(if is_head {
+        ChunksBody::empty()
+    } else {
+        reply.body
+    });
+    *resp.status_mut() = reply.status;
+    let h = resp.headers_mut();
+    // A segment in progress has no length yet: chunked transfer (HTTP/1.1) or DATA frames as its
+    // chunks appear (HTTP/2).
+    if let Some(len) = len {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(reply.cache_control),
+    );
+    resp
 }
 
 fn error_response(e: &OriginError) -> Response<ChunksBody> {

@@ -1,11 +1,16 @@
-//! End to end: `[encryption]` (HLS `METHOD=AES-128`) on a real RTMP publish. Served parts and segments
-//! decrypt with `openssl` under the served key and the playlist's IV, FFmpeg and hls.js play the
-//! stream, and hls.js given a wrong key plays nothing.
+//! End to end: `[encryption]` on a real RTMP publish.
+//!
+//! - HLS `METHOD=AES-128`: served parts and segments decrypt with `openssl` under the served key and
+//!   the playlist's IV, FFmpeg and hls.js play the stream, and hls.js given a wrong key plays nothing.
+//! - DASH CENC `cenc` with W3C ClearKey: the license endpoint answers the W3C JSON request, every CMAF
+//!   chunk decrypts with FFmpeg's CENC decryptor to exactly the clear chunk's samples, a re-publish
+//!   brings a new KID, and dash.js and Shaka play the stream through EME in headless Chromium.
 
 mod common;
 
 use std::{io::Write, path::Path, process::Command, time::Duration};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use common::*;
 use hyper::StatusCode;
 
@@ -120,11 +125,6 @@ async fn encrypted_ll_hls_decrypts_with_openssl_and_plays_in_ffmpeg_and_hls_js()
     }
     eprintln!("{decrypted} encrypted segments decrypted with openssl");
 
-    // No clear DASH while the stream is encrypted (CENC is not built yet).
-    assert_eq!(
-        get(&format!("{base}manifest.mpd")).await.status,
-        StatusCode::NOT_FOUND
-    );
     // A key that was never issued.
     assert_eq!(
         get(&format!("{base}keys/1.key")).await.status,
@@ -164,4 +164,273 @@ async fn encrypted_ll_hls_decrypts_with_openssl_and_plays_in_ffmpeg_and_hls_js()
     assert_eq!(wrong["played_seconds"].as_f64(), Some(0.0), "{wrong}");
     assert_eq!(wrong["frames_decoded"].as_u64().unwrap_or(0), 0, "{wrong}");
     assert!(wrong["error_count"].as_u64().unwrap() > 0, "{wrong}");
+}
+
+/// POST `body` to `url`; (status, Cache-Control, body).
+async fn post(url: &str, body: &str) -> (StatusCode, String, bytes::Bytes) {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let req = hyper::Request::post(url)
+        .header("content-type", "application/json")
+        .body(Full::new(bytes::Bytes::from(body.to_owned())))
+        .unwrap();
+    let resp = client.request(req).await.expect("POST");
+    let status = resp.status();
+    let cc = resp
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, cc, body)
+}
+
+/// MD5 of every packet's data (`ffprobe -show_data_hash`, which needs no decodable keyframe) of
+/// `file`, decrypted by FFmpeg's demuxer with `key_hex` if given.
+fn packet_md5s(file: &Path, key_hex: Option<&str>) -> Vec<String> {
+    let mut cmd = Command::new("ffprobe");
+    cmd.args(["-v", "quiet"]);
+    if let Some(k) = key_hex {
+        cmd.args(["-decryption_key", k]);
+    }
+    let out = cmd
+        .args([
+            "-show_entries",
+            "packet=data_hash",
+            "-show_data_hash",
+            "MD5",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Split a segment into its CMAF chunks (each `moof` with its `mdat`).
+fn chunk_bytes(segment: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut start = None;
+    while pos + 8 <= segment.len() {
+        let size = u32::from_be_bytes(segment[pos..pos + 4].try_into().unwrap()) as usize;
+        let kind = &segment[pos + 4..pos + 8];
+        if kind == b"moof" {
+            start = Some(pos);
+        }
+        pos += size.max(8);
+        if kind == b"mdat"
+            && let Some(s) = start.take()
+        {
+            out.push(segment[s..pos].to_vec());
+        }
+    }
+    out
+}
+
+/// The KID (hex) of every Period's AdaptationSets, checking the ContentProtection elements on the way.
+fn period_kids(mpd_text: &str) -> Vec<String> {
+    let mpd = dash_mpd_core::parse(mpd_text).expect("MPD parses");
+    let mut kids = Vec::new();
+    for period in &mpd.periods {
+        let mut period_kid = None;
+        for a in &period.adaptations {
+            let cp = &a.ContentProtection;
+            let cenc = cp
+                .iter()
+                .find(|c| c.schemeIdUri == "urn:mpeg:dash:mp4protection:2011")
+                .expect("mp4protection ContentProtection");
+            assert_eq!(cenc.value.as_deref(), Some("cenc"));
+            let kid = cenc
+                .default_KID
+                .clone()
+                .expect("cenc:default_KID")
+                .replace('-', "");
+            assert_eq!(kid.len(), 32, "{kid}");
+            let ck = cp
+                .iter()
+                .find(|c| c.schemeIdUri == "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e")
+                .expect("ClearKey ContentProtection");
+            let laurl = ck.clearkey_laurl.as_ref().expect("clearkey:Laurl");
+            assert_eq!(laurl.content.as_deref(), Some("license"));
+            assert_eq!(laurl.lic_type.as_deref(), Some("EME-1.0"));
+            // One key per Period: every AdaptationSet of it has the same KID.
+            assert_eq!(*period_kid.get_or_insert(kid.clone()), kid);
+            for r in &a.representations {
+                let t = r.SegmentTemplate.as_ref().expect("SegmentTemplate");
+                assert!(t.media.as_deref().unwrap().contains("/cenc/"), "{t:?}");
+                assert!(
+                    t.initialization.as_deref().unwrap().contains("/cenc/init-"),
+                    "{t:?}"
+                );
+            }
+        }
+        kids.push(period_kid.expect("an AdaptationSet"));
+    }
+    kids
+}
+
+/// Ask the license endpoint for `kid_hex`; the key (hex) it answers.
+async fn license_key(base: &str, kid_hex: &str) -> String {
+    let kid: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&kid_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let request = format!(
+        r#"{{"kids":["{}"],"type":"temporary"}}"#,
+        URL_SAFE_NO_PAD.encode(&kid)
+    );
+    let (status, cc, body) = post(&format!("{base}license"), &request).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(cc, "private, no-store");
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("license JSON");
+    let k = &json["keys"][0];
+    assert_eq!(k["kty"], "oct");
+    assert_eq!(k["kid"], URL_SAFE_NO_PAD.encode(&kid));
+    let key = URL_SAFE_NO_PAD.decode(k["k"].as_str().unwrap()).unwrap();
+    assert_eq!(key.len(), 16);
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js_and_shaka() {
+    let server = start_server("[encryption]\nenabled = true\n").await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let rtmp = format!("rtmp://{}/live/cenc", server.rtmp_addr);
+    let mut publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
+    let base = format!("http://{}/live/cenc/", server.http_addr);
+    wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(20))
+        .await
+        .expect("MPD");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mpd = get(&format!("{base}manifest.mpd")).await.text();
+    assert!(
+        mpd.contains(r#"xmlns:clearkey="http://dashif.org/guidelines/clearKey""#),
+        "{mpd}"
+    );
+    let kids = period_kids(&mpd);
+    assert_eq!(kids.len(), 1, "{mpd}");
+    let key_hex = license_key(&base, &kids[0]).await;
+
+    // The license endpoint: POST only; unknown KIDs and malformed requests are refused.
+    let unknown = format!(r#"{{"kids":["{}"]}}"#, URL_SAFE_NO_PAD.encode([0u8; 16]));
+    assert_eq!(
+        post(&format!("{base}license"), &unknown).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        post(&format!("{base}license"), "{nope").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get(&format!("{base}license")).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // Every chunk of a complete CENC segment, video and audio, decrypts with FFmpeg's CENC decryptor
+    // (`-decryption_key`, not our code) to exactly the samples of the clear chunk, which comes from
+    // the HLS segment decrypted with openssl. (FFmpeg 5.1 mis-indexes the sample encryption of a
+    // second `moof` in one file, its own CENC output included, so each chunk goes in its own file.)
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for rendition in ["source", "audio"] {
+        let text = get(&format!("{base}{rendition}/media.m3u8")).await.text();
+        let facts = parse_media(&text);
+        let (msn, key_uri, iv) = segment_keys(&text, facts.media_sequence)
+            .into_iter()
+            .rev()
+            .nth(1)
+            .expect("a complete segment");
+        let hls_key = get(&format!("{base}{}", key_uri.trim_start_matches("../"))).await;
+        let hls_seg = get(&format!("{base}{rendition}/{msn}.m4s")).await;
+        let clear = openssl_decrypt(&hls_key.body, &iv, &hls_seg.body).expect("HLS decrypts");
+        let clear_init = get(&format!("{base}{rendition}/{}", facts.map_uri))
+            .await
+            .body;
+        let tmpl = format!("{rendition}/cenc/init-");
+        let at = mpd.find(&tmpl).expect("CENC init in the MPD");
+        let init_name = &mpd[at..at + mpd[at..].find('"').unwrap()];
+        let cenc_init = get(&format!("{base}{init_name}")).await;
+        assert_eq!(cenc_init.status, StatusCode::OK, "{init_name}");
+        for (fourcc, what) in [(&b"tenc"[..], "tenc"), (b"pssh", "pssh"), (b"sinf", "sinf")] {
+            assert!(
+                cenc_init.body.windows(4).any(|w| w == fourcc),
+                "{rendition}: no {what} in the protected init segment"
+            );
+        }
+        let cenc_seg = get(&format!("{base}{rendition}/cenc/{msn}.m4s")).await;
+        assert_eq!(cenc_seg.status, StatusCode::OK);
+        assert_eq!(
+            cenc_seg.header("cache-control"),
+            "public, max-age=31536000, immutable"
+        );
+        let (enc_chunks, clear_chunks) = (chunk_bytes(&cenc_seg.body), chunk_bytes(&clear));
+        assert_eq!(enc_chunks.len(), clear_chunks.len(), "{rendition} {msn}");
+        assert!(enc_chunks.len() >= 3);
+        for (k, (enc, clr)) in enc_chunks.iter().zip(&clear_chunks).enumerate() {
+            let (e, c) = (dir.path().join("e.mp4"), dir.path().join("c.mp4"));
+            std::fs::write(&e, [&cenc_init.body[..], enc].concat()).unwrap();
+            std::fs::write(&c, [&clear_init[..], clr].concat()).unwrap();
+            let clear_md5 = packet_md5s(&c, None);
+            assert!(!clear_md5.is_empty(), "{rendition} {msn}.{k}: no packets");
+            assert_eq!(
+                packet_md5s(&e, Some(&key_hex)),
+                clear_md5,
+                "{rendition} {msn}.{k}: CENC chunk does not decrypt to the clear one"
+            );
+            assert_ne!(
+                packet_md5s(&e, None),
+                clear_md5,
+                "{rendition} {msn}.{k} is clear"
+            );
+            checked += 1;
+        }
+    }
+    eprintln!("{checked} CENC chunks decrypted by FFmpeg to the clear samples");
+
+    // dash.js and Shaka play it through EME (ClearKey) from a page in the stream's directory on
+    // http://127.0.0.1, taking the license URL from the MPD.
+    for player in ["dashjs", "shaka"] {
+        let url = format!("{base}manifest.mpd");
+        let report =
+            blocking(move || play_dash(player, &url, 12, &["--low-latency", "--proxy"])).await;
+        eprintln!("{player} CENC/ClearKey: {report}");
+        assert_eq!(report["ok"], true, "{player}: {report}");
+        assert_eq!(report["stalls"], 0, "{player}: {report}");
+        assert!(
+            report["frames_decoded"].as_u64().unwrap() > 200,
+            "{player}: {report}"
+        );
+        assert!(
+            report["fatal_errors"]
+                .as_array()
+                .is_none_or(|a| a.is_empty()),
+            "{player}: {report}"
+        );
+    }
+
+    // A re-publish starts a new Period under a new key; both keys are served while listed.
+    publisher.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _again = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
+    let deadline = std::time::Instant::now() + Duration::from_secs(25);
+    let kids = loop {
+        let kids = period_kids(&get(&format!("{base}manifest.mpd")).await.text());
+        if kids.len() >= 2 {
+            break kids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no second Period: {kids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_ne!(kids[0], kids[1], "the new Period has a new key");
+    let second = license_key(&base, &kids[1]).await;
+    assert_ne!(second, key_hex);
+    assert_eq!(license_key(&base, &kids[0]).await, key_hex);
 }

@@ -29,6 +29,14 @@
 //!
 //! Periods: each discontinuity (re-publish, new track configuration) starts a new Period, with its own
 //! init segment and timeline, so players re-initialise there.
+//!
+//! Encrypted streams (ISO/IEC 23001-7 `cenc`, [`crate::cenc`]): the Representations address the CENC
+//! form of the same segments, `{rendition}/cenc/init-{init id}-{key id}.mp4` and
+//! `{rendition}/cenc/$Number$.m4s`; each AdaptationSet carries the mp4protection ContentProtection
+//! with `cenc:default_KID` and the DASH-IF ClearKey one whose `clearkey:Laurl` is [`LICENSE_PATH`],
+//! relative to the MPD like every other URI here (a player page in the stream's directory, such as
+//! the origin's own, resolves it there; EME players elsewhere configure the license URL). One key per
+//! Period (a re-publish starts a new key).
 
 use std::time::Duration;
 
@@ -46,6 +54,11 @@ pub const UTC_TIMING_SCHEME: &str = "urn:mpeg:dash:utc:http-xsdate:2014";
 /// Where the `UTCTiming` clock is, relative to the MPD (the origin serves it next to every MPD, so a
 /// path prefix such as a playback token carries through).
 pub const UTC_TIMING_PATH: &str = "time";
+
+/// Where the ClearKey license endpoint is, relative to the MPD (W3C ClearKey JSON request/response).
+pub const LICENSE_PATH: &str = "license";
+/// The namespace of the `clearkey:Laurl` element (DASH-IF IOP ClearKey), declared on the MPD root.
+pub const CLEARKEY_NAMESPACE: &str = "http://dashif.org/guidelines/clearKey";
 
 /// DASH settings that are not the packager's cutting rules.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +116,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
 
     let periods: Vec<PeriodStart> = stream.periods().iter().copied().collect();
     let mut out_periods = Vec::new();
+    let mut is_protected = false;
     let mut presentation_end = Duration::ZERO;
     let mut longest_segment = Duration::from_secs(u64::from(td));
     for (i, p) in periods.iter().enumerate() {
@@ -111,6 +125,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         let mut video = Vec::new();
         let mut audio = Vec::new();
         let mut undeclared = false;
+        let mut period_key = None;
         for r in stream.renditions() {
             let sig = Signalling {
                 live,
@@ -122,6 +137,9 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
             };
             presentation_end = presentation_end.max(start + rep.1);
             longest_segment = longest_segment.max(rep.2);
+            if rep.3.is_some() {
+                period_key = rep.3.clone();
+            }
             match r.kind() {
                 TrackKind::Video => video.push(rep.0),
                 TrackKind::Audio => audio.push(rep.0),
@@ -152,6 +170,12 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         }
         if !audio.is_empty() {
             adaptations.push(audio_adaptation(audio));
+        }
+        if let Some(key) = &period_key {
+            for a in &mut adaptations {
+                a.ContentProtection = content_protection(key);
+            }
+            is_protected = true;
         }
         out_periods.push(mpd::Period {
             id: Some(format!("p{}", p.first_msn)),
@@ -204,8 +228,19 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         }],
         ..Default::default()
     };
+    let mut xml = doc.to_string();
+    if is_protected {
+        // dash-mpd-core declares the cenc namespace but not the DASH-IF ClearKey one (Shaka looks the
+        // Laurl element up by namespace URI): declare it on the root element.
+        if let Some(at) = xml.find("<MPD ") {
+            xml.insert_str(
+                at + "<MPD ".len(),
+                &format!("xmlns:clearkey=\"{CLEARKEY_NAMESPACE}\" "),
+            );
+        }
+    }
     Some(format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{doc}\n"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{xml}\n"
     ))
 }
 
@@ -219,6 +254,15 @@ struct Signalling {
     td_secs: u32,
 }
 
+/// A Representation, how long its media lasts from the period start, its longest segment, and the CENC
+/// key of its segments (encrypted streams).
+type RepresentationOut = (
+    mpd::Representation,
+    Duration,
+    Duration,
+    Option<std::sync::Arc<crate::cenc::CencKey>>,
+);
+
 /// One Representation of rendition `r` in period `p` (segments with msn in `p.first_msn..end_msn`),
 /// how long its media lasts from the period start, and its longest segment. `None` when it has no
 /// segment there. Sets `undeclared` when its bit rate had to be measured.
@@ -228,7 +272,7 @@ fn representation(
     (p, end_msn): (&PeriodStart, u64),
     sig: &Signalling,
     undeclared: &mut bool,
-) -> Option<(mpd::Representation, Duration, Duration)> {
+) -> Option<RepresentationOut> {
     let Signalling { live, ato, td_secs } = *sig;
     let ts = r.timescale();
     let mut segs: Vec<&Segment> = r
@@ -295,6 +339,11 @@ fn representation(
         }
     };
     let bandwidth = bandwidth.div_ceil(1000).max(1) * 1000;
+    // One key per Period: the packager changes keys only where a re-publish starts a new Period.
+    let cenc_key = segs
+        .last()
+        .and_then(|s| s.cenc.as_ref())
+        .map(|c| c.key.clone());
     // The configuration the period's segments were made with (a later change starts a later period).
     let track = r.init_track(init_id).unwrap_or(r.track());
     let mut rep = mpd::Representation {
@@ -304,8 +353,14 @@ fn representation(
         bandwidth: Some(bandwidth),
         codecs: Some(track.config.rfc6381()),
         SegmentTemplate: Some(mpd::SegmentTemplate {
-            media: Some(format!("{}/$Number$.m4s", r.name())),
-            initialization: Some(format!("{}/init-{init_id}.mp4", r.name())),
+            media: Some(match &cenc_key {
+                Some(_) => format!("{}/cenc/$Number$.m4s", r.name()),
+                None => format!("{}/$Number$.m4s", r.name()),
+            }),
+            initialization: Some(match &cenc_key {
+                Some(k) => format!("{}/cenc/init-{init_id}-{}.mp4", r.name(), k.id),
+                None => format!("{}/init-{init_id}.mp4", r.name()),
+            }),
             startNumber: Some(first.msn),
             timescale: Some(u64::from(ts)),
             presentationTimeOffset: Some(pto as u64),
@@ -355,7 +410,46 @@ fn representation(
         rep,
         Duration::from_secs_f64(media_secs),
         Duration::from_millis(longest_ms),
+        cenc_key,
     ))
+}
+
+/// The ContentProtection elements of an AdaptationSet whose segments are encrypted under `key`: the
+/// mp4protection scheme with `cenc:default_KID` (ISO/IEC 23009-1 §5.8.5.2, ISO/IEC 23001-7 §11.2),
+/// the DASH-IF ClearKey scheme with the license URL, and the W3C Common scheme with its `pssh`.
+fn content_protection(key: &crate::cenc::CencKey) -> Vec<mpd::ContentProtection> {
+    let pssh = crate::cmaf::common_pssh_box(&key.kid);
+    vec![
+        mpd::ContentProtection {
+            schemeIdUri: crate::cenc::MP4_PROTECTION_SCHEME_URI.into(),
+            value: Some("cenc".into()),
+            default_KID: Some(key.kid_uuid()),
+            ..Default::default()
+        },
+        mpd::ContentProtection {
+            schemeIdUri: crate::cenc::CLEARKEY_SCHEME_URI.into(),
+            value: Some("ClearKey1.0".into()),
+            clearkey_laurl: Some(mpd::Laurl {
+                lic_type: Some("EME-1.0".into()),
+                content: Some(LICENSE_PATH.into()),
+            }),
+            ..Default::default()
+        },
+        mpd::ContentProtection {
+            schemeIdUri: format!(
+                "urn:uuid:{}",
+                crate::cenc::kid_uuid(&crate::cenc::W3C_COMMON_SYSTEM_ID)
+            ),
+            value: Some("ClearKey1.0".into()),
+            cenc_pssh: vec![mpd::CencPssh {
+                content: Some(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &pssh,
+                )),
+            }],
+            ..Default::default()
+        },
+    ]
 }
 
 /// Complete segments of the leader from msn `from` on.

@@ -7,6 +7,7 @@
 //! Sans-IO: no sockets, files, clocks, threads or FFmpeg; the wall-clock time is passed in. The HTTP
 //! layer waits for parts using [`hls::blocking_decision`] and its own notification mechanism.
 
+pub mod cenc;
 pub mod cmaf;
 pub mod config;
 pub mod crypto;

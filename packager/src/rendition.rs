@@ -26,6 +26,9 @@ pub struct Part {
     /// The part encrypted on its own (AES-128-CBC, PKCS#7) under its segment's key and IV, when the
     /// stream is encrypted ([`crate::crypto`]).
     pub encrypted: Option<Bytes>,
+    /// The same chunk with its samples encrypted with CENC `cenc` for DASH ([`crate::cenc`]), when the
+    /// stream is encrypted: `senc`/`saiz`/`saio` in its `traf`.
+    pub cenc: Option<Bytes>,
 }
 
 /// A segment: a sequence of parts starting (normally) with a keyframe. Its bytes are its parts' bytes
@@ -60,6 +63,8 @@ pub struct Segment {
     /// Where the next segment starts, when that is before the end its last part declared (ticks; see
     /// [`RenditionCounters::timeline_overlaps`]).
     pub cut_dts: Option<i64>,
+    /// The CENC key and IV base of the segment's DASH form, when the stream is encrypted.
+    pub cenc: Option<crate::cenc::CencSegmentKey>,
 }
 
 impl Segment {
@@ -84,6 +89,22 @@ impl Segment {
     pub fn size_bytes(&self) -> usize {
         self.parts.iter().map(|p| p.bytes.len()).sum()
     }
+
+    /// Size in bytes of its DASH CENC form (the sum of its parts' [`Part::cenc`]).
+    pub fn cenc_size_bytes(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|p| p.cenc.as_ref().map_or(0, Bytes::len))
+            .sum()
+    }
+}
+
+/// A protected init segment: the init segment `init_id` with the CENC key `key_id` (`tenc`, `pssh`).
+#[derive(Debug)]
+struct CencInit {
+    init_id: u64,
+    key_id: u64,
+    bytes: Bytes,
 }
 
 /// What happened to a rendition on one input, for counters and logs.
@@ -177,6 +198,10 @@ pub struct Rendition {
     is_ended: bool,
     window_segments: usize,
     counters: RenditionCounters,
+    /// Protected init segments for the DASH CENC form, per (init segment, key).
+    cenc_inits: Vec<CencInit>,
+    /// Samples of the open segment encrypted so far (the next sample's IV offset from the base).
+    cenc_samples: u64,
 }
 
 /// One init segment and what its segments carry.
@@ -232,6 +257,8 @@ impl Rendition {
             chunk_sequence: 0,
             discontinuity_sequence: 0,
             next_is_discontinuity: false,
+            cenc_inits: Vec::new(),
+            cenc_samples: 0,
             is_ended: false,
             window_segments,
             counters: RenditionCounters::default(),
@@ -281,6 +308,24 @@ impl Rendition {
     /// The init segment named `init-{id}.mp4`, while a segment in the window needs it.
     pub fn init(&self, id: u64) -> Option<&Bytes> {
         self.inits.iter().find(|e| e.id == id).map(|e| &e.bytes)
+    }
+
+    /// The protected init segment (DASH CENC) of init segment `init_id` with CENC key `key_id`, while a
+    /// segment in the window needs it.
+    pub fn cenc_init(&self, init_id: u64, key_id: u64) -> Option<&Bytes> {
+        self.cenc_inits
+            .iter()
+            .find(|i| i.init_id == init_id && i.key_id == key_id)
+            .map(|i| &i.bytes)
+    }
+
+    /// How this rendition's samples are encrypted with CENC (whole, or NAL subsamples).
+    pub fn sample_framing(&self) -> crate::cenc::SampleFraming {
+        match self.track.config {
+            media::CodecConfig::Avc(_) => crate::cenc::SampleFraming::Avc,
+            media::CodecConfig::Hevc(_) => crate::cenc::SampleFraming::Hevc,
+            media::CodecConfig::Aac(_) => crate::cenc::SampleFraming::Whole,
+        }
     }
 
     /// The track configuration that init segment `id` describes (what its segments carry), while a
@@ -448,8 +493,27 @@ impl Rendition {
         program_date_time_ms: i64,
         is_keyframe: bool,
         key: Option<crate::crypto::SegmentKey>,
+        cenc: Option<crate::cenc::CencSegmentKey>,
     ) {
         debug_assert!(!self.has_open_segment(), "open_segment with a segment open");
+        if let Some(c) = &cenc
+            && !self
+                .cenc_inits
+                .iter()
+                .any(|i| i.init_id == self.init_id && i.key_id == c.key.id)
+        {
+            let bytes = crate::cmaf::try_write_protected_init_segment(1, &self.track, &c.key.kid)
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, "cannot write protected cmaf init segment");
+                    Bytes::new()
+                });
+            self.cenc_inits.push(CencInit {
+                init_id: self.init_id,
+                key_id: c.key.id,
+                bytes,
+            });
+        }
+        self.cenc_samples = 0;
         let is_discontinuity =
             std::mem::take(&mut self.next_is_discontinuity) && !self.segments.is_empty();
         self.segments.push_back(Segment {
@@ -465,6 +529,7 @@ impl Rendition {
             key,
             encrypted: None,
             cut_dts: None,
+            cenc,
         });
     }
 
@@ -594,12 +659,60 @@ impl Rendition {
             .key
             .as_ref()
             .map(|k| Bytes::from(crate::crypto::encrypt_aes128_cbc(&k.key.key, &k.iv, &bytes)));
+        let framing = self.sample_framing();
+        let seg = self
+            .segments
+            .back_mut()
+            .expect("a part always belongs to an open segment");
+        let cenc = seg.cenc.as_ref().map(|c| {
+            let mut protection = Vec::with_capacity(frames.len());
+            let mut data = Vec::with_capacity(frames.len());
+            for f in &frames {
+                let iv = c.iv_base.wrapping_add(self.cenc_samples).to_be_bytes();
+                self.cenc_samples += 1;
+                let subsamples = crate::cenc::subsamples(framing, &f.data);
+                data.push(crate::cenc::encrypt_sample(
+                    &c.key.key,
+                    &iv,
+                    &subsamples,
+                    &f.data,
+                ));
+                protection.push(crate::cenc::SampleProtection { iv, subsamples });
+            }
+            let samples: Vec<FragmentSample<'_>> = frames
+                .iter()
+                .zip(&data)
+                .enumerate()
+                .map(|(i, (f, d))| {
+                    let next = frames.get(i + 1).map_or(end, |n| n.dts);
+                    FragmentSample {
+                        duration: u32::try_from(next - f.dts).unwrap_or(u32::MAX),
+                        composition_offset: i32::try_from(f.pts - f.dts).unwrap_or(0),
+                        is_sync: f.is_keyframe,
+                        data: d,
+                    }
+                })
+                .collect();
+            crate::cmaf::try_write_protected_chunk(
+                self.chunk_sequence,
+                1,
+                base,
+                &samples,
+                &protection,
+                framing.has_subsamples(),
+            )
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot write protected cmaf chunk");
+                Bytes::new()
+            })
+        });
         let part = Part {
             bytes,
             start_dts: frames[0].dts,
             duration_ticks: u64::try_from(end - frames[0].dts).unwrap_or(0),
             is_independent: frames[0].is_keyframe,
             encrypted,
+            cenc,
         };
         seg.earliest_pts = seg.earliest_pts.min(earliest);
         seg.parts.push(part);
@@ -643,6 +756,16 @@ impl Rendition {
         let oldest_needed = self.segments.front().map_or(self.init_id, |s| s.init_id);
         while self.inits.len() > 1 && self.inits.front().is_some_and(|e| e.id < oldest_needed) {
             self.inits.pop_front();
+        }
+        let oldest_key = self
+            .segments
+            .front()
+            .and_then(|s| s.cenc.as_ref())
+            .map(|c| c.key.id);
+        if let Some(oldest_key) = oldest_key {
+            let inits = &self.inits;
+            self.cenc_inits
+                .retain(|c| c.key_id >= oldest_key && inits.iter().any(|e| e.id == c.init_id));
         }
     }
 

@@ -70,6 +70,9 @@ pub struct StreamPackager {
     bandwidths: Vec<(String, Option<u64>, u64)>,
     /// Where segment keys come from when the stream is encrypted (HLS AES-128).
     key_source: Option<Box<dyn crate::crypto::KeySource>>,
+    /// The DASH CENC key epoch: the msn of the first segment opened since the stream started or was
+    /// re-published (`None` until then). One epoch, one key; a re-publish starts a new DASH Period.
+    cenc_epoch: Option<u64>,
 }
 
 fn apply_bandwidth(r: &mut Rendition, nominal_bps: Option<u64>, floor_bps: u64) {
@@ -131,6 +134,7 @@ impl StreamPackager {
             availability_start_ms: None,
             bandwidths: Vec::new(),
             key_source: None,
+            cenc_epoch: None,
         }
     }
 
@@ -297,6 +301,7 @@ impl StreamPackager {
         }
         self.input_offset_90k = None;
         self.anchor = None;
+        self.cenc_epoch = None;
     }
 
     /// Close every rendition: playlists get EXT-X-ENDLIST.
@@ -508,12 +513,30 @@ impl StreamPackager {
             let pts_90k = rescale(frame.pts, timescale, 90_000);
             let anchor = *self.anchor.get_or_insert((now_ms, pts_90k));
             let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
-            let key = self.key_source.as_mut().map(|ks| {
-                let (key, iv) = ks.segment_key(msn);
-                crate::crypto::SegmentKey { key, iv }
-            });
+            let epoch = *self.cenc_epoch.get_or_insert(msn);
+            let (key, cenc) = match self.key_source.as_mut() {
+                Some(ks) => {
+                    let (key, iv) = ks.segment_key(msn);
+                    let (cenc_key, iv_base) = ks.cenc_key(epoch);
+                    (
+                        Some(crate::crypto::SegmentKey { key, iv }),
+                        Some(crate::cenc::CencSegmentKey {
+                            key: cenc_key,
+                            iv_base,
+                        }),
+                    )
+                }
+                None => (None, None),
+            };
             let r = &mut self.renditions[idx];
-            r.open_segment(msn, (frame.dts, frame.pts), pdt_ms, frame.is_keyframe, key);
+            r.open_segment(
+                msn,
+                (frame.dts, frame.pts),
+                pdt_ms,
+                frame.is_keyframe,
+                key,
+                cenc,
+            );
             // A discontinuity opens a period unless the current period already starts at or after it.
             if r.segments().back().is_some_and(|s| s.is_discontinuity)
                 && self.periods.back().is_none_or(|p| msn > p.first_msn)

@@ -8,6 +8,7 @@ use std::{io::Write, process::Command, sync::Arc};
 use common::*;
 use packager::{
     PackagerConfig,
+    cenc::{CencKey, Subsample, decrypt_sample},
     crypto::{ContentKey, KeySource, hex},
     hls,
 };
@@ -29,6 +30,16 @@ impl KeySource for TestKeys {
         let mut iv = [0u8; 16];
         iv[8..].copy_from_slice(&self.ivs.to_be_bytes());
         (Arc::new(ContentKey { id, key }), iv)
+    }
+
+    fn cenc_key(&mut self, epoch: u64) -> (Arc<CencKey>, u64) {
+        self.ivs += 1;
+        let key = CencKey {
+            id: epoch,
+            kid: [0x1d; 16],
+            key: [0xce; 16],
+        };
+        (Arc::new(key), self.ivs << 32)
     }
 }
 
@@ -153,4 +164,123 @@ fn playlist_carries_a_key_tag_per_segment_after_the_map_and_rotates() {
         assert_eq!(s.method, m3u8_rs::KeyMethod::AES128);
         assert!(s.iv.as_deref().is_some_and(|iv| iv.starts_with("0x")));
     }
+}
+
+/// (IV, subsamples) of each sample in a CENC chunk's `senc`, and the chunk's `mdat` payload.
+fn senc_and_mdat(chunk: &[u8]) -> (Vec<([u8; 8], Vec<Subsample>)>, Vec<u8>) {
+    let find = |fourcc: &[u8; 4]| chunk.windows(4).position(|w| w == fourcc).unwrap() - 4;
+    let senc = find(b"senc");
+    let flags = u32::from_be_bytes(chunk[senc + 8..senc + 12].try_into().unwrap()) & 0xFF_FFFF;
+    let count = u32::from_be_bytes(chunk[senc + 12..senc + 16].try_into().unwrap());
+    let mut pos = senc + 16;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let iv: [u8; 8] = chunk[pos..pos + 8].try_into().unwrap();
+        pos += 8;
+        let mut subs = Vec::new();
+        if flags & 2 != 0 {
+            let n = u16::from_be_bytes([chunk[pos], chunk[pos + 1]]);
+            pos += 2;
+            for _ in 0..n {
+                subs.push(Subsample {
+                    clear_bytes: u16::from_be_bytes([chunk[pos], chunk[pos + 1]]),
+                    protected_bytes: u32::from_be_bytes(
+                        chunk[pos + 2..pos + 6].try_into().unwrap(),
+                    ),
+                });
+                pos += 6;
+            }
+        }
+        out.push((iv, subs));
+    }
+    let mdat = find(b"mdat");
+    (out, chunk[mdat + 8..].to_vec())
+}
+
+#[test]
+fn cenc_chunks_protect_every_sample_and_keep_nal_headers_clear() {
+    let mut p = packager(PackagerConfig::default());
+    p.set_key_source(Box::new(TestKeys { every: 2, ivs: 0 }));
+    // 30 fps video whose pictures are an SEI (clear) and a slice of 1 + 100 bytes; 48 kHz AAC.
+    let mut a = 0i64;
+    for i in 0..(5 * 30) {
+        let ms = i * 1000 / 30;
+        while a * 1024 * 1000 / 48_000 < ms {
+            p.push_frame(aframe(a * 1024), 1_700_000_000_000 + ms);
+            a += 1;
+        }
+        let mut data = vec![0, 0, 0, 3, 0x06, 0x05, 0x80];
+        data.extend_from_slice(&101u32.to_be_bytes());
+        data.push(if i % 60 == 0 { 0x65 } else { 0x41 });
+        data.extend((0..100u8).map(|b| b.wrapping_mul(7)));
+        let mut f = vframe(ms * 90, 3000, i % 60 == 0);
+        f.data = bytes::Bytes::from(data);
+        p.push_frame(f, 1_700_000_000_000 + ms);
+    }
+    for name in ["source", "audio"] {
+        let r = p.rendition(name).unwrap();
+        let is_video = name == "source";
+        let mut ivs = std::collections::BTreeSet::new();
+        for s in r.segments() {
+            let c = s.cenc.as_ref().expect("every segment has a CENC key");
+            assert!(r.cenc_init(s.init_id, c.key.id).is_some());
+            for part in &s.parts {
+                let enc = part.cenc.as_ref().expect("CENC chunk");
+                let (aux, enc_mdat) = senc_and_mdat(enc);
+                let (_, clear_mdat) = senc_and_mdat_clear(&part.bytes);
+                assert_eq!(enc_mdat.len(), clear_mdat.len());
+                assert_ne!(enc_mdat, clear_mdat, "{name} msn {}: not encrypted", s.msn);
+                // Decrypting sample by sample (sizes from the clear mdat's order) gives the clear data.
+                let mut at = 0;
+                let mut decrypted = Vec::new();
+                for (iv, subs) in &aux {
+                    assert!(ivs.insert(*iv), "IV reused");
+                    let len = if subs.is_empty() {
+                        // Audio: whole samples; the test frames are all the same size.
+                        clear_mdat.len() / aux.len()
+                    } else {
+                        subs.iter()
+                            .map(|x| usize::from(x.clear_bytes) + x.protected_bytes as usize)
+                            .sum()
+                    };
+                    assert_eq!(subs.is_empty(), !is_video);
+                    let sample = &enc_mdat[at..at + len];
+                    if is_video {
+                        // The SEI, the slice's length field and NAL header stay clear; the slice's
+                        // 100 bytes are 6 protected blocks after 4 clear ones.
+                        assert_eq!(
+                            subs,
+                            &[Subsample {
+                                clear_bytes: 7 + 5 + 4,
+                                protected_bytes: 96
+                            }]
+                        );
+                        assert_eq!(sample[..16], clear_mdat[at..at + 16]);
+                        assert_ne!(sample[16..], clear_mdat[at + 16..at + len]);
+                    }
+                    decrypted.extend(decrypt_sample(&[0xce; 16], iv, subs, sample));
+                    at += len;
+                }
+                assert_eq!(decrypted, clear_mdat);
+            }
+        }
+        let init = r.cenc_init(r.segments()[0].init_id, 0).or_else(|| {
+            let s = &r.segments()[0];
+            r.cenc_init(s.init_id, s.cenc.as_ref().unwrap().key.id)
+        });
+        let init = init.expect("protected init");
+        for fourcc in [&b"encv"[..], b"enca", b"sinf", b"tenc", b"pssh"] {
+            if (fourcc == b"encv" && !is_video) || (fourcc == b"enca" && is_video) {
+                continue;
+            }
+            assert!(init.windows(4).any(|w| w == fourcc), "{name}: {fourcc:?}");
+        }
+        assert!(init.windows(16).any(|w| w == [0x1d; 16]), "{name}: KID");
+    }
+}
+
+/// The `mdat` payload of a clear chunk.
+fn senc_and_mdat_clear(chunk: &[u8]) -> ((), Vec<u8>) {
+    let mdat = chunk.windows(4).position(|w| w == b"mdat").unwrap() - 4;
+    ((), chunk[mdat + 8..].to_vec())
 }

@@ -77,6 +77,12 @@ const TYPES = {
 export function startServer({ pages = {}, files = {}, upstream = null, corruptKeys = false }) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://127.0.0.1');
+    // Pages first: one may sit under /upstream/ (in a stream's directory).
+    if (Object.hasOwn(pages, url.pathname)) {
+      res.writeHead(200, { 'content-type': TYPES['.html'], 'cache-control': 'no-store' });
+      res.end(pages[url.pathname]);
+      return;
+    }
     if (upstream && url.pathname.startsWith('/upstream/')) {
       const target = new URL(url.pathname.slice('/upstream'.length) + url.search, upstream);
       const headers = { ...req.headers, host: target.host };
@@ -101,11 +107,6 @@ export function startServer({ pages = {}, files = {}, upstream = null, corruptKe
         res.end(`upstream error: ${e.message}`);
       });
       req.pipe(up);
-      return;
-    }
-    if (Object.hasOwn(pages, url.pathname)) {
-      res.writeHead(200, { 'content-type': TYPES['.html'], 'cache-control': 'no-store' });
-      res.end(pages[url.pathname]);
       return;
     }
     if (Object.hasOwn(files, url.pathname)) {

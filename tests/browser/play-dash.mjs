@@ -736,6 +736,10 @@ async function main() {
     process.exit(1);
   }
   const pageUrlForStream = args.proxy ? `/upstream${target.pathname}${target.search}` : target.href;
+  // Through the proxy, the page sits in the stream's directory (/upstream/live/{name}/), as the
+  // origin's own player page would: URIs the MPD leaves for the page to resolve, such as the
+  // ClearKey license URL, resolve there. (EME also needs a page on http://127.0.0.1.)
+  const pagePath = args.proxy ? `/upstream${target.pathname.slice(0, target.pathname.lastIndexOf('/') + 1)}` : '/';
 
   // Player library files, served from node_modules.
   const files = {};
@@ -864,7 +868,7 @@ async function main() {
       switchEvery: switchEvery ?? 0, trace: !!args.trace,
     };
     ({ server } = await startServer({
-      pages: { '/': pageHtml(cfg, libs) },
+      pages: { [pagePath]: pageHtml(cfg, libs) },
       files,
       upstream: args.proxy ? target.origin : null,
     }).then((s) => { log('page server at', s.origin); pageOrigin = s.origin; return s; }));
@@ -872,7 +876,7 @@ async function main() {
     const { page } = browser;
     page.on('console', (m) => log(`console.${m.type()}:`, m.text()));
     page.on('pageerror', (e) => log('pageerror:', e.message));
-    await page.goto(`${pageOrigin}/`, { waitUntil: 'load', timeout: 30_000 });
+    await page.goto(`${pageOrigin}${pagePath}`, { waitUntil: 'load', timeout: 30_000 });
 
     // Give up on a stream that never starts a little before the hard limit,
     // so the report still carries the errors seen.

@@ -105,6 +105,55 @@ pub fn try_write_chunk(
     base_media_decode_time: u64,
     samples: &[FragmentSample<'_>],
 ) -> Result<Bytes, CmafError> {
+    write_chunk_with(
+        sequence_number,
+        track_id,
+        base_media_decode_time,
+        samples,
+        None,
+    )
+}
+
+/// Write one CMAF chunk of samples encrypted with CENC (ISO/IEC 23001-7): as [`try_write_chunk`], with
+/// `samples` already encrypted ([`crate::cenc::encrypt_sample`]) and, after the `trun`, the sample
+/// auxiliary information of each: `senc` (ISO/IEC 23001-7 §7.2; flag 0x2 and subsample lists when
+/// `has_subsamples`), `saiz` (§8.7.8 of ISO/IEC 14496-12) and `saio` (§8.7.9; one offset, relative to
+/// the `moof` like the `trun` data offset). `protection` has one entry per sample.
+///
+/// Errors: those of [`try_write_chunk`]; [`CmafError::TooManySamples`] when `protection` and `samples`
+/// differ in length.
+pub fn try_write_protected_chunk(
+    sequence_number: u32,
+    track_id: u32,
+    base_media_decode_time: u64,
+    samples: &[FragmentSample<'_>],
+    protection: &[crate::cenc::SampleProtection],
+    has_subsamples: bool,
+) -> Result<Bytes, CmafError> {
+    if protection.len() != samples.len() {
+        return Err(CmafError::TooManySamples {
+            count: protection.len(),
+        });
+    }
+    write_chunk_with(
+        sequence_number,
+        track_id,
+        base_media_decode_time,
+        samples,
+        Some((protection, has_subsamples)),
+    )
+}
+
+/// `senc` flags (ISO/IEC 23001-7 §7.2.1): UseSubSampleEncryption.
+const SENC_USE_SUBSAMPLES: u32 = 0x00_0002;
+
+fn write_chunk_with(
+    sequence_number: u32,
+    track_id: u32,
+    base_media_decode_time: u64,
+    samples: &[FragmentSample<'_>],
+    protection: Option<(&[crate::cenc::SampleProtection], bool)>,
+) -> Result<Bytes, CmafError> {
     if track_id == 0 {
         return Err(CmafError::ZeroTrackId);
     }
@@ -164,6 +213,9 @@ pub fn try_write_chunk(
                     w.i32(sample.composition_offset);
                 }
             });
+            if let Some((protection, has_subsamples)) = protection {
+                write_sample_encryption(w, protection, has_subsamples, sample_count);
+            }
         });
     });
     // data_offset: from the first byte of the moof (default-base-is-moof) to the first sample byte.
@@ -177,6 +229,71 @@ pub fn try_write_chunk(
         w.bytes(sample.data);
     }
     w.finish().map(Bytes::from)
+}
+
+/// `senc`, `saiz` and `saio` of a protected chunk, in that order (FFmpeg's: its 5.1 demuxer reads
+/// the sample auxiliary information of the second and later `moof`s of a file wrongly through `saio`,
+/// but uses a `senc` that comes first), inside its `traf`. The `saio` offset points at the first
+/// sample's IV inside `senc`, from the first byte of the `moof` (the base offset that
+/// default-base-is-moof establishes, ISO/IEC 14496-12 §8.7.9.3).
+fn write_sample_encryption(
+    w: &mut BoxWriter,
+    protection: &[crate::cenc::SampleProtection],
+    has_subsamples: bool,
+    sample_count: u32,
+) {
+    let sizes: Vec<usize> = protection
+        .iter()
+        .map(|p| p.aux_info_bytes(has_subsamples))
+        .collect();
+    let uniform = sizes
+        .first()
+        .copied()
+        .filter(|s| sizes.iter().all(|x| x == s));
+    // senc (ISO/IEC 23001-7 §7.2).
+    let flags = if has_subsamples {
+        SENC_USE_SUBSAMPLES
+    } else {
+        0
+    };
+    let mut first_iv_at = 0;
+    w.full_box(b"senc", 0, flags, |w| {
+        w.u32(sample_count);
+        first_iv_at = w.len_bytes();
+        for p in protection {
+            w.bytes(&p.iv);
+            if has_subsamples {
+                w.u16(u16::try_from(p.subsamples.len()).unwrap_or(u16::MAX));
+                for s in &p.subsamples {
+                    w.u16(s.clear_bytes);
+                    w.u32(s.protected_bytes);
+                }
+            }
+        }
+    });
+    // saiz (ISO/IEC 14496-12 §8.7.8): flags 0 (aux_info_type implied by the scheme).
+    w.full_box(b"saiz", 0, 0, |w| match uniform {
+        Some(size) => {
+            w.u8(u8::try_from(size).unwrap_or(0));
+            w.u32(sample_count);
+        }
+        None => {
+            w.u8(0);
+            w.u32(sample_count);
+            for size in &sizes {
+                // Over 255 bytes (more than 41 subsamples) cannot be described: fail the chunk.
+                match u8::try_from(*size) {
+                    Ok(s) => w.u8(s),
+                    Err(_) => w.fail(CmafError::TooManySamples { count: *size }),
+                }
+            }
+        }
+    });
+    // saio (§8.7.9): one entry, the first IV's position inside the senc above.
+    w.full_box(b"saio", 0, 0, |w| {
+        w.u32(1); // entry_count
+        w.u32(u32::try_from(first_iv_at).unwrap_or(u32::MAX));
+    });
 }
 
 /// Length of the `mdat` header for a payload of `payload_len_bytes`: 8, or 16 when the box size needs the

@@ -76,6 +76,30 @@ pub fn write_init_segment(track_id: u32, track: &TrackInfo) -> Bytes {
 /// [`CmafError::PictureTooLarge`] (a dimension above 65535), [`CmafError::DescriptorTooLarge`] (an
 /// AudioSpecificConfig beyond 2^28 bytes), [`CmafError::BoxTooLarge`].
 pub fn try_write_init_segment(track_id: u32, track: &TrackInfo) -> Result<Bytes, CmafError> {
+    write_init_with(track_id, track, None)
+}
+
+/// Write the CMAF header of one track whose samples are encrypted with CENC scheme `cenc` under the key
+/// with ID `kid` (ISO/IEC 23001-7): as [`try_write_init_segment`], but the sample entry is `encv` /
+/// `enca` with a `sinf` (§8.12 of ISO/IEC 14496-12: `frma` with the original format, `schm` `cenc`
+/// version 1.0, `schi` { `tenc` version 0: protected, 8-byte per-sample IVs, `default_KID` }), and the
+/// `moov` carries a W3C Common `pssh` (version 1, listing `kid`, no data) from which a ClearKey CDM
+/// builds its license request.
+///
+/// Errors: those of [`try_write_init_segment`].
+pub fn try_write_protected_init_segment(
+    track_id: u32,
+    track: &TrackInfo,
+    kid: &[u8; 16],
+) -> Result<Bytes, CmafError> {
+    write_init_with(track_id, track, Some(kid))
+}
+
+fn write_init_with(
+    track_id: u32,
+    track: &TrackInfo,
+    kid: Option<&[u8; 16]>,
+) -> Result<Bytes, CmafError> {
     if track_id == 0 {
         return Err(CmafError::ZeroTrackId);
     }
@@ -110,9 +134,12 @@ pub fn try_write_init_segment(track_id: u32, track: &TrackInfo) -> Result<Bytes,
             w.boxed(b"mdia", |w| {
                 write_mdhd(w, track.timescale);
                 write_hdlr(w, track.config.kind());
-                w.boxed(b"minf", |w| write_minf(w, &track.config, picture));
+                w.boxed(b"minf", |w| write_minf(w, &track.config, picture, kid));
             });
         });
+        if let Some(kid) = kid {
+            write_common_pssh(w, kid);
+        }
     });
     w.finish().map(Bytes::from)
 }
@@ -207,7 +234,12 @@ fn write_hdlr(w: &mut BoxWriter, kind: TrackKind) {
 
 /// `minf` body: media header, `dinf`, and a `stbl` with one sample entry and empty sample tables (all
 /// samples live in fragments, ISO/IEC 14496-12 §8.8.1).
-fn write_minf(w: &mut BoxWriter, config: &CodecConfig, picture: Option<(u16, u16)>) {
+fn write_minf(
+    w: &mut BoxWriter,
+    config: &CodecConfig,
+    picture: Option<(u16, u16)>,
+    kid: Option<&[u8; 16]>,
+) {
     match picture {
         // vmhd (§12.1.2): flags 1 (required), graphicsmode copy, opcolor 0.
         Some(_) => w.full_box(b"vmhd", 0, 1, |w| w.zeros(2 + 2 * 3)),
@@ -223,7 +255,7 @@ fn write_minf(w: &mut BoxWriter, config: &CodecConfig, picture: Option<(u16, u16
     w.boxed(b"stbl", |w| {
         w.full_box(b"stsd", 0, 0, |w| {
             w.u32(1); // entry_count
-            write_sample_entry(w, config, picture);
+            write_sample_entry(w, config, picture, kid);
         });
         w.full_box(b"stts", 0, 0, |w| w.u32(0)); // entry_count
         w.full_box(b"stsc", 0, 0, |w| w.u32(0)); // entry_count
@@ -235,30 +267,40 @@ fn write_minf(w: &mut BoxWriter, config: &CodecConfig, picture: Option<(u16, u16
     });
 }
 
-fn write_sample_entry(w: &mut BoxWriter, config: &CodecConfig, picture: Option<(u16, u16)>) {
+fn write_sample_entry(
+    w: &mut BoxWriter,
+    config: &CodecConfig,
+    picture: Option<(u16, u16)>,
+    kid: Option<&[u8; 16]>,
+) {
     let (width_px, height_px) = picture.unwrap_or((0, 0));
     match config {
         CodecConfig::Avc(avc) => {
-            write_visual_sample_entry(w, b"avc1", b"avcC", &avc.record, width_px, height_px)
+            write_visual_sample_entry(w, (b"avc1", b"avcC", &avc.record), width_px, height_px, kid)
         }
-        CodecConfig::Hevc(hevc) => {
-            write_visual_sample_entry(w, b"hvc1", b"hvcC", &hevc.record, width_px, height_px)
-        }
-        CodecConfig::Aac(aac) => write_mp4a(w, aac),
+        CodecConfig::Hevc(hevc) => write_visual_sample_entry(
+            w,
+            (b"hvc1", b"hvcC", &hevc.record),
+            width_px,
+            height_px,
+            kid,
+        ),
+        CodecConfig::Aac(aac) => write_mp4a(w, aac, kid),
     }
 }
 
 /// `VisualSampleEntry` (ISO/IEC 14496-12 §12.1.3) of type `entry` holding the decoder configuration box
 /// `config_box` (`avcC`, ISO/IEC 14496-15 §5.4.2.1; `hvcC`, §8.4.1.1) whose body is `record` unchanged.
+/// With a `kid`, the entry is `encv` and ends with its `sinf`.
 fn write_visual_sample_entry(
     w: &mut BoxWriter,
-    entry: &[u8; 4],
-    config_box: &[u8; 4],
-    record: &[u8],
+    (entry, config_box, record): (&[u8; 4], &[u8; 4], &[u8]),
     width_px: u16,
     height_px: u16,
+    kid: Option<&[u8; 16]>,
 ) {
-    w.boxed(entry, |w| {
+    let fourcc = if kid.is_some() { b"encv" } else { entry };
+    w.boxed(fourcc, |w| {
         w.zeros(6); // SampleEntry reserved
         w.u16(1); // data_reference_index
         w.u16(0); // pre_defined
@@ -274,6 +316,48 @@ fn write_visual_sample_entry(
         w.u16(DEPTH_COLOUR);
         w.i16(-1); // pre_defined
         w.boxed(config_box, |w| w.bytes(record));
+        if let Some(kid) = kid {
+            write_sinf(w, entry, kid);
+        }
+    });
+}
+
+/// `sinf` (ISO/IEC 14496-12 §8.12.1) of a `cenc`-protected track: `frma` (the original sample entry
+/// type), `schm` (`cenc`, version 0x00010000), `schi` { `tenc` } (ISO/IEC 23001-7 §8.2: version 0,
+/// `default_isProtected` 1, `default_Per_Sample_IV_Size` 8, `default_KID`).
+fn write_sinf(w: &mut BoxWriter, original_format: &[u8; 4], kid: &[u8; 16]) {
+    w.boxed(b"sinf", |w| {
+        w.boxed(b"frma", |w| w.bytes(original_format));
+        w.full_box(b"schm", 0, 0, |w| {
+            w.bytes(b"cenc");
+            w.u32(0x0001_0000);
+        });
+        w.boxed(b"schi", |w| {
+            w.full_box(b"tenc", 0, 0, |w| {
+                w.u8(0); // reserved
+                w.u8(0); // reserved (version 0)
+                w.u8(1); // default_isProtected
+                w.u8(crate::cenc::PER_SAMPLE_IV_BYTES);
+                w.bytes(kid);
+            });
+        });
+    });
+}
+
+/// The W3C Common `pssh` box listing `kid` (as in the protected init segment), e.g. for `cenc:pssh`.
+pub fn common_pssh_box(kid: &[u8; 16]) -> Bytes {
+    let mut w = BoxWriter::with_capacity(64);
+    write_common_pssh(&mut w, kid);
+    w.finish().map(Bytes::from).unwrap_or_default()
+}
+
+/// `pssh` version 1 (ISO/IEC 23001-7 §8.1) of the W3C Common system ID, listing `kid`, with no data.
+fn write_common_pssh(w: &mut BoxWriter, kid: &[u8; 16]) {
+    w.full_box(b"pssh", 1, 0, |w| {
+        w.bytes(&crate::cenc::W3C_COMMON_SYSTEM_ID);
+        w.u32(1); // KID_count
+        w.bytes(kid);
+        w.u32(0); // DataSize
     });
 }
 
@@ -295,9 +379,10 @@ fn channel_count(channel_configuration: u8) -> u16 {
 /// `channelcount` is the core decoder's output channel count (see [`channel_count`]);
 /// `samplerate` is the (core) sampling rate in 16.16 fixed point; a rate above 65535 Hz does not fit and
 /// is written as 0. Decoders take both from the AudioSpecificConfig anyway.
-fn write_mp4a(w: &mut BoxWriter, aac: &AacConfig) {
+fn write_mp4a(w: &mut BoxWriter, aac: &AacConfig, kid: Option<&[u8; 16]>) {
     let sample_rate_16_16 = u16::try_from(aac.sample_rate).map_or(0, |hz| u32::from(hz) << 16);
-    w.boxed(b"mp4a", |w| {
+    let fourcc = if kid.is_some() { b"enca" } else { b"mp4a" };
+    w.boxed(fourcc, |w| {
         w.zeros(6); // SampleEntry reserved
         w.u16(1); // data_reference_index
         w.zeros(4 * 2); // reserved
@@ -307,6 +392,9 @@ fn write_mp4a(w: &mut BoxWriter, aac: &AacConfig) {
         w.u16(0); // reserved
         w.u32(sample_rate_16_16); // samplerate
         write_esds(w, &aac.asc);
+        if let Some(kid) = kid {
+            write_sinf(w, b"mp4a", kid);
+        }
     });
 }
 

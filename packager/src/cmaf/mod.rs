@@ -34,8 +34,10 @@ pub(crate) mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use chunk::{FragmentSample, try_write_chunk, write_chunk};
-pub use init::{try_write_init_segment, write_init_segment};
+pub use chunk::{FragmentSample, try_write_chunk, try_write_protected_chunk, write_chunk};
+pub use init::{
+    common_pssh_box, try_write_init_segment, try_write_protected_init_segment, write_init_segment,
+};
 
 /// An error from writing a CMAF object: a value that the box syntax cannot represent.
 ///
