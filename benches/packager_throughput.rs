@@ -11,7 +11,11 @@
 //! (counted with ffprobe), but including process start, FLV demux and writing files; `-f null` gives its
 //! start + demux cost alone. Prints frames/s and ratios; asserts nothing about time.
 //!
-//! `cargo bench --bench packager_throughput` (about 30 s).
+//! Encryption: clear and encrypted passes (HLS AES-128 parts and segments plus DASH CENC chunks, keys
+//! from the origin's key source) interleaved in one loop; prints the extra share of a core per live
+//! stream, scaled to 3 Mbit/s.
+//!
+//! `cargo bench --bench packager_throughput` (about 40 s).
 
 mod common;
 
@@ -69,6 +73,27 @@ fn main() {
         package(&to_events(&tags))
     });
     let ours_long = time_it(min, 5, || package(&looped_events));
+    // Encryption cost: clear and encrypted passes interleaved, so machine noise hits both alike.
+    let (mut clear, mut encrypted) = (Vec::new(), Vec::new());
+    black_box(package_with(&events, true));
+    let started = Instant::now();
+    while clear.len() < 15 || started.elapsed() < Duration::from_secs(4) {
+        let t = Instant::now();
+        black_box(package_with(&events, false));
+        clear.push(t.elapsed());
+        let t = Instant::now();
+        black_box(package_with(&events, true));
+        encrypted.push(t.elapsed());
+    }
+    clear.sort();
+    encrypted.sort();
+    let media_bytes: usize = events
+        .iter()
+        .map(|e| match e {
+            IngestEvent::Frame(f) => f.data.len(),
+            IngestEvent::Track(_) => 0,
+        })
+        .sum();
 
     let packets = ffprobe_packets(&flv_path);
     let ffmpeg_hls = time_ffmpeg(&flv_path, true, 7);
@@ -113,6 +138,18 @@ fn main() {
         media_secs * 10.0,
         &ours_long,
     );
+    row(
+        "ours: clear (interleaved with the encrypted runs)",
+        frames,
+        media_secs,
+        &clear,
+    );
+    row(
+        "ours: encrypted, HLS AES-128 parts+segments + DASH CENC",
+        frames,
+        media_secs,
+        &encrypted,
+    );
     match (&ffmpeg_hls, &ffmpeg_null) {
         (Some(hls), null) => {
             let n = packets.unwrap_or(frames);
@@ -154,6 +191,27 @@ fn main() {
     println!(
         "ffmpeg: 7 runs after one warm-up (median, best); times include process start, FLV demux and \
          writing the segment/playlist files (tmpfs or page cache), which ours does not do."
+    );
+    // Encryption's share of a core for one live stream: extra CPU seconds per media second, at the
+    // input's bit rate and scaled to 3 Mbit/s (the cost is per byte).
+    let (c, e) = (
+        percentile(&clear, 50.0).as_secs_f64(),
+        percentile(&encrypted, 50.0).as_secs_f64(),
+    );
+    let input_bps = media_bytes as f64 * 8.0 / media_secs;
+    let extra_core = (e - c) / media_secs;
+    println!();
+    println!(
+        "encryption: clear {:.2} ms, encrypted {:.2} ms per pass (median of {} interleaved pairs): \
+         x{:.2}; extra {:.4} % of a core for this {:.2} Mbit/s stream (video + audio, live) = \
+         {:.4} % of a core at 3 Mbit/s (goal <= 1 % per rendition)",
+        c * 1e3,
+        e * 1e3,
+        clear.len(),
+        e / c,
+        extra_core * 100.0,
+        input_bps / 1e6,
+        extra_core * 100.0 * 3e6 / input_bps,
     );
 }
 
@@ -213,7 +271,17 @@ struct PassStats {
 
 /// One packaging pass over `events` with a fresh packager (default config: 2 s segments, 500 ms parts).
 fn package(events: &[IngestEvent]) -> PassStats {
+    package_with(events, false)
+}
+
+/// [`package`], with every stream encrypted when `encrypt` (HLS AES-128 and DASH CENC, keys and IVs from
+/// the origin's own CSPRNG-backed key source, a new HLS key every 10 segments).
+fn package_with(events: &[IngestEvent], encrypt: bool) -> PassStats {
     let mut p = StreamPackager::new(PackagerConfig::default(), 1);
+    if encrypt {
+        let store = std::sync::Arc::new(estuary::keys::KeyStore::default());
+        p.set_key_source(Box::new(estuary::keys::StreamKeys::new(store, 10)));
+    }
     let mut stats = PassStats::default();
     for event in events {
         match event {
