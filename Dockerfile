@@ -33,6 +33,9 @@ RUN useradd --system --create-home --home-dir /var/lib/estuary --shell /usr/sbin
 COPY --from=builder /usr/local/bin/estuary /usr/local/bin/estuary
 USER estuary
 WORKDIR /var/lib/estuary
+# Content keys persist here across restarts (private to the estuary user).
+ENV ESTUARY_DATA_DIR=/var/lib/estuary/data
+VOLUME /var/lib/estuary/data
 # HTTP (playlists, media, API), RTMP ingest, SRT ingest
 EXPOSE 8080 1935 9000/udp
 # The origin shuts down gracefully on SIGINT.

@@ -167,6 +167,9 @@ pub struct ServerSection {
     pub srt_listen: Option<SocketAddr>,
     /// Concurrent SRT connections, handshakes included (default 1000).
     pub srt_max_connections: Option<usize>,
+    /// Directory for state that must survive a restart: content keys (default `estuary-data`, relative
+    /// to the working directory). Must be private to the origin: it holds key material.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 /// `[packager]` keys.
@@ -233,7 +236,13 @@ pub struct ServeArgs {
     /// Reconnect grace period, e.g. `10s` [default: 10s].
     #[arg(long, env = "ESTUARY_RECONNECT_GRACE", value_parser = humantime::parse_duration)]
     pub reconnect_grace: Option<Duration>,
+    /// Directory for state that survives restarts (content keys) [default: estuary-data].
+    #[arg(long, env = "ESTUARY_DATA_DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
 }
+
+/// `server.data_dir` when none is given: relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "estuary-data";
 
 /// The effective configuration of `estuary serve`.
 #[derive(Debug, Clone)]
@@ -331,6 +340,12 @@ impl Settings {
         }
         p.validate()
             .map_err(|e| ConfigError::Invalid(format!("packager.{}: {}", e.key, e.reason)))?;
+        hub.data_dir = Some(
+            args.data_dir
+                .clone()
+                .or(file.server.data_dir.clone())
+                .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+        );
         if args.encrypt || file.encryption.enabled.unwrap_or(false) {
             let every = file.encryption.rotate_every_segments.unwrap_or(10);
             if !(1..=100_000).contains(&every) {

@@ -39,9 +39,11 @@ pub struct HubConfig {
     pub ladder: Option<Arc<crate::ladder::LadderSettings>>,
     /// DASH signalling (target latency, playback-rate bounds).
     pub dash: packager::dash::DashConfig,
-    /// Encrypt every stream (HLS `METHOD=AES-128`) with a new key every this many segments; `None`:
-    /// clear.
+    /// Encrypt every stream (HLS `METHOD=AES-128`, DASH CENC) with a new HLS key every this many
+    /// segments; `None`: clear.
     pub encrypt_rotate_every: Option<u64>,
+    /// Where state that survives a restart lives (content keys); `None`: memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HubConfig {
@@ -55,6 +57,7 @@ impl Default for HubConfig {
             ladder: None,
             dash: packager::dash::DashConfig::default(),
             encrypt_rotate_every: None,
+            data_dir: None,
         }
     }
 }
@@ -218,6 +221,16 @@ impl Hub {
         self.streams().get(name).cloned()
     }
 
+    /// The content keys of stream `name` (`live/{name}`): the live stream's, or, for a stream not being
+    /// published (e.g. after an origin restart), those persisted in the data directory.
+    pub fn keys(&self, name: &str) -> Option<Arc<crate::keys::KeyStore>> {
+        if let Some(k) = self.get(name).and_then(|e| e.lock().keys.clone()) {
+            return Some(k);
+        }
+        let dir = self.config.data_dir.as_deref()?;
+        crate::keys::KeyStore::load(&crate::keys::key_file(dir, name)).map(Arc::new)
+    }
+
     /// Names of the streams in the hub.
     pub fn names(&self) -> Vec<String> {
         self.streams().keys().cloned().collect()
@@ -242,7 +255,12 @@ impl Hub {
         let (version_tx, _) = watch::channel(0);
         let mut packager = StreamPackager::new(self.config.packager.clone(), first_msn);
         let keys = self.config.encrypt_rotate_every.map(|every| {
-            let store = Arc::new(crate::keys::KeyStore::default());
+            let file = self
+                .config
+                .data_dir
+                .as_deref()
+                .map(|d| crate::keys::key_file(d, name));
+            let store = Arc::new(crate::keys::KeyStore::open(file));
             packager.set_key_source(Box::new(crate::keys::StreamKeys::new(store.clone(), every)));
             store
         });

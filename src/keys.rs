@@ -8,9 +8,16 @@
 //! Key ids are `msn / rotate_every`: media sequence numbers never repeat for a stream name, so neither
 //! do key URIs (a CDN may still hold old ones). Key material is never logged ([`ContentKey`]'s `Debug`
 //! redacts it).
+//!
+//! Persistence: with a data directory, every stream's kept keys are written to
+//! `{data_dir}/keys/live/{name}.json` (mode 0600, replaced atomically) whenever a key is created, and
+//! read back when the stream is published again or a key is asked for after an origin restart, so
+//! objects a CDN or a player still holds stay decryptable. The file holds key material: the data
+//! directory must be private to the origin.
 
 use std::{
     collections::VecDeque,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -29,9 +36,129 @@ const CENC_KEYS_KEPT: usize = 16;
 pub struct KeyStore {
     keys: Mutex<VecDeque<Arc<ContentKey>>>,
     cenc: Mutex<VecDeque<Arc<CencKey>>>,
+    /// Where the keys are persisted, if anywhere.
+    file: Option<PathBuf>,
+}
+
+/// The file of stream `name`'s keys (`live/{name}`, a validated name) under `data_dir`.
+pub fn key_file(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("keys").join(format!("{name}.json"))
+}
+
+/// What a key file holds (keys and KIDs in hex).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct KeyFile {
+    hls: Vec<HlsKeyEntry>,
+    cenc: Vec<CencKeyEntry>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct HlsKeyEntry {
+    id: u64,
+    key: String,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct CencKeyEntry {
+    id: u64,
+    kid: String,
+    key: String,
+}
+
+fn unhex16(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 impl KeyStore {
+    /// A store persisted in `file` (created when the first key is), with the keys the file already
+    /// holds. A missing file is an empty store; an unreadable or malformed one is logged and ignored
+    /// (new keys then replace it).
+    pub fn open(file: Option<PathBuf>) -> Self {
+        let store = Self {
+            file,
+            ..Self::default()
+        };
+        if let Some(path) = &store.file
+            && let Some(saved) = Self::read(path)
+        {
+            let mut keys = store.lock();
+            for e in saved.hls.iter().rev().take(KEYS_KEPT).rev() {
+                if let Some(key) = unhex16(&e.key) {
+                    keys.push_back(Arc::new(ContentKey { id: e.id, key }));
+                }
+            }
+            drop(keys);
+            let mut cenc = store.lock_cenc();
+            for e in saved.cenc.iter().rev().take(CENC_KEYS_KEPT).rev() {
+                if let (Some(kid), Some(key)) = (unhex16(&e.kid), unhex16(&e.key)) {
+                    cenc.push_back(Arc::new(CencKey { id: e.id, kid, key }));
+                }
+            }
+        }
+        store
+    }
+
+    /// The keys persisted in `file`, if it exists and parses (for a stream not being published, e.g.
+    /// after a restart).
+    pub fn load(file: &Path) -> Option<Self> {
+        file.exists().then(|| Self::open(Some(file.to_owned())))
+    }
+
+    fn read(path: &Path) -> Option<KeyFile> {
+        let text = match std::fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot read the key file");
+                return None;
+            }
+        };
+        match serde_json::from_slice(&text) {
+            Ok(f) => Some(f),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "malformed key file ignored");
+                None
+            }
+        }
+    }
+
+    /// Write the kept keys to the file (0600, via a temporary file and a rename).
+    fn persist(&self) {
+        let Some(path) = &self.file else {
+            return;
+        };
+        let file = KeyFile {
+            hls: self
+                .lock()
+                .iter()
+                .map(|k| HlsKeyEntry {
+                    id: k.id,
+                    key: packager::crypto::hex(&k.key),
+                })
+                .collect(),
+            cenc: self
+                .lock_cenc()
+                .iter()
+                .map(|k| CencKeyEntry {
+                    id: k.id,
+                    kid: packager::crypto::hex(&k.kid),
+                    key: packager::crypto::hex(&k.key),
+                })
+                .collect(),
+        };
+        if let Err(error) = write_private(path, &serde_json::to_vec(&file).unwrap_or_default()) {
+            // Keys still serve from memory; only a restart would lose them.
+            tracing::warn!(path = %path.display(), %error, "cannot persist content keys");
+        }
+    }
+
     /// The CENC key whose KID is `kid`, while kept.
     pub fn cenc_by_kid(&self, kid: &[u8; 16]) -> Option<Arc<CencKey>> {
         self.lock_cenc().iter().find(|k| &k.kid == kid).cloned()
@@ -51,7 +178,9 @@ impl KeyStore {
             keys.pop_front();
         }
         keys.push_back(key.clone());
+        drop(keys);
         tracing::info!(key_id = id, kid = %key.kid_uuid(), "new cenc content key");
+        self.persist();
         key
     }
 
@@ -77,13 +206,32 @@ impl KeyStore {
             keys.pop_front();
         }
         keys.push_back(key.clone());
+        drop(keys);
         tracing::info!(key_id = id, "new content key");
+        self.persist();
         key
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<ContentKey>>> {
         self.keys.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Write `bytes` to `path` readable by the owner only, replacing it atomically.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 /// 16 bytes from the operating system's CSPRNG.
@@ -152,5 +300,34 @@ mod tests {
         assert_ne!(c1.key, a.key);
         assert_eq!(store.cenc_by_kid(&c1.kid).unwrap(), c1);
         assert_ne!(ks.cenc_key(40).0.kid, c1.kid);
+    }
+
+    #[test]
+    fn keys_survive_a_restart_through_the_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = key_file(dir.path(), "live/demo");
+        let store = Arc::new(KeyStore::open(Some(path.clone())));
+        let mut ks = StreamKeys::new(store.clone(), 2);
+        let (hls, _) = ks.segment_key(10);
+        let (cenc, _) = ks.cenc_key(10);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // "Restart": a new store from the file has both keys, and new keys add to them.
+        let again = KeyStore::load(&path).expect("file exists");
+        assert_eq!(again.get(5).unwrap(), hls);
+        assert_eq!(again.cenc_by_kid(&cenc.kid).unwrap(), cenc);
+        let again = Arc::new(again);
+        let (next, _) = StreamKeys::new(again.clone(), 2).segment_key(12);
+        assert_ne!(next.key, hls.key);
+        let third = KeyStore::load(&path).unwrap();
+        assert!(third.get(5).is_some() && third.get(6).is_some());
+        // A malformed file is ignored, not fatal.
+        std::fs::write(&path, b"{not json").unwrap();
+        assert!(KeyStore::load(&path).unwrap().get(5).is_none());
+        assert!(KeyStore::load(&dir.path().join("missing.json")).is_none());
     }
 }

@@ -414,8 +414,7 @@ impl Origin {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let (stream, _) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
-        let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
-        let store = entry.lock().keys.clone().ok_or(OriginError::NotFound)?;
+        let store = self.hub.keys(&stream).ok_or(OriginError::NotFound)?;
         let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
             req.into_body(),
             MAX_LICENSE_REQUEST_BYTES,
@@ -467,6 +466,21 @@ impl Origin {
                 ))]),
             });
         }
+        if let Object::Key { id } = object {
+            // Served while kept, also for a stream not being published (after a restart, a CDN or
+            // a player may still hold its segments).
+            let key = self
+                .hub
+                .keys(&stream)
+                .and_then(|k| k.get(id))
+                .ok_or(OriginError::NotFound)?;
+            return Ok(Reply {
+                status: StatusCode::OK,
+                content_type: "application/octet-stream",
+                cache_control: cache::PRIVATE,
+                body: ChunksBody::new([Bytes::copy_from_slice(&key.key)]),
+            });
+        }
         let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
         let directives = match &object {
             Object::MediaPlaylist { .. } => HlsDirectives::parse(req.uri().query().unwrap_or(""))
@@ -500,21 +514,7 @@ impl Origin {
                     },
                 ))
             }
-            Object::Time | Object::License => Err(OriginError::NotFound),
-            Object::Key { id } => {
-                let key = entry
-                    .lock()
-                    .keys
-                    .as_ref()
-                    .and_then(|k| k.get(id))
-                    .ok_or(OriginError::NotFound)?;
-                Ok(Reply {
-                    status: StatusCode::OK,
-                    content_type: "application/octet-stream",
-                    cache_control: cache::PRIVATE,
-                    body: ChunksBody::new([Bytes::copy_from_slice(&key.key)]),
-                })
-            }
+            Object::Time | Object::License | Object::Key { .. } => Err(OriginError::NotFound),
             Object::Mpd => {
                 let dash = &self.hub.config().dash;
                 let body = self

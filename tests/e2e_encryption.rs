@@ -434,3 +434,71 @@ async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js_and_shaka(
     assert_ne!(second, key_hex);
     assert_eq!(license_key(&base, &kids[0]).await, key_hex);
 }
+
+/// Keys of objects a CDN or a player may still hold are served after an origin restart (they are
+/// persisted in the data directory), for the HLS key URI and the ClearKey license alike, before and
+/// after the stream is published again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn content_keys_survive_an_origin_restart() {
+    let dir = fresh_data_dir();
+    let config = "[encryption]\nenabled = true\nrotate_every_segments = 1\n";
+    let server = start_server_in(config, &dir).await;
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let mut publisher = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/kept", server.rtmp_addr),
+    );
+    let base = format!("http://{}/live/kept/", server.http_addr);
+    wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(20))
+        .await
+        .expect("MPD");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = get(&format!("{base}source/media.m3u8")).await.text();
+    let keys = segment_keys(&text, parse_media(&text).media_sequence);
+    let (_, uri, _) = keys.first().expect("a segment key");
+    let key_path = uri.trim_start_matches("../").to_owned();
+    let hls_key = get(&format!("{base}{key_path}")).await.body;
+    let kid = period_kids(&get(&format!("{base}manifest.mpd")).await.text())[0].clone();
+    let cenc_key = license_key(&base, &kid).await;
+    publisher.kill();
+    server.shutdown().await;
+
+    // A new origin process on the same data directory, nothing published.
+    let server = start_server_in(config, &dir).await;
+    let base = format!("http://{}/live/kept/", server.http_addr);
+    assert_eq!(
+        get(&format!("{base}index.m3u8")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = get(&format!("{base}{key_path}")).await;
+    assert_eq!(again.status, StatusCode::OK, "{key_path} after the restart");
+    assert_eq!(again.body, hls_key);
+    assert_eq!(again.header("cache-control"), "private, no-store");
+    assert_eq!(license_key(&base, &kid).await, cenc_key);
+    // Other streams have no keys.
+    assert_eq!(
+        get(&format!(
+            "http://{}/live/other/{key_path}",
+            server.http_addr
+        ))
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Published again: new keys join the old ones, which are still served.
+    let _publisher = publish_loop(
+        Path::new(FFMPEG),
+        &clip,
+        &format!("rtmp://{}/live/kept", server.rtmp_addr),
+    );
+    wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(20))
+        .await
+        .expect("MPD after the restart");
+    let new_kid = period_kids(&get(&format!("{base}manifest.mpd")).await.text())[0].clone();
+    assert_ne!(new_kid, kid);
+    assert_eq!(get(&format!("{base}{key_path}")).await.body, hls_key);
+    assert_eq!(license_key(&base, &kid).await, cenc_key);
+    let _ = std::fs::remove_dir_all(&dir);
+}

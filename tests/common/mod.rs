@@ -39,6 +39,21 @@ pub fn init_tracing() {
 /// Start an origin on 127.0.0.1 with ephemeral ports; `file_toml` tweaks the configuration. Without a
 /// `[transcode]` section the origin packages streams as they arrive (passthrough, no ladder).
 pub async fn start_server(file_toml: &str) -> Server {
+    start_server_in(file_toml, &fresh_data_dir()).await
+}
+
+/// A new, empty data directory under the system's temporary directory (kept: a test may restart a
+/// server on it).
+pub fn fresh_data_dir() -> PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("estuary-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// [`start_server`] with its data directory (content keys) at `data_dir`.
+pub async fn start_server_in(file_toml: &str, data_dir: &Path) -> Server {
     let file_toml = if file_toml.contains("[transcode]") {
         file_toml.to_owned()
     } else {
@@ -50,6 +65,7 @@ pub async fn start_server(file_toml: &str) -> Server {
         http_listen: Some("127.0.0.1:0".parse().unwrap()),
         rtmp_listen: Some("127.0.0.1:0".parse().unwrap()),
         srt_listen: Some("127.0.0.1:0".parse().unwrap()),
+        data_dir: Some(data_dir.to_owned()),
         ..Default::default()
     };
     let file: FileConfig = toml::from_str(file_toml).expect("test config parses");
