@@ -217,21 +217,22 @@ enum Object {
         init_id: u64,
         key_id: u64,
     },
-    /// The DASH CENC form of a segment.
+    /// The DASH CENC form of a segment, under CENC key `key_id`.
     CencSegment {
         rendition: String,
         msn: u64,
+        key_id: u64,
     },
     /// The W3C ClearKey license endpoint (POST).
     License,
 }
 
 /// Which bytes of a segment are served: the LL-HLS ones (clear, or AES-128 once complete) or the DASH
-/// CENC ones (streamed chunk by chunk like clear ones).
+/// CENC ones under the key with this id (streamed chunk by chunk like clear ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SegmentForm {
     Hls,
-    Cenc,
+    Cenc { key_id: u64 },
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -270,9 +271,11 @@ fn parse_path(path: &str) -> Option<(String, Object)> {
                 key_id: parse_u64(key_id)?,
             }
         } else {
+            let (msn, key_id) = file.strip_suffix(".m4s")?.split_once('-')?;
             Object::CencSegment {
                 rendition,
-                msn: parse_u64(file.strip_suffix(".m4s")?)?,
+                msn: parse_u64(msn)?,
+                key_id: parse_u64(key_id)?,
             }
         };
         return Some((format!("live/{name}"), object));
@@ -598,8 +601,12 @@ impl Origin {
                     .clone();
                 Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
             }
-            Object::CencSegment { rendition, msn } => {
-                self.segment(&entry, rendition, msn, SegmentForm::Cenc)
+            Object::CencSegment {
+                rendition,
+                msn,
+                key_id,
+            } => {
+                self.segment(&entry, rendition, msn, SegmentForm::Cenc { key_id })
                     .await
             }
             Object::Segment { rendition, msn } => {
@@ -674,7 +681,12 @@ impl Origin {
                         )))
                     }
                     Some(s) if form == SegmentForm::Hls && s.key.is_some() => Ok(None),
-                    Some(s) if form == SegmentForm::Cenc && s.cenc.is_none() => {
+                    // Named by its key: a segment that a re-publish put under a new key (the first
+                    // of a new Period) is not the one an earlier MPD announced under the old key.
+                    Some(s)
+                        if matches!(form, SegmentForm::Cenc { key_id }
+                            if s.cenc.as_ref().is_none_or(|c| c.key.id != key_id)) =>
+                    {
                         Err(OriginError::NotFound)
                     }
                     Some(s) if s.is_complete || !s.parts.is_empty() => Ok(Some((
@@ -685,7 +697,9 @@ impl Origin {
                             .collect::<Vec<_>>(),
                         s.is_complete,
                     ))),
-                    _ if is_upcoming(r, msn, None) => Ok(None),
+                    // Without a publisher nothing more comes in this Period (a reconnect starts
+                    // a new one): an announced segment will never exist.
+                    _ if st.publisher.is_some() && is_upcoming(r, msn, None) => Ok(None),
                     _ => Err(OriginError::NotFound),
                 }
             })
@@ -843,7 +857,7 @@ fn live_segment_tail(state: LiveSegment) -> LiveTail {
 fn part_bytes(p: &packager::rendition::Part, form: SegmentForm) -> Bytes {
     match form {
         SegmentForm::Hls => p.bytes.clone(),
-        SegmentForm::Cenc => p.cenc.clone().unwrap_or_default(),
+        SegmentForm::Cenc { .. } => p.cenc.clone().unwrap_or_default(),
     }
 }
 

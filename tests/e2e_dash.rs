@@ -361,7 +361,23 @@ async fn ladder_plays_in_dash_js_low_latency_and_shaka_without_a_stall() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn players_recover_across_a_re_publish_period() {
-    let server = start_server("").await;
+    players_recover_across_a_re_publish(false).await;
+}
+
+/// The same with CENC/ClearKey: the new Period comes with a new key (KID), which both players license
+/// and decrypt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn encrypted_players_recover_across_a_re_publish_period_and_its_new_key() {
+    players_recover_across_a_re_publish(true).await;
+}
+
+async fn players_recover_across_a_re_publish(encrypted: bool) {
+    let server = start_server(if encrypted {
+        "[encryption]\nenabled = true\n"
+    } else {
+        ""
+    })
+    .await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
     let rtmp = format!("rtmp://{}/live/republish", server.rtmp_addr);
     let url = format!("http://{}/live/republish/manifest.mpd", server.http_addr);
@@ -370,10 +386,16 @@ async fn players_recover_across_a_re_publish_period() {
         .await
         .expect("MPD");
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // EME (ClearKey) needs the page on http://127.0.0.1, and the license URL resolves against the
+    // page: through the harness's proxy the page sits in the stream's directory.
+    let extra: &'static [&'static str] = if encrypted {
+        &["--low-latency", "--proxy"]
+    } else {
+        &["--low-latency"]
+    };
     for player in ["dashjs", "shaka"] {
         let u = url.clone();
-        let run =
-            tokio::task::spawn_blocking(move || play_dash(player, &u, 30, &["--low-latency"]));
+        let run = tokio::task::spawn_blocking(move || play_dash(player, &u, 30, extra));
         // The publisher drops 10 s into playback and is back 2 s later (within the grace period).
         tokio::time::sleep(Duration::from_secs(10)).await;
         drop(publisher.0.kill());
@@ -381,10 +403,14 @@ async fn players_recover_across_a_re_publish_period() {
         tokio::time::sleep(Duration::from_secs(2)).await;
         publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
         let report = run.await.expect("player");
-        eprintln!("{player} across a re-publish: {}", summary(&report));
+        eprintln!(
+            "{player} across a re-publish (encrypted: {encrypted}): {}",
+            summary(&report)
+        );
         // The outage itself empties the buffer (no media for 2 s), then the player continues in the
-        // new Period and returns to low latency. The segments the old Period had announced (one
-        // per AdaptationSet) answer 404 by design: they never existed in that Period.
+        // new Period and returns to low latency. A segment the old Period had announced answers 404
+        // as soon as the publisher is gone (nothing more comes in that Period); named by its key
+        // when encrypted, it never becomes the new Period's segment under the old URL.
         assert!(
             report["fatal_errors"].as_array().unwrap().is_empty(),
             "{report}"
@@ -436,7 +462,15 @@ async fn an_abandoned_segment_response_is_cut_off_not_completed() {
     let mut body = resp.into_body();
     let first = body.frame().await.expect("a first chunk").expect("data");
     assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
-    drop(publisher.0.kill());
+    // The publisher stalls without disconnecting (a frozen encoder, a dead network path): its
+    // connection stays open, so its segment stays open and no chunk comes. (A disconnect instead
+    // completes the segment at once.)
+    let pid = publisher.0.id().to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
     let start = Instant::now();
     let ending = loop {
         match tokio::time::timeout(Duration::from_secs(15), body.frame()).await {
@@ -446,6 +480,10 @@ async fn an_abandoned_segment_response_is_cut_off_not_completed() {
             Err(_) => break Err("no end within 15 s"),
         }
     };
+    let _ = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    drop(publisher.0.kill());
     let error = ending.unwrap();
     eprintln!("cut off after {:?}: {error}", start.elapsed());
     // 3× the target duration without a chunk (2 s segments), plus what was already buffered.

@@ -362,8 +362,21 @@ async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js_and_shaka(
                 "{rendition}: no {what} in the protected init segment"
             );
         }
-        let cenc_seg = get(&format!("{base}{rendition}/cenc/{msn}.m4s")).await;
+        let key_id = init_name
+            .trim_end_matches(".mp4")
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .to_owned();
+        let cenc_seg = get(&format!("{base}{rendition}/cenc/{msn}-{key_id}.m4s")).await;
         assert_eq!(cenc_seg.status, StatusCode::OK);
+        // Under another key's name the segment does not exist.
+        assert_eq!(
+            get(&format!("{base}{rendition}/cenc/{msn}-1.m4s"))
+                .await
+                .status,
+            StatusCode::NOT_FOUND
+        );
         assert_eq!(
             cenc_seg.header("cache-control"),
             "public, max-age=31536000, immutable"

@@ -32,7 +32,8 @@
 //!
 //! Encrypted streams (ISO/IEC 23001-7 `cenc`, [`crate::cenc`]): the Representations address the CENC
 //! form of the same segments, `{rendition}/cenc/init-{init id}-{key id}.mp4` and
-//! `{rendition}/cenc/$Number$.m4s`; each AdaptationSet carries the mp4protection ContentProtection
+//! `{rendition}/cenc/$Number$-{key id}.m4s` (named by their key: the segment a re-publish makes the
+//! first of a new Period, under a new key, is never served at a URL an earlier MPD announced); each AdaptationSet carries the mp4protection ContentProtection
 //! with `cenc:default_KID` and the DASH-IF ClearKey one whose `clearkey:Laurl` is [`LICENSE_PATH`],
 //! relative to the MPD like every other URI here (a player page in the stream's directory, such as
 //! the origin's own, resolves it there; EME players elsewhere configure the license URL). One key per
@@ -354,7 +355,7 @@ fn representation(
         codecs: Some(track.config.rfc6381()),
         SegmentTemplate: Some(mpd::SegmentTemplate {
             media: Some(match &cenc_key {
-                Some(_) => format!("{}/cenc/$Number$.m4s", r.name()),
+                Some(k) => format!("{}/cenc/$Number$-{}.m4s", r.name(), k.id),
                 None => format!("{}/$Number$.m4s", r.name()),
             }),
             initialization: Some(match &cenc_key {
