@@ -46,6 +46,9 @@ pub struct EncryptionSection {
     pub enabled: Option<bool>,
     /// A new HLS content key every this many segments (default 10; DASH: one key per Period).
     pub rotate_every_segments: Option<u64>,
+    /// Per-stream choice overriding `enabled`: `"live/{name}" = true | false`.
+    #[serde(default)]
+    pub streams: BTreeMap<String, bool>,
 }
 
 /// `[dash]` keys: low-latency DASH signalling (the MPD's `ServiceDescription`).
@@ -346,15 +349,27 @@ impl Settings {
                 .or(file.server.data_dir.clone())
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         );
-        if args.encrypt || file.encryption.enabled.unwrap_or(false) {
-            let every = file.encryption.rotate_every_segments.unwrap_or(10);
-            if !(1..=100_000).contains(&every) {
-                return Err(ConfigError::Invalid(
-                    "encryption.rotate_every_segments: must be between 1 and 100000".into(),
-                ));
-            }
-            hub.encrypt_rotate_every = Some(every);
+        let every = file.encryption.rotate_every_segments.unwrap_or(10);
+        if !(1..=100_000).contains(&every) {
+            return Err(ConfigError::Invalid(
+                "encryption.rotate_every_segments: must be between 1 and 100000".into(),
+            ));
         }
+        for stream in file.encryption.streams.keys() {
+            if !stream
+                .strip_prefix("live/")
+                .is_some_and(crate::ingest::is_valid_name)
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "encryption.streams: keys are stream names like \"live/demo\", not {stream:?}"
+                )));
+            }
+        }
+        hub.encryption = crate::hub::EncryptionPolicy {
+            default: args.encrypt || file.encryption.enabled.unwrap_or(false),
+            streams: file.encryption.streams.clone(),
+            rotate_every: every,
+        };
         let d = &mut hub.dash;
         d.target_latency = file.dash.target_latency;
         if let Some(v) = file.dash.min_playback_rate {
@@ -729,6 +744,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("latncy"), "{err}");
+    }
+
+    #[test]
+    fn encryption_is_chosen_per_stream_over_the_server_default_and_the_flag() {
+        let file = || -> FileConfig {
+            toml::from_str(
+                "[encryption]\nrotate_every_segments = 3\n\
+                 [encryption.streams]\n\"live/secret\" = true\n\"live/open\" = false\n",
+            )
+            .unwrap()
+        };
+        let s = Settings::resolve(&ServeArgs::default(), file()).unwrap();
+        let p = &s.hub.encryption;
+        assert!(p.encrypts("live/secret") && !p.encrypts("live/open") && !p.encrypts("live/x"));
+        assert_eq!(p.rotate_every, 3);
+        // --encrypt turns the default on; a stream's own `false` still wins.
+        let args = ServeArgs {
+            encrypt: true,
+            ..Default::default()
+        };
+        let p = Settings::resolve(&args, file()).unwrap().hub.encryption;
+        assert!(p.encrypts("live/x") && p.encrypts("live/secret") && !p.encrypts("live/open"));
+        for (toml_text, key) in [
+            (
+                "[encryption.streams]\n\"secret\" = true\n",
+                "encryption.streams",
+            ),
+            (
+                "[encryption]\nrotate_every_segments = 0\n",
+                "encryption.rotate_every_segments",
+            ),
+        ] {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            let err = Settings::resolve(&ServeArgs::default(), file)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml_text}: {err}");
+        }
     }
 
     #[test]

@@ -39,11 +39,38 @@ pub struct HubConfig {
     pub ladder: Option<Arc<crate::ladder::LadderSettings>>,
     /// DASH signalling (target latency, playback-rate bounds).
     pub dash: packager::dash::DashConfig,
-    /// Encrypt every stream (HLS `METHOD=AES-128`, DASH CENC) with a new HLS key every this many
-    /// segments; `None`: clear.
-    pub encrypt_rotate_every: Option<u64>,
+    /// Which streams are encrypted (HLS `METHOD=AES-128`, DASH CENC), and how often HLS keys rotate.
+    pub encryption: EncryptionPolicy,
     /// Where state that survives a restart lives (content keys); `None`: memory only.
     pub data_dir: Option<std::path::PathBuf>,
+}
+
+/// Which streams are encrypted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncryptionPolicy {
+    /// Streams not named in `streams` are encrypted when true (default false).
+    pub default: bool,
+    /// Per-stream choices (`live/{name}` → encrypted).
+    pub streams: std::collections::BTreeMap<String, bool>,
+    /// A new HLS key every this many segments (≥ 1; default 10).
+    pub rotate_every: u64,
+}
+
+impl Default for EncryptionPolicy {
+    fn default() -> Self {
+        Self {
+            default: false,
+            streams: Default::default(),
+            rotate_every: 10,
+        }
+    }
+}
+
+impl EncryptionPolicy {
+    /// True when stream `name` (`live/{name}`) is encrypted.
+    pub fn encrypts(&self, name: &str) -> bool {
+        self.streams.get(name).copied().unwrap_or(self.default)
+    }
 }
 
 impl Default for HubConfig {
@@ -56,7 +83,7 @@ impl Default for HubConfig {
             max_streams: 1_000,
             ladder: None,
             dash: packager::dash::DashConfig::default(),
-            encrypt_rotate_every: None,
+            encryption: EncryptionPolicy::default(),
             data_dir: None,
         }
     }
@@ -254,16 +281,21 @@ impl Hub {
     fn new_entry(&self, name: &str, first_msn: u64, publisher: PublisherInfo) -> Arc<StreamEntry> {
         let (version_tx, _) = watch::channel(0);
         let mut packager = StreamPackager::new(self.config.packager.clone(), first_msn);
-        let keys = self.config.encrypt_rotate_every.map(|every| {
-            let file = self
-                .config
-                .data_dir
-                .as_deref()
-                .map(|d| crate::keys::key_file(d, name));
-            let store = Arc::new(crate::keys::KeyStore::open(file));
-            packager.set_key_source(Box::new(crate::keys::StreamKeys::new(store.clone(), every)));
-            store
-        });
+        let policy = &self.config.encryption;
+        let keys = policy
+            .encrypts(name)
+            .then_some(policy.rotate_every)
+            .map(|every| {
+                let file = self
+                    .config
+                    .data_dir
+                    .as_deref()
+                    .map(|d| crate::keys::key_file(d, name));
+                let store = Arc::new(crate::keys::KeyStore::open(file));
+                packager
+                    .set_key_source(Box::new(crate::keys::StreamKeys::new(store.clone(), every)));
+                store
+            });
         Arc::new(StreamEntry {
             name: name.to_owned(),
             state: Mutex::new(StreamState {
@@ -517,6 +549,28 @@ mod tests {
 
     fn peer() -> SocketAddr {
         "127.0.0.1:5000".parse().unwrap()
+    }
+
+    #[test]
+    fn hub_encrypts_the_streams_the_policy_names() {
+        let hub = Hub::new(HubConfig {
+            encryption: EncryptionPolicy {
+                default: true,
+                streams: [("live/open".to_owned(), false)].into_iter().collect(),
+                rotate_every: 10,
+            },
+            ..Default::default()
+        });
+        let _a = hub
+            .begin_publish("live/open", Protocol::Rtmp, peer())
+            .unwrap();
+        let _b = hub
+            .begin_publish("live/other", Protocol::Rtmp, peer())
+            .unwrap();
+        let open = hub.get("live/open").unwrap();
+        let other = hub.get("live/other").unwrap();
+        assert!(!open.lock().packager.is_encrypted() && open.lock().keys.is_none());
+        assert!(other.lock().packager.is_encrypted() && other.lock().keys.is_some());
     }
 
     #[test]

@@ -30,6 +30,26 @@ pub fn ebsp_to_rbsp(ebsp: &[u8]) -> Vec<u8> {
     rbsp
 }
 
+/// How many bytes of `ebsp` hold its first `rbsp_bytes` RBSP bytes (the emulation prevention bytes
+/// among them counted), i.e. where RBSP byte `rbsp_bytes` starts in the EBSP; `None` if `ebsp` is
+/// shorter.
+pub fn ebsp_len_for_rbsp(ebsp: &[u8], rbsp_bytes: usize) -> Option<usize> {
+    let mut produced = 0usize;
+    let mut zeros = 0usize;
+    for (i, &byte) in ebsp.iter().enumerate() {
+        if produced == rbsp_bytes {
+            return Some(i);
+        }
+        if zeros >= 2 && byte == 0x03 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if byte == 0 { zeros + 1 } else { 0 };
+        produced += 1;
+    }
+    (produced == rbsp_bytes).then_some(ebsp.len())
+}
+
 /// A most-significant-bit-first reader over an RBSP.
 ///
 /// `what` names the structure being read (for example `"SPS"`) and is carried into errors.
@@ -118,6 +138,11 @@ impl<'a> BitReader<'a> {
     /// Read a byte, `u(8)`.
     pub fn read_u8(&mut self) -> Result<u8, MediaError> {
         Ok(self.read_bits(8)? as u8)
+    }
+
+    /// Bits read so far.
+    pub fn position_bits(&self) -> usize {
+        self.pos_bits
     }
 
     /// Skip `n` bits.

@@ -17,6 +17,7 @@ pub mod frame;
 pub mod hevc;
 pub mod time;
 
+pub use bits::ebsp_to_rbsp;
 pub use codec::{CodecConfig, TrackInfo, TrackKind, VideoParams};
 pub use frame::Frame;
 pub use time::MediaTime;

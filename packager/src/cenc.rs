@@ -7,16 +7,19 @@
 //!
 //! What is encrypted, per sample:
 //! - AAC: the whole sample (no subsamples).
-//! - H.264 / HEVC (4-byte NAL lengths): every VCL NAL unit's payload after its length field and NAL unit
-//!   header (1 byte H.264, 2 bytes HEVC); the protected range of each NAL unit is a whole number of
-//!   16-byte blocks and the remainder stays clear at its start, right after the header (the alignment
-//!   ISO/IEC 23001-7 §9.5.2 recommends so that 'cenc' and pattern-based decryptors agree). Non-VCL NAL
-//!   units (SEI, AUD, parameter sets) stay clear. Protected ranges of one sample form one keystream:
-//!   the counter continues from one range to the next (§9.5.2.5).
+//! - H.264 / HEVC (4-byte NAL lengths): every VCL NAL unit's slice data; its length field, NAL unit
+//!   header and — for H.264 — slice header stay clear (ISO/IEC 23001-7 §9.5.2.2: "only video data in
+//!   slice NALs SHOULD be encrypted"; the header's length comes from parsing it with the stream's SPS
+//!   and PPS, [`media::avc::slice_header_bytes`]). The protected range of each NAL unit is a whole
+//!   number of 16-byte blocks and the remainder stays clear at its start (the alignment §9.5.2
+//!   recommends so that 'cenc' and pattern-based decryptors agree). Non-VCL NAL units (SEI, AUD,
+//!   parameter sets) stay clear. Protected ranges of one sample form one keystream: the counter
+//!   continues from one range to the next (§9.5.2.5).
 //!
-//! Not done: slice headers are encrypted with the slice data (the clear part of a VCL NAL unit is its
-//! header plus up to 15 alignment bytes). Decryptors (EME CDMs, FFmpeg) do not care; a device that
-//! parses slice headers before decryption would.
+//! Not done: HEVC slice segment headers are encrypted with the slice data (the clear part of an HEVC
+//! VCL NAL unit is its 2-byte header plus up to 15 alignment bytes), and so is an H.264 slice whose
+//! header does not parse (logged once; e.g. slice groups). Decryptors (EME CDMs, FFmpeg) do not care;
+//! a device that parses slice headers before decryption would.
 
 use std::sync::Arc;
 
@@ -132,22 +135,63 @@ impl SampleProtection {
 }
 
 /// How samples of a track are laid out for subsample encryption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SampleFraming {
     /// Encrypt whole samples (AAC).
     Whole,
-    /// H.264: 4-byte NAL unit lengths, 1-byte NAL unit header, VCL types 1..=5.
-    Avc,
+    /// H.264: 4-byte NAL unit lengths, 1-byte NAL unit header, VCL types 1..=5, slice headers parsed
+    /// with these parameter sets.
+    Avc(Arc<AvcParameterSets>),
     /// HEVC: 4-byte NAL unit lengths, 2-byte NAL unit header, VCL types 0..=31.
     Hevc,
 }
 
 impl SampleFraming {
     /// True when samples carry subsample information (video).
-    pub fn has_subsamples(self) -> bool {
-        self != Self::Whole
+    pub fn has_subsamples(&self) -> bool {
+        *self != Self::Whole
+    }
+
+    /// The framing of samples that `config` describes.
+    pub fn for_config(config: &media::CodecConfig) -> Self {
+        match config {
+            media::CodecConfig::Avc(avc) => Self::Avc(Arc::new(AvcParameterSets::from_config(avc))),
+            media::CodecConfig::Hevc(_) => Self::Hevc,
+            media::CodecConfig::Aac(_) => Self::Whole,
+        }
     }
 }
+
+/// The parsed SPS and PPS of an H.264 track (those that parse), for slice header lengths.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AvcParameterSets {
+    /// Sequence parameter sets.
+    pub sps: Vec<media::avc::AvcSps>,
+    /// Picture parameter sets.
+    pub pps: Vec<media::avc::AvcPps>,
+}
+
+impl AvcParameterSets {
+    /// From an avcC record's parameter sets.
+    pub fn from_config(avc: &media::avc::AvcConfig) -> Self {
+        Self {
+            sps: avc
+                .sps
+                .iter()
+                .filter_map(|n| media::avc::parse_sps(n).ok())
+                .collect(),
+            pps: avc
+                .pps
+                .iter()
+                .filter_map(|n| media::avc::parse_pps(n).ok())
+                .collect(),
+        }
+    }
+}
+
+/// Set once a slice header failed to parse (logged once per process).
+static SLICE_HEADER_ERROR_LOGGED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Bytes of the NAL unit length field of our samples (the packager's avcC/hvcC say 4).
 const NAL_LENGTH_BYTES: usize = 4;
@@ -157,10 +201,10 @@ const MAX_CLEAR_BYTES: usize = u16::MAX as usize;
 /// The subsamples of one video sample: see the module docs for what stays clear. A sample whose NAL
 /// lengths do not add up keeps the rest clear from the first inconsistent length on (never an error:
 /// encryption never fails on media the packager accepted).
-pub fn subsamples(framing: SampleFraming, sample: &[u8]) -> Vec<Subsample> {
+pub fn subsamples(framing: &SampleFraming, sample: &[u8]) -> Vec<Subsample> {
     let header_bytes = match framing {
         SampleFraming::Whole => return Vec::new(),
-        SampleFraming::Avc => 1,
+        SampleFraming::Avc(_) => 1,
         SampleFraming::Hevc => 2,
     };
     let mut out = Vec::new();
@@ -176,13 +220,30 @@ pub fn subsamples(framing: SampleFraming, sample: &[u8]) -> Vec<Subsample> {
         };
         let nal = &sample[pos + NAL_LENGTH_BYTES..pos + NAL_LENGTH_BYTES + nal_len];
         let is_vcl = match framing {
-            SampleFraming::Avc => nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1F))),
+            SampleFraming::Avc(_) => nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1F))),
             SampleFraming::Hevc => nal.first().is_some_and(|h| (h >> 1) & 0x3F <= 31),
             SampleFraming::Whole => false,
         };
+        // What stays clear at the start of a VCL NAL unit: its header, and an H.264 slice header.
+        let clear_head = match framing {
+            SampleFraming::Avc(ps) if is_vcl && matches!(nal[0] & 0x1F, 1 | 5) => {
+                match media::avc::slice_header_bytes(nal, &ps.sps, &ps.pps) {
+                    Ok(n) => n,
+                    Err(error) => {
+                        if !SLICE_HEADER_ERROR_LOGGED
+                            .swap(true, std::sync::atomic::Ordering::Relaxed)
+                        {
+                            tracing::warn!(%error, "slice header not parsed: encrypted with the slice data (logged once)");
+                        }
+                        header_bytes
+                    }
+                }
+            }
+            _ => header_bytes,
+        };
         let total = NAL_LENGTH_BYTES + nal_len;
-        let protected = if is_vcl && nal_len > header_bytes {
-            (nal_len - header_bytes) / 16 * 16
+        let protected = if is_vcl && nal_len > clear_head {
+            (nal_len - clear_head) / 16 * 16
         } else {
             0
         };
@@ -281,7 +342,7 @@ mod tests {
         let mut sample = nal(&[0x06], 20);
         sample.extend(nal(&[0x65], 100));
         sample.extend(nal(&[0x41], 10));
-        let subs = subsamples(SampleFraming::Avc, &sample);
+        let subs = subsamples(&SampleFraming::Avc(Arc::default()), &sample);
         assert_eq!(
             subs,
             vec![
@@ -307,7 +368,7 @@ mod tests {
         // VPS (type 32, clear) then a TRAIL_R slice (type 1) with 2 + 64 bytes.
         let mut sample = nal(&[0x40, 0x01], 30);
         sample.extend(nal(&[0x02, 0x01], 64));
-        let subs = subsamples(SampleFraming::Hevc, &sample);
+        let subs = subsamples(&SampleFraming::Hevc, &sample);
         assert_eq!(
             subs,
             vec![Subsample {
@@ -322,7 +383,7 @@ mod tests {
         let mut sample = nal(&[0x06], 70_000);
         sample.extend(nal(&[0x65], 32));
         sample.extend_from_slice(&[0, 0, 0, 99, 1]); // length beyond the sample
-        let subs = subsamples(SampleFraming::Avc, &sample);
+        let subs = subsamples(&SampleFraming::Avc(Arc::default()), &sample);
         assert_eq!(subs[0].clear_bytes, u16::MAX);
         assert_eq!(subs[0].protected_bytes, 0);
         assert_eq!(subs[1].protected_bytes, 32);

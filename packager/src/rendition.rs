@@ -321,11 +321,7 @@ impl Rendition {
 
     /// How this rendition's samples are encrypted with CENC (whole, or NAL subsamples).
     pub fn sample_framing(&self) -> crate::cenc::SampleFraming {
-        match self.track.config {
-            media::CodecConfig::Avc(_) => crate::cenc::SampleFraming::Avc,
-            media::CodecConfig::Hevc(_) => crate::cenc::SampleFraming::Hevc,
-            media::CodecConfig::Aac(_) => crate::cenc::SampleFraming::Whole,
-        }
+        crate::cenc::SampleFraming::for_config(&self.track.config)
     }
 
     /// The track configuration that init segment `id` describes (what its segments carry), while a
@@ -670,7 +666,7 @@ impl Rendition {
             for f in &frames {
                 let iv = c.iv_base.wrapping_add(self.cenc_samples).to_be_bytes();
                 self.cenc_samples += 1;
-                let subsamples = crate::cenc::subsamples(framing, &f.data);
+                let subsamples = crate::cenc::subsamples(&framing, &f.data);
                 data.push(crate::cenc::encrypt_sample(
                     &c.key.key,
                     &iv,

@@ -1,0 +1,143 @@
+//! H.264 slice header lengths (what CENC leaves in the clear before the slice data) on real streams
+//! written by FFmpeg's libx264: the fixture as published (High, CABAC, B-frames, weighted prediction)
+//! and re-encodings with other slice header shapes (Baseline CAVLC; interlaced fields with
+//! pic_order_cnt_type 0 and bottom-field POC; several slices per picture; several reference frames
+//! with list modifications). In a CABAC slice the header is followed by `cabac_alignment_one_bit`s up
+//! to the next byte boundary (ITU-T H.264 §7.3.4) — an independent check that the parser stopped
+//! exactly at the end of the header: a wrong length lands on arbitrary bits.
+
+mod common;
+
+use std::process::Command;
+
+use common::fixture;
+use media::avc::{AvcPps, AvcSps, parse_pps, parse_sps, slice_header_bits, slice_header_bytes};
+
+/// Annex B H.264 from FFmpeg: `-i input {args} -an -f h264 -`.
+fn h264(input: &std::path::Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(input)
+        .args(args)
+        .args(["-an", "-f", "h264", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// (slices parsed, CABAC slices whose alignment bits were all ones, CABAC slices checked).
+fn check(stream: &[u8]) -> (usize, usize, usize) {
+    let mut sps: Vec<AvcSps> = Vec::new();
+    let mut pps: Vec<AvcPps> = Vec::new();
+    let (mut slices, mut aligned, mut cabac) = (0, 0, 0);
+    for nal in media::annex_b::nal_units(stream) {
+        match nal.first().map(|h| h & 0x1F) {
+            Some(7) => sps.push(parse_sps(nal).expect("SPS parses")),
+            Some(8) => pps.push(parse_pps(nal).expect("PPS parses")),
+            Some(1 | 5) => {
+                let bits = slice_header_bits(nal, &sps, &pps).expect("slice header parses");
+                let bytes = slice_header_bytes(nal, &sps, &pps).unwrap();
+                assert!(bytes > 1 && bytes < nal.len(), "{bytes} of {}", nal.len());
+                slices += 1;
+                let pps_used = pps.last().unwrap();
+                if pps_used.is_cabac {
+                    cabac += 1;
+                    let rbsp = media::ebsp_to_rbsp(&nal[1..]);
+                    let ones =
+                        (bits..bits.div_ceil(8) * 8).all(|b| rbsp[b / 8] & (0x80 >> (b % 8)) != 0);
+                    if ones {
+                        aligned += 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (slices, aligned, cabac)
+}
+
+#[test]
+fn slice_header_lengths_end_where_the_slice_data_starts() {
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let cases: [(&str, Vec<&str>); 5] = [
+        (
+            "fixture as published (copy)",
+            vec!["-c:v", "copy", "-bsf:v", "h264_mp4toannexb"],
+        ),
+        (
+            "baseline CAVLC",
+            vec![
+                "-t",
+                "2",
+                "-c:v",
+                "libx264",
+                "-profile:v",
+                "baseline",
+                "-preset",
+                "ultrafast",
+            ],
+        ),
+        (
+            "interlaced fields, 4 slices",
+            vec![
+                "-t",
+                "2",
+                "-vf",
+                "scale=640:360",
+                "-c:v",
+                "libx264",
+                "-flags",
+                "+ildct",
+                "-x264-params",
+                "interlaced=1:slices=4",
+                "-preset",
+                "veryfast",
+            ],
+        ),
+        (
+            "5 refs, b-pyramid, weighted prediction",
+            vec![
+                "-t",
+                "2",
+                "-vf",
+                "scale=640:360",
+                "-c:v",
+                "libx264",
+                "-x264-params",
+                "ref=5:bframes=3:b-pyramid=normal:weightp=2:weightb=1",
+                "-preset",
+                "slow",
+            ],
+        ),
+        (
+            "no deblocking control, CABAC, poc type 2",
+            vec![
+                "-t",
+                "2",
+                "-vf",
+                "scale=640:360",
+                "-c:v",
+                "libx264",
+                "-x264-params",
+                "bframes=0:no-deblock=1",
+                "-preset",
+                "veryfast",
+            ],
+        ),
+    ];
+    for (what, args) in cases {
+        let stream = h264(&clip, &args);
+        let (slices, aligned, cabac) = check(&stream);
+        eprintln!("{what}: {slices} slices, {aligned}/{cabac} CABAC slices aligned with one bits");
+        assert!(slices >= 40, "{what}: {slices} slices");
+        assert_eq!(aligned, cabac, "{what}");
+        if what != "baseline CAVLC" {
+            assert!(cabac > 0, "{what}: no CABAC slice");
+        }
+    }
+}
