@@ -529,7 +529,7 @@ pub fn parse_sps(nal: &[u8]) -> Result<HevcSps, MediaError> {
 /// `profile_tier_level(1, sps_max_sub_layers_minus1)` (ITU-T H.265 §7.3.3): the general fields, then the
 /// sub-layer presence flags, the alignment bits when there are sub-layers, and each present sub-layer
 /// profile (88 bits) and level (8 bits), which are skipped.
-fn read_profile_tier_level(
+pub(crate) fn read_profile_tier_level(
     r: &mut BitReader<'_>,
     max_sub_layers_minus1: u8,
 ) -> Result<HevcProfileTierLevel, MediaError> {
@@ -623,7 +623,7 @@ fn read_sps_tail_frame_rate(
 }
 
 /// Skip `scaling_list_data()` (ITU-T H.265 §7.3.4).
-fn skip_scaling_list_data(r: &mut BitReader<'_>) -> Result<(), MediaError> {
+pub(crate) fn skip_scaling_list_data(r: &mut BitReader<'_>) -> Result<(), MediaError> {
     for size_id in 0..4u32 {
         let step = if size_id == 3 { 3 } else { 1 };
         for _matrix_id in (0..6).step_by(step) {

@@ -15,6 +15,7 @@ mod bits;
 pub mod codec;
 pub mod frame;
 pub mod hevc;
+pub mod hevc_slice;
 pub mod time;
 
 pub use bits::ebsp_to_rbsp;

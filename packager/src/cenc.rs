@@ -8,18 +8,17 @@
 //! What is encrypted, per sample:
 //! - AAC: the whole sample (no subsamples).
 //! - H.264 / HEVC (4-byte NAL lengths): every VCL NAL unit's slice data; its length field, NAL unit
-//!   header and — for H.264 — slice header stay clear (ISO/IEC 23001-7 §9.5.2.2: "only video data in
-//!   slice NALs SHOULD be encrypted"; the header's length comes from parsing it with the stream's SPS
-//!   and PPS, [`media::avc::slice_header_bytes`]). The protected range of each NAL unit is a whole
+//!   header and slice (segment) header stay clear (ISO/IEC 23001-7 §9.5.2.2: only video data in slice
+//!   NALs is encrypted; the header's length comes from parsing it with the stream's SPS and PPS,
+//!   [`media::avc::slice_header_bytes`], [`media::hevc_slice::slice_header_bytes`]). The protected range of each NAL unit is a whole
 //!   number of 16-byte blocks and the remainder stays clear at its start (the alignment §9.5.2
 //!   recommends so that 'cenc' and pattern-based decryptors agree). Non-VCL NAL units (SEI, AUD,
 //!   parameter sets) stay clear. Protected ranges of one sample form one keystream: the counter
 //!   continues from one range to the next (§9.5.2.5).
 //!
-//! Not done: HEVC slice segment headers are encrypted with the slice data (the clear part of an HEVC
-//! VCL NAL unit is its 2-byte header plus up to 15 alignment bytes), and so is an H.264 slice whose
-//! header does not parse (logged once; e.g. slice groups). Decryptors (EME CDMs, FFmpeg) do not care;
-//! a device that parses slice headers before decryption would.
+//! A slice whose header does not parse (logged once; e.g. H.264 slice groups, HEVC screen content
+//! coding) keeps only its NAL unit header clear and is encrypted from there: decryptors (EME CDMs,
+//! FFmpeg) do not care; a device that parses slice headers before decryption would.
 
 use std::sync::Arc;
 
@@ -142,8 +141,9 @@ pub enum SampleFraming {
     /// H.264: 4-byte NAL unit lengths, 1-byte NAL unit header, VCL types 1..=5, slice headers parsed
     /// with these parameter sets.
     Avc(Arc<AvcParameterSets>),
-    /// HEVC: 4-byte NAL unit lengths, 2-byte NAL unit header, VCL types 0..=31.
-    Hevc,
+    /// HEVC: 4-byte NAL unit lengths, 2-byte NAL unit header, VCL types 0..=31, slice segment headers
+    /// parsed with these parameter sets.
+    Hevc(Arc<HevcParameterSets>),
 }
 
 impl SampleFraming {
@@ -156,8 +156,37 @@ impl SampleFraming {
     pub fn for_config(config: &media::CodecConfig) -> Self {
         match config {
             media::CodecConfig::Avc(avc) => Self::Avc(Arc::new(AvcParameterSets::from_config(avc))),
-            media::CodecConfig::Hevc(_) => Self::Hevc,
+            media::CodecConfig::Hevc(hevc) => {
+                Self::Hevc(Arc::new(HevcParameterSets::from_config(hevc)))
+            }
             media::CodecConfig::Aac(_) => Self::Whole,
+        }
+    }
+}
+
+/// The parsed SPS and PPS of an HEVC track (those that parse), for slice segment header lengths.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HevcParameterSets {
+    /// Sequence parameter sets.
+    pub sps: Vec<media::hevc_slice::HevcSliceSps>,
+    /// Picture parameter sets.
+    pub pps: Vec<media::hevc_slice::HevcSlicePps>,
+}
+
+impl HevcParameterSets {
+    /// From an hvcC record's parameter sets.
+    pub fn from_config(hevc: &media::hevc::HevcConfig) -> Self {
+        Self {
+            sps: hevc
+                .sps
+                .iter()
+                .filter_map(|n| media::hevc_slice::parse_sps(n).ok())
+                .collect(),
+            pps: hevc
+                .pps
+                .iter()
+                .filter_map(|n| media::hevc_slice::parse_pps(n).ok())
+                .collect(),
         }
     }
 }
@@ -205,7 +234,7 @@ pub fn subsamples(framing: &SampleFraming, sample: &[u8]) -> Vec<Subsample> {
     let header_bytes = match framing {
         SampleFraming::Whole => return Vec::new(),
         SampleFraming::Avc(_) => 1,
-        SampleFraming::Hevc => 2,
+        SampleFraming::Hevc(_) => 2,
     };
     let mut out = Vec::new();
     let mut clear = 0usize;
@@ -221,25 +250,30 @@ pub fn subsamples(framing: &SampleFraming, sample: &[u8]) -> Vec<Subsample> {
         let nal = &sample[pos + NAL_LENGTH_BYTES..pos + NAL_LENGTH_BYTES + nal_len];
         let is_vcl = match framing {
             SampleFraming::Avc(_) => nal.first().is_some_and(|h| (1..=5).contains(&(h & 0x1F))),
-            SampleFraming::Hevc => nal.first().is_some_and(|h| (h >> 1) & 0x3F <= 31),
+            SampleFraming::Hevc(_) => nal.first().is_some_and(|h| (h >> 1) & 0x3F <= 31),
             SampleFraming::Whole => false,
         };
-        // What stays clear at the start of a VCL NAL unit: its header, and an H.264 slice header.
-        let clear_head = match framing {
+        // What stays clear at the start of a VCL NAL unit: its header and its slice header.
+        let parsed = match framing {
             SampleFraming::Avc(ps) if is_vcl && matches!(nal[0] & 0x1F, 1 | 5) => {
-                match media::avc::slice_header_bytes(nal, &ps.sps, &ps.pps) {
-                    Ok(n) => n,
-                    Err(error) => {
-                        if !SLICE_HEADER_ERROR_LOGGED
-                            .swap(true, std::sync::atomic::Ordering::Relaxed)
-                        {
-                            tracing::warn!(%error, "slice header not parsed: encrypted with the slice data (logged once)");
-                        }
-                        header_bytes
-                    }
-                }
+                Some(media::avc::slice_header_bytes(nal, &ps.sps, &ps.pps))
             }
-            _ => header_bytes,
+            SampleFraming::Hevc(ps)
+                if is_vcl && matches!((nal[0] >> 1) & 0x3F, 0..=9 | 16..=21) =>
+            {
+                Some(media::hevc_slice::slice_header_bytes(nal, &ps.sps, &ps.pps))
+            }
+            _ => None,
+        };
+        let clear_head = match parsed {
+            Some(Ok(n)) => n,
+            Some(Err(error)) => {
+                if !SLICE_HEADER_ERROR_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::warn!(%error, "slice header not parsed: encrypted with the slice data (logged once)");
+                }
+                header_bytes
+            }
+            None => header_bytes,
         };
         let total = NAL_LENGTH_BYTES + nal_len;
         let protected = if is_vcl && nal_len > clear_head {
@@ -368,7 +402,7 @@ mod tests {
         // VPS (type 32, clear) then a TRAIL_R slice (type 1) with 2 + 64 bytes.
         let mut sample = nal(&[0x40, 0x01], 30);
         sample.extend(nal(&[0x02, 0x01], 64));
-        let subs = subsamples(&SampleFraming::Hevc, &sample);
+        let subs = subsamples(&SampleFraming::Hevc(Arc::default()), &sample);
         assert_eq!(
             subs,
             vec![Subsample {
