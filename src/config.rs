@@ -44,7 +44,7 @@ pub struct FileConfig {
 pub struct EncryptionSection {
     /// Encrypt every stream (HLS `METHOD=AES-128` and DASH CENC `cenc` with ClearKey; default false).
     pub enabled: Option<bool>,
-    /// A new HLS content key every this many segments (default 10; DASH: one key per Period).
+    /// A new HLS content key every this many segments (default 10; DASH: one key per stream).
     pub rotate_every_segments: Option<u64>,
     /// Per-stream choice overriding `enabled`: `"live/{name}" = true | false`.
     #[serde(default)]

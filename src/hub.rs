@@ -524,10 +524,6 @@ impl Drop for HubSession {
         // Stop the transcoder (joins its threads) before the stream is marked disconnected.
         self.ladder = None;
         let mut st = self.entry.lock();
-        // Whatever comes next (a reconnect, or the end) starts a new segment: cut the open ones now,
-        // so that playlists and the MPD stop promising media this publish will never produce (no
-        // preload hint, no announced DASH segment) while the stream waits.
-        st.packager.discontinuity();
         st.publisher = None;
         st.disconnected_at = Some(Instant::now());
         self.entry.bump(&mut st);

@@ -1,8 +1,8 @@
 //! Content keys of encrypted streams: random AES-128 keys from the operating system's CSPRNG.
 //!
 //! - HLS `METHOD=AES-128`: one key per `rotate_every` segments, and a random IV per segment.
-//! - DASH CENC `cenc`: one key per key epoch (the packager's: from the stream's start or a re-publish,
-//!   i.e. one per DASH Period), with a random 16-byte KID, served by KID through the ClearKey license
+//! - DASH CENC `cenc`: one key per key epoch (the packager's: one per stream, across re-publishes,
+//!   see [`packager::dash`]), with a random 16-byte KID, served by KID through the ClearKey license
 //!   endpoint; a random 64-bit IV base per segment and rendition. Never the same key as HLS.
 //!
 //! Key ids are `msn / rotate_every`: media sequence numbers never repeat for a stream name, so neither

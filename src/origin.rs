@@ -681,8 +681,7 @@ impl Origin {
                         )))
                     }
                     Some(s) if form == SegmentForm::Hls && s.key.is_some() => Ok(None),
-                    // Named by its key: a segment that a re-publish put under a new key (the first
-                    // of a new Period) is not the one an earlier MPD announced under the old key.
+                    // Named by its key: under another key's name the segment does not exist.
                     Some(s)
                         if matches!(form, SegmentForm::Cenc { key_id }
                             if s.cenc.as_ref().is_none_or(|c| c.key.id != key_id)) =>
@@ -697,9 +696,7 @@ impl Origin {
                             .collect::<Vec<_>>(),
                         s.is_complete,
                     ))),
-                    // Without a publisher nothing more comes in this Period (a reconnect starts
-                    // a new one): an announced segment will never exist.
-                    _ if st.publisher.is_some() && is_upcoming(r, msn, None) => Ok(None),
+                    _ if is_upcoming(r, msn, None) => Ok(None),
                     _ => Err(OriginError::NotFound),
                 }
             })

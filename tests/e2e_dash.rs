@@ -136,8 +136,8 @@ async fn mpd_lists_exactly_the_segments_the_origin_serves() {
             );
             let ept = earliest_presentation_time(&seg.body);
             if k + 1 == segments.len() {
-                // The last one is announced before it starts, at the time the one in progress
-                // usually ends: a prediction, within a frame (corrected by the next MPD).
+                // The last one may be in progress: listed with the usual duration (a prediction of
+                // its end, corrected by the next MPD); its start is known.
                 let ts = st.timescale.unwrap() as i64;
                 assert!(
                     (ept - *t as i64).abs() <= ts / 20,
@@ -212,13 +212,13 @@ async fn segment_in_progress_arrives_chunk_by_chunk() {
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut ttfb_ms = Vec::new();
     let mut complete_ms = Vec::new();
-    // The segment after the one in progress (the last one listed, announced before it starts):
-    // requested before it exists, as a player with availabilityTimeOffset may; it is answered from
-    // its first chunk on. Then the one after it, requested the moment the previous one completes.
+    // The segment in progress (the last one listed), answered with its chunks so far and then each
+    // new one; then the next ones, each requested the moment the previous one completes, before
+    // it exists (as a player with availabilityTimeOffset may): answered from its first chunk on.
     let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
     let (_, st) = &representations(&m)[0];
-    let (announced, _, _) = *listed(st).last().unwrap();
-    for number in announced..announced + 3 {
+    let (in_progress, _, _) = *listed(st).last().unwrap();
+    for number in in_progress + 1..in_progress + 4 {
         let url = format!("{base}source/{number}.m4s");
         let start = Instant::now();
         let resp = client
@@ -364,10 +364,10 @@ async fn players_recover_across_a_re_publish_period() {
     players_recover_across_a_re_publish(false).await;
 }
 
-/// The same with CENC/ClearKey: the new Period comes with a new key (KID), which both players license
-/// and decrypt.
+/// The same with CENC/ClearKey: both players continue into the new Period (same key, new init
+/// segment) through EME.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn encrypted_players_recover_across_a_re_publish_period_and_its_new_key() {
+async fn encrypted_players_recover_across_a_re_publish_period() {
     players_recover_across_a_re_publish(true).await;
 }
 
@@ -408,9 +408,8 @@ async fn players_recover_across_a_re_publish(encrypted: bool) {
             summary(&report)
         );
         // The outage itself empties the buffer (no media for 2 s), then the player continues in the
-        // new Period and returns to low latency. A segment the old Period had announced answers 404
-        // as soon as the publisher is gone (nothing more comes in that Period); named by its key
-        // when encrypted, it never becomes the new Period's segment under the old URL.
+        // new Period and returns to low latency. The MPD lists only segments that exist, so no
+        // request goes to a segment that a Period never produces.
         assert!(
             report["fatal_errors"].as_array().unwrap().is_empty(),
             "{report}"
@@ -443,12 +442,12 @@ async fn an_abandoned_segment_response_is_cut_off_not_completed() {
     wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(15))
         .await
         .expect("MPD");
-    // Past the first segment, so that a segment is in progress and the next one announced.
+    // Past the first segment, so that a segment is in progress; ask for the next one.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (m, _) = fetch_mpd(&format!("{base}manifest.mpd")).await;
     let (_, st) = &representations(&m)[0];
-    let (announced, _, _) = *listed(st).last().unwrap();
-    let url = format!("{base}source/{announced}.m4s");
+    let (in_progress, _, _) = *listed(st).last().unwrap();
+    let url = format!("{base}source/{}.m4s", in_progress + 1);
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let resp = client
         .request(
@@ -463,8 +462,7 @@ async fn an_abandoned_segment_response_is_cut_off_not_completed() {
     let first = body.frame().await.expect("a first chunk").expect("data");
     assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
     // The publisher stalls without disconnecting (a frozen encoder, a dead network path): its
-    // connection stays open, so its segment stays open and no chunk comes. (A disconnect instead
-    // completes the segment at once.)
+    // connection stays open, so its segment stays open and no chunk comes.
     let pid = publisher.0.id().to_string();
     let stopped = std::process::Command::new("kill")
         .args(["-STOP", &pid])

@@ -36,9 +36,9 @@ pub trait KeySource: Send + std::fmt::Debug {
     /// The key and IV for a new segment `msn`.
     fn segment_key(&mut self, msn: u64) -> (Arc<ContentKey>, [u8; 16]);
 
-    /// The DASH CENC key of key epoch `epoch` (the packager starts a new epoch at each re-publish, so
-    /// one DASH Period has one key; distinct from every HLS key), and a fresh random IV base for one
-    /// segment of one rendition ([`crate::cenc::CencSegmentKey`]).
+    /// The DASH CENC key of key epoch `epoch` (one per packager: the msn of its first segment;
+    /// distinct from every HLS key), and a fresh random IV base for one segment of one rendition
+    /// ([`crate::cenc::CencSegmentKey`]).
     fn cenc_key(&mut self, epoch: u64) -> (Arc<crate::cenc::CencKey>, u64);
 }
 

@@ -70,8 +70,11 @@ pub struct StreamPackager {
     bandwidths: Vec<(String, Option<u64>, u64)>,
     /// Where segment keys come from when the stream is encrypted (HLS AES-128).
     key_source: Option<Box<dyn crate::crypto::KeySource>>,
-    /// The DASH CENC key epoch: the msn of the first segment opened since the stream started or was
-    /// re-published (`None` until then). One epoch, one key; a re-publish starts a new DASH Period.
+    /// The DASH CENC key epoch: the msn of the stream's first segment (`None` until then). One key
+    /// for the packager's life, every Period included: a re-publish keeps it, because a player may
+    /// still fetch a segment the previous Period announced (Shaka keeps every timeline entry it has
+    /// seen), and the URL it gets is the new Period's segment, which must decrypt under the key it
+    /// licensed.
     cenc_epoch: Option<u64>,
 }
 
@@ -301,7 +304,6 @@ impl StreamPackager {
         }
         self.input_offset_90k = None;
         self.anchor = None;
-        self.cenc_epoch = None;
     }
 
     /// Close every rendition: playlists get EXT-X-ENDLIST.
