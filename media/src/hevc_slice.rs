@@ -20,6 +20,10 @@ const WHAT_SLICE: &str = "HEVC slice segment header";
 const MAX_RPS_PICTURES: usize = 16;
 /// Upper bound on `num_entry_point_offsets` (tiles × CTB rows of a level 6.2 picture is below this).
 const MAX_ENTRY_POINTS: u32 = 1 << 12;
+/// Bytes of a VCL NAL unit read for its header: more than the longest header those bounds allow
+/// (4096 entry points of 32 bits, a 256-byte extension, the rest), so a picture's slice data is
+/// never copied.
+const MAX_HEADER_EBSP_BYTES: usize = 20 * 1024;
 
 /// One short-term reference picture set: (DeltaPoc, UsedByCurrPic) of its negative pictures (closest
 /// first), then of its positive pictures (§7.4.8).
@@ -490,6 +494,7 @@ pub fn slice_header_bits(
     if !matches!(nal_type, 0..=9 | 16..=21) {
         return Err(invalid("nal_unit_type", u64::from(nal_type)));
     }
+    let payload = &payload[..payload.len().min(MAX_HEADER_EBSP_BYTES)];
     let mut buf = Vec::new();
     let mut r = BitReader::from_ebsp(payload, &mut buf, WHAT_SLICE);
     let first_slice_segment_in_pic = r.read_flag()?;

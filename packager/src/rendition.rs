@@ -202,6 +202,9 @@ pub struct Rendition {
     cenc_inits: Vec<CencInit>,
     /// Samples of the open segment encrypted so far (the next sample's IV offset from the base).
     cenc_samples: u64,
+    /// How samples are split for CENC (parameter sets parsed once per track configuration, not per
+    /// part).
+    framing: crate::cenc::SampleFraming,
 }
 
 /// One init segment and what its segments carry.
@@ -241,6 +244,7 @@ impl Rendition {
     ) -> Self {
         let kind = track.kind();
         let est = default_frame_duration(&track);
+        let framing = crate::cenc::SampleFraming::for_config(&track.config);
         Self {
             name: name.into(),
             kind,
@@ -259,6 +263,7 @@ impl Rendition {
             next_is_discontinuity: false,
             cenc_inits: Vec::new(),
             cenc_samples: 0,
+            framing,
             is_ended: false,
             window_segments,
             counters: RenditionCounters::default(),
@@ -320,8 +325,8 @@ impl Rendition {
     }
 
     /// How this rendition's samples are encrypted with CENC (whole, or NAL subsamples).
-    pub fn sample_framing(&self) -> crate::cenc::SampleFraming {
-        crate::cenc::SampleFraming::for_config(&self.track.config)
+    pub fn sample_framing(&self) -> &crate::cenc::SampleFraming {
+        &self.framing
     }
 
     /// The track configuration that init segment `id` describes (what its segments carry), while a
@@ -443,6 +448,7 @@ impl Rendition {
         self.inits.push_back(InitEntry::new(init_id, &track));
         self.init_id = init_id;
         self.est_duration = DurationEstimate::new(default_frame_duration(&track));
+        self.framing = crate::cenc::SampleFraming::for_config(&track.config);
         self.track = track;
         self.next_is_discontinuity = true;
     }
@@ -655,7 +661,7 @@ impl Rendition {
             .key
             .as_ref()
             .map(|k| Bytes::from(crate::crypto::encrypt_aes128_cbc(&k.key.key, &k.iv, &bytes)));
-        let framing = self.sample_framing();
+        let framing = self.framing.clone();
         let seg = self
             .segments
             .back_mut()
