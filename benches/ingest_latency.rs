@@ -284,9 +284,9 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
     // Passthrough: these runs measure the origin itself (ingest, packaging, delivery), no transcoding. The
     // ladder run: the default ladder with software encoders (libx264, no NVENC probe).
     let config = if run.ladder {
-        "[transcode]\nenabled = true\nencoder = \"software\"\n"
+        "[transcode]\nenabled = true\nencoder = \"software\"\n[auth]\nplayback = \"open\"\npublish = \"open\"\n"
     } else {
-        "[transcode]\nenabled = false\n"
+        "[transcode]\nenabled = false\n[auth]\nplayback = \"open\"\npublish = \"open\"\n"
     };
     let file: FileConfig = toml::from_str(config)?;
     let settings = Settings::resolve(&args, file)?;

@@ -15,7 +15,10 @@
 #
 # Listen addresses follow the origin's own settings: ESTUARY_HTTP_LISTEN
 # (default 0.0.0.0:8080) and ESTUARY_RTMP_LISTEN (default 0.0.0.0:1935).
-# Logs go to target/demo/.
+# Access control stays on (its secure defaults): the clip is published with
+# the stream's publish key (`estuary publish-key`), and the printed playback
+# URLs carry a signed token (`estuary token`, valid 6 h). The server secret is
+# generated on first use in estuary-data/secret. Logs go to target/demo/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -113,13 +116,21 @@ for ((i = 0; ; i++)); do
 done
 log "estuary is listening: HTTP :$HTTP_PORT, RTMP :$RTMP_PORT"
 
-PUBLISH_URL="rtmp://127.0.0.1:$RTMP_PORT/live/$NAME"
-log "publishing $(basename "$CLIP") in a loop to $PUBLISH_URL (log: target/demo/ffmpeg.log)"
+HOST="$(hostname -I 2>/dev/null | awk '{print $1}')"
+HOST="${HOST:-127.0.0.1}"
+# The same settings (environment, estuary-data/) as the server: the same secret.
+PUBLISH_KEY="$("$BIN" publish-key "live/$NAME" 2>/dev/null | head -n 1)"
+[[ -n "$PUBLISH_KEY" ]] || die "estuary publish-key failed"
+mapfile -t LOCAL_URLS < <("$BIN" token "live/$NAME" --base-url "http://127.0.0.1:$HTTP_PORT" 2>/dev/null)
+mapfile -t URLS < <("$BIN" token "live/$NAME" --base-url "http://$HOST:$HTTP_PORT" 2>/dev/null)
+((${#URLS[@]} == 2 && ${#LOCAL_URLS[@]} == 2)) || die "estuary token failed"
+PUBLISH_URL="rtmp://127.0.0.1:$RTMP_PORT/live/$NAME?key=$PUBLISH_KEY"
+log "publishing $(basename "$CLIP") in a loop to rtmp://127.0.0.1:$RTMP_PORT/live/$NAME?key=… (log: target/demo/ffmpeg.log)"
 "$FFMPEG" -hide_banner -loglevel warning -nostdin -re -stream_loop -1 -i "$CLIP" \
   -c copy -f flv "$PUBLISH_URL" >"$LOGDIR/ffmpeg.log" 2>&1 &
 PUBLISH_PID=$!
 
-LOCAL_URL="http://127.0.0.1:$HTTP_PORT/live/$NAME/index.m3u8"
+LOCAL_URL="${LOCAL_URLS[0]}"
 ready=0
 for ((i = 0; i < 200; i++)); do
   kill -0 "$PUBLISH_PID" 2>/dev/null || break
@@ -132,23 +143,23 @@ else
   log "warning: $LOCAL_URL not answering 200 yet (see target/demo/*.log)"
 fi
 
-HOST="$(hostname -I 2>/dev/null | awk '{print $1}')"
-HOST="${HOST:-127.0.0.1}"
 cat <<EOF
 
-  Estuary is running. Play the stream:
+  Estuary is running. Play the stream (signed URLs, valid 6 h; more with
+  target/$PROFILE/estuary token live/$NAME --base-url http://$HOST:$HTTP_PORT):
 
-    LL-HLS: http://$HOST:$HTTP_PORT/live/$NAME/index.m3u8
-            ($LOCAL_URL on this machine)
-    DASH:   http://$HOST:$HTTP_PORT/live/$NAME/manifest.mpd
+    LL-HLS: ${URLS[0]}
+    DASH:   ${URLS[1]}
+    (on this machine: ${LOCAL_URLS[0]})
 
-  ffplay:   ffplay -fflags nobuffer http://$HOST:$HTTP_PORT/live/$NAME/index.m3u8
+  ffplay:   ffplay -fflags nobuffer '${URLS[0]}'
   hls.js:   open https://hlsjs.video-dev.org/demo/ and paste the URL above
             (needs the origin's CORS headers), or run the headless check:
-            node tests/browser/play-hls.mjs --url $LOCAL_URL --seconds 20 --low-latency
+            node tests/browser/play-hls.mjs --url '${LOCAL_URLS[0]}' --seconds 20 --low-latency
   dash.js:  node tests/browser/play-dash.mjs --player dashjs --low-latency \\
-              --url http://127.0.0.1:$HTTP_PORT/live/$NAME/manifest.mpd --seconds 20
-  publish your own: OBS server rtmp://$HOST:$RTMP_PORT/live, stream key <name>
+              --url '${LOCAL_URLS[1]}' --seconds 20
+  publish your own: OBS server rtmp://$HOST:$RTMP_PORT/live, stream key
+            <name>?key=<key from: target/$PROFILE/estuary publish-key live/<name>>
 
   Logs: target/demo/estuary.log, target/demo/ffmpeg.log. Ctrl-C stops everything.
 

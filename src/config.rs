@@ -36,6 +36,59 @@ pub struct FileConfig {
     /// `[encryption]`.
     #[serde(default)]
     pub encryption: EncryptionSection,
+    /// `[auth]`.
+    #[serde(default)]
+    pub auth: AuthSection,
+}
+
+/// `[auth]` keys: who may play and who may publish.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// `"token"` (default: playback URLs need a signed token, `/t/{token}/live/{name}/…`) or `"open"`
+    /// (content keys and the ClearKey license still need one).
+    pub playback: Option<String>,
+    /// `"key"` (default: each stream's publish key, `estuary publish-key`), `"webhook"` or `"open"`.
+    pub publish: Option<String>,
+    /// The server secret (at least 32 bytes) signing tokens and deriving publish keys; prefer
+    /// `ESTUARY_AUTH_SECRET` or `secret_file`. Absent: `secret_file`, else `{data_dir}/secret`,
+    /// generated on first start.
+    pub secret: Option<String>,
+    /// A file whose first line is the server secret.
+    pub secret_file: Option<PathBuf>,
+    /// `publish = "webhook"`: `http://host[:port]/path` that receives a JSON POST per publish
+    /// (2xx allows) and per unpublish (a notification).
+    pub webhook_url: Option<String>,
+    /// Longest wait for the webhook's answer (default `2s`); none in time refuses the publish.
+    #[serde(default, with = "humantime_serde")]
+    pub webhook_timeout: Option<Duration>,
+    /// The header a trusted CDN edge presents (default `x-estuary-edge`).
+    pub trusted_edge_header: Option<String>,
+    /// Its value (at least 16 bytes); absent: no edge is trusted.
+    pub trusted_edge_secret: Option<String>,
+    /// Lifetime of the tokens `estuary token` prints when `--ttl` is not given (default `6h`).
+    #[serde(default, with = "humantime_serde")]
+    pub token_ttl: Option<Duration>,
+}
+
+impl std::fmt::Debug for AuthSection {
+    /// Secrets are never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSection")
+            .field("playback", &self.playback)
+            .field("publish", &self.publish)
+            .field("has_secret", &self.secret.is_some())
+            .field("secret_file", &self.secret_file)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("trusted_edge_header", &self.trusted_edge_header)
+            .field(
+                "has_trusted_edge_secret",
+                &self.trusted_edge_secret.is_some(),
+            )
+            .field("token_ttl", &self.token_ttl)
+            .finish()
+    }
 }
 
 /// `[encryption]` keys: content protection of every stream.
@@ -239,9 +292,27 @@ pub struct ServeArgs {
     /// Reconnect grace period, e.g. `10s` [default: 10s].
     #[arg(long, env = "ESTUARY_RECONNECT_GRACE", value_parser = humantime::parse_duration)]
     pub reconnect_grace: Option<Duration>,
-    /// Directory for state that survives restarts (content keys) [default: estuary-data].
+    /// Directory for state that survives restarts (content keys, the generated server secret)
+    /// [default: estuary-data].
     #[arg(long, env = "ESTUARY_DATA_DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Playback access: `token` or `open` [default: token].
+    #[arg(long, env = "ESTUARY_AUTH_PLAYBACK")]
+    pub playback_auth: Option<String>,
+    /// Publish access: `key`, `webhook` or `open` [default: key].
+    #[arg(long, env = "ESTUARY_AUTH_PUBLISH")]
+    pub publish_auth: Option<String>,
+    /// The server secret (at least 32 bytes); set it in the environment, which process listings do not
+    /// show [default: auth.secret_file, else {data_dir}/secret, generated].
+    #[arg(long, env = "ESTUARY_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<crate::auth::SecretString>,
+}
+
+impl std::str::FromStr for crate::auth::SecretString {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s))
+    }
 }
 
 /// `server.data_dir` when none is given: relative to the working directory.
@@ -266,6 +337,10 @@ pub struct Settings {
     pub srt: SrtConfig,
     /// The ladder plan, `None` when transcoding is disabled. The encoders are probed when the server starts.
     pub transcode: Option<TranscodePlan>,
+    /// Access control (the secret is loaded when the server starts).
+    pub auth: crate::auth::AuthConfig,
+    /// Lifetime of tokens printed by `estuary token` without `--ttl`.
+    pub token_ttl: Duration,
 }
 
 /// The resolved `[transcode]` settings, before the encoder probe.
@@ -428,6 +503,13 @@ impl Settings {
             origin.max_connections = v.max(1);
         }
         let transcode = resolve_transcode(file.transcode, &hub.packager)?;
+        let token_ttl = file.auth.token_ttl.unwrap_or(Duration::from_secs(6 * 3600));
+        if token_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid(
+                "auth.token_ttl: must be at least 1s".into(),
+            ));
+        }
+        let auth = resolve_auth(args, file.auth)?;
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {
@@ -448,8 +530,115 @@ impl Settings {
                 .or(file.server.srt_listen)
                 .unwrap_or(([0, 0, 0, 0], 9000).into()),
             srt,
+            auth,
+            token_ttl,
         })
     }
+}
+
+/// The `[auth]` section under the flags and environment.
+fn resolve_auth(
+    args: &ServeArgs,
+    section: AuthSection,
+) -> Result<crate::auth::AuthConfig, ConfigError> {
+    use crate::auth::{
+        AuthConfig, MIN_SECRET_BYTES, PlaybackMode, PublishMode, SecretString, TrustedEdgeConfig,
+        WebhookConfig,
+    };
+    let invalid = |key: &str, why: &str| ConfigError::Invalid(format!("auth.{key}: {why}"));
+    let playback = match args
+        .playback_auth
+        .as_deref()
+        .or(section.playback.as_deref())
+        .unwrap_or("token")
+    {
+        "token" => PlaybackMode::Token,
+        "open" => PlaybackMode::Open,
+        _ => return Err(invalid("playback", "must be \"token\" or \"open\"")),
+    };
+    let publish = match args
+        .publish_auth
+        .as_deref()
+        .or(section.publish.as_deref())
+        .unwrap_or("key")
+    {
+        "key" => PublishMode::Key,
+        "webhook" => PublishMode::Webhook,
+        "open" => PublishMode::Open,
+        _ => {
+            return Err(invalid(
+                "publish",
+                "must be \"key\", \"webhook\" or \"open\"",
+            ));
+        }
+    };
+    let secret = args
+        .auth_secret
+        .clone()
+        .or(section.secret.map(SecretString::new));
+    if secret
+        .as_ref()
+        .is_some_and(|s| s.expose().trim().len() < MIN_SECRET_BYTES)
+    {
+        return Err(invalid(
+            "secret",
+            &format!("must be at least {MIN_SECRET_BYTES} bytes"),
+        ));
+    }
+    let webhook = match section.webhook_url {
+        None => None,
+        Some(url) => {
+            let uri: hyper::Uri = url
+                .parse()
+                .map_err(|_| invalid("webhook_url", "not a URL"))?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(invalid(
+                    "webhook_url",
+                    "must be an http://host[:port]/path URL (plain HTTP, an internal service)",
+                ));
+            }
+            let timeout = section.webhook_timeout.unwrap_or(Duration::from_secs(2));
+            if !(Duration::from_millis(100)..=Duration::from_secs(30)).contains(&timeout) {
+                return Err(invalid("webhook_timeout", "must be between 100ms and 30s"));
+            }
+            Some(WebhookConfig { url: uri, timeout })
+        }
+    };
+    if publish == PublishMode::Webhook && webhook.is_none() {
+        return Err(invalid(
+            "webhook_url",
+            "is required with publish = \"webhook\"",
+        ));
+    }
+    let trusted_edge = match section.trusted_edge_secret {
+        None => None,
+        Some(secret) => {
+            if secret.len() < 16 || hyper::header::HeaderValue::from_str(&secret).is_err() {
+                return Err(invalid(
+                    "trusted_edge_secret",
+                    "must be at least 16 bytes of visible ASCII",
+                ));
+            }
+            let header = section
+                .trusted_edge_header
+                .as_deref()
+                .unwrap_or("x-estuary-edge")
+                .parse::<hyper::header::HeaderName>()
+                .map_err(|_| invalid("trusted_edge_header", "not a header name"))?;
+            Some(TrustedEdgeConfig {
+                header,
+                secret: SecretString::new(secret),
+            })
+        }
+    };
+    Ok(AuthConfig {
+        playback,
+        publish,
+        secret,
+        secret_file: section.secret_file,
+        webhook,
+        trusted_edge,
+    })
 }
 
 /// The `[srt]` section over the defaults; `flag_passphrase` (flag or env) beats `srt.passphrase`.

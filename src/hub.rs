@@ -43,6 +43,8 @@ pub struct HubConfig {
     pub encryption: EncryptionPolicy,
     /// Where state that survives a restart lives (content keys); `None`: memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// Publish authorisation (key or webhook) and unpublish notifications; `None`: anyone publishes.
+    pub auth: Option<Arc<crate::auth::Auth>>,
 }
 
 /// Which streams are encrypted.
@@ -85,6 +87,7 @@ impl Default for HubConfig {
             dash: packager::dash::DashConfig::default(),
             encryption: EncryptionPolicy::default(),
             data_dir: None,
+            auth: None,
         }
     }
 }
@@ -390,6 +393,19 @@ impl Hub {
 }
 
 impl Publisher for Hub {
+    fn authorize<'a>(
+        &'a self,
+        request: &'a crate::auth::PublishRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PublishRefused>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            match &self.config.auth {
+                Some(auth) => auth.authorize_publish(request).await,
+                None => Ok(()),
+            }
+        })
+    }
+
     fn begin_publish(
         &self,
         stream: &str,
@@ -448,10 +464,22 @@ impl Publisher for Hub {
             .as_ref()
             .filter(|l| l.applies_to(&full))
             .map(|l| crate::ladder::SessionLadder::new(l.clone()));
+        let unpublish = self.config.auth.clone().map(|auth| {
+            (
+                auth,
+                crate::auth::PublishRequest {
+                    stream: full.clone(),
+                    protocol,
+                    peer,
+                    params: Default::default(),
+                },
+            )
+        });
         Ok(Box::new(HubSession {
             entry,
             dropped_frames_logged: false,
             ladder,
+            unpublish,
         }))
     }
 }
@@ -462,6 +490,8 @@ struct HubSession {
     dropped_frames_logged: bool,
     /// The stream's ladder, when it is transcoded.
     ladder: Option<crate::ladder::SessionLadder>,
+    /// Who to tell when the publish ends (the webhook's `unpublish`).
+    unpublish: Option<(Arc<crate::auth::Auth>, crate::auth::PublishRequest)>,
 }
 
 impl HubSession {
@@ -528,6 +558,10 @@ impl Drop for HubSession {
         st.disconnected_at = Some(Instant::now());
         self.entry.bump(&mut st);
         tracing::info!(stream = %self.entry.name, "publisher disconnected: grace period started");
+        drop(st);
+        if let Some((auth, request)) = self.unpublish.take() {
+            auth.notify_unpublish(request);
+        }
     }
 }
 

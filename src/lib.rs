@@ -2,8 +2,9 @@
 //!
 //! Place in the data flow: ingest drivers ([`ingest`]) accept publishes and feed each stream's packager
 //! through the [`hub`]; the [`origin`] serves the packager's LL-HLS playlists and CMAF objects over HTTP.
-//! [`config`] resolves the settings; [`server`] wires everything together for `estuary serve`.
+//! [`auth`] decides who may play and publish; [`config`] resolves the settings; [`server`] wires everything together for `estuary serve`.
 
+pub mod auth;
 pub mod config;
 pub mod hub;
 pub mod ingest;

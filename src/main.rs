@@ -18,6 +18,56 @@ struct Cli {
 enum Command {
     /// Start the origin with embedded defaults (overridable by --config FILE, ESTUARY_* variables, flags).
     Serve(ServeArgs),
+    /// Print signed playback URLs for a stream (`live/{name}`), or a token for a prefix (`live/`).
+    /// Uses the same secret as `serve` with the same configuration.
+    Token(TokenArgs),
+    /// Print a stream's publish key and the RTMP and SRT URLs that present it.
+    PublishKey(PublishKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// `live/{name}` (one stream) or a prefix ending in `/` such as `live/`.
+    scope: String,
+    /// Lifetime, e.g. `30m`, `6h` [default: auth.token_ttl, 6h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<std::time::Duration>,
+    /// Only this client address may use the token.
+    #[arg(long)]
+    ip: Option<std::net::IpAddr>,
+    /// Base URL viewers reach the origin (or CDN) at [default: http://127.0.0.1:{http port}].
+    #[arg(long)]
+    base_url: Option<String>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Args)]
+struct PublishKeyArgs {
+    /// `live/{name}`.
+    stream: String,
+    /// Host publishers reach the origin at [default: 127.0.0.1].
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// The secret `serve` would use with these settings.
+fn load_auth(settings: &Settings) -> anyhow::Result<std::sync::Arc<estuary::auth::Auth>> {
+    let data_dir = settings
+        .hub
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| estuary::config::DEFAULT_DATA_DIR.into());
+    Ok(estuary::auth::Auth::load(&settings.auth, &data_dir)?)
+}
+
+fn check_stream(stream: &str) -> anyhow::Result<()> {
+    match stream.strip_prefix("live/") {
+        Some(name) if estuary::ingest::is_valid_name(name) => Ok(()),
+        _ => anyhow::bail!("{stream:?} is not a stream name like live/demo"),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -32,6 +82,76 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Token(args) => {
+            let settings = Settings::load(&args.serve)?;
+            let is_prefix = args.scope.ends_with('/');
+            if is_prefix {
+                anyhow::ensure!(
+                    args.scope.len() > 1 && !args.scope.contains(['&', '=', '?', '#']),
+                    "{:?} is not a prefix like live/",
+                    args.scope
+                );
+            } else {
+                check_stream(&args.scope)?;
+            }
+            let auth = load_auth(&settings)?;
+            let ttl = args.ttl.unwrap_or(settings.token_ttl);
+            let now = estuary::auth::unix_now_s();
+            let claims = estuary::auth::TokenClaims {
+                scope: args.scope.clone(),
+                expires_unix_s: now.saturating_add(ttl.as_secs().max(1)),
+                not_before_unix_s: None,
+                client_ip: args.ip,
+            };
+            let token = auth.sign(&claims);
+            let base = args.base_url.unwrap_or_else(|| {
+                let mut addr = settings.http_listen;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                format!("http://{addr}")
+            });
+            let base = base.trim_end_matches('/');
+            eprintln!(
+                "# token for {} valid for {} (until Unix time {})",
+                args.scope,
+                humantime::format_duration(std::time::Duration::from_secs(ttl.as_secs().max(1))),
+                claims.expires_unix_s
+            );
+            if is_prefix {
+                println!("{base}/t/{token}/{}{{name}}/index.m3u8", args.scope);
+                println!("{base}/t/{token}/{}{{name}}/manifest.mpd", args.scope);
+            } else {
+                println!("{base}/t/{token}/{}/index.m3u8", args.scope);
+                println!("{base}/t/{token}/{}/manifest.mpd", args.scope);
+            }
+            Ok(())
+        }
+        Command::PublishKey(args) => {
+            check_stream(&args.stream)?;
+            let settings = Settings::load(&args.serve)?;
+            let auth = load_auth(&settings)?;
+            let key = auth.publish_key(&args.stream);
+            let name = args.stream.trim_start_matches("live/");
+            eprintln!(
+                "# publish key for {} (OBS: server rtmp://{}:{}/live, stream key {name}?key=…)",
+                args.stream,
+                args.host,
+                settings.rtmp_listen.port()
+            );
+            println!("{key}");
+            println!(
+                "rtmp://{}:{}/live/{name}?key={key}",
+                args.host,
+                settings.rtmp_listen.port()
+            );
+            println!(
+                "srt://{}:{}?streamid=#!::r=live/{name},m=publish,key={key}",
+                args.host,
+                settings.srt_listen.port()
+            );
+            Ok(())
+        }
         Command::Serve(args) => {
             let settings = Settings::load(&args)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -11,6 +11,12 @@
 //!   segment still in progress (or the next one) is streamed: its chunks so far, then each new chunk
 //!   the moment it is produced, with chunked transfer encoding, until the segment is complete.
 //!
+//! Every route above may be prefixed with `/t/{token}` (a playback token, [`crate::auth`]); relative URIs
+//! carry the prefix to every child. With `auth.playback = "token"` (the default) a route without a valid
+//! token answers 401 (none) or 403 (invalid, expired, out of scope); keys and the license always need
+//! one. A request with the trusted-edge header skips the check. `GET /auth/check` answers whether the
+//! token in `X-Original-URI` may play that path (for a CDN's `auth_request`).
+//!
 //! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
 
 use std::{
@@ -33,7 +39,20 @@ use hyper::{
 use packager::hls::{BlockingDecision, HlsDirectives, blocking_decision, is_upcoming};
 use tokio::net::TcpListener;
 
-use crate::hub::{Hub, StreamEntry, StreamState};
+use crate::{
+    auth::{Auth, Denial, PlaybackMode},
+    hub::{Hub, StreamEntry, StreamState},
+};
+
+/// The connection's peer address, attached to each request by [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The token check a CDN calls (`auth_request`): `GET` with the viewer's URL in `X-Original-URI`.
+pub const AUTH_CHECK_PATH: &str = "/auth/check";
+
+/// Longest time a CDN may cache a token check's "yes", seconds (shorter when the token expires sooner).
+pub const AUTH_CHECK_MAX_AGE_S: u64 = 60;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -154,6 +173,7 @@ impl Body for ChunksBody {
 pub struct Origin {
     hub: Arc<Hub>,
     config: OriginConfig,
+    auth: Arc<Auth>,
 }
 
 /// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
@@ -172,6 +192,9 @@ pub enum OriginError {
     /// A method other than GET, HEAD or OPTIONS.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// Playback refused ([`Denial`]): 401 without a token, 403 otherwise.
+    #[error("access denied: {}", .0.reason())]
+    Denied(Denial),
 }
 
 impl OriginError {
@@ -182,6 +205,7 @@ impl OriginError {
             OriginError::BadRequest(_) => StatusCode::BAD_REQUEST,
             OriginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             OriginError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            OriginError::Denied(d) => d.status(),
         }
     }
 }
@@ -239,6 +263,17 @@ fn parse_u64(s: &str) -> Option<u64> {
     (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
         .then(|| s.parse().ok())
         .flatten()
+}
+
+/// Split `/t/{token}/rest` into the token and `/rest`; other paths have no token.
+fn split_token(path: &str) -> (Option<&str>, &str) {
+    match path.strip_prefix(crate::auth::TOKEN_PATH_PREFIX) {
+        Some(after) => match after.find('/') {
+            Some(i) => (Some(&after[..i]), &after[i..]),
+            None => (Some(after), ""),
+        },
+        None => (None, path),
+    }
 }
 
 /// Parse `/live/{name}/...` into the stream name (`live/{name}`) and the object.
@@ -329,6 +364,7 @@ fn parse_path(path: &str) -> Option<(String, Object)> {
 
 /// Cache-Control values by object type (documented in the README).
 mod cache {
+    /// Init segments: named by content for the stream's life, never reused.
     pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
     pub const LIVE_PLAYLIST: &str = "public, max-age=1";
     pub const BLOCKING_PLAYLIST: &str = "public, max-age=60";
@@ -338,17 +374,29 @@ mod cache {
     pub const PRIVATE: &str = "private, no-store";
 }
 
+/// How long a response may be cached.
+#[derive(Debug, Clone, Copy)]
+enum Caching {
+    /// A fixed Cache-Control value.
+    Fixed(&'static str),
+    /// A media object that leaves the live window: `public, max-age=N, immutable` and `Expires` N from
+    /// now, N being no earlier than the object leaves the window.
+    UntilOutOfWindow(Duration),
+    /// A token check's answer: `public, max-age=N` (N ≤ [`AUTH_CHECK_MAX_AGE_S`]).
+    MaxAge(u64),
+}
+
 struct Reply {
     status: StatusCode,
     content_type: &'static str,
-    cache_control: &'static str,
+    cache_control: Caching,
     body: ChunksBody,
 }
 
 impl Origin {
-    /// An origin serving `hub`'s streams.
-    pub fn new(hub: Arc<Hub>, config: OriginConfig) -> Arc<Self> {
-        Arc::new(Self { hub, config })
+    /// An origin serving `hub`'s streams, under `auth`'s playback rules.
+    pub fn new(hub: Arc<Hub>, config: OriginConfig, auth: Arc<Auth>) -> Arc<Self> {
+        Arc::new(Self { hub, config, auth })
     }
 
     /// Answer one request (never fails: errors become statuses).
@@ -361,22 +409,17 @@ impl Origin {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let method = req.method().clone();
-        let is_license = parse_path(req.uri().path()).is_some_and(|(_, o)| o == Object::License);
-        let mut response = match method {
-            Method::POST if is_license => match self.license(req).await {
-                Ok(reply) => reply_response(reply, false),
-                Err(e) => error_response(&e),
-            },
-            Method::GET | Method::HEAD if is_license => {
-                error_response(&OriginError::MethodNotAllowed)
+        let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+        let (token, rest) = split_token(req.uri().path());
+        let parsed = parse_path(rest);
+        let access = match &parsed {
+            Some((stream, object)) => {
+                self.check_access(req.headers(), token, stream, object, client)
             }
-            Method::GET | Method::HEAD => match self.route(&req).await {
-                Ok(reply) => reply_response(reply, method == Method::HEAD),
-                Err(e) => {
-                    tracing::debug!(path = %req.uri().path(), error = %e, "request failed");
-                    error_response(&e)
-                }
-            },
+            None => Ok(()),
+        };
+        let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
+        let mut response = match method {
             Method::OPTIONS => {
                 let mut resp = Response::new(ChunksBody::empty());
                 *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -395,6 +438,40 @@ impl Origin {
                 );
                 resp
             }
+            Method::GET | Method::HEAD if req.uri().path() == AUTH_CHECK_PATH => {
+                match self.auth_check(req.headers(), client) {
+                    Ok(reply) => reply_response(reply, method == Method::HEAD),
+                    Err(e) => error_response(&e),
+                }
+            }
+            _ if parsed.is_none() => error_response(&OriginError::NotFound),
+            _ if access.is_err() => error_response(&OriginError::Denied(
+                access.err().unwrap_or(Denial::Missing),
+            )),
+            Method::POST if is_license => {
+                let Some((stream, _)) = parsed else {
+                    return Ok(error_response(&OriginError::NotFound));
+                };
+                match self.license(&stream, req).await {
+                    Ok(reply) => reply_response(reply, false),
+                    Err(e) => error_response(&e),
+                }
+            }
+            Method::GET | Method::HEAD if is_license => {
+                error_response(&OriginError::MethodNotAllowed)
+            }
+            Method::GET | Method::HEAD => {
+                let Some((stream, object)) = parsed else {
+                    return Ok(error_response(&OriginError::NotFound));
+                };
+                match self.route(stream, object, &req).await {
+                    Ok(reply) => reply_response(reply, method == Method::HEAD),
+                    Err(e) => {
+                        tracing::debug!(path = %rest, error = %e, "request failed");
+                        error_response(&e)
+                    }
+                }
+            }
             _ => error_response(&OriginError::MethodNotAllowed),
         };
         if let Ok(v) = HeaderValue::from_str(&self.config.cors_allow_origin) {
@@ -405,19 +482,114 @@ impl Origin {
         Ok(response)
     }
 
+    /// May this request play `object` of `stream`? A request from the trusted edge (right header) may;
+    /// a wrong edge header may not. Otherwise content keys and the license always need a valid token,
+    /// and with `auth.playback = "token"` everything but the clock does; a token that is present is
+    /// always checked. Refusals are counted and logged (rate-limited, never the token).
+    ///
+    /// Errors: the [`Denial`].
+    fn check_access(
+        &self,
+        headers: &hyper::HeaderMap,
+        token: Option<&str>,
+        stream: &str,
+        object: &Object,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), Denial> {
+        let verdict = match self.auth.edge(headers) {
+            Some(true) => Ok(()),
+            Some(false) => Err(Denial::EdgeSecret),
+            None => self.check_token(token, stream, object, client).map(|_| ()),
+        };
+        if let Err(d) = verdict {
+            self.auth.record_denial(d, stream, client);
+        }
+        verdict
+    }
+
+    /// The token rules of [`Origin::check_access`] without the edge: the token's expiry when one was
+    /// checked.
+    fn check_token(
+        &self,
+        token: Option<&str>,
+        stream: &str,
+        object: &Object,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<u64>, Denial> {
+        if *object == Object::Time {
+            // The DASH clock is public, token or not.
+            return Ok(None);
+        }
+        let needs_token = matches!(object, Object::Key { .. } | Object::License)
+            || self.auth.playback() == PlaybackMode::Token;
+        match token {
+            None if needs_token => Err(Denial::Missing),
+            None => Ok(None),
+            Some(t) => self
+                .auth
+                .verify(t, stream, client, crate::auth::unix_now_s())
+                .map(|c| Some(c.expires_unix_s)),
+        }
+    }
+
+    /// `GET /auth/check`: may the viewer play the URL in `X-Original-URI` (the path with its `/t/{token}`
+    /// prefix, as the CDN received it)? 204 when yes, cacheable for at most [`AUTH_CHECK_MAX_AGE_S`]
+    /// and never past the token's expiry; 401/403 as for the URL itself, never cacheable. The viewer's
+    /// address is `X-Real-IP` (or the first `X-Forwarded-For` entry) when the trusted-edge header is
+    /// right, else the connection's.
+    fn auth_check(
+        &self,
+        headers: &hyper::HeaderMap,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Reply, OriginError> {
+        let client = match self.auth.edge(headers) {
+            Some(false) => {
+                self.auth.record_denial(Denial::EdgeSecret, "-", peer);
+                return Err(OriginError::Denied(Denial::EdgeSecret));
+            }
+            Some(true) => forwarded_client(headers).or(peer),
+            None => peer,
+        };
+        let original = headers
+            .get("x-original-uri")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let path = original.split('?').next().unwrap_or("");
+        let (token, rest) = split_token(path);
+        let Some((stream, object)) = parse_path(rest) else {
+            return Err(OriginError::Denied(Denial::Malformed));
+        };
+        match self.check_token(token, &stream, &object, client) {
+            Ok(expiry) => {
+                let left = expiry.map_or(AUTH_CHECK_MAX_AGE_S, |e| {
+                    e.saturating_sub(crate::auth::unix_now_s())
+                });
+                Ok(Reply {
+                    status: StatusCode::NO_CONTENT,
+                    content_type: "text/plain; charset=utf-8",
+                    cache_control: Caching::MaxAge(left.min(AUTH_CHECK_MAX_AGE_S)),
+                    body: ChunksBody::empty(),
+                })
+            }
+            Err(d) => {
+                self.auth.record_denial(d, &stream, client);
+                Err(OriginError::Denied(d))
+            }
+        }
+    }
+
     /// The W3C ClearKey license endpoint (W3C EME §9.1.3 ClearKey license request and response): a JSON
     /// `{"kids": [base64url KID, …], "type": …}` in, the stream's CENC keys for the KIDs it knows out,
     /// as a JWK set `{"keys": [{"kty": "oct", "kid": …, "k": …}], "type": "temporary"}`. 404 when it
     /// knows none of them (or the stream is not encrypted), 400 for a malformed request. Never cached.
-    async fn license<B>(&self, req: Request<B>) -> Result<Reply, OriginError>
+    async fn license<B>(&self, stream: &str, req: Request<B>) -> Result<Reply, OriginError>
     where
         B: hyper::body::Body,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let (stream, _) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
-        let store = self.hub.keys(&stream).ok_or(OriginError::NotFound)?;
+        let store = self.hub.keys(stream).ok_or(OriginError::NotFound)?;
         let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
             req.into_body(),
             MAX_LICENSE_REQUEST_BYTES,
@@ -451,19 +623,23 @@ impl Origin {
         Ok(Reply {
             status: StatusCode::OK,
             content_type: "application/json",
-            cache_control: cache::PRIVATE,
+            cache_control: Caching::Fixed(cache::PRIVATE),
             body: ChunksBody::new([Bytes::from(body)]),
         })
     }
 
-    async fn route<B>(&self, req: &Request<B>) -> Result<Reply, OriginError> {
-        let (stream, object) = parse_path(req.uri().path()).ok_or(OriginError::NotFound)?;
+    async fn route<B>(
+        &self,
+        stream: String,
+        object: Object,
+        req: &Request<B>,
+    ) -> Result<Reply, OriginError> {
         if object == Object::Time {
             // The DASH UTCTiming clock: answered for any stream name, never cached.
             return Ok(Reply {
                 status: StatusCode::OK,
                 content_type: "text/plain; charset=utf-8",
-                cache_control: cache::NO_STORE,
+                cache_control: Caching::Fixed(cache::NO_STORE),
                 body: ChunksBody::new([Bytes::from(packager::dash::format_utc_time(
                     crate::hub::unix_ms(),
                 ))]),
@@ -480,7 +656,7 @@ impl Origin {
             return Ok(Reply {
                 status: StatusCode::OK,
                 content_type: "application/octet-stream",
-                cache_control: cache::PRIVATE,
+                cache_control: Caching::Fixed(cache::PRIVATE),
                 body: ChunksBody::new([Bytes::copy_from_slice(&key.key)]),
             });
         }
@@ -531,11 +707,11 @@ impl Origin {
                 Ok(Reply {
                     status: StatusCode::OK,
                     content_type: "application/dash+xml",
-                    cache_control: if ended {
+                    cache_control: Caching::Fixed(if ended {
                         cache::ENDED_PLAYLIST
                     } else {
                         cache::LIVE_PLAYLIST
-                    },
+                    }),
                     body: ChunksBody::new([body]),
                 })
             }
@@ -583,7 +759,7 @@ impl Origin {
                     .rendition(&rendition)
                     .ok_or(OriginError::NotFound)?;
                 let bytes = r.init(id).ok_or(OriginError::NotFound)?.clone();
-                Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
+                Ok(media_reply(r.kind(), ChunksBody::new([bytes]), None))
             }
             Object::CencInit {
                 rendition,
@@ -599,7 +775,7 @@ impl Origin {
                     .cenc_init(init_id, key_id)
                     .ok_or(OriginError::NotFound)?
                     .clone();
-                Ok(media_reply(r.kind(), ChunksBody::new([bytes])))
+                Ok(media_reply(r.kind(), ChunksBody::new([bytes]), None))
             }
             Object::CencSegment {
                 rendition,
@@ -634,7 +810,11 @@ impl Origin {
                         }
                     })
                     .await?;
-                Ok(media_reply(body.0, body.1))
+                Ok(media_reply(
+                    body.0,
+                    body.1,
+                    Some(self.window_lifetime(&entry)),
+                ))
             }
         }
     }
@@ -702,7 +882,11 @@ impl Origin {
             })
             .await?;
         if complete {
-            return Ok(media_reply(kind, ChunksBody::new(parts)));
+            return Ok(media_reply(
+                kind,
+                ChunksBody::new(parts),
+                Some(self.window_lifetime(&entry)),
+            ));
         }
         let guard = entry
             .try_wait(self.hub.config().max_waiters_per_stream)
@@ -717,7 +901,24 @@ impl Origin {
             timeout,
             _guard: guard,
         });
-        Ok(media_reply(kind, ChunksBody::with_tail(parts, tail)))
+        Ok(media_reply(
+            kind,
+            ChunksBody::with_tail(parts, tail),
+            Some(self.window_lifetime(&entry)),
+        ))
+    }
+
+    /// How long a segment or part produced now may be cached: no earlier than it leaves the live window
+    /// (the window's segments plus two, times the target duration; an older object leaves sooner).
+    fn window_lifetime(&self, entry: &StreamEntry) -> Duration {
+        let config = self.hub.config();
+        let td = entry
+            .lock()
+            .packager
+            .target_duration_secs()
+            .map(|td| Duration::from_secs(u64::from(td)))
+            .unwrap_or(config.packager.segment_target);
+        td * u32::try_from(config.packager.window_segments + 2).unwrap_or(u32::MAX)
     }
 
     /// 3× the target duration (RFC 8216bis §6.2.5.2), or 3× the segment target before it is fixed.
@@ -858,6 +1059,16 @@ fn part_bytes(p: &packager::rendition::Part, form: SegmentForm) -> Bytes {
     }
 }
 
+/// The viewer's address as a trusted edge forwards it: `X-Real-IP`, else the first `X-Forwarded-For`.
+fn forwarded_client(headers: &hyper::HeaderMap) -> Option<std::net::IpAddr> {
+    let real = headers.get("x-real-ip").and_then(|v| v.to_str().ok());
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next());
+    real.or(forwarded).and_then(|v| v.trim().parse().ok())
+}
+
 /// Largest ClearKey license request body accepted (bytes).
 const MAX_LICENSE_REQUEST_BYTES: usize = 16 * 1024;
 /// Most KIDs one license request may ask for.
@@ -873,19 +1084,24 @@ fn playlist_reply(body: Bytes, cache_control: &'static str) -> Reply {
     Reply {
         status: StatusCode::OK,
         content_type: "application/vnd.apple.mpegurl",
-        cache_control,
+        cache_control: Caching::Fixed(cache_control),
         body: ChunksBody::new([body]),
     }
 }
 
-fn media_reply(kind: media::TrackKind, body: ChunksBody) -> Reply {
+/// A media object: an init segment (`lifetime` `None`: immutable for a year) or a segment or part
+/// cached until it has left the live window (`lifetime`).
+fn media_reply(kind: media::TrackKind, body: ChunksBody, lifetime: Option<Duration>) -> Reply {
     Reply {
         status: StatusCode::OK,
         content_type: match kind {
             media::TrackKind::Video => "video/mp4",
             media::TrackKind::Audio => "audio/mp4",
         },
-        cache_control: cache::IMMUTABLE,
+        cache_control: match lifetime {
+            None => Caching::Fixed(cache::IMMUTABLE),
+            Some(d) => Caching::UntilOutOfWindow(d),
+        },
         body,
     }
 }
@@ -909,10 +1125,26 @@ fn reply_response(reply: Reply, is_head: bool) -> Response<ChunksBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static(reply.content_type),
     );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(reply.cache_control),
-    );
+    match reply.cache_control {
+        Caching::Fixed(v) => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(v));
+        }
+        Caching::UntilOutOfWindow(d) => {
+            let secs = d.as_secs().max(1);
+            if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={secs}, immutable")) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+            let at = std::time::SystemTime::now() + Duration::from_secs(secs);
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+                h.insert(header::EXPIRES, v);
+            }
+        }
+        Caching::MaxAge(secs) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={secs}")) {
+                h.insert(header::CACHE_CONTROL, v);
+            }
+        }
+    }
     resp
 }
 
@@ -926,8 +1158,19 @@ fn error_response(e: &OriginError) -> Response<ChunksBody> {
     );
     h.insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(cache::ERROR),
+        // A refusal depends on the token, which a CDN keeps out of its cache key: never stored.
+        HeaderValue::from_static(if matches!(e, OriginError::Denied(_)) {
+            cache::PRIVATE
+        } else {
+            cache::ERROR
+        }),
     );
+    if *e == OriginError::Denied(Denial::Missing) {
+        h.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Token realm=\"estuary\", path-prefix=\"/t/{token}/\""),
+        );
+    }
     if *e == OriginError::MethodNotAllowed {
         h.insert(
             header::ALLOW,
@@ -979,7 +1222,8 @@ pub async fn serve(
                 .http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(256);
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
                 origin.clone().handle(req)
             });
             if let Err(e) = builder

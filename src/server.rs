@@ -23,6 +23,8 @@ pub struct Server {
     pub srt_addr: SocketAddr,
     /// The stream hub.
     pub hub: Arc<Hub>,
+    /// Access control (tokens, publish keys), with its refusal counters.
+    pub auth: Arc<crate::auth::Auth>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -39,7 +41,15 @@ impl Server {
                 std::io::Error::new(e.kind(), format!("srt listen {}: {e}", settings.srt_listen))
             })?;
         let srt_addr = srt_socket.local_addr()?;
+        let data_dir = settings
+            .hub
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into());
+        let auth = crate::auth::Auth::load(&settings.auth, &data_dir)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut hub_config = settings.hub.clone();
+        hub_config.auth = Some(auth.clone());
         if let Some(plan) = &settings.transcode {
             // Probe once at start: `nvenc` without NVENC fails here, clearly.
             let probe = transcoder::probe_encoders(plan.encoder)
@@ -54,7 +64,7 @@ impl Server {
         }
         let hub = Hub::new(hub_config);
         let (shutdown, rx) = watch::channel(false);
-        let origin = Origin::new(hub.clone(), settings.origin.clone());
+        let origin = Origin::new(hub.clone(), settings.origin.clone(), auth.clone());
         let rtmp_config = rtmp::RtmpConfig {
             max_connections: settings.rtmp_max_connections,
             ..Default::default()
@@ -75,12 +85,17 @@ impl Server {
                 rx,
             )),
         ];
-        tracing::info!(%http_addr, %rtmp_addr, %srt_addr, "estuary serving");
+        tracing::info!(
+            %http_addr, %rtmp_addr, %srt_addr,
+            playback = ?auth.playback(), publish = ?auth.publish_mode(),
+            "estuary serving"
+        );
         Ok(Self {
             http_addr,
             rtmp_addr,
             srt_addr,
             hub,
+            auth,
             shutdown,
             tasks,
         })

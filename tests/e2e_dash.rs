@@ -380,7 +380,8 @@ async fn players_recover_across_a_re_publish(encrypted: bool) {
     .await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
     let rtmp = format!("rtmp://{}/live/republish", server.rtmp_addr);
-    let url = format!("http://{}/live/republish/manifest.mpd", server.http_addr);
+    // Content keys and the license need a token, also with open playback.
+    let url = format!("{}manifest.mpd", play_base(&server, "live/republish"));
     let mut publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
     wait_for_200(&url, Duration::from_secs(15))
         .await

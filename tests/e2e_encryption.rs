@@ -64,7 +64,7 @@ async fn encrypted_ll_hls_decrypts_with_openssl_and_plays_in_ffmpeg_and_hls_js()
         &clip,
         &format!("rtmp://{}/live/secret", server.rtmp_addr),
     );
-    let base = format!("http://{}/live/secret/", server.http_addr);
+    let base = play_base(&server, "live/secret");
     wait_for_200(&format!("{base}index.m3u8"), Duration::from_secs(15))
         .await
         .expect("multivariant");
@@ -301,7 +301,7 @@ async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js_and_shaka(
     let clip = fixture("bbb-720p-2s-gop.mp4");
     let rtmp = format!("rtmp://{}/live/cenc", server.rtmp_addr);
     let mut publisher = publish_loop(Path::new(FFMPEG), &clip, &rtmp);
-    let base = format!("http://{}/live/cenc/", server.http_addr);
+    let base = play_base(&server, "live/cenc");
     wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(20))
         .await
         .expect("MPD");
@@ -460,7 +460,7 @@ async fn content_keys_survive_an_origin_restart() {
         &clip,
         &format!("rtmp://{}/live/kept", server.rtmp_addr),
     );
-    let base = format!("http://{}/live/kept/", server.http_addr);
+    let base = play_base(&server, "live/kept");
     wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(20))
         .await
         .expect("MPD");
@@ -477,7 +477,7 @@ async fn content_keys_survive_an_origin_restart() {
 
     // A new origin process on the same data directory, nothing published.
     let server = start_server_in(config, &dir).await;
-    let base = format!("http://{}/live/kept/", server.http_addr);
+    let base = play_base(&server, "live/kept");
     assert_eq!(
         get(&format!("{base}index.m3u8")).await.status,
         StatusCode::NOT_FOUND
@@ -489,12 +489,9 @@ async fn content_keys_survive_an_origin_restart() {
     assert_eq!(license_key(&base, &kid).await, cenc_key);
     // Other streams have no keys.
     assert_eq!(
-        get(&format!(
-            "http://{}/live/other/{key_path}",
-            server.http_addr
-        ))
-        .await
-        .status,
+        get(&format!("{}{key_path}", play_base(&server, "live/other")))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 

@@ -54,10 +54,30 @@ pub enum PublishRefused {
     /// The server is shutting down or at its stream limit.
     #[error("server unavailable: {0}")]
     Unavailable(&'static str),
+    /// The publisher presented no credentials (no publish key).
+    #[error("not authorised: {0}")]
+    Unauthorized(&'static str),
+    /// The publisher's credentials were refused (wrong publish key, or the webhook said no or did not
+    /// answer).
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
 }
 
 /// The pipeline side of ingest: accepts or refuses publishes.
 pub trait Publisher: Send + Sync + 'static {
+    /// Decide whether `request` may publish (publish key, webhook), before [`Publisher::begin_publish`].
+    /// The default allows everything.
+    ///
+    /// Errors: [`PublishRefused::Unauthorized`], [`PublishRefused::Forbidden`].
+    fn authorize<'a>(
+        &'a self,
+        request: &'a crate::auth::PublishRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PublishRefused>> + Send + 'a>>
+    {
+        let _ = request;
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// Begin publishing `stream` (the full stream name, e.g. `live/demo`). On success the returned session
     /// receives the stream's events; dropping it ends the publish (disconnect or unpublish).
     fn begin_publish(

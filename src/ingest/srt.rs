@@ -181,6 +181,10 @@ impl Refusal {
             Refusal::Publish(PublishRefused::InvalidName(_)) => {
                 ServerRejectReason::BadRequest.into()
             }
+            Refusal::Publish(PublishRefused::Unauthorized(_)) => {
+                ServerRejectReason::Unauthorized.into()
+            }
+            Refusal::Publish(PublishRefused::Forbidden(_)) => ServerRejectReason::Forbidden.into(),
             Refusal::Publish(_) => ServerRejectReason::Overload.into(),
         }
     }
@@ -411,6 +415,16 @@ async fn admit(
             Err(e) => return refuse(request, e.into()).await,
         };
         tracing::Span::current().record("stream", tracing::field::display(&target.stream));
+        // Publish key or webhook, before anything else is set up for the caller.
+        let auth_request = crate::auth::PublishRequest {
+            stream: target.stream.clone(),
+            protocol: Protocol::Srt,
+            peer,
+            params: target.params.clone(),
+        };
+        if let Err(refused) = shared.publisher.authorize(&auth_request).await {
+            return refuse(request, refused.into()).await;
+        }
         // A caller that announces a key length encrypts. (One that does not may still send key material:
         // srt-tokio callers do; libsrt ones announce it. See the module docs.)
         let caller_encrypts = request.key_size() != KeySize::Unspecified;

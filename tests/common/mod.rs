@@ -54,11 +54,18 @@ pub fn fresh_data_dir() -> PathBuf {
 
 /// [`start_server`] with its data directory (content keys) at `data_dir`.
 pub async fn start_server_in(file_toml: &str, data_dir: &Path) -> Server {
-    let file_toml = if file_toml.contains("[transcode]") {
+    let mut file_toml = if file_toml.contains("[transcode]") {
         file_toml.to_owned()
     } else {
         format!("{file_toml}\n[transcode]\nenabled = false\n")
     };
+    // Tests that are not about access control play and publish openly, under a known secret (content
+    // keys and the license still need a token: see `play_base`).
+    if !file_toml.contains("[auth]") {
+        file_toml.push_str(&format!(
+            "\n[auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n"
+        ));
+    }
     let file_toml = file_toml.as_str();
     init_tracing();
     let args = ServeArgs {
@@ -72,6 +79,20 @@ pub async fn start_server_in(file_toml: &str, data_dir: &Path) -> Server {
     Server::start(Settings::resolve(&args, file).expect("valid settings"))
         .await
         .expect("server starts")
+}
+
+/// The server secret of test origins that do not configure `[auth]`.
+pub const TEST_SECRET: &str = "estuary test secret, at least 32 bytes long";
+
+/// `http://{origin}/t/{token}/{stream}/`: the base URL of `stream` (`live/{name}`) under a one-hour
+/// playback token signed by `server`'s secret.
+pub fn play_base(server: &Server, stream: &str) -> String {
+    let token = server.auth.sign_for(
+        stream,
+        Duration::from_secs(3600),
+        estuary::auth::unix_now_s(),
+    );
+    format!("http://{}/t/{token}/{stream}/", server.http_addr)
 }
 
 /// A child process killed on drop.
@@ -543,6 +564,12 @@ impl EstuaryProcess {
         if !text.contains("[transcode]") {
             text.push_str("\n[transcode]\nenabled = false\n");
         }
+        if !text.contains("[auth]") {
+            text.push_str(&format!(
+                "\n[auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n"
+            ));
+        }
+        let data_dir = fresh_data_dir();
         let mut config = tempfile::NamedTempFile::new().expect("temp file");
         config.write_all(text.as_bytes()).expect("config written");
         let mut child = Command::new(env!("CARGO_BIN_EXE_estuary"))
@@ -557,6 +584,8 @@ impl EstuaryProcess {
                 "--srt-listen",
                 "127.0.0.1:0",
             ])
+            .arg("--data-dir")
+            .arg(&data_dir)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("ESTUARY_SRT_PASSPHRASE")

@@ -292,10 +292,20 @@ impl Connection {
             match event {
                 SessionEvent::PublishRequested(request) => {
                     tracing::Span::current().record("stream", request.stream.as_str());
-                    match self
-                        .publisher
-                        .begin_publish(&request.stream, Protocol::Rtmp, self.peer)
-                    {
+                    let auth_request = crate::auth::PublishRequest {
+                        stream: request.stream.clone(),
+                        protocol: Protocol::Rtmp,
+                        peer: self.peer,
+                        params: crate::auth::query_params(request.query.as_deref().unwrap_or("")),
+                    };
+                    let decided = match self.publisher.authorize(&auth_request).await {
+                        Ok(()) => {
+                            self.publisher
+                                .begin_publish(&request.stream, Protocol::Rtmp, self.peer)
+                        }
+                        Err(refused) => Err(refused),
+                    };
+                    match decided {
                         Ok(publish_session) => {
                             session.accept_publish(&request.stream)?;
                             tracing::info!(

@@ -22,6 +22,8 @@ use crate::ingest::is_valid_name;
 
 /// The only application name accepted (`rtmp://host/live/{name}`).
 pub const APP: &str = "live";
+/// Longest query kept from a publish name or app (`?key=…&…`), bytes.
+pub const MAX_QUERY_BYTES: usize = 2048;
 /// The message stream id `createStream` hands out (one publish per connection).
 pub const STREAM_ID: u32 = 1;
 /// Largest command or data message decoded, in bytes (a command is a few hundred bytes; metadata a few KiB).
@@ -160,6 +162,9 @@ pub struct ServerSession {
     outgoing: BytesMut,
     state: State,
     app: String,
+    /// A query the client appended to the app (`rtmp://host/live?key=…`), used when the publish name
+    /// has none.
+    app_query: Option<String>,
     events: VecDeque<SessionEvent>,
     /// Bytes received since the session started (for Acknowledgement, §5.4.3).
     received_bytes: u64,
@@ -181,6 +186,7 @@ impl ServerSession {
             outgoing: BytesMut::new(),
             state: State::AwaitingConnect,
             app: String::new(),
+            app_query: None,
             events: VecDeque::new(),
             received_bytes: 0,
             acked_bytes: 0,
@@ -428,8 +434,13 @@ impl ServerSession {
         let command_object = amf::as_object(values.get(2));
         let app = amf::as_str(command_object.and_then(|o| o.get("app"))).unwrap_or("");
         // OBS and others may append a query or a trailing slash to the app.
-        let app = app.split('?').next().unwrap_or("").trim_end_matches('/');
+        let (app, app_query) = match app.split_once('?') {
+            Some((app, query)) => (app, Some(truncate_to(query, MAX_QUERY_BYTES))),
+            None => (app, None),
+        };
+        let app = app.trim_end_matches('/');
         self.app = truncate(app);
+        self.app_query = app_query;
         tracing::debug!(app = %self.app, "rtmp connect");
         self.state = State::Connected;
 
@@ -467,8 +478,8 @@ impl ServerSession {
         // publish(transaction id, null, name, type)
         let raw = amf::as_str(values.get(3)).unwrap_or("");
         let (name, query) = match raw.split_once('?') {
-            Some((name, query)) => (name, Some(query.to_owned())),
-            None => (raw, None),
+            Some((name, query)) => (name, Some(truncate_to(query, MAX_QUERY_BYTES))),
+            None => (raw, self.app_query.clone()),
         };
         if self.app != APP || !is_valid_name(name) {
             self.state = State::Closed;
@@ -616,7 +627,12 @@ fn read_u32(payload: &[u8]) -> Option<u32> {
 
 /// At most 64 bytes of a peer-supplied string, cut at a character boundary (for logs and errors).
 fn truncate(s: &str) -> String {
-    let mut end = s.len().min(64);
+    truncate_to(s, 64)
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn truncate_to(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }

@@ -6,10 +6,13 @@
 //! - the SRT access-control syntax (libsrt `docs/features/access-control.md`, draft-sharabayko-srt
 //!   appendix B): `#!::` followed by comma-separated `key=value` entries. `r` (resource) names the stream
 //!   as `live/{name}`; `m` (mode) must be `publish`; `t` (type), when given, must be `stream`; `u` (user)
-//!   is kept for logs; every other key (`h`, `s`, custom ones) is ignored. A key given twice is malformed.
+//!   is kept for logs; `key` is the publish key (Estuary's custom key); every other key (`h`, `s`, custom
+//!   ones) is kept in [`StreamRequest::params`] for the publish webhook. `r`, `m`, `t`, `u` or `key`
+//!   given twice is malformed. `r` may also carry a query: `r=live/demo?key=…`;
 //!   **`m` is required**: the syntax's default mode is `request` (playback), which Estuary does not offer
 //!   over SRT, so `#!::r=live/demo` is refused with a message that says to add `m=publish`;
-//! - a plain `live/{name}`, which means publish (for encoders whose stream ID field is free text).
+//! - a plain `live/{name}` or `live/{name}?key=…&…`, which means publish (for encoders whose stream ID
+//!   field is free text).
 //!
 //! Keys and values are case-sensitive and not trimmed. What is not checked here: passphrases, whether
 //! the stream is already live.
@@ -24,8 +27,11 @@ pub const ACCESS_CONTROL_PREFIX: &str = "#!::";
 pub struct StreamRequest {
     /// The full stream name, `live/{name}`, with a valid `{name}` ([`is_valid_name`]).
     pub stream: String,
-    /// The `u=` (user name) entry, if given. Logged; not used for authorisation.
+    /// The `u=` (user name) entry, if given. Logged, and passed to the publish webhook.
     pub user: Option<String>,
+    /// Every entry but `r` and `m` (the publish key as `key`), and the query of a resource
+    /// `live/{name}?…`, percent-decoded. For publish authorisation.
+    pub params: std::collections::BTreeMap<String, String>,
 }
 
 /// Why a stream ID does not name a publish Estuary accepts. `Display` quotes caller-sent text with Rust
@@ -63,23 +69,30 @@ pub fn parse_stream_id(id: &str) -> Result<StreamRequest, StreamIdError> {
         return Err(StreamIdError::Missing);
     }
     let Some(entries) = id.strip_prefix(ACCESS_CONTROL_PREFIX) else {
+        let (stream, params) = resource_and_query(id)?;
         return Ok(StreamRequest {
-            stream: stream_name(id)?,
+            stream,
             user: None,
+            params,
         });
     };
-    let (mut resource, mut mode, mut kind, mut user) = (None, None, None, None);
+    let (mut resource, mut mode, mut kind, mut user, mut key) = (None, None, None, None, None);
+    let mut others = Vec::new();
     for entry in entries.split(',') {
-        let Some((key, value)) = entry.split_once('=') else {
+        let Some((k, value)) = entry.split_once('=') else {
             return Err(StreamIdError::Malformed("an entry without '='"));
         };
-        let slot = match key {
+        let slot = match k {
             "" => return Err(StreamIdError::Malformed("an entry without a key")),
             "r" => &mut resource,
             "m" => &mut mode,
             "t" => &mut kind,
             "u" => &mut user,
-            _ => continue,
+            "key" => &mut key,
+            _ => {
+                others.push((k, value));
+                continue;
+            }
         };
         if slot.replace(value).is_some() {
             return Err(StreamIdError::Malformed("a key given twice"));
@@ -96,10 +109,30 @@ pub fn parse_stream_id(id: &str) -> Result<StreamRequest, StreamIdError> {
     if let Some(other) = kind.filter(|t| *t != "stream") {
         return Err(StreamIdError::UnsupportedType(other.to_owned()));
     }
+    let (stream, mut params) = resource_and_query(resource)?;
+    for (k, v) in others.into_iter().rev() {
+        params.insert(k.to_owned(), v.to_owned());
+    }
+    for (k, v) in [("t", kind), ("u", user), ("key", key)] {
+        if let Some(v) = v {
+            params.insert(k.to_owned(), v.to_owned());
+        }
+    }
     Ok(StreamRequest {
-        stream: stream_name(resource)?,
+        stream,
         user: user.map(str::to_owned),
+        params,
     })
+}
+
+/// `live/{name}[?query]`: the stream name and the query's parameters.
+fn resource_and_query(
+    resource: &str,
+) -> Result<(String, std::collections::BTreeMap<String, String>), StreamIdError> {
+    match resource.split_once('?') {
+        Some((name, query)) => Ok((stream_name(name)?, crate::auth::query_params(query))),
+        None => Ok((stream_name(resource)?, Default::default())),
+    }
 }
 
 /// `live/{name}` with a valid name, as the full stream name.
@@ -120,46 +153,80 @@ mod tests {
         Ok(StreamRequest {
             stream: stream.to_owned(),
             user: user.map(str::to_owned),
+            params: Default::default(),
         })
+    }
+
+    /// The request without its parameters (checked in their own test).
+    fn parse(id: &str) -> Result<StreamRequest, StreamIdError> {
+        parse_stream_id(id).map(|r| StreamRequest {
+            params: Default::default(),
+            ..r
+        })
+    }
+
+    #[test]
+    fn stream_id_carries_the_publish_key_and_other_parameters() {
+        let r = parse_stream_id("#!::r=live/demo,m=publish,key=abc_-1,u=alice,s=sess").unwrap();
+        assert_eq!(r.stream, "live/demo");
+        assert_eq!(r.params.get("key").map(String::as_str), Some("abc_-1"));
+        assert_eq!(r.params.get("u").map(String::as_str), Some("alice"));
+        assert_eq!(r.params.get("s").map(String::as_str), Some("sess"));
+        let r = parse_stream_id("#!::r=live/demo?key=k1%2D,m=publish").unwrap();
+        assert_eq!(
+            (r.stream.as_str(), r.params.get("key").map(String::as_str)),
+            ("live/demo", Some("k1-"))
+        );
+        let r = parse_stream_id("live/demo?key=k2&x=y").unwrap();
+        assert_eq!(
+            (r.stream.as_str(), r.params.get("key").map(String::as_str)),
+            ("live/demo", Some("k2"))
+        );
+        assert_eq!(
+            parse_stream_id("#!::r=live/demo,m=publish,key=a,key=b"),
+            Err(StreamIdError::Malformed("a key given twice"))
+        );
+        assert!(matches!(
+            parse_stream_id("live/de mo?key=a"),
+            Err(StreamIdError::InvalidName(_))
+        ));
     }
 
     #[test]
     fn stream_id_access_control_publish_is_accepted_in_any_key_order() {
         assert_eq!(
-            parse_stream_id("#!::r=live/demo,m=publish"),
+            parse("#!::r=live/demo,m=publish"),
             publish("live/demo", None)
         );
         assert_eq!(
-            parse_stream_id("#!::m=publish,r=live/demo"),
+            parse("#!::m=publish,r=live/demo"),
             publish("live/demo", None)
         );
         // u is kept; h, s, t=stream and custom keys are tolerated.
         assert_eq!(
-            parse_stream_id(
-                "#!::u=alice,r=live/cam-1.main,h=example.com,s=abc123,t=stream,m=publish,x=1"
-            ),
+            parse("#!::u=alice,r=live/cam-1.main,h=example.com,s=abc123,t=stream,m=publish,x=1"),
             publish("live/cam-1.main", Some("alice"))
         );
         // A value may itself contain '=' (only the first one splits); it then fails as a name.
         assert!(matches!(
-            parse_stream_id("#!::r=live/a=b,m=publish"),
+            parse("#!::r=live/a=b,m=publish"),
             Err(StreamIdError::InvalidName(_))
         ));
     }
 
     #[test]
     fn stream_id_plain_form_means_publish() {
-        assert_eq!(parse_stream_id("live/demo"), publish("live/demo", None));
+        assert_eq!(parse("live/demo"), publish("live/demo", None));
         assert_eq!(
-            parse_stream_id("live/x"),
+            parse("live/x"),
             publish("live/x", None),
             "one-character name"
         );
         let longest = format!("live/{}", "n".repeat(64));
-        assert_eq!(parse_stream_id(&longest), publish(&longest, None));
+        assert_eq!(parse(&longest), publish(&longest, None));
         let too_long = format!("live/{}", "n".repeat(65));
         assert_eq!(
-            parse_stream_id(&too_long),
+            parse(&too_long),
             Err(StreamIdError::InvalidName(too_long.clone()))
         );
     }
@@ -167,25 +234,25 @@ mod tests {
     #[test]
     fn stream_id_modes_other_than_publish_are_refused() {
         assert_eq!(
-            parse_stream_id("#!::r=live/demo,m=request"),
+            parse("#!::r=live/demo,m=request"),
             Err(StreamIdError::UnsupportedMode("request".into()))
         );
         assert_eq!(
-            parse_stream_id("#!::r=live/demo,m=bidirectional"),
+            parse("#!::r=live/demo,m=bidirectional"),
             Err(StreamIdError::UnsupportedMode("bidirectional".into()))
         );
         assert_eq!(
-            parse_stream_id("#!::r=live/demo,m=Publish"),
+            parse("#!::r=live/demo,m=Publish"),
             Err(StreamIdError::UnsupportedMode("Publish".into())),
             "values are case-sensitive"
         );
         assert_eq!(
-            parse_stream_id("#!::r=live/demo"),
+            parse("#!::r=live/demo"),
             Err(StreamIdError::MissingMode),
             "the syntax's default mode is request"
         );
         assert_eq!(
-            parse_stream_id("#!::r=live/demo,m=publish,t=file"),
+            parse("#!::r=live/demo,m=publish,t=file"),
             Err(StreamIdError::UnsupportedType("file".into()))
         );
     }
@@ -219,7 +286,7 @@ mod tests {
                 Malformed("a key given twice"),
             ),
         ] {
-            assert_eq!(parse_stream_id(id), Err(want), "{id:?}");
+            assert_eq!(parse(id), Err(want), "{id:?}");
         }
         for bad in [
             "demo",
@@ -234,25 +301,18 @@ mod tests {
             "live/dé",
             "#!:r=live/demo,m=publish",
         ] {
-            assert_eq!(
-                parse_stream_id(bad),
-                Err(InvalidName(bad.into())),
-                "plain {bad:?}"
-            );
+            assert_eq!(parse(bad), Err(InvalidName(bad.into())), "plain {bad:?}");
         }
         assert_eq!(
-            parse_stream_id("#!::r=demo,m=publish"),
+            parse("#!::r=demo,m=publish"),
             Err(InvalidName("demo".into()))
         );
-        assert_eq!(
-            parse_stream_id("#!::r=,m=publish"),
-            Err(InvalidName(String::new()))
-        );
+        assert_eq!(parse("#!::r=,m=publish"), Err(InvalidName(String::new())));
     }
 
     #[test]
     fn stream_id_error_display_escapes_caller_text() {
-        let e = parse_stream_id("#!::r=live/x\nforged log line,m=publish").unwrap_err();
+        let e = parse("#!::r=live/x\nforged log line,m=publish").unwrap_err();
         let shown = e.to_string();
         assert!(!shown.contains('\n'), "{shown}");
         assert!(shown.contains("\\n"), "{shown}");
@@ -290,8 +350,8 @@ mod tests {
             }
             let id = format!("{ACCESS_CONTROL_PREFIX}{}", entries.join(","));
             let want = format!("live/{name}");
-            prop_assert_eq!(parse_stream_id(&id), publish(&want, None));
-            prop_assert_eq!(parse_stream_id(&want), publish(&want, None));
+            prop_assert_eq!(parse(&id), publish(&want, None));
+            prop_assert_eq!(parse(&want), publish(&want, None));
         }
     }
 }
