@@ -250,8 +250,8 @@ fn nginx_binary() -> PathBuf {
 
 /// Start nginx with the documented edge configuration in front of `origin`; returns the process, its
 /// address and its directory (logs, cache).
-fn start_nginx(origin: std::net::SocketAddr) -> (Proc, std::net::SocketAddr, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("estuary-cdn-{}", std::process::id()));
+fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Proc, std::net::SocketAddr, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("estuary-cdn-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     // The workers may run as another user (nobody) when the test runs as root.
@@ -321,7 +321,7 @@ async fn fifty_ll_hls_clients_with_their_own_tokens_share_one_origin_request_per
         &fixture("bbb-720p-2s-gop.mp4"),
         &format!("rtmp://{}/live/cdn", server.rtmp_addr),
     );
-    let (mut nginx, cdn, dir) = blocking(move || start_nginx(server.http_addr)).await;
+    let (mut nginx, cdn, dir) = blocking(move || start_nginx(server.http_addr, "ll")).await;
     let token = |i: usize| {
         server.auth.sign(&TokenClaims {
             scope: "live/cdn".into(),
@@ -464,4 +464,69 @@ async fn fifty_ll_hls_clients_with_their_own_tokens_share_one_origin_request_per
     assert!(ratio <= 1.1, "origin requests per object {ratio:.3}");
     assert!(auth_checks <= CDN_CLIENTS * 2, "{auth_checks} token checks");
     assert!(cdn_p50 < 1000.0, "part latency p50 {cdn_p50:.0} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_streams_play_through_the_edge_with_keys_and_the_license_behind_it() {
+    let server = start_server(&format!(
+        "[auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n\
+         trusted_edge_secret = \"{EDGE}\"\n[encryption]\nenabled = true\n"
+    ))
+    .await;
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &format!("rtmp://{}/live/cdnenc", server.rtmp_addr),
+    );
+    let (mut nginx, cdn, dir) = blocking(move || start_nginx(server.http_addr, "enc")).await;
+    let token = server
+        .auth
+        .sign_for("live/cdnenc", Duration::from_secs(600), unix_now_s());
+    let base = format!("http://{cdn}/t/{token}/live/cdnenc/");
+    wait_for_200(&format!("{base}manifest.mpd"), Duration::from_secs(20))
+        .await
+        .expect("the MPD through nginx");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // HLS AES-128: the key URI is relative, so it carries the token through the edge.
+    let url = format!("{base}index.m3u8");
+    let hls = blocking(move || play_hls(&url, 10)).await;
+    println!(
+        "hls.js, AES-128, through nginx: played {} s, {} stalls, latency avg {} s",
+        hls["played_seconds"], hls["stalls"], hls["latency_avg"]
+    );
+    // DASH CENC with ClearKey: the page sits in the stream's directory (through the harness's proxy),
+    // so the MPD's relative license URL resolves under the token, through the edge (POST, not cached).
+    let mut reports = Vec::new();
+    for player in ["dashjs", "shaka"] {
+        let url = format!("{base}manifest.mpd");
+        let r = blocking(move || play_dash(player, &url, 12, &["--low-latency", "--proxy"])).await;
+        println!(
+            "{player}, CENC ClearKey, through nginx: played {} s, {} stalls, latency avg {} s, http errors {}",
+            r["played_seconds"], r["stalls"], r["latency_avg"], r["http_errors"]
+        );
+        reports.push((player, r));
+    }
+    nginx.kill();
+    let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+    let license_posts = log.lines().filter(|l| l.contains("/license|")).count();
+    let key_fetches = log.lines().filter(|l| l.contains("/keys/")).count();
+    println!(
+        "through nginx: {license_posts} license requests, {key_fetches} key requests (never cached)"
+    );
+    assert_eq!(hls["ok"], true, "{hls}");
+    assert!(hls["played_seconds"].as_f64().unwrap() >= 8.0, "{hls}");
+    assert!(hls["fatal_errors"].as_array().unwrap().is_empty(), "{hls}");
+    for (player, r) in &reports {
+        assert_eq!(r["ok"], true, "{player}: {r}");
+        assert!(
+            r["played_seconds"].as_f64().unwrap() >= 9.0,
+            "{player}: {r}"
+        );
+        assert!(
+            r["fatal_errors"].as_array().is_none_or(|a| a.is_empty()),
+            "{player}: {r}"
+        );
+    }
+    assert!(license_posts >= 2, "the license went through the edge");
+    assert!(key_fetches >= 1, "the HLS key went through the edge");
 }
