@@ -974,6 +974,83 @@ mod tests {
     }
 
     #[test]
+    fn auth_defaults_are_secure_and_bad_values_are_rejected_with_the_key() {
+        use crate::auth::{PlaybackMode, PublishMode};
+        let s = Settings::resolve(&ServeArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(s.auth.playback, PlaybackMode::Token);
+        assert_eq!(s.auth.publish, PublishMode::Key);
+        assert!(s.auth.secret.is_none() && s.auth.trusted_edge.is_none());
+        assert_eq!(s.token_ttl, Duration::from_secs(6 * 3600));
+        let file: FileConfig = toml::from_str(
+            "[auth]\nplayback = \"open\"\npublish = \"webhook\"\nwebhook_url = \"http://127.0.0.1:9/hook\"\n\
+             webhook_timeout = \"750ms\"\nsecret = \"a file secret that is long enough, 32+\"\n\
+             trusted_edge_secret = \"edge secret 0123456789\"\ntrusted_edge_header = \"X-CDN-Auth\"\n\
+             token_ttl = \"30m\"\n",
+        )
+        .unwrap();
+        assert!(!format!("{:?}", file.auth).contains("long enough"));
+        // Flags (and their environment variables) beat the file.
+        let args = ServeArgs {
+            playback_auth: Some("token".into()),
+            auth_secret: Some(crate::auth::SecretString::new(
+                "a flag secret that is long enough, 32+",
+            )),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, file).unwrap();
+        assert_eq!(s.auth.playback, PlaybackMode::Token);
+        assert_eq!(s.auth.publish, PublishMode::Webhook);
+        assert_eq!(
+            s.auth.secret.as_ref().map(|s| s.expose()),
+            Some("a flag secret that is long enough, 32+")
+        );
+        let hook = s.auth.webhook.as_ref().unwrap();
+        assert_eq!(hook.timeout, Duration::from_millis(750));
+        assert_eq!(
+            s.auth.trusted_edge.as_ref().unwrap().header.as_str(),
+            "x-cdn-auth"
+        );
+        assert_eq!(s.token_ttl, Duration::from_secs(1800));
+        assert!(!format!("{s:?}").contains("long enough"));
+        assert!(!format!("{s:?}").contains("edge secret 0123"));
+        for (toml_text, key) in [
+            ("[auth]\nplayback = \"none\"\n", "auth.playback"),
+            ("[auth]\npublish = \"password\"\n", "auth.publish"),
+            ("[auth]\npublish = \"webhook\"\n", "auth.webhook_url"),
+            (
+                "[auth]\nwebhook_url = \"https://hooks.example/x\"\n",
+                "auth.webhook_url",
+            ),
+            ("[auth]\nwebhook_url = \"not a url\"\n", "auth.webhook_url"),
+            (
+                "[auth]\nwebhook_url = \"http://h/x\"\nwebhook_timeout = \"1m\"\n",
+                "auth.webhook_timeout",
+            ),
+            ("[auth]\nsecret = \"short\"\n", "auth.secret"),
+            (
+                "[auth]\ntrusted_edge_secret = \"short\"\n",
+                "auth.trusted_edge_secret",
+            ),
+            (
+                "[auth]\ntrusted_edge_secret = \"long enough edge secret\"\ntrusted_edge_header = \"bad header\"\n",
+                "auth.trusted_edge_header",
+            ),
+            ("[auth]\ntoken_ttl = \"0s\"\n", "auth.token_ttl"),
+        ] {
+            let file: FileConfig = toml::from_str(toml_text).unwrap();
+            let err = Settings::resolve(&ServeArgs::default(), file)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml_text}: {err}");
+            assert!(!err.contains("short\""), "a secret is not echoed: {err}");
+        }
+        let err = toml::from_str::<FileConfig>("[auth]\nplayback_mode = \"open\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("playback_mode"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_rejected_with_the_key() {
         let err = toml::from_str::<FileConfig>("[packager]\nsegment_targte = \"2s\"\n")
             .unwrap_err()
