@@ -248,9 +248,35 @@ fn nginx_binary() -> PathBuf {
     }
 }
 
+/// An nginx master process, stopped with SIGTERM (its fast shutdown, which takes its workers down:
+/// SIGKILL would leave them running).
+struct Nginx(std::process::Child);
+
+impl Nginx {
+    fn kill(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Start nginx with the documented edge configuration in front of `origin`; returns the process, its
 /// address and its directory (logs, cache).
-fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Proc, std::net::SocketAddr, PathBuf) {
+fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Nginx, std::net::SocketAddr, PathBuf) {
     let dir = std::env::temp_dir().join(format!("estuary-cdn-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -295,6 +321,8 @@ fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Proc, std::net::Soc
         .stderr(Stdio::inherit())
         .spawn()
         .expect("nginx runs (package nginx-light)");
+    // Stopped on drop, also if it does not come up.
+    let nginx = Nginx(child);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(addr).is_err() {
@@ -305,7 +333,7 @@ fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Proc, std::net::Soc
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (Proc(child, "nginx"), addr, dir)
+    (nginx, addr, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
