@@ -467,7 +467,8 @@ impl Auth {
         self.publish
     }
 
-    /// A signed token for `claims` (the path segment after `/t/`).
+    /// A signed token for `claims`: `{claims}.{signature}`, base64url without padding (RFC 4648 §5), about
+    /// 80 bytes, safe as one URL path segment (the one after `/t/`).
     pub fn sign(&self, claims: &TokenClaims) -> String {
         let text = B64.encode(claims.encode());
         let mut mac = self.token_mac.clone();
@@ -476,7 +477,8 @@ impl Auth {
         format!("{text}.{sig}")
     }
 
-    /// A token for `scope` valid from now for `ttl`.
+    /// A token for `scope` (a stream `live/{name}` or a prefix ending in `/`) valid from `now_unix_s`
+    /// (Unix seconds) for `ttl` (whole seconds, at least 1).
     pub fn sign_for(&self, scope: &str, ttl: Duration, now_unix_s: u64) -> String {
         self.sign(&TokenClaims {
             scope: scope.to_owned(),
@@ -486,8 +488,9 @@ impl Auth {
         })
     }
 
-    /// Verify `token` for stream `stream` (`live/{name}`), asked by `client` at `now_unix_s`.
-    /// The signature is checked first, in constant time; then expiry, not-before, scope and client.
+    /// Verify `token` for stream `stream` (`live/{name}`), asked by `client` at `now_unix_s` (Unix
+    /// seconds). The signature (HMAC-SHA256, RFC 2104) is checked first, in constant time, before any
+    /// claim is decoded; then expiry, not-before, scope and client (IPv4-mapped IPv6 equals IPv4).
     ///
     /// Errors: the [`Denial`] reason.
     pub fn verify(
@@ -556,7 +559,8 @@ impl Auth {
         Some(bool::from(value.as_bytes().ct_eq(secret)))
     }
 
-    /// The publish key of `stream` (`live/{name}`): 22 base64url characters.
+    /// The publish key of `stream` (`live/{name}`): the first 16 bytes of HMAC-SHA256 of the stream name
+    /// under a key derived from the secret, as 22 base64url characters.
     pub fn publish_key(&self, stream: &str) -> String {
         let mut mac = self.publish_mac.clone();
         mac.update(stream.as_bytes());
@@ -706,7 +710,8 @@ fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
     }
 }
 
-/// Percent-decoded `key=value` pairs of a URL query (`application/x-www-form-urlencoded`).
+/// Percent-decoded `key=value` pairs of a URL query (`application/x-www-form-urlencoded`, WHATWG URL
+/// §5.1); at most the first 32 pairs, the last of a repeated key winning.
 pub fn query_params(query: &str) -> BTreeMap<String, String> {
     form_urlencoded::parse(query.as_bytes())
         .take(32)
