@@ -111,6 +111,9 @@ pub struct AuthConfig {
     pub webhook: Option<WebhookConfig>,
     /// A CDN that validated the viewer itself presents this header; the origin then skips token checks.
     pub trusted_edge: Option<TrustedEdgeConfig>,
+    /// The bearer token of the HTTP API (`api.token`); `None`: derived from the server secret
+    /// ([`Auth::api_token`]).
+    pub api_token: Option<SecretString>,
 }
 
 impl Default for AuthConfig {
@@ -122,6 +125,7 @@ impl Default for AuthConfig {
             secret_file: None,
             webhook: None,
             trusted_edge: None,
+            api_token: None,
         }
     }
 }
@@ -392,6 +396,8 @@ pub struct Auth {
     publish_mac: HmacSha256,
     edge: Option<(hyper::header::HeaderName, Vec<u8>)>,
     webhook: Option<Webhook>,
+    /// The HTTP API's bearer token.
+    api_token: String,
     /// Refusal counters.
     pub stats: AuthStats,
 }
@@ -453,6 +459,14 @@ impl Auth {
                 .as_ref()
                 .map(|e| (e.header.clone(), e.secret.expose().as_bytes().to_vec())),
             webhook: config.webhook.clone().map(Webhook::new),
+            api_token: match &config.api_token {
+                Some(t) => t.expose().to_owned(),
+                None => {
+                    let mut mac = derive(secret, "estuary api token v1");
+                    mac.update(b"api");
+                    B64.encode(&mac.finalize().into_bytes()[..24])
+                }
+            },
             stats: AuthStats::default(),
         }
     }
@@ -557,6 +571,23 @@ impl Auth {
         let (name, secret) = self.edge.as_ref()?;
         let value = headers.get(name)?;
         Some(bool::from(value.as_bytes().ct_eq(secret)))
+    }
+
+    /// The HTTP API's bearer token: `api.token`, or 32 base64url characters derived from the server
+    /// secret (`estuary api-token` prints it).
+    pub fn api_token(&self) -> &str {
+        &self.api_token
+    }
+
+    /// Check an `Authorization` header value for the API (`Bearer {token}`, constant time): `None`
+    /// without one, `Some(true)` when right.
+    pub fn check_api_authorization(
+        &self,
+        value: Option<&hyper::header::HeaderValue>,
+    ) -> Option<bool> {
+        use subtle::ConstantTimeEq;
+        let presented = value?.as_bytes().strip_prefix(b"Bearer ")?;
+        Some(bool::from(presented.ct_eq(self.api_token.as_bytes())))
     }
 
     /// The publish key of `stream` (`live/{name}`): the first 16 bytes of HMAC-SHA256 of the stream name
@@ -684,8 +715,15 @@ fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
         path: path.to_owned(),
         source,
     };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        // The data directory holds key material: private to the origin's user.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(io)?;
     }
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(|e| io(std::io::Error::other(e.to_string())))?;

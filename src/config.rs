@@ -39,6 +39,27 @@ pub struct FileConfig {
     /// `[auth]`.
     #[serde(default)]
     pub auth: AuthSection,
+    /// `[api]`.
+    #[serde(default)]
+    pub api: ApiSection,
+}
+
+/// `[api]` keys: the HTTP API (`/api/streams`).
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSection {
+    /// Bearer token of the API (at least 16 bytes); absent: derived from the server secret
+    /// (`estuary api-token` prints it).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiSection {
+    /// The token is never shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSection")
+            .field("has_token", &self.token.is_some())
+            .finish()
+    }
 }
 
 /// `[auth]` keys: who may play and who may publish.
@@ -306,6 +327,10 @@ pub struct ServeArgs {
     /// show [default: auth.secret_file, else {data_dir}/secret, generated].
     #[arg(long, env = "ESTUARY_AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<crate::auth::SecretString>,
+    /// Bearer token of the HTTP API (at least 16 bytes) [default: api.token, else derived from the
+    /// server secret: `estuary api-token`].
+    #[arg(long, env = "ESTUARY_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<crate::auth::SecretString>,
 }
 
 impl std::str::FromStr for crate::auth::SecretString {
@@ -509,7 +534,18 @@ impl Settings {
                 "auth.token_ttl: must be at least 1s".into(),
             ));
         }
-        let auth = resolve_auth(args, file.auth)?;
+        let mut auth = resolve_auth(args, file.auth)?;
+        auth.api_token = args
+            .api_token
+            .clone()
+            .or(file.api.token.map(crate::auth::SecretString::new));
+        if auth.api_token.as_ref().is_some_and(|t| {
+            t.expose().len() < 16 || hyper::header::HeaderValue::from_str(t.expose()).is_err()
+        }) {
+            return Err(ConfigError::Invalid(
+                "api.token: must be at least 16 bytes of visible ASCII".into(),
+            ));
+        }
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {
@@ -638,6 +674,7 @@ fn resolve_auth(
         secret_file: section.secret_file,
         webhook,
         trusted_edge,
+        api_token: None,
     })
 }
 

@@ -165,6 +165,57 @@ pub struct StreamEntry {
     state: Mutex<StreamState>,
     version_tx: watch::Sender<u64>,
     waiters: AtomicUsize,
+    /// Set by [`Hub::kick`]: the current publisher's session reports it and its driver disconnects.
+    kicked: std::sync::atomic::AtomicBool,
+    /// HTTP requests for this stream's objects.
+    requests: RequestRate,
+}
+
+/// A request counter with the rate over its last complete window of at least
+/// [`RequestRate::WINDOW`].
+#[derive(Debug)]
+pub struct RequestRate {
+    total: std::sync::atomic::AtomicU64,
+    /// (window start, requests since, the last complete window's rate in requests/s).
+    window: Mutex<(Instant, u64, f64)>,
+}
+
+impl RequestRate {
+    /// Shortest window a rate is measured over.
+    pub const WINDOW: Duration = Duration::from_secs(10);
+
+    fn new() -> Self {
+        Self {
+            total: Default::default(),
+            window: Mutex::new((Instant::now(), 0, 0.0)),
+        }
+    }
+
+    /// Count one request.
+    pub fn count(&self) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        w.1 += 1;
+        let elapsed = w.0.elapsed();
+        if elapsed >= Self::WINDOW {
+            *w = (Instant::now(), 0, w.1 as f64 / elapsed.as_secs_f64());
+        }
+    }
+
+    /// Requests since the stream started.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Requests per second over the last complete window (0 when none has completed, or when the
+    /// current window has gone on for more than two windows without a request).
+    pub fn per_second(&self) -> f64 {
+        let w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if w.0.elapsed() >= 2 * Self::WINDOW {
+            return w.1 as f64 / w.0.elapsed().as_secs_f64();
+        }
+        w.2
+    }
 }
 
 impl StreamEntry {
@@ -174,6 +225,16 @@ impl StreamEntry {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// HTTP requests for this stream's objects (counted by the origin).
+    pub fn requests(&self) -> &RequestRate {
+        &self.requests
+    }
+
+    /// True when the API asked the current publisher to leave.
+    pub fn is_kicked(&self) -> bool {
+        self.kicked.load(Ordering::Acquire)
     }
 
     /// Subscribe to updates (call before checking the state, then await `changed()`).
@@ -222,6 +283,8 @@ pub struct Hub {
     streams: Mutex<HashMap<String, Arc<StreamEntry>>>,
     /// Next msn per stream name for streams that were removed, so numbering never repeats.
     next_msn: Mutex<HashMap<String, u64>>,
+    /// Set by [`Hub::end_all`].
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// Wall clock, Unix milliseconds.
@@ -238,6 +301,7 @@ impl Hub {
             config,
             streams: Mutex::new(HashMap::new()),
             next_msn: Mutex::new(HashMap::new()),
+            shutting_down: Default::default(),
         })
     }
 
@@ -312,7 +376,29 @@ impl Hub {
             }),
             version_tx,
             waiters: AtomicUsize::new(0),
+            kicked: Default::default(),
+            requests: RequestRate::new(),
         })
+    }
+
+    /// Disconnect the publisher of `name` (`live/{name}`): its ingest connection is closed at its next
+    /// packet. The stream then waits for a reconnect like after any disconnect. False when the stream
+    /// has no publisher.
+    pub fn kick(&self, name: &str) -> bool {
+        let Some(entry) = self.get(name) else {
+            return false;
+        };
+        let has_publisher = entry.lock().publisher.is_some();
+        if has_publisher {
+            entry.kicked.store(true, Ordering::Release);
+            tracing::info!(stream = %name, "publisher kicked by the API");
+        }
+        has_publisher
+    }
+
+    /// False once the server is shutting down ([`Hub::end_all`]).
+    pub fn is_accepting(&self) -> bool {
+        !self.shutting_down.load(Ordering::Acquire)
     }
 
     /// The stream map. Lock order: the map before a stream entry's state; never across an `.await`.
@@ -380,6 +466,7 @@ impl Hub {
 
     /// End every stream (graceful shutdown): playlists get EXT-X-ENDLIST.
     pub fn end_all(&self) {
+        self.shutting_down.store(true, Ordering::Release);
         let entries = self.entries();
         for entry in entries {
             let mut st = entry.lock();
@@ -432,6 +519,7 @@ impl Publisher for Hub {
                     // Reconnect within the grace period: same playlists, after a discontinuity.
                     st.packager.discontinuity();
                     st.publisher = Some(info);
+                    entry.kicked.store(false, Ordering::Release);
                     st.disconnected_at = None;
                     entry.bump(&mut st);
                     tracing::info!(stream = %full, %peer, "publisher reconnected: continuing after a discontinuity");
@@ -518,6 +606,10 @@ impl HubSession {
 }
 
 impl PublishSession for HubSession {
+    fn is_kicked(&self) -> bool {
+        self.entry.is_kicked()
+    }
+
     fn event(&mut self, event: IngestEvent) {
         match event {
             IngestEvent::Track(track) => {

@@ -23,6 +23,8 @@ enum Command {
     Token(TokenArgs),
     /// Print a stream's publish key and the RTMP and SRT URLs that present it.
     PublishKey(PublishKeyArgs),
+    /// Print the HTTP API's bearer token (`Authorization: Bearer …` for /api/streams).
+    ApiToken(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +127,11 @@ fn main() -> anyhow::Result<()> {
                 println!("{base}/t/{token}/{}/index.m3u8", args.scope);
                 println!("{base}/t/{token}/{}/manifest.mpd", args.scope);
             }
+            Ok(())
+        }
+        Command::ApiToken(args) => {
+            let settings = Settings::load(&args)?;
+            println!("{}", load_auth(&settings)?.api_token());
             Ok(())
         }
         Command::PublishKey(args) => {

@@ -17,6 +17,11 @@
 //! one. A request with the trusted-edge header skips the check. `GET /auth/check` answers whether the
 //! token in `X-Original-URI` may play that path (for a CDN's `auth_request`).
 //!
+//! Operations: `GET /healthz` (liveness: 200 while the process serves), `GET /readyz` (200, or 503 once
+//! shutting down), and the JSON API under a bearer token ([`crate::auth::Auth::api_token`]):
+//! `GET /api/streams`, `GET /api/streams/live/{name}` and `DELETE /api/streams/live/{name}` (disconnects
+//! its publisher). See [`StreamReport`].
+//!
 //! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
 
 use std::{
@@ -419,7 +424,11 @@ impl Origin {
             None => Ok(()),
         };
         let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
+        let path = req.uri().path();
         let mut response = match method {
+            _ if path == "/healthz" || path == "/readyz" || path.starts_with("/api/") => {
+                self.operations(&method, path, req.headers())
+            }
             Method::OPTIONS => {
                 let mut resp = Response::new(ChunksBody::empty());
                 *resp.status_mut() = StatusCode::NO_CONTENT;
@@ -480,6 +489,120 @@ impl Origin {
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
         Ok(response)
+    }
+
+    /// `/healthz`, `/readyz` and the JSON API. Never cached.
+    fn operations(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &hyper::HeaderMap,
+    ) -> Response<ChunksBody> {
+        let text = |status: StatusCode, body: &'static str| {
+            let mut r = Response::new(ChunksBody::new([Bytes::from_static(body.as_bytes())]));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        };
+        let mut response = match (method, path) {
+            (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET | &Method::HEAD, "/readyz") if self.hub.is_accepting() => {
+                text(StatusCode::OK, "ready\n")
+            }
+            (&Method::GET | &Method::HEAD, "/readyz") => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            }
+            (_, "/healthz" | "/readyz") => error_response(&OriginError::MethodNotAllowed),
+            _ => match self
+                .auth
+                .check_api_authorization(headers.get(header::AUTHORIZATION))
+            {
+                None => {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"estuary api\""),
+                    );
+                    r
+                }
+                Some(false) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
+                Some(true) => self.api(method, path),
+            },
+        };
+        if method == Method::HEAD {
+            *response.body_mut() = ChunksBody::empty();
+        }
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache::PRIVATE),
+        );
+        response
+    }
+
+    /// The API proper, once the bearer token is right.
+    fn api(&self, method: &Method, path: &str) -> Response<ChunksBody> {
+        let json = |status: StatusCode, value: serde_json::Value| {
+            let mut r = Response::new(ChunksBody::new([Bytes::from(value.to_string())]));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        };
+        let not_found = || {
+            json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no such stream"}),
+            )
+        };
+        if path == "/api/streams" {
+            if !matches!(*method, Method::GET | Method::HEAD) {
+                return error_response(&OriginError::MethodNotAllowed);
+            }
+            let mut names = self.hub.names();
+            names.sort();
+            let streams: Vec<StreamReport> = names
+                .iter()
+                .filter_map(|n| self.hub.get(n))
+                .map(|e| StreamReport::of(&e))
+                .collect();
+            return json(StatusCode::OK, serde_json::json!({ "streams": streams }));
+        }
+        let Some(stream) = path.strip_prefix("/api/streams/").filter(|s| {
+            s.strip_prefix("live/")
+                .is_some_and(crate::ingest::is_valid_name)
+        }) else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no such API route"}),
+            );
+        };
+        match *method {
+            Method::GET | Method::HEAD => match self.hub.get(stream) {
+                Some(e) => json(
+                    StatusCode::OK,
+                    serde_json::to_value(StreamReport::of(&e)).unwrap_or_default(),
+                ),
+                None => not_found(),
+            },
+            Method::DELETE => {
+                if self.hub.kick(stream) {
+                    json(StatusCode::ACCEPTED, serde_json::json!({"kicked": stream}))
+                } else if self.hub.get(stream).is_some() {
+                    json(
+                        StatusCode::CONFLICT,
+                        serde_json::json!({"error": "the stream has no publisher"}),
+                    )
+                } else {
+                    not_found()
+                }
+            }
+            _ => error_response(&OriginError::MethodNotAllowed),
+        }
     }
 
     /// May this request play `object` of `stream`? A request from the trusted edge (right header) may;
@@ -661,6 +784,7 @@ impl Origin {
             });
         }
         let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;
+        entry.requests().count();
         let directives = match &object {
             Object::MediaPlaylist { .. } => HlsDirectives::parse(req.uri().query().unwrap_or(""))
                 .map_err(|_| OriginError::BadRequest("directive"))?,
@@ -1056,6 +1180,123 @@ fn part_bytes(p: &packager::rendition::Part, form: SegmentForm) -> Bytes {
     match form {
         SegmentForm::Hls => p.bytes.clone(),
         SegmentForm::Cenc { .. } => p.cenc.clone().unwrap_or_default(),
+    }
+}
+
+/// One stream in the API (`GET /api/streams`).
+#[derive(Debug, serde::Serialize)]
+pub struct StreamReport {
+    /// `live/{name}`.
+    pub name: String,
+    /// `live` (a publisher is connected), `reconnecting` (grace period) or `ended`.
+    pub state: &'static str,
+    /// `rtmp` or `srt`, while live.
+    pub protocol: Option<&'static str>,
+    /// The publisher's address, while live.
+    pub client: Option<String>,
+    /// Seconds since this publisher connected, while live.
+    pub uptime_s: Option<f64>,
+    /// Whether the stream is encrypted.
+    pub encrypted: bool,
+    /// The playlists' target duration, seconds (once fixed).
+    pub target_duration_s: Option<u32>,
+    /// The renditions.
+    pub renditions: Vec<RenditionReport>,
+    /// HTTP requests for the stream's objects since it started.
+    pub requests_total: u64,
+    /// HTTP requests per second over the last complete 10 s window.
+    pub requests_per_s: f64,
+    /// Requests blocked on the stream right now (blocking reloads, parts, segments in progress).
+    pub blocked_requests: usize,
+}
+
+/// One rendition in a [`StreamReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct RenditionReport {
+    /// Its name (folder in URLs).
+    pub name: String,
+    /// `video` or `audio`.
+    pub kind: &'static str,
+    /// RFC 6381 codec string.
+    pub codec: String,
+    /// Picture width and height, pixels (video).
+    pub width: Option<u32>,
+    /// See `width`.
+    pub height: Option<u32>,
+    /// The BANDWIDTH it is announced with, bit/s.
+    pub bandwidth_bps: Option<u64>,
+    /// Measured over the complete segments in the window, bit/s.
+    pub measured_bitrate_bps: Option<u64>,
+    /// Frames packaged, frames dropped, parts and segments produced since the stream started.
+    pub frames: u64,
+    /// See `frames`.
+    pub dropped_frames: u64,
+    /// See `frames`.
+    pub parts: u64,
+    /// See `frames`.
+    pub segments: u64,
+}
+
+impl StreamReport {
+    /// The report of `entry` now.
+    pub fn of(entry: &StreamEntry) -> Self {
+        let st = entry.lock();
+        let state = if st.packager.is_ended() || st.ended_at.is_some() {
+            "ended"
+        } else if st.publisher.is_some() {
+            "live"
+        } else {
+            "reconnecting"
+        };
+        let renditions = st
+            .packager
+            .renditions()
+            .map(|r| {
+                let track = r.track();
+                let params = track.config.video_params();
+                let counters = r.counters();
+                let (bytes, ticks) = r
+                    .segments()
+                    .iter()
+                    .filter(|s| s.is_complete)
+                    .fold((0u64, 0u64), |(b, t), s| {
+                        (b + s.size_bytes() as u64, t + s.duration_ticks())
+                    });
+                RenditionReport {
+                    name: r.name().to_owned(),
+                    kind: match r.kind() {
+                        media::TrackKind::Video => "video",
+                        media::TrackKind::Audio => "audio",
+                    },
+                    codec: track.config.rfc6381(),
+                    width: params.map(|p| p.width),
+                    height: params.map(|p| p.height),
+                    bandwidth_bps: r.declared_bandwidth(r.current_init_id()),
+                    measured_bitrate_bps: (ticks > 0)
+                        .then(|| bytes * 8 * u64::from(r.timescale()) / ticks),
+                    frames: counters.frames,
+                    dropped_frames: counters.dropped_frames,
+                    parts: counters.parts,
+                    segments: counters.segments,
+                }
+            })
+            .collect();
+        Self {
+            name: entry.name.clone(),
+            state,
+            protocol: st.publisher.as_ref().map(|p| p.protocol.as_str()),
+            client: st.publisher.as_ref().map(|p| p.peer.to_string()),
+            uptime_s: st
+                .publisher
+                .as_ref()
+                .map(|p| (p.since.elapsed().as_secs_f64() * 10.0).round() / 10.0),
+            encrypted: st.packager.is_encrypted(),
+            target_duration_s: st.packager.target_duration_secs(),
+            renditions,
+            requests_total: entry.requests().total(),
+            requests_per_s: (entry.requests().per_second() * 10.0).round() / 10.0,
+            blocked_requests: entry.waiters(),
+        }
     }
 }
 

@@ -92,6 +92,12 @@ pub trait Publisher: Send + Sync + 'static {
 pub trait PublishSession: Send {
     /// Deliver the next event.
     fn event(&mut self, event: IngestEvent);
+
+    /// True when the publisher should be disconnected (kicked through the API); the driver checks it
+    /// after each packet it receives and closes the connection.
+    fn is_kicked(&self) -> bool {
+        false
+    }
 }
 
 /// Checks a stream name's `{name}` part: 1 to 64 characters of `A-Z a-z 0-9 _ - .`, not starting with `.`.

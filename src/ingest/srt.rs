@@ -578,6 +578,9 @@ impl ActivePublish {
                         if let Err(e) = pushed {
                             break Err(e.into());
                         }
+                        if self.session.is_kicked() {
+                            break Ok("kicked by the API");
+                        }
                     }
                 },
             }

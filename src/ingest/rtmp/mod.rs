@@ -96,6 +96,9 @@ pub enum ConnectionError {
     /// The publisher refused the publish.
     #[error("publish refused: {0}")]
     PublishRefused(#[from] PublishRefused),
+    /// The publish was ended through the API.
+    #[error("kicked by the API")]
+    Kicked,
 }
 
 /// Accept RTMP connections on `listener` until `shutdown` becomes `true`, one task per connection, and
@@ -197,6 +200,7 @@ impl Connection {
         let result = self.serve(&mut socket).await;
         let why = match &result {
             Ok(()) => "connection closed",
+            Err(ConnectionError::Kicked) => "kicked by the API",
             Err(_) => "connection error",
         };
         if let Some(publish) = self.publish.take() {
@@ -204,6 +208,9 @@ impl Connection {
         }
         match result {
             Ok(()) => tracing::info!("rtmp connection closed"),
+            Err(ConnectionError::Kicked) => {
+                tracing::info!("rtmp connection closed: kicked by the API")
+            }
             Err(e) => tracing::warn!(error = %e, "rtmp connection closed on error"),
         }
     }
@@ -367,6 +374,9 @@ impl Connection {
                     return Err(rejection.into());
                 }
             }
+        }
+        if self.publish.as_ref().is_some_and(|p| p.session.is_kicked()) {
+            return Err(ConnectionError::Kicked);
         }
         flush(session, socket, self.config.write_timeout).await
     }

@@ -1,0 +1,266 @@
+//! Operations end to end: liveness and readiness, and the JSON API (list streams, one stream, kick a
+//! publisher) behind its bearer token, with real RTMP and SRT publishers (Debian's FFmpeg).
+#![allow(missing_docs)]
+
+mod common;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Empty};
+use hyper::StatusCode;
+
+const API_TOKEN: &str = "ops test api token, 16+ bytes";
+
+async fn api(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+) -> (StatusCode, serde_json::Value, String) {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .expect("http");
+    let status = resp.status();
+    let cc = resp
+        .headers()
+        .get("cache-control")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or_default(),
+        cc,
+    )
+}
+
+/// Poll `GET /api/streams/{stream}` until `check` holds.
+async fn wait_for_report(
+    base: &str,
+    stream: &str,
+    timeout: Duration,
+    check: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, v, _) = api(
+            "GET",
+            &format!("{base}/api/streams/{stream}"),
+            Some(API_TOKEN),
+        )
+        .await;
+        if status == StatusCode::OK && check(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{stream}: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_the_stream_api_list_and_kick_publishers() {
+    let server = start_server(&format!(
+        "[auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n[api]\ntoken = \"{API_TOKEN}\"\n"
+    ))
+    .await;
+    let base = format!("http://{}", server.http_addr);
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    assert_eq!(get(&format!("{base}/healthz")).await.status, StatusCode::OK);
+    assert_eq!(get(&format!("{base}/readyz")).await.status, StatusCode::OK);
+
+    // The API needs its bearer token.
+    let (status, _, cc) = api("GET", &format!("{base}/api/streams"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(cc, "private, no-store");
+    let (status, _, _) = api(
+        "GET",
+        &format!("{base}/api/streams"),
+        Some("a wrong token, 16+ bytes"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, v, _) = api("GET", &format!("{base}/api/streams"), Some(API_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["streams"], serde_json::json!([]));
+
+    let mut rtmp = publish_loop(
+        Path::new("ffmpeg"),
+        &clip,
+        &format!("rtmp://{}/live/ops", server.rtmp_addr),
+    );
+    let mut srt = publish_srt_loop(
+        &clip,
+        &srt_url(server.srt_addr, "#!::r=live/ops-srt,m=publish", ""),
+    );
+    wait_for_200(
+        &format!("{base}/live/ops/source/media.m3u8"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("rtmp stream");
+    wait_for_200(
+        &format!("{base}/live/ops-srt/source/media.m3u8"),
+        Duration::from_secs(20),
+    )
+    .await
+    .expect("srt stream");
+    for _ in 0..5 {
+        get(&format!("{base}/live/ops/index.m3u8")).await;
+    }
+    let report = wait_for_report(&base, "live/ops", Duration::from_secs(10), |v| {
+        v["renditions"].as_array().is_some_and(|r| {
+            r.iter()
+                .all(|r| r["measured_bitrate_bps"].as_u64().unwrap_or(0) > 0)
+        })
+    })
+    .await;
+    println!("GET /api/streams/live/ops: {report}");
+    assert_eq!(report["state"], "live");
+    assert_eq!(report["protocol"], "rtmp");
+    assert!(report["client"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(report["uptime_s"].as_f64().unwrap() > 0.0);
+    assert!(report["requests_total"].as_u64().unwrap() >= 6, "{report}");
+    let renditions = report["renditions"].as_array().unwrap();
+    let video = renditions
+        .iter()
+        .find(|r| r["kind"] == "video")
+        .expect("video");
+    assert!(
+        video["codec"].as_str().unwrap().starts_with("avc1."),
+        "{video}"
+    );
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    let bitrate = video["measured_bitrate_bps"].as_u64().unwrap();
+    assert!((300_000..5_000_000).contains(&bitrate), "{video}");
+    assert!(video["segments"].as_u64().unwrap() >= 1 && video["parts"].as_u64().unwrap() >= 4);
+    let audio = renditions
+        .iter()
+        .find(|r| r["kind"] == "audio")
+        .expect("audio");
+    assert!(
+        audio["codec"].as_str().unwrap().starts_with("mp4a.40."),
+        "{audio}"
+    );
+
+    let (_, all, _) = api("GET", &format!("{base}/api/streams"), Some(API_TOKEN)).await;
+    let names: Vec<&str> = all["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["live/ops", "live/ops-srt"]);
+    assert_eq!(all["streams"][1]["protocol"], "srt");
+
+    // Kick both publishers: their connections close, the streams wait for a reconnect.
+    for (stream, publisher) in [("live/ops", &mut rtmp), ("live/ops-srt", &mut srt)] {
+        let (status, v, _) = api(
+            "DELETE",
+            &format!("{base}/api/streams/{stream}"),
+            Some(API_TOKEN),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        let after = wait_for_report(&base, stream, Duration::from_secs(5), |v| {
+            v["state"] == "reconnecting"
+        })
+        .await;
+        assert!(
+            after["protocol"].is_null() && after["client"].is_null(),
+            "{after}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while publisher.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{stream}: the publisher was not disconnected"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "kicked {stream}: publisher exited, state {}",
+            after["state"]
+        );
+        // A stream without a publisher cannot be kicked again.
+        let (status, _, _) = api(
+            "DELETE",
+            &format!("{base}/api/streams/{stream}"),
+            Some(API_TOKEN),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+    }
+    // The publisher may come back (a kick is not a ban).
+    let _again = publish_loop(
+        Path::new("ffmpeg"),
+        &clip,
+        &format!("rtmp://{}/live/ops", server.rtmp_addr),
+    );
+    wait_for_report(&base, "live/ops", Duration::from_secs(10), |v| {
+        v["state"] == "live"
+    })
+    .await;
+    let (status, _, _) = api(
+        "DELETE",
+        &format!("{base}/api/streams/live/nope"),
+        Some(API_TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = api(
+        "GET",
+        &format!("{base}/api/streams/live/nope"),
+        Some(API_TOKEN),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = api("POST", &format!("{base}/api/streams"), Some(API_TOKEN)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // Readiness turns off when the server starts shutting down; liveness stays.
+    server.hub.end_all();
+    assert_eq!(
+        get(&format!("{base}/readyz")).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(&format!("{base}/healthz")).await.status, StatusCode::OK);
+}
+
+#[test]
+fn the_api_token_is_derived_from_the_secret_unless_configured() {
+    let dir = fresh_data_dir();
+    let out = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_estuary"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env_remove("ESTUARY_API_TOKEN")
+            .env_remove("ESTUARY_AUTH_SECRET")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let derived = out(&["api-token"]);
+    assert_eq!(derived.len(), 32);
+    assert_eq!(out(&["api-token"]), derived, "stable for a data directory");
+    assert_eq!(
+        out(&["api-token", "--api-token", "configured api token!!"]),
+        "configured api token!!"
+    );
+}
