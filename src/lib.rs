@@ -10,5 +10,6 @@ pub mod hub;
 pub mod ingest;
 pub mod keys;
 pub mod ladder;
+pub mod metrics;
 pub mod origin;
 pub mod server;

@@ -91,6 +91,8 @@ pub struct ChunksBody {
     chunks: VecDeque<Bytes>,
     remaining: u64,
     tail: Option<LiveTail>,
+    /// Counts the bytes as they are sent (`estuary_http_response_bytes_total`).
+    meter: Option<prometheus_client::metrics::counter::Counter>,
 }
 
 impl std::fmt::Debug for ChunksBody {
@@ -112,6 +114,7 @@ impl ChunksBody {
             chunks,
             remaining,
             tail: None,
+            meter: None,
         }
     }
 
@@ -139,13 +142,21 @@ impl Body for ChunksBody {
     ) -> Poll<Option<Result<Frame<Bytes>, OriginError>>> {
         if let Some(c) = self.chunks.pop_front() {
             self.remaining -= c.len() as u64;
+            if let Some(m) = &self.meter {
+                m.inc_by(c.len() as u64);
+            }
             return Poll::Ready(Some(Ok(Frame::data(c))));
         }
         let Some(tail) = self.tail.as_mut() else {
             return Poll::Ready(None);
         };
         match tail.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(c))) => Poll::Ready(Some(Ok(Frame::data(c)))),
+            Poll::Ready(Some(Ok(c))) => {
+                if let Some(m) = &self.meter {
+                    m.inc_by(c.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(c))))
+            }
             Poll::Ready(Some(Err(e))) => {
                 self.tail = None;
                 Poll::Ready(Some(Err(e)))
@@ -179,6 +190,7 @@ pub struct Origin {
     hub: Arc<Hub>,
     config: OriginConfig,
     auth: Arc<Auth>,
+    metrics: crate::metrics::Metrics,
 }
 
 /// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
@@ -401,7 +413,12 @@ struct Reply {
 impl Origin {
     /// An origin serving `hub`'s streams, under `auth`'s playback rules.
     pub fn new(hub: Arc<Hub>, config: OriginConfig, auth: Arc<Auth>) -> Arc<Self> {
-        Arc::new(Self { hub, config, auth })
+        Arc::new(Self {
+            hub,
+            config,
+            auth,
+            metrics: Default::default(),
+        })
     }
 
     /// Answer one request (never fails: errors become statuses).
@@ -425,8 +442,13 @@ impl Origin {
         };
         let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
         let path = req.uri().path();
+        let route = route_label(path, parsed.as_ref().map(|(_, o)| o), req.uri().query());
         let mut response = match method {
-            _ if path == "/healthz" || path == "/readyz" || path.starts_with("/api/") => {
+            _ if path == "/healthz"
+                || path == "/readyz"
+                || path == "/metrics"
+                || path.starts_with("/api/") =>
+            {
                 self.operations(&method, path, req.headers())
             }
             Method::OPTIONS => {
@@ -488,6 +510,9 @@ impl Origin {
                 .headers_mut()
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
+        self.metrics
+            .count_request(route, response.status().as_u16());
+        response.body_mut().meter = Some(self.metrics.bytes_counter(route));
         Ok(response)
     }
 
@@ -516,6 +541,36 @@ impl Origin {
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
             }
             (_, "/healthz" | "/readyz") => error_response(&OriginError::MethodNotAllowed),
+            (_, "/metrics") => match self
+                .auth
+                .check_api_authorization(headers.get(header::AUTHORIZATION))
+            {
+                Some(true) if matches!(*method, Method::GET | Method::HEAD) => {
+                    match self.metrics.encode(&self.hub, &self.auth) {
+                        Ok(text) => {
+                            let mut r = Response::new(ChunksBody::new([Bytes::from(text)]));
+                            r.headers_mut().insert(
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static(
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                ),
+                            );
+                            r
+                        }
+                        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "500\n"),
+                    }
+                }
+                Some(true) => error_response(&OriginError::MethodNotAllowed),
+                Some(false) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
+                None => {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"estuary api\""),
+                    );
+                    r
+                }
+            },
             _ => match self
                 .auth
                 .check_api_authorization(headers.get(header::AUTHORIZATION))
@@ -1180,6 +1235,33 @@ fn part_bytes(p: &packager::rendition::Part, form: SegmentForm) -> Bytes {
     match form {
         SegmentForm::Hls => p.bytes.clone(),
         SegmentForm::Cenc { .. } => p.cenc.clone().unwrap_or_default(),
+    }
+}
+
+/// The `route` label of a request's metrics.
+fn route_label(path: &str, object: Option<&Object>, query: Option<&str>) -> &'static str {
+    match object {
+        Some(Object::Multivariant) => "multivariant_playlist",
+        Some(Object::MediaPlaylist { .. }) if query.is_some_and(|q| q.contains("_HLS_msn")) => {
+            "blocking_playlist"
+        }
+        Some(Object::MediaPlaylist { .. }) => "media_playlist",
+        Some(Object::Mpd) => "mpd",
+        Some(Object::Time) => "time",
+        Some(Object::Key { .. }) => "key",
+        Some(Object::License) => "license",
+        Some(Object::Init { .. }) => "init",
+        Some(Object::Segment { .. }) => "segment",
+        Some(Object::Part { .. }) => "part",
+        Some(Object::CencInit { .. }) => "cenc_init",
+        Some(Object::CencSegment { .. }) => "cenc_segment",
+        None => match path {
+            "/healthz" | "/readyz" => "health",
+            "/metrics" => "metrics",
+            AUTH_CHECK_PATH => "auth_check",
+            p if p.starts_with("/api/") => "api",
+            _ => "other",
+        },
     }
 }
 

@@ -264,3 +264,162 @@ fn the_api_token_is_derived_from_the_secret_unless_configured() {
         "configured api token!!"
     );
 }
+
+/// The value of the sample `name{labels}` in an exposition (labels in the order they are printed).
+fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+async fn scrape(base: &str) -> String {
+    use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let req = hyper::Request::get(format!("{base}/metrics"))
+        .header("authorization", format!("Bearer {API_TOKEN}"))
+        .body(Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    // An independent parser accepts it.
+    if let Err(e) = openmetrics_parser::openmetrics::parse_openmetrics(&text) {
+        panic!("not valid OpenMetrics: {e:?}\n{text}");
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
+    let server = start_server(&format!(
+        "[auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n[api]\ntoken = \"{API_TOKEN}\"\n"
+    ))
+    .await;
+    let base = format!("http://{}", server.http_addr);
+    assert_eq!(
+        get(&format!("{base}/metrics")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &format!("rtmp://{}/live/metered", server.rtmp_addr),
+    );
+    let play = play_base(&server, "live/metered");
+    wait_for_200(&format!("{play}source/media.m3u8"), Duration::from_secs(20))
+        .await
+        .expect("playlist");
+    let first = scrape(&base).await;
+    let frames = "estuary_rendition_frames_total{stream=\"live/metered\",rendition=\"source\"}";
+    let parts = "estuary_rendition_parts_total{stream=\"live/metered\",rendition=\"source\"}";
+    let f0 = sample(&first, frames).expect("frames series");
+    let p0 = sample(&first, parts).expect("parts series");
+    assert_eq!(
+        sample(
+            &first,
+            "estuary_stream_state{stream=\"live/metered\",state=\"live\"}"
+        ),
+        Some(1.0)
+    );
+
+    // Traffic: a segment, a blocking reload held while we scrape, a refused request.
+    let text = get(&format!("{play}source/media.m3u8")).await.text();
+    let facts = parse_media(&text);
+    let (msn, _, uri) = facts.segments.last().cloned().expect("a segment");
+    let seg = get(&format!("{play}source/{uri}")).await;
+    assert_eq!(seg.status, StatusCode::OK);
+    let blocked_url = format!("{play}source/media.m3u8?_HLS_msn={}&_HLS_part=0", msn + 2);
+    let held = tokio::spawn(async move { get(&blocked_url).await.status });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = scrape(&base).await;
+    assert!(
+        sample(
+            &during,
+            "estuary_stream_blocked_requests{stream=\"live/metered\"}"
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{during}"
+    );
+    assert_eq!(held.await.unwrap(), StatusCode::OK);
+    let bare = get(&format!("{base}/live/metered/index.m3u8")).await;
+    assert_eq!(bare.status, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let last = scrape(&base).await;
+    println!("{last}");
+    assert!(sample(&last, frames).unwrap() > f0, "frames move");
+    assert!(sample(&last, parts).unwrap() > p0, "parts move");
+    assert!(
+        sample(
+            &last,
+            "estuary_rendition_segments_total{stream=\"live/metered\",rendition=\"audio\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &last,
+            "estuary_rendition_bitrate_bps{stream=\"live/metered\",rendition=\"source\"}"
+        )
+        .unwrap()
+            > 100_000.0
+    );
+    assert!(
+        sample(
+            &last,
+            "estuary_http_requests_total{route=\"blocking_playlist\",status=\"200\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &last,
+            "estuary_http_requests_total{route=\"segment\",status=\"200\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &last,
+            "estuary_http_requests_total{route=\"multivariant_playlist\",status=\"401\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(
+        sample(
+            &last,
+            "estuary_http_response_bytes_total{route=\"segment\"}"
+        )
+        .unwrap()
+            >= seg.body.len() as f64
+    );
+    assert!(sample(&last, "estuary_auth_denials_total{reason=\"missing\"}").unwrap() >= 1.0);
+    assert!(
+        sample(
+            &last,
+            "estuary_stream_requests_total{stream=\"live/metered\"}"
+        )
+        .unwrap()
+            >= 3.0
+    );
+    assert_eq!(sample(&last, "estuary_publish_refusals_total"), Some(0.0));
+}

@@ -1,0 +1,215 @@
+//! Prometheus metrics at `GET /metrics`, in the OpenMetrics text format (`prometheus-client`).
+//!
+//! Two kinds of series:
+//! - counted as they happen ([`Metrics`]): HTTP requests by route and status, and bytes sent by route
+//!   (counted as each body chunk is sent, so a streamed segment counts what actually went out);
+//! - read from the live state at each scrape ([`Metrics::encode`]): per stream and rendition, frames
+//!   packaged and dropped, parts and segments produced, the measured bit rate, the stream's state,
+//!   blocked requests and requests served; playback refusals by reason and publish refusals.
+//!
+//! Every series is prefixed `estuary_`. Counters end in `_total` (OpenMetrics).
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use crate::{auth::Auth, hub::Hub};
+
+/// Labels of the HTTP series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route (`segment`, `part`, `blocking_playlist`, …; see [`crate::origin`]).
+    pub route: &'static str,
+    /// The HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of the HTTP bytes series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route.
+    pub route: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    stream: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    stream: String,
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RenditionLabels {
+    stream: String,
+    rendition: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Series counted as requests are served (shared by every connection).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    http_requests: Family<HttpLabels, Counter>,
+    http_bytes: Family<RouteLabels, Counter>,
+}
+
+impl Metrics {
+    /// Count one response.
+    pub fn count_request(&self, route: &'static str, status: u16) {
+        self.http_requests
+            .get_or_create(&HttpLabels { route, status })
+            .inc();
+    }
+
+    /// The counter of body bytes sent for `route` (incremented as chunks go out).
+    pub fn bytes_counter(&self, route: &'static str) -> Counter {
+        self.http_bytes
+            .get_or_create(&RouteLabels { route })
+            .clone()
+    }
+
+    /// The exposition: the counted series plus the state of `hub` and `auth` now.
+    ///
+    /// Errors: only if formatting into a `String` fails (it does not).
+    pub fn encode(&self, hub: &Hub, auth: &Auth) -> Result<String, std::fmt::Error> {
+        let mut registry = Registry::with_prefix("estuary");
+        registry.register(
+            "http_requests",
+            "HTTP responses by route and status",
+            self.http_requests.clone(),
+        );
+        registry.register(
+            "http_response_bytes",
+            "HTTP body bytes sent by route",
+            self.http_bytes.clone(),
+        );
+
+        let denials = Family::<ReasonLabels, Counter>::default();
+        for d in crate::auth::Denial::ALL {
+            denials
+                .get_or_create(&ReasonLabels { reason: d.reason() })
+                .inc_by(auth.stats.denials(d));
+        }
+        registry.register(
+            "auth_denials",
+            "Playback requests refused, by reason",
+            denials,
+        );
+        let refusals = Counter::<u64>::default();
+        refusals.inc_by(
+            auth.stats
+                .publish_refusals
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        registry.register(
+            "publish_refusals",
+            "Publishes refused (publish key or webhook)",
+            refusals,
+        );
+
+        let state = Family::<StateLabels, Gauge>::default();
+        let blocked = Family::<StreamLabels, Gauge>::default();
+        let requests = Family::<StreamLabels, Counter>::default();
+        let frames = Family::<RenditionLabels, Counter>::default();
+        let dropped = Family::<RenditionLabels, Counter>::default();
+        let parts = Family::<RenditionLabels, Counter>::default();
+        let segments = Family::<RenditionLabels, Counter>::default();
+        let forced_cuts = Family::<RenditionLabels, Counter>::default();
+        let bitrate = Family::<RenditionLabels, Gauge>::default();
+        let mut names = hub.names();
+        names.sort();
+        for entry in names.iter().filter_map(|n| hub.get(n)) {
+            let report = crate::origin::StreamReport::of(&entry);
+            let stream = entry.name.clone();
+            state
+                .get_or_create(&StateLabels {
+                    stream: stream.clone(),
+                    state: report.state,
+                })
+                .set(1);
+            blocked
+                .get_or_create(&StreamLabels {
+                    stream: stream.clone(),
+                })
+                .set(i64::try_from(report.blocked_requests).unwrap_or(i64::MAX));
+            requests
+                .get_or_create(&StreamLabels {
+                    stream: stream.clone(),
+                })
+                .inc_by(report.requests_total);
+            let st = entry.lock();
+            for r in st.packager.renditions() {
+                let labels = RenditionLabels {
+                    stream: stream.clone(),
+                    rendition: r.name().to_owned(),
+                };
+                let c = r.counters();
+                frames.get_or_create(&labels).inc_by(c.frames);
+                dropped.get_or_create(&labels).inc_by(c.dropped_frames);
+                parts.get_or_create(&labels).inc_by(c.parts);
+                segments.get_or_create(&labels).inc_by(c.segments);
+                forced_cuts.get_or_create(&labels).inc_by(c.forced_cuts);
+            }
+            drop(st);
+            for r in &report.renditions {
+                if let Some(bps) = r.measured_bitrate_bps {
+                    bitrate
+                        .get_or_create(&RenditionLabels {
+                            stream: stream.clone(),
+                            rendition: r.name.clone(),
+                        })
+                        .set(i64::try_from(bps).unwrap_or(i64::MAX));
+                }
+            }
+        }
+        registry.register(
+            "stream_state",
+            "1 for each stream in its state (live, reconnecting, ended)",
+            state,
+        );
+        registry.register(
+            "stream_blocked_requests",
+            "Requests blocked on the stream now (blocking reloads, parts, segments in progress)",
+            blocked,
+        );
+        registry.register(
+            "stream_requests",
+            "HTTP requests for the stream's objects since it started",
+            requests,
+        );
+        registry.register(
+            "rendition_frames",
+            "Frames packaged since the stream started",
+            frames,
+        );
+        registry.register(
+            "rendition_dropped_frames",
+            "Frames dropped (before a keyframe or configuration, or going backwards)",
+            dropped,
+        );
+        registry.register("rendition_parts", "Parts produced", parts);
+        registry.register("rendition_segments", "Segments completed", segments);
+        registry.register(
+            "rendition_forced_cuts",
+            "Segments cut without a keyframe (the keyframe came too late for the target duration)",
+            forced_cuts,
+        );
+        registry.register(
+            "rendition_bitrate_bps",
+            "Bit rate measured over the complete segments in the live window, bit/s",
+            bitrate,
+        );
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry)?;
+        Ok(out)
+    }
+}
