@@ -103,6 +103,17 @@ pub struct PublisherInfo {
     pub since: Instant,
 }
 
+/// Frames and bytes received from the stream's publishers (before transcoding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestCounters {
+    /// Video frames received.
+    pub video_frames: u64,
+    /// Audio frames received.
+    pub audio_frames: u64,
+    /// Bytes of media received (frame payloads).
+    pub bytes: u64,
+}
+
 /// Mutable state of one stream.
 #[derive(Debug)]
 pub struct StreamState {
@@ -118,6 +129,12 @@ pub struct StreamState {
     pub keys: Option<Arc<crate::keys::KeyStore>>,
     /// Update counter (same value as the watch channel).
     pub version: u64,
+    /// What the publishers delivered since the stream started (updated about once a second).
+    pub ingest: IngestCounters,
+    /// The current publisher's transport counters (SRT), if it reports any.
+    pub transport: Option<crate::ingest::TransportStats>,
+    /// The current transcoder's counters (real-time factor, lag, shed rungs; about once a second).
+    pub transcode: Option<transcoder::TranscodeStats>,
     cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
@@ -372,6 +389,9 @@ impl Hub {
                 disconnected_at: None,
                 ended_at: None,
                 version: 0,
+                ingest: IngestCounters::default(),
+                transport: None,
+                transcode: None,
                 cache: HashMap::new(),
             }),
             version_tx,
@@ -568,6 +588,8 @@ impl Publisher for Hub {
             dropped_frames_logged: false,
             ladder,
             unpublish,
+            ingest: IngestCounters::default(),
+            flushed_at: Instant::now(),
         }))
     }
 }
@@ -580,6 +602,23 @@ struct HubSession {
     ladder: Option<crate::ladder::SessionLadder>,
     /// Who to tell when the publish ends (the webhook's `unpublish`).
     unpublish: Option<(Arc<crate::auth::Auth>, crate::auth::PublishRequest)>,
+    /// Received since the last flush into the stream state.
+    ingest: IngestCounters,
+    /// When the counters were last flushed.
+    flushed_at: Instant,
+}
+
+impl HubSession {
+    /// Add the counters gathered since the last flush (and the transcoder's snapshot) to the state.
+    fn flush_counters(&mut self) {
+        let mut st = self.entry.lock();
+        st.ingest.video_frames += self.ingest.video_frames;
+        st.ingest.audio_frames += self.ingest.audio_frames;
+        st.ingest.bytes += self.ingest.bytes;
+        st.transcode = self.ladder.as_ref().and_then(|l| l.stats());
+        self.ingest = IngestCounters::default();
+        self.flushed_at = Instant::now();
+    }
 }
 
 impl HubSession {
@@ -610,6 +649,10 @@ impl PublishSession for HubSession {
         self.entry.is_kicked()
     }
 
+    fn transport_stats(&mut self, stats: crate::ingest::TransportStats) {
+        self.entry.lock().transport = Some(stats);
+    }
+
     fn event(&mut self, event: IngestEvent) {
         match event {
             IngestEvent::Track(track) => {
@@ -620,6 +663,14 @@ impl PublishSession for HubSession {
                 }
             }
             IngestEvent::Frame(frame) => {
+                match frame.track {
+                    media::TrackKind::Video => self.ingest.video_frames += 1,
+                    media::TrackKind::Audio => self.ingest.audio_frames += 1,
+                }
+                self.ingest.bytes += frame.data.len() as u64;
+                if self.flushed_at.elapsed() >= Duration::from_secs(1) {
+                    self.flush_counters();
+                }
                 let Some(ladder) = &mut self.ladder else {
                     self.package(frame);
                     return;
@@ -643,9 +694,11 @@ impl PublishSession for HubSession {
 
 impl Drop for HubSession {
     fn drop(&mut self) {
+        self.flush_counters();
         // Stop the transcoder (joins its threads) before the stream is marked disconnected.
         self.ladder = None;
         let mut st = self.entry.lock();
+        st.transcode = None;
         st.publisher = None;
         st.disconnected_at = Some(Instant::now());
         self.entry.bump(&mut st);

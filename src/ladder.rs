@@ -99,6 +99,11 @@ impl SessionLadder {
         }
     }
 
+    /// The running transcoder's counters, if it runs.
+    pub fn stats(&self) -> Option<transcoder::TranscodeStats> {
+        self.transcoder.as_ref().map(|t| t.stats())
+    }
+
     /// The source tracks announced so far (video, audio).
     pub fn source_tracks(&self) -> impl Iterator<Item = &TrackInfo> {
         self.video.iter().chain(self.audio.iter())

@@ -5,7 +5,9 @@
 //!   (counted as each body chunk is sent, so a streamed segment counts what actually went out);
 //! - read from the live state at each scrape ([`Metrics::encode`]): per stream and rendition, frames
 //!   packaged and dropped, parts and segments produced, the measured bit rate, the stream's state,
-//!   blocked requests and requests served; playback refusals by reason and publish refusals.
+//!   blocked requests and requests served, frames and bytes received from the publisher, SRT receive
+//!   counters, the transcoder's real-time factor, lag and shed rungs; playback refusals by reason and
+//!   publish refusals.
 //!
 //! Every series is prefixed `estuary_`. Counters end in `_total` (OpenMetrics).
 
@@ -48,6 +50,12 @@ struct StateLabels {
 struct RenditionLabels {
     stream: String,
     rendition: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    stream: String,
+    kind: &'static str,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +133,17 @@ impl Metrics {
         let segments = Family::<RenditionLabels, Counter>::default();
         let forced_cuts = Family::<RenditionLabels, Counter>::default();
         let bitrate = Family::<RenditionLabels, Gauge>::default();
+        let ingest_frames = Family::<KindLabels, Counter>::default();
+        let ingest_bytes = Family::<StreamLabels, Counter>::default();
+        let srt_received = Family::<StreamLabels, Counter>::default();
+        let srt_lost = Family::<StreamLabels, Counter>::default();
+        let srt_retransmitted = Family::<StreamLabels, Counter>::default();
+        let srt_dropped = Family::<StreamLabels, Counter>::default();
+        let srt_naks = Family::<StreamLabels, Counter>::default();
+        let rtf = Family::<StreamLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let lag = Family::<StreamLabels, Gauge>::default();
+        let shed = Family::<RenditionLabels, Gauge>::default();
+        let decode_errors = Family::<StreamLabels, Counter>::default();
         let mut names = hub.names();
         names.sort();
         for entry in names.iter().filter_map(|n| hub.get(n)) {
@@ -160,6 +179,52 @@ impl Metrics {
                 forced_cuts.get_or_create(&labels).inc_by(c.forced_cuts);
             }
             drop(st);
+            let stream_labels = StreamLabels {
+                stream: stream.clone(),
+            };
+            for (kind, n) in [
+                ("video", report.ingest.video_frames),
+                ("audio", report.ingest.audio_frames),
+            ] {
+                ingest_frames
+                    .get_or_create(&KindLabels {
+                        stream: stream.clone(),
+                        kind,
+                    })
+                    .inc_by(n);
+            }
+            ingest_bytes
+                .get_or_create(&stream_labels)
+                .inc_by(report.ingest.bytes);
+            if let Some(t) = &report.srt {
+                srt_received
+                    .get_or_create(&stream_labels)
+                    .inc_by(t.packets_received);
+                srt_lost
+                    .get_or_create(&stream_labels)
+                    .inc_by(t.packets_lost);
+                srt_retransmitted
+                    .get_or_create(&stream_labels)
+                    .inc_by(t.packets_retransmitted);
+                srt_dropped
+                    .get_or_create(&stream_labels)
+                    .inc_by(t.packets_dropped);
+                srt_naks.get_or_create(&stream_labels).inc_by(t.naks_sent);
+            }
+            if let Some(t) = &report.transcoder {
+                rtf.get_or_create(&stream_labels).set(t.real_time_factor);
+                lag.get_or_create(&stream_labels).set(t.lag_ms);
+                decode_errors
+                    .get_or_create(&stream_labels)
+                    .inc_by(t.decode_errors);
+                for r in &report.renditions {
+                    shed.get_or_create(&RenditionLabels {
+                        stream: stream.clone(),
+                        rendition: r.name.clone(),
+                    })
+                    .set(i64::from(t.shed_rungs.contains(&r.name)));
+                }
+            }
             for r in &report.renditions {
                 if let Some(bps) = r.measured_bitrate_bps {
                     bitrate
@@ -207,6 +272,61 @@ impl Metrics {
             "rendition_bitrate_bps",
             "Bit rate measured over the complete segments in the live window, bit/s",
             bitrate,
+        );
+        registry.register(
+            "ingest_frames",
+            "Frames received from publishers, by kind (before transcoding)",
+            ingest_frames,
+        );
+        registry.register(
+            "ingest_bytes",
+            "Media bytes received from publishers (rate() gives the ingest bit rate / 8)",
+            ingest_bytes,
+        );
+        registry.register(
+            "srt_packets_received",
+            "SRT data packets received by the current connection, retransmissions included",
+            srt_received,
+        );
+        registry.register(
+            "srt_packets_lost",
+            "SRT data packets detected lost by the current connection",
+            srt_lost,
+        );
+        registry.register(
+            "srt_packets_retransmitted",
+            "SRT retransmitted data packets received by the current connection",
+            srt_retransmitted,
+        );
+        registry.register(
+            "srt_packets_dropped",
+            "SRT packets dropped too late to play by the current connection",
+            srt_dropped,
+        );
+        registry.register(
+            "srt_naks_sent",
+            "SRT loss reports sent by the current connection",
+            srt_naks,
+        );
+        registry.register(
+            "transcoder_real_time_factor",
+            "Media seconds transcoded per wall-clock second (about 1 when keeping up)",
+            rtf,
+        );
+        registry.register(
+            "transcoder_lag_ms",
+            "How far the slowest encoded rung trails the newest source frame, ms",
+            lag,
+        );
+        registry.register(
+            "transcoder_rung_shed",
+            "1 when the rendition's rung was shed because the stream could not keep up",
+            shed,
+        );
+        registry.register(
+            "transcoder_decode_errors",
+            "Source frames the decoder rejected",
+            decode_errors,
         );
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)?;

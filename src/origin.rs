@@ -1290,6 +1290,27 @@ pub struct StreamReport {
     pub requests_per_s: f64,
     /// Requests blocked on the stream right now (blocking reloads, parts, segments in progress).
     pub blocked_requests: usize,
+    /// What the publishers delivered since the stream started (updated about once a second).
+    pub ingest: crate::hub::IngestCounters,
+    /// The current (or last) SRT connection's receive counters.
+    pub srt: Option<crate::ingest::TransportStats>,
+    /// The ladder's state, when the stream is transcoded.
+    pub transcoder: Option<TranscoderReport>,
+}
+
+/// The transcoder's state in a [`StreamReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct TranscoderReport {
+    /// Media seconds processed per wall-clock second (about 1.0 when keeping up).
+    pub real_time_factor: f64,
+    /// How far the slowest encoded rung trails the newest source frame, ms.
+    pub lag_ms: i64,
+    /// Rungs shed because the stream could not keep up, in shedding order.
+    pub shed_rungs: Vec<String>,
+    /// Source frames the decoder rejected.
+    pub decode_errors: u64,
+    /// Source video frames dropped before decoding (queue overflow).
+    pub frames_dropped: u64,
 }
 
 /// One rendition in a [`StreamReport`].
@@ -1378,6 +1399,15 @@ impl StreamReport {
             requests_total: entry.requests().total(),
             requests_per_s: (entry.requests().per_second() * 10.0).round() / 10.0,
             blocked_requests: entry.waiters(),
+            ingest: st.ingest,
+            srt: st.transport,
+            transcoder: st.transcode.as_ref().map(|t| TranscoderReport {
+                real_time_factor: (t.real_time_factor * 1000.0).round() / 1000.0,
+                lag_ms: t.lag_ms,
+                shed_rungs: t.shed_rungs.clone(),
+                decode_errors: t.decode_errors,
+                frames_dropped: t.video_frames_dropped,
+            }),
         }
     }
 }

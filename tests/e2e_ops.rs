@@ -305,14 +305,22 @@ async fn scrape(base: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
+    // live/metered is packaged as published; live/metered-srt is transcoded (a copy rung and 240p).
     let server = start_server(&format!(
-        "[auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n[api]\ntoken = \"{API_TOKEN}\"\n"
+        "[auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n[api]\ntoken = \"{API_TOKEN}\"\n\
+         [transcode]\nencoder = \"software\"\npassthrough_streams = [\"live/metered\"]\n\
+         [[transcode.rungs]]\nname = \"source\"\ncopy = true\n\
+         [[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_bps = 300000\n"
     ))
     .await;
     let base = format!("http://{}", server.http_addr);
     assert_eq!(
         get(&format!("{base}/metrics")).await.status,
         StatusCode::UNAUTHORIZED
+    );
+    let _srt = publish_srt_loop(
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &srt_url(server.srt_addr, "#!::r=live/metered-srt,m=publish", ""),
     );
     let _publisher = publish_loop(
         Path::new("ffmpeg"),
@@ -422,4 +430,64 @@ async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
             >= 3.0
     );
     assert_eq!(sample(&last, "estuary_publish_refusals_total"), Some(0.0));
+    assert!(
+        sample(
+            &last,
+            "estuary_ingest_frames_total{stream=\"live/metered\",kind=\"video\"}"
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert!(
+        sample(&last, "estuary_ingest_bytes_total{stream=\"live/metered\"}").unwrap() > 100_000.0
+    );
+
+    // The transcoded SRT stream: SRT counters and the transcoder's state.
+    let srt_play = play_base(&server, "live/metered-srt");
+    wait_for_200(
+        &format!("{srt_play}240p/media.m3u8"),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the 240p rendition");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ladder = scrape(&base).await;
+    let s = |k: &str| sample(&ladder, k);
+    assert!(
+        s("estuary_srt_packets_received_total{stream=\"live/metered-srt\"}").unwrap() > 100.0,
+        "{ladder}"
+    );
+    assert_eq!(
+        s("estuary_srt_packets_lost_total{stream=\"live/metered-srt\"}"),
+        Some(0.0)
+    );
+    let rtf = s("estuary_transcoder_real_time_factor{stream=\"live/metered-srt\"}")
+        .expect("real-time factor");
+    assert!(rtf > 0.5 && rtf < 3.0, "{rtf}");
+    assert_eq!(
+        s("estuary_transcoder_rung_shed{stream=\"live/metered-srt\",rendition=\"240p\"}"),
+        Some(0.0)
+    );
+    assert!(
+        s("estuary_rendition_parts_total{stream=\"live/metered-srt\",rendition=\"240p\"}").unwrap()
+            >= 1.0
+    );
+    println!(
+        "transcoder real-time factor {rtf}, lag {:?} ms",
+        s("estuary_transcoder_lag_ms{stream=\"live/metered-srt\"}")
+    );
+    let (_, report, _) = api(
+        "GET",
+        &format!("{base}/api/streams/live/metered-srt"),
+        Some(API_TOKEN),
+    )
+    .await;
+    assert!(
+        report["srt"]["packets_received"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert!(
+        report["transcoder"]["real_time_factor"].as_f64().unwrap() > 0.5,
+        "{report}"
+    );
 }

@@ -98,6 +98,28 @@ pub trait PublishSession: Send {
     fn is_kicked(&self) -> bool {
         false
     }
+
+    /// The transport's latest counters (SRT), for metrics. The default ignores them.
+    fn transport_stats(&mut self, stats: TransportStats) {
+        let _ = stats;
+    }
+}
+
+/// A transport's receive counters since the connection started (SRT's statistics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TransportStats {
+    /// Data packets received, retransmissions included.
+    pub packets_received: u64,
+    /// Data packets detected lost (sequence gaps).
+    pub packets_lost: u64,
+    /// Retransmitted data packets received.
+    pub packets_retransmitted: u64,
+    /// Packets dropped too late to play (SRT too-late packet drop).
+    pub packets_dropped: u64,
+    /// Loss reports (NAKs) sent.
+    pub naks_sent: u64,
+    /// Payload bytes received.
+    pub bytes_received: u64,
 }
 
 /// Checks a stream name's `{name}` part: 1 to 64 characters of `A-Z a-z 0-9 _ - .`, not starting with `.`.

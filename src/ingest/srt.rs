@@ -562,7 +562,17 @@ impl ActivePublish {
             tokio::select! {
                 () = wait_for_shutdown(&mut shutdown) => break Ok("server shutting down"),
                 update = stats.next(), if has_stats => match update {
-                    Some(update) => self.srt_stats = update,
+                    Some(update) => {
+                        self.session.transport_stats(crate::ingest::TransportStats {
+                            packets_received: update.rx_data,
+                            packets_lost: update.rx_loss_data,
+                            packets_retransmitted: update.rx_retransmit_data,
+                            packets_dropped: update.rx_dropped_data,
+                            naks_sent: update.tx_nak,
+                            bytes_received: update.rx_bytes,
+                        });
+                        self.srt_stats = update;
+                    }
                     None => has_stats = false,
                 },
                 () = tokio::time::sleep_until(deadline) => break Err(ConnectionError::Idle(idle)),
