@@ -340,6 +340,30 @@ impl std::str::FromStr for crate::auth::SecretString {
     }
 }
 
+/// Environment variables `ESTUARY_{SECTION}__{KEY}` override `[section] key` of the file.
+pub const ENV_PREFIX: &str = "ESTUARY_";
+
+/// Keys whose environment values are always strings (secrets).
+const SECRET_KEYS: &[&str] = &[
+    "auth.secret",
+    "auth.trusted_edge_secret",
+    "srt.passphrase",
+    "api.token",
+];
+
+/// The sections of the TOML file.
+pub const FILE_SECTIONS: &[&str] = &[
+    "server",
+    "packager",
+    "streams",
+    "transcode",
+    "srt",
+    "dash",
+    "encryption",
+    "auth",
+    "api",
+];
+
 /// `server.data_dir` when none is given: relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "estuary-data";
 
@@ -409,19 +433,80 @@ pub enum ConfigError {
 impl Settings {
     /// Resolve flags/env over the file over the defaults, and validate.
     pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
-        let file = match &args.config {
+        Self::load_with_env(args, std::env::vars())
+    }
+
+    /// [`Settings::load`] with the environment given: the file's table, then every
+    /// `ESTUARY_{SECTION}__{KEY}` variable of `env` over it (a TOML value, e.g. `500ms`, `12`, `true`,
+    /// `"quoted"`, `[{ name = "source", copy = true }]`; anything that does not parse as TOML is a
+    /// string), then the flags.
+    ///
+    /// Errors: [`ConfigError`], naming the file or the variable and the key.
+    pub fn load_with_env(
+        args: &ServeArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let (mut table, origin) = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.clone(),
                     source,
                 })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?
+                let table =
+                    toml::from_str::<toml::Table>(&text).map_err(|e| ConfigError::Parse {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?;
+                (table, path.clone())
             }
-            None => FileConfig::default(),
+            None => (toml::Table::new(), PathBuf::from("(embedded defaults)")),
         };
+        let mut from_env = Vec::new();
+        for (name, value) in env {
+            let Some((section, key)) = name
+                .strip_prefix(ENV_PREFIX)
+                .and_then(|rest| rest.split_once("__"))
+            else {
+                continue;
+            };
+            let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            if !FILE_SECTIONS.contains(&section.as_str()) || key.is_empty() || key.contains("__") {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}: no key {section}.{key} (sections: {})",
+                    FILE_SECTIONS.join(", ")
+                )));
+            }
+            // Secrets are taken as they are: never typed, so never echoed in a type error.
+            let is_secret = SECRET_KEYS.contains(&format!("{section}.{key}").as_str());
+            let value = if is_secret {
+                toml::Value::String(value)
+            } else {
+                toml::from_str::<toml::Table>(&format!("v = {value}"))
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(toml::Value::String(value))
+            };
+            let slot = table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let toml::Value::Table(section_table) = slot else {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}: {section} is not a section"
+                )));
+            };
+            section_table.insert(key.clone(), value);
+            from_env.push(format!("{name} ({section}.{key})"));
+        }
+        let file = toml::Value::Table(table)
+            .try_into::<FileConfig>()
+            .map_err(|e| ConfigError::Parse {
+                path: if from_env.is_empty() {
+                    origin.clone()
+                } else {
+                    PathBuf::from(format!("{} with {}", origin.display(), from_env.join(", ")))
+                },
+                message: e.to_string(),
+            })?;
         Self::resolve(args, file)
     }
 
@@ -1085,6 +1170,91 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("playback_mode"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_every_file_key_and_flags_override_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("estuary.toml");
+        std::fs::write(
+            &path,
+            "[packager]\npart_target = \"400ms\"\nwindow_segments = 8\n[server]\ncors_allow_origin = \"https://a.example\"\n",
+        )
+        .unwrap();
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        // File only.
+        let s = Settings::load_with_env(&args, env(&[])).unwrap();
+        assert_eq!(s.hub.packager.part_target, Duration::from_millis(400));
+        assert_eq!(s.hub.packager.window_segments, 8);
+        // The environment beats the file, for any key, typed as TOML.
+        let s = Settings::load_with_env(
+            &args,
+            env(&[
+                ("ESTUARY_PACKAGER__PART_TARGET", "250ms"),
+                ("ESTUARY_PACKAGER__WINDOW_SEGMENTS", "10"),
+                ("ESTUARY_SERVER__CORS_ALLOW_ORIGIN", "https://b.example"),
+                ("ESTUARY_TRANSCODE__ENABLED", "false"),
+                ("ESTUARY_ENCRYPTION__STREAMS", "{ \"live/x\" = true }"),
+                ("ESTUARY_AUTH__PLAYBACK", "open"),
+                (
+                    "ESTUARY_AUTH__SECRET",
+                    "12345678901234567890123456789012345",
+                ),
+                ("UNRELATED", "1"),
+                ("ESTUARY_HTTP_LISTEN", "ignored here: a flag's variable"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.hub.packager.part_target, Duration::from_millis(250));
+        assert_eq!(s.hub.packager.window_segments, 10);
+        assert_eq!(s.origin.cors_allow_origin, "https://b.example");
+        assert!(s.transcode.is_none());
+        assert!(s.hub.encryption.encrypts("live/x") && !s.hub.encryption.encrypts("live/y"));
+        assert_eq!(s.auth.playback, crate::auth::PlaybackMode::Open);
+        assert_eq!(
+            s.auth.secret.as_ref().map(|s| s.expose()),
+            Some("12345678901234567890123456789012345"),
+            "a secret of digits stays a string"
+        );
+        // A flag beats the environment.
+        let flagged = ServeArgs {
+            part_target: Some(Duration::from_millis(200)),
+            ..args.clone()
+        };
+        let s =
+            Settings::load_with_env(&flagged, env(&[("ESTUARY_PACKAGER__PART_TARGET", "250ms")]))
+                .unwrap();
+        assert_eq!(s.hub.packager.part_target, Duration::from_millis(200));
+        // Rejections name the variable and the key.
+        for (pairs, needle) in [
+            (
+                &[("ESTUARY_PACKAGR__PART_TARGET", "1s")][..],
+                "ESTUARY_PACKAGR__PART_TARGET",
+            ),
+            (&[("ESTUARY_PACKAGER__PART_TARGT", "1s")][..], "part_targt"),
+            (
+                &[("ESTUARY_PACKAGER__WINDOW_SEGMENTS", "many")][..],
+                "ESTUARY_PACKAGER__WINDOW_SEGMENTS",
+            ),
+            (
+                &[("ESTUARY_PACKAGER__PART_TARGET", "5s")][..],
+                "packager.part_target",
+            ),
+        ] {
+            let err = Settings::load_with_env(&args, env(pairs))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{pairs:?}: {err}");
+        }
     }
 
     #[test]
