@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     hub::HubConfig,
@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// The TOML file (every key optional).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `[server]`.
@@ -45,7 +45,7 @@ pub struct FileConfig {
 }
 
 /// `[api]` keys: the HTTP API (`/api/streams`).
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSection {
     /// Bearer token of the API (at least 16 bytes); absent: derived from the server secret
@@ -63,7 +63,7 @@ impl std::fmt::Debug for ApiSection {
 }
 
 /// `[auth]` keys: who may play and who may publish.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSection {
     /// `"token"` (default: playback URLs need a signed token, `/t/{token}/live/{name}/…`) or `"open"`
@@ -113,7 +113,7 @@ impl std::fmt::Debug for AuthSection {
 }
 
 /// `[encryption]` keys: content protection of every stream.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionSection {
     /// Encrypt every stream (HLS `METHOD=AES-128` and DASH CENC `cenc` with ClearKey; default false).
@@ -126,7 +126,7 @@ pub struct EncryptionSection {
 }
 
 /// `[dash]` keys: low-latency DASH signalling (the MPD's `ServiceDescription`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DashSection {
     /// Target live latency players aim for (default: four part targets, `2000ms`).
@@ -139,7 +139,7 @@ pub struct DashSection {
 }
 
 /// `[srt]` keys: SRT ingest (the listen address is `server.srt_listen`).
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SrtSection {
     /// Receiver latency (default `200ms`); the connection uses the larger of this and the publisher's.
@@ -170,7 +170,7 @@ impl std::fmt::Debug for SrtSection {
 }
 
 /// `[transcode]` keys: the ABR ladder.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TranscodeSection {
     /// Transcode published streams into a ladder (default true); false packages every stream as it arrives.
@@ -197,7 +197,7 @@ pub struct TranscodeSection {
 }
 
 /// One `[[transcode.rungs]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RungSection {
     /// Rendition name (its folder in URLs), e.g. `480p`.
@@ -227,7 +227,7 @@ pub struct RungSection {
 }
 
 /// `[server]` keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
     /// HTTP listen address (default `0.0.0.0:8080`).
@@ -250,7 +250,7 @@ pub struct ServerSection {
 }
 
 /// `[packager]` keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PackagerSection {
     /// Segment target (default `2s`).
@@ -267,7 +267,7 @@ pub struct PackagerSection {
 }
 
 /// `[streams]` keys.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamsSection {
     /// Reconnect grace period (default `10s`).
@@ -654,6 +654,147 @@ impl Settings {
             auth,
             token_ttl,
         })
+    }
+}
+
+/// What `estuary config` shows for a secret that is set.
+pub const REDACTED: &str = "<redacted>";
+
+impl Settings {
+    /// The effective configuration as a file: every key with the value in force (defaults, file,
+    /// environment and flags applied), secrets shown as [`REDACTED`]. `transcode.rungs` is absent when
+    /// each stream gets the default ladder derived from its source.
+    pub fn effective(&self) -> FileConfig {
+        let hub = &self.hub;
+        let p = &hub.packager;
+        let redacted = |set: bool| set.then(|| REDACTED.to_owned());
+        let transcode = match &self.transcode {
+            None => TranscodeSection {
+                enabled: Some(false),
+                ..Default::default()
+            },
+            Some(t) => TranscodeSection {
+                enabled: Some(true),
+                encoder: Some(
+                    match t.encoder {
+                        transcoder::EncoderChoice::Auto => "auto",
+                        transcoder::EncoderChoice::Nvenc => "nvenc",
+                        transcoder::EncoderChoice::Software => "software",
+                    }
+                    .into(),
+                ),
+                passthrough_streams: t.passthrough_streams.clone(),
+                queue_frames: Some(t.options.queue_frames),
+                audio_mode: Some(
+                    match t.options.audio.mode {
+                        transcoder::AudioMode::Transcode => "transcode",
+                        transcoder::AudioMode::Passthrough => "passthrough",
+                    }
+                    .into(),
+                ),
+                audio_bitrate_bps: Some(t.options.audio.bitrate_bps),
+                audio_sample_rate: Some(t.options.audio.sample_rate),
+                audio_channels: Some(t.options.audio.channels),
+                rungs: t.rungs.as_ref().map(|rungs| {
+                    rungs
+                        .iter()
+                        .map(|r| RungSection {
+                            name: r.name.clone(),
+                            height: r.height,
+                            codec: Some(
+                                match r.codec {
+                                    transcoder::VideoCodec::H264 => "h264",
+                                    transcoder::VideoCodec::Hevc => "hevc",
+                                }
+                                .into(),
+                            ),
+                            copy: r.copy,
+                            bitrate_bps: Some(r.bitrate_bps),
+                            maxrate_bps: Some(r.maxrate_bps),
+                            bufsize_bits: Some(r.bufsize_bits),
+                            max_frame_rate: r.max_frame_rate,
+                            profile: r.profile.clone(),
+                            preset: r.preset.clone(),
+                            priority: r.priority,
+                        })
+                        .collect()
+                }),
+            },
+        };
+        let a = &self.auth;
+        FileConfig {
+            server: ServerSection {
+                http_listen: Some(self.http_listen),
+                rtmp_listen: Some(self.rtmp_listen),
+                cors_allow_origin: Some(self.origin.cors_allow_origin.clone()),
+                http_max_connections: Some(self.origin.max_connections),
+                rtmp_max_connections: Some(self.rtmp_max_connections),
+                srt_listen: Some(self.srt_listen),
+                srt_max_connections: Some(self.srt.max_connections),
+                data_dir: hub.data_dir.clone(),
+            },
+            packager: PackagerSection {
+                segment_target: Some(p.segment_target),
+                part_target: Some(p.part_target),
+                window_segments: Some(p.window_segments),
+                max_target_duration: Some(p.max_target_duration),
+            },
+            streams: StreamsSection {
+                reconnect_grace: Some(hub.reconnect_grace),
+                ended_linger: Some(hub.ended_linger),
+                max_waiters_per_stream: Some(hub.max_waiters_per_stream),
+                max_streams: Some(hub.max_streams),
+            },
+            transcode,
+            srt: SrtSection {
+                latency: Some(self.srt.latency),
+                udp_recv_buffer_bytes: Some(self.srt.udp_recv_buffer_bytes),
+                passphrase: redacted(self.srt.passphrase.is_some()),
+                passphrases: self
+                    .srt
+                    .stream_passphrases
+                    .keys()
+                    .map(|k| (k.clone(), REDACTED.to_owned()))
+                    .collect(),
+            },
+            dash: DashSection {
+                target_latency: Some(hub.dash.effective_target_latency(p.part_target)),
+                min_playback_rate: Some(hub.dash.min_playback_rate),
+                max_playback_rate: Some(hub.dash.max_playback_rate),
+            },
+            encryption: EncryptionSection {
+                enabled: Some(hub.encryption.default),
+                rotate_every_segments: Some(hub.encryption.rotate_every),
+                streams: hub.encryption.streams.clone(),
+            },
+            auth: AuthSection {
+                playback: Some(
+                    match a.playback {
+                        crate::auth::PlaybackMode::Token => "token",
+                        crate::auth::PlaybackMode::Open => "open",
+                    }
+                    .into(),
+                ),
+                publish: Some(
+                    match a.publish {
+                        crate::auth::PublishMode::Key => "key",
+                        crate::auth::PublishMode::Webhook => "webhook",
+                        crate::auth::PublishMode::Open => "open",
+                    }
+                    .into(),
+                ),
+                secret: redacted(a.secret.is_some()),
+                secret_file: a.secret_file.clone(),
+                webhook_url: a.webhook.as_ref().map(|w| w.url.to_string()),
+                webhook_timeout: a.webhook.as_ref().map(|w| w.timeout),
+                trusted_edge_header: a.trusted_edge.as_ref().map(|e| e.header.to_string()),
+                trusted_edge_secret: redacted(a.trusted_edge.is_some()),
+                token_ttl: Some(self.token_ttl),
+            },
+            api: ApiSection {
+                token: redacted(a.api_token.is_some()),
+            },
+        }
     }
 }
 
@@ -1255,6 +1396,54 @@ mod tests {
                 .to_string();
             assert!(err.contains(needle), "{pairs:?}: {err}");
         }
+    }
+
+    #[test]
+    fn the_effective_configuration_round_trips_and_hides_secrets() {
+        let file: FileConfig = toml::from_str(
+            "[packager]\npart_target = \"300ms\"\n[transcode]\nencoder = \"software\"\n\
+             [[transcode.rungs]]\nname = \"source\"\ncopy = true\n\
+             [[transcode.rungs]]\nname = \"480p\"\nheight = 480\nbitrate_bps = 1200000\npriority = 2\n\
+             [srt.passphrases]\n\"live/cam\" = \"camera passphrase\"\n\
+             [encryption.streams]\n\"live/x\" = true\n[dash]\nmin_playback_rate = 0.9\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            http_listen: Some("127.0.0.1:1234".parse().unwrap()),
+            auth_secret: Some(crate::auth::SecretString::new(
+                "a secret that is long enough, 32 bytes",
+            )),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&args, file).unwrap();
+        let text = toml::to_string_pretty(&s.effective()).unwrap();
+        assert!(
+            !text.contains("camera passphrase") && !text.contains("long enough"),
+            "{text}"
+        );
+        assert!(text.contains("secret = \"<redacted>\""), "{text}");
+        assert!(text.contains("\"live/cam\" = \"<redacted>\""), "{text}");
+        // Without its secrets, the printed configuration resolves to the same settings.
+        let again: FileConfig = toml::from_str(
+            &text
+                .lines()
+                .filter(|l| !l.contains(REDACTED))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+        .unwrap();
+        let s2 = Settings::resolve(&ServeArgs::default(), again).unwrap();
+        assert_eq!(s2.http_listen, s.http_listen);
+        assert_eq!(s2.hub.packager, s.hub.packager);
+        assert_eq!(s2.hub.encryption, s.hub.encryption);
+        assert_eq!(s2.hub.dash.min_playback_rate, 0.9);
+        assert_eq!(
+            s2.hub.dash.target_latency,
+            Some(Duration::from_millis(1200))
+        );
+        let (r1, r2) = (s.transcode.unwrap(), s2.transcode.unwrap());
+        assert_eq!(r1.rungs, r2.rungs);
+        assert_eq!(r1.options.audio, r2.options.audio);
     }
 
     #[test]

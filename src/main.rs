@@ -25,6 +25,9 @@ enum Command {
     PublishKey(PublishKeyArgs),
     /// Print the HTTP API's bearer token (`Authorization: Bearer …` for /api/streams).
     ApiToken(ServeArgs),
+    /// Print the effective configuration (defaults, file, environment and flags applied) as TOML, with
+    /// secrets redacted. Exits non-zero, naming the key, when it is not valid.
+    Config(ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,6 +130,16 @@ fn main() -> anyhow::Result<()> {
                 println!("{base}/t/{token}/{}/index.m3u8", args.scope);
                 println!("{base}/t/{token}/{}/manifest.mpd", args.scope);
             }
+            Ok(())
+        }
+        Command::Config(args) => {
+            let settings = Settings::load(&args)?;
+            let text = toml::to_string_pretty(&settings.effective())?;
+            println!(
+                "# Effective configuration of `estuary serve` (defaults, file, environment, flags).\n\
+                 # Secrets that are set show as \"{}\".\n\n{text}",
+                estuary::config::REDACTED
+            );
             Ok(())
         }
         Command::ApiToken(args) => {
