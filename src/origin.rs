@@ -434,11 +434,12 @@ impl Origin {
         let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
         let (token, rest) = split_token(req.uri().path());
         let parsed = parse_path(rest);
+        // CORS preflights carry no credentials: never checked, never counted as refusals.
         let access = match &parsed {
-            Some((stream, object)) => {
+            Some((stream, object)) if method != Method::OPTIONS => {
                 self.check_access(req.headers(), token, stream, object, client)
             }
-            None => Ok(()),
+            _ => Ok(()),
         };
         let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
         let path = req.uri().path();
