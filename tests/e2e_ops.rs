@@ -519,20 +519,38 @@ fn estuary_config_prints_file_env_and_flags_in_precedence_and_names_bad_keys() {
         ],
         &["--segment-target", "2s"],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let effective: toml::Table = toml::from_str(&text).expect("the output is TOML");
     let packager = effective["packager"].as_table().unwrap();
     assert_eq!(packager["window_segments"].as_integer(), Some(9), "file");
-    assert_eq!(packager["part_target"].as_str(), Some("250ms"), "env over file");
-    assert_eq!(packager["segment_target"].as_str(), Some("2s"), "flag over env");
+    assert_eq!(
+        packager["part_target"].as_str(),
+        Some("250ms"),
+        "env over file"
+    );
+    assert_eq!(
+        packager["segment_target"].as_str(),
+        Some("2s"),
+        "flag over env"
+    );
     assert_eq!(effective["api"]["token"].as_str(), Some("<redacted>"));
     assert!(!text.contains("an api token that is long"));
     // Rejections name the variable or the key.
     for (env, needle) in [
         (("ESTUARY_PACKAGER__PART_TARGT", "1s"), "part_targt"),
-        (("ESTUARY_PAKAGER__PART_TARGET", "1s"), "ESTUARY_PAKAGER__PART_TARGET"),
-        (("ESTUARY_PACKAGER__PART_TARGET", "3s"), "packager.part_target"),
+        (
+            ("ESTUARY_PAKAGER__PART_TARGET", "1s"),
+            "ESTUARY_PAKAGER__PART_TARGET",
+        ),
+        (
+            ("ESTUARY_PACKAGER__PART_TARGET", "3s"),
+            "packager.part_target",
+        ),
     ] {
         let out = run(&[env], &[]);
         assert!(!out.status.success(), "{env:?}");

@@ -13,7 +13,7 @@ use estuary::{
     config::{FileConfig, ServeArgs, Settings},
     server::Server,
 };
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::{StatusCode, header::HeaderMap};
 
 pub fn repo() -> PathBuf {
@@ -196,12 +196,25 @@ pub async fn get(url: &str) -> Fetched {
 }
 
 pub async fn request(method: &str, url: &str) -> Fetched {
+    request_with(method, url, &[], None).await
+}
+
+/// A request with extra headers and an optional body.
+pub async fn request_with(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Fetched {
+    use http_body_util::Full;
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(Empty::new())
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
         .unwrap();
     let start = Instant::now();
     let resp = client.request(req).await.expect("http request");
@@ -214,6 +227,21 @@ pub async fn request(method: &str, url: &str) -> Fetched {
         body,
         elapsed: start.elapsed(),
     }
+}
+
+/// Assert a player harness report played at least `min_seconds` with no fatal error.
+pub fn assert_played(report: &serde_json::Value, min_seconds: f64) {
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        report["played_seconds"].as_f64().unwrap_or(0.0) >= min_seconds,
+        "{report}"
+    );
+    assert!(
+        report["fatal_errors"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{report}"
+    );
 }
 
 /// Poll `url` until it answers 200 or `timeout` passes.
