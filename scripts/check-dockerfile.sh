@@ -5,7 +5,8 @@
 #  2. every FFmpeg -dev package's runtime library (the libNAME<soname> package
 #     it depends on, e.g. libavcodec-dev -> libavcodec59) is installed in the
 #     runtime stage, plus ca-certificates;
-#  3. every package either stage installs exists in apt (apt-cache show).
+#  3. every package either stage installs exists in apt (apt-cache show);
+#  4. the player libraries the origin serves are copied into the runtime stage.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,19 +19,19 @@ bad() { printf 'check-dockerfile: %s\n' "$*" >&2; fail=1; }
 mapfile -t build < <(sed -n '/^BUILD_PACKAGES=(/,/^)/p' "$SETUP" | sed '1d;$d' | tr -s ' \t' '\n' | grep -v '^$')
 ((${#build[@]})) || { bad "no BUILD_PACKAGES list found in scripts/setup.sh"; exit 1; }
 
-# The packages named by `apt-get install` in stage N (0-based) of the Dockerfile.
+# The packages named by `apt-get install` in the stage named $1 (`FROM … AS $1`).
 stage_packages() {
   awk -v want="$1" '
-    /^[[:space:]]*FROM[[:space:]]/ { stage++; next }
-    stage - 1 == want { print }
+    /^[[:space:]]*FROM[[:space:]]/ { name = tolower($NF); next }
+    name == want { print }
   ' "$DOCKERFILE" |
     sed -e ':a' -e '/\\$/N; s/\\\n/ /; ta' |
     grep 'apt-get install' |
     sed 's/.*apt-get install//; s/&&.*//' |
     tr -s ' \t' '\n' | grep -v -e '^-' -e '^$' || true
 }
-mapfile -t builder < <(stage_packages 0)
-mapfile -t runtime < <(stage_packages 1)
+mapfile -t builder < <(stage_packages builder)
+mapfile -t runtime < <(stage_packages runtime)
 ((${#builder[@]})) || bad "no apt-get install found in the builder stage"
 ((${#runtime[@]})) || bad "no apt-get install found in the runtime stage"
 
@@ -67,6 +68,22 @@ if ((${#all[@]})); then
     has "$p" "${known[@]}" || bad "apt has no package $p (apt-cache show finds nothing)"
   done
 fi
+
+# 4. The player libraries: every file src/player.rs serves is copied into the
+#    runtime stage under ESTUARY_PLAYER__ASSETS_DIR, and exists in player/'s
+#    npm install (what the player stage runs `npm ci` for).
+assets_dir="$(sed -n 's/^ENV ESTUARY_PLAYER__ASSETS_DIR=//p' "$DOCKERFILE")"
+[[ -n "$assets_dir" ]] || bad "no ENV ESTUARY_PLAYER__ASSETS_DIR in the Dockerfile"
+mapfile -t libs < <(sed -n '/^const LIBRARIES/,/^];/p' "$ROOT/src/player.rs" | grep -o '("[^"]*", "[^"]*")' | sed 's/.*, "\(.*\)")/\1/')
+((${#libs[@]})) || bad "no LIBRARIES found in src/player.rs"
+for rel in "${libs[@]}"; do
+  grep -q "^COPY --from=player /player/node_modules/$rel $assets_dir/$rel\$" "$DOCKERFILE" ||
+    bad "the runtime stage does not copy player/node_modules/$rel to $assets_dir/$rel"
+  if [[ -d "$ROOT/player/node_modules" ]]; then
+    [[ -f "$ROOT/player/node_modules/$rel" ]] || bad "player/node_modules/$rel missing after npm ci (package changed?)"
+  fi
+done
+grep -q '^COPY player/package.json player/package-lock.json' "$DOCKERFILE" || bad "the player stage does not install from player/package-lock.json"
 
 if ((fail)); then exit 1; fi
 echo "check-dockerfile: ok (builder: ${#builder[@]} packages, runtime: ${#runtime[@]} packages)"

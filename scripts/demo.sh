@@ -123,7 +123,7 @@ PUBLISH_KEY="$("$BIN" publish-key "live/$NAME" 2>/dev/null | head -n 1)"
 [[ -n "$PUBLISH_KEY" ]] || die "estuary publish-key failed"
 mapfile -t LOCAL_URLS < <("$BIN" token "live/$NAME" --base-url "http://127.0.0.1:$HTTP_PORT" 2>/dev/null)
 mapfile -t URLS < <("$BIN" token "live/$NAME" --base-url "http://$HOST:$HTTP_PORT" 2>/dev/null)
-((${#URLS[@]} == 2 && ${#LOCAL_URLS[@]} == 2)) || die "estuary token failed"
+((${#URLS[@]} == 3 && ${#LOCAL_URLS[@]} == 3)) || die "estuary token failed"
 PUBLISH_URL="rtmp://127.0.0.1:$RTMP_PORT/live/$NAME?key=$PUBLISH_KEY"
 log "publishing $(basename "$CLIP") in a loop to rtmp://127.0.0.1:$RTMP_PORT/live/$NAME?key=… (log: target/demo/ffmpeg.log)"
 "$FFMPEG" -hide_banner -loglevel warning -nostdin -re -stream_loop -1 -i "$CLIP" \
@@ -148,6 +148,9 @@ cat <<EOF
   Estuary is running. Play the stream (signed URLs, valid 6 h; more with
   target/$PROFILE/estuary token live/$NAME --base-url http://$HOST:$HTTP_PORT):
 
+    Player: ${URLS[2]}
+            (the origin's own page: hls.js, or dash.js with ?engine=dash;
+            live latency and the rendition playing)
     LL-HLS: ${URLS[0]}
     DASH:   ${URLS[1]}
     (on this machine: ${LOCAL_URLS[0]})

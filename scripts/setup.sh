@@ -5,8 +5,9 @@
 #
 #   bash scripts/setup.sh
 #
-# Installs Debian packages (as root, or through sudo), the browser-test npm
-# packages in tests/browser, and a Python venv in .venv/ holding
+# Installs Debian packages (as root, or through sudo), the player page's npm
+# packages in player/ (hls.js, dash.js), the browser-test npm packages in
+# tests/browser, and a Python venv in .venv/ holding
 # imageio-ffmpeg (a static FFmpeg >= 7, needed to publish HEVC over Enhanced
 # RTMP; Debian's FFmpeg 5.1 cannot). Writes target/tools.env with the paths.
 # Nothing is exported globally.
@@ -87,22 +88,25 @@ if ((nginx_was_installed == 0)) && is_installed nginx-light; then
   fi
 fi
 
-# --- browser tests (npm) -----------------------------------------------------
-BROWSER_DIR="$ROOT/tests/browser"
-if [[ -f "$BROWSER_DIR/package.json" ]]; then
-  stamp="$BROWSER_DIR/node_modules/.package-lock.json"
-  if [[ -f "$BROWSER_DIR/package-lock.json" ]]; then
-    if [[ -f "$stamp" && ! "$BROWSER_DIR/package-lock.json" -nt "$stamp" && ! "$BROWSER_DIR/package.json" -nt "$stamp" ]]; then
-      log "tests/browser: node_modules up to date"
+# --- npm packages: the player page's libraries (player/) and the browser tests -
+npm_install() { # dir label
+  local dir="$1" label="$2" stamp="$1/node_modules/.package-lock.json"
+  [[ -f "$dir/package.json" ]] || return 0
+  if [[ -f "$dir/package-lock.json" ]]; then
+    if [[ -f "$stamp" && ! "$dir/package-lock.json" -nt "$stamp" && ! "$dir/package.json" -nt "$stamp" ]]; then
+      log "$label: node_modules up to date"
     else
-      log "tests/browser: npm ci"
-      (cd "$BROWSER_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+      log "$label: npm ci"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     fi
   else
-    log "tests/browser: npm install (no lockfile)"
-    (cd "$BROWSER_DIR" && npm install --no-audit --no-fund --loglevel=error)
+    log "$label: npm install (no lockfile)"
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
   fi
-fi
+}
+# hls.js and dash.js for the origin's player page (served from player/node_modules).
+npm_install "$ROOT/player" "player"
+npm_install "$ROOT/tests/browser" "tests/browser"
 
 # --- FFmpeg >= 7 for HEVC over Enhanced RTMP (PyPI imageio-ffmpeg) ------------
 IMAGEIO_FFMPEG_VERSION="0.8.1"

@@ -42,6 +42,20 @@ pub struct FileConfig {
     /// `[api]`.
     #[serde(default)]
     pub api: ApiSection,
+    /// `[player]`.
+    #[serde(default)]
+    pub player: PlayerSection,
+}
+
+/// `[player]` keys: the origin's player page (`/live/{name}/`).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerSection {
+    /// Serve the player page and its libraries (default `true`).
+    pub enabled: Option<bool>,
+    /// Directory holding the npm packages `hls.js` and `dashjs` in `node_modules` layout (default
+    /// `player/node_modules`, relative to the working directory; `npm ci --prefix player` fills it).
+    pub assets_dir: Option<PathBuf>,
 }
 
 /// `[api]` keys: the HTTP API (`/api/streams`).
@@ -247,6 +261,9 @@ pub struct ServerSection {
     /// Directory for state that must survive a restart: content keys (default `estuary-data`, relative
     /// to the working directory). Must be private to the origin: it holds key material.
     pub data_dir: Option<std::path::PathBuf>,
+    /// On shutdown, how long responses in flight may take to finish (default `10s`, at most `5m`).
+    #[serde(default, with = "humantime_serde")]
+    pub shutdown_grace: Option<Duration>,
 }
 
 /// `[packager]` keys.
@@ -362,10 +379,15 @@ pub const FILE_SECTIONS: &[&str] = &[
     "encryption",
     "auth",
     "api",
+    "player",
 ];
 
 /// `server.data_dir` when none is given: relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = "estuary-data";
+
+/// `player.assets_dir` when none is given: relative to the working directory (the repository's
+/// `player/` package after `npm ci`).
+pub const DEFAULT_PLAYER_ASSETS_DIR: &str = "player/node_modules";
 
 /// The effective configuration of `estuary serve`.
 #[derive(Debug, Clone)]
@@ -390,6 +412,8 @@ pub struct Settings {
     pub auth: crate::auth::AuthConfig,
     /// Lifetime of tokens printed by `estuary token` without `--ttl`.
     pub token_ttl: Duration,
+    /// On shutdown, the longest wait for responses in flight.
+    pub shutdown_grace: Duration,
 }
 
 /// The resolved `[transcode]` settings, before the encoder probe.
@@ -612,6 +636,22 @@ impl Settings {
         if let Some(v) = file.server.http_max_connections {
             origin.max_connections = v.max(1);
         }
+        origin.player = crate::player::PlayerConfig {
+            enabled: file.player.enabled.unwrap_or(true),
+            assets_dir: file
+                .player
+                .assets_dir
+                .unwrap_or_else(|| DEFAULT_PLAYER_ASSETS_DIR.into()),
+        };
+        let shutdown_grace = file
+            .server
+            .shutdown_grace
+            .unwrap_or(Duration::from_secs(10));
+        if shutdown_grace > Duration::from_secs(300) {
+            return Err(ConfigError::Invalid(
+                "server.shutdown_grace: must be at most 5m".into(),
+            ));
+        }
         let transcode = resolve_transcode(file.transcode, &hub.packager)?;
         let token_ttl = file.auth.token_ttl.unwrap_or(Duration::from_secs(6 * 3600));
         if token_ttl < Duration::from_secs(1) {
@@ -653,6 +693,7 @@ impl Settings {
             srt,
             auth,
             token_ttl,
+            shutdown_grace,
         })
     }
 }
@@ -732,6 +773,7 @@ impl Settings {
                 srt_listen: Some(self.srt_listen),
                 srt_max_connections: Some(self.srt.max_connections),
                 data_dir: hub.data_dir.clone(),
+                shutdown_grace: Some(self.shutdown_grace),
             },
             packager: PackagerSection {
                 segment_target: Some(p.segment_target),
@@ -793,6 +835,10 @@ impl Settings {
             },
             api: ApiSection {
                 token: redacted(a.api_token.is_some()),
+            },
+            player: PlayerSection {
+                enabled: Some(self.origin.player.enabled),
+                assets_dir: Some(self.origin.player.assets_dir.clone()),
             },
         }
     }
@@ -1457,5 +1503,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("packager.part_target"), "{err}");
+        let file: FileConfig = toml::from_str("[server]\nshutdown_grace = \"6m\"\n").unwrap();
+        let err = Settings::resolve(&ServeArgs::default(), file)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.shutdown_grace"), "{err}");
+        let err = toml::from_str::<FileConfig>("[player]\nassets = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("assets"), "{err}");
+        let file: FileConfig =
+            toml::from_str("[player]\nenabled = false\nassets_dir = \"/srv/player\"\n").unwrap();
+        let settings = Settings::resolve(&ServeArgs::default(), file).unwrap();
+        assert!(!settings.origin.player.enabled);
+        assert_eq!(
+            settings.origin.player.assets_dir,
+            std::path::PathBuf::from("/srv/player")
+        );
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
     }
 }

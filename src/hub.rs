@@ -186,6 +186,8 @@ pub struct StreamEntry {
     kicked: std::sync::atomic::AtomicBool,
     /// HTTP requests for this stream's objects.
     requests: RequestRate,
+    /// The hub's part publication latency histograms.
+    part_latency: crate::metrics::PartLatencyFamily,
 }
 
 /// A request counter with the rate over its last complete window of at least
@@ -275,6 +277,23 @@ impl StreamEntry {
         self.waiters.load(Ordering::Acquire)
     }
 
+    /// Observe the publication latency of the parts published since the last call (after each frame
+    /// packaged).
+    pub(crate) fn observe_part_latency(&self, state: &mut StreamState) {
+        for (rendition, delays_ms) in state.packager.take_publication_delays() {
+            let h = self
+                .part_latency
+                .get_or_create(&crate::metrics::RenditionLabels {
+                    stream: self.name.clone(),
+                    rendition,
+                })
+                .clone();
+            for ms in delays_ms {
+                h.observe(f64::from(ms) / 1000.0);
+            }
+        }
+    }
+
     /// Publish an update: bump the version and wake every waiter.
     pub(crate) fn bump(&self, state: &mut StreamState) {
         state.version += 1;
@@ -302,6 +321,8 @@ pub struct Hub {
     next_msn: Mutex<HashMap<String, u64>>,
     /// Set by [`Hub::end_all`].
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Part publication latency per stream and rendition (`/metrics`).
+    part_latency: crate::metrics::PartLatencyFamily,
 }
 
 /// Wall clock, Unix milliseconds.
@@ -319,7 +340,13 @@ impl Hub {
             streams: Mutex::new(HashMap::new()),
             next_msn: Mutex::new(HashMap::new()),
             shutting_down: Default::default(),
+            part_latency: crate::metrics::part_latency_family(),
         })
+    }
+
+    /// The part publication latency histograms, by stream and rendition.
+    pub fn part_latency(&self) -> &crate::metrics::PartLatencyFamily {
+        &self.part_latency
     }
 
     /// The configuration.
@@ -398,6 +425,7 @@ impl Hub {
             waiters: AtomicUsize::new(0),
             kicked: Default::default(),
             requests: RequestRate::new(),
+            part_latency: self.part_latency.clone(),
         })
     }
 
@@ -464,7 +492,14 @@ impl Hub {
                 .get(&name)
                 .is_some_and(|e| e.lock().ended_at.is_some())
             {
-                streams.remove(&name);
+                if let Some(entry) = streams.remove(&name) {
+                    for r in entry.lock().packager.renditions() {
+                        self.part_latency.remove(&crate::metrics::RenditionLabels {
+                            stream: name.clone(),
+                            rendition: r.name().to_owned(),
+                        });
+                    }
+                }
                 memory.insert(name.clone(), next);
                 tracing::info!(stream = %name, "stream removed");
             }
@@ -626,6 +661,7 @@ impl HubSession {
     fn package(&mut self, frame: media::Frame) {
         let mut st = self.entry.lock();
         let update = st.packager.push_frame(frame, unix_ms());
+        self.entry.observe_part_latency(&mut st);
         if update.became_ready {
             tracing::info!(stream = %self.entry.name, "playlists ready");
         }

@@ -31,15 +31,61 @@ impl LadderSettings {
     }
 }
 
+/// When recent source frames were received, so that a transcoded part's publication latency counts
+/// from its source frame's reception (decoding, scaling and encoding included).
+///
+/// Keyed by presentation time in µs on the source timeline, which every rendition keeps.
+#[derive(Debug, Default)]
+pub struct ArrivalLog {
+    /// (track, PTS in µs, reception in Unix ms), in reception order; at most [`Self::CAPACITY`].
+    frames: std::sync::Mutex<std::collections::VecDeque<(TrackKind, i64, i64)>>,
+}
+
+impl ArrivalLog {
+    /// Frames remembered: about 30 s of 60 fps video with its audio, beyond any encoder delay.
+    pub const CAPACITY: usize = 4096;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(TrackKind, i64, i64)>> {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Note a source frame (`pts` in `timescale` ticks) received at `received_ms` (Unix ms).
+    pub fn record(&self, kind: TrackKind, pts: i64, timescale: u32, received_ms: i64) {
+        let mut frames = self.lock();
+        if frames.len() >= Self::CAPACITY {
+            frames.pop_front();
+        }
+        frames.push_back((
+            kind,
+            media::time::rescale(pts, timescale, 1_000_000),
+            received_ms,
+        ));
+    }
+
+    /// When the source frame of an output frame (`pts` in `timescale` ticks) was received: the frame
+    /// with the same presentation time (within 1 ms: video keeps its timestamps), else the latest
+    /// received frame presented at or before it (resampled audio). `None` once forgotten.
+    pub fn received_ms(&self, kind: TrackKind, pts: i64, timescale: u32) -> Option<i64> {
+        let us = media::time::rescale(pts, timescale, 1_000_000);
+        let frames = self.lock();
+        let same_kind = || frames.iter().rev().filter(|(k, ..)| *k == kind);
+        same_kind()
+            .find(|(_, p, _)| (p - us).abs() <= 1_000)
+            .or_else(|| same_kind().find(|(_, p, _)| *p <= us))
+            .map(|(.., r)| *r)
+    }
+}
+
 /// Feeds transcoder output into one stream's packager.
 pub struct PackagerSink {
     entry: Arc<StreamEntry>,
+    arrivals: Arc<ArrivalLog>,
 }
 
 impl PackagerSink {
-    /// A sink into `entry`'s packager.
-    pub fn new(entry: Arc<StreamEntry>) -> Arc<Self> {
-        Arc::new(Self { entry })
+    /// A sink into `entry`'s packager; part latencies count from the source frames in `arrivals`.
+    pub fn new(entry: Arc<StreamEntry>, arrivals: Arc<ArrivalLog>) -> Arc<Self> {
+        Arc::new(Self { entry, arrivals })
     }
 }
 
@@ -52,9 +98,14 @@ impl TranscodeSink for PackagerSink {
 
     fn frame(&self, rendition: &str, frame: Frame) {
         let mut st = self.entry.lock();
-        let update = st
-            .packager
-            .push_rendition_frame(rendition, frame, unix_ms());
+        let received = st.packager.rendition(rendition).and_then(|r| {
+            self.arrivals
+                .received_ms(frame.track, frame.pts, r.timescale())
+        });
+        let update =
+            st.packager
+                .push_rendition_frame_received(rendition, frame, unix_ms(), received);
+        self.entry.observe_part_latency(&mut st);
         if update.became_ready {
             tracing::info!(stream = %self.entry.name, "playlists ready");
         }
@@ -71,6 +122,8 @@ pub struct SessionLadder {
     audio: Option<TrackInfo>,
     transcoder: Option<StreamTranscoder>,
     has_failed: bool,
+    /// When the source frames were received (for the part publication latency).
+    arrivals: Arc<ArrivalLog>,
 }
 
 impl SessionLadder {
@@ -82,6 +135,7 @@ impl SessionLadder {
             audio: None,
             transcoder: None,
             has_failed: false,
+            arrivals: Arc::default(),
         }
     }
 
@@ -164,7 +218,7 @@ impl SessionLadder {
                 &rungs,
                 &self.settings.probe,
                 &self.settings.options,
-                PackagerSink::new(entry.clone()),
+                PackagerSink::new(entry.clone(), self.arrivals.clone()),
             ) {
                 Ok(t) => {
                     let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
@@ -179,6 +233,14 @@ impl SessionLadder {
             }
         }
         if let Some(t) = &self.transcoder {
+            let source = match frame.track {
+                TrackKind::Video => self.video.as_ref(),
+                TrackKind::Audio => self.audio.as_ref(),
+            };
+            if let Some(track) = source {
+                self.arrivals
+                    .record(frame.track, frame.pts, track.timescale, unix_ms());
+            }
             t.push(frame);
         }
         None

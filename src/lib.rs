@@ -12,4 +12,5 @@ pub mod keys;
 pub mod ladder;
 pub mod metrics;
 pub mod origin;
+pub mod player;
 pub mod server;

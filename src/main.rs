@@ -18,7 +18,8 @@ struct Cli {
 enum Command {
     /// Start the origin with embedded defaults (overridable by --config FILE, ESTUARY_* variables, flags).
     Serve(ServeArgs),
-    /// Print signed playback URLs for a stream (`live/{name}`), or a token for a prefix (`live/`).
+    /// Print signed playback URLs for a stream (`live/{name}`): the multivariant playlist, the MPD and
+    /// the player page; or their templates for a prefix (`live/`).
     /// Uses the same secret as `serve` with the same configuration.
     Token(TokenArgs),
     /// Print a stream's publish key and the RTMP and SRT URLs that present it.
@@ -123,13 +124,15 @@ fn main() -> anyhow::Result<()> {
                 humantime::format_duration(std::time::Duration::from_secs(ttl.as_secs().max(1))),
                 claims.expires_unix_s
             );
-            if is_prefix {
-                println!("{base}/t/{token}/{}{{name}}/index.m3u8", args.scope);
-                println!("{base}/t/{token}/{}{{name}}/manifest.mpd", args.scope);
+            // The multivariant playlist, the MPD, and the origin's player page.
+            let dir = if is_prefix {
+                format!("{base}/t/{token}/{}{{name}}/", args.scope)
             } else {
-                println!("{base}/t/{token}/{}/index.m3u8", args.scope);
-                println!("{base}/t/{token}/{}/manifest.mpd", args.scope);
-            }
+                format!("{base}/t/{token}/{}/", args.scope)
+            };
+            println!("{dir}index.m3u8");
+            println!("{dir}manifest.mpd");
+            println!("{dir}");
             Ok(())
         }
         Command::Config(args) => {
@@ -179,8 +182,15 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(async move {
                 let server = Server::start(settings).await?;
-                tokio::signal::ctrl_c().await?;
-                tracing::info!("shutting down");
+                // SIGINT (Ctrl-C, `docker stop` with the image's STOPSIGNAL) or SIGTERM (systemd,
+                // Kubernetes) start a graceful shutdown.
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let signal = tokio::select! {
+                    r = tokio::signal::ctrl_c() => { r?; "SIGINT" }
+                    _ = term.recv() => "SIGTERM",
+                };
+                tracing::info!(signal, "shutting down");
                 server.shutdown().await;
                 anyhow::Ok(())
             })

@@ -7,13 +7,14 @@
 //!   packaged and dropped, parts and segments produced, the measured bit rate, the stream's state,
 //!   blocked requests and requests served, frames and bytes received from the publisher, SRT receive
 //!   counters, the transcoder's real-time factor, lag and shed rungs; playback refusals by reason and
-//!   publish refusals.
+//!   publish refusals;
+//! - observed as parts are published: the part publication latency histogram ([`PartLatencyFamily`]).
 //!
 //! Every series is prefixed `estuary_`. Counters end in `_total` (OpenMetrics).
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -46,10 +47,33 @@ struct StateLabels {
     state: &'static str,
 }
 
+/// Labels of a per-rendition series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RenditionLabels {
-    stream: String,
-    rendition: String,
+pub struct RenditionLabels {
+    /// `live/{name}`.
+    pub stream: String,
+    /// The rendition (`source`, `480p`, `audio`, …).
+    pub rendition: String,
+}
+
+/// Bucket bounds of the part publication latency, seconds.
+pub const PART_LATENCY_BUCKETS_S: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+fn part_latency_histogram() -> Histogram {
+    Histogram::new(PART_LATENCY_BUCKETS_S)
+}
+
+/// `estuary_part_publication_latency_seconds{stream,rendition}`: per part, from the reception of its
+/// last frame (for a transcoded rendition: of that frame's source frame) to the part's publication —
+/// packaging, and for a ladder decoding, scaling and encoding too. Owned by the hub, observed as parts
+/// are published, series removed with their stream.
+pub type PartLatencyFamily = Family<RenditionLabels, Histogram, fn() -> Histogram>;
+
+/// An empty [`PartLatencyFamily`] with [`PART_LATENCY_BUCKETS_S`].
+pub fn part_latency_family() -> PartLatencyFamily {
+    Family::new_with_constructor(part_latency_histogram as fn() -> Histogram)
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -327,6 +351,12 @@ impl Metrics {
             "transcoder_decode_errors",
             "Source frames the decoder rejected",
             decode_errors,
+        );
+        // The unit is in the name only: a `# UNIT` line on a histogram trips some parsers.
+        registry.register(
+            "part_publication_latency_seconds",
+            "From the reception of a part's last (source) frame to the part's publication, seconds",
+            hub.part_latency().clone(),
         );
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)?;

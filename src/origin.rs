@@ -22,6 +22,9 @@
 //! `GET /api/streams`, `GET /api/streams/live/{name}` and `DELETE /api/streams/live/{name}` (disconnects
 //! its publisher). See [`StreamReport`].
 //!
+//! The player page: `GET /live/{name}/` (also under `/t/{token}`) and its libraries under `/player/`
+//! ([`crate::player`]).
+//!
 //! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
 
 use std::{
@@ -68,6 +71,8 @@ pub struct OriginConfig {
     pub header_read_timeout: Duration,
     /// Connections served at once (default 20 000); further connections wait in the accept queue.
     pub max_connections: usize,
+    /// The player page ([`crate::player`]).
+    pub player: crate::player::PlayerConfig,
 }
 
 impl Default for OriginConfig {
@@ -76,6 +81,7 @@ impl Default for OriginConfig {
             cors_allow_origin: "*".into(),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 20_000,
+            player: Default::default(),
         }
     }
 }
@@ -191,6 +197,7 @@ pub struct Origin {
     config: OriginConfig,
     auth: Arc<Auth>,
     metrics: crate::metrics::Metrics,
+    player: crate::player::PlayerAssets,
 }
 
 /// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
@@ -389,6 +396,9 @@ mod cache {
     pub const ERROR: &str = "no-cache";
     pub const NO_STORE: &str = "no-store";
     pub const PRIVATE: &str = "private, no-store";
+    /// The player page and its libraries: the same for every stream and viewer, and changed only
+    /// by an upgrade.
+    pub const PLAYER: &str = "public, max-age=300";
 }
 
 /// How long a response may be cached.
@@ -413,11 +423,13 @@ struct Reply {
 impl Origin {
     /// An origin serving `hub`'s streams, under `auth`'s playback rules.
     pub fn new(hub: Arc<Hub>, config: OriginConfig, auth: Arc<Auth>) -> Arc<Self> {
+        let player = crate::player::PlayerAssets::load(&config.player);
         Arc::new(Self {
             hub,
             config,
             auth,
             metrics: Default::default(),
+            player,
         })
     }
 
@@ -443,8 +455,27 @@ impl Origin {
         };
         let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
         let path = req.uri().path();
-        let route = route_label(path, parsed.as_ref().map(|(_, o)| o), req.uri().query());
+        let page = match &parsed {
+            None if self.config.player.enabled => crate::player::page_request(rest),
+            _ => None,
+        };
+        let route = match &page {
+            Some(_) => "player",
+            None if path.starts_with(crate::player::ASSETS_PREFIX) => "player",
+            None => route_label(path, parsed.as_ref().map(|(_, o)| o), req.uri().query()),
+        };
         let mut response = match method {
+            Method::GET | Method::HEAD if page.is_some() => {
+                self.player_page(page.as_ref(), method == Method::HEAD)
+            }
+            Method::GET | Method::HEAD
+                if token.is_none() && path.starts_with(crate::player::ASSETS_PREFIX) =>
+            {
+                self.player_asset(
+                    &path[crate::player::ASSETS_PREFIX.len()..],
+                    method == Method::HEAD,
+                )
+            }
             _ if path == "/healthz"
                 || path == "/readyz"
                 || path == "/metrics"
@@ -515,6 +546,76 @@ impl Origin {
             .count_request(route, response.status().as_u16());
         response.body_mut().meter = Some(self.metrics.bytes_counter(route));
         Ok(response)
+    }
+
+    /// The player page ([`crate::player`]), or the redirect to it. Never token-checked: it holds no
+    /// media; what it loads is checked.
+    fn player_page(
+        &self,
+        page: Option<&crate::player::PageRequest>,
+        is_head: bool,
+    ) -> Response<ChunksBody> {
+        let mut resp = match page {
+            Some(crate::player::PageRequest::Redirect(to)) => {
+                let mut r = Response::new(ChunksBody::empty());
+                *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
+                if let Ok(v) = HeaderValue::from_str(to) {
+                    r.headers_mut().insert(header::LOCATION, v);
+                }
+                r
+            }
+            _ => {
+                let mut r = Response::new(ChunksBody::new([Bytes::from_static(
+                    crate::player::PAGE_HTML.as_bytes(),
+                )]));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/html; charset=utf-8"),
+                );
+                r
+            }
+        };
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache::PLAYER),
+        );
+        if is_head {
+            *resp.body_mut() = ChunksBody::empty();
+        }
+        resp
+    }
+
+    /// A player library at `/player/{file}`: 200, 404 (no such file) or 503 (not installed).
+    fn player_asset(&self, file: &str, is_head: bool) -> Response<ChunksBody> {
+        if !self.config.player.enabled {
+            return error_response(&OriginError::NotFound);
+        }
+        match self.player.get(file) {
+            Ok(Some(bytes)) => reply_response(
+                Reply {
+                    status: StatusCode::OK,
+                    content_type: "text/javascript; charset=utf-8",
+                    cache_control: Caching::Fixed(cache::PLAYER),
+                    body: ChunksBody::new([bytes]),
+                },
+                is_head,
+            ),
+            Ok(None) => error_response(&OriginError::NotFound),
+            Err(why) => {
+                let mut r = Response::new(ChunksBody::new([Bytes::from(format!("503 {why}\n"))]));
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                h.insert(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static(cache::ERROR),
+                );
+                r
+            }
+        }
     }
 
     /// `/healthz`, `/readyz` and the JSON API. Never cached.
@@ -1534,21 +1635,37 @@ fn error_response(e: &OriginError) -> Response<ChunksBody> {
     resp
 }
 
-/// Serve HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on `listener` until `shutdown` turns true.
+/// Serve HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on `listener` until `shutdown` turns true,
+/// then shut down gracefully: stop accepting, let each connection finish the response in flight
+/// (then close it; HTTP/2: GOAWAY) and return when all have, or after `grace`, cutting the rest.
+/// Idle keep-alive connections close at once. End the streams first ([`Hub::end_all`]) so that
+/// blocked playlist requests and segments in progress complete instead of running into the grace.
 pub async fn serve(
     listener: TcpListener,
     origin: Arc<Origin>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
+    grace: Duration,
 ) {
     use hyper_util::{
         rt::{TokioExecutor, TokioIo, TokioTimer},
-        server::conn::auto,
+        server::{conn::auto, graceful::GracefulShutdown},
     };
     let limit = Arc::new(tokio::sync::Semaphore::new(origin.config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(origin.config.header_read_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(256);
     loop {
         let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.changed() => return,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = shutdown.changed() => break,
         };
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
             r = listener.accept() => match r {
@@ -1559,34 +1676,44 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
         let origin = origin.clone();
-        let header_timeout = origin.config.header_read_timeout;
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .max_buf_size(64 * 1024);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(256);
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 origin.clone().handle(req)
             });
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }
         });
+    }
+    // Stop accepting (new connections are refused), let every connection finish the response in
+    // flight (HTTP/1.1: then close; HTTP/2: GOAWAY), and wait for them up to `grace`.
+    drop(listener);
+    let open = graceful.count();
+    if open == 0 {
+        return;
+    }
+    tracing::info!(
+        connections = open,
+        grace_ms = grace.as_millis() as u64,
+        "http: finishing responses in flight"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "http: responses still in flight after the grace period are cut"
+        );
     }
 }
 

@@ -27,6 +27,8 @@ pub struct Server {
     pub auth: Arc<crate::auth::Auth>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// How long [`Server::shutdown`] lets HTTP responses in flight finish.
+    shutdown_grace: std::time::Duration,
 }
 
 impl Server {
@@ -71,7 +73,12 @@ impl Server {
         };
         let tasks = vec![
             tokio::spawn(hub.clone().run_supervisor(rx.clone())),
-            tokio::spawn(origin::serve(http, origin, rx.clone())),
+            tokio::spawn(origin::serve(
+                http,
+                origin,
+                rx.clone(),
+                settings.shutdown_grace,
+            )),
             tokio::spawn(rtmp::serve(
                 rtmp_listener,
                 hub.clone(),
@@ -98,15 +105,19 @@ impl Server {
             auth,
             shutdown,
             tasks,
+            shutdown_grace: settings.shutdown_grace,
         })
     }
 
-    /// Stop accepting, end every stream (EXT-X-ENDLIST) and stop the tasks.
+    /// Graceful shutdown: `/readyz` turns 503 and every stream ends (EXT-X-ENDLIST; blocked playlist
+    /// requests are answered), the listeners stop accepting, and HTTP responses in flight get up to
+    /// `server.shutdown_grace` to finish before the tasks stop.
     pub async fn shutdown(self) {
         self.hub.end_all();
         let _ = self.shutdown.send(true);
+        let wait = self.shutdown_grace + std::time::Duration::from_secs(2);
         for t in self.tasks {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
+            let _ = tokio::time::timeout(wait, t).await;
         }
     }
 }

@@ -557,8 +557,13 @@ async fn hls_js_and_ffmpeg_play_from_the_printed_token_url_until_it_expires() {
         &dir,
     );
     let issued = Instant::now();
-    assert_eq!(urls.len(), 2, "{urls:?}");
+    assert_eq!(urls.len(), 3, "{urls:?}");
     let (hls, mpd) = (urls[0].clone(), urls[1].clone());
+    assert_eq!(
+        urls[2],
+        hls.trim_end_matches("index.m3u8"),
+        "the player page"
+    );
     assert!(
         hls.ends_with("/live/printed/index.m3u8") && hls.contains("/t/"),
         "{hls}"

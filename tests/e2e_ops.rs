@@ -272,6 +272,41 @@ fn sample(text: &str, name_and_labels: &str) -> Option<f64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// The part publication latency histogram of one rendition: (count, [(le, cumulative count)]).
+fn part_latency(text: &str, stream: &str, rendition: &str) -> (f64, Vec<(f64, f64)>) {
+    let labels = format!("stream=\"{stream}\",rendition=\"{rendition}\"");
+    let count = sample(
+        text,
+        &format!("estuary_part_publication_latency_seconds_count{{{labels}}}"),
+    )
+    .unwrap_or(0.0);
+    // prometheus-client prints `le` first: `…_bucket{le="0.05",stream="…",rendition="…"} 3`.
+    let suffix = format!(",{labels}}}");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("estuary_part_publication_latency_seconds_bucket{le=\"")?;
+            let (le, rest) = rest.split_once('"')?;
+            let value = rest.strip_prefix(&suffix)?.trim();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((le, value.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect();
+    if count > 0.0 {
+        assert_eq!(
+            buckets.last().map(|b| b.1),
+            Some(count),
+            "+Inf bucket = count"
+        );
+        assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative");
+    }
+    (count, buckets)
+}
+
 async fn scrape(base: &str) -> String {
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
@@ -370,6 +405,26 @@ async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
 
     let last = scrape(&base).await;
     println!("{last}");
+    // Part publication latency: every published part observed, passthrough parts within a frame.
+    let (n0, _) = part_latency(&first, "live/metered", "source");
+    let (n1, buckets) = part_latency(&last, "live/metered", "source");
+    assert!(n1 > n0, "part latency observations move: {n0} -> {n1}");
+    assert!(
+        n1 + 2.0 >= sample(&last, parts).unwrap(),
+        "one observation per part: {n1} for {:?} parts",
+        sample(&last, parts)
+    );
+    let within_50ms = buckets
+        .iter()
+        .find(|(le, _)| *le == 0.05)
+        .map(|(_, c)| *c)
+        .unwrap();
+    assert!(
+        within_50ms >= 0.9 * n1,
+        "passthrough parts are published within 50 ms of their last frame: {buckets:?}"
+    );
+    let (_, audio) = part_latency(&last, "live/metered", "audio");
+    println!("part latency buckets (s, cumulative): source {buckets:?}; audio {audio:?}");
     assert!(sample(&last, frames).unwrap() > f0, "frames move");
     assert!(sample(&last, parts).unwrap() > p0, "parts move");
     assert!(
@@ -476,6 +531,25 @@ async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
         "transcoder real-time factor {rtf}, lag {:?} ms",
         s("estuary_transcoder_lag_ms{stream=\"live/metered-srt\"}")
     );
+    // A transcoded part's latency counts from its source frame: decoding and encoding show.
+    let (n, encoded) = part_latency(&ladder, "live/metered-srt", "240p");
+    let (n_copy, copied) = part_latency(&ladder, "live/metered-srt", "source");
+    assert!(n >= 1.0 && n_copy >= 1.0, "{ladder}");
+    let mean = |name: &str, count: f64| {
+        s(&format!(
+            "estuary_part_publication_latency_seconds_sum{{stream=\"live/metered-srt\",rendition=\"{name}\"}}"
+        ))
+        .unwrap()
+            / count
+    };
+    let (encoded_mean, copied_mean) = (mean("240p", n), mean("source", n_copy));
+    println!(
+        "transcoded part latency: 240p mean {encoded_mean:.4} s {encoded:?}; copy rung mean {copied_mean:.4} s {copied:?}"
+    );
+    assert!(
+        encoded_mean > 0.0 && encoded_mean < 5.0,
+        "the 240p parts' latency includes encoding: {encoded_mean}"
+    );
     let (_, report, _) = api(
         "GET",
         &format!("{base}/api/streams/live/metered-srt"),
@@ -557,4 +631,293 @@ fn estuary_config_prints_file_env_and_flags_in_precedence_and_names_bad_keys() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{env:?}: {err}");
     }
+}
+
+/// Every object URI a media playlist lists (segments, parts, the init segment), relative to it.
+fn listed_objects(text: &str) -> Vec<String> {
+    let facts = parse_media(text);
+    let mut uris: Vec<String> = facts.segments.iter().map(|s| s.2.clone()).collect();
+    uris.extend(facts.parts.iter().map(|p| p.1.clone()));
+    uris.push(facts.map_uri.clone());
+    uris
+}
+
+/// SIGTERM mid-stream: the origin stops accepting, answers the blocked playlist request and finishes
+/// the segment being streamed (the stream ends), cuts a client that stops reading only after
+/// `server.shutdown_grace`, and exits. Restarted on the same data directory and published again, its
+/// media sequence numbers continue past the old ones and no URL the first process served comes back
+/// with other bytes (a CDN may still hold the old ones).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_responses_in_flight_and_a_restart_never_reuses_a_url() {
+    use std::collections::BTreeMap;
+    use tokio::io::AsyncWriteExt;
+    const GRACE_S: u64 = 4;
+    let config = format!("[server]\nshutdown_grace = \"{GRACE_S}s\"\n");
+    let data_dir = fresh_data_dir();
+    let clip = fixture("bbb-720p-2s-gop.mp4");
+    let stream = "live/restart";
+    let token = test_token(stream);
+
+    // First life.
+    let mut first = blocking({
+        let (config, dir) = (config.clone(), data_dir.clone());
+        move || EstuaryProcess::start_in(&config, &dir)
+    })
+    .await;
+    let mut publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &clip,
+        &format!("rtmp://{}/{stream}", first.rtmp_addr),
+    );
+    let base = format!("http://{}/t/{token}/{stream}/", first.http_addr);
+    wait_for_200(&format!("{base}source/media.m3u8"), Duration::from_secs(20))
+        .await
+        .expect("first playlist");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut served: BTreeMap<String, Bytes> = BTreeMap::new();
+    let mut last_msn = 0;
+    for rendition in ["source", "audio"] {
+        let text = get(&format!("{base}{rendition}/media.m3u8")).await.text();
+        let facts = parse_media(&text);
+        last_msn = last_msn.max(facts.segments.last().expect("segments").0);
+        for uri in listed_objects(&text) {
+            let fetched = get(&format!("{base}{rendition}/{uri}")).await;
+            assert_eq!(fetched.status, StatusCode::OK, "{rendition}/{uri}");
+            served.insert(format!("{rendition}/{uri}"), fetched.body);
+        }
+    }
+    let complete: Vec<String> = served
+        .keys()
+        .filter(|k| k.starts_with("source/") && k.ends_with(".m4s") && k.matches('.').count() == 1)
+        .cloned()
+        .collect();
+
+    // Responses in flight at the signal: a blocking reload for a part not yet published, the
+    // segment in progress (streamed), and a client that asks for segments and never reads.
+    let facts = parse_media(&get(&format!("{base}source/media.m3u8")).await.text());
+    let open_msn = facts.segments.last().unwrap().0 + 1;
+    let blocked = tokio::spawn({
+        let url = format!(
+            "{base}source/media.m3u8?_HLS_msn={}&_HLS_part=0",
+            open_msn + 1
+        );
+        async move { get(&url).await }
+    });
+    let streamed = tokio::spawn({
+        let url = format!("{base}source/{open_msn}.m4s");
+        async move { get(&url).await }
+    });
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(first.http_addr).await.unwrap();
+    // Pipelined requests for far more than the socket buffers hold (about 40 × 0.4 MB): the origin is
+    // mid-response, blocked on the write, when the signal comes.
+    for uri in complete.iter().cycle().take(40) {
+        let path = format!("/t/{token}/{stream}/{uri}");
+        stalled
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: origin\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signalled = Instant::now();
+    first.terminate();
+    let blocked = blocked.await.expect("blocking reload answered");
+    let streamed = streamed.await.expect("streamed segment finished");
+    let answered_after = signalled.elapsed();
+    // Not accepting any more.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        tokio::net::TcpStream::connect(first.http_addr)
+            .await
+            .is_err(),
+        "new connections are refused once shutting down"
+    );
+    let (status, first) = blocking(move || {
+        let status = first.wait_exit(Duration::from_secs(GRACE_S + 6));
+        (status, first)
+    })
+    .await;
+    let exited_after = signalled.elapsed();
+    drop(stalled);
+    publisher.kill();
+    let log = first.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}\n{log}"
+    );
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert_eq!(blocked.status, StatusCode::OK);
+    let blocked_facts = parse_media(&blocked.text());
+    assert!(
+        blocked_facts.has_endlist,
+        "the held reload gets the ended playlist: {}",
+        blocked.text()
+    );
+    assert_eq!(streamed.status, StatusCode::OK);
+    let streamed_chunks = chunks(&streamed.body);
+    assert!(
+        !streamed_chunks.is_empty(),
+        "the segment in progress ends cleanly, whole chunks"
+    );
+    assert!(
+        answered_after < Duration::from_secs(2),
+        "in-flight responses finish at once: {answered_after:?}"
+    );
+    assert!(
+        exited_after >= Duration::from_secs(GRACE_S) - Duration::from_millis(500)
+            && exited_after <= Duration::from_secs(GRACE_S + 3),
+        "the non-reading client held the exit to the grace period: {exited_after:?}\n{log}"
+    );
+    assert!(log.contains("cut"), "{log}");
+    println!(
+        "shutdown: held reload and streamed segment ({} chunks) answered {answered_after:?} after SIGTERM, exit {exited_after:?} (grace {GRACE_S} s)",
+        streamed_chunks.len()
+    );
+
+    // Second life on the same data directory, published again.
+    let second = blocking({
+        let (config, dir) = (config.clone(), data_dir.clone());
+        move || EstuaryProcess::start_in(&config, &dir)
+    })
+    .await;
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &clip,
+        &format!("rtmp://{}/{stream}", second.rtmp_addr),
+    );
+    let base = format!("http://{}/t/{token}/{stream}/", second.http_addr);
+    wait_for_200(&format!("{base}source/media.m3u8"), Duration::from_secs(20))
+        .await
+        .expect("playlist after the restart");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for rendition in ["source", "audio"] {
+        let text = get(&format!("{base}{rendition}/media.m3u8")).await.text();
+        let facts = parse_media(&text);
+        assert!(
+            facts.media_sequence > last_msn,
+            "{rendition}: msn {} after the restart, up to {last_msn} before",
+            facts.media_sequence
+        );
+        for uri in listed_objects(&text) {
+            assert!(
+                !served.contains_key(&format!("{rendition}/{uri}")),
+                "{rendition}/{uri} named again after the restart"
+            );
+        }
+    }
+    let (mut gone, mut same) = (0, 0);
+    for (path, bytes) in &served {
+        let again = get(&format!("{base}{path}")).await;
+        match again.status {
+            StatusCode::NOT_FOUND => gone += 1,
+            StatusCode::OK => {
+                assert_eq!(&again.body, bytes, "{path} served with other bytes");
+                same += 1;
+            }
+            other => panic!("{path}: {other}"),
+        }
+    }
+    println!(
+        "restart: msn continues past {last_msn}; {} old URLs: {gone} gone (404), {same} same bytes",
+        served.len()
+    );
+}
+
+/// The player page at `/t/{token}/live/{name}/` plays the stream in headless Chromium with hls.js
+/// (AES-128) and with dash.js (CENC ClearKey, the license fetched next to the page), and shows the
+/// latency and the rendition; without a token the same page says a token URL is needed; its
+/// libraries come from npm (`player/node_modules`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_player_page_plays_with_hls_js_and_dash_js_and_asks_for_a_token() {
+    let server = start_server(&format!(
+        "[auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n\
+         [encryption]\nenabled = true\n"
+    ))
+    .await;
+    let origin = format!("http://{}", server.http_addr);
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &format!("rtmp://{}/live/page", server.rtmp_addr),
+    );
+    let page = play_base(&server, "live/page");
+    wait_for_200(&format!("{page}source/media.m3u8"), Duration::from_secs(20))
+        .await
+        .expect("playlist");
+
+    // The page and its libraries over HTTP.
+    let html = get(&page).await;
+    assert_eq!(html.status, StatusCode::OK);
+    assert!(html.header("content-type").starts_with("text/html"));
+    assert!(html.text().contains("estuaryStatus"));
+    let redirect = get(&format!("{origin}/live/page")).await;
+    assert_eq!(redirect.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(redirect.header("location"), "page/");
+    let hls_js = get(&format!("{origin}/player/hls.min.js")).await;
+    assert_eq!(hls_js.status, StatusCode::OK);
+    let installed = std::fs::read(repo().join("player/node_modules/hls.js/dist/hls.min.js"))
+        .expect("npm ci --prefix player");
+    assert_eq!(
+        hls_js.body.as_ref(),
+        installed.as_slice(),
+        "the npm package's file"
+    );
+    assert_eq!(
+        get(&format!("{origin}/player/dash.all.min.js"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&format!("{origin}/player/other.js")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let hls = blocking({
+        let url = page.clone();
+        move || play_page(&url, 8)
+    })
+    .await;
+    println!("page, hls.js: {hls}");
+    assert_eq!(hls["ok"], true, "{hls}");
+    assert_eq!(hls["engine"], "hls", "{hls}");
+    assert!(hls["played_seconds"].as_f64().unwrap() >= 6.5, "{hls}");
+    let latency = hls["latency"].as_f64().expect("the page shows the latency");
+    assert!(latency > 0.3 && latency < 6.0, "{hls}");
+    assert_eq!(hls["rendition"]["height"], 720, "{hls}");
+    assert_eq!(hls["stalls"], 0, "{hls}");
+
+    let dash = blocking({
+        let url = format!("{page}?engine=dash");
+        move || play_page(&url, 8)
+    })
+    .await;
+    println!("page, dash.js: {dash}");
+    assert_eq!(dash["ok"], true, "{dash}");
+    assert_eq!(dash["engine"], "dash", "{dash}");
+    assert!(dash["played_seconds"].as_f64().unwrap() >= 6.5, "{dash}");
+    let latency = dash["latency"]
+        .as_f64()
+        .expect("the page shows the latency");
+    assert!(latency > 0.3 && latency < 8.0, "{dash}");
+    assert_eq!(dash["rendition"]["height"], 720, "{dash}");
+
+    // Without a token the page loads and says what is needed; nothing plays.
+    let bare = blocking({
+        let url = format!("{origin}/live/page/");
+        move || play_page(&url, 2)
+    })
+    .await;
+    println!("page without a token: {bare}");
+    assert_eq!(bare["needs_token"], true, "{bare}");
+    assert_eq!(bare["http_status"], 401, "{bare}");
+    assert_eq!(bare["ok"], false, "{bare}");
+    assert!(
+        bare["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("estuary token"),
+        "{bare}"
+    );
 }

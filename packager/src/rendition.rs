@@ -205,7 +205,18 @@ pub struct Rendition {
     /// How samples are split for CENC (parameter sets parsed once per track configuration, not per
     /// part).
     framing: crate::cenc::SampleFraming,
+    /// The caller's clock ([`Self::set_clock`]): (now, when the frame being pushed was received), Unix
+    /// ms.
+    clock_ms: (i64, Option<i64>),
+    /// When the last frame of the part in progress was received, Unix ms (if known).
+    pending_received_ms: Option<i64>,
+    /// Publication delays of the parts closed since the last [`Self::take_publication_delays`], ms.
+    publication_delays_ms: Vec<u32>,
 }
+
+/// Publication delays kept between two [`Rendition::take_publication_delays`] calls (older ones are
+/// dropped: a caller that never drains them costs nothing).
+const MAX_PENDING_DELAYS: usize = 256;
 
 /// One init segment and what its segments carry.
 #[derive(Debug)]
@@ -267,7 +278,24 @@ impl Rendition {
             is_ended: false,
             window_segments,
             counters: RenditionCounters::default(),
+            clock_ms: (0, None),
+            pending_received_ms: None,
+            publication_delays_ms: Vec::new(),
         }
+    }
+
+    /// Set the clock for the next [`Self::push`]: `now_ms` (Unix ms) is when anything it closes is
+    /// published; `received_ms` is when the frame being pushed was received from the publisher (for a
+    /// transcoded rendition, when its source frame was), if known.
+    pub fn set_clock(&mut self, now_ms: i64, received_ms: Option<i64>) {
+        self.clock_ms = (now_ms, received_ms);
+    }
+
+    /// The publication delay of each part closed since the last call, oldest first, ms: from the
+    /// reception of the part's last frame (its source frame, for a transcoded rendition) to the part's
+    /// publication. Parts whose last frame has no reception time are not listed.
+    pub fn take_publication_delays(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.publication_delays_ms)
     }
 
     /// The rendition's name (its folder in URLs).
@@ -601,6 +629,7 @@ impl Rendition {
         self.counters.frames += 1;
         let part_start = self.pending.first().map_or(frame.dts, |f| f.dts);
         self.pending.push(frame);
+        self.pending_received_ms = self.clock_ms.1;
         let last_dts = self.last_dts.expect("set above");
         let est = self.est_duration.ticks();
         let elapsed = last_dts + est - part_start;
@@ -719,6 +748,13 @@ impl Rendition {
         seg.earliest_pts = seg.earliest_pts.min(earliest);
         seg.parts.push(part);
         self.counters.parts += 1;
+        if let Some(received) = self.pending_received_ms.take() {
+            if self.publication_delays_ms.len() >= MAX_PENDING_DELAYS {
+                self.publication_delays_ms.remove(0);
+            }
+            let delay = (self.clock_ms.0 - received).clamp(0, i64::from(u32::MAX));
+            self.publication_delays_ms.push(delay as u32);
+        }
     }
 
     /// End the rendition: close what is open; playlists get EXT-X-ENDLIST.

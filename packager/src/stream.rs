@@ -314,6 +314,18 @@ impl StreamPackager {
         self.is_ended = true;
     }
 
+    /// Each rendition's part publication delays since the last call (ms; see
+    /// [`Rendition::take_publication_delays`]), by rendition name.
+    pub fn take_publication_delays(&mut self) -> Vec<(String, Vec<u32>)> {
+        self.renditions
+            .iter_mut()
+            .filter_map(|r| {
+                let d = r.take_publication_delays();
+                (!d.is_empty()).then(|| (r.name().to_owned(), d))
+            })
+            .collect()
+    }
+
     /// Passthrough convenience: package one source frame into the rendition of its kind.
     pub fn push_frame(&mut self, frame: Frame, now_ms: i64) -> Update {
         let name = match frame.track {
@@ -327,7 +339,21 @@ impl StreamPackager {
     /// unknown renditions are ignored). `now_ms` is the wall clock (Unix ms) when it arrived, used only
     /// for EXT-X-PROGRAM-DATE-TIME. Timestamps are on the stream's source timeline, in the rendition's
     /// timescale.
-    pub fn push_rendition_frame(&mut self, name: &str, mut frame: Frame, now_ms: i64) -> Update {
+    pub fn push_rendition_frame(&mut self, name: &str, frame: Frame, now_ms: i64) -> Update {
+        self.push_rendition_frame_received(name, frame, now_ms, Some(now_ms))
+    }
+
+    /// [`Self::push_rendition_frame`] for a frame received earlier than `now_ms`: `received_ms` (Unix
+    /// ms) is when it (for a transcoded rendition: its source frame) came from the publisher, `None`
+    /// when unknown. Parts' publication delays are measured from it
+    /// ([`Self::take_publication_delays`]).
+    pub fn push_rendition_frame_received(
+        &mut self,
+        name: &str,
+        mut frame: Frame,
+        now_ms: i64,
+        received_ms: Option<i64>,
+    ) -> Update {
         let mut update = Update::default();
         if self.is_ended {
             return update;
@@ -335,6 +361,8 @@ impl StreamPackager {
         let Some(idx) = self.renditions.iter().position(|r| r.name() == name) else {
             return update;
         };
+        // Parts this frame closes (a cut before it, or its own part) are published now.
+        self.renditions[idx].set_clock(now_ms, received_ms);
         let timescale = self.renditions[idx].timescale();
         // Map the input timeline onto the output timeline (continuing it after a reconnect).
         let offset_90k = match self.input_offset_90k {

@@ -492,6 +492,12 @@ fn run_player(
     serde_json::from_str(line).expect("JSON report parses")
 }
 
+/// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
+/// return its JSON report.
+pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {
+    run_player(Command::new("node"), "play-page.mjs", url, seconds, &[])
+}
+
 /// Run `f` (ffprobe, FFmpeg, node) on a blocking thread so the test's runtime keeps serving the origin.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
@@ -587,6 +593,11 @@ impl EstuaryProcess {
     /// Start with `file_toml` (transcoding disabled unless the text has a `[transcode]` section) and
     /// wait for the "estuary serving" line. Blocking: call from `blocking(…)` in async tests.
     pub fn start(file_toml: &str) -> Self {
+        Self::start_in(file_toml, &fresh_data_dir())
+    }
+
+    /// [`Self::start`] with its data directory at `data_dir` (a restart keeps it).
+    pub fn start_in(file_toml: &str, data_dir: &Path) -> Self {
         use std::io::{BufRead, BufReader, Write};
         let mut text = file_toml.to_owned();
         if !text.contains("[transcode]") {
@@ -597,7 +608,6 @@ impl EstuaryProcess {
                 "\n[auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n"
             ));
         }
-        let data_dir = fresh_data_dir();
         let mut config = tempfile::NamedTempFile::new().expect("temp file");
         config.write_all(text.as_bytes()).expect("config written");
         let mut child = Command::new(env!("CARGO_BIN_EXE_estuary"))
@@ -613,7 +623,7 @@ impl EstuaryProcess {
                 "127.0.0.1:0",
             ])
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(data_dir)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("ESTUARY_SRT_PASSPHRASE")
@@ -696,6 +706,47 @@ impl EstuaryProcess {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Send SIGTERM (a graceful shutdown).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Wait up to `timeout` for the process to exit. Blocking.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A one-hour playback token for `stream` (`live/{name}`) under [`TEST_SECRET`], the secret of test
+/// origins (in process or [`EstuaryProcess`]) that do not configure `[auth]`.
+pub fn test_token(stream: &str) -> String {
+    let auth = estuary::auth::Auth::load(
+        &estuary::auth::AuthConfig {
+            secret: Some(estuary::auth::SecretString::new(TEST_SECRET)),
+            ..Default::default()
+        },
+        &std::env::temp_dir(),
+    )
+    .expect("test auth");
+    auth.sign_for(
+        stream,
+        Duration::from_secs(3600),
+        estuary::auth::unix_now_s(),
+    )
 }
 
 impl Drop for EstuaryProcess {
