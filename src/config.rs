@@ -1492,6 +1492,76 @@ mod tests {
         assert_eq!(r1.options.audio, r2.options.audio);
     }
 
+    /// Every value `Settings::resolve` refuses, one row each: the message names the key.
+    #[test]
+    fn every_rejection_names_its_key() {
+        let rung = |extra: &str| {
+            format!(
+                "[transcode]\n[[transcode.rungs]]\nname = \"r\"\nheight = 240\nbitrate_bps = 300000\n{extra}"
+            )
+        };
+        let rows: Vec<(String, &str)> = vec![
+            ("[packager]\nsegment_target = \"500ms\"".into(), "packager.segment_target"),
+            ("[packager]\npart_target = \"50ms\"".into(), "packager.part_target"),
+            ("[packager]\nwindow_segments = 2".into(), "packager.window_segments"),
+            ("[packager]\nmax_target_duration = \"1s\"".into(), "packager.max_target_duration"),
+            ("[encryption]\nrotate_every_segments = 0".into(), "encryption.rotate_every_segments"),
+            ("[encryption]\nstreams = { \"demo\" = true }".into(), "encryption.streams"),
+            ("[dash]\ntarget_latency = \"50ms\"".into(), "dash.target_latency"),
+            ("[dash]\nmin_playback_rate = 0.2".into(), "dash.min_playback_rate"),
+            ("[dash]\nmax_playback_rate = 3.0".into(), "max_playback_rate"),
+            ("[streams]\nreconnect_grace = \"11m\"".into(), "streams.reconnect_grace"),
+            ("[streams]\nmax_streams = 0".into(), "streams.max_streams"),
+            ("[streams]\nmax_waiters_per_stream = 0".into(), "max_waiters_per_stream"),
+            ("[server]\ncors_allow_origin = \"a\\nb\"".into(), "server.cors_allow_origin"),
+            ("[server]\nshutdown_grace = \"6m\"".into(), "server.shutdown_grace"),
+            ("[auth]\ntoken_ttl = \"0s\"".into(), "auth.token_ttl"),
+            ("[auth]\nplayback = \"maybe\"".into(), "auth.playback"),
+            ("[auth]\npublish = \"anyone\"".into(), "auth.publish"),
+            ("[auth]\nsecret = \"short\"".into(), "auth.secret"),
+            ("[auth]\nwebhook_url = \"not a url\"".into(), "auth.webhook_url"),
+            ("[auth]\nwebhook_url = \"https://example.com/x\"".into(), "auth.webhook_url"),
+            ("[auth]\nwebhook_url = \"http://127.0.0.1/x\"\nwebhook_timeout = \"50ms\"".into(), "auth.webhook_timeout"),
+            ("[auth]\npublish = \"webhook\"".into(), "auth.webhook_url"),
+            ("[auth]\ntrusted_edge_secret = \"short\"".into(), "auth.trusted_edge_secret"),
+            ("[auth]\ntrusted_edge_secret = \"0123456789abcdef0\"\ntrusted_edge_header = \"bad header\"".into(), "auth.trusted_edge_header"),
+            ("[api]\ntoken = \"short\"".into(), "api.token"),
+            ("[srt]\nlatency = \"10ms\"".into(), "srt.latency"),
+            ("[srt]\nudp_recv_buffer_bytes = 1024".into(), "srt.udp_recv_buffer_bytes"),
+            ("[srt]\npassphrase = \"short\"".into(), "srt.passphrase"),
+            ("[srt.passphrases]\n\"demo\" = \"long enough passphrase\"".into(), "srt.passphrases"),
+            ("[srt.passphrases]\n\"live/x\" = \"short\"".into(), "srt.passphrases.\"live/x\""),
+            ("[transcode]\nencoder = \"gpu\"".into(), "transcode.encoder"),
+            ("[transcode]\naudio_mode = \"copy\"".into(), "transcode.audio_mode"),
+            ("[transcode]\naudio_bitrate_bps = 1000".into(), "transcode.audio_bitrate_bps"),
+            ("[transcode]\naudio_sample_rate = 22050".into(), "transcode.audio_sample_rate"),
+            ("[transcode]\naudio_channels = 6".into(), "transcode.audio_channels"),
+            ("[transcode]\nqueue_frames = 2".into(), "transcode.queue_frames"),
+            ("[transcode]\nrungs = []".into(), "transcode.rungs"),
+            ("[transcode]\npassthrough_streams = [\"demo\"]".into(), "transcode.passthrough_streams"),
+            (rung("").replace("name = \"r\"", "name = \"audio\""), "transcode.rungs[0].name"),
+            (format!("{}\n[[transcode.rungs]]\nname = \"r\"\ncopy = true", rung("")), "transcode.rungs[1].name"),
+            (rung("codec = \"av1\""), "transcode.rungs[0].codec"),
+            (rung("").replace("height = 240", "height = 241"), "transcode.rungs[0].height"),
+            (rung("").replace("bitrate_bps = 300000", "bitrate_bps = 10"), "transcode.rungs[0].bitrate_bps"),
+            (rung("maxrate_bps = 100000"), "transcode.rungs[0].maxrate_bps"),
+            (rung("max_frame_rate = 500.0"), "transcode.rungs[0].max_frame_rate"),
+        ];
+        for (text, key) in rows {
+            let file: FileConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let err = match Settings::resolve(&ServeArgs::default(), file) {
+                Ok(_) => panic!("accepted: {text}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                err.starts_with(key)
+                    || err.contains(&format!("{key}:"))
+                    || err.contains(&format!("{key} ")),
+                "{text}: {err} (want {key})"
+            );
+        }
+    }
+
     #[test]
     fn unknown_keys_and_bad_values_are_rejected_with_the_key() {
         let err = toml::from_str::<FileConfig>("[packager]\nsegment_targte = \"2s\"\n")

@@ -836,7 +836,14 @@ impl Origin {
             .unwrap_or("");
         let path = original.split('?').next().unwrap_or("");
         let (token, rest) = split_token(path);
-        let Some((stream, object)) = parse_path(rest) else {
+        // The player page is checked like the stream's multivariant playlist, so that an edge that
+        // checks every `/t/` URL also lets the page through.
+        let page_of = |rest: &str| {
+            let name = rest.strip_prefix("/live/")?.strip_suffix('/')?;
+            crate::ingest::is_valid_name(name)
+                .then(|| (format!("live/{name}"), Object::Multivariant))
+        };
+        let Some((stream, object)) = parse_path(rest).or_else(|| page_of(rest)) else {
             return Err(OriginError::Denied(Denial::Malformed));
         };
         match self.check_token(token, &stream, &object, client) {
