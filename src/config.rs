@@ -264,6 +264,10 @@ pub struct ServerSection {
     /// On shutdown, how long responses in flight may take to finish (default `10s`, at most `5m`).
     #[serde(default, with = "humantime_serde")]
     pub shutdown_grace: Option<Duration>,
+    /// Time a client has to send a request's headers, and the longest a keep-alive connection stays
+    /// idle between requests (default `10s`, 1 s–5 m).
+    #[serde(default, with = "humantime_serde")]
+    pub http_header_timeout: Option<Duration>,
 }
 
 /// `[packager]` keys.
@@ -643,6 +647,14 @@ impl Settings {
                 .assets_dir
                 .unwrap_or_else(|| DEFAULT_PLAYER_ASSETS_DIR.into()),
         };
+        if let Some(v) = file.server.http_header_timeout {
+            if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&v) {
+                return Err(ConfigError::Invalid(
+                    "server.http_header_timeout: must be between 1s and 5m".into(),
+                ));
+            }
+            origin.header_read_timeout = v;
+        }
         let shutdown_grace = file
             .server
             .shutdown_grace
@@ -774,6 +786,7 @@ impl Settings {
                 srt_max_connections: Some(self.srt.max_connections),
                 data_dir: hub.data_dir.clone(),
                 shutdown_grace: Some(self.shutdown_grace),
+                http_header_timeout: Some(self.origin.header_read_timeout),
             },
             packager: PackagerSection {
                 segment_target: Some(p.segment_target),
@@ -1515,6 +1528,7 @@ mod tests {
             ("[streams]\nmax_waiters_per_stream = 0".into(), "max_waiters_per_stream"),
             ("[server]\ncors_allow_origin = \"a\\nb\"".into(), "server.cors_allow_origin"),
             ("[server]\nshutdown_grace = \"6m\"".into(), "server.shutdown_grace"),
+            ("[server]\nhttp_header_timeout = \"0s\"".into(), "server.http_header_timeout"),
             ("[auth]\ntoken_ttl = \"0s\"".into(), "auth.token_ttl"),
             ("[auth]\nplayback = \"maybe\"".into(), "auth.playback"),
             ("[auth]\npublish = \"anyone\"".into(), "auth.publish"),

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod fuzzing;
 pub mod hub;
 pub mod ingest;
 pub mod keys;

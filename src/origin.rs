@@ -1689,8 +1689,27 @@ pub async fn serve(
         let origin = origin.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let header_timeout = origin.config.header_read_timeout;
+        let mut stopping = shutdown.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            // A connection must start its first request within the header timeout. (hyper's own
+            // header timeout starts only once the protocol is known, that is after the first bytes:
+            // a client that never sends one would hold its connection slot for ever.) A shutdown
+            // closes such connections at once: they have no response in flight.
+            let mut first = [0u8; 1];
+            let started = tokio::select! {
+                r = tokio::time::timeout(header_timeout, stream.peek(&mut first)) => r,
+                _ = stopping.changed() => return,
+            };
+            match started {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "http connection closed: nothing sent within the header timeout");
+                    return;
+                }
+            }
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 origin.clone().handle(req)

@@ -34,6 +34,7 @@ pub struct Server {
 impl Server {
     /// Bind the listeners (port 0 picks a free port) and start serving. Errors: a listener cannot be bound.
     pub async fn start(settings: Settings) -> std::io::Result<Self> {
+        raise_open_file_limit(&settings);
         let http = TcpListener::bind(settings.http_listen).await?;
         let rtmp_listener = TcpListener::bind(settings.rtmp_listen).await?;
         let http_addr = http.local_addr()?;
@@ -119,5 +120,24 @@ impl Server {
         for t in self.tasks {
             let _ = tokio::time::timeout(wait, t).await;
         }
+    }
+}
+
+/// Raise the soft limit of open files to the hard limit (as nginx's `worker_rlimit_nofile` does): every
+/// HTTP, RTMP and SRT connection holds a descriptor, and the usual soft limit (1024) is far below
+/// `server.http_max_connections`. Warns when even the hard limit is below what the limits allow.
+fn raise_open_file_limit(settings: &Settings) {
+    let wanted = (settings.origin.max_connections
+        + settings.rtmp_max_connections
+        + settings.srt.max_connections
+        + 256) as u64;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            open_files = limit,
+            wanted,
+            "the open-file limit is below the connection limits: raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+        ),
+        Ok(limit) => tracing::debug!(open_files = limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }

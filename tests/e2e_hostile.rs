@@ -1,0 +1,173 @@
+//! Hostile HTTP clients against a live origin: slow-loris headers, idle keep-alive connections,
+//! connections that never send a byte (thousands of them), oversize request lines and headers. Each
+//! limit is hit and the origin keeps serving a legitimate viewer of a live stream meanwhile.
+
+mod common;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use common::*;
+use hyper::StatusCode;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+/// The header timeout the tests configure (`server.http_header_timeout`).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Read until the server closes the connection (EOF or reset) or `limit` passes; returns what was
+/// read and when the connection closed, if it did.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, Option<Instant>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Err(_) => return (got, None),
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, Some(Instant::now())),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// The legitimate viewer: the stream's media playlist answers 200 within `within`.
+async fn viewer_is_served(url: &str, within: Duration) {
+    let started = Instant::now();
+    let r = tokio::time::timeout(within, get(url))
+        .await
+        .unwrap_or_else(|_| panic!("viewer not served within {within:?}"));
+    assert_eq!(r.status, StatusCode::OK);
+    println!("viewer served in {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idle_silent_and_oversize_clients_hit_their_limits_while_a_viewer_is_served() {
+    let server = start_server(&format!(
+        "[server]\nhttp_header_timeout = \"{}s\"\n",
+        HEADER_TIMEOUT.as_secs()
+    ))
+    .await;
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &format!("rtmp://{}/live/hostile", server.rtmp_addr),
+    );
+    let playlist = format!("http://{}/live/hostile/source/media.m3u8", server.http_addr);
+    wait_for_200(&playlist, Duration::from_secs(20))
+        .await
+        .expect("playlist");
+    let addr = server.http_addr;
+
+    // Slow loris: a header byte every 300 ms never completes the request; the connection is closed
+    // once the header timeout has run, counted from the first byte.
+    let slow = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let started = Instant::now();
+        s.write_all(b"GET /live/hostile/index.m3u8 HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut closed = None;
+        for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .iter()
+            .cycle()
+            .take(100)
+        {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if s.write_all(&[*b]).await.is_err() {
+                closed = Some(Instant::now());
+                break;
+            }
+            let mut probe = [0u8; 1024];
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(1), s.read(&mut probe)).await
+            {
+                closed = Some(Instant::now());
+                break;
+            }
+        }
+        closed.map(|c| c - started)
+    });
+
+    // Idle keep-alive: one request answered, then nothing; closed after the timeout.
+    let idle = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        let answered = Instant::now();
+        let (_, closed) = read_until_closed(&mut s, Duration::from_secs(15)).await;
+        closed.map(|c| c - answered)
+    });
+
+    // Silent: 2000 connections that never send a byte, all open at once.
+    let mut silent = Vec::new();
+    for _ in 0..2000 {
+        silent.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    let opened = Instant::now();
+    viewer_is_served(&playlist, Duration::from_secs(1)).await;
+
+    // Oversize request line and header: refused at once (431), the connection closed.
+    for request in [
+        format!(
+            "GET /live/hostile/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(100_000)
+        ),
+        format!(
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(100_000)
+        ),
+    ] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The server may close before reading it all.
+        let _ = s.write_all(request.as_bytes()).await;
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        let head = String::from_utf8_lossy(&got[..got.len().min(40)]).into_owned();
+        assert!(closed.is_some(), "oversize request left open");
+        assert!(
+            head.is_empty() || head.starts_with("HTTP/1.1 431") || head.starts_with("HTTP/1.1 414"),
+            "{head}"
+        );
+        println!("oversize request ({} bytes): {head:?}", request.len());
+    }
+    viewer_is_served(&playlist, Duration::from_secs(1)).await;
+
+    // The silent connections are closed by the header timeout.
+    let closed_after: Vec<Option<Duration>> =
+        futures::future::join_all(silent.into_iter().map(|mut s| async move {
+            let (_, closed) = read_until_closed(&mut s, HEADER_TIMEOUT * 3).await;
+            closed.map(|c| c - opened)
+        }))
+        .await;
+    let open_still = closed_after.iter().filter(|c| c.is_none()).count();
+    let latest = closed_after.iter().flatten().max().copied().unwrap();
+    println!(
+        "2000 silent connections: closed by {latest:?} after opening, {open_still} still open"
+    );
+    assert_eq!(open_still, 0);
+    assert!(
+        latest < HEADER_TIMEOUT * 2 + Duration::from_secs(1),
+        "{latest:?}"
+    );
+
+    let slow = slow.await.unwrap().expect("slow loris connection closed");
+    let idle = idle
+        .await
+        .unwrap()
+        .expect("idle keep-alive connection closed");
+    println!("slow loris closed after {slow:?}; idle keep-alive closed after {idle:?}");
+    assert!(
+        slow >= HEADER_TIMEOUT - Duration::from_millis(100) && slow < HEADER_TIMEOUT * 2,
+        "{slow:?}"
+    );
+    assert!(idle < HEADER_TIMEOUT * 2, "{idle:?}");
+    viewer_is_served(&playlist, Duration::from_secs(1)).await;
+}
