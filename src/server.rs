@@ -116,9 +116,10 @@ impl Server {
     pub async fn shutdown(self) {
         self.hub.end_all();
         let _ = self.shutdown.send(true);
-        let wait = self.shutdown_grace + std::time::Duration::from_secs(2);
+        let deadline =
+            tokio::time::Instant::now() + self.shutdown_grace + std::time::Duration::from_secs(2);
         for t in self.tasks {
-            let _ = tokio::time::timeout(wait, t).await;
+            let _ = tokio::time::timeout_at(deadline, t).await;
         }
     }
 }

@@ -171,3 +171,85 @@ async fn slow_idle_silent_and_oversize_clients_hit_their_limits_while_a_viewer_i
     assert!(idle < HEADER_TIMEOUT * 2, "{idle:?}");
     viewer_is_served(&playlist, Duration::from_secs(1)).await;
 }
+
+/// An SRT flood: junk datagrams and forged SRT handshakes sent to the SRT port as fast as one socket
+/// can, for 6 s, while a real SRT publisher (FFmpeg, libsrt) streams. The publisher's stream keeps
+/// producing parts at its pace and playlists keep being served; the listener drops the junk. (Packets
+/// of the real publisher that the flood delays past the SRT latency are dropped: printed, not
+/// asserted; see the README's Robustness section.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_srt_flood_does_not_disturb_an_srt_publisher() {
+    let server = start_server("").await;
+    let _publisher = publish_srt_loop(
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &srt_url(server.srt_addr, "#!::r=live/flooded,m=publish", ""),
+    );
+    let playlist = format!("http://{}/live/flooded/source/media.m3u8", server.http_addr);
+    wait_for_200(&playlist, Duration::from_secs(20))
+        .await
+        .expect("playlist");
+    let parts = |server: &estuary::server::Server| {
+        let entry = server.hub.get("live/flooded").expect("stream");
+        let st = entry.lock();
+        st.packager
+            .rendition("source")
+            .map_or(0, |r| r.counters().parts)
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = parts(&server);
+    let target = server.srt_addr;
+    let flood = tokio::spawn(async move {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut sent = 0u64;
+        let mut x = 0x1234_5678_9abc_def0u64;
+        let until = Instant::now() + Duration::from_secs(6);
+        let mut datagram = [0u8; 1316];
+        while Instant::now() < until {
+            for _ in 0..64 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let len = 16 + (x % 1300) as usize;
+                for (i, b) in datagram[..len].iter_mut().enumerate() {
+                    *b = (x >> (i % 8 * 8)) as u8;
+                }
+                if sent % 4 == 0 {
+                    // A control packet (the high bit set): a forged handshake of type induction.
+                    datagram[0] = 0x80;
+                    datagram[1] = 0x00;
+                }
+                if socket.send_to(&datagram[..len], target).await.is_ok() {
+                    sent += 1;
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+        sent
+    });
+    // A viewer polls the playlist meanwhile.
+    let mut slowest = Duration::ZERO;
+    while !flood.is_finished() {
+        let started = Instant::now();
+        let r = get(&playlist).await;
+        assert_eq!(r.status, StatusCode::OK);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sent = flood.await.unwrap();
+    let during = parts(&server) - before;
+    let report = {
+        let entry = server.hub.get("live/flooded").unwrap();
+        let st = entry.lock();
+        st.transport
+    };
+    println!(
+        "srt flood: {sent} datagrams in 6 s ({:.0}/s); {during} parts produced meanwhile (0.5 s parts: about 12 expected); slowest playlist {slowest:?}; publisher transport {report:?}",
+        sent as f64 / 6.0
+    );
+    assert!(sent > 10_000, "the flood ran: {sent}");
+    assert!(
+        during >= 10,
+        "the publisher's stream kept its pace: {during} parts in 6 s"
+    );
+    assert!(slowest < Duration::from_millis(500), "{slowest:?}");
+}
