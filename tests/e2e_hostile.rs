@@ -213,7 +213,7 @@ async fn an_srt_flood_does_not_disturb_an_srt_publisher() {
                 for (i, b) in datagram[..len].iter_mut().enumerate() {
                     *b = (x >> (i % 8 * 8)) as u8;
                 }
-                if sent % 4 == 0 {
+                if sent.is_multiple_of(4) {
                     // A control packet (the high bit set): a forged handshake of type induction.
                     datagram[0] = 0x80;
                     datagram[1] = 0x00;
