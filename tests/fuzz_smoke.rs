@@ -13,7 +13,6 @@ mod common;
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::Command,
 };
 
 use bytes::BytesMut;
@@ -42,21 +41,6 @@ const TARGETS: &[(&str, Target, usize)] = &[
     ("token", fuzzing::token, 20000),
     ("http_request", fuzzing::http_request, 20000),
 ];
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const INTERESTING: &[u8] = &[
     0, 1, 0x7f, 0x80, 0xff, b'&', b'=', b'/', b'.', b'%', b'\n', b',',
@@ -115,18 +99,7 @@ fn mutate(rng: &mut Rng, seed: &[u8], all: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn ffmpeg_remux(input: &Path, seconds: &str, format: &str) -> Vec<u8> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(input)
-        .args(["-t", seconds, "-c", "copy", "-f", format, "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    ffmpeg_stdout(input, &["-t", seconds, "-c", "copy", "-f", format])
 }
 
 /// The tags of an FLV file: (tag type, timestamp ms, body).

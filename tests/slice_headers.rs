@@ -11,8 +11,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::fixture;
 use media::avc::{AvcPps, AvcSps, parse_pps, parse_sps, slice_header_bits, slice_header_bytes};
 
@@ -23,19 +21,7 @@ fn h264(input: &std::path::Path, args: &[&str]) -> Vec<u8> {
     } else {
         "h264"
     };
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
-        .arg(input)
-        .args(args)
-        .args(["-an", "-f", format, "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    common::ffmpeg_stdout(input, &[args, &["-an", "-f", format]].concat())
 }
 
 /// (slices parsed, CABAC slices whose alignment bits were all ones, CABAC slices checked).

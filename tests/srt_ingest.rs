@@ -92,21 +92,6 @@ fn assert_connects(url: &str, seconds: u64) {
     );
 }
 
-/// A tiny deterministic PRNG (xorshift64*) for garbage bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// An SRT HSv5 conclusion handshake (SRT RFC draft §3.2.1) with `extensions` after the 48-byte handshake
 /// body: header (16 bytes) — control bit + type 0 (handshake), type-specific info, timestamp, destination
 /// socket id 0 — then version 5, encryption 0, extension flags, initial sequence number, MTU 1500, flow

@@ -54,6 +54,26 @@ export function parseArgs(argv, spec) {
   return out;
 }
 
+/**
+ * The command line parsed with `spec` (see parseArgs). A bad option prints the
+ * error and `usage()` and exits 1; `--help` prints `usage()` and exits 0; so
+ * does a missing option named in `required` (exit 1).
+ */
+export function cliArgs(spec, usage, required = ['url']) {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2), spec);
+  } catch (e) {
+    console.error(`${e.message}\n${usage()}`);
+    process.exit(1);
+  }
+  if (args.help || required.some((k) => args[k] === undefined)) {
+    console.error(usage());
+    process.exit(args.help ? 0 : 1);
+  }
+  return args;
+}
+
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',

@@ -40,7 +40,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { HERE, launchChromium, packageFile, parseArgs, round, sleep, startServer } from './harness.mjs';
+import { HERE, cliArgs, launchChromium, packageFile, round, sleep, startServer } from './harness.mjs';
 
 const SPEC = {
   url: 'string',
@@ -695,17 +695,7 @@ function levelsPlayed(S) {
 }
 
 async function main() {
-  let args;
-  try {
-    args = parseArgs(process.argv.slice(2), SPEC);
-  } catch (e) {
-    console.error(`${e.message}\n${usage()}`);
-    process.exit(1);
-  }
-  if (args.help || !args.url || !args.player) {
-    console.error(usage());
-    process.exit(args.help ? 0 : 1);
-  }
+  const args = cliArgs(SPEC, usage, ['url', 'player']);
   if (!PLAYERS.includes(args.player)) {
     console.error(`--player must be one of ${PLAYERS.join(', ')}\n${usage()}`);
     process.exit(1);

@@ -29,7 +29,7 @@
 // Exit status: 0 when a result was measured (check `ok` in the JSON),
 // 1 on harness failure or when nothing finished within seconds + 40 s.
 
-import { launchChromium, packageFile, parseArgs, round, sleep, startServer } from './harness.mjs';
+import { cliArgs, launchChromium, packageFile, round, sleep, startServer } from './harness.mjs';
 
 const SPEC = {
   url: 'string',
@@ -312,17 +312,7 @@ function levelsPlayed(S) {
 }
 
 async function main() {
-  let args;
-  try {
-    args = parseArgs(process.argv.slice(2), SPEC);
-  } catch (e) {
-    console.error(`${e.message}\n${usage()}`);
-    process.exit(1);
-  }
-  if (args.help || !args.url) {
-    console.error(usage());
-    process.exit(args.help ? 0 : 1);
-  }
+  const args = cliArgs(SPEC, usage);
   const seconds = args.seconds ?? 20;
   const switchEvery = args['switch-every'] ?? null;
   if (switchEvery !== null && !(switchEvery > 0)) {

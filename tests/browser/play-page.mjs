@@ -37,7 +37,7 @@
 // Exit status: 0 when a result was measured (check `ok`), 1 when the
 // browser could not start or nothing finished within timeout + seconds + 30 s.
 
-import { launchChromium, parseArgs, round, sleep } from './harness.mjs';
+import { cliArgs, launchChromium, round, sleep } from './harness.mjs';
 
 const SPEC = {
   url: 'string',
@@ -72,17 +72,7 @@ function readStatus() {
 }
 
 async function main() {
-  let args;
-  try {
-    args = parseArgs(process.argv.slice(2), SPEC);
-  } catch (e) {
-    console.error(`${e.message}\n${usage()}`);
-    process.exit(1);
-  }
-  if (args.help || !args.url) {
-    console.error(usage());
-    process.exit(args.help ? 0 : 1);
-  }
+  const args = cliArgs(SPEC, usage);
   const seconds = args.seconds ?? 10;
   const timeout = args.timeout ?? 30;
   if (!(seconds > 0) || !(timeout > 0)) {

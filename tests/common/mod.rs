@@ -29,8 +29,9 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,estuary=info")),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("warn,estuary=info,srt_protocol=error")
+            }),
         )
         .with_test_writer()
         .try_init();
@@ -754,4 +755,41 @@ impl Drop for EstuaryProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A tiny deterministic PRNG (xorshift64*): garbage bytes and fuzz mutations that reproduce.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// A value in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// FFmpeg's standard output for `-i input {args} -`: a remux or an elementary stream. Panics with
+/// FFmpeg's message when it fails.
+pub fn ffmpeg_stdout(input: &Path, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(input)
+        .args(args)
+        .arg("-")
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

@@ -1,0 +1,444 @@
+//! LL-HLS load: N simulated low-latency players against one origin, measuring how many blocked playlist
+//! requests it holds, what they cost in memory, and how long after a part's publication the last of the
+//! N waiters gets its playlist.
+//!
+//! Setup: `estuary serve` (this build's binary) as a child process on 127.0.0.1 with passthrough
+//! packaging, open playback, 500 ms parts, and `ffmpeg -re -stream_loop -1 -i
+//! fixtures/camera-bikes-272p-h264-10s.mp4 -c copy -f flv` publishing `live/load` in real time.
+//!
+//! Each player is one keep-alive HTTP/1.1 connection (raw tokio TCP, no client library, so that
+//! 10 000 of them stay cheap in this process) doing what hls.js does in low-latency mode on the video
+//! media playlist: a blocking reload for the part its last playlist's `EXT-X-PRELOAD-HINT` named
+//! (`media.m3u8?_HLS_msn=M&_HLS_part=P`, RFC 8216bis §6.2.5.2), then (with `--parts`) a GET of that
+//! part, then the next blocking reload. Players connect in batches of 500 every 50 ms, then the
+//! measurement runs for `--seconds` (default 20).
+//!
+//! Reported per run:
+//! - **held**: the most blocked playlist requests the origin held at once (its API's `blocked_requests`,
+//!   sampled every 25 ms);
+//! - **memory**: the origin's resident set (`VmRSS`) before the players connected and at its peak, and
+//!   the difference per held request;
+//! - **publication to last waiter**: for each part, over the players whose request was already waiting
+//!   when the first answer for that part left, the time from that first answer (the publication, within
+//!   the origin's wake-up time) to the last of them receiving its playlist: p50, p99 and max over the
+//!   parts of the window, and how many waiters a part had;
+//! - errors (non-200 answers, broken connections) and requests/s.
+//!
+//! Usage: `cargo bench --bench ll_hls_load -- [N ...] [--parts] [--seconds S]` (default N = 1000 10000).
+//! The players and the origin share the machine's cores: the figures are what the origin does while
+//! the load generator also runs.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Write},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+const STREAM: &str = "live/load";
+const API_TOKEN: &str = "ll-hls-load-bench-api-token";
+
+struct Origin {
+    child: Child,
+    http: SocketAddr,
+    rtmp: SocketAddr,
+    _config: tempfile::NamedTempFile,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Origin {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_origin() -> Origin {
+    let mut config = tempfile::NamedTempFile::new().unwrap();
+    write!(
+        config,
+        "[transcode]\nenabled = false\n[packager]\npart_target = \"500ms\"\n\
+         [auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"ll-hls load bench secret of 32+ bytes\"\n\
+         [api]\ntoken = \"{API_TOKEN}\"\n[streams]\nmax_waiters_per_stream = 100000\n\
+         [server]\nhttp_max_connections = 30000\n"
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_estuary"))
+        .arg("serve")
+        .arg("--config")
+        .arg(config.path())
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--srt-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn,estuary::server=info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("estuary runs");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("estuary serving") {
+                let _ = tx.send(line);
+            } else if line.contains("WARN") || line.contains("ERROR") {
+                eprintln!("origin: {line}");
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("origin started");
+    let addr = |field: &str| -> SocketAddr {
+        let start = line.find(&format!("{field}=")).unwrap() + field.len() + 1;
+        line[start..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    Origin {
+        http: addr("http_addr"),
+        rtmp: addr("rtmp_addr"),
+        child,
+        _config: config,
+        _data: data,
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One HTTP/1.1 exchange on a keep-alive connection: (status, body). Bodies must carry a
+/// Content-Length (playlists and complete parts do).
+async fn exchange(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    path: &str,
+    extra: &str,
+) -> std::io::Result<(u16, Vec<u8>)> {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: origin\r\n{extra}\r\n").as_bytes())
+        .await?;
+    buf.clear();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, buf[head_end..head_end + length].to_vec()))
+}
+
+/// The part the playlist's preload hint names: (msn, part).
+fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
+    let text = std::str::from_utf8(playlist).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))?;
+    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
+    let (msn, rest) = uri.split_once('.')?;
+    let (part, _) = rest.split_once('.')?;
+    Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+/// What every player records: per part, (request sent, playlist received).
+type Receipts = Arc<Mutex<HashMap<(u64, u64), Vec<(Instant, Instant)>>>>;
+
+struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    bytes: AtomicU64,
+}
+
+async fn player(
+    addr: SocketAddr,
+    until: Instant,
+    fetch_parts: bool,
+    receipts: Receipts,
+    counters: Arc<Counters>,
+) {
+    let Ok(mut stream) = TcpStream::connect(addr).await else {
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let base = format!("/{STREAM}/source");
+    let mut hint = match exchange(&mut stream, &mut buf, &format!("{base}/media.m3u8"), "").await {
+        Ok((200, body)) => preload_hint(&body),
+        _ => None,
+    };
+    let mut local = Vec::new();
+    while let Some((msn, part)) = hint {
+        if Instant::now() >= until {
+            break;
+        }
+        let sent = Instant::now();
+        let path = format!("{base}/media.m3u8?_HLS_msn={msn}&_HLS_part={part}");
+        match exchange(&mut stream, &mut buf, &path, "").await {
+            Ok((200, body)) => {
+                local.push(((msn, part), sent, Instant::now()));
+                counters.requests.fetch_add(1, Ordering::Relaxed);
+                hint = preload_hint(&body);
+            }
+            _ => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+        }
+        if fetch_parts {
+            match exchange(
+                &mut stream,
+                &mut buf,
+                &format!("{base}/{msn}.{part}.m4s"),
+                "",
+            )
+            .await
+            {
+                Ok((200, body)) => {
+                    counters.requests.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .bytes
+                        .fetch_add(body.len() as u64, Ordering::Relaxed);
+                }
+                _ => {
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+            }
+        }
+    }
+    let mut all = receipts.lock().unwrap();
+    for (key, sent, got) in local {
+        all.entry(key).or_default().push((sent, got));
+    }
+}
+
+/// The origin's API view of the stream's blocked requests.
+async fn blocked_requests(addr: SocketAddr, conn: &mut Option<TcpStream>) -> Option<u64> {
+    if conn.is_none() {
+        *conn = TcpStream::connect(addr).await.ok();
+    }
+    let stream = conn.as_mut()?;
+    let mut buf = Vec::new();
+    let auth = format!("Authorization: Bearer {API_TOKEN}\r\n");
+    match exchange(stream, &mut buf, &format!("/api/streams/{STREAM}"), &auth).await {
+        Ok((200, body)) => {
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            v["blocked_requests"].as_u64()
+        }
+        _ => {
+            *conn = None;
+            None
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+async fn run(n: usize, fetch_parts: bool, seconds: u64) {
+    let origin = start_origin();
+    let pid = origin.child.id();
+    let clip =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/camera-bikes-272p-h264-10s.mp4");
+    let mut publisher = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
+        .arg(&clip)
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(format!("rtmp://{}/{STREAM}", origin.rtmp))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("ffmpeg runs");
+    // Wait for the playlist, then a few segments.
+    let mut probe = None;
+    let ready = Instant::now();
+    loop {
+        let mut conn = TcpStream::connect(origin.http).await.unwrap();
+        let mut buf = Vec::new();
+        if let Ok((200, _)) = exchange(
+            &mut conn,
+            &mut buf,
+            &format!("/{STREAM}/source/media.m3u8"),
+            "",
+        )
+        .await
+        {
+            break;
+        }
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "stream not ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_before = rss_kib(pid);
+
+    let receipts: Receipts = Arc::default();
+    let counters = Arc::new(Counters {
+        requests: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+    });
+    let ramp = Duration::from_millis(50) * (n as u32).div_ceil(500);
+    let until = Instant::now() + ramp + Duration::from_secs(seconds) + Duration::from_secs(1);
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        if i > 0 && i % 500 == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tasks.push(tokio::spawn(player(
+            origin.http,
+            until,
+            fetch_parts,
+            receipts.clone(),
+            counters.clone(),
+        )));
+    }
+    let measure_from = Instant::now();
+    let mut held_max = 0;
+    let mut rss_max = rss_before;
+    while Instant::now() < until {
+        if let Some(b) = blocked_requests(origin.http, &mut probe).await {
+            held_max = held_max.max(b);
+        }
+        rss_max = rss_max.max(rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let requests_at_end = counters.requests.load(Ordering::Relaxed);
+    let elapsed = measure_from.elapsed();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+
+    // Publication to last waiter, per part: over the requests sent before the part's first answer.
+    let receipts = receipts.lock().unwrap();
+    let mut spreads = Vec::new();
+    let mut waiters = Vec::new();
+    for list in receipts.values() {
+        let first = list.iter().map(|r| r.1).min().unwrap();
+        let waiting: Vec<&(Instant, Instant)> = list.iter().filter(|r| r.0 < first).collect();
+        if waiting.len() * 10 < n * 9 {
+            continue; // a part at the ramp or the end: not every player was waiting for it
+        }
+        let last = waiting.iter().map(|r| r.1).max().unwrap();
+        spreads.push((last - first).as_secs_f64() * 1000.0);
+        waiters.push(waiting.len());
+    }
+    spreads.sort_by(f64::total_cmp);
+    let waiters_min = waiters.iter().min().copied().unwrap_or(0);
+    println!(
+        "N={n:>6} parts={:<5} held max {held_max:>6}  origin RSS {:.1} MB -> {:.1} MB ({:+.1} kB per held request)  \
+         publication->last waiter over {} parts (>= {waiters_min} waiters each): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms  \
+         {:.0} req/s, {:.1} MB/s parts, errors {}",
+        if fetch_parts { "yes" } else { "no" },
+        rss_before as f64 / 1024.0,
+        rss_max as f64 / 1024.0,
+        if held_max > 0 {
+            (rss_max.saturating_sub(rss_before)) as f64 / held_max as f64
+        } else {
+            f64::NAN
+        },
+        spreads.len(),
+        percentile(&spreads, 0.5),
+        percentile(&spreads, 0.99),
+        spreads.last().copied().unwrap_or(f64::NAN),
+        requests_at_end as f64 / elapsed.as_secs_f64(),
+        counters.bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e6,
+        counters.errors.load(Ordering::Relaxed),
+    );
+}
+
+fn main() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let mut counts = Vec::new();
+    let mut fetch_parts = false;
+    let mut seconds = 20;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--parts" => fetch_parts = true,
+            "--seconds" => seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or(20),
+            "--bench" => {}
+            other => {
+                if let Ok(n) = other.parse() {
+                    counts.push(n);
+                }
+            }
+        }
+    }
+    if counts.is_empty() {
+        counts = vec![1000, 10_000];
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for n in counts {
+        runtime.block_on(run(n, fetch_parts, seconds));
+    }
+}
