@@ -34,27 +34,27 @@
 //! N s runs, `-- --runs=0,2` (or `-- --runs=3` for the ladder run alone) for some runs only.
 
 mod common;
+#[path = "common/rtmp_client.rs"]
+mod rtmp_client;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use estuary::config::{FileConfig, ServeArgs, Settings};
 use estuary::server::Server;
 use mp4_atom::{Any, Decode};
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
+use rml_rtmp::sessions::ClientSessionResult;
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use common::{FlvTag, TagKind, percentile};
+use rtmp_client::rtmp_publish;
 
 const STREAM_KEY: &str = "bench";
 /// The passthrough (or ladder copy) rendition.
@@ -772,7 +772,7 @@ async fn publish(
     until_ms: u64,
     log: WriteLog,
 ) -> anyhow::Result<Pacing> {
-    let (socket, mut session) = rtmp_publish(addr).await?;
+    let (socket, mut session) = rtmp_publish(addr, "live", STREAM_KEY).await?;
     let (mut rd, mut wr) = socket.into_split();
     // The server's acknowledgements are not needed: read and discard them so its writes never stall.
     let drain = tokio::spawn(async move {
@@ -823,112 +823,6 @@ async fn publish(
         max_late,
         max_late_at_ms,
     })
-}
-
-/// Connect, handshake, `connect` to app `live` and `publish` `bench`.
-async fn rtmp_publish(addr: SocketAddr) -> anyhow::Result<(TcpStream, ClientSession)> {
-    let mut socket = TcpStream::connect(addr).await?;
-    socket.set_nodelay(true)?;
-    let mut handshake = Handshake::new(PeerType::Client);
-    let c0c1 = handshake
-        .generate_outbound_p0_and_p1()
-        .map_err(|e| anyhow!("handshake: {e:?}"))?;
-    socket.write_all(&c0c1).await?;
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut pending = loop {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            bail!("server closed the connection during the handshake");
-        }
-        match handshake
-            .process_bytes(&buf[..n])
-            .map_err(|e| anyhow!("handshake: {e:?}"))?
-        {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                socket.write_all(&response_bytes).await?
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                socket.write_all(&response_bytes).await?;
-                break remaining_bytes;
-            }
-        }
-    };
-    let mut config = ClientSessionConfig::new();
-    config.tc_url = Some(format!("rtmp://{addr}/live"));
-    let (mut session, initial) =
-        ClientSession::new(config).map_err(|e| anyhow!("rtmp client: {e:?}"))?;
-    send(&mut socket, initial).await?;
-    let request = session
-        .request_connection("live".into())
-        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
-    send(&mut socket, vec![request]).await?;
-    await_event(&mut socket, &mut session, &mut pending, |e| {
-        *e == ClientSessionEvent::ConnectionRequestAccepted
-    })
-    .await?;
-    let request = session
-        .request_publishing(STREAM_KEY.into(), PublishRequestType::Live)
-        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
-    send(&mut socket, vec![request]).await?;
-    await_event(&mut socket, &mut session, &mut pending, |e| {
-        *e == ClientSessionEvent::PublishRequestAccepted
-    })
-    .await?;
-    Ok((socket, session))
-}
-
-async fn send(socket: &mut TcpStream, results: Vec<ClientSessionResult>) -> anyhow::Result<()> {
-    for r in results {
-        if let ClientSessionResult::OutboundResponse(packet) = r {
-            socket.write_all(&packet.bytes).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Feed the server's bytes to the session (answering as it asks) until an event matches `is_wanted`.
-async fn await_event(
-    socket: &mut TcpStream,
-    session: &mut ClientSession,
-    pending: &mut Vec<u8>,
-    is_wanted: impl Fn(&ClientSessionEvent) -> bool,
-) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        if !pending.is_empty() {
-            let results = session
-                .handle_input(pending)
-                .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
-            pending.clear();
-            let mut found = false;
-            for r in results {
-                match r {
-                    ClientSessionResult::OutboundResponse(packet) => {
-                        socket.write_all(&packet.bytes).await?
-                    }
-                    ClientSessionResult::RaisedEvent(e) if is_wanted(&e) => found = true,
-                    ClientSessionResult::RaisedEvent(
-                        ClientSessionEvent::ConnectionRequestRejected { description },
-                    ) => bail!("connection rejected: {description}"),
-                    _ => {}
-                }
-            }
-            if found {
-                return Ok(());
-            }
-        }
-        let n = tokio::time::timeout_at(deadline, socket.read(&mut buf))
-            .await
-            .context("rtmp server reply")??;
-        if n == 0 {
-            bail!("rtmp server closed the connection");
-        }
-        pending.extend_from_slice(&buf[..n]);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

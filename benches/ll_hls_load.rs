@@ -28,12 +28,15 @@
 //! The players and the origin share the machine's cores: the figures are what the origin does while
 //! the load generator also runs.
 
+#[path = "common/origin_process.rs"]
+mod origin_process;
+
+use origin_process::{OriginProcess, exchange};
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader, Write},
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -41,140 +44,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 
 const STREAM: &str = "live/load";
 const API_TOKEN: &str = "ll-hls-load-bench-api-token";
 
-struct Origin {
-    child: Child,
-    http: SocketAddr,
-    rtmp: SocketAddr,
-    _config: tempfile::NamedTempFile,
-    _data: tempfile::TempDir,
-}
-
-impl Drop for Origin {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_origin() -> Origin {
-    let mut config = tempfile::NamedTempFile::new().unwrap();
-    write!(
-        config,
+fn start_origin() -> OriginProcess {
+    OriginProcess::start(&format!(
         "[transcode]\nenabled = false\n[packager]\npart_target = \"500ms\"\n\
          [auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"ll-hls load bench secret of 32+ bytes\"\n\
          [api]\ntoken = \"{API_TOKEN}\"\n[streams]\nmax_waiters_per_stream = 100000\n\
          [server]\nhttp_max_connections = 30000\n"
-    )
-    .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_estuary"))
-        .arg("serve")
-        .arg("--config")
-        .arg(config.path())
-        .args([
-            "--http-listen",
-            "127.0.0.1:0",
-            "--rtmp-listen",
-            "127.0.0.1:0",
-        ])
-        .args(["--srt-listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .env("RUST_LOG", "warn,estuary::server=info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("estuary runs");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("estuary serving") {
-                let _ = tx.send(line);
-            } else if line.contains("WARN") || line.contains("ERROR") {
-                eprintln!("origin: {line}");
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("origin started");
-    let addr = |field: &str| -> SocketAddr {
-        let start = line.find(&format!("{field}=")).unwrap() + field.len() + 1;
-        line[start..]
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    Origin {
-        http: addr("http_addr"),
-        rtmp: addr("rtmp_addr"),
-        child,
-        _config: config,
-        _data: data,
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// One HTTP/1.1 exchange on a keep-alive connection: (status, body). Bodies must carry a
-/// Content-Length (playlists and complete parts do).
-async fn exchange(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    path: &str,
-    extra: &str,
-) -> std::io::Result<(u16, Vec<u8>)> {
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: origin\r\n{extra}\r\n").as_bytes())
-        .await?;
-    buf.clear();
-    let mut chunk = [0u8; 16 * 1024];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok((status, buf[head_end..head_end + length].to_vec()))
+    ))
 }
 
 /// The part the playlist's preload hint names: (msn, part).
@@ -291,7 +172,6 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     let origin = start_origin();
-    let pid = origin.child.id();
     let clip =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/camera-bikes-272p-h264-10s.mp4");
     let mut publisher = Command::new("ffmpeg")
@@ -333,7 +213,7 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let rss_before = rss_kib(pid);
+    let rss_before = origin.rss_kib();
 
     let receipts: Receipts = Arc::default();
     let counters = Arc::new(Counters {
@@ -363,7 +243,7 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         if let Some(b) = blocked_requests(origin.http, &mut probe).await {
             held_max = held_max.max(b);
         }
-        rss_max = rss_max.max(rss_kib(pid));
+        rss_max = rss_max.max(origin.rss_kib());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let requests_at_end = counters.requests.load(Ordering::Relaxed);

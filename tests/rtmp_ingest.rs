@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use estuary::ingest::rtmp::{RtmpConfig, serve};
 use estuary::ingest::{IngestEvent, Protocol, PublishRefused, PublishSession, Publisher};
@@ -104,6 +104,15 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(RtmpConfig {
+            handshake_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(3),
+            ..RtmpConfig::default()
+        })
+        .await
+    }
+
+    async fn start_with(config: RtmpConfig) -> Self {
         // Logs show with `RUST_LOG=estuary=debug cargo test --test rtmp_ingest -- --nocapture`.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -113,11 +122,6 @@ impl Harness {
         let addr = listener.local_addr().unwrap();
         let recorder = Recorder::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let config = RtmpConfig {
-            handshake_timeout: Duration::from_secs(3),
-            idle_timeout: Duration::from_secs(3),
-            ..RtmpConfig::default()
-        };
         let server = tokio::spawn(serve(
             listener,
             Arc::new(recorder.clone()),
@@ -435,6 +439,79 @@ async fn rtmp_garbage_connections_are_closed_while_a_real_publish_continues() {
         "only {} video frames",
         video_frames.len()
     );
+    h.stop().await;
+}
+
+/// A client that asks for replies (PingRequest user control messages, each answered by a PingResponse,
+/// RTMP §7.1.7) and never reads them: once the socket buffers are full the server's write blocks, and the
+/// connection is closed at the write timeout. A real publish on the same server carries on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_client_that_stops_reading_is_closed_at_the_write_timeout() {
+    let write_timeout = Duration::from_secs(2);
+    let h = Harness::start_with(RtmpConfig {
+        handshake_timeout: Duration::from_secs(3),
+        idle_timeout: Duration::from_secs(3),
+        write_timeout,
+        ..RtmpConfig::default()
+    })
+    .await;
+    let publisher = publish_fixture(&h.url("steady"), 8);
+    let recorder = h.recorder.clone();
+    wait_until("first video frames", Duration::from_secs(15), || {
+        recorder.frame_count("live/steady", TrackKind::Video) >= 5
+    })
+    .await;
+
+    // A small receive buffer so that the server's replies fill it quickly.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut socket = socket.connect(h.addr).await.unwrap();
+    client_handshake(&mut socket).await;
+    // PingRequest: chunk basic header fmt 0 on chunk stream 2, timestamp 0, length 6, type 4 (user
+    // control), message stream 0; event 6 and a 4-byte timestamp.
+    let mut ping = vec![0x02, 0, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0];
+    ping.extend_from_slice(&[0, 6, 0, 0, 0, 1]);
+    let batch = ping.repeat(64 * 1024 / ping.len());
+    let before = h.recorder.frame_count("live/steady", TrackKind::Video);
+    let started = Instant::now();
+    let (mut last_progress, mut sent) = (Instant::now(), 0usize);
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match socket.write(&batch).await {
+                Ok(n) if n > 0 => {
+                    sent += n;
+                    last_progress = Instant::now();
+                }
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server kept a client that does not read for 20 s"
+    );
+    // From the last bytes the server took (then it was blocked writing its replies) to the close.
+    let stalled_for = last_progress.elapsed();
+    println!(
+        "sent {sent} bytes of PingRequests in {:?}; closed {stalled_for:?} after the server stopped taking them (write timeout {write_timeout:?})",
+        started.elapsed()
+    );
+    assert!(sent > 64 * 1024, "the server took only {sent} bytes");
+    assert!(
+        stalled_for <= write_timeout + Duration::from_secs(3),
+        "closed {stalled_for:?} after the stall, write timeout {write_timeout:?}"
+    );
+
+    let recorder = h.recorder.clone();
+    wait_until(
+        "frames during and after the stall",
+        Duration::from_secs(10),
+        || recorder.frame_count("live/steady", TrackKind::Video) > before + 24,
+    )
+    .await;
+    let (ok, log) = wait_ffmpeg(publisher).await;
+    assert!(ok, "publisher failed: {log}");
     h.stop().await;
 }
 

@@ -60,6 +60,7 @@ impl FlvTag {
 }
 
 /// Where the fixture FLV lives: `$ESTUARY_BENCH_FLV`, or a file in the temporary directory.
+#[allow(dead_code)] // not every bench binary reads the fixture FLV
 pub fn fixture_flv_path() -> PathBuf {
     match std::env::var_os("ESTUARY_BENCH_FLV") {
         Some(p) => PathBuf::from(p),
@@ -69,6 +70,7 @@ pub fn fixture_flv_path() -> PathBuf {
 
 /// The fixture as FLV, made once (again if the fixture is newer) by FFmpeg (`-c copy`, no re-encoding)
 /// from `fixtures/bbb-720p-2s-gop.mp4` (30 s, 24 fps H.264 with a keyframe every 2 s, AAC-LC 44.1 kHz).
+#[allow(dead_code)] // not every bench binary reads the fixture FLV
 pub fn fixture_flv() -> PathBuf {
     let path = fixture_flv_path();
     let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
@@ -206,4 +208,55 @@ pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
     assert!(!sorted.is_empty(), "percentile of no values");
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A 3 Mbit/s contribution stream as FLV, made once in the temporary directory (again if the fixture is
+/// newer) by FFmpeg from `fixtures/bbb-720p-2s-gop.mp4`: libx264 `veryfast` 720p 24 fps at 2.87 Mbit/s
+/// CBR (`nal-hrd=cbr`, 1 s buffer), a keyframe every 2 s, AAC-LC 128 kbit/s — 3.0 Mbit/s in all, 30 s.
+#[allow(dead_code)] // used by the load benches only
+pub fn contribution_flv_3mbps() -> PathBuf {
+    let path = std::env::temp_dir().join("estuary-bench-bbb-720p-3mbps.flv");
+    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if path.exists() && modified(&path) >= modified(&mp4) {
+        return path;
+    }
+    let tmp = path.with_extension("flv.partial");
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(&mp4)
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-b:v",
+            "2870k",
+            "-minrate",
+            "2870k",
+            "-maxrate",
+            "2870k",
+            "-bufsize",
+            "2870k",
+            "-x264-params",
+            "nal-hrd=cbr",
+            "-g",
+            "48",
+            "-keyint_min",
+            "48",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-f",
+            "flv",
+        ])
+        .arg(&tmp)
+        .status()
+        .expect("ffmpeg is installed (needed to make the bench input)");
+    assert!(status.success(), "ffmpeg failed to make {}", path.display());
+    std::fs::rename(&tmp, &path).expect("rename the finished FLV into place");
+    path
 }

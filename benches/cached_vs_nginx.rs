@@ -1,0 +1,343 @@
+//! Cached parts and segments: requests/s from the origin's memory against nginx serving the same files
+//! from disk, in the same run, with the same clients.
+//!
+//! Setup: `estuary serve` (this build's binary) as a child process (transcoding off, open playback, the
+//! default 2 s segments and 500 ms parts, a window of 1000 segments so nothing leaves it during the run),
+//! and one stream published in real time by this process's RTMP client from a 3 Mbit/s FLV
+//! (`common::contribution_flv_3mbps`). After `--warmup` seconds (default 20) the video media playlist's
+//! complete segments and listed parts are downloaded once and written under a temporary directory with
+//! the same paths, and `nginx` (Debian's) serves that directory on a loopback port: 2 worker processes
+//! (one per core here; the origin has 2 worker threads), `sendfile on`, `tcp_nopush on`, access log off,
+//! unlimited keep-alive requests — the usual static-file set-up. Every file is read once through nginx
+//! before measuring, so it serves them from the page cache.
+//!
+//! Measured per server and object kind: `--clients` keep-alive HTTP/1.1 connections (default 64, raw
+//! tokio TCP in this process) each GET the objects in turn (each client starting at a different one) for
+//! `--seconds` (default 8); every body's length is checked against the object's. Rounds alternate
+//! origin, nginx, origin, nginx, so that drift in the machine's load hits both. Reported: requests/s,
+//! MB/s and the server processes' CPU seconds per 1000 requests, each the mean of two rounds, and the
+//! origin/nginx ratio of requests/s. The publisher runs throughout (the origin packages while it
+//! serves); its CPU is in this process, in neither server's figure.
+//!
+//! Usage: `cargo bench --bench cached_vs_nginx -- [--clients C] [--seconds S] [--warmup S]`.
+//! The clients and the servers share the machine's cores.
+
+mod common;
+#[path = "common/origin_process.rs"]
+mod origin_process;
+#[path = "common/rtmp_client.rs"]
+mod rtmp_client;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use origin_process::{OriginProcess, cpu_seconds, exchange, exchange_in_place};
+use rtmp_client::{publish_realtime, rtmp_publish};
+use tokio::net::TcpStream;
+
+const STREAM: &str = "live/cached";
+
+/// nginx on a loopback port serving `root`; stopped on drop.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM (fast shutdown): the master stops its workers. (SIGKILL would orphan them.)
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        if self.child.wait().is_err() {
+            let _ = self.child.kill();
+        }
+    }
+}
+
+impl Nginx {
+    fn start(root: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
+               keepalive_requests 100000000;\n  keepalive_timeout 60s;\n\
+               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
+               uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               types {{ video/mp4 m4s; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n    root {};\n  }}\n}}\n",
+            root.display()
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let bin = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|b| Path::new(b).exists() || *b == "nginx")
+            .unwrap();
+        let child = Command::new(bin)
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (apt install nginx)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// CPU seconds of the master and its worker processes.
+    fn cpu_seconds(&self) -> f64 {
+        let pid = self.child.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        cpu_seconds(pid)
+            + children
+                .split_whitespace()
+                .filter_map(|c| c.parse().ok())
+                .map(cpu_seconds)
+                .sum::<f64>()
+    }
+}
+
+/// One object: its path and length, bytes.
+#[derive(Clone)]
+struct Object {
+    path: String,
+    len: usize,
+}
+
+struct Round {
+    requests: u64,
+    bytes: u64,
+    errors: u64,
+    seconds: f64,
+    cpu: f64,
+}
+
+async fn round(addr: SocketAddr, objects: Arc<Vec<Object>>, clients: usize, seconds: u64) -> Round {
+    let requests = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (objects, requests, bytes, errors) = (
+            objects.clone(),
+            requests.clone(),
+            bytes.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut conn) = TcpStream::connect(addr).await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let _ = conn.set_nodelay(true);
+            let mut buf = Vec::with_capacity(1 << 20);
+            let mut i = c * 7919;
+            while tokio::time::Instant::now() < until {
+                let o = &objects[i % objects.len()];
+                i += 1;
+                match exchange_in_place(&mut conn, &mut buf, &o.path, "").await {
+                    Ok((200, range)) if range.len() == o.len => {
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(o.len as u64, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Round {
+        requests: requests.load(Ordering::Relaxed),
+        bytes: bytes.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        seconds: start.elapsed().as_secs_f64(),
+        cpu: 0.0,
+    }
+}
+
+async fn run(clients: usize, seconds: u64, warmup: u64) {
+    let origin = OriginProcess::start(
+        "[transcode]\nenabled = false\n[packager]\nwindow_segments = 1000\n\
+         [auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"cached-vs-nginx bench secret of 32+ bytes\"\n",
+    );
+    let file = Bytes::from(std::fs::read(common::contribution_flv_3mbps()).expect("read the FLV"));
+    let tags = common::looped_tags(&common::read_flv_tags(&file).expect("parse the FLV"), 20);
+    let (socket, session) = rtmp_publish(origin.rtmp, "live", "cached")
+        .await
+        .expect("publish");
+    let publisher = tokio::spawn(async move {
+        publish_realtime(
+            socket,
+            session,
+            &tags,
+            tokio::time::Instant::now() + Duration::from_secs(3600),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_secs(warmup)).await;
+
+    // The objects: complete segments and listed parts of the video rendition, saved for nginx.
+    let mut conn = TcpStream::connect(origin.http).await.unwrap();
+    let mut buf = Vec::new();
+    let base = format!("/{STREAM}/source");
+    let (status, playlist) = exchange(&mut conn, &mut buf, &format!("{base}/media.m3u8"), "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "media playlist");
+    let playlist = String::from_utf8(playlist).unwrap();
+    let mut segments = Vec::new();
+    let mut parts = Vec::new();
+    for line in playlist.lines() {
+        if let Some(uri) = line
+            .strip_prefix("#EXT-X-PART:")
+            .and_then(|a| a.split("URI=\"").nth(1))
+            .and_then(|u| u.split('"').next())
+        {
+            parts.push(uri.to_owned());
+        } else if !line.starts_with('#') && line.ends_with(".m4s") {
+            segments.push(line.to_owned());
+        }
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mut save = async |uris: &[String]| -> Vec<Object> {
+        let mut out = Vec::new();
+        for uri in uris {
+            let path = format!("{base}/{uri}");
+            let (status, body) = exchange(&mut conn, &mut buf, &path, "").await.unwrap();
+            assert_eq!(status, 200, "{path}");
+            let file: PathBuf = root.path().join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, &body).unwrap();
+            out.push(Object {
+                path,
+                len: body.len(),
+            });
+        }
+        out
+    };
+    let segments = Arc::new(save(&segments).await);
+    let parts = Arc::new(save(&parts).await);
+    let mean = |o: &[Object]| {
+        o.iter().map(|o| o.len).sum::<usize>() as f64 / o.len().max(1) as f64 / 1024.0
+    };
+    println!(
+        "objects: {} segments (mean {:.0} KiB), {} parts (mean {:.0} KiB); {clients} clients, {seconds} s rounds",
+        segments.len(),
+        mean(&segments),
+        parts.len(),
+        mean(&parts),
+    );
+    let nginx = Nginx::start(root.path());
+    // Warm nginx's page cache and check it serves every object whole.
+    for o in parts.iter().chain(segments.iter()) {
+        let mut c = TcpStream::connect(nginx.addr).await.unwrap();
+        let (status, body) = exchange(&mut c, &mut buf, &o.path, "").await.unwrap();
+        assert!(
+            status == 200 && body.len() == o.len,
+            "nginx serves {}",
+            o.path
+        );
+    }
+
+    for (kind, objects) in [("parts", parts), ("segments", segments)] {
+        let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..2 {
+            for (s, addr) in [(0, origin.http), (1, nginx.addr)] {
+                let cpu = |s| {
+                    if s == 0 {
+                        cpu_seconds(origin.child.id())
+                    } else {
+                        nginx.cpu_seconds()
+                    }
+                };
+                let cpu0 = cpu(s);
+                let mut r = round(addr, objects.clone(), clients, seconds).await;
+                r.cpu = cpu(s) - cpu0;
+                results[s].push(r);
+            }
+        }
+        let summary = |rounds: &[Round]| {
+            let rps = rounds
+                .iter()
+                .map(|r| r.requests as f64 / r.seconds)
+                .sum::<f64>()
+                / 2.0;
+            let mbps = rounds
+                .iter()
+                .map(|r| r.bytes as f64 / r.seconds / 1e6)
+                .sum::<f64>()
+                / 2.0;
+            let requests = rounds.iter().map(|r| r.requests).sum::<u64>() as f64;
+            let cpu_per_k = rounds.iter().map(|r| r.cpu).sum::<f64>() / requests * 1000.0;
+            let errors: u64 = rounds.iter().map(|r| r.errors).sum();
+            (rps, mbps, cpu_per_k, errors)
+        };
+        let (o, n) = (summary(&results[0]), summary(&results[1]));
+        println!(
+            "{kind:<8} origin {:>8.0} req/s {:>7.0} MB/s {:.3} CPU s/1000 req (errors {}) | nginx {:>8.0} req/s {:>7.0} MB/s {:.3} CPU s/1000 req (errors {}) | origin/nginx {:.2}",
+            o.0,
+            o.1,
+            o.2,
+            o.3,
+            n.0,
+            n.1,
+            n.2,
+            n.3,
+            o.0 / n.0
+        );
+    }
+    publisher.abort();
+}
+
+fn main() {
+    let (mut clients, mut seconds, mut warmup) = (64, 8, 20);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |d| args.next().and_then(|s| s.parse().ok()).unwrap_or(d);
+        match a.as_str() {
+            "--clients" => clients = value(clients as u64) as usize,
+            "--seconds" => seconds = value(seconds),
+            "--warmup" => warmup = value(warmup),
+            _ => {}
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(clients, seconds, warmup));
+}

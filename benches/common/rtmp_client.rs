@@ -1,0 +1,183 @@
+//! A minimal RTMP publisher for the bench binaries, on rml_rtmp's client session: handshake
+//! (RTMP specification 1.0 §5.2), `connect` to an application, `publish` a stream key, then audio and
+//! video messages whose payloads are FLV tag bodies.
+
+#![allow(dead_code)] // each bench binary uses part of it
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Connect to `addr`, handshake, `connect` to `app` and `publish` `key` (live). Errors: the connection,
+/// a handshake or session error, a rejection, or no answer within 5 s.
+pub async fn rtmp_publish(
+    addr: SocketAddr,
+    app: &str,
+    key: &str,
+) -> anyhow::Result<(TcpStream, ClientSession)> {
+    let mut socket = TcpStream::connect(addr).await?;
+    socket.set_nodelay(true)?;
+    let mut handshake = Handshake::new(PeerType::Client);
+    let c0c1 = handshake
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| anyhow!("handshake: {e:?}"))?;
+    socket.write_all(&c0c1).await?;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending = loop {
+        let n = socket.read(&mut buf).await?;
+        if n == 0 {
+            bail!("server closed the connection during the handshake");
+        }
+        match handshake
+            .process_bytes(&buf[..n])
+            .map_err(|e| anyhow!("handshake: {e:?}"))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                socket.write_all(&response_bytes).await?
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                socket.write_all(&response_bytes).await?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let mut config = ClientSessionConfig::new();
+    config.tc_url = Some(format!("rtmp://{addr}/{app}"));
+    let (mut session, initial) =
+        ClientSession::new(config).map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+    send(&mut socket, initial).await?;
+    let request = session
+        .request_connection(app.into())
+        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+    send(&mut socket, vec![request]).await?;
+    await_event(&mut socket, &mut session, &mut pending, |e| {
+        *e == ClientSessionEvent::ConnectionRequestAccepted
+    })
+    .await?;
+    let request = session
+        .request_publishing(key.into(), PublishRequestType::Live)
+        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+    send(&mut socket, vec![request]).await?;
+    await_event(&mut socket, &mut session, &mut pending, |e| {
+        *e == ClientSessionEvent::PublishRequestAccepted
+    })
+    .await?;
+    Ok((socket, session))
+}
+
+async fn send(socket: &mut TcpStream, results: Vec<ClientSessionResult>) -> anyhow::Result<()> {
+    for r in results {
+        if let ClientSessionResult::OutboundResponse(packet) = r {
+            socket.write_all(&packet.bytes).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Feed the server's bytes to the session (answering as it asks) until an event matches `is_wanted`.
+async fn await_event(
+    socket: &mut TcpStream,
+    session: &mut ClientSession,
+    pending: &mut Vec<u8>,
+    is_wanted: impl Fn(&ClientSessionEvent) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if !pending.is_empty() {
+            let results = session
+                .handle_input(pending)
+                .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+            pending.clear();
+            let mut found = false;
+            for r in results {
+                match r {
+                    ClientSessionResult::OutboundResponse(packet) => {
+                        socket.write_all(&packet.bytes).await?
+                    }
+                    ClientSessionResult::RaisedEvent(e) if is_wanted(&e) => found = true,
+                    ClientSessionResult::RaisedEvent(
+                        ClientSessionEvent::ConnectionRequestRejected { description },
+                    ) => bail!("connection rejected: {description}"),
+                    _ => {}
+                }
+            }
+            if found {
+                return Ok(());
+            }
+        }
+        let n = tokio::time::timeout_at(deadline, socket.read(&mut buf))
+            .await
+            .context("rtmp server reply")??;
+        if n == 0 {
+            bail!("rtmp server closed the connection");
+        }
+        pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// What one real-time publish did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PublishReport {
+    /// FLV tag bodies sent (audio and video messages), bytes.
+    pub payload_bytes: u64,
+    /// Messages sent.
+    pub messages: u64,
+    /// The latest any message left after its due time (the publisher's own lag).
+    pub max_late: Duration,
+}
+
+/// Publish `tags` (FLV tag bodies with their timestamps, ms) on `socket` in real time: each message is
+/// written when its timestamp, counted from the first tag, is due. Stops after the last tag or at
+/// `until`. Whatever the server sends is read and dropped. Errors: a session error or a write failure.
+pub async fn publish_realtime(
+    socket: TcpStream,
+    mut session: ClientSession,
+    tags: &[crate::common::FlvTag],
+    until: tokio::time::Instant,
+) -> anyhow::Result<PublishReport> {
+    use crate::common::TagKind;
+    use rml_rtmp::time::RtmpTimestamp;
+    let (mut rd, mut wr) = socket.into_split();
+    let drain = tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let t0 = tags.first().map_or(0, |t| t.timestamp_ms);
+    let start = tokio::time::Instant::now();
+    let mut report = PublishReport::default();
+    for tag in tags {
+        let due = start + Duration::from_millis(u64::try_from(tag.timestamp_ms - t0).unwrap_or(0));
+        if due >= until {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+        report.max_late = report
+            .max_late
+            .max(tokio::time::Instant::now().saturating_duration_since(due));
+        let ts = RtmpTimestamp::new(tag.timestamp_ms as u32);
+        let result = match tag.kind {
+            TagKind::Video => session.publish_video_data(tag.body.clone(), ts, false),
+            TagKind::Audio => session.publish_audio_data(tag.body.clone(), ts, false),
+            TagKind::Script => continue,
+        }
+        .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
+        if let ClientSessionResult::OutboundResponse(packet) = result {
+            wr.write_all(&packet.bytes).await?;
+            report.payload_bytes += tag.body.len() as u64;
+            report.messages += 1;
+        }
+    }
+    drain.abort();
+    Ok(report)
+}
