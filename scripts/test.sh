@@ -35,6 +35,9 @@ syntax_checks() {
   local f ok=0
   for f in scripts/*.sh .ci/run; do bash -n "$f" || ok=1; done
   for f in tests/browser/*.mjs; do node --check "$f" || ok=1; done
+  for f in scripts/*.py; do
+    python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' "$f" || ok=1
+  done
   return $ok
 }
 

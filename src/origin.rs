@@ -32,7 +32,10 @@ use std::{
     convert::Infallible,
     net::SocketAddr,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -99,6 +102,8 @@ pub struct ChunksBody {
     tail: Option<LiveTail>,
     /// Counts the bytes as they are sent (`estuary_http_response_bytes_total`).
     meter: Option<prometheus_client::metrics::counter::Counter>,
+    /// Marks the connection busy until the body is dropped (sent, or abandoned).
+    in_flight: Option<InFlight>,
 }
 
 impl std::fmt::Debug for ChunksBody {
@@ -121,6 +126,7 @@ impl ChunksBody {
             remaining,
             tail: None,
             meter: None,
+            in_flight: None,
         }
     }
 
@@ -1642,11 +1648,162 @@ fn error_response(e: &OriginError) -> Response<ChunksBody> {
     resp
 }
 
+/// What one connection's idle watchdog ([`IdleIo`]) looks at.
+#[derive(Debug)]
+struct ConnActivity {
+    /// Requests whose response body has not been dropped yet (held blocking reloads included).
+    in_flight: AtomicUsize,
+    /// When a byte last moved either way or a response ended, ms after `born`.
+    last_ms: AtomicU64,
+    born: tokio::time::Instant,
+}
+
+impl ConnActivity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            last_ms: AtomicU64::new(0),
+            born: tokio::time::Instant::now(),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// One request in flight on a connection, from its headers until its response body is dropped.
+struct InFlight(Arc<ConnActivity>);
+
+impl InFlight {
+    fn new(activity: Arc<ConnActivity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// A connection's socket that records its activity and reads end-of-stream once the connection has
+/// had no request in flight and moved no byte for `idle`, so that hyper closes it. hyper's HTTP/1
+/// header timeout already closes an idle HTTP/1.1 keep-alive connection; HTTP/2 has no idle timeout
+/// of its own (its PINGs only find dead peers), so without this an HTTP/2 connection with no stream
+/// would hold its connection slot for ever.
+struct IdleIo {
+    inner: tokio::net::TcpStream,
+    activity: Arc<ConnActivity>,
+    idle: Duration,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleIo {
+    fn new(inner: tokio::net::TcpStream, activity: Arc<ConnActivity>, idle: Duration) -> Self {
+        Self {
+            inner,
+            activity,
+            idle,
+            timer: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    /// True once the connection has been idle for `idle`; otherwise the timer is armed for the
+    /// moment it would be.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            let due = if self.activity.in_flight.load(Ordering::Relaxed) > 0 {
+                tokio::time::Instant::now() + self.idle
+            } else {
+                let last = self.activity.last_ms.load(Ordering::Relaxed);
+                self.activity.born + Duration::from_millis(last) + self.idle
+            };
+            if due <= tokio::time::Instant::now() {
+                return true;
+            }
+            if self.timer.deadline() != due {
+                self.timer.as_mut().reset(due);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for IdleIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.activity.touch();
+                }
+                Poll::Ready(r)
+            }
+            // End of stream (no bytes filled): hyper closes the connection.
+            Poll::Pending if self.poll_idle(cx) => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for IdleIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Serve HTTP/1.1 and cleartext HTTP/2 (prior knowledge) on `listener` until `shutdown` turns true,
 /// then shut down gracefully: stop accepting, let each connection finish the response in flight
 /// (then close it; HTTP/2: GOAWAY) and return when all have, or after `grace`, cutting the rest.
 /// Idle keep-alive connections close at once. End the streams first ([`Hub::end_all`]) so that
 /// blocked playlist requests and segments in progress complete instead of running into the grace.
+/// Connections that stay idle (no request in flight, no byte either way) for the header timeout are
+/// closed, HTTP/1.1 and HTTP/2 alike.
 pub async fn serve(
     listener: TcpListener,
     origin: Arc<Origin>,
@@ -1710,11 +1867,19 @@ pub async fn serve(
                     return;
                 }
             }
+            let activity = Arc::new(ConnActivity::new());
+            let io = IdleIo::new(stream, activity.clone(), header_timeout);
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
-                origin.clone().handle(req)
+                let in_flight = InFlight::new(activity.clone());
+                let origin = origin.clone();
+                async move {
+                    let mut response = origin.handle(req).await?;
+                    response.body_mut().in_flight = Some(in_flight);
+                    Ok::<_, Infallible>(response)
+                }
             });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let connection = builder.serve_connection(TokioIo::new(io), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "http connection ended with an error");
             }

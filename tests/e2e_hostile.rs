@@ -172,6 +172,101 @@ async fn slow_idle_silent_and_oversize_clients_hit_their_limits_while_a_viewer_i
     viewer_is_served(&playlist, Duration::from_secs(1)).await;
 }
 
+/// HTTP/2 (cleartext, prior knowledge) has no idle timeout in hyper: a connection that opens no stream,
+/// or stays quiet after its last response, is closed once it has been idle for the header timeout. A
+/// blocking playlist request held longer than that keeps its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connections_are_closed_but_held_requests_are_not() {
+    let server = start_server(&format!(
+        "[server]\nhttp_header_timeout = \"{}s\"\n",
+        HEADER_TIMEOUT.as_secs()
+    ))
+    .await;
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &fixture("bbb-720p-2s-gop.mp4"),
+        &format!("rtmp://{}/live/h2idle", server.rtmp_addr),
+    );
+    let playlist = format!("http://{}/live/h2idle/source/media.m3u8", server.http_addr);
+    wait_for_200(&playlist, Duration::from_secs(20))
+        .await
+        .expect("playlist");
+    let addr = server.http_addr;
+
+    // The connection preface and an empty SETTINGS frame (RFC 9113 §3.4), then nothing.
+    let raw = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let opened = Instant::now();
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .await
+            .unwrap();
+        let (got, closed) = read_until_closed(&mut s, HEADER_TIMEOUT * 4).await;
+        // The server's SETTINGS frame (type 4) came first: it did speak HTTP/2.
+        assert_eq!(got.get(3), Some(&4), "no SETTINGS from the server");
+        closed.map(|c| c - opened)
+    });
+
+    // A real HTTP/2 client: a playlist, then a blocking reload held longer than the idle timeout.
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = |path: String| {
+        hyper::Request::get(format!("http://{addr}{path}"))
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap()
+    };
+    use http_body_util::BodyExt;
+    let response = sender
+        .send_request(request("/live/h2idle/source/media.m3u8".into()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body).into_owned();
+    let hint_msn: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .and_then(|u| u.split('.').next()?.parse().ok())
+        .expect("preload hint");
+    // The last part of the segment after the one in progress: held until that segment completes.
+    let held_from = Instant::now();
+    let response = sender
+        .send_request(request(format!(
+            "/live/h2idle/source/media.m3u8?_HLS_msn={}&_HLS_part=3",
+            hint_msn + 1
+        )))
+        .await
+        .expect("held request answered on its connection");
+    let held = held_from.elapsed();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.unwrap();
+    let answered = Instant::now();
+    println!("HTTP/2 blocking reload held {held:?} on a connection with a {HEADER_TIMEOUT:?} idle timeout");
+    assert!(held > HEADER_TIMEOUT, "held only {held:?}: the test proves nothing");
+
+    // Then idle: closed by the server.
+    tokio::time::timeout(HEADER_TIMEOUT * 4, connection)
+        .await
+        .expect("idle HTTP/2 connection closed")
+        .unwrap()
+        .ok();
+    let idle = answered.elapsed();
+    let raw = raw.await.unwrap().expect("stream-less HTTP/2 connection closed");
+    println!("HTTP/2: idle after a response closed after {idle:?}; no stream ever: closed after {raw:?}");
+    for d in [idle, raw] {
+        assert!(
+            d >= HEADER_TIMEOUT - Duration::from_millis(100) && d < HEADER_TIMEOUT * 2,
+            "{d:?}"
+        );
+    }
+    viewer_is_served(&playlist, Duration::from_secs(1)).await;
+}
+
 /// An SRT flood: junk datagrams and forged SRT handshakes sent to the SRT port as fast as one socket
 /// can, for 6 s, while a real SRT publisher (FFmpeg, libsrt) streams. The publisher's stream keeps
 /// producing parts at its pace and playlists keep being served; the listener drops the junk. (Packets

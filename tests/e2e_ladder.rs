@@ -78,6 +78,14 @@ async fn default_ladder_is_aligned_and_plays_with_forced_switches_in_hls_js() {
             assert!(line.contains(attr), "{line} lacks {attr}");
         }
     }
+    // Every rung keeps the source's frames, so every variant announces the source's measured rate
+    // (24 fps here), whatever rate an encoder wrote into its SPS.
+    let rates: Vec<&str> = mv
+        .lines()
+        .filter_map(|l| l.split("FRAME-RATE=").nth(1))
+        .map(|r| r.split(',').next().unwrap_or(r))
+        .collect();
+    assert_eq!(rates, ["24.000"; 3], "{mv}");
 
     // ffprobe sees each rendition at its configured size.
     for (name, w, h) in &variants {

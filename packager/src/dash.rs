@@ -385,8 +385,8 @@ fn representation(
                 rep.width = Some(u64::from(v.width));
                 rep.height = Some(u64::from(v.height));
                 rep.sar = Some("1:1".into());
-                rep.frameRate = Some(match v.frame_rate {
-                    Some((n, d)) if n > 0 && d > 0 => {
+                rep.frameRate = Some(match r.frame_rate(init_id) {
+                    Some((n, d)) => {
                         if n % d == 0 {
                             (n / d).to_string()
                         } else {

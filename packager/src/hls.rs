@@ -232,9 +232,9 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         if let Some(p) = v.track().config.video_params() {
             let _ = write!(out, ",RESOLUTION={}x{}", p.width, p.height);
         }
-        let fps = match v.track().config.video_params().and_then(|p| p.frame_rate) {
-            Some((n, d)) if n > 0 && d > 0 => f64::from(n) / f64::from(d),
-            _ => f64::from(v.timescale()) / v.est_duration_ticks().max(1) as f64,
+        let fps = match v.frame_rate(v.current_init_id()) {
+            Some((n, d)) => f64::from(n) / f64::from(d),
+            None => f64::from(v.timescale()) / v.est_duration_ticks().max(1) as f64,
         };
         let _ = write!(out, ",FRAME-RATE={fps:.3}");
         if audio.is_some() {

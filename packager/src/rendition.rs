@@ -187,6 +187,8 @@ pub struct Rendition {
     segments: VecDeque<Segment>,
     /// Frames of the part in progress.
     pending: Vec<Frame>,
+    /// Frames pushed into the open segment (for its measured frame rate).
+    open_segment_frames: u64,
     /// Where the previous part predicted the next frame's DTS (ticks).
     predicted_dts: Option<i64>,
     /// Estimated frame duration, ticks.
@@ -226,6 +228,9 @@ struct InitEntry {
     track: TrackInfo,
     /// Bit rate (bit/s) of the first segment completed with this init segment.
     first_segment_bps: Option<u64>,
+    /// Frame rate (frames per second as numerator, denominator) measured over the first video
+    /// segment completed with this init segment.
+    first_segment_fps: Option<(u32, u32)>,
 }
 
 impl InitEntry {
@@ -235,6 +240,7 @@ impl InitEntry {
             bytes: cmaf::write_init_segment(1, track),
             track: track.clone(),
             first_segment_bps: None,
+            first_segment_fps: None,
         }
     }
 }
@@ -266,6 +272,7 @@ impl Rendition {
             init_id,
             segments: VecDeque::new(),
             pending: Vec::new(),
+            open_segment_frames: 0,
             predicted_dts: None,
             est_duration: DurationEstimate::new(est),
             last_dts: None,
@@ -389,6 +396,22 @@ impl Rendition {
         })
     }
 
+    /// The frame rate to announce (HLS `FRAME-RATE`, DASH `@frameRate`) for the segments made with
+    /// init segment `init_id`, as (numerator, denominator) frames per second: measured over the first
+    /// segment completed with it (snapped to a common rate such as 24000/1001 within 0.5 %), else the
+    /// rate its SPS declares (VUI timing), else `None`. Measured first because the SPS can be wrong:
+    /// an encoder told 30 fps for a 23.976 fps source writes 30. Fixed once measured.
+    pub fn frame_rate(&self, init_id: u64) -> Option<(u32, u32)> {
+        let e = self.inits.iter().find(|e| e.id == init_id)?;
+        e.first_segment_fps.or_else(|| {
+            e.track
+                .config
+                .video_params()?
+                .frame_rate
+                .filter(|(n, d)| *n > 0 && *d > 0)
+        })
+    }
+
     /// The init segment id of the segment in progress (or of the next one).
     pub fn current_init_id(&self) -> u64 {
         self.init_id
@@ -396,12 +419,18 @@ impl Rendition {
 
     /// The segment with media sequence number `msn`, if in the window.
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
+        // Found by msn, not by position: should a rendition ever skip a number, a URL must still
+        // get its own segment or a 404, never a neighbour's bytes.
         let first = self.segments.front()?.msn;
-        let seg = self
-            .segments
-            .get(usize::try_from(msn.checked_sub(first)?).ok()?)?;
-        debug_assert_eq!(seg.msn, msn);
-        Some(seg)
+        let guess = usize::try_from(msn.checked_sub(first)?).ok()?;
+        match self.segments.get(guess) {
+            Some(seg) if seg.msn == msn => Some(seg),
+            _ => self
+                .segments
+                .binary_search_by_key(&msn, |s| s.msn)
+                .ok()
+                .map(|i| &self.segments[i]),
+        }
     }
 
     /// Part `part_index` of segment `msn`, if produced and still in the window.
@@ -567,6 +596,8 @@ impl Rendition {
     /// estimated duration if `None`) and mark the segment complete. Prunes the window.
     pub fn cut(&mut self, end_dts: Option<i64>) {
         self.close_part(end_dts);
+        let is_video = self.kind == TrackKind::Video;
+        let frames = std::mem::take(&mut self.open_segment_frames);
         if let Some(seg) = self.segments.back_mut().filter(|s| !s.is_complete) {
             seg.cut_dts = end_dts;
             if seg.parts.is_empty() {
@@ -588,10 +619,18 @@ impl Rendition {
                 let secs = seg.duration_ticks() as f64 / f64::from(self.track.timescale);
                 let bps =
                     (secs > 0.0).then(|| (seg.size_bytes() as f64 * 8.0 / secs).ceil() as u64);
-                if let Some(e) = self.inits.iter_mut().find(|e| e.id == seg.init_id)
-                    && e.first_segment_bps.is_none()
-                {
-                    e.first_segment_bps = bps;
+                let fps = (is_video && seg.starts_with_keyframe)
+                    .then(|| {
+                        measured_frame_rate(frames, seg.duration_ticks(), self.track.timescale)
+                    })
+                    .flatten();
+                if let Some(e) = self.inits.iter_mut().find(|e| e.id == seg.init_id) {
+                    if e.first_segment_bps.is_none() {
+                        e.first_segment_bps = bps;
+                    }
+                    if e.first_segment_fps.is_none() {
+                        e.first_segment_fps = fps;
+                    }
                 }
             }
         }
@@ -627,6 +666,7 @@ impl Rendition {
         self.predicted_dts = None;
         self.last_dts = Some(frame.dts);
         self.counters.frames += 1;
+        self.open_segment_frames += 1;
         let part_start = self.pending.first().map_or(frame.dts, |f| f.dts);
         self.pending.push(frame);
         self.pending_received_ms = self.clock_ms.1;
@@ -866,4 +906,38 @@ fn default_frame_duration(track: &TrackInfo) -> i64 {
             _ => i64::from(track.timescale / 30).max(1),
         },
     }
+}
+
+/// Frames per second of `frames` frames lasting `ticks` at `timescale`, as (numerator, denominator):
+/// the nearest of the usual broadcast and camera rates when within 0.5 % of it (timestamps in whole
+/// milliseconds make 23.976 fps look like 23.8 to 24.4 from frame to frame, but not over a segment),
+/// else the rate rounded to 1/1000. `None` for fewer than 2 frames or no duration.
+pub fn measured_frame_rate(frames: u64, ticks: u64, timescale: u32) -> Option<(u32, u32)> {
+    const COMMON: [(u32, u32); 12] = [
+        (12, 1),
+        (15, 1),
+        (24000, 1001),
+        (24, 1),
+        (25, 1),
+        (30000, 1001),
+        (30, 1),
+        (48, 1),
+        (50, 1),
+        (60000, 1001),
+        (60, 1),
+        (120, 1),
+    ];
+    if frames < 2 || ticks == 0 {
+        return None;
+    }
+    let fps = frames as f64 * f64::from(timescale) / ticks as f64;
+    let near = COMMON
+        .iter()
+        .map(|&(n, d)| ((f64::from(n) / f64::from(d) - fps).abs() / fps, (n, d)))
+        .min_by(|a, b| a.0.total_cmp(&b.0))?;
+    if near.0 <= 0.005 {
+        return Some(near.1);
+    }
+    let milli = (fps * 1000.0).round();
+    (milli >= 1.0 && milli <= f64::from(u32::MAX)).then_some((milli as u32, 1000))
 }

@@ -108,6 +108,9 @@ struct GridEntry {
     dts_90k: i64,
     /// PTS of the segment's first frame (the keyframe), 90 kHz ticks.
     pts_90k: i64,
+    /// False when the leader cut there without a keyframe (a forced cut): video followers cut there
+    /// too, keyframe or not, so that every rendition keeps the same msns.
+    on_keyframe: bool,
 }
 
 impl GridEntry {
@@ -436,6 +439,15 @@ impl StreamPackager {
                         .or(self.grid.front())
                         .map(|g| g.msn)
                         .unwrap_or(self.next_msn);
+                    if own_next > 0 && grid_msn > own_next {
+                        // Should not happen (followers cut where the leader does); visible if it does.
+                        tracing::warn!(
+                            rendition = r.name(),
+                            from = own_next,
+                            to = grid_msn,
+                            "rendition behind the leader: media sequence numbers skipped"
+                        );
+                    }
                     grid_msn.max(own_next)
                 };
                 cut = Some((Cut::Open, msn));
@@ -458,15 +470,15 @@ impl StreamPackager {
                         cut = Some((Cut::Forced, open_msn + 1));
                     }
                 } else {
-                    let next_start = self
-                        .grid
-                        .iter()
-                        .find(|g| g.msn == open_msn + 1)
-                        .map(|g| g.start(is_video));
-                    if next_start.is_some_and(|t| frame_90k + snap_90k >= t)
-                        && (!is_video || frame.is_keyframe)
-                    {
+                    let next = self.grid.iter().find(|g| g.msn == open_msn + 1);
+                    let reached = next.is_some_and(|g| frame_90k + snap_90k >= g.start(is_video));
+                    if reached && (!is_video || frame.is_keyframe) {
                         cut = Some((Cut::Natural, open_msn + 1));
+                    } else if reached && next.is_some_and(|g| !g.on_keyframe) {
+                        // The leader's keyframe came too late and it cut without one: an encoded
+                        // rung has keyframes only where the source has them, so waiting for one
+                        // would put this rendition a segment behind the leader for good.
+                        cut = Some((Cut::Forced, open_msn + 1));
                     } else if elapsed > max_segment + i64::from(timescale) {
                         // The leader stalled: cut on our own rather than grow without bound.
                         cut = Some((Cut::Forced, open_msn + 1));
@@ -596,6 +608,7 @@ impl StreamPackager {
                     msn,
                     dts_90k: frame_90k,
                     pts_90k,
+                    on_keyframe: kind != Cut::Forced,
                 });
                 // The segment boundary ends the leader's last part too.
                 if self.leader_part_ends.back().is_none_or(|e| *e < pts_90k) {

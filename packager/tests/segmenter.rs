@@ -426,6 +426,95 @@ fn rung_track(width: u32, height: u32, level: u8) -> TrackInfo {
     t
 }
 
+/// The announced frame rate is measured over the first segment: a rung whose SPS says 30 fps (what an
+/// encoder was told for a source without VUI timing) but whose frames come every 1001/24 ms (timestamps
+/// in whole milliseconds) is announced as 24000/1001 in the multivariant playlist and the MPD.
+#[test]
+fn announced_frame_rate_is_measured_not_taken_from_the_sps() {
+    use packager::rendition::measured_frame_rate;
+    assert_eq!(measured_frame_rate(96, 4 * 90_000 + 360, 90_000), Some((24000, 1001)));
+    assert_eq!(measured_frame_rate(60, 2 * 90_000, 90_000), Some((30, 1)));
+    assert_eq!(measured_frame_rate(50, 2 * 90_000, 90_000), Some((25, 1)));
+    assert_eq!(measured_frame_rate(41, 2 * 90_000, 90_000), Some((20500, 1000)));
+    assert_eq!(measured_frame_rate(1, 90_000, 90_000), None);
+    assert_eq!(measured_frame_rate(10, 0, 90_000), None);
+
+    let mut p = StreamPackager::new(PackagerConfig::default(), 100);
+    p.set_rendition_track("source", rung_track(1280, 720, 0x1f));
+    p.set_rendition_track("audio", audio_track());
+    let mut a = 0i64;
+    for i in 0..(8 * 24u64) {
+        // 24000/1001 fps with timestamps rounded to the millisecond, as RTMP carries them.
+        let ms = (i as f64 * 1001.0 / 24.0).round() as i64;
+        let now = 1_700_000_000_000 + ms;
+        while a * 1024 * 1000 / 48_000 < ms {
+            p.push_rendition_frame("audio", aframe(a * 1024), now);
+            a += 1;
+        }
+        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 48 == 0), now);
+    }
+    let mv = hls::render_multivariant(&p).unwrap();
+    assert!(mv.contains(",FRAME-RATE=23.976,"), "{mv}");
+    let mpd = packager::dash::render_mpd(&p, &Default::default(), 1_700_000_010_000).unwrap();
+    assert!(mpd.contains("frameRate=\"24000/1001\""), "{mpd}");
+}
+
+/// A GOP longer than the target duration in the source (a looped file, an encoder hiccup): the leader
+/// cuts without a keyframe at the target duration. An encoded rung has keyframes only where the source
+/// has them, so it must cut there too, without a keyframe; before, it waited for the next keyframe and
+/// from then on carried every segment under the previous msn (one segment behind the other renditions
+/// for good, and after a reconnect re-aligned the msns, a gap in its numbering).
+#[test]
+fn ladder_renditions_stay_aligned_across_a_forced_cut() {
+    let mut p = StreamPackager::new(PackagerConfig::default(), 5000);
+    p.set_rendition_track("source", video_track());
+    p.set_rendition_track("audio", audio_track());
+    p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
+    let mut a = 0i64;
+    // Keyframes at 0, 2, 4, 6.5, 8.5, ... s (30 fps), twice: at 4 s and at 14.5 s a 2.5 s GOP.
+    let mut next_key = 0i64;
+    for i in 0..(24 * 30u64) {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        let now = 1_700_000_000_000 + ms;
+        while a * 1024 * 1000 / 48_000 < ms {
+            p.push_rendition_frame("audio", aframe(a * 1024), now);
+            a += 1;
+        }
+        let key = ms >= next_key;
+        if key {
+            next_key += if next_key == 4000 || next_key == 12500 { 2500 } else { 2000 };
+        }
+        p.push_rendition_frame("source", vframe(ms * 90, 3000, key), now);
+        p.push_rendition_frame("360p", vframe(ms * 90, 3000, key), now);
+        p.check_invariants().unwrap();
+    }
+    let src = p.rendition("source").unwrap();
+    let rung = p.rendition("360p").unwrap();
+    assert_eq!(src.counters().forced_cuts, 2, "two forced cuts in the source");
+    let msns = |r: &packager::rendition::Rendition| -> Vec<(u64, i64, bool)> {
+        r.segments()
+            .iter()
+            .filter(|s| s.is_complete)
+            .map(|s| (s.msn, s.start_dts, s.starts_with_keyframe))
+            .collect()
+    };
+    let (s, r) = (msns(src), msns(rung));
+    assert!(s.len() >= 10, "{s:?}");
+    assert_eq!(s, r, "source and 360p segments differ");
+    for w in s.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + 1, "msn gap: {s:?}");
+    }
+    let audio: Vec<u64> = p
+        .rendition("audio")
+        .unwrap()
+        .segments()
+        .iter()
+        .filter(|s| s.is_complete)
+        .map(|s| s.msn)
+        .collect();
+    assert_eq!(audio, s.iter().map(|x| x.0).collect::<Vec<_>>());
+}
+
 #[test]
 fn ladder_renditions_cut_at_the_same_times_with_the_same_msns() {
     let mut p = StreamPackager::new(PackagerConfig::default(), 5000);
