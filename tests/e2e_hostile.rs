@@ -45,22 +45,30 @@ async fn viewer_is_served(url: &str, within: Duration) {
     println!("viewer served in {:?}", started.elapsed());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_idle_silent_and_oversize_clients_hit_their_limits_while_a_viewer_is_served() {
+/// An origin with the test header timeout and `live/{name}` published in a loop by FFmpeg (kept
+/// running while the returned child lives); returns once its media playlist answers 200, with the
+/// playlist's URL.
+async fn server_with_stream(name: &str) -> (estuary::server::Server, Proc, String) {
     let server = start_server(&format!(
         "[server]\nhttp_header_timeout = \"{}s\"\n",
         HEADER_TIMEOUT.as_secs()
     ))
     .await;
-    let _publisher = publish_loop(
+    let publisher = publish_loop(
         Path::new("ffmpeg"),
         &fixture("bbb-720p-2s-gop.mp4"),
-        &format!("rtmp://{}/live/hostile", server.rtmp_addr),
+        &format!("rtmp://{}/live/{name}", server.rtmp_addr),
     );
-    let playlist = format!("http://{}/live/hostile/source/media.m3u8", server.http_addr);
+    let playlist = format!("http://{}/live/{name}/source/media.m3u8", server.http_addr);
     wait_for_200(&playlist, Duration::from_secs(20))
         .await
         .expect("playlist");
+    (server, publisher, playlist)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_idle_silent_and_oversize_clients_hit_their_limits_while_a_viewer_is_served() {
+    let (server, _publisher, playlist) = server_with_stream("hostile").await;
     let addr = server.http_addr;
 
     // Slow loris: a header byte every 300 ms never completes the request; the connection is closed
@@ -177,20 +185,7 @@ async fn slow_idle_silent_and_oversize_clients_hit_their_limits_while_a_viewer_i
 /// blocking playlist request held longer than that keeps its connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_http2_connections_are_closed_but_held_requests_are_not() {
-    let server = start_server(&format!(
-        "[server]\nhttp_header_timeout = \"{}s\"\n",
-        HEADER_TIMEOUT.as_secs()
-    ))
-    .await;
-    let _publisher = publish_loop(
-        Path::new("ffmpeg"),
-        &fixture("bbb-720p-2s-gop.mp4"),
-        &format!("rtmp://{}/live/h2idle", server.rtmp_addr),
-    );
-    let playlist = format!("http://{}/live/h2idle/source/media.m3u8", server.http_addr);
-    wait_for_200(&playlist, Duration::from_secs(20))
-        .await
-        .expect("playlist");
+    let (server, _publisher, playlist) = server_with_stream("h2idle").await;
     let addr = server.http_addr;
 
     // The connection preface and an empty SETTINGS frame (RFC 9113 §3.4), then nothing.
@@ -246,8 +241,13 @@ async fn idle_http2_connections_are_closed_but_held_requests_are_not() {
     assert_eq!(response.status(), StatusCode::OK);
     response.into_body().collect().await.unwrap();
     let answered = Instant::now();
-    println!("HTTP/2 blocking reload held {held:?} on a connection with a {HEADER_TIMEOUT:?} idle timeout");
-    assert!(held > HEADER_TIMEOUT, "held only {held:?}: the test proves nothing");
+    println!(
+        "HTTP/2 blocking reload held {held:?} on a connection with a {HEADER_TIMEOUT:?} idle timeout"
+    );
+    assert!(
+        held > HEADER_TIMEOUT,
+        "held only {held:?}: the test proves nothing"
+    );
 
     // Then idle: closed by the server.
     tokio::time::timeout(HEADER_TIMEOUT * 4, connection)
@@ -256,8 +256,13 @@ async fn idle_http2_connections_are_closed_but_held_requests_are_not() {
         .unwrap()
         .ok();
     let idle = answered.elapsed();
-    let raw = raw.await.unwrap().expect("stream-less HTTP/2 connection closed");
-    println!("HTTP/2: idle after a response closed after {idle:?}; no stream ever: closed after {raw:?}");
+    let raw = raw
+        .await
+        .unwrap()
+        .expect("stream-less HTTP/2 connection closed");
+    println!(
+        "HTTP/2: idle after a response closed after {idle:?}; no stream ever: closed after {raw:?}"
+    );
     for d in [idle, raw] {
         assert!(
             d >= HEADER_TIMEOUT - Duration::from_millis(100) && d < HEADER_TIMEOUT * 2,

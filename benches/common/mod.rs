@@ -81,17 +81,25 @@ pub fn fixture_flv() -> PathBuf {
     {
         return path;
     }
+    make_flv(&mp4, &["-t", "60", "-c", "copy"], &path);
+    path
+}
+
+/// Run `ffmpeg -i {input} {args} -f flv` into a temporary file, then rename it to `path` (an interrupted
+/// run never leaves a partial file under the final name). Panics if FFmpeg is missing or fails.
+#[allow(dead_code)] // not every bench binary makes an FLV
+fn make_flv(input: &Path, args: &[&str], path: &Path) {
     let tmp = path.with_extension("flv.partial");
     let status = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(&mp4)
-        .args(["-t", "60", "-c", "copy", "-f", "flv"])
+        .arg(input)
+        .args(args)
+        .args(["-f", "flv"])
         .arg(&tmp)
         .status()
         .expect("ffmpeg is installed (needed to make the bench input)");
     assert!(status.success(), "ffmpeg failed to make {}", path.display());
-    std::fs::rename(&tmp, &path).expect("rename the finished FLV into place");
-    path
+    std::fs::rename(&tmp, path).expect("rename the finished FLV into place");
 }
 
 /// Parse a whole FLV file into its tags. Errors name the byte offset where the file stops making sense.
@@ -221,11 +229,9 @@ pub fn contribution_flv_3mbps() -> PathBuf {
     if path.exists() && modified(&path) >= modified(&mp4) {
         return path;
     }
-    let tmp = path.with_extension("flv.partial");
-    let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
-        .arg(&mp4)
-        .args([
+    make_flv(
+        &mp4,
+        &[
             "-c:v",
             "libx264",
             "-preset",
@@ -250,13 +256,8 @@ pub fn contribution_flv_3mbps() -> PathBuf {
             "aac",
             "-b:a",
             "128k",
-            "-f",
-            "flv",
-        ])
-        .arg(&tmp)
-        .status()
-        .expect("ffmpeg is installed (needed to make the bench input)");
-    assert!(status.success(), "ffmpeg failed to make {}", path.display());
-    std::fs::rename(&tmp, &path).expect("rename the finished FLV into place");
+        ],
+        &path,
+    );
     path
 }

@@ -432,10 +432,16 @@ fn rung_track(width: u32, height: u32, level: u8) -> TrackInfo {
 #[test]
 fn announced_frame_rate_is_measured_not_taken_from_the_sps() {
     use packager::rendition::measured_frame_rate;
-    assert_eq!(measured_frame_rate(96, 4 * 90_000 + 360, 90_000), Some((24000, 1001)));
+    assert_eq!(
+        measured_frame_rate(96, 4 * 90_000 + 360, 90_000),
+        Some((24000, 1001))
+    );
     assert_eq!(measured_frame_rate(60, 2 * 90_000, 90_000), Some((30, 1)));
     assert_eq!(measured_frame_rate(50, 2 * 90_000, 90_000), Some((25, 1)));
-    assert_eq!(measured_frame_rate(41, 2 * 90_000, 90_000), Some((20500, 1000)));
+    assert_eq!(
+        measured_frame_rate(41, 2 * 90_000, 90_000),
+        Some((20500, 1000))
+    );
     assert_eq!(measured_frame_rate(1, 90_000, 90_000), None);
     assert_eq!(measured_frame_rate(10, 0, 90_000), None);
 
@@ -482,7 +488,11 @@ fn ladder_renditions_stay_aligned_across_a_forced_cut() {
         }
         let key = ms >= next_key;
         if key {
-            next_key += if next_key == 4000 || next_key == 12500 { 2500 } else { 2000 };
+            next_key += if next_key == 4000 || next_key == 12500 {
+                2500
+            } else {
+                2000
+            };
         }
         p.push_rendition_frame("source", vframe(ms * 90, 3000, key), now);
         p.push_rendition_frame("360p", vframe(ms * 90, 3000, key), now);
@@ -490,7 +500,11 @@ fn ladder_renditions_stay_aligned_across_a_forced_cut() {
     }
     let src = p.rendition("source").unwrap();
     let rung = p.rendition("360p").unwrap();
-    assert_eq!(src.counters().forced_cuts, 2, "two forced cuts in the source");
+    assert_eq!(
+        src.counters().forced_cuts,
+        2,
+        "two forced cuts in the source"
+    );
     let msns = |r: &packager::rendition::Rendition| -> Vec<(u64, i64, bool)> {
         r.segments()
             .iter()
