@@ -1164,6 +1164,7 @@ fn resolve_transcode(
             segment_target: packager.segment_target,
             queue_frames,
             audio,
+            ..TranscodeOptions::default()
         },
         passthrough_streams: t.passthrough_streams,
     }))

@@ -693,9 +693,16 @@ impl PublishSession for HubSession {
         match event {
             IngestEvent::Track(track) => {
                 tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
-                match &mut self.ladder {
-                    Some(ladder) => ladder.track(track),
-                    None => self.entry.lock().packager.set_track(track),
+                let failed = match &mut self.ladder {
+                    Some(ladder) => ladder.track(&self.entry, track.clone()).err(),
+                    None => {
+                        self.entry.lock().packager.set_track(track.clone());
+                        None
+                    }
+                };
+                if let Some(held) = failed {
+                    self.fall_back_to_source(held);
+                    self.entry.lock().packager.set_track(track);
                 }
             }
             IngestEvent::Frame(frame) => {
@@ -711,19 +718,32 @@ impl PublishSession for HubSession {
                     self.package(frame);
                     return;
                 };
-                if let Some(frame) = ladder.frame(&self.entry, frame) {
-                    // The transcoder could not start: package the source from now on.
-                    let tracks: Vec<media::TrackInfo> = ladder.source_tracks().cloned().collect();
-                    self.ladder = None;
-                    {
-                        let mut st = self.entry.lock();
-                        for t in tracks {
-                            st.packager.set_track(t);
-                        }
-                    }
-                    self.package(frame);
+                if let Err(frames) = ladder.frame(&self.entry, frame) {
+                    self.fall_back_to_source(frames);
                 }
             }
+        }
+    }
+}
+
+impl HubSession {
+    /// The transcoder could not start: package the source as it arrives from now on, beginning with
+    /// `frames` (those it held).
+    fn fall_back_to_source(&mut self, frames: Vec<media::Frame>) {
+        let tracks: Vec<media::TrackInfo> = self
+            .ladder
+            .as_ref()
+            .map(|l| l.source_tracks().cloned().collect())
+            .unwrap_or_default();
+        self.ladder = None;
+        {
+            let mut st = self.entry.lock();
+            for t in tracks {
+                st.packager.set_track(t);
+            }
+        }
+        for frame in frames {
+            self.package(frame);
         }
     }
 }

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use media::{Frame, TrackInfo, TrackKind};
-use transcoder::{EncoderProbe, RungConfig, StreamTranscoder, TranscodeOptions, TranscodeSink};
+use transcoder::{
+    EncoderProbe, RungConfig, SourceProbe, StreamTranscoder, TranscodeOptions, TranscodeSink,
+};
 
 use crate::hub::{StreamEntry, unix_ms};
 
@@ -96,6 +98,13 @@ impl TranscodeSink for PackagerSink {
         st.packager.set_rendition_track(rendition, track);
     }
 
+    fn replace_track(&self, rendition: &str, track: TrackInfo) {
+        tracing::info!(stream = %self.entry.name, rendition, codec = %track.config.rfc6381(), "rendition encoded from here on");
+        let mut st = self.entry.lock();
+        st.packager.replace_rendition_track(rendition, track);
+        self.entry.bump(&mut st);
+    }
+
     fn frame(&self, rendition: &str, frame: Frame) {
         let mut st = self.entry.lock();
         let received = st.packager.rendition(rendition).and_then(|r| {
@@ -116,14 +125,29 @@ impl TranscodeSink for PackagerSink {
 }
 
 /// The ladder state of one publish session.
+///
+/// The first segment of source frames is held while a [`SourceProbe`] measures the source (frame
+/// rate, bit rate, whether its keyframes fit the segment grid); then the ladder is fitted to it
+/// ([`transcoder::fit_ladder`]), the packager is given the segment grid, and the transcoder starts with
+/// the held frames ([`StreamTranscoder::start_with_backlog`]).
 pub struct SessionLadder {
     settings: Arc<LadderSettings>,
     video: Option<TrackInfo>,
     audio: Option<TrackInfo>,
     transcoder: Option<StreamTranscoder>,
+    /// Holding the source's first frames, until the transcoder starts.
+    probe: Option<SourceProbe>,
     has_failed: bool,
     /// When the source frames were received (for the part publication latency).
     arrivals: Arc<ArrivalLog>,
+}
+
+/// Whether players can play `track`'s codec as it arrives (so a rendition may copy it).
+pub fn can_copy(track: &TrackInfo) -> bool {
+    matches!(
+        track.config,
+        media::CodecConfig::Avc(_) | media::CodecConfig::Hevc(_)
+    )
 }
 
 impl SessionLadder {
@@ -134,22 +158,9 @@ impl SessionLadder {
             video: None,
             audio: None,
             transcoder: None,
+            probe: None,
             has_failed: false,
             arrivals: Arc::default(),
-        }
-    }
-
-    /// The name of the ladder's copy rung, if any (with the default ladder: `source`).
-    fn copy_rung_name(&self) -> Option<String> {
-        match &self.settings.rungs {
-            Some(rungs) => rungs.iter().find(|r| r.copy).map(|r| r.name.clone()),
-            None => {
-                let params = self.video.as_ref()?.config.video_params()?;
-                transcoder::default_ladder(params)
-                    .into_iter()
-                    .find(|r| r.copy)
-                    .map(|r| r.name)
-            }
         }
     }
 
@@ -164,86 +175,168 @@ impl SessionLadder {
     }
 
     /// A source track was announced: remember it; a changed configuration is handed to the running
-    /// transcoder.
-    pub fn track(&mut self, track: TrackInfo) {
-        let slot = match track.kind() {
-            TrackKind::Video => &mut self.video,
-            TrackKind::Audio => &mut self.audio,
+    /// transcoder. Returns the held frames to package directly if the transcoder could not start.
+    pub fn track(&mut self, entry: &Arc<StreamEntry>, track: TrackInfo) -> Result<(), Vec<Frame>> {
+        let kind = track.kind();
+        let slot = match kind {
+            TrackKind::Video => &self.video,
+            TrackKind::Audio => &self.audio,
         };
-        if slot.as_ref() != Some(&track) {
-            // A running transcoder takes the new configuration in place (reopening its decoder); the
-            // packager marks the discontinuity when the renditions' tracks change.
-            let is_new_kind = slot.is_none();
-            if is_new_kind {
-                // A track the running transcoder was started without (e.g. audio announced after the
-                // first video frame): start again with both on the next frame.
-                self.transcoder = None;
-            } else if let Some(t) = &self.transcoder {
+        if slot.as_ref() == Some(&track) {
+            return Ok(());
+        }
+        let is_new_kind = slot.is_none();
+        if is_new_kind {
+            // A track the running transcoder (or the hold) was started without (e.g. audio announced
+            // after the first video frame): start again with both on the next frame. Held frames of
+            // the other kind are kept.
+            self.transcoder = None;
+            if let Some(probe) = self.probe.take() {
+                let (_, held) = probe.finish();
+                self.set_slot(track);
+                self.probe = Some(self.new_probe());
+                for f in held {
+                    if let Some(p) = &mut self.probe {
+                        p.push(f);
+                    }
+                }
+                return Ok(());
+            }
+        } else if self.probe.is_some() {
+            // A new configuration while holding: start with what is held, then switch.
+            self.start(entry)?;
+            if let Some(t) = &self.transcoder {
                 t.set_track(&track);
             }
-            *slot = Some(track);
+        } else if let Some(t) = &self.transcoder {
+            t.set_track(&track);
+        }
+        self.set_slot(track);
+        Ok(())
+    }
+
+    fn set_slot(&mut self, track: TrackInfo) {
+        match track.kind() {
+            TrackKind::Video => self.video = Some(track),
+            TrackKind::Audio => self.audio = Some(track),
         }
     }
 
-    /// A source frame: start the transcoder if needed and hand the frame over. Returns the frame back when
-    /// it must be packaged directly (the transcoder failed to start).
-    pub fn frame(&mut self, entry: &Arc<StreamEntry>, frame: Frame) -> Option<Frame> {
+    fn new_probe(&self) -> SourceProbe {
+        SourceProbe::new(
+            self.settings.options.segment_target,
+            self.video.as_ref(),
+            self.audio.as_ref(),
+        )
+    }
+
+    /// A source frame: held until the source is measured, then handed to the transcoder. Returns the
+    /// frames to package directly when the transcoder failed to start (the held ones included).
+    pub fn frame(&mut self, entry: &Arc<StreamEntry>, frame: Frame) -> Result<(), Vec<Frame>> {
         if self.has_failed {
-            return Some(frame);
+            return Err(vec![frame]);
         }
-        if self.transcoder.is_none() {
-            // A copy rung passes the source track through: declare it before any encoder output so it
-            // leads the segment grid (the packager's leader is the first video rendition declared).
-            if let Some(copy) = self.copy_rung_name()
-                && let Some(video) = &self.video
-            {
-                entry
-                    .lock()
-                    .packager
-                    .set_rendition_track(&copy, video.clone());
-            }
-            let rungs = match (&self.settings.rungs, &self.video) {
-                (Some(r), _) => r.clone(),
-                (None, Some(v)) => match v.config.video_params() {
-                    Some(p) => transcoder::default_ladder(p),
-                    None => Vec::new(),
-                },
-                (None, None) => Vec::new(),
-            };
-            declare_bandwidths(entry, &rungs, &self.settings.options.audio);
-            match StreamTranscoder::start(
-                &entry.name,
-                self.video.as_ref(),
-                self.audio.as_ref(),
-                &rungs,
-                &self.settings.probe,
-                &self.settings.options,
-                PackagerSink::new(entry.clone(), self.arrivals.clone()),
-            ) {
-                Ok(t) => {
-                    let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
-                    tracing::info!(stream = %entry.name, rungs = ?names, "transcoder started");
-                    self.transcoder = Some(t);
-                }
-                Err(e) => {
-                    tracing::warn!(stream = %entry.name, error = %e, "transcoder failed to start: packaging the source only");
-                    self.has_failed = true;
-                    return Some(frame);
-                }
-            }
+        let source = match frame.track {
+            TrackKind::Video => self.video.as_ref(),
+            TrackKind::Audio => self.audio.as_ref(),
+        };
+        if let Some(track) = source {
+            self.arrivals
+                .record(frame.track, frame.pts, track.timescale, unix_ms());
         }
         if let Some(t) = &self.transcoder {
-            let source = match frame.track {
-                TrackKind::Video => self.video.as_ref(),
-                TrackKind::Audio => self.audio.as_ref(),
-            };
-            if let Some(track) = source {
-                self.arrivals
-                    .record(frame.track, frame.pts, track.timescale, unix_ms());
-            }
             t.push(frame);
+            return Ok(());
         }
-        None
+        if self.probe.is_none() {
+            self.probe = Some(self.new_probe());
+        }
+        let is_done = self.probe.as_mut().is_some_and(|p| p.push(frame));
+        if is_done {
+            self.start(entry)?;
+        }
+        Ok(())
+    }
+
+    /// Fit the ladder to what the probe measured and start the transcoder with the held frames.
+    fn start(&mut self, entry: &Arc<StreamEntry>) -> Result<(), Vec<Frame>> {
+        let Some(probe) = self.probe.take() else {
+            return Ok(());
+        };
+        let (facts, held) = probe.finish();
+        let base = match (&self.settings.rungs, &self.video) {
+            (Some(r), _) => r.clone(),
+            (None, Some(v)) => match v.config.video_params() {
+                Some(p) => transcoder::default_ladder(p),
+                None => Vec::new(),
+            },
+            (None, None) => Vec::new(),
+        };
+        let fitted = match self.video.as_ref().and_then(|v| v.config.video_params()) {
+            Some(params) => {
+                let can = self.video.as_ref().is_some_and(can_copy);
+                transcoder::fit_ladder(&base, params, &facts, can)
+            }
+            None => transcoder::FittedLadder {
+                rungs: base,
+                copy_fallback: None,
+                changes: Vec::new(),
+            },
+        };
+        for change in &fitted.changes {
+            tracing::info!(stream = %entry.name, change = %change, "ladder fitted to the source");
+        }
+        let rungs = fitted.rungs;
+        let has_encoded = rungs.iter().any(|r| !r.copy) && self.video.is_some();
+        {
+            let mut st = entry.lock();
+            // The producer grid: every rendition is cut on it (without an encoded rung there is
+            // nothing to force keyframes, and the copy is cut on its own keyframes).
+            st.packager
+                .set_segment_clock(if has_encoded { facts.clock } else { None });
+            // A copy rung passes the source track through: declared first, it leads the parts.
+            if let (Some(copy), Some(video)) = (rungs.iter().find(|r| r.copy), &self.video) {
+                st.packager.set_rendition_track(&copy.name, video.clone());
+            }
+        }
+        declare_bandwidths(entry, &rungs, &self.settings.options.audio);
+        let options = transcoder::TranscodeOptions {
+            clock: facts.clock,
+            frame_rate: facts.frame_rate,
+            copy_fallback: fitted.copy_fallback,
+            ..self.settings.options.clone()
+        };
+        tracing::info!(
+            stream = %entry.name,
+            frame_rate = ?facts.frame_rate,
+            video_bitrate_bps = facts.video_bitrate_bps,
+            keyframes_fit_grid = facts.keyframes_fit_grid,
+            grid_period_secs = facts.clock.map(|c| c.period_secs()),
+            held_frames = held.len(),
+            "source measured"
+        );
+        match StreamTranscoder::start_with_backlog(
+            &entry.name,
+            (self.video.as_ref(), self.audio.as_ref()),
+            &rungs,
+            &self.settings.probe,
+            &options,
+            PackagerSink::new(entry.clone(), self.arrivals.clone()),
+            held.clone(),
+        ) {
+            Ok(t) => {
+                let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
+                tracing::info!(stream = %entry.name, rungs = ?names, "transcoder started");
+                self.transcoder = Some(t);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(stream = %entry.name, error = %e, "transcoder failed to start: packaging the source only");
+                self.has_failed = true;
+                entry.lock().packager.set_segment_clock(None);
+                Err(held)
+            }
+        }
     }
 }
 

@@ -61,7 +61,7 @@ impl Server {
             hub_config.ladder = Some(Arc::new(LadderSettings {
                 rungs: plan.rungs.clone(),
                 probe,
-                options: plan.options,
+                options: plan.options.clone(),
                 passthrough_streams: plan.passthrough_streams.clone(),
             }));
         }

@@ -62,6 +62,37 @@ impl CodecConfig {
         }
     }
 
+    /// True when `sample` (one frame as [`crate::Frame`] stores it: 4-byte length-prefixed NAL units for
+    /// video) starts a closed group of pictures that a decoder joining there decodes whole: an H.264
+    /// IDR picture (nal_unit_type 5, ITU-T H.264 Table 7-1) or an HEVC IDR or BLA picture
+    /// (nal_unit_type 16..=20, ITU-T H.265 Table 7-1). An open-GOP keyframe (an H.264 I picture with a
+    /// recovery point, an HEVC CRA picture) is not: the pictures that follow it in decode order may
+    /// reference pictures before it. Always true for audio. A malformed sample is not.
+    pub fn is_clean_random_access(&self, sample: &[u8]) -> bool {
+        let is_clean = |nal: &[u8]| match self {
+            CodecConfig::Avc(_) => nal.first().is_some_and(|h| h & 0x1f == 5),
+            CodecConfig::Hevc(_) => {
+                crate::hevc::nal_unit_type(nal).is_some_and(|t| (16..=20).contains(&t))
+            }
+            CodecConfig::Aac(_) => true,
+        };
+        if self.kind() == TrackKind::Audio {
+            return true;
+        }
+        let mut rest = sample;
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let Some(nal) = rest.get(4..4 + len) else {
+                return false;
+            };
+            if is_clean(nal) {
+                return true;
+            }
+            rest = &rest[4 + len..];
+        }
+        false
+    }
+
     /// The raw decoder configuration record bytes (avcC / hvcC body, or the AudioSpecificConfig).
     pub fn record(&self) -> &Bytes {
         match self {

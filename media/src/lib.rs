@@ -14,6 +14,7 @@ pub mod avc;
 mod bits;
 pub mod codec;
 pub mod frame;
+pub mod grid;
 pub mod hevc;
 pub mod hevc_slice;
 pub mod time;
@@ -21,6 +22,7 @@ pub mod time;
 pub use bits::ebsp_to_rbsp;
 pub use codec::{CodecConfig, TrackInfo, TrackKind, VideoParams};
 pub use frame::Frame;
+pub use grid::SegmentClock;
 pub use time::MediaTime;
 
 /// An error from parsing a codec configuration record or a bitstream structure.

@@ -110,6 +110,9 @@ const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
 /// place) but with no `minimumUpdatePeriod`, a `mediaPresentationDuration` ending at the last segment,
 /// and no segment in progress, so players play to the end and stop.
 pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Option<String> {
+    if !stream.is_ready() {
+        return None;
+    }
     let td = stream.target_duration_secs()?;
     let ast_ms = stream.availability_start_ms()?;
     let pcfg = stream.config();
@@ -465,9 +468,12 @@ fn leader_complete_segments(stream: &StreamPackager, from: u64) -> usize {
         })
 }
 
-/// The duration segments of `r` usually have, ticks: the last complete segment's, else the segment
-/// target.
+/// The duration segments of `r` usually have, ticks: the producer grid's period when the stream has one
+/// (every segment lasts it, within a frame), else the last complete segment's, else the segment target.
 fn typical_duration(stream: &StreamPackager, r: &Rendition) -> i64 {
+    if let Some(clock) = stream.segment_clock() {
+        return rescale(clock.period_90khz(), 90_000, r.timescale()).max(1);
+    }
     let segs = r.segments();
     let complete: Vec<&Segment> = segs.iter().filter(|s| s.is_complete).collect();
     match complete.as_slice() {

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use media::{CodecConfig, TrackKind};
+use media::{CodecConfig, TrackKind, time::rescale};
 
 use crate::{
     rendition::{Rendition, Segment},
@@ -107,14 +107,18 @@ pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> Blocking
     }
     let done = match part {
         None => r.last_complete_msn().is_some_and(|m| m >= msn),
-        Some(p) => match r.last_part() {
-            Some((lm, lp)) => {
-                lm > msn
-                    || (lm == msn && lp as u64 >= p)
-                    || (lm == msn && r.segment(msn).is_some_and(|s| s.is_complete))
+        Some(p) => {
+            // A part index past the last part of a complete segment is part 0 of the next segment
+            // (RFC 8216bis §6.2.5.2).
+            let (msn, p) = match r.segment(msn) {
+                Some(s) if s.is_complete && p >= s.parts.len() as u64 => (msn + 1, 0),
+                _ => (msn, p),
+            };
+            match r.last_part() {
+                Some((lm, lp)) => lm > msn || (lm == msn && lp as u64 >= p),
+                None => false,
             }
-            None => false,
-        },
+        }
     };
     if done {
         BlockingDecision::Ready
@@ -147,29 +151,40 @@ pub fn is_upcoming(r: &Rendition, msn: u64, part: Option<usize>) -> bool {
     }
 }
 
-/// The part to hint (EXT-X-PRELOAD-HINT, RFC 8216bis §4.4.5.3): the next part of the open segment, or
-/// the first part of the next segment once the open segment has (nearly) reached the segment target — where
-/// a keyframe on the segment grid will most likely cut it. Either part, when requested, blocks until it
-/// exists ([`is_upcoming`]); a hinted part that a cut makes impossible answers 404.
-pub fn preload_hint(r: &Rendition, cfg: &crate::PackagerConfig) -> Option<(u64, usize)> {
+/// The part to hint (EXT-X-PRELOAD-HINT, RFC 8216bis §4.4.5.3): the next part to be produced. That is
+/// the next part of the open segment, or the first part of the next segment once the open segment has
+/// reached where it will end: with a producer grid ([`StreamPackager::segment_clock`]) the grid period
+/// (within half a frame); without one, the segment target and the longest keyframe interval seen (the
+/// next keyframe is due). Either part, when requested, blocks until it exists ([`is_upcoming`]); a
+/// hinted part that an unexpected keyframe makes impossible answers 404.
+pub fn preload_hint(stream: &StreamPackager, r: &Rendition) -> Option<(u64, usize)> {
     let (msn, part) = r.next_part()?;
     let open = r
         .segments()
         .back()
         .filter(|s| !s.is_complete && s.msn == msn)?;
     // An encrypted segment's IV is only known once it is listed: never hint into the next segment.
-    if open.key.is_some() {
+    if open.key.is_some() || part == 0 {
         return Some((msn, part));
     }
     let ts = r.timescale();
-    let target = crate::stream::duration_ticks(cfg.segment_target, ts);
-    let half_part = crate::stream::duration_ticks(cfg.part_target, ts) / 2;
     let elapsed = i64::try_from(open.duration_ticks()).unwrap_or(i64::MAX);
-    if part > 0 && elapsed + half_part >= target {
-        Some((msn + 1, 0))
-    } else {
-        Some((msn, part))
-    }
+    let cfg = stream.config();
+    let ends_here = match stream.segment_clock() {
+        Some(clock) => {
+            let period = rescale(clock.period_90khz(), 90_000, ts);
+            let tolerance = rescale(clock.tolerance_90khz(), 90_000, ts);
+            elapsed + tolerance >= period
+        }
+        None => {
+            let target = crate::stream::duration_ticks(cfg.segment_target, ts);
+            let jitter = crate::stream::duration_ticks(crate::config::JITTER_TOLERANCE, ts);
+            let half_part = crate::stream::duration_ticks(cfg.part_target, ts) / 2;
+            let interval = rescale(stream.longest_keyframe_interval_90k(), 90_000, ts);
+            elapsed + jitter >= target && interval > 0 && elapsed + half_part >= interval
+        }
+    };
+    Some(if ends_here { (msn + 1, 0) } else { (msn, part) })
 }
 
 fn secs(ticks: u64, timescale: u32) -> f64 {
@@ -193,16 +208,36 @@ pub fn measured_bitrates(r: &Rendition) -> Option<(u64, u64)> {
     (dur > 0.0).then(|| (peak.ceil() as u64, (bits / dur).ceil() as u64))
 }
 
-/// Render the multivariant playlist (RFC 8216bis §4.4.6), or `None` before the stream is ready.
-/// BANDWIDTH is the measured peak segment bit rate of the video plus audio renditions; AVERAGE-BANDWIDTH
-/// their average over the live window.
+/// The `BANDWIDTH` of a rendition (bit/s): the highest of its declared bit rate and the peak segment bit
+/// rate it has reached since it began (RFC 8216bis §4.4.6.2: at least the peak segment bit rate), or
+/// `None` before its first complete segment.
+pub fn peak_bandwidth(r: &Rendition) -> Option<u64> {
+    if !r.has_complete_segment() {
+        return None;
+    }
+    Some(
+        r.peak_segment_bps()
+            .max(r.declared_bandwidth(r.current_init_id()).unwrap_or(0))
+            .max(1),
+    )
+}
+
+/// Render the multivariant playlist (RFC 8216bis §4.4.6), or `None` before the stream is ready
+/// ([`StreamPackager::is_ready`]). Lists the renditions that have a complete segment. `BANDWIDTH` is the
+/// sum of the video's and the audio's [`peak_bandwidth`]; `AVERAGE-BANDWIDTH` their average over the
+/// live window; `FRAME-RATE` measured over the first segment.
 pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
-    stream.target_duration_secs()?;
+    if !stream.is_ready() {
+        return None;
+    }
     let mut out = String::with_capacity(512);
     out.push_str("#EXTM3U\n");
     let _ = writeln!(out, "#EXT-X-VERSION:{PROTOCOL_VERSION}");
-    let audio = stream.renditions().find(|r| r.kind() == TrackKind::Audio);
-    let audio_rates = audio.and_then(measured_bitrates).unwrap_or((0, 0));
+    let audio = stream
+        .renditions()
+        .find(|r| r.kind() == TrackKind::Audio && r.has_complete_segment());
+    let audio_peak = audio.and_then(peak_bandwidth).unwrap_or(0);
+    let audio_avg = audio.and_then(measured_bitrates).map_or(0, |(_, avg)| avg);
     if let Some(a) = audio {
         let channels = match &a.track().config {
             CodecConfig::Aac(c) => c.channels.max(1),
@@ -215,9 +250,13 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         );
     }
     let mut any_video = false;
-    for v in stream.renditions().filter(|r| r.kind() == TrackKind::Video) {
+    for v in stream
+        .renditions()
+        .filter(|r| r.kind() == TrackKind::Video && r.has_complete_segment())
+    {
         any_video = true;
-        let (peak, avg) = measured_bitrates(v).unwrap_or((0, 0));
+        let peak = peak_bandwidth(v).unwrap_or(1);
+        let avg = measured_bitrates(v).map_or(0, |(_, avg)| avg);
         let mut codecs = v.track().config.rfc6381();
         if let Some(a) = audio {
             codecs.push(',');
@@ -226,8 +265,8 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         let _ = write!(
             out,
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{codecs}\"",
-            (peak + audio_rates.0).max(1),
-            (avg + audio_rates.1).max(1)
+            peak + audio_peak,
+            (avg + audio_avg).max(1)
         );
         if let Some(p) = v.track().config.video_params() {
             let _ = write!(out, ",RESOLUTION={}x{}", p.width, p.height);
@@ -246,8 +285,8 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         let _ = writeln!(
             out,
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/media.m3u8",
-            audio_rates.0.max(1),
-            audio_rates.1.max(1),
+            audio_peak.max(1),
+            audio_avg.max(1),
             a.track().config.rfc6381(),
             a.name()
         );
@@ -293,6 +332,9 @@ pub fn render_media_playlist(
     rendition: &str,
     skip: bool,
 ) -> Option<String> {
+    if !stream.is_ready() {
+        return None;
+    }
     let td = stream.target_duration_secs()?;
     let r = stream.rendition(rendition)?;
     let cfg = stream.config();
@@ -392,7 +434,7 @@ pub fn render_media_playlist(
     if r.is_ended() {
         out.push_str("#EXT-X-ENDLIST\n");
     } else {
-        if let Some((msn, part)) = preload_hint(r, cfg) {
+        if let Some((msn, part)) = preload_hint(stream, r) {
             let _ = writeln!(
                 out,
                 "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.m4s\""

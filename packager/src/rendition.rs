@@ -65,6 +65,9 @@ pub struct Segment {
     pub cut_dts: Option<i64>,
     /// The CENC key and IV base of the segment's DASH form, when the stream is encrypted.
     pub cenc: Option<crate::cenc::CencSegmentKey>,
+    /// The producer grid point the segment starts at ([`media::SegmentClock::index`]), when the stream
+    /// is cut on a producer grid.
+    pub grid_point: Option<i64>,
 }
 
 impl Segment {
@@ -126,6 +129,10 @@ pub struct RenditionCounters {
     /// last sample (beyond the snap tolerance). They are packaged: dropping a picture would break the
     /// ones that reference it; the declared duration then overlaps the next part by the difference.
     pub timeline_overlaps: u64,
+    /// Segments whose duration rounds to more than the target duration (RFC 8216bis §4.4.3.1): a
+    /// source's keyframe interval longer than any seen before the target duration was fixed (only on a
+    /// stream packaged as it arrives, which is never cut without a keyframe).
+    pub target_duration_overruns: u64,
 }
 
 /// How many recent DTS steps the frame duration estimate is the median of.
@@ -184,6 +191,8 @@ pub struct Rendition {
     nominal_bandwidth: Option<u64>,
     /// Lowest bit rate (bit/s) to declare when the bit rate is measured (see [`Self::declared_bandwidth`]).
     bandwidth_floor: u64,
+    /// The highest bit rate of any complete segment so far (bit/s).
+    peak_segment_bps: u64,
     segments: VecDeque<Segment>,
     /// Frames of the part in progress.
     pending: Vec<Frame>,
@@ -268,6 +277,7 @@ impl Rendition {
             inits: VecDeque::from([InitEntry::new(init_id, &track)]),
             nominal_bandwidth: None,
             bandwidth_floor: 0,
+            peak_segment_bps: 0,
             track,
             init_id,
             segments: VecDeque::new(),
@@ -396,6 +406,18 @@ impl Rendition {
         })
     }
 
+    /// The highest bit rate of any complete segment since the rendition began, bit/s (RFC 8216bis
+    /// §4.4.3.8 peak segment bit rate, over the whole stream rather than the window: HLS `BANDWIDTH`
+    /// must never be below it). 0 before the first complete segment.
+    pub fn peak_segment_bps(&self) -> u64 {
+        self.peak_segment_bps
+    }
+
+    /// True once the rendition has a complete segment in its window.
+    pub fn has_complete_segment(&self) -> bool {
+        self.segments.iter().any(|s| s.is_complete)
+    }
+
     /// The frame rate to announce (HLS `FRAME-RATE`, DASH `@frameRate`) for the segments made with
     /// init segment `init_id`, as (numerator, denominator) frames per second: measured over the first
     /// segment completed with it (snapped to a common rate such as 24000/1001 within 0.5 %), else the
@@ -515,6 +537,19 @@ impl Rendition {
         self.next_is_discontinuity = true;
     }
 
+    /// Mark segment `msn` as following a discontinuity: the segment itself when it is already in the
+    /// window (and not its first), else the next segment opened.
+    pub fn mark_discontinuity_at(&mut self, msn: u64) {
+        let first = self.segments.front().map(|s| s.msn);
+        let is_ahead = self.segments.back().is_none_or(|s| s.msn < msn);
+        match self.segments.iter_mut().find(|s| s.msn == msn) {
+            Some(seg) if first != Some(msn) => seg.is_discontinuity = true,
+            Some(_) => {}
+            None if is_ahead => self.next_is_discontinuity = true,
+            None => {}
+        }
+    }
+
     /// Align an incoming frame to the timeline: absorb DTS jitter at a part boundary (up to 2 ms) and
     /// reject frames whose DTS does not increase. A frame earlier than the part boundary predicted but
     /// after the previous frame is kept (counted in [`RenditionCounters::timeline_overlaps`]). Returns
@@ -589,7 +624,15 @@ impl Rendition {
             encrypted: None,
             cut_dts: None,
             cenc,
+            grid_point: None,
         });
+    }
+
+    /// Record the producer grid point the open segment starts at.
+    pub fn set_open_grid_point(&mut self, point: Option<i64>) {
+        if let Some(seg) = self.segments.back_mut().filter(|s| !s.is_complete) {
+            seg.grid_point = point;
+        }
     }
 
     /// Cut the open segment: close the part in progress (its last frame ends at `end_dts`, or at the
@@ -619,6 +662,7 @@ impl Rendition {
                 let secs = seg.duration_ticks() as f64 / f64::from(self.track.timescale);
                 let bps =
                     (secs > 0.0).then(|| (seg.size_bytes() as f64 * 8.0 / secs).ceil() as u64);
+                self.peak_segment_bps = self.peak_segment_bps.max(bps.unwrap_or(0));
                 let fps = (is_video && seg.starts_with_keyframe)
                     .then(|| {
                         measured_frame_rate(frames, seg.duration_ticks(), self.track.timescale)
@@ -815,6 +859,11 @@ impl Rendition {
         self.counters.forced_cuts += 1;
     }
 
+    /// Count a segment whose duration rounds to more than the target duration.
+    pub fn count_target_duration_overrun(&mut self) {
+        self.counters.target_duration_overruns += 1;
+    }
+
     fn prune(&mut self) {
         let complete = self.segments.iter().filter(|s| s.is_complete).count();
         let mut excess = complete.saturating_sub(self.window_segments);
@@ -913,31 +962,8 @@ fn default_frame_duration(track: &TrackInfo) -> i64 {
 /// milliseconds make 23.976 fps look like 23.8 to 24.4 from frame to frame, but not over a segment),
 /// else the rate rounded to 1/1000. `None` for fewer than 2 frames or no duration.
 pub fn measured_frame_rate(frames: u64, ticks: u64, timescale: u32) -> Option<(u32, u32)> {
-    const COMMON: [(u32, u32); 12] = [
-        (12, 1),
-        (15, 1),
-        (24000, 1001),
-        (24, 1),
-        (25, 1),
-        (30000, 1001),
-        (30, 1),
-        (48, 1),
-        (50, 1),
-        (60000, 1001),
-        (60, 1),
-        (120, 1),
-    ];
     if frames < 2 || ticks == 0 {
         return None;
     }
-    let fps = frames as f64 * f64::from(timescale) / ticks as f64;
-    let near = COMMON
-        .iter()
-        .map(|&(n, d)| ((f64::from(n) / f64::from(d) - fps).abs() / fps, (n, d)))
-        .min_by(|a, b| a.0.total_cmp(&b.0))?;
-    if near.0 <= 0.005 {
-        return Some(near.1);
-    }
-    let milli = (fps * 1000.0).round();
-    (milli >= 1.0 && milli <= f64::from(u32::MAX)).then_some((milli as u32, 1000))
+    media::grid::snap_frame_rate(frames as f64 * f64::from(timescale) / ticks as f64)
 }

@@ -5,9 +5,13 @@
 
 use std::collections::VecDeque;
 
-use media::{Frame, TrackInfo, TrackKind, time::rescale};
+use media::{Frame, SegmentClock, TrackInfo, TrackKind, time::rescale};
 
-use crate::{PackagerConfig, rendition::Rendition};
+use crate::{
+    PackagerConfig,
+    grid::{Grid, GridEntry},
+    rendition::Rendition,
+};
 
 /// The name of the passthrough video rendition.
 pub const SOURCE_RENDITION: &str = "source";
@@ -23,15 +27,26 @@ pub struct Update {
     pub became_ready: bool,
 }
 
-/// How many leader segment starts the grid remembers (well beyond any live window).
-const GRID_CAPACITY: usize = 2048;
+/// How many leader part ends are remembered (well beyond any live window).
+const PART_ENDS_CAPACITY: usize = 2048;
 
 /// Packages one stream: any number of video renditions (the ladder) and an audio rendition.
 ///
-/// The **leader** (the first video rendition declared; the audio rendition when there is no video) cuts
-/// segments by the keyframe rule; every other rendition (a **follower**) cuts where the leader did — a video
-/// follower at its first keyframe at or after the leader's cut time (the transcoder forces keyframes there),
-/// the audio rendition at its first frame at or after it — and takes the same media sequence number, so
+/// Two ways to cut, one per kind of stream:
+/// - **Producer grid** (a transcoded ladder, [`Self::set_segment_clock`]): the transcoder placed a
+///   keyframe on the picture nearest each grid point and nowhere else (a copied source only while its
+///   own keyframes land there). Every video rendition cuts at its first keyframe past the grid point
+///   of its open segment, never at another keyframe; audio cuts at the frame nearest where the video
+///   cut (or the grid point, when it gets there first). Segments last the grid period, every video
+///   segment starts with a keyframe, and the target duration is known from the grid.
+/// - **Keyframes as they come** (a stream packaged as it arrives): the **leader** (the first video
+///   rendition declared; audio when there is no video) cuts at its first keyframe at or after the
+///   segment target — or earlier (at least half the target) when waiting for the next keyframe would
+///   overrun the target duration, judging by the longest keyframe interval seen — and never without a
+///   keyframe except past twice [`PackagerConfig::max_target_duration`] (a source without keyframes;
+///   counted, logged). The audio rendition cuts at its frame nearest the leader's cut.
+///
+/// Either way a rendition cutting where another already did takes the same media sequence number, so
 /// segments align across renditions.
 #[derive(Debug)]
 pub struct StreamPackager {
@@ -39,10 +54,19 @@ pub struct StreamPackager {
     renditions: Vec<Rendition>,
     /// Index of the leader in `renditions`.
     leader: Option<usize>,
-    /// The leader's segment starts, oldest first. Video followers cut on the DTS (their keyframes
-    /// carry the leader's PTS and the same composition offset); audio cuts on the presentation time,
-    /// so that a segment's audio and video cover the same presentation interval.
-    grid: VecDeque<GridEntry>,
+    /// The segment starts, oldest first. Video followers cut on the DTS (their keyframes carry the
+    /// leader's PTS and the same composition offset); audio cuts on the presentation time, so that a
+    /// segment's audio and video cover the same presentation interval.
+    grid: Grid,
+    /// The producer's segment grid on the current publish's input timeline, when it has one.
+    clock: Option<SegmentClock>,
+    /// Playlists are served: the target duration is fixed and every rendition has a complete segment
+    /// (or the first video rendition has [`READY_WAIT_SEGMENTS`] without the laggards).
+    is_published: bool,
+    /// The longest interval between two of the leader's keyframes seen, 90 kHz ticks (keyframe rule).
+    longest_keyframe_interval_90k: i64,
+    /// DTS of the leader's last keyframe, 90 kHz ticks (output timeline).
+    last_keyframe_dts_90k: Option<i64>,
     /// Where the leader's recent parts end, as presentation times (90 kHz ticks), oldest first. Audio
     /// closes its parts at the frame nearest to these, so that its parts track the video's and the last
     /// part of a segment ends at the cut (never a sliver published after the rest of the segment).
@@ -61,8 +85,8 @@ pub struct StreamPackager {
     is_ended: bool,
     /// Where each run of segments without a discontinuity starts (DASH Periods), oldest first.
     periods: VecDeque<PeriodStart>,
-    /// The lowest msn at which a rendition opened a segment after a discontinuity, until the leader
-    /// opens the segment that starts the new period.
+    /// The lowest msn at which a rendition opened a segment after a discontinuity (or where a
+    /// replaced rendition continues), until a segment there starts the new period.
     pending_period_msn: Option<u64>,
     /// Wall-clock start of the first period, Unix ms: the DASH availabilityStartTime.
     availability_start_ms: Option<i64>,
@@ -100,25 +124,9 @@ pub struct PeriodStart {
     pub pts_90k: i64,
 }
 
-/// One leader segment start on the shared grid.
-#[derive(Debug, Clone, Copy)]
-struct GridEntry {
-    msn: u64,
-    /// DTS of the segment's first frame, 90 kHz ticks.
-    dts_90k: i64,
-    /// PTS of the segment's first frame (the keyframe), 90 kHz ticks.
-    pts_90k: i64,
-    /// False when the leader cut there without a keyframe (a forced cut): video followers cut there
-    /// too, keyframe or not, so that every rendition keeps the same msns.
-    on_keyframe: bool,
-}
-
-impl GridEntry {
-    /// Where a follower cuts: the DTS for video, the presentation time for audio (whose PTS = DTS).
-    fn start(&self, is_video: bool) -> i64 {
-        if is_video { self.dts_90k } else { self.pts_90k }
-    }
-}
+/// Complete segments of the first video rendition after which playlists are published without a
+/// rendition that has none yet (a failed or shed encoder must not hold the stream back).
+pub const READY_WAIT_SEGMENTS: usize = 3;
 
 impl StreamPackager {
     /// A packager whose first segment gets media sequence number `first_msn` (≥ 1). The config must
@@ -128,7 +136,11 @@ impl StreamPackager {
             config,
             renditions: Vec::new(),
             leader: None,
-            grid: VecDeque::new(),
+            grid: Grid::default(),
+            clock: None,
+            is_published: false,
+            longest_keyframe_interval_90k: 0,
+            last_keyframe_dts_90k: None,
             leader_part_ends: VecDeque::new(),
             next_msn: first_msn.max(1),
             target_duration_secs: None,
@@ -166,10 +178,30 @@ impl StreamPackager {
         self.target_duration_secs
     }
 
-    /// True once playlists can be served (the leader's first segment is complete and the target duration
-    /// fixed).
+    /// True once playlists can be served: the target duration is fixed and every rendition has a
+    /// complete segment (or the first video rendition has [`READY_WAIT_SEGMENTS`] complete segments;
+    /// renditions without one are then not listed until they have one). The first playlists a player
+    /// gets list only what it can play, with measured bit and frame rates.
     pub fn is_ready(&self) -> bool {
-        self.target_duration_secs.is_some()
+        self.is_published
+    }
+
+    /// The producer's segment grid ([`SegmentClock`], on the source timeline of the current publish):
+    /// every rendition is cut on it from now on (see the type docs). `None`: keyframes as they come.
+    /// Set it before the publish's first frame; a discontinuity forgets it.
+    pub fn set_segment_clock(&mut self, clock: Option<SegmentClock>) {
+        self.clock = clock;
+    }
+
+    /// The longest interval between two of the leader's keyframes seen so far, 90 kHz ticks (0 before
+    /// the second keyframe).
+    pub fn longest_keyframe_interval_90k(&self) -> i64 {
+        self.longest_keyframe_interval_90k
+    }
+
+    /// The producer grid in use, if any (source timeline of the current publish).
+    pub fn segment_clock(&self) -> Option<SegmentClock> {
+        self.clock
     }
 
     /// True after [`Self::end`].
@@ -307,6 +339,57 @@ impl StreamPackager {
         }
         self.input_offset_90k = None;
         self.anchor = None;
+        // The next publish brings its own grid (its points are counted anew) and keyframes.
+        self.clock = None;
+        self.grid.clear();
+        self.last_keyframe_dts_90k = None;
+    }
+
+    /// Rendition `name` is produced by another encoder from its next segment on, with `track` (a copied
+    /// source whose keyframes left the segment grid, replaced by an encoder at the same resolution):
+    /// its open segment is cut where its frames stopped, its next segment uses a new init segment, and
+    /// every rendition's segment with that msn follows an EXT-X-DISCONTINUITY (a new DASH Period), even
+    /// one already started (RFC 8216bis §4.4.4.3: the encoding changes there, in every variant stream
+    /// alike). Declares the rendition if it is unknown.
+    pub fn replace_rendition_track(&mut self, name: &str, track: TrackInfo) {
+        let Some(i) = self.renditions.iter().position(|r| r.name() == name) else {
+            self.set_rendition_track(name, track);
+            return;
+        };
+        if self.renditions[i].track() == &track {
+            return;
+        }
+        if self.renditions[i].has_open_segment() {
+            self.renditions[i].cut(None);
+        }
+        let msn = self.renditions[i].next_msn().unwrap_or(self.next_msn);
+        let init_id = self.next_msn();
+        self.renditions[i].change_track(track, init_id);
+        for r in &mut self.renditions {
+            r.mark_discontinuity_at(msn);
+        }
+        if self.periods.back().is_none_or(|p| msn > p.first_msn) {
+            self.pending_period_msn = Some(self.pending_period_msn.map_or(msn, |p| p.min(msn)));
+            // A period whose first segment was already opened (audio ahead) starts with it now.
+            if let Some(g) = self.grid.by_msn(msn).copied() {
+                let pdt = self
+                    .anchor
+                    .map(|(ms, pts)| ms + (g.pts_90k - pts).div_euclid(90));
+                if let Some(start_ms) = pdt {
+                    self.periods.push_back(PeriodStart {
+                        first_msn: msn,
+                        start_ms,
+                        pts_90k: g.pts_90k,
+                    });
+                    self.pending_period_msn = None;
+                }
+            }
+        }
+        tracing::info!(
+            rendition = name,
+            msn,
+            "rendition replaced by another encoder: discontinuity"
+        );
     }
 
     /// Close every rendition: playlists get EXT-X-ENDLIST.
@@ -386,140 +469,72 @@ impl StreamPackager {
         frame.pts += offset;
 
         let is_leader = self.leader == Some(idx);
-        let segment_target = duration_ticks(self.config.segment_target, timescale);
-        // A forced cut happens only beyond the target duration plus the timestamp jitter we absorb.
         let jitter = duration_ticks(crate::config::JITTER_TOLERANCE, timescale);
-        let jitter_90k = duration_ticks(crate::config::JITTER_TOLERANCE, 90_000);
-        let max_segment = jitter
-            + match self.target_duration_secs {
-                Some(td) => i64::from(td) * i64::from(timescale),
-                None => duration_ticks(self.config.max_target_duration, timescale),
-            };
         let part_limit = duration_ticks(
             self.advertised_part_target(&self.renditions[idx]),
             timescale,
         );
-        let td_fixed = self.target_duration_secs.is_some();
-
         let r = &mut self.renditions[idx];
         let Some(frame) = r.admit(frame) else {
             return update;
         };
-        let frame_90k = rescale(frame.dts, timescale, 90_000);
         let is_video = r.kind() == TrackKind::Video;
-        // How close to a grid point a follower's frame must be to start the segment there: the source's
-        // timestamp jitter for video; for audio, whose frames do not fall on the video's times, half a
-        // frame, so that audio cuts at the frame nearest the video boundary.
-        let snap_90k = if is_video {
-            jitter_90k
-        } else {
-            jitter_90k.max(rescale(r.est_duration_ticks(), timescale, 90_000) / 2)
+        let decision = match self.clock {
+            Some(clock) => self.producer_cut(idx, &frame, clock.shifted(offset_90k)),
+            None => self.keyframe_cut(idx, &frame, is_leader),
+        };
+        let cut = match decision {
+            Decision::Drop => {
+                self.renditions[idx].count_dropped();
+                return update;
+            }
+            Decision::Continue => None,
+            Decision::Cut { kind, msn, point } => Some((kind, msn, point)),
         };
 
-        // Where to cut, and the msn of the segment that starts here.
-        let mut cut: Option<(Cut, u64)> = None;
-        match r.open_segment_elapsed(frame.dts) {
-            None => {
-                if is_video && !frame.is_keyframe {
-                    r.count_dropped();
-                    return update;
-                }
-                let msn = if is_leader {
-                    self.next_msn
-                } else {
-                    // Join the leader's segment that contains this frame (or the leader's next one).
-                    let own_next = r.next_msn().unwrap_or(0);
-                    let grid_msn = self
-                        .grid
-                        .iter()
-                        .rev()
-                        .find(|g| g.start(is_video) <= frame_90k + snap_90k)
-                        // Audio that precedes the first keyframe's presentation time belongs
-                        // to the first segment.
-                        .or(self.grid.front())
-                        .map(|g| g.msn)
-                        .unwrap_or(self.next_msn);
-                    if own_next > 0 && grid_msn > own_next {
-                        // Should not happen (followers cut where the leader does); visible if it does.
-                        tracing::warn!(
-                            rendition = r.name(),
-                            from = own_next,
-                            to = grid_msn,
-                            "rendition behind the leader: media sequence numbers skipped"
-                        );
-                    }
-                    grid_msn.max(own_next)
-                };
-                cut = Some((Cut::Open, msn));
-            }
-            Some(elapsed) => {
-                let seg_elapsed = elapsed - r.est_duration_ticks();
-                let open_msn = r.segments().back().map_or(0, |s| s.msn);
-                if is_leader {
-                    // After a forced cut (a keyframe came too late) the open segment has no keyframe:
-                    // the next keyframe cuts whatever the elapsed time, so segments start on keyframes
-                    // again instead of staying off the keyframe grid for good. (The transcoder's forced
-                    // IDRs follow the same keyframes: a keyframe that late is past its grid anyway.)
-                    let open_has_keyframe =
-                        r.segments().back().is_none_or(|s| s.starts_with_keyframe);
-                    if frame.is_keyframe
-                        && (seg_elapsed + jitter >= segment_target || !open_has_keyframe)
-                    {
-                        cut = Some((Cut::Natural, open_msn + 1));
-                    } else if elapsed > max_segment {
-                        cut = Some((Cut::Forced, open_msn + 1));
-                    }
-                } else {
-                    let next = self.grid.iter().find(|g| g.msn == open_msn + 1);
-                    let reached = next.is_some_and(|g| frame_90k + snap_90k >= g.start(is_video));
-                    if reached && (!is_video || frame.is_keyframe) {
-                        cut = Some((Cut::Natural, open_msn + 1));
-                    } else if reached && next.is_some_and(|g| !g.on_keyframe) {
-                        // The leader's keyframe came too late and it cut without one: an encoded
-                        // rung has keyframes only where the source has them, so waiting for one
-                        // would put this rendition a segment behind the leader for good.
-                        cut = Some((Cut::Forced, open_msn + 1));
-                    } else if elapsed > max_segment + i64::from(timescale) {
-                        // The leader stalled: cut on our own rather than grow without bound.
-                        cut = Some((Cut::Forced, open_msn + 1));
-                    }
-                }
-            }
-        }
-
-        // A video follower cutting where the leader did starts exactly on the leader's boundary (its own
+        // A video rendition cutting where another did starts exactly on that boundary (its own
         // timestamps may differ by the millisecond jitter of the source).
         let mut frame = frame;
-        if let Some((Cut::Natural, msn)) = cut
+        if let Some((kind, msn, _)) = cut
+            && kind != Cut::Forced
             && is_video
-            && !is_leader
             && let Some(start) = self
                 .grid
-                .iter()
-                .find(|g| g.msn == msn)
+                .by_msn(msn)
+                .filter(|g| g.from_video)
                 .map(|g| rescale(g.dts_90k, 90_000, timescale))
             && (frame.dts - start).abs() <= jitter
             && self.renditions[idx]
                 .segments()
                 .back()
-                .is_some_and(|s| s.start_dts < start)
+                .is_none_or(|s| s.start_dts < start)
         {
             let delta = start - frame.dts;
             frame.dts += delta;
             frame.pts += delta;
         }
         let frame_90k = rescale(frame.dts, timescale, 90_000);
+        let pts_90k = rescale(frame.pts, timescale, 90_000);
+        if is_leader && is_video && frame.is_keyframe {
+            if let Some(last) = self.last_keyframe_dts_90k {
+                self.longest_keyframe_interval_90k =
+                    self.longest_keyframe_interval_90k.max(frame_90k - last);
+            }
+            self.last_keyframe_dts_90k = Some(frame_90k);
+        }
 
         let mut first_segment_secs = None;
-        if let Some((kind, msn)) = cut {
+        if let Some((kind, msn, point)) = cut {
+            let limit = self.segment_limit_ticks(is_video, timescale);
+            let td = self.target_duration_secs;
             let r = &mut self.renditions[idx];
             if kind != Cut::Open {
                 if kind == Cut::Forced {
                     r.count_forced_cut();
                     tracing::warn!(
                         rendition = r.name(),
-                        max_segment_ticks = max_segment,
-                        "keyframe too late for the target duration: segment cut without a keyframe"
+                        limit_ticks = limit,
+                        "no keyframe where the segment must end: segment cut without a keyframe"
                     );
                 }
                 let was_first = r.last_complete_msn().is_none();
@@ -528,15 +543,9 @@ impl StreamPackager {
                     .back()
                     .map(|s| s.start_dts)
                     .unwrap_or(frame.dts);
-                // A timestamp gap must not stretch a segment past the target duration: the last frame
-                // then ends at the limit and the gap stays a gap in the timeline. (Audio may exceed by
-                // less than half a second: EXTINF rounds to the target duration.)
-                let limit = if is_video {
-                    max_segment
-                } else {
-                    max_segment - jitter + i64::from(timescale) / 2 - 1
-                };
-                let end = if td_fixed {
+                // A timestamp gap must not stretch a segment past what the target duration allows:
+                // the last frame then ends at the limit and the gap stays a gap in the timeline.
+                let end = if td.is_some() {
                     frame.dts.min(seg_start + limit)
                 } else {
                     frame.dts
@@ -545,14 +554,33 @@ impl StreamPackager {
                     r.count_timeline_gap();
                 }
                 r.cut(Some(end));
-                if is_leader && was_first && !td_fixed {
+                let last = r
+                    .segments()
+                    .back()
+                    .map(|seg| (seg.msn, seg.duration_ticks() as f64 / f64::from(timescale)));
+                if let (Some(td), Some((last_msn, secs))) = (td, last)
+                    && secs.round() > f64::from(td)
+                {
+                    r.count_target_duration_overrun();
+                    tracing::warn!(
+                        rendition = r.name(),
+                        msn = last_msn,
+                        duration_secs = secs,
+                        target_duration_secs = td,
+                        "segment longer than the target duration (a keyframe interval longer than any seen before the playlists were published)"
+                    );
+                }
+                let counts_for_td = match self.clock {
+                    Some(_) => is_video,
+                    None => is_leader,
+                };
+                if counts_for_td && was_first && td.is_none() {
                     first_segment_secs =
                         Some((frame.dts - seg_start) as f64 / f64::from(timescale));
                 }
                 update.has_new_media = true;
             }
             // Program date time from the stream's wall-clock anchor.
-            let pts_90k = rescale(frame.pts, timescale, 90_000);
             let anchor = *self.anchor.get_or_insert((now_ms, pts_90k));
             let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
             let epoch = *self.cenc_epoch.get_or_insert(msn);
@@ -579,15 +607,50 @@ impl StreamPackager {
                 key,
                 cenc,
             );
+            r.set_open_grid_point(point);
+            // The shared grid: the first rendition to start this segment records where.
+            let registers = self.grid.by_msn(msn).is_none();
+            if registers {
+                self.grid.push(GridEntry {
+                    msn,
+                    point,
+                    dts_90k: frame_90k,
+                    pts_90k,
+                    on_keyframe: kind != Cut::Forced,
+                    from_video: is_video,
+                });
+            } else if is_video
+                && let Some(g) = self.grid.by_msn_mut(msn)
+                && !g.from_video
+            {
+                // Audio got there first with the grid's nominal time: the keyframe's is exact.
+                g.dts_90k = frame_90k;
+                g.pts_90k = pts_90k;
+                g.from_video = true;
+            }
+            self.next_msn = self.next_msn.max(msn + 1);
             // A discontinuity opens a period unless the current period already starts at or after it.
+            let r = &self.renditions[idx];
             if r.segments().back().is_some_and(|s| s.is_discontinuity)
                 && self.periods.back().is_none_or(|p| msn > p.first_msn)
             {
                 self.pending_period_msn = Some(self.pending_period_msn.map_or(msn, |p| p.min(msn)));
             }
-            if is_leader
-                && (self.periods.is_empty() || self.pending_period_msn.is_some_and(|p| msn >= p))
-            {
+            let starts_period = match self.clock {
+                // The first video rendition to open the period's first segment (or audio, on a
+                // stream without video) gives the period its start.
+                Some(_) => {
+                    (is_video || !self.renditions.iter().any(|r| r.kind() == TrackKind::Video))
+                        && (self.periods.is_empty()
+                            || self.pending_period_msn.is_some_and(|p| msn >= p))
+                }
+                None => {
+                    is_leader
+                        && (self.periods.is_empty()
+                            || self.pending_period_msn.is_some_and(|p| msn >= p))
+                }
+            };
+            if starts_period {
                 if self.periods.len() >= PERIOD_CAPACITY {
                     self.periods.pop_front();
                 }
@@ -600,19 +663,9 @@ impl StreamPackager {
                 self.availability_start_ms.get_or_insert(pdt_ms);
             }
             if is_leader {
-                self.next_msn = self.next_msn.max(msn + 1);
-                if self.grid.len() >= GRID_CAPACITY {
-                    self.grid.pop_front();
-                }
-                self.grid.push_back(GridEntry {
-                    msn,
-                    dts_90k: frame_90k,
-                    pts_90k,
-                    on_keyframe: kind != Cut::Forced,
-                });
                 // The segment boundary ends the leader's last part too.
                 if self.leader_part_ends.back().is_none_or(|e| *e < pts_90k) {
-                    if self.leader_part_ends.len() >= GRID_CAPACITY {
+                    if self.leader_part_ends.len() >= PART_ENDS_CAPACITY {
                         self.leader_part_ends.pop_front();
                     }
                     self.leader_part_ends.push_back(pts_90k);
@@ -620,12 +673,12 @@ impl StreamPackager {
             }
         }
 
-        // Where this follower's next segment starts, if the leader has cut there already.
-        let boundary_hint = if is_video && !is_leader {
+        // Where this video rendition's next segment starts, if another has cut there already.
+        let boundary_hint = if is_video {
             let open_msn = self.renditions[idx].segments().back().map_or(0, |s| s.msn);
             self.grid
-                .iter()
-                .find(|g| g.msn == open_msn + 1)
+                .by_msn(open_msn + 1)
+                .filter(|g| g.from_video)
                 .map(|g| rescale(g.dts_90k, 90_000, timescale))
         } else {
             None
@@ -655,23 +708,272 @@ impl StreamPackager {
             }
         }
         if let Some(secs) = first_segment_secs {
-            // Jitter absorbed at part boundaries (≤ 2 ms) must not raise the target duration.
-            let target = self
-                .config
-                .segment_target
-                .as_secs_f64()
-                .max(secs - crate::config::JITTER_TOLERANCE.as_secs_f64());
-            let td = (target.ceil() as u32)
-                .clamp(1, self.config.max_target_duration.as_secs().max(1) as u32);
+            let td = self.target_duration_for(secs);
             self.target_duration_secs = Some(td);
-            update.became_ready = true;
             tracing::info!(
                 target_duration_secs = td,
                 first_segment_secs = secs,
+                "target duration fixed"
+            );
+        }
+        if !self.is_published && self.target_duration_secs.is_some() && self.all_have_a_segment() {
+            self.is_published = true;
+            update.became_ready = true;
+            tracing::info!(
+                target_duration_secs = self.target_duration_secs,
                 "playlists published"
             );
         }
         update
+    }
+
+    /// The target duration (whole seconds) to fix when the first segment completes, lasting
+    /// `first_segment_secs`: with a producer grid, the grid period plus a frame of timestamp jitter,
+    /// rounded as EXTINF values are (RFC 8216bis §4.4.3.1: each EXTINF rounded to the nearest integer
+    /// is at most the target duration); otherwise the longest of the segment target, the first segment
+    /// and the longest keyframe interval seen, rounded up (the 2 ms of jitter absorbed at part
+    /// boundaries aside). At most [`PackagerConfig::max_target_duration`].
+    fn target_duration_for(&self, first_segment_secs: f64) -> u32 {
+        let jitter = crate::config::JITTER_TOLERANCE.as_secs_f64();
+        let secs = match self.clock {
+            Some(clock) => {
+                let longest = clock.period_secs() + 2.0 * clock.tolerance_90khz() as f64 / 90_000.0;
+                (longest.max(first_segment_secs) - 0.5).ceil()
+            }
+            None => (self
+                .config
+                .segment_target
+                .as_secs_f64()
+                .max(first_segment_secs)
+                .max(self.longest_keyframe_interval_90k as f64 / 90_000.0)
+                - jitter)
+                .ceil(),
+        };
+        (secs as u32).clamp(1, self.config.max_target_duration.as_secs().max(1) as u32)
+    }
+
+    /// True when every rendition has a complete segment, or one has [`READY_WAIT_SEGMENTS`] (the
+    /// others are then left out until they have one).
+    fn all_have_a_segment(&self) -> bool {
+        let complete = |r: &Rendition| r.segments().iter().filter(|s| s.is_complete).count();
+        self.renditions.iter().all(|r| complete(r) > 0)
+            || self
+                .renditions
+                .iter()
+                .any(|r| complete(r) >= READY_WAIT_SEGMENTS)
+    }
+
+    /// The longest a segment of this kind may last before it is cut without a keyframe, ticks: with a
+    /// producer grid (or once the target duration is fixed) the most an EXTINF may round to the target
+    /// duration (half a second more, less one tick; audio, cut at the frame nearest the video's cut,
+    /// the same); before that [`PackagerConfig::max_target_duration`]; without a producer grid, video
+    /// waits for a keyframe up to twice that.
+    fn segment_limit_ticks(&self, is_video: bool, timescale: u32) -> i64 {
+        let ts = i64::from(timescale);
+        let fixed = self
+            .target_duration_secs
+            .map(|td| i64::from(td) * ts + ts / 2 - 1);
+        match (self.clock, fixed) {
+            (Some(_), Some(limit)) => limit,
+            (None, Some(limit)) if !is_video => limit,
+            _ => {
+                let max = duration_ticks(self.config.max_target_duration, timescale);
+                if self.clock.is_none() && is_video {
+                    2 * max
+                } else {
+                    max
+                }
+            }
+        }
+    }
+
+    /// Where rendition `idx` cuts with a producer grid (see the type docs).
+    fn producer_cut(&self, idx: usize, frame: &Frame, clock: SegmentClock) -> Decision {
+        let r = &self.renditions[idx];
+        let ts = r.timescale();
+        let pts_90k = rescale(frame.pts, ts, 90_000);
+        let open = r.segments().back().filter(|s| !s.is_complete);
+        if r.kind() == TrackKind::Video {
+            let point = clock.index(pts_90k).max(0);
+            let Some(open) = open else {
+                if !frame.is_keyframe {
+                    return Decision::Drop;
+                }
+                let msn = self.msn_at_point(point, r.next_msn());
+                return Decision::Cut {
+                    kind: Cut::Open,
+                    msn,
+                    point: Some(point),
+                };
+            };
+            let open_point = open.grid_point.unwrap_or(point);
+            let elapsed = r.open_segment_elapsed(frame.dts).unwrap_or(0);
+            if frame.is_keyframe && point > open_point {
+                Decision::Cut {
+                    kind: Cut::Natural,
+                    msn: open.msn + 1,
+                    point: Some(point),
+                }
+            } else if elapsed > self.segment_limit_ticks(true, ts) {
+                Decision::Cut {
+                    kind: Cut::Forced,
+                    msn: open.msn + 1,
+                    point: Some(point.max(open_point + 1)),
+                }
+            } else {
+                Decision::Continue
+            }
+        } else {
+            // Audio cuts at the frame nearest the boundary: where the video cut, or the grid point.
+            let half_90k = rescale(r.est_duration_ticks(), ts, 90_000) / 2;
+            let Some(open) = open else {
+                let point = clock.index(pts_90k + half_90k).max(0);
+                let msn = self.msn_at_point(point, r.next_msn());
+                return Decision::Cut {
+                    kind: Cut::Open,
+                    msn,
+                    point: Some(point),
+                };
+            };
+            let open_point = open.grid_point.unwrap_or(0);
+            let (boundary_90k, next_point) = match self.grid.after_point(open_point) {
+                Some(g) => (g.pts_90k, g.point.unwrap_or(open_point + 1)),
+                None => (clock.point_90khz(open_point + 1), open_point + 1),
+            };
+            let elapsed = r.open_segment_elapsed(frame.dts).unwrap_or(0);
+            if pts_90k + half_90k >= boundary_90k
+                || elapsed > self.segment_limit_ticks(false, ts) + i64::from(ts)
+            {
+                Decision::Cut {
+                    kind: Cut::Natural,
+                    msn: open.msn + 1,
+                    point: Some(next_point),
+                }
+            } else {
+                Decision::Continue
+            }
+        }
+    }
+
+    /// The msn of a rendition's first segment at producer grid point `point`: the one another rendition
+    /// started there (or the newest one before it), else the next number. Never below `own_next`.
+    fn msn_at_point(&self, point: i64, own_next: Option<u64>) -> u64 {
+        let msn = match (self.grid.by_point(point), self.grid.last()) {
+            (Some(g), _) => g.msn,
+            (None, Some(last)) if last.point.is_none_or(|p| p < point) => last.msn + 1,
+            (None, Some(_)) => self
+                .grid
+                .at_or_before_point(point)
+                .map_or(self.next_msn, |g| g.msn),
+            (None, None) => self.next_msn,
+        };
+        match own_next {
+            Some(own) if own > msn => own,
+            _ => msn,
+        }
+    }
+
+    /// Where rendition `idx` cuts by the keyframe rule (see the type docs).
+    fn keyframe_cut(&self, idx: usize, frame: &Frame, is_leader: bool) -> Decision {
+        let r = &self.renditions[idx];
+        let timescale = r.timescale();
+        let is_video = r.kind() == TrackKind::Video;
+        let frame_90k = rescale(frame.dts, timescale, 90_000);
+        let jitter = duration_ticks(crate::config::JITTER_TOLERANCE, timescale);
+        let jitter_90k = duration_ticks(crate::config::JITTER_TOLERANCE, 90_000);
+        let segment_target = duration_ticks(self.config.segment_target, timescale);
+        // How close to a grid point a follower's frame must be to start the segment there: the source's
+        // timestamp jitter for video; for audio, whose frames do not fall on the video's times, half a
+        // frame, so that audio cuts at the frame nearest the video boundary.
+        let snap_90k = if is_video {
+            jitter_90k
+        } else {
+            jitter_90k.max(rescale(r.est_duration_ticks(), timescale, 90_000) / 2)
+        };
+        let limit = self.segment_limit_ticks(is_video, timescale);
+        match r.open_segment_elapsed(frame.dts) {
+            None => {
+                if is_video && !frame.is_keyframe {
+                    return Decision::Drop;
+                }
+                let msn = if is_leader {
+                    self.next_msn
+                } else {
+                    // Join the leader's segment that contains this frame (or the leader's next one).
+                    let own_next = r.next_msn().unwrap_or(0);
+                    let grid_msn = self
+                        .grid
+                        .iter()
+                        .rev()
+                        .find(|g| g.start(is_video) <= frame_90k + snap_90k)
+                        // Audio that precedes the first keyframe's presentation time belongs
+                        // to the first segment.
+                        .or(self.grid.first())
+                        .map(|g| g.msn)
+                        .unwrap_or(self.next_msn);
+                    if own_next > 0 && grid_msn > own_next {
+                        // Should not happen (followers cut where the leader does); visible if it does.
+                        tracing::warn!(
+                            rendition = r.name(),
+                            from = own_next,
+                            to = grid_msn,
+                            "rendition behind the leader: media sequence numbers skipped"
+                        );
+                    }
+                    grid_msn.max(own_next)
+                };
+                Decision::Cut {
+                    kind: Cut::Open,
+                    msn,
+                    point: None,
+                }
+            }
+            Some(elapsed) => {
+                let seg_elapsed = elapsed - r.est_duration_ticks();
+                let open_msn = r.segments().back().map_or(0, |s| s.msn);
+                let next = |kind| Decision::Cut {
+                    kind,
+                    msn: open_msn + 1,
+                    point: None,
+                };
+                if is_leader {
+                    // Past the target: the first keyframe cuts. Earlier (but at least half the target)
+                    // when the longest keyframe interval seen would take the segment past what the
+                    // target duration allows.
+                    let longest = rescale(self.longest_keyframe_interval_90k, 90_000, timescale);
+                    let ts = i64::from(timescale);
+                    let would_overrun = self.target_duration_secs.is_some_and(|td| {
+                        2 * seg_elapsed >= segment_target
+                            && seg_elapsed + longest > i64::from(td) * ts + ts / 2 - 1
+                    });
+                    if frame.is_keyframe
+                        && (seg_elapsed + jitter >= segment_target || would_overrun)
+                    {
+                        next(Cut::Natural)
+                    } else if elapsed > limit {
+                        next(Cut::Forced)
+                    } else {
+                        Decision::Continue
+                    }
+                } else {
+                    let next_entry = self.grid.by_msn(open_msn + 1);
+                    let reached =
+                        next_entry.is_some_and(|g| frame_90k + snap_90k >= g.start(is_video));
+                    if reached && (!is_video || frame.is_keyframe) {
+                        next(Cut::Natural)
+                    } else if reached && next_entry.is_some_and(|g| !g.on_keyframe) {
+                        // The leader cut without a keyframe: so does this rendition, or it would stay
+                        // a segment behind.
+                        next(Cut::Forced)
+                    } else if elapsed > limit + i64::from(timescale) {
+                        // The leader stalled: cut on our own rather than grow without bound.
+                        next(Cut::Forced)
+                    } else {
+                        Decision::Continue
+                    }
+                }
+            }
+        }
     }
 
     /// The Part Target Duration advertised for rendition `r` (RFC 8216bis §4.4.3.7), the longest any of
@@ -696,21 +998,21 @@ impl StreamPackager {
     fn record_leader_part_end(&mut self) {
         let Some(leader) = self.leader else { return };
         let r = &self.renditions[leader];
-        let (Some(end), Some(g)) = (r.timeline_end(), self.grid.back()) else {
+        let (Some(end), Some(g)) = (r.timeline_end(), self.grid.last_from_video()) else {
             return;
         };
         let end_90k = rescale(end, r.timescale(), 90_000) + (g.pts_90k - g.dts_90k);
-        if self.leader_part_ends.len() >= GRID_CAPACITY {
+        if self.leader_part_ends.len() >= PART_ENDS_CAPACITY {
             self.leader_part_ends.pop_front();
         }
         self.leader_part_ends.push_back(end_90k);
     }
 
-    /// Checks every rendition's invariants, and that no segment exceeds the target duration: a video
-    /// segment never lasts longer than the target duration plus the 2 ms of timestamp jitter absorbed at
-    /// part boundaries ([`crate::config::JITTER_TOLERANCE`]); an audio segment (cut at the first audio
-    /// frame at or after the video cut, so up to one audio frame longer) rounds to at most the target
-    /// duration, as RFC 8216bis §4.4.3.1 requires of every EXTINF.
+    /// Checks every rendition's invariants, and that every complete segment's duration, rounded to the
+    /// nearest second, is at most the target duration (RFC 8216bis §4.4.3.1), except segments counted
+    /// as overruns ([`crate::rendition::RenditionCounters::target_duration_overruns`]: a keyframe
+    /// interval longer than any seen before the target duration was fixed, on a stream packaged as it
+    /// arrives).
     pub fn check_invariants(&self) -> Result<(), String> {
         for r in self.renditions() {
             r.check_invariants()
@@ -718,21 +1020,20 @@ impl StreamPackager {
             let Some(td) = self.target_duration_secs else {
                 continue;
             };
-            for s in r.segments().iter().filter(|s| s.is_complete) {
-                let secs = s.duration_ticks() as f64 / f64::from(r.timescale());
-                let ok = match r.kind() {
-                    TrackKind::Video => {
-                        secs <= f64::from(td) + crate::config::JITTER_TOLERANCE.as_secs_f64()
-                    }
-                    TrackKind::Audio => secs.round() <= f64::from(td),
-                };
-                if !ok {
-                    return Err(format!(
-                        "{}: segment {} lasts {secs:.3}s > target duration {td}",
-                        r.name(),
-                        s.msn
-                    ));
-                }
+            let over = r
+                .segments()
+                .iter()
+                .filter(|s| s.is_complete)
+                .filter(|s| {
+                    (s.duration_ticks() as f64 / f64::from(r.timescale())).round() > f64::from(td)
+                })
+                .count() as u64;
+            if over > r.counters().target_duration_overruns {
+                return Err(format!(
+                    "{}: {over} segments round to more than the target duration {td} (counted: {})",
+                    r.name(),
+                    r.counters().target_duration_overruns
+                ));
             }
         }
         Ok(())
@@ -744,6 +1045,21 @@ enum Cut {
     Open,
     Natural,
     Forced,
+}
+
+/// What to do with one frame of a rendition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Drop it (a video frame before the rendition's first keyframe).
+    Drop,
+    /// Add it to the open segment.
+    Continue,
+    /// Cut before it (or open the first segment with it): the new segment's msn and grid point.
+    Cut {
+        kind: Cut,
+        msn: u64,
+        point: Option<i64>,
+    },
 }
 
 /// A duration in ticks of `timescale`.

@@ -119,7 +119,7 @@ fn mpd_timeline_matches_the_segments_served() {
             assert_eq!(st.availabilityTimeOffset, Some(1.5));
             assert_eq!(st.availabilityTimeComplete, Some(false));
             let pto = st.presentationTimeOffset.unwrap() as i64;
-            let mut listed = expand(st);
+            let listed = expand(st);
             // Every segment of the window is listed, then the one in progress, and nothing that
             // does not exist yet.
             let window: Vec<&Segment> = r

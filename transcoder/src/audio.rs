@@ -21,6 +21,8 @@ const RESYNC_THRESHOLD_SECS: i64 = 1;
 pub(crate) enum AudioInput {
     /// One source AAC access unit, timestamps in the source track's timescale.
     Frame(Frame),
+    /// The frames held before the transcoder started, in order.
+    Backlog(Vec<Frame>),
     /// The source configuration changed: reopen the decoder.
     Track(TrackInfo),
 }
@@ -151,6 +153,11 @@ impl AudioWorker {
             }
             match self.rx.recv() {
                 Ok(AudioInput::Frame(frame)) => self.decode(&mut decoder, &mut encoder, &frame),
+                Ok(AudioInput::Backlog(frames)) => {
+                    for frame in &frames {
+                        self.decode(&mut decoder, &mut encoder, frame);
+                    }
+                }
                 Ok(AudioInput::Track(track)) => {
                     self.drain_decoder(&mut decoder, &mut encoder, true);
                     match open_decoder(&track) {

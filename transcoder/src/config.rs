@@ -116,10 +116,23 @@ impl Default for AudioConfig {
 }
 
 /// Per-stream options.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TranscodeOptions {
-    /// The packager's segment target: forced keyframes follow this grid on the source timeline.
+    /// The packager's segment target: the period of the segment grid (rounded to whole frames).
     pub segment_target: Duration,
+    /// The segment grid on the source timeline (90 kHz): every encoded rung gets an IDR on the picture
+    /// nearest each grid point, and a copy rung is forwarded only while the source's own keyframes land
+    /// there. `None`: anchored at the source's first keyframe, with a period of [`Self::segment_target`]
+    /// rounded to whole frames at [`Self::frame_rate`].
+    pub clock: Option<media::SegmentClock>,
+    /// The source's frame rate as measured ([`crate::SourceProbe`]), (numerator, denominator) frames
+    /// per second: encoders are opened at it. `None`: the rate the source's SPS signals, else 30.
+    pub frame_rate: Option<(u32, u32)>,
+    /// The encoded rung that takes the copy rung's place (and name) from the first grid point where the
+    /// source has no keyframe: opened only then, its track delivered with
+    /// [`crate::TranscodeSink::replace_track`]. `None`: the copy rung is forwarded only while its keyframes
+    /// fit, and left out in between.
+    pub copy_fallback: Option<RungConfig>,
     /// Bound of each queue (caller → decoder, decoder → each encoder, caller → audio), in frames.
     pub queue_frames: usize,
     /// Audio rendition settings.
@@ -130,6 +143,9 @@ impl Default for TranscodeOptions {
     fn default() -> Self {
         Self {
             segment_target: Duration::from_secs(2),
+            clock: None,
+            frame_rate: None,
+            copy_fallback: None,
             queue_frames: 64,
             audio: AudioConfig::default(),
         }
@@ -203,6 +219,138 @@ pub fn default_ladder(source: media::VideoParams) -> Vec<RungConfig> {
         });
     }
     ladder
+}
+
+/// The H.264 bit rate (bit/s) the default ladder gives a rung of `height` lines at up to 30 frames per
+/// second: the table of [`default_ladder`], interpolated linearly between its heights, and growing with
+/// the pixel count above 1080 lines.
+pub fn default_bitrate_for_height(height: u32) -> u64 {
+    let table: Vec<(u32, u64)> = DEFAULT_RUNGS.iter().rev().copied().collect();
+    let (h0, b0) = table[0];
+    if height <= h0 {
+        return b0 * u64::from(height.max(1)) / u64::from(h0);
+    }
+    for w in table.windows(2) {
+        let ((ha, ba), (hb, bb)) = (w[0], w[1]);
+        if height <= hb {
+            return ba + (bb - ba) * u64::from(height - ha) / u64::from(hb - ha);
+        }
+    }
+    let (ht, bt) = table[table.len() - 1];
+    (bt as f64 * (f64::from(height) / f64::from(ht)).powi(2)).round() as u64
+}
+
+/// The lowest bit rate a rung is given when it is scaled down to its source's, bit/s.
+pub const MIN_RUNG_BITRATE_BPS: u64 = 64_000;
+
+/// A ladder fitted to its source, and the rung that takes the copy rung's place should the source's
+/// keyframes leave the segment grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedLadder {
+    /// The rungs to start with.
+    pub rungs: Vec<RungConfig>,
+    /// The copy rung's fallback ([`crate::TranscodeOptions::copy_fallback`]), when a copy rung is kept.
+    pub copy_fallback: Option<RungConfig>,
+    /// What was changed and why, one line each, for the log.
+    pub changes: Vec<String>,
+}
+
+/// Fit `rungs` (the configured ladder or [`default_ladder`]) to a source of `source` size and
+/// `facts` ([`crate::SourceFacts`]):
+/// - an encoded rung taller than the source is left out (upscaling adds bits, not picture);
+/// - no encoded rung's bit rate exceeds its share of the source's measured bit rate (the source's rate
+///   scaled by the rung's height over the source's, at least [`MIN_RUNG_BITRATE_BPS`]; max rate and
+///   buffer scaled alike), so no lower rung is announced above the top one;
+/// - the copy rung is kept only when `can_copy` (players can play the source codec as it is) and the
+///   source's keyframes fit the grid; then an H.264 rung of the same name at the source's height is
+///   its fallback; otherwise that rung replaces it from the start. Its bit rate is the default for its
+///   height, at most the source's.
+pub fn fit_ladder(
+    rungs: &[RungConfig],
+    source: media::VideoParams,
+    facts: &crate::SourceFacts,
+    can_copy: bool,
+) -> FittedLadder {
+    let mut changes = Vec::new();
+    let source_bps = facts.video_bitrate_bps.filter(|b| *b > 0);
+    let src_h = source.height.max(2);
+    let mut out = Vec::new();
+    let mut copy_fallback = None;
+    for rung in rungs {
+        if rung.copy {
+            let bitrate = source_bps.map_or(default_bitrate_for_height(src_h), |s| {
+                s.min(default_bitrate_for_height(src_h))
+            });
+            let encoded = RungConfig {
+                name: rung.name.clone(),
+                height: Some(src_h & !1),
+                codec: VideoCodec::H264,
+                copy: false,
+                bitrate_bps: bitrate.max(MIN_RUNG_BITRATE_BPS),
+                maxrate_bps: bitrate.max(MIN_RUNG_BITRATE_BPS) * 11 / 10,
+                bufsize_bits: bitrate.max(MIN_RUNG_BITRATE_BPS) * 2,
+                max_frame_rate: rung.max_frame_rate,
+                profile: None,
+                preset: None,
+                priority: u32::MAX,
+            };
+            if can_copy && facts.keyframes_fit_grid {
+                out.push(rung.clone());
+                copy_fallback = Some(encoded);
+            } else {
+                changes.push(format!(
+                    "{}: encoded at {}p, {} kbit/s instead of copied ({})",
+                    rung.name,
+                    src_h & !1,
+                    encoded.bitrate_bps / 1000,
+                    if can_copy {
+                        "the source's keyframes are not on the segment grid"
+                    } else {
+                        "players cannot play the source codec"
+                    }
+                ));
+                out.push(encoded);
+            }
+            continue;
+        }
+        let height = rung.height.unwrap_or(0);
+        if height > source.height {
+            changes.push(format!(
+                "{}: left out ({height} lines is taller than the {}-line source)",
+                rung.name, source.height
+            ));
+            continue;
+        }
+        let mut r = rung.clone();
+        if let Some(src_bps) = source_bps {
+            let cap = (src_bps * u64::from(height) / u64::from(src_h)).max(MIN_RUNG_BITRATE_BPS);
+            if r.bitrate_bps > cap {
+                let scale = |v: u64| {
+                    if v == 0 {
+                        0
+                    } else {
+                        (u128::from(v) * u128::from(cap) / u128::from(r.bitrate_bps)) as u64
+                    }
+                };
+                changes.push(format!(
+                    "{}: {} kbit/s instead of {} (the source measures {} kbit/s)",
+                    r.name,
+                    cap / 1000,
+                    r.bitrate_bps / 1000,
+                    src_bps / 1000
+                ));
+                r.maxrate_bps = scale(r.maxrate_bps);
+                r.bufsize_bits = scale(r.bufsize_bits);
+                r.bitrate_bps = cap;
+            }
+        }
+        out.push(r);
+    }
+    FittedLadder {
+        rungs: out,
+        copy_fallback,
+        changes,
+    }
 }
 
 /// Presets accepted: x264/x265 names (mapped for NVENC) and NVENC's `p1`..`p7`.
@@ -351,6 +499,79 @@ mod tests {
         let mut p = params(1280, 720);
         p.frame_rate = Some((60, 1));
         assert_eq!(default_ladder(p)[1].bitrate_bps, 1_800_000);
+    }
+
+    fn facts(bps: Option<u64>, fits: bool) -> crate::SourceFacts {
+        crate::SourceFacts {
+            clock: None,
+            frame_rate: Some((24, 1)),
+            video_bitrate_bps: bps,
+            keyframes_fit_grid: fits,
+        }
+    }
+
+    #[test]
+    fn fit_ladder_caps_rungs_at_the_source_rate_and_keeps_a_fitting_copy() {
+        // A 720p source at 0.5 Mbit/s: 480p and 360p get their share of it, in order.
+        let l = fit_ladder(
+            &default_ladder(params(1280, 720)),
+            params(1280, 720),
+            &facts(Some(500_000), true),
+            true,
+        );
+        assert_eq!(names(&l.rungs), ["source", "480p", "360p"]);
+        assert!(l.rungs[0].copy);
+        assert_eq!(l.rungs[1].bitrate_bps, 333_333);
+        assert_eq!(l.rungs[2].bitrate_bps, 250_000);
+        assert!(l.rungs[1].maxrate_bps <= l.rungs[1].bitrate_bps * 11 / 10 + 1);
+        let fb = l.copy_fallback.expect("a fallback for the copy");
+        assert_eq!(
+            (fb.name.as_str(), fb.height, fb.copy),
+            ("source", Some(720), false)
+        );
+        assert_eq!(fb.bitrate_bps, 500_000);
+        assert_eq!(l.changes.len(), 2);
+        // A fast source leaves the defaults alone.
+        let l = fit_ladder(
+            &default_ladder(params(1280, 720)),
+            params(1280, 720),
+            &facts(Some(6_000_000), true),
+            true,
+        );
+        assert_eq!(l.rungs[1].bitrate_bps, 1_200_000);
+        assert!(l.changes.is_empty());
+    }
+
+    #[test]
+    fn fit_ladder_encodes_the_top_when_keyframes_do_not_fit_or_the_codec_cannot_be_copied() {
+        for (fits, can_copy) in [(false, true), (true, false)] {
+            let l = fit_ladder(
+                &default_ladder(params(1280, 720)),
+                params(1280, 720),
+                &facts(Some(4_000_000), fits),
+                can_copy,
+            );
+            assert_eq!(names(&l.rungs), ["source", "480p", "360p"]);
+            assert!(!l.rungs[0].copy);
+            assert_eq!(l.rungs[0].height, Some(720));
+            assert_eq!(l.rungs[0].bitrate_bps, 2_500_000);
+            assert!(l.copy_fallback.is_none());
+        }
+        // A configured rung taller than the source is left out.
+        let mut rungs = default_ladder(params(1920, 1080));
+        rungs[1].height = Some(1440);
+        let l = fit_ladder(&rungs, params(1280, 720), &facts(None, true), true);
+        assert!(l.rungs.iter().all(|r| r.height.unwrap_or(0) <= 720));
+        assert_eq!(l.changes.len(), 1, "{:?}", l.changes);
+    }
+
+    #[test]
+    fn default_bitrate_for_height_interpolates_the_table() {
+        assert_eq!(default_bitrate_for_height(720), 2_500_000);
+        assert_eq!(default_bitrate_for_height(360), 700_000);
+        assert_eq!(default_bitrate_for_height(540), 1_525_000);
+        assert_eq!(default_bitrate_for_height(120), 200_000);
+        assert_eq!(default_bitrate_for_height(2160), 18_000_000);
     }
 
     #[test]

@@ -1,53 +1,9 @@
-//! Pure per-frame policies: where segments start (forced keyframes), frame rate caps, load shedding.
+//! Pure per-frame policies: frame rate caps, load shedding. (Where segments start is
+//! [`media::SegmentClock`].)
 //!
 //! Sans-IO: timestamps and an explicit `now` in, decisions out.
 
 use std::time::{Duration, Instant};
-
-/// Timestamp jitter tolerated when comparing a frame's PTS with the segment grid: 2 ms, the packager's
-/// `JITTER_TOLERANCE` (RTMP timestamps are whole milliseconds).
-pub(crate) const JITTER_TOLERANCE_90KHZ: i64 = 180;
-
-/// Decides which source frames start a segment, on the source timeline (90 kHz).
-///
-/// A frame starts a segment when it is a candidate and its PTS is at least the previous segment start
-/// plus the segment target minus [`JITTER_TOLERANCE_90KHZ`]; the first candidate always does. With a
-/// copy rung the candidates are the source keyframes in decode order (the rule the packager uses to cut
-/// the copy rung, so encoded rungs get their IDRs at the same presentation times); without one, every
-/// decoded picture is a candidate (a pure time grid).
-#[derive(Debug, Clone)]
-pub(crate) struct SegmentGrid {
-    target_90khz: i64,
-    last_start_90khz: Option<i64>,
-}
-
-impl SegmentGrid {
-    /// A grid with the given segment target.
-    pub(crate) fn new(segment_target: Duration) -> Self {
-        let target_90khz = (segment_target.as_micros() * 9 / 100).min(i64::MAX as u128) as i64;
-        Self {
-            target_90khz,
-            last_start_90khz: None,
-        }
-    }
-
-    /// Observe one frame; true if a segment starts at it.
-    pub(crate) fn observe(&mut self, pts_90khz: i64, is_candidate: bool) -> bool {
-        if !is_candidate {
-            return false;
-        }
-        let starts = match self.last_start_90khz {
-            None => true,
-            Some(last) => {
-                pts_90khz.saturating_sub(last) >= self.target_90khz - JITTER_TOLERANCE_90KHZ
-            }
-        };
-        if starts {
-            self.last_start_90khz = Some(pts_90khz);
-        }
-        starts
-    }
-}
 
 /// Drops pictures to keep a rung at or below a frame rate cap (90 kHz timestamps, presentation order).
 ///
@@ -163,36 +119,6 @@ pub(crate) fn pick_rung_to_shed(rungs: &[ShedCandidate], has_copy: bool) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grid_forces_first_keyframe_then_keyframes_after_the_target() {
-        let mut g = SegmentGrid::new(Duration::from_secs(2));
-        assert!(
-            !g.observe(-3750, false),
-            "non-keyframes never start a segment"
-        );
-        assert!(g.observe(0, true));
-        assert!(!g.observe(90_000, true), "a keyframe 1 s in is too early");
-        // 2 ms early (RTMP millisecond rounding) still counts.
-        assert!(g.observe(180_000 - 180, true));
-        assert!(!g.observe(180_000 + 3750, false));
-        assert!(
-            !g.observe(360_000 - 181 - 180, true),
-            "more than 2 ms early"
-        );
-        assert!(g.observe(360_000, true));
-    }
-
-    #[test]
-    fn grid_without_keyframe_condition_is_a_time_grid() {
-        let mut g = SegmentGrid::new(Duration::from_millis(1000));
-        let starts: Vec<i64> = (0..100)
-            .map(|i| 1_000 + i * 3003)
-            .filter(|pts| g.observe(*pts, true))
-            .collect();
-        // 29.97 fps: every 30th frame (30 × 3003 = 90 090 ≥ 90 000 − 180).
-        assert_eq!(starts, vec![1_000, 91_090, 181_180, 271_270]);
-    }
 
     #[test]
     fn frame_rate_cap_halves_60_fps_with_millisecond_jitter() {

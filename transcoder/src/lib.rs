@@ -9,9 +9,12 @@
 //! side), named by rendition.
 //!
 //! Guarantees:
-//! - **Aligned keyframes.** Every encoded rung gets an IDR on exactly the source frames where a
-//!   segment starts (see [`StreamTranscoder`]), so all renditions cut segments at the same
-//!   presentation times.
+//! - **A segment grid of its own.** Every encoded rung gets an IDR on the picture nearest each point of
+//!   the segment grid ([`media::SegmentClock`]: a whole number of frames per segment, never drifting)
+//!   and no other keyframe, whatever the source's keyframe interval; a copy rung is forwarded only while
+//!   the source's own IDRs land there, and an encoded fallback takes its place when they stop (see
+//!   [`StreamTranscoder`]). So all renditions cut segments at the same presentation times and every
+//!   segment starts with a keyframe.
 //! - **Source timeline.** Output PTS = source PTS of the same picture (90 kHz); output DTS =
 //!   PTS − the composition offset of the source's first keyframe, so `tfdt` values match across
 //!   renditions.
@@ -31,14 +34,17 @@ mod ffi;
 mod keyframes;
 mod probe;
 mod settings;
+mod source;
 mod stats;
 mod stream;
 mod video;
 
 pub use config::{
-    AudioConfig, AudioMode, EncoderChoice, RungConfig, TranscodeOptions, VideoCodec, default_ladder,
+    AudioConfig, AudioMode, EncoderChoice, FittedLadder, MIN_RUNG_BITRATE_BPS, RungConfig,
+    TranscodeOptions, VideoCodec, default_bitrate_for_height, default_ladder, fit_ladder,
 };
 pub use probe::{EncoderProbe, probe_encoders};
+pub use source::{SourceFacts, SourceProbe};
 pub use stats::{AudioStats, RungStats, TranscodeStats};
 pub use stream::{AUDIO_RENDITION, StreamTranscoder, TranscodeSink};
 

@@ -63,6 +63,9 @@ pub struct RungStats {
     pub is_shed: bool,
     /// The rung emits nothing (more): its encoder failed to reopen, or the stream has no video source.
     pub is_failed: bool,
+    /// A copy rung whose source keyframes left the segment grid: its rendition is encoded from then on
+    /// (by a rung of the same name, listed after it).
+    pub is_replaced: bool,
 }
 
 /// Counters of the audio rendition.
@@ -99,6 +102,10 @@ pub(crate) struct RungCounters {
     pub held_frames_max: AtomicU64,
     pub is_shed: AtomicBool,
     pub is_failed: AtomicBool,
+    /// A copy rung's fallback encoder that has not taken over (yet): not listed, not counted.
+    pub is_standby: AtomicBool,
+    /// A copy rung that its fallback encoder replaced.
+    pub is_replaced: AtomicBool,
 }
 
 impl RungCounters {
@@ -116,12 +123,16 @@ impl RungCounters {
             held_frames_max: AtomicU64::new(0),
             is_shed: AtomicBool::new(false),
             is_failed: AtomicBool::new(false),
+            is_standby: AtomicBool::new(false),
+            is_replaced: AtomicBool::new(false),
         }
     }
 
-    /// True while the rung still encodes (not shed, not failed).
+    /// True while the rung still encodes (not shed, not failed, not a fallback on standby).
     pub(crate) fn is_active(&self) -> bool {
-        !self.is_shed.load(Relaxed) && !self.is_failed.load(Relaxed)
+        !self.is_shed.load(Relaxed)
+            && !self.is_failed.load(Relaxed)
+            && !self.is_standby.load(Relaxed)
     }
 
     /// Record one output: its encoder delay and how many pictures the encoder still held.
@@ -149,6 +160,7 @@ impl RungCounters {
             encoder_held_frames: self.held_frames_max.load(Relaxed),
             is_shed: self.is_shed.load(Relaxed),
             is_failed: self.is_failed.load(Relaxed),
+            is_replaced: self.is_replaced.load(Relaxed),
         }
     }
 }
@@ -201,13 +213,19 @@ impl StreamCounters {
             .iter()
             .filter(|r| !r.is_copy && r.is_active())
             .collect();
-        // The source time every active encoded rung has reached, or the newest pushed frame.
+        // The source time every active encoded rung has reached, or the newest pushed frame. A rung
+        // that has not output yet counts only while none has (a fallback that just took over).
+        let outputs: Vec<i64> = encoded
+            .iter()
+            .map(|r| r.last_out_pts_90khz.load(Relaxed))
+            .collect();
         let reached = if encoded.is_empty() {
             newest
         } else {
-            encoded
+            outputs
                 .iter()
-                .map(|r| r.last_out_pts_90khz.load(Relaxed))
+                .copied()
+                .filter(|p| *p != NO_PTS)
                 .min()
                 .unwrap_or(NO_PTS)
         };
@@ -253,7 +271,12 @@ impl StreamCounters {
                 frames_dropped: self.audio_frames_dropped.load(Relaxed),
                 errors: self.audio_errors.load(Relaxed),
             },
-            rungs: self.rungs.iter().map(RungCounters::snapshot).collect(),
+            rungs: self
+                .rungs
+                .iter()
+                .filter(|r| !r.is_standby.load(Relaxed))
+                .map(RungCounters::snapshot)
+                .collect(),
             shed_rungs: self.shed.lock().map(|s| s.clone()).unwrap_or_default(),
         }
     }

@@ -6,11 +6,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use media::{CodecConfig, Frame, TrackInfo, TrackKind, time::rescale};
+use media::{CodecConfig, Frame, SegmentClock, TrackInfo, TrackKind, time::rescale};
 
 use crate::audio::{AudioInput, AudioWorker};
 use crate::config::validate_ladder;
-use crate::keyframes::SegmentGrid;
 use crate::stats::{NO_PTS, RungCounters, StreamCounters, TranscodeStats};
 use crate::video::{DecoderWorker, EncoderInput, EncoderWorker, RungLink, VideoInput};
 use crate::{AudioMode, EncoderProbe, RungConfig, TranscodeError, TranscodeOptions};
@@ -34,6 +33,12 @@ pub trait TranscodeSink: Send + Sync + 'static {
     /// (new resolution, new source configuration). Video tracks use a 90 kHz timescale; the audio
     /// track's timescale is its sample rate.
     fn track(&self, rendition: &str, track: TrackInfo);
+    /// `rendition` is produced by another encoder from its next segment on, with `track` (a copy rung
+    /// whose source keyframes left the segment grid, replaced by its fallback encoder at a grid point;
+    /// the next frame is that encoder's first IDR). The default treats it as a track change.
+    fn replace_track(&self, rendition: &str, track: TrackInfo) {
+        self.track(rendition, track);
+    }
     /// One frame of `rendition`, in decode order, timestamps on the source timeline in the track's
     /// timescale; video data is 4-byte length-prefixed NAL units.
     fn frame(&self, rendition: &str, frame: Frame);
@@ -49,6 +54,9 @@ pub(crate) struct Shared {
     pub is_offline: AtomicBool,
     /// Composition offset (pts − dts) of the source's first keyframe, 90 kHz; [`NO_PTS`] before it.
     pub composition_offset_90khz: AtomicI64,
+    /// The segment grid (source timeline, 90 kHz): given in the options or anchored at the source's
+    /// first keyframe by the push path, read by the decoder.
+    pub clock: std::sync::OnceLock<SegmentClock>,
     pub counters: StreamCounters,
     pub sink: Arc<dyn TranscodeSink>,
 }
@@ -87,15 +95,28 @@ pub(crate) fn send_blocking<T>(tx: &Sender<T>, mut msg: T, shared: &Shared) -> b
     }
 }
 
+/// What became of a message for the decoder.
+enum Delivery {
+    Delivered,
+    /// The queue was full: dropped.
+    Full,
+    /// The decoder is gone (stopping).
+    Gone,
+}
+
 /// The push path's per-stream state.
 struct PushState {
-    /// Segment grid on source keyframes (decode order), when the ladder has a copy rung.
-    grid: Option<SegmentGrid>,
     has_seen_keyframe: bool,
     /// Overflow: dropping source frames until the next keyframe.
     is_dropping: bool,
-    /// A segment start whose frame was dropped: forced at the next delivered picture at or after it.
-    pending_segment_start_90khz: Option<i64>,
+    /// The grid point at which the copy rungs must next start a segment with a source keyframe.
+    copy_next_point: i64,
+    /// The copy rungs are forwarded (their keyframes have fit the grid so far, or fit again).
+    is_copy_forwarded: bool,
+    /// The copy rungs were replaced by their fallback encoder.
+    is_copy_replaced: bool,
+    /// The grid point where the fallback takes over, until a frame carries it to the decoder.
+    pending_takeover: Option<i64>,
     has_warned_overflow: bool,
     has_warned_audio_overflow: bool,
 }
@@ -106,10 +127,15 @@ struct PushState {
 /// encoded rung (`tx-{stream}-{rung}`), one audio thread (`tx-{stream}-aud`) when audio is transcoded.
 /// Copy rungs and passthrough audio are emitted on the caller's thread from `push`.
 ///
-/// Forced keyframes: a source frame starts a segment when it is a source keyframe whose PTS is at
-/// least the previous segment start + the segment target − 2 ms (the first keyframe always does):
-/// the packager's rule for cutting the copy rung. Every encoded rung gets an IDR at that picture. With
-/// no copy rung the grid ignores source keyframes (every decoded picture is a candidate).
+/// Forced keyframes: the segment grid ([`SegmentClock`], [`TranscodeOptions::clock`]) decides. Every
+/// encoded rung gets an IDR on the decoded picture nearest each grid point (the first picture, in
+/// presentation order, at or after the point minus half a frame) and no other keyframe (no scene-cut
+/// or natural keyframes), so every encoded rendition starts each segment with a keyframe and its
+/// segments last the grid period. A copy rung is forwarded only while the source's own keyframe is the
+/// first frame (in decode order) at each grid point and is an IDR; at the first grid point where it is
+/// not, the copy rung stops and, when [`TranscodeOptions::copy_fallback`] is set, that encoded rung
+/// takes its name from that point on ([`TranscodeSink::replace_track`], logged once, counted in
+/// [`crate::RungStats::is_replaced`]); without a fallback the copy rung stops there.
 ///
 /// Timestamps: video in 90 kHz (sources at another timescale are rescaled for decoding); encoded
 /// frames keep the source picture's PTS and get DTS = PTS − D, D being the composition offset of the
@@ -124,6 +150,12 @@ pub struct StreamTranscoder {
     audio_mode: AudioMode,
     has_audio_source: bool,
     copy_rungs: Vec<(usize, String)>,
+    /// Index of the copy fallback's counters, when there is a fallback.
+    fallback_idx: Option<usize>,
+    /// [`TranscodeOptions::segment_target`], for a grid anchored at the first keyframe.
+    segment_target: Duration,
+    /// [`TranscodeOptions::frame_rate`].
+    frame_rate: Option<(u32, u32)>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -148,6 +180,30 @@ impl StreamTranscoder {
         options: &TranscodeOptions,
         sink: Arc<dyn TranscodeSink>,
     ) -> Result<Self, TranscodeError> {
+        Self::start_with_backlog(
+            stream,
+            (video, audio),
+            ladder,
+            probe,
+            options,
+            sink,
+            Vec::new(),
+        )
+    }
+
+    /// [`Self::start`], then the frames a [`crate::SourceProbe`] held (in arrival order) go in first:
+    /// the copy rungs' and passthrough audio's to the sink before this returns, the rest to the decoder
+    /// and the audio thread as one batch each, which they process as fast as they can without dropping
+    /// (the encoders' queues block instead of overflowing) while later live frames queue behind it.
+    pub fn start_with_backlog(
+        stream: &str,
+        (video, audio): (Option<&TrackInfo>, Option<&TrackInfo>),
+        ladder: &[RungConfig],
+        probe: &EncoderProbe,
+        options: &TranscodeOptions,
+        sink: Arc<dyn TranscodeSink>,
+        backlog: Vec<Frame>,
+    ) -> Result<Self, TranscodeError> {
         crate::init_ffmpeg();
         validate_ladder(ladder)?;
         if let Some(v) = video
@@ -166,8 +222,24 @@ impl StreamTranscoder {
                 reason: "not an AAC configuration".into(),
             });
         }
+        let has_copy = ladder.iter().any(|r| r.copy);
+        let fallback = options.copy_fallback.as_ref().filter(|_| has_copy);
+        if let Some(f) = fallback {
+            let mut with = ladder.to_vec();
+            with.retain(|r| !r.copy);
+            with.push(RungConfig {
+                name: format!("{}-fallback", f.name),
+                ..f.clone()
+            });
+            validate_ladder(&with)?;
+        }
         let queue = options.queue_frames.max(2);
-        let counters: Vec<RungCounters> = ladder
+        let backlog_video = backlog
+            .iter()
+            .filter(|f| f.track == TrackKind::Video)
+            .count();
+        let backlog_audio = backlog.len() - backlog_video;
+        let mut counters: Vec<RungCounters> = ladder
             .iter()
             .map(|r| {
                 let encoder = if r.copy {
@@ -178,21 +250,30 @@ impl StreamTranscoder {
                 RungCounters::new(&r.name, encoder, r.copy)
             })
             .collect();
+        let fallback_idx = fallback.map(|f| {
+            let c = RungCounters::new(&f.name, probe.encoder_for(f.codec), false);
+            c.is_standby.store(true, Relaxed);
+            counters.push(c);
+            counters.len() - 1
+        });
         if video.is_none() {
             // Nothing to encode: the encoded rungs never start.
             for c in counters.iter().filter(|c| !c.is_copy) {
                 c.is_failed.store(true, Relaxed);
             }
         }
-        let has_copy = ladder.iter().any(|r| r.copy);
         let shared = Arc::new(Shared {
             stream: stream.to_string(),
             stop: AtomicBool::new(false),
             is_offline: AtomicBool::new(false),
             composition_offset_90khz: AtomicI64::new(NO_PTS),
+            clock: std::sync::OnceLock::new(),
             counters: StreamCounters::new(counters),
             sink,
         });
+        if let Some(clock) = options.clock {
+            let _ = shared.clock.set(clock);
+        }
 
         let mut threads = Vec::new();
         let (ready_tx, ready_rx) =
@@ -212,40 +293,51 @@ impl StreamTranscoder {
             };
 
         let result = (|| -> Result<(), TranscodeError> {
-            // Video: one decoder feeding one encoder per encoded rung.
-            let encoded: Vec<(usize, &RungConfig)> =
-                ladder.iter().enumerate().filter(|(_, r)| !r.copy).collect();
+            // Video: one decoder feeding one encoder per encoded rung (and the copy fallback).
+            let mut encoded: Vec<(usize, RungConfig, bool)> = ladder
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| !r.copy)
+                .map(|(i, r)| (i, r.clone(), false))
+                .collect();
+            if let (Some(idx), Some(f)) = (fallback_idx, fallback) {
+                encoded.push((idx, f.clone(), true));
+            }
             if let (Some(source), false) = (video, encoded.is_empty()) {
                 let mut links = Vec::new();
-                for (idx, rung) in &encoded {
+                for (idx, rung, is_fallback) in &encoded {
                     let (tx, rx) = crossbeam_channel::bounded::<EncoderInput>(queue);
                     let worker = EncoderWorker::new(
                         shared.clone(),
                         *idx,
-                        (*rung).clone(),
+                        rung.clone(),
                         probe.encoder_for(rung.codec).to_string(),
                         source,
-                        options.segment_target,
+                        options,
+                        *is_fallback,
                         rx,
                     );
                     let ready = ready_tx.clone();
-                    let name = format!("tx-{stream}-{}", rung.name);
+                    let name = format!(
+                        "tx-{stream}-{}{}",
+                        rung.name,
+                        if *is_fallback { "-fb" } else { "" }
+                    );
                     spawn(
                         name.clone(),
                         &mut threads,
                         Box::new(move || worker.run(name, ready)),
                     )?;
                     expected_ready += 1;
-                    links.push(RungLink::new(*idx, tx, rung));
+                    links.push(RungLink::new(*idx, tx, rung, *is_fallback));
                 }
-                let (tx, rx) = crossbeam_channel::bounded::<VideoInput>(queue);
+                let (tx, rx) = crossbeam_channel::bounded::<VideoInput>(queue + backlog_video + 1);
                 let worker = DecoderWorker::new(
                     shared.clone(),
                     source.clone(),
                     links,
-                    (!has_copy).then(|| SegmentGrid::new(options.segment_target)),
                     has_copy,
-                    options.segment_target,
+                    options,
                     queue,
                     rx,
                 );
@@ -265,7 +357,7 @@ impl StreamTranscoder {
         let mut audio_tx = None;
         let result = result.and_then(|()| {
             if let (Some(source), AudioMode::Transcode) = (audio, options.audio.mode) {
-                let (tx, rx) = crossbeam_channel::bounded::<AudioInput>(queue);
+                let (tx, rx) = crossbeam_channel::bounded::<AudioInput>(queue + backlog_audio + 1);
                 let worker = AudioWorker::new(shared.clone(), source.clone(), options.audio, rx);
                 let ready = ready_tx.clone();
                 let name = format!("tx-{stream}-aud");
@@ -291,10 +383,12 @@ impl StreamTranscoder {
         let this = Self {
             shared,
             push_state: Mutex::new(PushState {
-                grid: has_copy.then(|| SegmentGrid::new(options.segment_target)),
                 has_seen_keyframe: false,
                 is_dropping: false,
-                pending_segment_start_90khz: None,
+                copy_next_point: 1,
+                is_copy_forwarded: true,
+                is_copy_replaced: false,
+                pending_takeover: None,
                 has_warned_overflow: false,
                 has_warned_audio_overflow: false,
             }),
@@ -304,6 +398,9 @@ impl StreamTranscoder {
             audio_mode: options.audio.mode,
             has_audio_source: audio.is_some(),
             copy_rungs,
+            fallback_idx,
+            segment_target: options.segment_target,
+            frame_rate: options.frame_rate,
             threads,
         };
         // On error, dropping `this` stops and joins whatever started.
@@ -328,8 +425,54 @@ impl StreamTranscoder {
             })
             .collect::<Vec<_>>()
             .join(" ");
-        tracing::info!(stream, %encoders, audio = ?options.audio.mode, "transcoder started");
+        tracing::info!(stream, %encoders, audio = ?options.audio.mode, backlog_video, backlog_audio, "transcoder started");
+        this.push_backlog(backlog);
         Ok(this)
+    }
+
+    /// The held frames: see [`Self::start_with_backlog`].
+    fn push_backlog(&self, backlog: Vec<Frame>) {
+        if backlog.is_empty() {
+            return;
+        }
+        self.shared.counters.first_push.get_or_init(Instant::now);
+        let mut video = Vec::new();
+        let mut audio = Vec::new();
+        for frame in backlog {
+            match frame.track {
+                TrackKind::Video => {
+                    self.push_video_into(frame, &mut |input| {
+                        video.push(input);
+                        Delivery::Delivered
+                    });
+                }
+                TrackKind::Audio => {
+                    if self.has_audio_source {
+                        let c = &self.shared.counters;
+                        c.audio_frames_in.fetch_add(1, Relaxed);
+                        match self.audio_mode {
+                            AudioMode::Passthrough => {
+                                self.shared.sink.frame(AUDIO_RENDITION, frame);
+                                c.audio_frames_out.fetch_add(1, Relaxed);
+                            }
+                            AudioMode::Transcode => audio.push(frame),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(tx) = &self.video_tx
+            && !video.is_empty()
+            && !send_blocking(tx, VideoInput::Backlog(video), &self.shared)
+        {
+            tracing::error!(stream = %self.shared.stream, "held video frames not delivered to the decoder");
+        }
+        if let Some(tx) = &self.audio_tx
+            && !audio.is_empty()
+            && !send_blocking(tx, AudioInput::Backlog(audio), &self.shared)
+        {
+            tracing::error!(stream = %self.shared.stream, "held audio frames not delivered");
+        }
     }
 
     /// Hand over one source frame (video: 4-byte length-prefixed NAL units; audio: one raw AAC access
@@ -408,12 +551,34 @@ impl StreamTranscoder {
     fn push_inner(&self, frame: Frame, wait: bool) {
         self.shared.counters.first_push.get_or_init(Instant::now);
         match frame.track {
-            TrackKind::Video => self.push_video(frame, wait),
+            TrackKind::Video => {
+                let Some(tx) = self.video_tx.clone() else {
+                    self.push_video_into(frame, &mut |_| Delivery::Delivered);
+                    return;
+                };
+                self.push_video_into(frame, &mut |msg| {
+                    if wait {
+                        if send_blocking(&tx, msg, &self.shared) {
+                            Delivery::Delivered
+                        } else {
+                            Delivery::Gone
+                        }
+                    } else {
+                        match tx.try_send(msg) {
+                            Ok(()) => Delivery::Delivered,
+                            Err(TrySendError::Full(_)) => Delivery::Full,
+                            Err(TrySendError::Disconnected(_)) => Delivery::Gone,
+                        }
+                    }
+                });
+            }
             TrackKind::Audio => self.push_audio(frame, wait),
         }
     }
 
-    fn push_video(&self, frame: Frame, wait: bool) {
+    /// The push path of one source video frame: the grid at the first keyframe, the copy rungs (while
+    /// the source's keyframes fit the grid), then the decoder's input through `deliver`.
+    fn push_video_into(&self, frame: Frame, deliver: &mut dyn FnMut(VideoInput) -> Delivery) {
         let Some(source) = &self.video_source else {
             return;
         };
@@ -434,64 +599,106 @@ impl StreamTranscoder {
                 .composition_offset_90khz
                 .store(pts - dts, Relaxed);
             c.first_pts_90khz.store(pts, Relaxed);
+            let rate = self.frame_rate.or_else(|| {
+                source
+                    .config
+                    .video_params()
+                    .and_then(|p| p.frame_rate)
+                    .filter(|(n, d)| *n > 0 && *d > 0)
+            });
+            let clock = *self
+                .shared
+                .clock
+                .get_or_init(|| SegmentClock::new(pts, self.segment_target, rate));
+            tracing::debug!(stream = %self.shared.stream, anchor = clock.anchor_90khz(), period_secs = clock.period_secs(), "segment grid");
         }
         c.last_push_pts_90khz.store(pts, Relaxed);
 
-        for (idx, name) in &self.copy_rungs {
-            let rc = &c.rungs[*idx];
-            rc.frames_in.fetch_add(1, Relaxed);
-            self.shared.sink.frame(name, frame.clone());
-            rc.frames_out.fetch_add(1, Relaxed);
-            rc.last_out_pts_90khz.store(pts, Relaxed);
+        if !self.copy_rungs.is_empty() && !st.is_copy_replaced {
+            let point = self.shared.clock.get().map_or(0, |clock| clock.index(pts));
+            if st.is_copy_forwarded && point >= st.copy_next_point {
+                let fits = frame.is_keyframe && source.config.is_clean_random_access(&frame.data);
+                if fits {
+                    st.copy_next_point = point + 1;
+                } else {
+                    st.is_copy_forwarded = false;
+                    for (idx, _) in &self.copy_rungs {
+                        c.rungs[*idx]
+                            .is_replaced
+                            .store(self.fallback_idx.is_some(), Relaxed);
+                    }
+                    let names: Vec<&str> =
+                        self.copy_rungs.iter().map(|(_, n)| n.as_str()).collect();
+                    let why = if frame.is_keyframe {
+                        "an open-GOP keyframe (not IDR)"
+                    } else {
+                        "no keyframe"
+                    };
+                    match self.fallback_idx {
+                        Some(idx) => {
+                            st.is_copy_replaced = true;
+                            st.pending_takeover = Some(point);
+                            c.rungs[idx].is_standby.store(false, Relaxed);
+                            tracing::warn!(
+                                stream = %self.shared.stream,
+                                renditions = ?names,
+                                grid_point = point,
+                                pts_90khz = pts,
+                                reason = why,
+                                "the source's keyframes left the segment grid: the copied rendition is encoded from this segment on"
+                            );
+                        }
+                        None => tracing::warn!(
+                            stream = %self.shared.stream,
+                            renditions = ?names,
+                            grid_point = point,
+                            reason = why,
+                            "the source's keyframes left the segment grid: the copied rendition stops"
+                        ),
+                    }
+                }
+            }
+            for (idx, name) in &self.copy_rungs {
+                let rc = &c.rungs[*idx];
+                rc.frames_in.fetch_add(1, Relaxed);
+                if st.is_copy_forwarded {
+                    self.shared.sink.frame(name, frame.clone());
+                    rc.frames_out.fetch_add(1, Relaxed);
+                    rc.last_out_pts_90khz.store(pts, Relaxed);
+                } else {
+                    rc.frames_dropped.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        if self.video_tx.is_none() {
+            return;
         }
         let frame = Frame { pts, dts, ..frame };
-
-        let Some(tx) = &self.video_tx else {
-            return;
-        };
-        let is_segment_start = st
-            .grid
-            .as_mut()
-            .is_some_and(|g| g.observe(pts, frame.is_keyframe));
-        let segment_start = if is_segment_start {
-            Some(pts)
-        } else {
-            st.pending_segment_start_90khz
-        };
         if st.is_dropping && !frame.is_keyframe {
             c.video_frames_dropped.fetch_add(1, Relaxed);
-            st.pending_segment_start_90khz = segment_start;
             return;
         }
-        let msg = VideoInput::Frame {
-            frame,
-            segment_start_90khz: segment_start,
-        };
-        let delivered = if wait {
-            send_blocking(tx, msg, &self.shared)
-        } else {
-            match tx.try_send(msg) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    if !st.has_warned_overflow {
-                        st.has_warned_overflow = true;
-                        tracing::warn!(
-                            stream = %self.shared.stream,
-                            "decoder queue full: dropping video to the next keyframe"
-                        );
-                    }
-                    false
-                }
-                Err(TrySendError::Disconnected(_)) => false,
+        let takeover_at = st.pending_takeover;
+        match deliver(VideoInput::Frame { frame, takeover_at }) {
+            Delivery::Delivered => {
+                st.is_dropping = false;
+                st.pending_takeover = None;
             }
-        };
-        if delivered {
-            st.is_dropping = false;
-            st.pending_segment_start_90khz = None;
-        } else {
-            c.video_frames_dropped.fetch_add(1, Relaxed);
-            st.is_dropping = true;
-            st.pending_segment_start_90khz = segment_start;
+            Delivery::Full => {
+                if !st.has_warned_overflow {
+                    st.has_warned_overflow = true;
+                    tracing::warn!(
+                        stream = %self.shared.stream,
+                        "decoder queue full: dropping video to the next keyframe"
+                    );
+                }
+                c.video_frames_dropped.fetch_add(1, Relaxed);
+                st.is_dropping = true;
+            }
+            Delivery::Gone => {
+                c.video_frames_dropped.fetch_add(1, Relaxed);
+                st.is_dropping = true;
+            }
         }
     }
 

@@ -13,10 +13,10 @@ use ffmpeg_next::{
 use media::{Frame, TrackInfo, TrackKind};
 
 use crate::bitstream::{self, ParameterSets};
-use crate::keyframes::{Congestion, FrameRateCap, SegmentGrid, ShedCandidate, pick_rung_to_shed};
+use crate::keyframes::{Congestion, FrameRateCap, ShedCandidate, pick_rung_to_shed};
 use crate::settings;
 use crate::stream::{Shared, send_blocking};
-use crate::{RungConfig, TranscodeError, VideoCodec, ffi};
+use crate::{RungConfig, TranscodeError, TranscodeOptions, VideoCodec, ffi};
 
 /// The 90 kHz time base of every video timestamp here.
 const TB_90KHZ: Rational = Rational(1, 90_000);
@@ -25,12 +25,15 @@ const FALLBACK_FPS: Rational = Rational(30, 1);
 
 /// What the push path sends the decoder.
 pub(crate) enum VideoInput {
-    /// One source frame (timestamps in 90 kHz) and, if a segment starts at or before it, the PTS where
-    /// it starts (the next decoded picture at or after that PTS gets a forced keyframe).
+    /// One source frame (timestamps in 90 kHz) and, at the source's first frame past a grid point where
+    /// its keyframes left the grid, that grid point: the copy fallback encodes from the picture at it.
     Frame {
         frame: Frame,
-        segment_start_90khz: Option<i64>,
+        takeover_at: Option<i64>,
     },
+    /// The frames held before the transcoder started, in order: decoded as fast as possible, every
+    /// picture queued for every encoder (blocking instead of dropping).
+    Backlog(Vec<VideoInput>),
     /// The source configuration changed: reopen the decoder.
     Track(TrackInfo),
 }
@@ -57,16 +60,27 @@ pub(crate) struct RungLink {
     is_force_pending: bool,
     priority: u32,
     height: u32,
+    /// The copy rung's fallback: gets no picture until it takes over, and is never shed.
+    is_fallback: bool,
+    /// A fallback that has not taken over yet.
+    is_standby: bool,
 }
 
 impl RungLink {
-    pub(crate) fn new(idx: usize, tx: Sender<EncoderInput>, rung: &RungConfig) -> Self {
+    pub(crate) fn new(
+        idx: usize,
+        tx: Sender<EncoderInput>,
+        rung: &RungConfig,
+        is_fallback: bool,
+    ) -> Self {
         Self {
             idx,
             tx: Some(tx),
             is_force_pending: false,
             priority: rung.priority,
             height: rung.height.unwrap_or(0),
+            is_fallback,
+            is_standby: is_fallback,
         }
     }
 }
@@ -79,6 +93,13 @@ fn is_again(e: &ffmpeg_next::Error) -> bool {
 /// The frame rate signalled by a source track (SPS VUI), if any.
 fn track_frame_rate(track: &TrackInfo) -> Option<Rational> {
     let (n, d) = track.config.video_params()?.frame_rate?;
+    let (n, d) = (i32::try_from(n).ok()?, i32::try_from(d).ok()?);
+    (n > 0 && d > 0).then(|| Rational(n, d).reduce())
+}
+
+/// The measured source frame rate given in the options, if any.
+fn options_frame_rate(options: &TranscodeOptions) -> Option<Rational> {
+    let (n, d) = options.frame_rate?;
     let (n, d) = (i32::try_from(n).ok()?, i32::try_from(d).ok()?);
     (n > 0 && d > 0).then(|| Rational(n, d).reduce())
 }
@@ -125,11 +146,13 @@ pub(crate) struct DecoderWorker {
     shared: Arc<Shared>,
     source: TrackInfo,
     links: Vec<RungLink>,
-    /// Time grid on decoded pictures (ladders without a copy rung).
-    grid: Option<SegmentGrid>,
     has_copy: bool,
-    /// Segment starts announced by the push path, ascending PTS.
-    pending_starts: VecDeque<i64>,
+    /// The next grid point a decoded picture forces a keyframe at (`None` before the first picture).
+    next_point: Option<i64>,
+    /// The grid point from which the copy fallback encodes, once the push path said so.
+    pending_takeover: Option<i64>,
+    /// Processing held frames: every picture is queued for every encoder, blocking.
+    is_backlog: bool,
     has_output: bool,
     is_skipping_to_keyframe: bool,
     has_warned_decode: bool,
@@ -145,20 +168,23 @@ impl DecoderWorker {
         shared: Arc<Shared>,
         source: TrackInfo,
         links: Vec<RungLink>,
-        grid: Option<SegmentGrid>,
         has_copy: bool,
-        segment_target: Duration,
+        options: &TranscodeOptions,
         queue_frames: usize,
         rx: Receiver<VideoInput>,
     ) -> Self {
-        let frame_rate = track_frame_rate(&source).unwrap_or(FALLBACK_FPS);
+        let frame_rate = options_frame_rate(options)
+            .or_else(|| track_frame_rate(&source))
+            .unwrap_or(FALLBACK_FPS);
+        let segment_target = options.segment_target;
         Self {
             shared,
             source,
             links,
-            grid,
             has_copy,
-            pending_starts: VecDeque::new(),
+            next_point: None,
+            pending_takeover: None,
+            is_backlog: false,
             has_output: false,
             is_skipping_to_keyframe: false,
             has_warned_decode: false,
@@ -189,16 +215,20 @@ impl DecoderWorker {
                 return;
             }
             match self.rx.recv() {
-                Ok(VideoInput::Frame {
-                    frame,
-                    segment_start_90khz,
-                }) => {
-                    if let Some(s) = segment_start_90khz
-                        && self.pending_starts.back().is_none_or(|b| *b < s)
-                    {
-                        self.pending_starts.push_back(s);
+                Ok(VideoInput::Frame { frame, takeover_at }) => {
+                    self.frame(&mut decoder, frame, takeover_at);
+                }
+                Ok(VideoInput::Backlog(inputs)) => {
+                    self.is_backlog = true;
+                    for input in inputs {
+                        if self.shared.is_stopped() {
+                            return;
+                        }
+                        if let VideoInput::Frame { frame, takeover_at } = input {
+                            self.frame(&mut decoder, frame, takeover_at);
+                        }
                     }
-                    self.decode(&mut decoder, frame);
+                    self.is_backlog = false;
                 }
                 Ok(VideoInput::Track(track)) => {
                     self.drain(&mut decoder, true);
@@ -226,6 +256,13 @@ impl DecoderWorker {
                 }
             }
         }
+    }
+
+    fn frame(&mut self, decoder: &mut decoder::Video, frame: Frame, takeover_at: Option<i64>) {
+        if let Some(k) = takeover_at {
+            self.pending_takeover = Some(k);
+        }
+        self.decode(decoder, frame);
     }
 
     fn count_decode_error(&mut self, error: &dyn std::fmt::Display) {
@@ -301,21 +338,34 @@ impl DecoderWorker {
         self.shared.counters.frames_decoded.fetch_add(1, Relaxed);
         let mut is_forced = !self.has_output;
         self.has_output = true;
-        if self.has_copy {
-            while self.pending_starts.front().is_some_and(|s| *s <= pts) {
-                self.pending_starts.pop_front();
+        // The picture nearest each grid point gets a keyframe, and no other.
+        let point = self.shared.clock.get().map_or(0, |c| c.index(pts));
+        match self.next_point {
+            Some(next) if point < next => {}
+            _ => {
                 is_forced = true;
+                self.next_point = Some(point + 1);
             }
-        } else if let Some(grid) = &mut self.grid {
-            is_forced |= grid.observe(pts, true);
+        }
+        if let Some(k) = self.pending_takeover
+            && point >= k
+        {
+            self.pending_takeover = None;
+            for link in self.links.iter_mut().filter(|l| l.is_standby) {
+                link.is_standby = false;
+                link.is_force_pending = true;
+            }
         }
         let picture = Arc::new(Picture {
             frame: decoded,
             pts_90khz: pts,
             frame_rate: self.frame_rate,
         });
-        let is_blocking = is_draining || self.shared.is_offline.load(Relaxed);
+        let is_blocking = is_draining || self.is_backlog || self.shared.is_offline.load(Relaxed);
         for link in &mut self.links {
+            if link.is_standby {
+                continue;
+            }
             let Some(tx) = &link.tx else { continue };
             let msg = EncoderInput {
                 picture: picture.clone(),
@@ -363,7 +413,10 @@ impl DecoderWorker {
             .map(|l| ShedCandidate {
                 priority: l.priority,
                 height: l.height,
-                is_active: l.tx.is_some() && self.shared.counters.rungs[l.idx].is_active(),
+                // The copy fallback stands for the top of the ladder: never shed.
+                is_active: !l.is_fallback
+                    && l.tx.is_some()
+                    && self.shared.counters.rungs[l.idx].is_active(),
             })
             .collect();
         let Some(i) = pick_rung_to_shed(&candidates, self.has_copy) else {
@@ -447,16 +500,23 @@ pub(crate) struct EncoderWorker {
     last_in_pts_90khz: Option<i64>,
     is_force_pending: bool,
     has_warned_encode: bool,
+    /// The copy rung's fallback: opened on its first picture, its first track delivered with
+    /// [`crate::TranscodeSink::replace_track`].
+    is_fallback: bool,
+    /// A track was delivered to the sink (a later one is a track change).
+    has_delivered_track: bool,
 }
 
 impl EncoderWorker {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         shared: Arc<Shared>,
         idx: usize,
         rung: RungConfig,
         encoder_name: String,
         source: &TrackInfo,
-        segment_target: Duration,
+        options: &TranscodeOptions,
+        is_fallback: bool,
         rx: Receiver<EncoderInput>,
     ) -> Self {
         let expected_source = source
@@ -470,13 +530,17 @@ impl EncoderWorker {
             rung,
             encoder_name,
             expected_source,
-            segment_target,
+            segment_target: options.segment_target,
             rx,
             cap,
-            frame_rate: track_frame_rate(source).unwrap_or(FALLBACK_FPS),
+            frame_rate: options_frame_rate(options)
+                .or_else(|| track_frame_rate(source))
+                .unwrap_or(FALLBACK_FPS),
             last_in_pts_90khz: None,
             is_force_pending: false,
             has_warned_encode: false,
+            is_fallback,
+            has_delivered_track: false,
         }
     }
 
@@ -490,7 +554,8 @@ impl EncoderWorker {
                 .entered();
         let height = self.rung.height.unwrap_or(0);
         let (sw, sh) = self.expected_source;
-        let mut current = if sw > 0 && sh > 0 {
+        // A fallback opens when it takes over (most never do).
+        let mut current = if sw > 0 && sh > 0 && !self.is_fallback {
             let (w, h) = output_size(sw, sh, Rational(1, 1), height);
             match self.open(w, h) {
                 Ok(enc) => Some(enc),
@@ -583,7 +648,7 @@ impl EncoderWorker {
         if !extradata.is_empty() {
             match bitstream::track_from_extradata(self.rung.codec, &extradata) {
                 Ok(track) => {
-                    self.shared.sink.track(&self.rung.name, track);
+                    self.deliver_track(track);
                     open.has_track = true;
                 }
                 Err(e) => {
@@ -593,6 +658,16 @@ impl EncoderWorker {
         }
         tracing::debug!(width, height, encoder = %self.encoder_name, "encoder opened");
         Ok(open)
+    }
+
+    /// Deliver the rung's track to the sink: a fallback's first one replaces the copy rung's.
+    fn deliver_track(&mut self, track: TrackInfo) {
+        if self.is_fallback && !self.has_delivered_track {
+            self.shared.sink.replace_track(&self.rung.name, track);
+        } else {
+            self.shared.sink.track(&self.rung.name, track);
+        }
+        self.has_delivered_track = true;
     }
 
     /// Handle one picture; false if the rung cannot continue (its encoder failed to reopen).
@@ -757,7 +832,7 @@ impl EncoderWorker {
             enc.in_band.collect(self.rung.codec, &nals);
             match enc.in_band.to_track(self.rung.codec) {
                 Ok(track) => {
-                    self.shared.sink.track(&self.rung.name, track);
+                    self.deliver_track(track);
                     enc.has_track = true;
                 }
                 Err(e) => {

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Recorded, RecordingSink, expected_segment_starts, load_fixture, probe_annex_b, to_annex_b,
+    Recorded, RecordingSink, encode_fixture, expected_segment_starts, load_fixture, probe_annex_b,
+    to_annex_b,
 };
 use media::{CodecConfig, Frame, TrackKind, hevc::HevcConfig, time::rescale};
 use transcoder::{
-    EncoderProbe, RungConfig, StreamTranscoder, TranscodeOptions, VideoCodec, default_ladder,
+    EncoderProbe, RungConfig, SourceProbe, StreamTranscoder, TranscodeOptions, VideoCodec,
+    default_ladder,
 };
 
 const BBB: &str = "bbb-720p-2s-gop.mp4";
@@ -659,4 +661,170 @@ fn track_change_reopens_the_decoder_and_output_continues() {
     }
     let aud = sink.get("audio");
     assert!(aud.frames.windows(2).all(|w| w[1].pts - w[0].pts == 1024));
+}
+
+/// The source measured before the ladder starts: the 2 s-GOP fixture fits the 2 s grid (24 fps, its
+/// keyframe at 2 s is an IDR); the same picture with x264's 250-frame interval (OBS's default) and
+/// scene cuts does not.
+#[test]
+fn source_probe_measures_rate_bit_rate_and_whether_keyframes_fit_the_grid() {
+    let measure = |src: &common::Source| {
+        let mut probe = SourceProbe::new(
+            Duration::from_secs(2),
+            src.video.as_ref(),
+            src.audio.as_ref(),
+        );
+        let mut held_when_done = None;
+        for f in &src.frames {
+            if probe.push(f.clone()) {
+                held_when_done = Some(f.pts);
+                break;
+            }
+        }
+        assert!(
+            held_when_done.is_some(),
+            "the probe finishes within the clip"
+        );
+        let (facts, held) = probe.finish();
+        (facts, held)
+    };
+    let (facts, held) = measure(&load_fixture(BBB, 4));
+    assert_eq!(facts.frame_rate, Some((24, 1)));
+    assert!(facts.keyframes_fit_grid);
+    let clock = facts.clock.expect("a grid");
+    assert_eq!(clock.point_90khz(1) - clock.anchor_90khz(), 180_000);
+    let bps = facts.video_bitrate_bps.expect("bit rate");
+    assert!((300_000..3_000_000).contains(&bps), "{bps} bit/s");
+    // About one segment of video (and its audio) is held, nothing beyond ~2.2 s.
+    let held_video = held.iter().filter(|f| f.track == TrackKind::Video).count();
+    assert!(
+        (48..=60).contains(&held_video),
+        "{held_video} video frames held"
+    );
+
+    let obs = encode_fixture(BBB, 6, "g250", &["-g", "250", "-sc_threshold", "40"]);
+    let (facts, _) = measure(&obs);
+    assert_eq!(facts.frame_rate, Some((24, 1)));
+    assert!(
+        !facts.keyframes_fit_grid,
+        "a 250-frame GOP does not fit a 2 s grid"
+    );
+}
+
+/// A copied source whose keyframe interval changes (2 s, then 1.5 s: as after an x264 scene cut) is
+/// forwarded while its IDRs land on the grid, and at the first grid point without one its fallback
+/// encoder takes the rendition's name: the copy stops there, `replace_track` comes, and the encoded
+/// frames begin with an IDR on that grid point and keep one on every later point.
+#[test]
+fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
+    let src = encode_fixture(
+        BBB,
+        10,
+        "keys-0-2-4-5.5",
+        &[
+            "-force_key_frames",
+            "0,2,4,5.5,7,8.5",
+            "-x264-params",
+            "keyint=1000:min-keyint=1:scenecut=0",
+        ],
+    );
+    let video = src.video.clone().unwrap();
+    let audio = src.audio.clone().unwrap();
+    let params = video.config.video_params().unwrap();
+    let ladder = vec![
+        RungConfig {
+            name: "source".into(),
+            height: None,
+            codec: VideoCodec::H264,
+            copy: true,
+            bitrate_bps: 0,
+            maxrate_bps: 0,
+            bufsize_bits: 0,
+            max_frame_rate: None,
+            profile: None,
+            preset: None,
+            priority: u32::MAX,
+        },
+        encoded_rung("120p", 120, VideoCodec::H264, 150_000),
+    ];
+    let fallback = RungConfig {
+        name: "source".into(),
+        height: Some(params.height),
+        ..encoded_rung("source", params.height, VideoCodec::H264, 300_000)
+    };
+    let sink = Arc::new(RecordingSink::default());
+    let options = TranscodeOptions {
+        copy_fallback: Some(fallback),
+        ..TranscodeOptions::default()
+    };
+    let tx = StreamTranscoder::start(
+        "live/test",
+        Some(&video),
+        Some(&audio),
+        &ladder,
+        &EncoderProbe::software(),
+        &options,
+        sink.clone(),
+    )
+    .expect("start");
+    for f in &src.frames {
+        tx.push_wait(f.clone());
+    }
+    let stats = tx.finish();
+    let first_pts = src.video_frames().next().unwrap().pts;
+    let rec = sink.get("source");
+    assert_eq!(rec.replaced.len(), 1, "one takeover");
+    let (at, _) = rec.replaced[0];
+    let (copied, encoded) = rec.frames.split_at(at);
+    // The copy ran up to 6 s (grid point 3), where the source had no keyframe. (The B-frames just
+    // before 6 s come after the first frame past it in decode order and reference it: they go with it.)
+    let last_copied = copied.iter().map(|f| f.pts).max().unwrap() - first_pts;
+    assert!(
+        (6 * 90_000 - 4 * 3_750..6 * 90_000).contains(&last_copied),
+        "last copied frame at {last_copied}"
+    );
+    let copied_keys: Vec<i64> = copied
+        .iter()
+        .filter(|f| f.is_keyframe)
+        .map(|f| (f.pts - first_pts) / 90)
+        .collect();
+    assert_eq!(
+        copied_keys,
+        [0, 2000, 4000, 5500],
+        "the source's own keyframes, copied"
+    );
+    // The encoder starts on the grid point with an IDR and has keyframes only on grid points.
+    assert!(encoded[0].is_keyframe);
+    assert_eq!(
+        encoded.iter().map(|f| f.pts).min().unwrap() - first_pts,
+        6 * 90_000
+    );
+    let keys: Vec<i64> = encoded
+        .iter()
+        .filter(|f| f.is_keyframe)
+        .map(|f| f.pts - first_pts)
+        .collect();
+    assert_eq!(keys, [6 * 90_000, 8 * 90_000], "fallback keyframes");
+    let lower: Vec<i64> = sink
+        .get("120p")
+        .frames
+        .iter()
+        .filter(|f| f.is_keyframe)
+        .map(|f| f.pts - first_pts)
+        .collect();
+    assert_eq!(lower, [0, 180_000, 360_000, 540_000, 720_000]);
+    let copy_stats = stats
+        .rungs
+        .iter()
+        .find(|r| r.name == "source" && r.encoder == "copy")
+        .unwrap();
+    assert!(copy_stats.is_replaced);
+    assert!(
+        stats
+            .rungs
+            .iter()
+            .any(|r| r.name == "source" && r.encoder == "libx264" && r.frames_out > 0),
+        "{:?}",
+        stats.rungs
+    );
 }

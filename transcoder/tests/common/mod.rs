@@ -61,6 +61,43 @@ pub fn load_fixture(name: &str, secs: u32) -> Source {
     parse_flv(&std::fs::read(&out).expect("read FLV"))
 }
 
+/// Encode the first `secs` seconds of a fixture at 320x180 with libx264 and `x264_args` (keyframe
+/// placement: `-force_key_frames`, `-g`, `-x264-params`), AAC audio, to FLV (cached under the
+/// target's temp dir), and read it: sources with the keyframe intervals real encoders send.
+pub fn encode_fixture(name: &str, secs: u32, label: &str, x264_args: &[&str]) -> Source {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = temp_root().join("transcoder-fixtures");
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    let out = dir.join(format!("{name}-{secs}s-{label}.flv"));
+    if !out.exists() {
+        let tmp = dir.join(format!(
+            "{name}-{secs}s-{label}.{}.tmp.flv",
+            std::process::id()
+        ));
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(fixtures_dir().join(name))
+            .args([
+                "-t",
+                &secs.to_string(),
+                "-vf",
+                "scale=320:180",
+                "-c:v",
+                "libx264",
+            ])
+            .args(["-preset", "ultrafast", "-bf", "2", "-threads", "1"])
+            .args(x264_args)
+            .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"])
+            .arg(&tmp)
+            .status()
+            .expect("run ffmpeg");
+        assert!(status.success(), "ffmpeg encode to FLV failed");
+        std::fs::rename(&tmp, &out).expect("rename FLV");
+    }
+    parse_flv(&std::fs::read(&out).expect("read FLV"))
+}
+
 fn u24(b: &[u8]) -> u32 {
     (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2])
 }
@@ -141,6 +178,8 @@ pub fn parse_flv(data: &[u8]) -> Source {
 pub struct Recorded {
     pub tracks: Vec<TrackInfo>,
     pub frames: Vec<Frame>,
+    /// How many frames had been delivered when a `replace_track` came, with its track.
+    pub replaced: Vec<(usize, TrackInfo)>,
     /// Frames delivered before any track (must stay 0).
     pub frames_before_track: usize,
 }
@@ -158,6 +197,13 @@ impl TranscodeSink for RecordingSink {
             .or_default()
             .tracks
             .push(track);
+    }
+
+    fn replace_track(&self, rendition: &str, track: TrackInfo) {
+        let mut r = self.renditions.lock().unwrap();
+        let rec = r.entry(rendition.to_string()).or_default();
+        rec.replaced.push((rec.frames.len(), track.clone()));
+        rec.tracks.push(track);
     }
 
     fn frame(&self, rendition: &str, frame: Frame) {
