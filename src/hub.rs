@@ -188,6 +188,10 @@ pub struct StreamEntry {
     requests: RequestRate,
     /// The hub's part publication latency histograms.
     part_latency: crate::metrics::PartLatencyFamily,
+    /// Where this stream's msn reservation is written ([`crate::msn_store`]), if anywhere.
+    data_dir: Option<std::path::PathBuf>,
+    /// Every msn below this is reserved on disk (0: nothing written yet).
+    reserved_msn: std::sync::atomic::AtomicU64,
 }
 
 /// A request counter with the rate over its last complete window of at least
@@ -294,6 +298,26 @@ impl StreamEntry {
         }
     }
 
+    /// After the packager took input (with the state still locked, so nothing it made is visible
+    /// yet): make sure every msn it may have used — the segment in progress included — is below the
+    /// reservation on disk ([`crate::msn_store`]), moving the reservation on when it is not.
+    pub(crate) fn reserve_msns(&self, state: &StreamState) {
+        let Some(dir) = &self.data_dir else {
+            return;
+        };
+        let next = state.packager.next_msn();
+        if next < self.reserved_msn.load(Ordering::Acquire) {
+            return;
+        }
+        let reserved = next + crate::msn_store::RESERVE_BLOCK;
+        match crate::msn_store::store(dir, &self.name, reserved) {
+            Ok(()) => self.reserved_msn.store(reserved, Ordering::Release),
+            Err(error) => {
+                tracing::error!(stream = %self.name, %error, "cannot reserve media sequence numbers in the data directory: a restart relies on the clock")
+            }
+        }
+    }
+
     /// Publish an update: bump the version and wake every waiter.
     pub(crate) fn bump(&self, state: &mut StreamState) {
         state.version += 1;
@@ -374,9 +398,10 @@ impl Hub {
         self.streams().keys().cloned().collect()
     }
 
-    /// The first msn for a new packager of `name`: never 0, never a number used before for this name —
-    /// also across origin restarts, because it is at least the current Unix time in seconds and segments
-    /// last at least one second on average (the segment target is at least 1 s).
+    /// The first msn for a new packager of `name`: never 0, never a number used before for this name:
+    /// at least what this process used, what the data directory has reserved
+    /// ([`crate::msn_store`]: across restarts and crashes), and the current Unix time in seconds (for
+    /// a data directory that was lost).
     fn first_msn(&self, name: &str) -> u64 {
         let remembered = self
             .next_msn
@@ -385,8 +410,14 @@ impl Hub {
             .get(name)
             .copied()
             .unwrap_or(1);
+        let reserved = self
+            .config
+            .data_dir
+            .as_deref()
+            .and_then(|d| crate::msn_store::load(d, name))
+            .unwrap_or(1);
         let clock = u64::try_from(unix_ms() / 1000).unwrap_or(1);
-        remembered.max(clock).max(1)
+        remembered.max(reserved).max(clock).max(1)
     }
 
     fn new_entry(&self, name: &str, first_msn: u64, publisher: PublisherInfo) -> Arc<StreamEntry> {
@@ -426,6 +457,8 @@ impl Hub {
             kicked: Default::default(),
             requests: RequestRate::new(),
             part_latency: self.part_latency.clone(),
+            data_dir: self.config.data_dir.clone(),
+            reserved_msn: Default::default(),
         })
     }
 
@@ -661,6 +694,7 @@ impl HubSession {
     fn package(&mut self, frame: media::Frame) {
         let mut st = self.entry.lock();
         let update = st.packager.push_frame(frame, unix_ms());
+        self.entry.reserve_msns(&st);
         self.entry.observe_part_latency(&mut st);
         if update.became_ready {
             tracing::info!(stream = %self.entry.name, "playlists ready");

@@ -218,7 +218,7 @@ impl KeyStore {
 }
 
 /// Write `bytes` to `path` readable by the owner only, replacing it atomically.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -102,6 +102,7 @@ impl TranscodeSink for PackagerSink {
         tracing::info!(stream = %self.entry.name, rendition, codec = %track.config.rfc6381(), "rendition encoded from here on");
         let mut st = self.entry.lock();
         st.packager.replace_rendition_track(rendition, track);
+        self.entry.reserve_msns(&st);
         self.entry.bump(&mut st);
     }
 
@@ -114,6 +115,7 @@ impl TranscodeSink for PackagerSink {
         let update =
             st.packager
                 .push_rendition_frame_received(rendition, frame, unix_ms(), received);
+        self.entry.reserve_msns(&st);
         self.entry.observe_part_latency(&mut st);
         if update.became_ready {
             tracing::info!(stream = %self.entry.name, "playlists ready");

@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod keys;
 pub mod ladder;
 pub mod metrics;
+pub mod msn_store;
 pub mod origin;
 pub mod player;
 pub mod server;

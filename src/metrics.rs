@@ -156,6 +156,8 @@ impl Metrics {
         let parts = Family::<RenditionLabels, Counter>::default();
         let segments = Family::<RenditionLabels, Counter>::default();
         let forced_cuts = Family::<RenditionLabels, Counter>::default();
+        let overruns = Family::<RenditionLabels, Counter>::default();
+        let replaced = Family::<RenditionLabels, Gauge>::default();
         let bitrate = Family::<RenditionLabels, Gauge>::default();
         let ingest_frames = Family::<KindLabels, Counter>::default();
         let ingest_bytes = Family::<StreamLabels, Counter>::default();
@@ -201,6 +203,9 @@ impl Metrics {
                 parts.get_or_create(&labels).inc_by(c.parts);
                 segments.get_or_create(&labels).inc_by(c.segments);
                 forced_cuts.get_or_create(&labels).inc_by(c.forced_cuts);
+                overruns
+                    .get_or_create(&labels)
+                    .inc_by(c.target_duration_overruns);
             }
             drop(st);
             let stream_labels = StreamLabels {
@@ -236,6 +241,14 @@ impl Metrics {
                 srt_naks.get_or_create(&stream_labels).inc_by(t.naks_sent);
             }
             if let Some(t) = &report.transcoder {
+                for name in &t.replaced_copies {
+                    replaced
+                        .get_or_create(&RenditionLabels {
+                            stream: stream.clone(),
+                            rendition: name.clone(),
+                        })
+                        .set(1);
+                }
                 rtf.get_or_create(&stream_labels).set(t.real_time_factor);
                 lag.get_or_create(&stream_labels).set(t.lag_ms);
                 decode_errors
@@ -291,6 +304,16 @@ impl Metrics {
             "rendition_forced_cuts",
             "Segments cut without a keyframe (the keyframe came too late for the target duration)",
             forced_cuts,
+        );
+        registry.register(
+            "rendition_target_duration_overruns",
+            "Segments whose duration rounds to more than the target duration (a stream packaged as it arrives, never cut without a keyframe, whose keyframe interval grew)",
+            overruns,
+        );
+        registry.register(
+            "transcoder_copy_replaced",
+            "1 when a copied rendition is encoded from a grid point on (the source's keyframes left the segment grid)",
+            replaced,
         );
         registry.register(
             "rendition_bitrate_bps",

@@ -1426,6 +1426,9 @@ pub struct TranscoderReport {
     pub decode_errors: u64,
     /// Source video frames dropped before decoding (queue overflow).
     pub frames_dropped: u64,
+    /// Copied renditions encoded from a grid point on, because the source's keyframes left the
+    /// segment grid there.
+    pub replaced_copies: Vec<String>,
 }
 
 /// One rendition in a [`StreamReport`].
@@ -1522,6 +1525,12 @@ impl StreamReport {
                 shed_rungs: t.shed_rungs.clone(),
                 decode_errors: t.decode_errors,
                 frames_dropped: t.video_frames_dropped,
+                replaced_copies: t
+                    .rungs
+                    .iter()
+                    .filter(|r| r.is_replaced)
+                    .map(|r| r.name.clone())
+                    .collect(),
             }),
         }
     }

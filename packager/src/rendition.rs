@@ -194,6 +194,9 @@ pub struct Rendition {
     /// The highest bit rate of any complete segment so far (bit/s).
     peak_segment_bps: u64,
     segments: VecDeque<Segment>,
+    /// Segments that left the window, still served until their deadline (RFC 8216bis §6.2.2), with it:
+    /// the point of this rendition's timeline (ticks) after which they may go.
+    retired: VecDeque<(Segment, i64)>,
     /// Frames of the part in progress.
     pending: Vec<Frame>,
     /// Frames pushed into the open segment (for its measured frame rate).
@@ -281,6 +284,7 @@ impl Rendition {
             track,
             init_id,
             segments: VecDeque::new(),
+            retired: VecDeque::new(),
             pending: Vec::new(),
             open_segment_frames: 0,
             predicted_dts: None,
@@ -439,20 +443,28 @@ impl Rendition {
         self.init_id
     }
 
-    /// The segment with media sequence number `msn`, if in the window.
+    /// The segment with media sequence number `msn`, if in the window or still available after
+    /// leaving it (RFC 8216bis §6.2.2; see [`Self::prune`]).
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
         // Found by msn, not by position: should a rendition ever skip a number, a URL must still
         // get its own segment or a 404, never a neighbour's bytes.
-        let first = self.segments.front()?.msn;
-        let guess = usize::try_from(msn.checked_sub(first)?).ok()?;
-        match self.segments.get(guess) {
-            Some(seg) if seg.msn == msn => Some(seg),
-            _ => self
-                .segments
-                .binary_search_by_key(&msn, |s| s.msn)
-                .ok()
-                .map(|i| &self.segments[i]),
+        if let Some(first) = self.segments.front().map(|s| s.msn)
+            && msn >= first
+        {
+            let guess = usize::try_from(msn - first).ok()?;
+            return match self.segments.get(guess) {
+                Some(seg) if seg.msn == msn => Some(seg),
+                _ => self
+                    .segments
+                    .binary_search_by_key(&msn, |s| s.msn)
+                    .ok()
+                    .map(|i| &self.segments[i]),
+            };
         }
+        self.retired
+            .binary_search_by_key(&msn, |(s, _)| s.msn)
+            .ok()
+            .map(|i| &self.retired[i].0)
     }
 
     /// Part `part_index` of segment `msn`, if produced and still in the window.
@@ -864,9 +876,14 @@ impl Rendition {
         self.counters.target_duration_overruns += 1;
     }
 
+    /// Keep the window at `window_segments` complete segments. A segment leaving it stays available
+    /// (served, not listed) for its own duration plus the duration of the playlist it left (RFC
+    /// 8216bis §6.2.2), measured on this rendition's timeline; init segments and protected init
+    /// segments stay while a kept segment needs them.
     fn prune(&mut self) {
         let complete = self.segments.iter().filter(|s| s.is_complete).count();
         let mut excess = complete.saturating_sub(self.window_segments);
+        let edge = self.timeline_end().unwrap_or(0);
         while excess > 0 {
             let Some(old) = self.segments.pop_front() else {
                 break;
@@ -878,17 +895,35 @@ impl Rendition {
             {
                 self.discontinuity_sequence += 1;
             }
-            let _ = old;
+            let playlist_ticks: u64 = self
+                .segments
+                .iter()
+                .map(Segment::duration_ticks)
+                .sum::<u64>()
+                + old.duration_ticks();
+            let deadline = edge
+                .saturating_add(i64::try_from(old.duration_ticks()).unwrap_or(i64::MAX))
+                .saturating_add(i64::try_from(playlist_ticks).unwrap_or(i64::MAX));
+            self.retired.push_back((old, deadline));
         }
-        let oldest_needed = self.segments.front().map_or(self.init_id, |s| s.init_id);
+        while self
+            .retired
+            .front()
+            .is_some_and(|(_, deadline)| *deadline <= edge)
+            || self.retired.len() > 2 * self.window_segments
+        {
+            self.retired.pop_front();
+        }
+        let oldest = self
+            .retired
+            .front()
+            .map(|(s, _)| s)
+            .or(self.segments.front());
+        let oldest_needed = oldest.map_or(self.init_id, |s| s.init_id);
         while self.inits.len() > 1 && self.inits.front().is_some_and(|e| e.id < oldest_needed) {
             self.inits.pop_front();
         }
-        let oldest_key = self
-            .segments
-            .front()
-            .and_then(|s| s.cenc.as_ref())
-            .map(|c| c.key.id);
+        let oldest_key = oldest.and_then(|s| s.cenc.as_ref()).map(|c| c.key.id);
         if let Some(oldest_key) = oldest_key {
             let inits = &self.inits;
             self.cenc_inits

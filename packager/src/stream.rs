@@ -219,8 +219,8 @@ impl StreamPackager {
             .max(self.next_msn)
     }
 
-    /// The renditions: the leader first, then the other video renditions by picture height (highest
-    /// first), then audio.
+    /// The renditions: video by picture height (highest first; the leader first among equals), then
+    /// audio.
     pub fn renditions(&self) -> impl Iterator<Item = &Rendition> {
         let mut order: Vec<&Rendition> = self.renditions.iter().collect();
         let leader = self.leader();
@@ -228,8 +228,8 @@ impl StreamPackager {
             let height = r.track().config.video_params().map_or(0, |p| p.height);
             (
                 r.kind() == TrackKind::Audio,
-                Some(r.name()) != leader,
                 std::cmp::Reverse(height),
+                Some(r.name()) != leader,
             )
         });
         order.into_iter()

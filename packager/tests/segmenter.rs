@@ -648,9 +648,28 @@ fn parts_are_pruned_from_the_playlist_but_stay_downloadable() {
         v.part(oldest.msn, 0).is_some(),
         "old part no longer downloadable"
     );
-    // Window: 12 complete segments + the open one; the oldest are gone entirely.
+    // Window: 12 complete segments + the open one. A segment that left it stays available for its
+    // duration plus the playlist's (RFC 8216bis §6.2.2: 2 s + 24 s here), then goes.
     assert_eq!(v.segments().iter().filter(|s| s.is_complete).count(), 12);
-    assert!(v.segment(oldest.msn - 1).is_none());
+    let left = oldest.msn - 1;
+    assert!(
+        v.segment(left).is_some(),
+        "segment {left} removed as it left the playlist"
+    );
+    assert!(v.part(left, 0).is_some());
+    feed(&mut p, 24.0, 60, 30_000);
+    let v = p.rendition("source").unwrap();
+    assert!(
+        v.segment(left).is_some(),
+        "24 s later: still within its deadline"
+    );
+    feed(&mut p, 10.0, 60, 54_000);
+    let v = p.rendition("source").unwrap();
+    assert!(
+        v.segment(left).is_none(),
+        "segment {left} kept past its deadline"
+    );
+    p.check_invariants().unwrap();
 }
 
 fn rung_track(width: u32, height: u32, level: u8) -> TrackInfo {
