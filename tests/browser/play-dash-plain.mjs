@@ -243,7 +243,11 @@ async function main() {
   const obs = await pw.evaluate('window.__obs');
   const ct1 = await pw.evaluate('document.getElementById("v").currentTime');
   await browser.close().catch(() => {});
-  proc.kill('SIGTERM');
+  if (proc.exitCode === null) {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+  }
   server.close();
   await fsp.rm(profile, { recursive: true, force: true }).catch(() => {});
 
