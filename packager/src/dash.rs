@@ -308,15 +308,22 @@ fn representation(
         let d = match (s.is_complete, next_t) {
             (true, Some(n)) => n - t,
             (true, None) => i64::try_from(s.duration_ticks()).unwrap_or(i64::MAX),
-            // In progress: the usual duration, or longer if it already lasts that long.
+            // In progress: the duration it will have (ISO/IEC 23009-1 §5.4: a later MPD must list it
+            // the same), as far as the grid tells; else the usual duration, or longer if it already
+            // lasts that long.
             (false, _) => {
                 let so_far = i64::try_from(s.duration_ticks()).unwrap_or(0);
-                let part = crate::stream::duration_ticks(stream.config().part_target, ts);
-                let longest = i64::from(td_secs) * i64::from(ts);
-                if so_far + part / 2 > usual {
-                    (so_far + part).min(longest.max(so_far))
-                } else {
-                    usual
+                match stream.predicted_segment_end(r, s) {
+                    Some(end) if end - t >= so_far && end > t => end - t,
+                    _ => {
+                        let part = crate::stream::duration_ticks(stream.config().part_target, ts);
+                        let longest = i64::from(td_secs) * i64::from(ts);
+                        if so_far + part / 2 > usual {
+                            (so_far + part).min(longest.max(so_far))
+                        } else {
+                            usual
+                        }
+                    }
                 }
             }
         }

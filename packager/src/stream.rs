@@ -199,6 +199,64 @@ impl StreamPackager {
         self.longest_keyframe_interval_90k
     }
 
+    /// Where the open segment `seg` of rendition `r` will end, as a presentation time in `r`'s
+    /// timescale (output timeline), when the grid tells: video ends where another video rendition
+    /// already started the next segment, else at the producer grid's next point; audio ends on its
+    /// frame nearest that boundary (the rule it is cut with), or nearest the leader's own cut once the
+    /// leader has cut. `None` when it cannot be known (a stream packaged as it arrives, before its
+    /// leader cut).
+    pub fn predicted_segment_end(&self, r: &Rendition, seg: &crate::rendition::Segment) -> Option<i64> {
+        if seg.is_complete {
+            return None;
+        }
+        let ts = r.timescale();
+        let next = self.grid.by_msn(seg.msn + 1).filter(|g| g.from_video);
+        let boundary_90k = match (next, self.clock, self.input_offset_90k) {
+            (Some(g), ..) => g.pts_90k,
+            (None, Some(clock), Some(offset)) => {
+                let point = seg.grid_point?;
+                clock.shifted(offset).point_90khz(point + 1)
+            }
+            // Keyframes as they come: audio ends near where the leader's segment will, if its
+            // keyframe interval holds (the leader's last complete segment's).
+            (None, None, _) if r.kind() == TrackKind::Audio => {
+                let leader = self.leader.map(|l| &self.renditions[l])?;
+                if leader.kind() != TrackKind::Video {
+                    return None;
+                }
+                let lts = leader.timescale();
+                let complete: Vec<_> = leader.segments().iter().filter(|s| s.is_complete).collect();
+                let last = *complete.last()?;
+                let usual = match complete.as_slice() {
+                    [.., before, last] if !last.is_discontinuity => {
+                        last.earliest_pts - before.earliest_pts
+                    }
+                    _ => i64::try_from(last.duration_ticks()).ok()?,
+                };
+                let open = leader
+                    .segments()
+                    .back()
+                    .filter(|s| !s.is_complete && s.msn == seg.msn)?;
+                if open.is_discontinuity {
+                    return None;
+                }
+                rescale(open.earliest_pts + usual, lts, 90_000)
+            }
+            _ => return None,
+        };
+        let boundary = rescale(boundary_90k, 90_000, ts);
+        if r.kind() == TrackKind::Video {
+            return Some(boundary);
+        }
+        // Audio: frames every `step` ticks from the segment's start; the cut comes before the first
+        // frame whose start is at or past the boundary less half a frame.
+        let step = r.est_duration_ticks().max(1);
+        let start = seg.earliest_pts;
+        let n = (boundary - step / 2 - start).max(0);
+        let frames = n.div_euclid(step) + i64::from(n.rem_euclid(step) != 0);
+        Some(start + frames.max(1) * step)
+    }
+
     /// The producer grid in use, if any (source timeline of the current publish).
     pub fn segment_clock(&self) -> Option<SegmentClock> {
         self.clock

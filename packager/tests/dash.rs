@@ -329,3 +329,129 @@ fn a_new_period_is_published_whole() {
         "video and audio from the start"
     );
 }
+
+/// Every listed segment's (S@t, S@d) in an MPD, by Representation id and $Number$.
+fn listed_segments(m: &mpd::MPD) -> std::collections::BTreeMap<(String, u64), (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for period in &m.periods {
+        for a in &period.adaptations {
+            for rep in &a.representations {
+                let st = rep.SegmentTemplate.as_ref().expect("SegmentTemplate");
+                for (number, t, d) in expand(st) {
+                    out.insert((rep.id.clone().unwrap_or_default(), number), (t, d));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn an_mpd_update_keeps_the_segments_earlier_mpds_listed_with_a_fixed_keyframe_interval() {
+    // ISO/IEC 23009-1 §5.4: an MPD update keeps what earlier MPDs said of a segment. With a fixed
+    // keyframe interval (2 s) every listed segment, the one in progress included, keeps its S@t and
+    // S@d in every later MPD: video and audio, whose segments are cut at the AAC frame nearest the
+    // video's cut and so differ by one frame from segment to segment (86 or 87 at 44.1 kHz here).
+    for (sample_rate, label) in [(48_000u32, "48 kHz"), (44_100, "44.1 kHz")] {
+        let mut p = StreamPackager::new(PackagerConfig::default(), 1000);
+        p.set_track(video_track());
+        let mut config = audio_track().config;
+        if let media::CodecConfig::Aac(a) = &mut config {
+            a.sample_rate = sample_rate;
+            // AudioSpecificConfig: AAC-LC, sampling frequency index 3 (48 kHz) or 4 (44.1 kHz), stereo.
+            a.asc = if sample_rate == 48_000 {
+                bytes::Bytes::from_static(&[0x11, 0x90])
+            } else {
+                bytes::Bytes::from_static(&[0x12, 0x10])
+            };
+        }
+        p.set_track(media::TrackInfo::new(config));
+        let sr = i64::from(sample_rate);
+        let mut first_seen: std::collections::BTreeMap<(String, u64), (u64, u64)> =
+            Default::default();
+        let mut mpds = 0;
+        let mut a = 0i64;
+        for i in 0..(16 * 30) {
+            let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+            while a * 1024 * 1000 / sr < ms {
+                p.push_frame(aframe(a * 1024), 1_700_000_000_000 + a * 1024 * 1000 / sr);
+                a += 1;
+            }
+            p.push_frame(
+                vframe(ms * 90, if i % 3 == 1 { 6000 } else { 3000 }, i % 60 == 0),
+                1_700_000_000_000 + ms,
+            );
+            p.check_invariants().unwrap();
+            let Some(text) = dash::render_mpd(&p, &DashConfig::default(), NOW_MS + ms) else {
+                continue;
+            };
+            mpds += 1;
+            let m = mpd::parse(&text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
+            for (key, td) in listed_segments(&m) {
+                let was = *first_seen.entry(key.clone()).or_insert(td);
+                assert_eq!(
+                    was, td,
+                    "{label}: {key:?} first listed as (t, d) = {was:?}, later as {td:?}"
+                );
+            }
+        }
+        assert!(mpds > 300, "{label}: {mpds} MPDs");
+        let audio_durations: std::collections::BTreeSet<u64> = first_seen
+            .iter()
+            .filter(|((id, _), _)| id.starts_with("audio"))
+            .map(|(_, (_, d))| *d)
+            .collect();
+        // The property is not trivial: audio segment durations vary.
+        assert!(audio_durations.len() > 1, "{label}: {audio_durations:?}");
+    }
+}
+
+/// The same on a producer grid (a transcoded ladder: a copied source, an encoded rung trailing it by
+/// two frames, audio 100 ms ahead of both): no listed segment, the one in progress included, changes
+/// in a later MPD.
+#[test]
+fn an_mpd_update_keeps_the_segments_earlier_mpds_listed_on_a_producer_grid() {
+    let mut p = StreamPackager::new(PackagerConfig::default(), 1000);
+    p.set_segment_clock(Some(media::SegmentClock::new(
+        3000,
+        std::time::Duration::from_secs(2),
+        Some((30, 1)),
+    )));
+    p.set_rendition_track("source", video_track());
+    p.set_rendition_track("audio", audio_track());
+    let mut rung = video_track();
+    if let media::CodecConfig::Avc(c) = &mut rung.config {
+        c.params.width = 640;
+        c.params.height = 360;
+        c.record = bytes::Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
+    }
+    p.set_rendition_track("360p", rung);
+    let mut first_seen: std::collections::BTreeMap<(String, u64), (u64, u64)> = Default::default();
+    let mut mpds = 0;
+    let mut a = 0i64;
+    for i in 0..(16 * 30u64) {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        let now = 1_700_000_000_000 + ms;
+        while a * 1024 * 1000 / 48_000 < ms + 100 {
+            p.push_rendition_frame("audio", aframe(a * 1024), now);
+            a += 1;
+        }
+        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 30 == 0), now);
+        if i >= 2 {
+            let j = i - 2;
+            let jms = (j as f64 * 1000.0 / 30.0).round() as i64;
+            p.push_rendition_frame("360p", vframe(jms * 90, 3000, j % 60 == 0), now);
+        }
+        p.check_invariants().unwrap();
+        let Some(text) = dash::render_mpd(&p, &DashConfig::default(), NOW_MS + ms) else {
+            continue;
+        };
+        mpds += 1;
+        let m = mpd::parse(&text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
+        for (key, td) in listed_segments(&m) {
+            let was = *first_seen.entry(key.clone()).or_insert(td);
+            assert_eq!(was, td, "{key:?} first listed as (t, d) = {was:?}, later as {td:?}");
+        }
+    }
+    assert!(mpds > 300, "{mpds} MPDs");
+}

@@ -585,9 +585,18 @@ proptest! {
             prop_assert!(m3u8_rs::parse_playlist_res(text.as_bytes()).is_ok());
             let td = p.target_duration_secs().unwrap();
             for r in p.renditions() {
-                for s in r.segments().iter().filter(|s| s.is_complete) {
-                    let secs = s.duration_ticks() as f64 / f64::from(r.timescale());
-                    prop_assert!(secs.round() <= f64::from(td), "{secs} > {td}");
+                // EXTINF rounds to at most the target duration, but for counted overruns (a stream
+                // packaged as it arrives waits for its keyframes); video never starts a segment
+                // without one but for counted forced cuts (no keyframe for twice the maximum).
+                let over = r
+                    .segments()
+                    .iter()
+                    .filter(|s| s.is_complete)
+                    .filter(|s| (s.duration_ticks() as f64 / f64::from(r.timescale())).round() > f64::from(td))
+                    .count() as u64;
+                prop_assert!(over <= r.counters().target_duration_overruns, "{over} segments > {td}");
+                if r.kind() == media::TrackKind::Video && r.counters().forced_cuts == 0 {
+                    prop_assert!(r.segments().iter().all(|s| s.starts_with_keyframe));
                 }
             }
         }
