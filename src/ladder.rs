@@ -145,11 +145,12 @@ pub struct SessionLadder {
 }
 
 /// Whether players can play `track`'s codec as it arrives (so a rendition may copy it).
+///
+/// Only H.264: every HLS and DASH player decodes it. An HEVC source is encoded (browsers other than
+/// Safari cannot play HEVC, and a copied HEVC rendition replaced by an encoder mid-stream would change
+/// codec under players that chose it).
 pub fn can_copy(track: &TrackInfo) -> bool {
-    matches!(
-        track.config,
-        media::CodecConfig::Avc(_) | media::CodecConfig::Hevc(_)
-    )
+    matches!(track.config, media::CodecConfig::Avc(_))
 }
 
 impl SessionLadder {
@@ -188,11 +189,24 @@ impl SessionLadder {
             return Ok(());
         }
         let is_new_kind = slot.is_none();
+        if is_new_kind && kind == TrackKind::Audio && self.transcoder.is_some() {
+            // Audio announced after the transcoder started (an MPEG-TS program whose audio configured
+            // itself late): the audio rendition joins, the video goes on.
+            let added = self.transcoder.as_mut().map(|t| t.add_audio(&track));
+            if let Some(Err(e)) = added {
+                tracing::warn!(stream = %entry.name, error = %e, "late audio track cannot be transcoded: the stream goes on without audio");
+                return Ok(());
+            }
+            self.set_slot(track);
+            return Ok(());
+        }
         if is_new_kind {
-            // A track the running transcoder (or the hold) was started without (e.g. audio announced
-            // after the first video frame): start again with both on the next frame. Held frames of
-            // the other kind are kept.
-            self.transcoder = None;
+            // A track the hold (or the running transcoder) was started without (e.g. video after
+            // audio): start again with both on the next frame. Held frames of the other kind are
+            // kept; a running transcoder's renditions continue after a discontinuity.
+            if self.transcoder.take().is_some() {
+                entry.lock().packager.discontinuity();
+            }
             if let Some(probe) = self.probe.take() {
                 let (_, held) = probe.finish();
                 self.set_slot(track);

@@ -249,18 +249,33 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
             name = a.name()
         );
     }
-    let mut any_video = false;
-    for v in stream
+    let videos: Vec<&Rendition> = stream
         .renditions()
         .filter(|r| r.kind() == TrackKind::Video && r.has_complete_segment())
-    {
-        any_video = true;
-        let peak = peak_bandwidth(v).unwrap_or(1);
+        .collect();
+    // A taller variant never announces less than a shorter one: players with bandwidth to spare pick
+    // the highest BANDWIDTH, which must be the best picture (raising a value keeps it at least the
+    // peak, as §4.4.6.2 requires).
+    let height = |r: &Rendition| r.track().config.video_params().map_or(0, |p| p.height);
+    let mut peaks: Vec<u64> = videos
+        .iter()
+        .map(|v| peak_bandwidth(v).unwrap_or(1))
+        .collect();
+    for i in (0..videos.len()).rev() {
+        let floor = (i + 1..videos.len())
+            .filter(|&j| height(videos[j]) < height(videos[i]))
+            .map(|j| peaks[j] + 1)
+            .max()
+            .unwrap_or(0);
+        peaks[i] = peaks[i].max(floor);
+    }
+    let any_video = !videos.is_empty();
+    for (v, peak) in videos.iter().zip(peaks) {
         let avg = measured_bitrates(v).map_or(0, |(_, avg)| avg);
-        let mut codecs = v.track().config.rfc6381();
+        let mut codecs = v.window_codecs().join(",");
         if let Some(a) = audio {
             codecs.push(',');
-            codecs.push_str(&a.track().config.rfc6381());
+            codecs.push_str(&a.window_codecs().join(","));
         }
         let _ = write!(
             out,

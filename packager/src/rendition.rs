@@ -438,6 +438,25 @@ impl Rendition {
         })
     }
 
+    /// The RFC 6381 codec strings of the samples in the live window, oldest first, without repeats:
+    /// one, unless the window spans a change of encoder (HLS `CODECS` lists every format a variant
+    /// stream holds, RFC 8216bis §4.4.6.2).
+    pub fn window_codecs(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let ids = self
+            .segments
+            .iter()
+            .map(|s| s.init_id)
+            .chain(std::iter::once(self.init_id));
+        for id in ids {
+            let codec = self.init_track(id).unwrap_or(&self.track).config.rfc6381();
+            if !out.contains(&codec) {
+                out.push(codec);
+            }
+        }
+        out
+    }
+
     /// The init segment id of the segment in progress (or of the next one).
     pub fn current_init_id(&self) -> u64 {
         self.init_id

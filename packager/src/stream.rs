@@ -190,6 +190,13 @@ impl StreamPackager {
     /// every rendition is cut on it from now on (see the type docs). `None`: keyframes as they come.
     /// Set it before the publish's first frame; a discontinuity forgets it.
     pub fn set_segment_clock(&mut self, clock: Option<SegmentClock>) {
+        if self.clock.is_some() && clock != self.clock {
+            // Another producer grid mid-publish (the transcoder restarted): its points are not this
+            // grid's, so the segments after it follow a discontinuity.
+            let offset = self.input_offset_90k;
+            self.discontinuity();
+            self.input_offset_90k = offset;
+        }
         self.clock = clock;
     }
 
@@ -205,7 +212,11 @@ impl StreamPackager {
     /// frame nearest that boundary (the rule it is cut with), or nearest the leader's own cut once the
     /// leader has cut. `None` when it cannot be known (a stream packaged as it arrives, before its
     /// leader cut).
-    pub fn predicted_segment_end(&self, r: &Rendition, seg: &crate::rendition::Segment) -> Option<i64> {
+    pub fn predicted_segment_end(
+        &self,
+        r: &Rendition,
+        seg: &crate::rendition::Segment,
+    ) -> Option<i64> {
         if seg.is_complete {
             return None;
         }

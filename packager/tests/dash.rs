@@ -450,7 +450,10 @@ fn an_mpd_update_keeps_the_segments_earlier_mpds_listed_on_a_producer_grid() {
         let m = mpd::parse(&text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
         for (key, td) in listed_segments(&m) {
             let was = *first_seen.entry(key.clone()).or_insert(td);
-            assert_eq!(was, td, "{key:?} first listed as (t, d) = {was:?}, later as {td:?}");
+            assert_eq!(
+                was, td,
+                "{key:?} first listed as (t, d) = {was:?}, later as {td:?}"
+            );
         }
     }
     assert!(mpds > 300, "{mpds} MPDs");

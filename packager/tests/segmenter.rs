@@ -859,3 +859,38 @@ fn frames_after_a_hole_before_a_keyframe_are_all_packaged() {
     // The estimate stayed one frame: parts after the hole are part-target long, not stretched.
     assert_eq!(v.est_duration_ticks(), step);
 }
+
+/// A shorter variant whose segments peak above a taller one's (a capped top rung on a busy scene) is
+/// never announced above it: the taller one's BANDWIDTH is raised (still at least its own peak), so a
+/// player with bandwidth to spare ends on the best picture.
+#[test]
+fn a_taller_variant_never_announces_less_bandwidth() {
+    let mut p = StreamPackager::new(PackagerConfig::default(), 100);
+    p.set_rendition_track("source", video_track());
+    p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
+    for i in 0..(6 * 30u64) {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        let now = 1_700_000_000_000 + ms;
+        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
+        let mut big = vframe(ms * 90, 3000, i % 60 == 0);
+        let mut data = vec![0u8, 0, 3, 0xe8, 0x65];
+        data.resize(4 + 1000, 7);
+        big.data = Bytes::from(data);
+        p.push_rendition_frame("360p", big, now);
+    }
+    let mv = hls::render_multivariant(&p).unwrap();
+    let m3u8_rs::Playlist::MasterPlaylist(master) =
+        m3u8_rs::parse_playlist_res(mv.as_bytes()).unwrap()
+    else {
+        panic!("not multivariant")
+    };
+    let bw: Vec<(u64, u64)> = master
+        .variants
+        .iter()
+        .map(|v| (v.resolution.unwrap().height, v.bandwidth))
+        .collect();
+    assert_eq!(bw.len(), 2);
+    assert!(bw[0].0 > bw[1].0 && bw[0].1 > bw[1].1, "{bw:?}");
+    let peak_360 = p.rendition("360p").unwrap().peak_segment_bps();
+    assert!(bw[1].1 >= peak_360, "{bw:?} vs peak {peak_360}");
+}

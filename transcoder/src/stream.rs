@@ -148,6 +148,9 @@ pub struct StreamTranscoder {
     video_tx: Option<Sender<VideoInput>>,
     audio_tx: Option<Sender<AudioInput>>,
     audio_mode: AudioMode,
+    /// The audio rendition's settings, for an audio track announced after the start.
+    audio_config: crate::AudioConfig,
+    queue_frames: usize,
     has_audio_source: bool,
     copy_rungs: Vec<(usize, String)>,
     /// Index of the copy fallback's counters, when there is a fallback.
@@ -396,6 +399,8 @@ impl StreamTranscoder {
             video_tx,
             audio_tx,
             audio_mode: options.audio.mode,
+            audio_config: options.audio,
+            queue_frames: queue,
             has_audio_source: audio.is_some(),
             copy_rungs,
             fallback_idx,
@@ -528,6 +533,48 @@ impl StreamTranscoder {
                 (None, AudioMode::Transcode) => {}
             },
         }
+    }
+
+    /// An audio track announced after the start (an MPEG-TS program whose audio configured itself
+    /// late): the audio rendition starts now, the video goes on untouched. A second call, or a call
+    /// when the stream started with audio, is a track change ([`Self::set_track`]).
+    ///
+    /// Errors: the audio decoder or encoder does not open, or its thread cannot start.
+    pub fn add_audio(&mut self, track: &TrackInfo) -> Result<(), TranscodeError> {
+        if self.has_audio_source {
+            self.set_track(track);
+            return Ok(());
+        }
+        if !matches!(track.config, CodecConfig::Aac(_)) {
+            return Err(TranscodeError::InvalidTrack {
+                kind: "audio",
+                reason: "not an AAC configuration".into(),
+            });
+        }
+        match self.audio_mode {
+            AudioMode::Passthrough => self.shared.sink.track(AUDIO_RENDITION, track.clone()),
+            AudioMode::Transcode => {
+                let (tx, rx) = crossbeam_channel::bounded::<AudioInput>(self.queue_frames + 1);
+                let worker =
+                    AudioWorker::new(self.shared.clone(), track.clone(), self.audio_config, rx);
+                let (ready_tx, ready_rx) =
+                    crossbeam_channel::unbounded::<(String, Result<(), TranscodeError>)>();
+                let name = format!("tx-{}-aud", self.shared.stream);
+                let handle = std::thread::Builder::new()
+                    .name(name.clone())
+                    .spawn(move || worker.run(name, ready_tx))
+                    .map_err(|e| TranscodeError::Thread {
+                        name: "audio".into(),
+                        reason: e.to_string(),
+                    })?;
+                self.threads.push(handle);
+                wait_ready(&ready_rx, 1)?;
+                self.audio_tx = Some(tx);
+            }
+        }
+        self.has_audio_source = true;
+        tracing::info!(stream = %self.shared.stream, "audio added to a running transcoder");
+        Ok(())
     }
 
     /// A snapshot of the counters: real-time factor, frames in/out/dropped per rung, shed rungs,
