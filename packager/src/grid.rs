@@ -93,13 +93,6 @@ impl Grid {
             .find(|e| e.point.is_some_and(|p| p <= point))
     }
 
-    /// The first start after producer grid point `point`.
-    pub fn after_point(&self, point: i64) -> Option<&GridEntry> {
-        self.entries
-            .iter()
-            .find(|e| e.point.is_some_and(|p| p > point))
-    }
-
     /// The newest start a video rendition made.
     pub fn last_from_video(&self) -> Option<&GridEntry> {
         self.entries.iter().rev().find(|e| e.from_video)

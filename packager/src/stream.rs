@@ -905,18 +905,25 @@ impl StreamPackager {
                 };
             };
             let open_point = open.grid_point.unwrap_or(0);
-            let (boundary_90k, next_point) = match self.grid.after_point(open_point) {
-                Some(g) => (g.pts_90k, g.point.unwrap_or(open_point + 1)),
-                None => (clock.point_90khz(open_point + 1), open_point + 1),
-            };
+            // The next segment's start: where a video rendition started it, else the grid point.
+            let next = self
+                .grid
+                .by_msn(open.msn + 1)
+                .filter(|g| g.point.is_some_and(|p| p > open_point));
+            let boundary_90k = next.map_or(clock.point_90khz(open_point + 1), |g| g.pts_90k);
             let elapsed = r.open_segment_elapsed(frame.dts).unwrap_or(0);
             if pts_90k + half_90k >= boundary_90k
                 || elapsed > self.segment_limit_ticks(false, ts) + i64::from(ts)
             {
+                // After a gap in the audio, the new segment belongs to the point its frame is at,
+                // not to each point skipped (no segment of a frame or two).
+                let point = next
+                    .and_then(|g| g.point)
+                    .unwrap_or_else(|| clock.index(pts_90k + half_90k).max(open_point + 1));
                 Decision::Cut {
                     kind: Cut::Natural,
                     msn: open.msn + 1,
-                    point: Some(next_point),
+                    point: Some(point),
                 }
             } else {
                 Decision::Continue

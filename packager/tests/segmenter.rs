@@ -894,3 +894,45 @@ fn a_taller_variant_never_announces_less_bandwidth() {
     let peak_360 = p.rendition("360p").unwrap().peak_segment_bps();
     assert!(bw[1].1 >= peak_360, "{bw:?} vs peak {peak_360}");
 }
+
+/// A gap in the audio (2.4 s of it missing, across a grid point) on a producer grid: the audio segment
+/// before it ends at the limit, the next one starts at the grid point its first frame belongs to, and
+/// no audio segment is a frame or two long. (A transcoded stream never gets there: its audio worker
+/// fills gaps up to 10 s with silence. An audio gap spanning a whole segment on passthrough audio
+/// leaves that segment's audio a frame long: msns stay aligned with the video's.)
+#[test]
+fn producer_grid_audio_gap_leaves_no_sliver_segment() {
+    let mut p = StreamPackager::new(PackagerConfig::default(), 100);
+    p.set_segment_clock(Some(media::SegmentClock::new(
+        3000,
+        std::time::Duration::from_secs(2),
+        Some((30, 1)),
+    )));
+    p.set_rendition_track("source", video_track());
+    p.set_rendition_track("audio", audio_track());
+    let mut a = 0i64;
+    for i in 0..(16 * 30u64) {
+        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
+        let now = 1_700_000_000_000 + ms;
+        while a * 1024 * 1000 / 48_000 < ms {
+            let t = a * 1024 * 1000 / 48_000;
+            if !(5_000..7_400).contains(&t) {
+                p.push_rendition_frame("audio", aframe(a * 1024), now);
+            }
+            a += 1;
+        }
+        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
+        p.check_invariants().unwrap();
+    }
+    let audio = p.rendition("audio").unwrap();
+    let video = p.rendition("source").unwrap();
+    for s in audio.segments().iter().filter(|s| s.is_complete) {
+        let secs = s.duration_ticks() as f64 / 48_000.0;
+        assert!(secs > 0.5, "audio msn {} lasts {secs}", s.msn);
+        assert!(
+            video.segment(s.msn).is_some(),
+            "audio msn {} not in video",
+            s.msn
+        );
+    }
+}

@@ -16,6 +16,9 @@ use crate::{AudioConfig, TranscodeError, ffi};
 /// A source timestamp further than this from where the decoded samples say it should be restarts the
 /// output timeline (a gap or a jump in the source), in seconds.
 const RESYNC_THRESHOLD_SECS: i64 = 1;
+/// A forward jump up to this long (seconds) is a gap filled with silence; a longer one (or a jump back)
+/// restarts the output timeline.
+const MAX_GAP_FILL_SECS: i64 = 10;
 
 /// What the push path sends the audio worker.
 pub(crate) enum AudioInput {
@@ -215,7 +218,24 @@ impl AudioWorker {
             }
             Some(next) => {
                 let drift = pos - self.expected_in_pts;
-                if drift.abs() > RESYNC_THRESHOLD_SECS * i64::from(rate) {
+                if drift > RESYNC_THRESHOLD_SECS * i64::from(rate)
+                    && drift <= MAX_GAP_FILL_SECS * i64::from(rate)
+                {
+                    // Audio missing for a while (a publisher's hiccup, a loss on the way): the gap is
+                    // filled with silence, so the audio timeline stays continuous and its segments
+                    // keep lining up with the video's (no segment of a frame or two after a gap).
+                    tracing::info!(
+                        gap_ms = drift * 1000 / i64::from(rate),
+                        "audio gap filled with silence"
+                    );
+                    self.shared.counters.audio_gap_fills.fetch_add(1, Relaxed);
+                    let samples = usize::try_from(drift).unwrap_or(0);
+                    for ch in &mut self.fifo {
+                        ch.extend(std::iter::repeat_n(0.0f32, samples));
+                    }
+                    self.expected_in_pts = pos;
+                    self.encode_fifo(encoder, false);
+                } else if drift.abs() > RESYNC_THRESHOLD_SECS * i64::from(rate) {
                     tracing::info!(
                         drift_ms = drift * 1000 / i64::from(rate),
                         "audio timestamp jump: output timeline restarts"

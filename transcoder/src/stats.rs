@@ -80,6 +80,8 @@ pub struct AudioStats {
     pub frames_dropped: u64,
     /// Source frames the decoder rejected, or frames the encoder rejected.
     pub errors: u64,
+    /// Gaps in the source audio (over a second, up to ten) filled with silence.
+    pub gaps_filled: u64,
 }
 
 /// "No timestamp yet".
@@ -181,6 +183,8 @@ pub(crate) struct StreamCounters {
     pub audio_frames_out: AtomicU64,
     pub audio_frames_dropped: AtomicU64,
     pub audio_errors: AtomicU64,
+    /// Gaps in the source audio filled with silence.
+    pub audio_gap_fills: AtomicU64,
     pub rungs: Vec<RungCounters>,
     pub shed: Mutex<Vec<String>>,
 }
@@ -200,6 +204,7 @@ impl StreamCounters {
             audio_frames_out: AtomicU64::new(0),
             audio_frames_dropped: AtomicU64::new(0),
             audio_errors: AtomicU64::new(0),
+            audio_gap_fills: AtomicU64::new(0),
             rungs,
             shed: Mutex::new(Vec::new()),
         }
@@ -270,6 +275,7 @@ impl StreamCounters {
                 frames_out: self.audio_frames_out.load(Relaxed),
                 frames_dropped: self.audio_frames_dropped.load(Relaxed),
                 errors: self.audio_errors.load(Relaxed),
+                gaps_filled: self.audio_gap_fills.load(Relaxed),
             },
             rungs: self
                 .rungs

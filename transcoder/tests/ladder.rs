@@ -828,3 +828,42 @@ fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
         stats.rungs
     );
 }
+
+/// Audio missing for 2.5 s (a publisher's hiccup): the transcoded audio fills the gap with silence,
+/// so its timeline stays continuous (AAC frames 1024 samples apart throughout) and its segments keep
+/// lining up with the video's; the fill is counted.
+#[test]
+fn audio_gap_is_filled_with_silence() {
+    let src = load_fixture(BBB, 8);
+    let audio = src.audio.clone().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let tx = StreamTranscoder::start(
+        "live/test",
+        None,
+        Some(&audio),
+        &[],
+        &EncoderProbe::software(),
+        &TranscodeOptions::default(),
+        sink.clone(),
+    )
+    .expect("start");
+    let ts = i64::from(audio.timescale);
+    for f in src.audio_frames() {
+        if (3 * ts..11 * ts / 2).contains(&f.pts) {
+            continue;
+        }
+        tx.push_wait(f.clone());
+    }
+    let stats = tx.finish();
+    let out = sink.get("audio");
+    assert!(out.frames.len() > 300, "{} frames", out.frames.len());
+    for w in out.frames.windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, 1024, "output audio continuous");
+    }
+    let span = out.frames.last().unwrap().pts - out.frames[0].pts;
+    assert!(
+        span > 7 * 48_000,
+        "{span} ticks: the gap was filled, not skipped"
+    );
+    assert_eq!(stats.audio.gaps_filled, 1);
+}
