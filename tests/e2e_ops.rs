@@ -646,7 +646,8 @@ fn listed_objects(text: &str) -> Vec<String> {
 /// the segment being streamed (the stream ends), cuts a client that stops reading only after
 /// `server.shutdown_grace`, and exits. Restarted on the same data directory and published again, its
 /// media sequence numbers continue past the old ones and no URL the first process served comes back
-/// with other bytes (a CDN may still hold the old ones).
+/// with other bytes (a CDN may still hold the old ones). Then killed with `kill -9` while a segment is
+/// in progress (its parts served) and restarted: the same again, that segment's number included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_responses_in_flight_and_a_restart_never_reuses_a_url() {
     use std::collections::BTreeMap;
@@ -775,13 +776,13 @@ async fn sigterm_finishes_responses_in_flight_and_a_restart_never_reuses_a_url()
         streamed_chunks.len()
     );
 
-    // Second life on the same data directory, published again.
-    let second = blocking({
+    // Second life on the same data directory, published again; then killed (`kill -9`) mid-segment.
+    let mut second = blocking({
         let (config, dir) = (config.clone(), data_dir.clone());
         move || EstuaryProcess::start_in(&config, &dir)
     })
     .await;
-    let _publisher = publish_loop(
+    let mut publisher = publish_loop(
         Path::new("ffmpeg"),
         &clip,
         &format!("rtmp://{}/{stream}", second.rtmp_addr),
@@ -791,20 +792,24 @@ async fn sigterm_finishes_responses_in_flight_and_a_restart_never_reuses_a_url()
         .await
         .expect("playlist after the restart");
     tokio::time::sleep(Duration::from_secs(4)).await;
+    let check_new_life =
+        |text: &str, rendition: &str, seen_up_to: u64, served: &BTreeMap<String, Bytes>| {
+            let facts = parse_media(text);
+            assert!(
+                facts.media_sequence > seen_up_to,
+                "{rendition}: msn {} after the restart, up to {seen_up_to} seen before",
+                facts.media_sequence
+            );
+            for uri in listed_objects(text) {
+                assert!(
+                    !served.contains_key(&format!("{rendition}/{uri}")),
+                    "{rendition}/{uri} named again after the restart"
+                );
+            }
+        };
     for rendition in ["source", "audio"] {
         let text = get(&format!("{base}{rendition}/media.m3u8")).await.text();
-        let facts = parse_media(&text);
-        assert!(
-            facts.media_sequence > last_msn,
-            "{rendition}: msn {} after the restart, up to {last_msn} before",
-            facts.media_sequence
-        );
-        for uri in listed_objects(&text) {
-            assert!(
-                !served.contains_key(&format!("{rendition}/{uri}")),
-                "{rendition}/{uri} named again after the restart"
-            );
-        }
+        check_new_life(&text, rendition, last_msn, &served);
     }
     let (mut gone, mut same) = (0, 0);
     for (path, bytes) in &served {
@@ -820,6 +825,63 @@ async fn sigterm_finishes_responses_in_flight_and_a_restart_never_reuses_a_url()
     }
     println!(
         "restart: msn continues past {last_msn}; {} old URLs: {gone} gone (404), {same} same bytes",
+        served.len()
+    );
+    // Everything this life serves, up to a part of the segment in progress (its msn is the highest
+    // seen), then the kill.
+    let mut seen_up_to = last_msn;
+    for rendition in ["source", "audio"] {
+        let text = get(&format!("{base}{rendition}/media.m3u8")).await.text();
+        let facts = parse_media(&text);
+        seen_up_to = seen_up_to.max(facts.parts.iter().map(|p| p.0).max().unwrap_or(0));
+        for uri in listed_objects(&text) {
+            let fetched = get(&format!("{base}{rendition}/{uri}")).await;
+            if fetched.status == StatusCode::OK {
+                served.insert(format!("{rendition}/{uri}"), fetched.body);
+            }
+        }
+    }
+    second = blocking(move || {
+        second.kill_now();
+        second
+    })
+    .await;
+    drop(second);
+    publisher.kill();
+
+    // Third life after the kill: still nothing named again, the segment in progress included.
+    let third = blocking({
+        let (config, dir) = (config.clone(), data_dir.clone());
+        move || EstuaryProcess::start_in(&config, &dir)
+    })
+    .await;
+    let _publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &clip,
+        &format!("rtmp://{}/{stream}", third.rtmp_addr),
+    );
+    let base = format!("http://{}/t/{token}/{stream}/", third.http_addr);
+    wait_for_200(&format!("{base}source/media.m3u8"), Duration::from_secs(20))
+        .await
+        .expect("playlist after the kill");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for rendition in ["source", "audio"] {
+        let text = get(&format!("{base}{rendition}/media.m3u8")).await.text();
+        check_new_life(&text, rendition, seen_up_to, &served);
+    }
+    let mut other_bytes = 0;
+    for (path, bytes) in &served {
+        let again = get(&format!("{base}{path}")).await;
+        if again.status == StatusCode::OK && &again.body != bytes {
+            other_bytes += 1;
+        }
+    }
+    assert_eq!(
+        other_bytes, 0,
+        "URLs served again with other bytes after kill -9"
+    );
+    println!(
+        "kill -9: msn continues past {seen_up_to} (the segment in progress included); {} URLs from both lives, none with other bytes",
         served.len()
     );
 }

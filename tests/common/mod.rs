@@ -717,6 +717,12 @@ impl EstuaryProcess {
         assert!(status.success(), "kill -TERM failed");
     }
 
+    /// Kill the process at once (`SIGKILL`, as a crash or `kill -9` would) and wait for it. Blocking.
+    pub fn kill_now(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Wait up to `timeout` for the process to exit. Blocking.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
