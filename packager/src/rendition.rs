@@ -205,6 +205,9 @@ pub struct Rendition {
     predicted_dts: Option<i64>,
     /// Estimated frame duration, ticks.
     est_duration: DurationEstimate,
+    /// What video decode times are moved by: the composition offset of the rendition's first
+    /// keyframe (see [`Self::admit`]), ticks.
+    cts_shift: Option<i64>,
     last_dts: Option<i64>,
     chunk_sequence: u32,
     discontinuity_sequence: u64,
@@ -289,6 +292,7 @@ impl Rendition {
             open_segment_frames: 0,
             predicted_dts: None,
             est_duration: DurationEstimate::new(est),
+            cts_shift: None,
             last_dts: None,
             chunk_sequence: 0,
             discontinuity_sequence: 0,
@@ -586,6 +590,17 @@ impl Rendition {
     /// after the previous frame is kept (counted in [`RenditionCounters::timeline_overlaps`]). Returns
     /// `None` for a dropped frame.
     pub fn admit(&mut self, mut frame: Frame) -> Option<Frame> {
+        // Video decode times move forward by the composition offset of the rendition's first
+        // keyframe, so a keyframe's decode time is its presentation time: every segment's `tfdt` is
+        // the presentation time of its first sample, as audio's is, and the program date time maps
+        // both the same way (RFC 8216bis §4.4.4.6); B-frames get negative composition offsets
+        // (`trun` version 1, ISO/IEC 14496-12 §8.8.8).
+        if self.kind == TrackKind::Video {
+            if self.cts_shift.is_none() && frame.is_keyframe {
+                self.cts_shift = Some((frame.pts - frame.dts).max(0));
+            }
+            frame.dts += self.cts_shift.unwrap_or(0);
+        }
         if self.last_dts.is_some_and(|last| frame.dts <= last) {
             self.counters.dropped_frames += 1;
             return None;

@@ -280,6 +280,19 @@ pub async fn serve(
         loop {
             tokio::select! {
                 () = wait_for_shutdown(&mut shutdown) => {
+                    // The connections first (each drops its socket, which sends the SRT shutdown),
+                    // then the listener: a listener closed under live connections closes their
+                    // packet streams, and srt-tokio's connection tasks then spin, warning once per
+                    // turn, until they time out (thousands of identical lines at every shutdown).
+                    let drained = tokio::time::timeout(Duration::from_secs(3), async {
+                        while let Some(joined) = tasks.join_next().await {
+                            log_join(Protocol::Srt, joined);
+                        }
+                    })
+                    .await;
+                    if drained.is_err() {
+                        tracing::warn!("srt connections still open 3 s into the shutdown: closing the listener under them");
+                    }
                     close_listener(listener).await;
                     break 'listener;
                 }

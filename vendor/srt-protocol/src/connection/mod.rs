@@ -89,6 +89,8 @@ pub struct DuplexConnection {
     receiver: Receiver,
     stats: SocketStatistics,
     status: ConnectionStatus,
+    /// Estuary patch: the socket's closure was logged (see `handle_socket_close`).
+    has_warned_socket_closed: bool,
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -121,6 +123,7 @@ impl DuplexConnection {
             handshake: connection.handshake,
             output: Output::new(&settings),
             status: ConnectionStatus::new(settings.send_tsbpd_latency * 2), // the timeout should be larger than latency as otherwise packets that have just arrived definitely have a change to flush
+            has_warned_socket_closed: false,
             timers: Timers::new(
                 settings.socket_start_time,
                 settings.statistics_interval,
@@ -310,7 +313,13 @@ impl DuplexConnection {
     }
 
     fn handle_socket_close(&mut self, now: Instant, error: io::Error) {
-        self.warn(now, "closed socket", &error);
+        // Estuary patch: srt-tokio keeps polling a closed packet stream, which fails at once every
+        // time, until the connection times out; warn the first time only (it logged thousands of
+        // identical lines per connection at a server's shutdown).
+        if !self.has_warned_socket_closed {
+            self.has_warned_socket_closed = true;
+            self.warn(now, "closed socket", &error);
+        }
         self.status.on_socket_closed(now);
     }
 
