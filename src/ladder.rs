@@ -24,6 +24,51 @@ pub struct LadderSettings {
     pub passthrough_streams: Vec<String>,
 }
 
+/// Whether a ladder's copy rung may pass `track` through as it arrives: only codecs the packager and
+/// players handle (H.264, HEVC). Any other source (MPEG-2, VP9, AV1 …) is decoded, and its copy rung
+/// becomes an encoded rung at the source's size ([`ladder_for`]).
+pub fn can_copy(track: &TrackInfo) -> bool {
+    track.config.is_packageable()
+}
+
+/// Picture parameters assumed to size the default ladder when a source does not signal its own (a
+/// decodable video codec whose headers did not give a size): 720p.
+const ASSUMED_SOURCE: media::VideoParams = media::VideoParams {
+    width: 1280,
+    height: 720,
+    frame_rate: None,
+};
+
+/// The rungs for `video`: the configured ones, or the default ladder derived from the source; in either,
+/// a copy rung over a source that cannot be copied ([`can_copy`]) is replaced by an encoded rung at the
+/// source's height ([`transcoder::encoded_source_rung`]). Empty without video.
+pub fn ladder_for(
+    configured: Option<&[transcoder::RungConfig]>,
+    video: Option<&TrackInfo>,
+) -> Vec<transcoder::RungConfig> {
+    let Some(video) = video else {
+        return configured.map(<[_]>::to_vec).unwrap_or_default();
+    };
+    let params = video.config.video_params().unwrap_or(ASSUMED_SOURCE);
+    let rungs = match configured {
+        Some(r) => r.to_vec(),
+        None => transcoder::default_ladder(params),
+    };
+    if can_copy(video) {
+        return rungs;
+    }
+    rungs
+        .into_iter()
+        .map(|r| {
+            if r.copy {
+                transcoder::encoded_source_rung(&r, params)
+            } else {
+                r
+            }
+        })
+        .collect()
+}
+
 impl LadderSettings {
     /// Whether `stream` gets a ladder.
     pub fn applies_to(&self, stream: &str) -> bool {
@@ -139,8 +184,12 @@ impl SessionLadder {
         }
     }
 
-    /// The name of the ladder's copy rung, if any (with the default ladder: `source`).
+    /// The name of the ladder's copy rung, if any (with the default ladder: `source`); none when the
+    /// source cannot be copied ([`can_copy`]).
     fn copy_rung_name(&self) -> Option<String> {
+        if !self.video.as_ref().is_some_and(can_copy) {
+            return None;
+        }
         match &self.settings.rungs {
             Some(rungs) => rungs.iter().find(|r| r.copy).map(|r| r.name.clone()),
             None => {
@@ -173,7 +222,11 @@ impl SessionLadder {
         if slot.as_ref() != Some(&track) {
             // A running transcoder takes the new configuration in place (reopening its decoder); the
             // packager marks the discontinuity when the renditions' tracks change.
-            let is_new_kind = slot.is_none();
+            // A source that becomes (or stops being) copyable changes the ladder's shape (copy rung,
+            // audio passthrough): start again too.
+            let is_new_kind = slot
+                .as_ref()
+                .is_none_or(|old| can_copy(old) != can_copy(&track));
             if is_new_kind {
                 // A track the running transcoder was started without (e.g. audio announced after the
                 // first video frame): start again with both on the next frame.
@@ -202,15 +255,22 @@ impl SessionLadder {
                     .packager
                     .set_rendition_track(&copy, video.clone());
             }
-            let rungs = match (&self.settings.rungs, &self.video) {
-                (Some(r), _) => r.clone(),
-                (None, Some(v)) => match v.config.video_params() {
-                    Some(p) => transcoder::default_ladder(p),
-                    None => Vec::new(),
-                },
-                (None, None) => Vec::new(),
-            };
-            declare_bandwidths(entry, &rungs, &self.settings.options.audio);
+            let rungs = ladder_for(self.settings.rungs.as_deref(), self.video.as_ref());
+            if let Some(v) = self.video.as_ref().filter(|v| !can_copy(v)) {
+                tracing::info!(stream = %entry.name, codec = v.config.name(), "source video cannot be copied: every rung is encoded");
+            }
+            let audio_transcoded = self.settings.options.audio.mode
+                == transcoder::AudioMode::Transcode
+                || self
+                    .audio
+                    .as_ref()
+                    .is_some_and(|a| !a.config.is_packageable());
+            declare_bandwidths(
+                entry,
+                &rungs,
+                &self.settings.options.audio,
+                audio_transcoded,
+            );
             match StreamTranscoder::start(
                 &entry.name,
                 self.video.as_ref(),
@@ -256,6 +316,7 @@ fn declare_bandwidths(
     entry: &Arc<StreamEntry>,
     rungs: &[transcoder::RungConfig],
     audio: &transcoder::AudioConfig,
+    is_audio_transcoded: bool,
 ) {
     let top = rungs
         .iter()
@@ -276,7 +337,7 @@ fn declare_bandwidths(
             );
         }
     }
-    if audio.mode == transcoder::AudioMode::Transcode {
+    if is_audio_transcoded {
         st.packager.set_rendition_bandwidth(
             packager::stream::AUDIO_RENDITION,
             Some(audio.bitrate_bps.saturating_mul(110) / 100),

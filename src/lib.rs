@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod origin;
 pub mod player;
 pub mod server;
+pub mod track_gate;

@@ -38,6 +38,7 @@ fn make_ts(dir: &Path, input: &Path, args: &[&str], name: &str) -> PathBuf {
 
 struct Demuxed {
     tracks: Vec<TrackInfo>,
+    unusable: Vec<estuary::ingest::UnusableTrack>,
     video: Vec<Frame>,
     audio: Vec<Frame>,
     stats: TsStats,
@@ -55,6 +56,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
     demuxer.check_invariants();
     let mut d = Demuxed {
         tracks: Vec::new(),
+        unusable: Vec::new(),
         video: Vec::new(),
         audio: Vec::new(),
         stats: demuxer.stats(),
@@ -119,6 +121,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
                     TrackKind::Audio => d.audio.push(f),
                 }
             }
+            IngestEvent::Unusable(u) => d.unusable.push(u),
         }
     }
     d
@@ -479,7 +482,7 @@ fn ts_demux_srt_like_losses_never_emit_damaged_frames() {
         .into_iter()
         .filter_map(|e| match e {
             IngestEvent::Frame(f) => Some(f),
-            IngestEvent::Track(_) => None,
+            IngestEvent::Track(_) | IngestEvent::Unusable(_) => None,
         })
         .collect();
     // Audio survives the losses mostly; video drops from each loss to the next keyframe (pictures

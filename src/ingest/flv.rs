@@ -2,24 +2,45 @@
 //!
 //! Formats: Adobe Flash Video File Format Specification 10.1 §E.4.2 (AUDIODATA) and §E.4.3 (VIDEODATA,
 //! with AVCVIDEOPACKET), and the Veovera Enhanced RTMP specification (v1 `ExVideoTagHeader`, v2
-//! `ExAudioTagHeader`). Supported codecs: H.264 (legacy codec id 7, or FourCC `avc1`), H.265 (FourCC
+//! `ExAudioTagHeader`). Packaged codecs: H.264 (legacy codec id 7, or FourCC `avc1`), H.265 (FourCC
 //! `hvc1`, and the common non-standard legacy codec id 12) and AAC (sound format 10, or FourCC `mp4a`).
-//! Anything else is logged once and ignored.
+//! Decodable codecs ([`media::DecodableConfig`], transcoded downstream): video Sorenson H.263 (codec id
+//! 2), VP6 and VP6 with alpha (4, 5), AV1 and VP9 (FourCCs `av01`, `vp09`); audio linear PCM (sound formats
+//! 0 and 3), Flash ADPCM (1), MP3 (2, and 14 for 8 kHz), Nellymoser (4–6), G.711 A-law and µ-law (7, 8),
+//! Speex (11), and the Enhanced RTMP FourCCs `.mp3`, `ac-3`, `ec-3`, `Opus` and `fLaC`. Anything else (screen
+//! video, device-specific sound, multitrack packets …) is reported once per track as an
+//! [`IngestEvent::Unusable`] and its tags are counted and dropped.
+//!
+//! A decodable track is announced when its configuration is known: at its Enhanced RTMP sequence start
+//! when that carries it (OpusHead, FLAC STREAMINFO, an `av1C` with a sequence header), else at its first
+//! frame (legacy sound formats from their SoundRate/SoundSize/SoundType bits; MP3 and AC-3 from their
+//! frame headers, which also correct the FLV rate flags — FLV has no flag for 48 kHz; video from the
+//! first keyframe's picture size).
 //!
 //! Timing: RTMP timestamps are 32-bit milliseconds, unwrapped here (one [`Unwrapper`] per publish, shared by
 //! audio and video since they share the clock). Video is rescaled to 90 kHz (`pts = dts + composition
-//! time`). AAC DTS is counted in samples at the sample rate from the first frame's timestamp, so frame
-//! durations are exactly `samples_per_frame`; it resynchronises to the message timestamp when the two drift
-//! apart by more than two frames.
+//! time`). Audio DTS is counted in samples at the sample rate from the first frame's timestamp, so frame
+//! durations are exactly the frame's sample count (AAC, MPEG audio, AC-3, Opus and PCM, whose frames say
+//! it); it resynchronises to the message timestamp when the two drift apart by more than two frames. Audio
+//! codecs whose frame durations are not read here (FLAC, Flash ADPCM, Nellymoser, Speex) take the message
+//! timestamp rescaled to the sample rate.
 //!
 //! What it does not do: no I/O, no clock; it does not parse SPS/PPS itself (the `media` crate does) nor
 //! reorder frames.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use media::ac3::Ac3Header;
+use media::decodable::{
+    flac_streaminfo_format, opus_head, opus_head_channels, opus_packet_samples,
+};
+use media::mpeg_audio::MpegAudioHeader;
 use media::time::{Unwrapper, rescale};
-use media::{CodecConfig, Frame, MediaError, MediaTime, TrackInfo, TrackKind};
+use media::{
+    AudioFormat, CodecConfig, DecodableCodec, DecodableConfig, Frame, MediaError, MediaTime,
+    PcmFormat, TrackInfo, TrackKind, VideoParams,
+};
 
-use super::IngestEvent;
+use super::{IngestEvent, UnusableTrack};
 
 /// A malformed tag or a configuration record the `media` crate rejected. The tag is dropped; the parser
 /// stays usable (these are not fatal for the connection).
@@ -95,6 +116,16 @@ pub enum VideoTag {
         /// The payload.
         packet: VideoPacket,
     },
+    /// A codec that is decoded downstream (Sorenson H.263, VP6, AV1, VP9).
+    Decodable {
+        /// The codec.
+        codec: DecodableCodec,
+        /// FrameType 1 (key frame).
+        is_keyframe: bool,
+        /// The payload: a sequence start carries the codec's configuration record (`av1C`, `vpcC`);
+        /// coded frames have no composition time (these codecs have no B-frames in FLV).
+        packet: VideoPacket,
+    },
     /// An unsupported codec, named for the log.
     Unsupported(String),
 }
@@ -110,6 +141,27 @@ pub fn parse_video_tag(payload: &Bytes) -> Result<VideoTag, FlvError> {
     let codec = match b0 & 0x0F {
         7 => VideoCodec::Avc,
         12 => VideoCodec::Hevc, // not in the FLV spec, but widely used before Enhanced RTMP
+        id @ (2 | 4 | 5) => {
+            let codec = match id {
+                2 => DecodableCodec::SorensonH263,
+                4 => DecodableCodec::Vp6,
+                _ => DecodableCodec::Vp6Alpha,
+            };
+            // §E.4.3.1: the codec's packet follows the header byte (VP6: its adjustment byte first).
+            let packet = if frame_type == 5 {
+                VideoPacket::Ignored("command frame")
+            } else {
+                VideoPacket::CodedFrames {
+                    composition_time_ms: 0,
+                    data: payload.slice(1..),
+                }
+            };
+            return Ok(VideoTag::Decodable {
+                codec,
+                is_keyframe: frame_type == 1,
+                packet,
+            });
+        }
         id => {
             return Ok(VideoTag::Unsupported(
                 legacy_video_codec_name(id).to_owned(),
@@ -165,6 +217,31 @@ fn parse_ex_video_tag(payload: &Bytes, b0: u8) -> Result<VideoTag, FlvError> {
     let codec = match fourcc {
         b"avc1" => VideoCodec::Avc,
         b"hvc1" => VideoCodec::Hevc,
+        b"av01" | b"vp09" => {
+            let codec = if fourcc == b"av01" {
+                DecodableCodec::Av1
+            } else {
+                DecodableCodec::Vp9
+            };
+            let packet = match packet_type {
+                _ if frame_type == 5 => VideoPacket::Ignored("command frame"),
+                0 => VideoPacket::SequenceStart(payload.slice(5..)),
+                // No composition time for these FourCCs (Enhanced RTMP: SI24 only for avc1/hvc1).
+                1 | 3 => VideoPacket::CodedFrames {
+                    composition_time_ms: 0,
+                    data: payload.slice(5..),
+                },
+                2 => VideoPacket::SequenceEnd,
+                4 => VideoPacket::Ignored("metadata"),
+                5 => VideoPacket::Ignored("mpeg-2 ts sequence start"),
+                _ => VideoPacket::Ignored("unknown enhanced packet type"),
+            };
+            return Ok(VideoTag::Decodable {
+                codec,
+                is_keyframe: frame_type == 1,
+                packet,
+            });
+        }
         other => {
             return Ok(VideoTag::Unsupported(format!(
                 "fourcc {}",
@@ -224,6 +301,25 @@ pub enum AudioTag {
     AacConfig(Bytes),
     /// One raw AAC access unit (AACPacketType 1 / CodedFrames).
     AacFrame(Bytes),
+    /// The configuration record of a decodable codec (Enhanced RTMP SequenceStart: an OpusHead, a FLAC
+    /// STREAMINFO; may be empty).
+    Config {
+        /// The codec.
+        codec: DecodableCodec,
+        /// The record as received.
+        record: Bytes,
+    },
+    /// Frames of a decodable codec (one or more MP3 frames or AC-3 syncframes, one Opus packet, PCM
+    /// samples …).
+    Frames {
+        /// The codec (for MPEG audio, what the tag says: the frame header may say another layer).
+        codec: DecodableCodec,
+        /// What a legacy tag's SoundRate/SoundSize/SoundType bits and sound format say (rates 5512, 11 025,
+        /// 22 050, 44 100 Hz; 8 and 16 kHz for the formats that fix them); `None` for Enhanced RTMP.
+        format: Option<AudioFormat>,
+        /// The frame bytes.
+        data: Bytes,
+    },
     /// Nothing to use (AAC sequence end, multichannel config).
     Ignored(&'static str),
     /// An unsupported audio codec, named for the log.
@@ -258,16 +354,75 @@ pub fn parse_audio_tag(payload: &Bytes) -> Result<AudioTag, FlvError> {
                 ));
             }
             let fourcc = &payload[1..5];
-            if fourcc != b"mp4a" {
-                return Ok(AudioTag::Unsupported(format!(
-                    "fourcc {}",
-                    String::from_utf8_lossy(fourcc)
-                )));
-            }
+            let codec = match fourcc {
+                b"mp4a" => {
+                    return Ok(match packet_type {
+                        0 => AudioTag::AacConfig(payload.slice(5..)),
+                        1 => AudioTag::AacFrame(payload.slice(5..)),
+                        _ => AudioTag::Ignored("enhanced audio packet without media"),
+                    });
+                }
+                b".mp3" => DecodableCodec::Mp3,
+                b"ac-3" => DecodableCodec::Ac3,
+                b"ec-3" => DecodableCodec::Eac3,
+                b"Opus" => DecodableCodec::Opus,
+                b"fLaC" => DecodableCodec::Flac,
+                other => {
+                    return Ok(AudioTag::Unsupported(format!(
+                        "fourcc {}",
+                        String::from_utf8_lossy(other)
+                    )));
+                }
+            };
             Ok(match packet_type {
-                0 => AudioTag::AacConfig(payload.slice(5..)),
-                1 => AudioTag::AacFrame(payload.slice(5..)),
+                0 => AudioTag::Config {
+                    codec,
+                    record: payload.slice(5..),
+                },
+                1 => AudioTag::Frames {
+                    codec,
+                    format: None,
+                    data: payload.slice(5..),
+                },
+                2 => AudioTag::Ignored("audio sequence end"),
+                4 => AudioTag::Ignored("multichannel config"),
                 _ => AudioTag::Ignored("enhanced audio packet without media"),
+            })
+        }
+        format @ (0..=8 | 11 | 14) => {
+            // SoundRate: 5.5, 11, 22, 44 kHz; SoundSize: 8 or 16 bits; SoundType: mono or stereo.
+            let flag_rate_hz = [5512, 11_025, 22_050, 44_100][usize::from((b0 >> 2) & 0x03)];
+            let is_16_bit = b0 & 0x02 != 0;
+            let flag_channels = 1 + (b0 & 0x01);
+            let (codec, sample_rate_hz, channels) = match format {
+                // Format 0 is "platform endian": little-endian in practice, as FFmpeg reads it.
+                0 | 3 if is_16_bit => (
+                    DecodableCodec::Pcm(PcmFormat::S16Le),
+                    flag_rate_hz,
+                    flag_channels,
+                ),
+                0 | 3 => (
+                    DecodableCodec::Pcm(PcmFormat::U8),
+                    flag_rate_hz,
+                    flag_channels,
+                ),
+                1 => (DecodableCodec::AdpcmSwf, flag_rate_hz, flag_channels),
+                2 => (DecodableCodec::Mp3, flag_rate_hz, flag_channels),
+                14 => (DecodableCodec::Mp3, 8_000, flag_channels),
+                4 => (DecodableCodec::Nellymoser, 16_000, 1),
+                5 => (DecodableCodec::Nellymoser, 8_000, 1),
+                6 => (DecodableCodec::Nellymoser, flag_rate_hz, flag_channels),
+                7 => (DecodableCodec::G711Alaw, 8_000, flag_channels),
+                8 => (DecodableCodec::G711Mulaw, 8_000, flag_channels),
+                _ => (DecodableCodec::Speex, 16_000, 1),
+            };
+            Ok(AudioTag::Frames {
+                codec,
+                format: Some(AudioFormat {
+                    sample_rate_hz,
+                    channels,
+                }),
+                data: payload.slice(1..),
             })
         }
         format => Ok(AudioTag::Unsupported(
@@ -278,13 +433,7 @@ pub fn parse_audio_tag(payload: &Bytes) -> Result<AudioTag, FlvError> {
 
 fn legacy_sound_format_name(format: u8) -> &'static str {
     match format {
-        0 | 3 => "linear pcm",
-        1 => "adpcm",
-        2 | 14 => "mp3",
-        4..=6 => "nellymoser",
-        7 => "g.711 a-law",
-        8 => "g.711 mu-law",
-        11 => "speex",
+        15 => "device-specific sound",
         _ => "unknown sound format",
     }
 }
@@ -304,18 +453,32 @@ pub struct FlvStats {
     pub audio_resyncs: u64,
 }
 
+/// The video track in use.
 #[derive(Debug)]
-struct VideoConfig {
-    codec: VideoCodec,
-    record: Bytes,
-    nal_length_size: u8,
+enum VideoConfig {
+    /// H.264 / HEVC: frames need their NAL unit lengths rewritten.
+    Nal {
+        codec: VideoCodec,
+        record: Bytes,
+        nal_length_size: u8,
+    },
+    /// A decodable codec. `has_track`: its Track was sent (else it waits for a keyframe to size it).
+    Decodable {
+        codec: DecodableCodec,
+        extradata: Bytes,
+        params: Option<VideoParams>,
+        has_track: bool,
+    },
 }
 
+/// The audio track in use.
 #[derive(Debug)]
 struct AudioConfig {
-    asc: Bytes,
+    /// The track announced (or, for a decodable codec configured by its sequence start but not yet
+    /// announced, to be announced).
+    track: TrackInfo,
+    /// Its timescale: the sample rate, Hz.
     sample_rate: u32,
-    samples_per_frame: u32,
     /// DTS of the next frame, in samples (sample-rate ticks).
     next_dts: Option<i64>,
 }
@@ -329,8 +492,8 @@ pub struct FlvParser {
     max_frame_bytes: usize,
     stats: FlvStats,
     has_logged_early_frame: bool,
-    has_logged_unsupported_video: bool,
-    has_logged_unsupported_audio: bool,
+    /// The unsupported codec last reported per kind (video, audio), so each is reported once.
+    reported_unsupported: [Option<String>; 2],
 }
 
 impl FlvParser {
@@ -343,14 +506,31 @@ impl FlvParser {
             max_frame_bytes,
             stats: FlvStats::default(),
             has_logged_early_frame: false,
-            has_logged_unsupported_video: false,
-            has_logged_unsupported_audio: false,
+            reported_unsupported: [None, None],
         }
     }
 
     /// Counters so far.
     pub fn stats(&self) -> FlvStats {
         self.stats
+    }
+
+    /// A tag of an unsupported codec: counted; reported as an [`IngestEvent::Unusable`] the first time
+    /// (and when the codec changes), and the track of that kind is dropped.
+    fn unsupported(&mut self, kind: TrackKind, name: String, out: &mut Vec<IngestEvent>) {
+        self.stats.unsupported_tags += 1;
+        let slot = &mut self.reported_unsupported[usize::from(kind == TrackKind::Audio)];
+        if slot.as_ref() != Some(&name) {
+            tracing::debug!(track = ?kind, codec = %name, "unsupported codec");
+            *slot = Some(name.clone());
+            match kind {
+                TrackKind::Video => self.video = None,
+                TrackKind::Audio => self.audio = None,
+            }
+            out.push(IngestEvent::Unusable(UnusableTrack::unsupported(
+                kind, name,
+            )));
+        }
     }
 
     /// Handle one RTMP video message (type 9): `timestamp_ms` is the message's 32-bit timestamp (the DTS),
@@ -368,11 +548,13 @@ impl FlvParser {
                 is_keyframe,
                 packet,
             } => (codec, is_keyframe, packet),
+            VideoTag::Decodable {
+                codec,
+                is_keyframe,
+                packet,
+            } => return self.decodable_video(dts_ms, codec, is_keyframe, packet, out),
             VideoTag::Unsupported(name) => {
-                self.stats.unsupported_tags += 1;
-                if !std::mem::replace(&mut self.has_logged_unsupported_video, true) {
-                    tracing::warn!(codec = %name, "unsupported video codec, ignoring the video track");
-                }
+                self.unsupported(TrackKind::Video, name, out);
                 return Ok(());
             }
         };
@@ -382,12 +564,19 @@ impl FlvParser {
                 composition_time_ms,
                 data,
             } => {
-                let Some(config) = self.video.as_ref().filter(|c| c.codec == codec) else {
+                let Some(nal_length_size) = self.video.as_ref().and_then(|c| match c {
+                    VideoConfig::Nal {
+                        codec: configured,
+                        nal_length_size,
+                        ..
+                    } if *configured == codec => Some(*nal_length_size),
+                    _ => None,
+                }) else {
                     self.frame_before_config(TrackKind::Video);
                     return Ok(());
                 };
                 let (data, has_irap) =
-                    normalize_nal_units(data, config.nal_length_size, codec, self.max_frame_bytes)?;
+                    normalize_nal_units(data, nal_length_size, codec, self.max_frame_bytes)?;
                 if data.is_empty() {
                     return Ok(());
                 }
@@ -419,11 +608,9 @@ impl FlvParser {
         record: Bytes,
         out: &mut Vec<IngestEvent>,
     ) -> Result<(), FlvError> {
-        if self
-            .video
-            .as_ref()
-            .is_some_and(|c| c.codec == codec && c.record == record)
-        {
+        if self.video.as_ref().is_some_and(|c| {
+            matches!(c, VideoConfig::Nal { codec: c, record: r, .. } if *c == codec && *r == record)
+        }) {
             return Ok(()); // repeated, unchanged sequence header
         }
         self.video = None;
@@ -438,13 +625,14 @@ impl FlvParser {
         let nal_length_size = match &info.config {
             CodecConfig::Avc(c) => c.nal_length_size,
             CodecConfig::Hevc(c) => c.nal_length_size,
-            CodecConfig::Aac(_) => 0,
+            CodecConfig::Aac(_) | CodecConfig::Decodable(_) => 0,
         };
         if !(1..=4).contains(&nal_length_size) {
             return Err(FlvError::NalLengthSize(nal_length_size));
         }
         tracing::debug!(codec = %info.config.rfc6381(), nal_length_size, "video sequence header");
-        self.video = Some(VideoConfig {
+        self.reported_unsupported[0] = None;
+        self.video = Some(VideoConfig::Nal {
             codec,
             record,
             nal_length_size,
@@ -453,8 +641,160 @@ impl FlvParser {
         Ok(())
     }
 
+    /// A video tag of a decodable codec. Its track is announced once its picture size is known: from an
+    /// AV1 sequence start's sequence header, else from the first keyframe (Sorenson H.263, VP6 and VP9
+    /// picture headers, an AV1 temporal unit's sequence header); a keyframe whose size cannot be read
+    /// still announces the track, without a size.
+    fn decodable_video(
+        &mut self,
+        dts_ms: i64,
+        codec: DecodableCodec,
+        is_keyframe: bool,
+        packet: VideoPacket,
+        out: &mut Vec<IngestEvent>,
+    ) -> Result<(), FlvError> {
+        match packet {
+            VideoPacket::SequenceStart(record) => {
+                if matches!(&self.video, Some(VideoConfig::Decodable { codec: c, extradata, .. })
+                    if *c == codec && *extradata == record)
+                {
+                    return Ok(());
+                }
+                // av1C (AV1-ISOBMFF §2.3): 4 bytes, then configOBUs that should hold the sequence header.
+                let params = match codec {
+                    DecodableCodec::Av1 => record
+                        .get(4..)
+                        .and_then(|obus| media::picture_size::av1_size(obus).ok())
+                        .map(|(width, height)| VideoParams {
+                            width,
+                            height,
+                            frame_rate: None,
+                        }),
+                    _ => None,
+                };
+                self.reported_unsupported[0] = None;
+                self.video = Some(VideoConfig::Decodable {
+                    codec,
+                    extradata: record,
+                    params,
+                    has_track: false,
+                });
+                if params.is_some() {
+                    self.announce_decodable_video(out);
+                }
+                Ok(())
+            }
+            VideoPacket::CodedFrames { data, .. } => {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                // VP6 in FLV: the adjustment byte is the decoder's extradata (as FFmpeg takes it).
+                let (extradata, frame) = match codec {
+                    DecodableCodec::Vp6 | DecodableCodec::Vp6Alpha => {
+                        (Some(data.slice(..1)), data.slice(1..))
+                    }
+                    _ => (None, data.clone()),
+                };
+                let is_current = matches!(&self.video, Some(VideoConfig::Decodable { codec: c, extradata: e, .. })
+                    if *c == codec && extradata.as_ref().is_none_or(|x| x == e));
+                if !is_current {
+                    let needs_sequence_start =
+                        matches!(codec, DecodableCodec::Av1 | DecodableCodec::Vp9);
+                    if !is_keyframe || (needs_sequence_start && !self.has_video_codec(codec)) {
+                        self.frame_before_config(TrackKind::Video);
+                        return Ok(());
+                    }
+                    if !needs_sequence_start {
+                        self.reported_unsupported[0] = None;
+                        self.video = Some(VideoConfig::Decodable {
+                            codec,
+                            extradata: extradata.unwrap_or_default(),
+                            params: None,
+                            has_track: false,
+                        });
+                    }
+                }
+                if let Some(VideoConfig::Decodable {
+                    params, has_track, ..
+                }) = &mut self.video
+                    && !*has_track
+                {
+                    if !is_keyframe {
+                        self.frame_before_config(TrackKind::Video);
+                        return Ok(());
+                    }
+                    let size = match codec {
+                        DecodableCodec::SorensonH263 => {
+                            media::picture_size::sorenson_h263_size(&frame)
+                        }
+                        DecodableCodec::Vp6 => media::picture_size::vp6_size(&data, false),
+                        DecodableCodec::Vp6Alpha => media::picture_size::vp6_size(&data, true),
+                        DecodableCodec::Vp9 => media::picture_size::vp9_size(&frame),
+                        DecodableCodec::Av1 => media::picture_size::av1_size(&frame),
+                        _ => Err(MediaError::Missing {
+                            what: "video frame",
+                            field: "picture size",
+                        }),
+                    };
+                    match size {
+                        Ok((width, height)) => {
+                            *params = Some(VideoParams {
+                                width,
+                                height,
+                                frame_rate: None,
+                            })
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, codec = codec.name(), "picture size unknown")
+                        }
+                    }
+                    self.announce_decodable_video(out);
+                }
+                self.stats.video_frames += 1;
+                let dts = rescale(dts_ms, 1000, MediaTime::HZ_90K);
+                out.push(IngestEvent::Frame(Frame {
+                    track: TrackKind::Video,
+                    dts,
+                    pts: dts,
+                    is_keyframe,
+                    data: frame,
+                }));
+                Ok(())
+            }
+            VideoPacket::SequenceEnd => Ok(()),
+            VideoPacket::Ignored(what) => {
+                tracing::trace!(what, "ignoring video packet");
+                Ok(())
+            }
+        }
+    }
+
+    fn has_video_codec(&self, codec: DecodableCodec) -> bool {
+        matches!(&self.video, Some(VideoConfig::Decodable { codec: c, .. }) if *c == codec)
+    }
+
+    /// Send the Track of the configured decodable video codec.
+    fn announce_decodable_video(&mut self, out: &mut Vec<IngestEvent>) {
+        if let Some(VideoConfig::Decodable {
+            codec,
+            extradata,
+            params,
+            has_track,
+        }) = &mut self.video
+        {
+            *has_track = true;
+            let info = TrackInfo::new(CodecConfig::Decodable(DecodableConfig::video(
+                *codec,
+                extradata.clone(),
+                *params,
+            )));
+            tracing::debug!(codec = codec.name(), ?params, "video configuration");
+            out.push(IngestEvent::Track(info));
+        }
+    }
+
     /// Handle one RTMP audio message (type 8): `timestamp_ms` is its 32-bit timestamp, `payload` the FLV
-    /// audio tag body. Appends 0..=1 events to `out`. On error the tag is dropped.
+    /// audio tag body. Appends 0..=2 events to `out`. On error the tag is dropped.
     pub fn audio(
         &mut self,
         timestamp_ms: u32,
@@ -464,7 +804,11 @@ impl FlvParser {
         let ts_ms = self.timestamps.unwrap(u64::from(timestamp_ms));
         match parse_audio_tag(payload)? {
             AudioTag::AacConfig(asc) => {
-                if self.audio.as_ref().is_some_and(|c| c.asc == asc) {
+                if self
+                    .audio
+                    .as_ref()
+                    .is_some_and(|c| matches!(&c.track.config, CodecConfig::Aac(a) if a.asc == asc))
+                {
                     return Ok(());
                 }
                 self.audio = None;
@@ -489,43 +833,112 @@ impl FlvParser {
                     });
                 }
                 tracing::debug!(codec = %aac.rfc6381(), sample_rate_hz = aac.sample_rate, "audio sequence header");
+                self.reported_unsupported[1] = None;
                 self.audio = Some(AudioConfig {
-                    asc,
                     sample_rate: aac.sample_rate,
-                    samples_per_frame: aac.samples_per_frame,
+                    track: info.clone(),
                     next_dts: None,
                 });
                 out.push(IngestEvent::Track(info));
                 Ok(())
             }
             AudioTag::AacFrame(data) => {
-                let Some(config) = self.audio.as_mut() else {
+                if !self
+                    .audio
+                    .as_ref()
+                    .is_some_and(|c| matches!(c.track.config, CodecConfig::Aac(_)))
+                {
                     self.frame_before_config(TrackKind::Audio);
                     return Ok(());
-                };
+                }
                 if data.is_empty() {
                     return Ok(());
                 }
-                let spf = i64::from(config.samples_per_frame);
-                let expected = rescale(ts_ms, 1000, config.sample_rate);
-                let dts = match config.next_dts {
-                    Some(next) if (next - expected).abs() <= 2 * spf => next,
-                    Some(next) => {
-                        self.stats.audio_resyncs += 1;
-                        tracing::debug!(drift_samples = next - expected, "audio timestamp resync");
-                        expected
-                    }
-                    None => expected,
+                out.extend(self.audio_frame(ts_ms, data).map(IngestEvent::Frame));
+                Ok(())
+            }
+            AudioTag::Config { codec, record } => {
+                let format = match codec {
+                    DecodableCodec::Opus => Some(AudioFormat {
+                        sample_rate_hz: 48_000,
+                        channels: opus_head_channels(&record).unwrap_or(2),
+                    }),
+                    DecodableCodec::Flac => flac_streaminfo_format(&record),
+                    // AC-3, E-AC-3 and MP3 configure themselves from their frame headers.
+                    _ => None,
                 };
-                config.next_dts = Some(dts + spf);
-                self.stats.audio_frames += 1;
-                out.push(IngestEvent::Frame(Frame {
-                    track: TrackKind::Audio,
-                    dts,
-                    pts: dts,
-                    is_keyframe: true,
-                    data,
-                }));
+                let Some(format) = format else {
+                    tracing::trace!(
+                        codec = codec.name(),
+                        "audio sequence start without configuration"
+                    );
+                    return Ok(());
+                };
+                // An empty Opus sequence start means mono/stereo (Enhanced RTMP v2): stereo.
+                let record = match codec {
+                    DecodableCodec::Opus if record.is_empty() => opus_head(2).unwrap_or_default(),
+                    _ => record,
+                };
+                self.configure_audio(codec, record, format, out);
+                Ok(())
+            }
+            AudioTag::Frames {
+                codec,
+                format,
+                data,
+            } => {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                // The frame header says what MPEG audio and AC-3 really are; legacy tags say what the
+                // others are; Opus and FLAC were configured by their sequence start.
+                let from_header = match codec {
+                    DecodableCodec::Mp1 | DecodableCodec::Mp2 | DecodableCodec::Mp3 => {
+                        MpegAudioHeader::parse(&data).ok().map(|h| {
+                            (
+                                h.codec,
+                                AudioFormat {
+                                    sample_rate_hz: h.sample_rate_hz,
+                                    channels: h.channels,
+                                },
+                            )
+                        })
+                    }
+                    DecodableCodec::Ac3 | DecodableCodec::Eac3 => {
+                        Ac3Header::parse(&data).ok().map(|h| {
+                            (
+                                h.codec,
+                                AudioFormat {
+                                    sample_rate_hz: h.sample_rate_hz,
+                                    channels: h.channels,
+                                },
+                            )
+                        })
+                    }
+                    _ => None,
+                };
+                let wanted = from_header.or(format.map(|f| (codec, f)));
+                match wanted {
+                    Some((codec, format)) => {
+                        let is_same = self.audio.as_ref().is_some_and(|c| {
+                            matches!(&c.track.config, CodecConfig::Decodable(d)
+                                if d.codec == codec && d.audio == Some(format))
+                        });
+                        if !is_same {
+                            self.configure_audio(codec, Bytes::new(), format, out);
+                        }
+                    }
+                    None => {
+                        let is_configured = self.audio.as_ref().is_some_and(|c| {
+                            matches!(&c.track.config, CodecConfig::Decodable(d) if d.codec == codec)
+                        });
+                        if !is_configured {
+                            self.frame_before_config(TrackKind::Audio);
+                            return Ok(());
+                        }
+                    }
+                }
+                out.extend(self.audio_frame(ts_ms, data).map(IngestEvent::Frame));
                 Ok(())
             }
             AudioTag::Ignored(what) => {
@@ -533,13 +946,67 @@ impl FlvParser {
                 Ok(())
             }
             AudioTag::Unsupported(name) => {
-                self.stats.unsupported_tags += 1;
-                if !std::mem::replace(&mut self.has_logged_unsupported_audio, true) {
-                    tracing::warn!(codec = %name, "unsupported audio codec, ignoring the audio track");
-                }
+                self.unsupported(TrackKind::Audio, name, out);
                 Ok(())
             }
         }
+    }
+
+    /// Make `codec` with `extradata` and `format` the audio track and announce it.
+    fn configure_audio(
+        &mut self,
+        codec: DecodableCodec,
+        extradata: Bytes,
+        format: AudioFormat,
+        out: &mut Vec<IngestEvent>,
+    ) {
+        if format.sample_rate_hz == 0 || format.channels == 0 {
+            return;
+        }
+        let info = TrackInfo::new(CodecConfig::Decodable(DecodableConfig::audio(
+            codec, extradata, format,
+        )));
+        if self.audio.as_ref().is_some_and(|c| c.track == info) {
+            return;
+        }
+        tracing::debug!(
+            codec = codec.name(),
+            sample_rate_hz = format.sample_rate_hz,
+            channels = format.channels,
+            "audio configuration"
+        );
+        self.reported_unsupported[1] = None;
+        self.audio = Some(AudioConfig {
+            sample_rate: format.sample_rate_hz,
+            track: info.clone(),
+            next_dts: None,
+        });
+        out.push(IngestEvent::Track(info));
+    }
+
+    /// Timestamp one audio frame of the configured track (see the module docs).
+    fn audio_frame(&mut self, ts_ms: i64, data: Bytes) -> Option<Frame> {
+        let config = self.audio.as_mut()?;
+        let expected = rescale(ts_ms, 1000, config.sample_rate);
+        let dts = match (frame_samples(&config.track.config, &data), config.next_dts) {
+            (Some(spf), Some(next)) if (next - expected).abs() <= 2 * i64::from(spf) => next,
+            (Some(_), Some(next)) => {
+                self.stats.audio_resyncs += 1;
+                tracing::debug!(drift_samples = next - expected, "audio timestamp resync");
+                expected
+            }
+            _ => expected,
+        };
+        config.next_dts =
+            frame_samples(&config.track.config, &data).map(|spf| dts + i64::from(spf));
+        self.stats.audio_frames += 1;
+        Some(Frame {
+            track: TrackKind::Audio,
+            dts,
+            pts: dts,
+            is_keyframe: true,
+            data,
+        })
     }
 
     fn frame_before_config(&mut self, kind: TrackKind) {
@@ -548,6 +1015,66 @@ impl FlvParser {
             tracing::debug!(track = ?kind, "dropping frames received before their sequence header");
         }
     }
+}
+
+/// Samples per channel in an audio frame of `config`, when the frame or the configuration says: AAC's
+/// frame length; the sum over the MPEG audio frames or AC-3 syncframes in `data` (E-AC-3 dependent
+/// substreams excluded); an Opus packet's TOC; PCM and G.711 by size. `None` for FLAC, Flash ADPCM,
+/// Nellymoser and Speex, or when the frames do not parse.
+fn frame_samples(config: &CodecConfig, data: &[u8]) -> Option<u32> {
+    let CodecConfig::Decodable(d) = config else {
+        return match config {
+            CodecConfig::Aac(a) => Some(a.samples_per_frame).filter(|&n| n > 0),
+            _ => None,
+        };
+    };
+    let channels = usize::from(d.audio?.channels.max(1));
+    let by_size = |bytes_per_sample: usize| {
+        u32::try_from(data.len() / (bytes_per_sample * channels))
+            .ok()
+            .filter(|&n| n > 0)
+    };
+    match d.codec {
+        DecodableCodec::Mp1 | DecodableCodec::Mp2 | DecodableCodec::Mp3 => {
+            walk_frames(data, |rest| {
+                MpegAudioHeader::parse(rest)
+                    .ok()
+                    .map(|h| (h.frame_bytes, h.samples_per_frame))
+            })
+        }
+        DecodableCodec::Ac3 | DecodableCodec::Eac3 => walk_frames(data, |rest| {
+            Ac3Header::parse(rest).ok().map(|h| {
+                let samples = if h.is_dependent {
+                    0
+                } else {
+                    h.samples_per_frame
+                };
+                (h.frame_bytes, samples)
+            })
+        }),
+        DecodableCodec::Opus => opus_packet_samples(data),
+        DecodableCodec::Pcm(PcmFormat::U8)
+        | DecodableCodec::G711Alaw
+        | DecodableCodec::G711Mulaw => by_size(1),
+        DecodableCodec::Pcm(_) => by_size(2),
+        _ => None,
+    }
+}
+
+/// Sum the samples of the consecutive frames that make up `data` (`header` gives a frame's length and
+/// samples); `None` unless they cover it exactly.
+fn walk_frames(data: &[u8], header: impl Fn(&[u8]) -> Option<(usize, u32)>) -> Option<u32> {
+    let mut pos = 0;
+    let mut samples = 0u32;
+    while pos < data.len() {
+        let (len, n) = header(&data[pos..])?;
+        if len == 0 {
+            return None;
+        }
+        pos += len;
+        samples = samples.checked_add(n)?;
+    }
+    (pos == data.len() && samples > 0).then_some(samples)
 }
 
 /// Rewrite NAL units from `nal_length_size`-byte to 4-byte big-endian length prefixes (unchanged bytes when
@@ -756,10 +1283,23 @@ mod tests {
                 ..
             }
         ));
-        let av1 = tag(&[0x90, b'a', b'v', b'0', b'1'], &[]);
+        let vp8 = tag(&[0x90, b'v', b'p', b'0', b'8'], &[]);
+        assert_eq!(
+            parse_video_tag(&vp8).unwrap(),
+            VideoTag::Unsupported("fourcc vp08".into())
+        );
+        // av01 / vp09 coded frames have no composition time: the body follows the FourCC.
+        let av1 = tag(&[0x91, b'a', b'v', b'0', b'1'], &[0x12, 0x00]);
         assert_eq!(
             parse_video_tag(&av1).unwrap(),
-            VideoTag::Unsupported("fourcc av01".into())
+            VideoTag::Decodable {
+                codec: DecodableCodec::Av1,
+                is_keyframe: true,
+                packet: VideoPacket::CodedFrames {
+                    composition_time_ms: 0,
+                    data: Bytes::from_static(&[0x12, 0x00]),
+                },
+            }
         );
         assert!(parse_video_tag(&tag(&[0x91, b'h', b'v'], &[])).is_err());
     }
@@ -775,9 +1315,44 @@ mod tests {
             parse_audio_tag(&tag(&[0xAF, 0x01], &[1, 2])).unwrap(),
             AudioTag::AacFrame(_)
         ));
+        // SoundFormat 2 (MP3) | SoundRate 3 (44 kHz) | SoundSize 1 (16-bit) | SoundType 1 (stereo).
         assert_eq!(
             parse_audio_tag(&tag(&[0x2F], &[0xFF, 0xFB])).unwrap(),
-            AudioTag::Unsupported("mp3".into())
+            AudioTag::Frames {
+                codec: DecodableCodec::Mp3,
+                format: Some(AudioFormat {
+                    sample_rate_hz: 44_100,
+                    channels: 2
+                }),
+                data: Bytes::from_static(&[0xFF, 0xFB]),
+            }
+        );
+        // SoundFormat 14 (MP3 8 kHz), 11 (Speex: 16 kHz mono), 7 (G.711 A-law: 8 kHz) whatever the flags.
+        for (b0, codec, rate, channels) in [
+            (0xE6, DecodableCodec::Mp3, 8_000, 1),
+            (0xB6, DecodableCodec::Speex, 16_000, 1),
+            (0x73, DecodableCodec::G711Alaw, 8_000, 2),
+            (0x0A, DecodableCodec::Pcm(PcmFormat::S16Le), 22_050, 1),
+            (0x34, DecodableCodec::Pcm(PcmFormat::U8), 11_025, 1),
+            (0x1D, DecodableCodec::AdpcmSwf, 44_100, 2),
+            (0x52, DecodableCodec::Nellymoser, 8_000, 1),
+        ] {
+            assert_eq!(
+                parse_audio_tag(&tag(&[b0], &[1])).unwrap(),
+                AudioTag::Frames {
+                    codec,
+                    format: Some(AudioFormat {
+                        sample_rate_hz: rate,
+                        channels
+                    }),
+                    data: Bytes::from_static(&[1]),
+                },
+                "{b0:#04x}"
+            );
+        }
+        assert_eq!(
+            parse_audio_tag(&tag(&[0xF2], &[1])).unwrap(),
+            AudioTag::Unsupported("device-specific sound".into())
         );
         let ex = tag(&[0x91, b'm', b'p', b'4', b'a'], &[1, 2]); // SoundFormat 9 (ex) | CodedFrames
         assert!(matches!(
@@ -802,19 +1377,226 @@ mod tests {
     }
 
     #[test]
-    fn flv_unsupported_audio_and_early_frames_are_dropped() {
+    fn flv_unsupported_codecs_are_reported_once_and_early_frames_dropped() {
         let mut p = FlvParser::new(1 << 20);
         let mut out = Vec::new();
-        p.audio(0, &tag(&[0x2F], &[0xFF, 0xFB, 0x90]), &mut out)
-            .unwrap();
-        p.audio(23, &tag(&[0x2F], &[0xFF, 0xFB, 0x90]), &mut out)
-            .unwrap();
+        // SoundFormat 15 (device-specific) twice, screen video (codec id 3) twice.
+        p.audio(0, &tag(&[0xF2], &[0x01, 0x02]), &mut out).unwrap();
+        p.audio(23, &tag(&[0xF2], &[0x01, 0x02]), &mut out).unwrap();
+        p.video(0, &tag(&[0x13], &[0x00]), &mut out).unwrap();
+        p.video(40, &tag(&[0x23], &[0x00]), &mut out).unwrap();
+        // Frames before their sequence headers.
         p.video(0, &tag(&[0x17, 1, 0, 0, 0], &[0, 0, 0, 1, 0x65]), &mut out)
             .unwrap();
         p.audio(0, &tag(&[0xAF, 1], &[0x21]), &mut out).unwrap();
-        assert!(out.is_empty());
-        assert_eq!(p.stats().unsupported_tags, 2);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(matches!(&out[0], IngestEvent::Unusable(u)
+            if u.kind == TrackKind::Audio && u.codec == "device-specific sound"));
+        assert!(matches!(&out[1], IngestEvent::Unusable(u)
+            if u.kind == TrackKind::Video && u.codec == "screen video"));
+        assert_eq!(p.stats().unsupported_tags, 4);
         assert_eq!(p.stats().frames_before_config, 2);
+    }
+
+    fn tracks(events: &[IngestEvent]) -> Vec<&TrackInfo> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                IngestEvent::Track(t) => Some(t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn decodable(track: &TrackInfo) -> &DecodableConfig {
+        match &track.config {
+            CodecConfig::Decodable(d) => d,
+            other => panic!("not decodable: {other:?}"),
+        }
+    }
+
+    /// An MP3 frame as FFmpeg's libmp3lame sent it in FLV: header FF FB 94 44 (MPEG-1 Layer III,
+    /// 128 kbit/s, 48 kHz, joint stereo), 384 bytes in all.
+    fn mp3_frame() -> Vec<u8> {
+        let mut f = vec![0xFF, 0xFB, 0x94, 0x44];
+        f.resize(384, 0x55);
+        f
+    }
+
+    #[test]
+    fn flv_legacy_mp3_configures_from_its_frame_header_and_counts_samples() {
+        let mut p = FlvParser::new(1 << 20);
+        let mut out = Vec::new();
+        // 0x2F: MP3, SoundRate 44 kHz (FLV has no 48 kHz flag), 16-bit, stereo. 1152 samples at 48 kHz
+        // = 24 ms, so FFmpeg's RTMP timestamps are exact here: 0, 24, 48 …; one comes 1 ms late.
+        for ts in [0, 24, 49, 72] {
+            p.audio(ts, &tag(&[0x2F], &mp3_frame()), &mut out).unwrap();
+        }
+        let t = tracks(&out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].timescale, 48_000);
+        let d = decodable(t[0]);
+        assert_eq!(d.codec, DecodableCodec::Mp3);
+        assert_eq!(
+            d.audio,
+            Some(AudioFormat {
+                sample_rate_hz: 48_000,
+                channels: 2
+            })
+        );
+        let f = frames(&out);
+        assert_eq!(
+            f.iter().map(|f| f.dts).collect::<Vec<_>>(),
+            [0, 1152, 2304, 3456]
+        );
+        assert_eq!(f[0].data.len(), 384);
+    }
+
+    #[test]
+    fn flv_enhanced_ac3_opus_and_flac_tracks() {
+        // As FFmpeg 7+ sends them: AC-3 with an empty sequence start and a multichannel config, then
+        // syncframes (0B 77 46 DF 1E 40 EB …: 48 kHz, 448 kbit/s, 3/2 + LFE).
+        let mut p = FlvParser::new(1 << 20);
+        let mut out = Vec::new();
+        p.audio(0, &tag(&[0x90, b'a', b'c', b'-', b'3'], &[]), &mut out)
+            .unwrap();
+        p.audio(
+            0,
+            &tag(
+                &[0x94, b'a', b'c', b'-', b'3'],
+                &[0x01, 0x06, 0x00, 0x00, 0x06, 0x0F],
+            ),
+            &mut out,
+        )
+        .unwrap();
+        let mut syncframe = vec![0x0B, 0x77, 0x46, 0xDF, 0x1E, 0x40, 0xEB, 0xF8];
+        syncframe.resize(1792, 0);
+        for ts in [0, 32, 64] {
+            p.audio(
+                ts,
+                &tag(&[0x91, b'a', b'c', b'-', b'3'], &syncframe),
+                &mut out,
+            )
+            .unwrap();
+        }
+        let t = tracks(&out);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (
+                decodable(t[0]).codec,
+                decodable(t[0]).audio.map(|a| a.channels)
+            ),
+            (DecodableCodec::Ac3, Some(6))
+        );
+        let dts: Vec<i64> = frames(&out).iter().map(|f| f.dts).collect();
+        assert_eq!(dts, [0, 1536, 3072]);
+
+        // Opus: the sequence start is an OpusHead (RFC 7845 §5.1), stereo, pre-skip 312.
+        #[rustfmt::skip]
+        let opus_head = [
+            b'O', b'p', b'u', b's', b'H', b'e', b'a', b'd', 0x01, 0x02, 0x38, 0x01,
+            0x80, 0xBB, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ];
+        let mut out = Vec::new();
+        p.audio(
+            0,
+            &tag(&[0x91, b'O', b'p', b'u', b's'], &[0xFC, 0x01]),
+            &mut out,
+        )
+        .unwrap(); // a packet before the sequence start: dropped
+        p.audio(
+            0,
+            &tag(&[0x90, b'O', b'p', b'u', b's'], &opus_head),
+            &mut out,
+        )
+        .unwrap();
+        p.audio(
+            0,
+            &tag(&[0x91, b'O', b'p', b'u', b's'], &[0xFC, 0x01]),
+            &mut out,
+        )
+        .unwrap();
+        p.audio(
+            21,
+            &tag(&[0x91, b'O', b'p', b'u', b's'], &[0xFC, 0x02]),
+            &mut out,
+        )
+        .unwrap();
+        let t = tracks(&out);
+        let d = decodable(t[0]);
+        assert_eq!((d.codec, t[0].timescale), (DecodableCodec::Opus, 48_000));
+        assert_eq!(&d.extradata[..], &opus_head);
+        let dts: Vec<i64> = frames(&out).iter().map(|f| f.dts).collect();
+        assert_eq!(dts, [0, 960]); // TOC 0xFC: one 20 ms CELT frame
+
+        // FLAC: FFmpeg sends the bare STREAMINFO (48 kHz, 6 channels).
+        #[rustfmt::skip]
+        let streaminfo = [
+            0x04, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x48, 0x2A, 0x0B, 0xB8, 0x0B, 0x70,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut out = Vec::new();
+        p.audio(
+            0,
+            &tag(&[0x90, b'f', b'L', b'a', b'C'], &streaminfo),
+            &mut out,
+        )
+        .unwrap();
+        let t = tracks(&out);
+        assert_eq!(
+            (
+                decodable(t[0]).codec,
+                t[0].timescale,
+                decodable(t[0]).audio.map(|a| a.channels)
+            ),
+            (DecodableCodec::Flac, 48_000, Some(6))
+        );
+    }
+
+    #[test]
+    fn flv_legacy_pcm_and_vp6_tracks() {
+        let mut p = FlvParser::new(1 << 20);
+        let mut out = Vec::new();
+        // 0x3F: PCM little-endian, 44 kHz, 16-bit, stereo: 441 samples = 10 ms = 1764 bytes.
+        for ts in [0, 10, 20] {
+            p.audio(ts, &tag(&[0x3F], &[0u8; 1764]), &mut out).unwrap();
+        }
+        let t = tracks(&out);
+        assert_eq!(
+            (decodable(t[0]).codec, t[0].timescale),
+            (DecodableCodec::Pcm(PcmFormat::S16Le), 44_100)
+        );
+        let dts: Vec<i64> = frames(&out).iter().map(|f| f.dts).collect();
+        assert_eq!(dts, [0, 441, 882]);
+
+        // VP6 (codec id 4): an inter frame before any keyframe is dropped; the keyframe announces the
+        // track, sized from its header: adjustment 0x00, key frame, version 6 profile 3, 15 × 20
+        // macroblocks.
+        let mut out = Vec::new();
+        p.video(0, &tag(&[0x24], &[0x00, 0xBE, 0x36]), &mut out)
+            .unwrap();
+        p.video(
+            0,
+            &tag(&[0x14], &[0x00, 0x3E, 0x36, 15, 20, 15, 20, 0xAA]),
+            &mut out,
+        )
+        .unwrap();
+        p.video(40, &tag(&[0x24], &[0x00, 0xBE, 0x01]), &mut out)
+            .unwrap();
+        let t = tracks(&out);
+        assert_eq!(t.len(), 1);
+        let d = decodable(t[0]);
+        assert_eq!(
+            (d.codec, &d.extradata[..]),
+            (DecodableCodec::Vp6, &[0x00][..])
+        );
+        assert_eq!(d.video.map(|v| (v.width, v.height)), Some((320, 240)));
+        let f = frames(&out);
+        assert_eq!(f.len(), 2);
+        assert!(f[0].is_keyframe && !f[1].is_keyframe);
+        assert_eq!(&f[0].data[..], &[0x3E, 0x36, 15, 20, 15, 20, 0xAA]); // without the adjustment byte
+        assert_eq!(f[1].dts, 3600);
+        assert_eq!(p.stats().frames_before_config, 1);
     }
 
     // The tests below need the `media` crate's configuration record parsers.

@@ -588,6 +588,10 @@ impl ActivePublish {
                         if let Err(e) = pushed {
                             break Err(e.into());
                         }
+                        if let Some(refused) = self.session.refusal() {
+                            // Past the handshake, SRT can only close: the reason is in the log line.
+                            break Err(refused.into());
+                        }
                         if self.session.is_kicked() {
                             break Ok("kicked by the API");
                         }

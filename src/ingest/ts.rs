@@ -14,9 +14,16 @@
 //!   than parsed). After a loss it searches again; [`TsError::NoSync`] after [`MAX_SYNC_SEARCH_BYTES`]
 //!   bytes without sync (not MPEG-TS: the driver should drop the connection).
 //! - **PSI** (§2.4.4): the PAT's first program (program_number ≠ 0) and its PMT; version changes of
-//!   either are followed. Sections may span packets; CRC_32 is checked. The first H.264 (stream_type
-//!   0x1B) or HEVC (0x24) stream becomes the video track, the first AAC ADTS (0x0F) stream the audio
-//!   track; every other elementary stream is ignored (logged once per PID with its stream_type).
+//!   either are followed. Sections may span packets; CRC_32 is checked. Elementary streams are chosen
+//!   by stream_type (Table 2-34) and, for private data (0x06), by their descriptors: the first H.264
+//!   (0x1B), HEVC (0x24), MPEG-2 (0x02) or MPEG-1 (0x01) video stream becomes the video track; the first
+//!   AAC ADTS (0x0F), MPEG audio (0x03, 0x04), AC-3 (0x81, or 0x06 with an AC-3 descriptor 0x6A or an
+//!   `AC-3` registration), E-AC-3 (0x87, or 0x06 with an E-AC-3 descriptor 0x7A or an `EAC3`
+//!   registration) or Opus (0x06 with an `Opus` registration and its extension descriptor's
+//!   channel_config_code) stream the audio track. A video or audio codec we do not handle (MPEG-4
+//!   Visual, VC-1, AAC LATM, DTS …) is reported once as an [`IngestEvent::Unusable`] when no usable
+//!   stream of its kind is chosen; every other elementary stream (data, subtitles, a second stream of a
+//!   kind) is ignored, logged once per PID with its stream_type.
 //! - **PES** (§2.4.3.6): reassembled per PID up to `max_pes_bytes` (bigger ones are dropped and counted;
 //!   memory stays bounded). A PES is complete at the next `payload_unit_start_indicator` on its PID, or as
 //!   soon as a non-zero `PES_packet_length` is reached. A continuity-counter gap (§2.4.3.3) drops the PES
@@ -31,10 +38,17 @@
 //!   video PES with a non-zero `PES_packet_length` may be followed by PES packets without PTS that
 //!   continue the same access unit (some encoders split large pictures that way): such an access unit is
 //!   held until the next PES with a PTS, costing one frame of latency for those streams only.
+//! - **MPEG-1/2 video** (ISO/IEC 13818-2): each PES is one picture, passed on with its start codes
+//!   (decoded downstream); the sequence header gives the track's picture size and frame rate
+//!   ([`media::mpeg_video`]). A keyframe is an I picture preceded by a sequence header in the same PES,
+//!   or in a PES whose first packet has the adaptation field's random_access_indicator set.
 //! - **AAC** (stream_type 0x0F; ADTS, ISO/IEC 14496-3 §1.A.2): every ADTS frame of a PES becomes
 //!   one raw AAC frame (header and CRC stripped); an ADTS frame split across PES packets is carried over.
 //!   The AudioSpecificConfig comes from the ADTS header ([`media::aac::AacConfig::from_adts_header`]);
 //!   a changed one sends a new [`IngestEvent::Track`].
+//! - **MPEG audio, AC-3, E-AC-3, Opus** (`framed`): split at their frame headers (an Opus access unit
+//!   at its control header, which is stripped), one frame each (an E-AC-3 frame with its dependent
+//!   substreams), configured from the first frame header, timed in samples like AAC.
 //!
 //! Timing: PTS/DTS are 33-bit 90 kHz values, unwrapped here by one [`Unwrapper`] shared by all streams
 //! (they share the program clock); DTS defaults to PTS, and PTS is taken as DTS plus the signed 33-bit
@@ -58,9 +72,10 @@
 //!
 //! Layout: this file (sync, routing, PAT/PMT handling, counters), `packet` (packet header, continuity
 //! counter), `psi` (section reassembly, CRC), `pes` (PES header and reassembly), `video` (Annex B,
-//! parameter sets), `audio` (ADTS).
+//! parameter sets; MPEG-1/2 pictures), `audio` (ADTS), `framed` (MPEG audio, AC-3, E-AC-3, Opus).
 
 mod audio;
+mod framed;
 mod packet;
 mod pes;
 mod psi;
@@ -69,10 +84,13 @@ mod video;
 use media::time::Unwrapper;
 use media::{Frame, TrackKind};
 
+use self::framed::Framing;
 use self::packet::parse_packet;
-use self::pes::{EsCodec, EsStream};
+use self::pes::{EsCodec, EsKind, EsStream};
 use self::psi::{SectionAssembler, parse_psi_section};
-use super::IngestEvent;
+use self::video::EsVideoCodec;
+use super::{IngestEvent, UnusableTrack};
+use crate::ingest::flv::VideoCodec;
 
 /// Size of a transport stream packet (ISO/IEC 13818-1 §2.4.3.2).
 pub const TS_PACKET_BYTES: usize = 188;
@@ -90,6 +108,20 @@ pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0F;
 pub const STREAM_TYPE_H264: u8 = 0x1B;
 /// stream_type of H.265 / HEVC video (ISO/IEC 13818-1 Table 2-34).
 pub const STREAM_TYPE_HEVC: u8 = 0x24;
+/// stream_type of MPEG-1 video (ISO/IEC 11172-2; ISO/IEC 13818-1 Table 2-34).
+pub const STREAM_TYPE_MPEG1_VIDEO: u8 = 0x01;
+/// stream_type of MPEG-2 video (ISO/IEC 13818-2; ISO/IEC 13818-1 Table 2-34).
+pub const STREAM_TYPE_MPEG2_VIDEO: u8 = 0x02;
+/// stream_type of MPEG-1 audio (ISO/IEC 11172-3).
+pub const STREAM_TYPE_MPEG1_AUDIO: u8 = 0x03;
+/// stream_type of MPEG-2 audio (ISO/IEC 13818-3).
+pub const STREAM_TYPE_MPEG2_AUDIO: u8 = 0x04;
+/// stream_type of PES packets with private data: the codec is in the descriptors.
+pub const STREAM_TYPE_PRIVATE_DATA: u8 = 0x06;
+/// stream_type of AC-3 audio in ATSC (A/52 Annex A; user private in Table 2-34).
+pub const STREAM_TYPE_AC3: u8 = 0x81;
+/// stream_type of E-AC-3 audio in ATSC (A/52 Annex G; user private in Table 2-34).
+pub const STREAM_TYPE_EAC3: u8 = 0x87;
 
 const PID_PAT: u16 = 0x0000;
 const PID_NULL: u16 = 0x1FFF;
@@ -146,6 +178,9 @@ pub struct TsStats {
     /// ADTS sync losses and invalid ADTS headers inside audio PES packets (bytes skipped to the next
     /// syncword).
     pub adts_errors: u64,
+    /// The same for MPEG audio, AC-3, E-AC-3 and Opus streams (and E-AC-3 dependent substreams with no
+    /// independent frame before them).
+    pub audio_sync_errors: u64,
     /// Audio DTS resynchronisations to the PES PTS (drift beyond two frames).
     pub audio_resyncs: u64,
 }
@@ -260,10 +295,11 @@ impl TsDemuxer {
         };
         held.extend(out.drain(start..));
         let has = |kind: TrackKind| has_track(held, kind);
+        let has_unusable = held.iter().any(|e| matches!(e, IngestEvent::Unusable(_)));
         let complete = self.program.is_some()
             && (self.video.is_none() || has(TrackKind::Video))
             && (self.audio.is_none() || has(TrackKind::Audio))
-            && (self.video.is_some() || self.audio.is_some());
+            && (self.video.is_some() || self.audio.is_some() || has_unusable);
         let video_dts = held.iter().filter_map(|e| match e {
             IngestEvent::Frame(f) if f.track == TrackKind::Video => Some(f.dts),
             _ => None,
@@ -363,6 +399,10 @@ impl TsDemuxer {
                 EsCodec::Audio(a) => assert!(
                     a.carry.len() < MAX_ADTS_FRAME_BYTES,
                     "ADTS carry-over shorter than one frame"
+                ),
+                EsCodec::Framed(a) => assert!(
+                    a.carry.len() < framed::MAX_FRAME_BYTES,
+                    "audio carry-over shorter than one frame"
                 ),
             }
         }
@@ -583,31 +623,54 @@ impl TsDemuxer {
             return self.psi_error("PMT", "program_info_length");
         };
         program.version = Some(s.version);
-        let mut video: Option<(u16, u8)> = None;
-        let mut audio: Option<(u16, u8)> = None;
+        let mut video: Option<(u16, EsKind)> = None;
+        let mut audio: Option<(u16, EsKind)> = None;
+        let mut unusable: Vec<(u16, u8, TrackKind, String)> = Vec::new();
         let mut ignored: Vec<(u16, u8, &'static str)> = Vec::new();
         // stream_type u8, reserved u3, elementary_PID u13, reserved u4, ES_info_length u12, descriptors.
         while entries.len() >= 5 {
             let stream_type = entries[0];
             let pid = u16::from_be_bytes([entries[1], entries[2]]) & 0x1FFF;
             let info_len = usize::from(u16::from_be_bytes([entries[3], entries[4]]) & 0x0FFF);
+            let descriptors = entries.get(5..5 + info_len).unwrap_or_default();
             entries = entries.get(5 + info_len..).unwrap_or_default();
-            let is_taken = |slot: &Option<(u16, u8)>| slot.is_some_and(|(p, _)| p == pid);
+            let is_taken = |slot: &Option<(u16, EsKind)>| slot.is_some_and(|(p, _)| p == pid);
             if matches!(pid, PID_PAT | PID_NULL) || is_taken(&video) || is_taken(&audio) {
                 continue;
             }
-            match stream_type {
-                STREAM_TYPE_H264 | STREAM_TYPE_HEVC if video.is_none() => {
-                    video = Some((pid, stream_type))
+            match classify_stream(stream_type, descriptors) {
+                Classified::Use(kind) => {
+                    let slot = if kind.is_video() {
+                        &mut video
+                    } else {
+                        &mut audio
+                    };
+                    if slot.is_none() {
+                        *slot = Some((pid, kind));
+                    } else {
+                        ignored.push((pid, stream_type, "a second stream of its kind"));
+                    }
                 }
-                STREAM_TYPE_AAC_ADTS if audio.is_none() => audio = Some((pid, stream_type)),
-                STREAM_TYPE_H264 | STREAM_TYPE_HEVC | STREAM_TYPE_AAC_ADTS => {
-                    ignored.push((pid, stream_type, "a second stream of its kind"))
-                }
-                _ => ignored.push((pid, stream_type, "unsupported stream_type")),
+                Classified::Unusable(kind, codec) => unusable.push((pid, stream_type, kind, codec)),
+                Classified::Other => ignored.push((pid, stream_type, "unsupported stream_type")),
             }
         }
         tracing::debug!(version = s.version, ?video, ?audio, "mpeg-ts program map");
+        for (pid, stream_type, kind, codec) in unusable {
+            let has_usable = match kind {
+                TrackKind::Video => video.is_some(),
+                TrackKind::Audio => audio.is_some(),
+            };
+            if has_usable {
+                ignored.push((pid, stream_type, "a second stream of its kind"));
+            } else if !self.logged_pids.contains(&pid) && self.logged_pids.len() < MAX_LOGGED_PIDS {
+                // Reported once per PID; the publish session logs it (or refuses the publish).
+                self.logged_pids.push(pid);
+                out.push(IngestEvent::Unusable(UnusableTrack::unsupported(
+                    kind, codec,
+                )));
+            }
+        }
         for (pid, stream_type, why) in ignored {
             if !self.logged_pids.contains(&pid) && self.logged_pids.len() < MAX_LOGGED_PIDS {
                 self.logged_pids.push(pid);
@@ -623,12 +686,12 @@ impl TsDemuxer {
         self.replace_stream(false, audio, out);
     }
 
-    /// Make the video (`is_video`) or audio stream the one on `wanted` = (PID, stream_type). A stream that
-    /// stays on its PID with its stream_type keeps its state; a replaced one is flushed first.
+    /// Make the video (`is_video`) or audio stream the one on `wanted` = (PID, kind). A stream that
+    /// stays on its PID with its kind keeps its state; a replaced one is flushed first.
     fn replace_stream(
         &mut self,
         is_video: bool,
-        wanted: Option<(u16, u8)>,
+        wanted: Option<(u16, EsKind)>,
         out: &mut Vec<IngestEvent>,
     ) {
         let Self {
@@ -641,7 +704,7 @@ impl TsDemuxer {
             ..
         } = self;
         let slot = if is_video { video } else { audio };
-        if slot.as_ref().map(|es| (es.pid, es.stream_type)) == wanted {
+        if slot.as_ref().map(|es| (es.pid, es.kind)) == wanted {
             return;
         }
         if let Some(mut old) = slot.take() {
@@ -654,7 +717,7 @@ impl TsDemuxer {
             };
             old.finish(&mut ctx);
         }
-        *slot = wanted.and_then(|(pid, stream_type)| EsStream::new(pid, stream_type));
+        *slot = wanted.map(|(pid, kind)| EsStream::new(pid, kind));
     }
 
     fn psi_error(&mut self, table: &'static str, what: &'static str) {
@@ -666,6 +729,98 @@ impl TsDemuxer {
                 "mpeg-ts section discarded (further ones counted)"
             );
         }
+    }
+}
+
+/// What the demuxer makes of one elementary stream of the PMT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Classified {
+    /// A stream it demuxes.
+    Use(EsKind),
+    /// A video or audio codec it does not handle, named for the report.
+    Unusable(TrackKind, String),
+    /// Anything else (data, subtitles, teletext …).
+    Other,
+}
+
+/// Classify an elementary stream by its stream_type (ISO/IEC 13818-1 Table 2-34, and the ATSC user
+/// private values 0x81 / 0x87) and, for private data (0x06), its descriptors (§2.6: descriptor_tag u8,
+/// descriptor_length u8, body): registration_descriptor 0x05 (format_identifier `AC-3`, `EAC3`, `Opus`),
+/// DVB AC-3 (0x6A), E-AC-3 (0x7A), DTS (0x7B) and AAC (0x7C) descriptors (ETSI EN 300 468 Annex D), and
+/// the DVB extension descriptor (0x7F) with descriptor_tag_extension 0x80 holding Opus's
+/// channel_config_code (1–8 channels; 0, dual mono, is not supported).
+fn classify_stream(stream_type: u8, descriptors: &[u8]) -> Classified {
+    let mut tags = Vec::new();
+    let mut registration = None;
+    let mut opus_channel_config = None;
+    let mut rest = descriptors;
+    while let [tag, len, body @ ..] = rest {
+        let Some(body) = body.get(..usize::from(*len)) else {
+            break;
+        };
+        match *tag {
+            0x05 if body.len() >= 4 => registration = Some([body[0], body[1], body[2], body[3]]),
+            0x7F if body.len() >= 2 && body[0] == 0x80 => opus_channel_config = Some(body[1]),
+            _ => {}
+        }
+        tags.push(*tag);
+        rest = &rest[2 + usize::from(*len)..];
+    }
+    let unusable_audio = |name: &str| {
+        Classified::Unusable(
+            TrackKind::Audio,
+            format!("{name} (stream_type 0x{stream_type:02x})"),
+        )
+    };
+    let unusable_video = |name: &str| {
+        Classified::Unusable(
+            TrackKind::Video,
+            format!("{name} (stream_type 0x{stream_type:02x})"),
+        )
+    };
+    match stream_type {
+        STREAM_TYPE_H264 => Classified::Use(EsKind::Video(EsVideoCodec::Nal(VideoCodec::Avc))),
+        STREAM_TYPE_HEVC => Classified::Use(EsKind::Video(EsVideoCodec::Nal(VideoCodec::Hevc))),
+        STREAM_TYPE_MPEG1_VIDEO | STREAM_TYPE_MPEG2_VIDEO => {
+            Classified::Use(pes::mpeg_video(stream_type))
+        }
+        STREAM_TYPE_AAC_ADTS => Classified::Use(EsKind::Adts),
+        STREAM_TYPE_MPEG1_AUDIO | STREAM_TYPE_MPEG2_AUDIO => {
+            Classified::Use(EsKind::Framed(Framing::MpegAudio))
+        }
+        STREAM_TYPE_AC3 | STREAM_TYPE_EAC3 => Classified::Use(EsKind::Framed(Framing::Ac3)),
+        STREAM_TYPE_PRIVATE_DATA => {
+            if tags.contains(&0x6A)
+                || tags.contains(&0x7A)
+                || matches!(&registration, Some(r) if r == b"AC-3" || r == b"EAC3")
+            {
+                Classified::Use(EsKind::Framed(Framing::Ac3))
+            } else if registration == Some(*b"Opus") {
+                match opus_channel_config.unwrap_or(2) {
+                    channels @ 1..=8 => Classified::Use(EsKind::Framed(Framing::Opus { channels })),
+                    code => unusable_audio(&format!("opus channel_config_code 0x{code:02x}")),
+                }
+            } else if tags.contains(&0x7C) {
+                Classified::Use(EsKind::Adts)
+            } else if tags.contains(&0x7B) || registration.is_some_and(|r| r.starts_with(b"DTS")) {
+                unusable_audio("dts")
+            } else {
+                Classified::Other
+            }
+        }
+        0x10 => unusable_video("mpeg-4 visual"),
+        0x20 => unusable_video("h.264 mvc"),
+        0x21 => unusable_video("jpeg 2000"),
+        0x33 => unusable_video("h.266 vvc"),
+        0x42 => unusable_video("avs"),
+        0xD1 => unusable_video("dirac"),
+        0xEA => unusable_video("vc-1"),
+        0x11 => unusable_audio("aac latm"),
+        0x1C => unusable_audio("mpeg-4 audio"),
+        0x2D | 0x2E => unusable_audio("mpeg-h 3d audio"),
+        0x82 | 0x85 | 0x8A => unusable_audio("dts"),
+        0x83 => unusable_audio("dolby truehd"),
+        _ => Classified::Other,
     }
 }
 
@@ -712,6 +867,7 @@ struct Logged {
     pes_error: bool,
     config_error: bool,
     adts_error: bool,
+    audio_sync_error: bool,
 }
 
 /// Everything a stream needs from the demuxer while it handles a packet.

@@ -205,6 +205,43 @@ pub fn default_ladder(source: media::VideoParams) -> Vec<RungConfig> {
     ladder
 }
 
+/// The encoded rung that stands in for a copy rung when the source cannot be copied (its codec is not
+/// one players take: MPEG-2, VP9 …): the copy rung's name, H.264 at the source's height, at the default
+/// ladder's bit rate for the smallest of its heights at or above the source's (1080p's, scaled by the
+/// picture area, above 1080 lines; × 1.5 above 35 frames per second), never shed before the others.
+pub fn encoded_source_rung(copy: &RungConfig, source: media::VideoParams) -> RungConfig {
+    let height = source.height.clamp(16, MAX_HEIGHT);
+    let bitrate_bps = match DEFAULT_RUNGS.iter().rev().find(|(h, _)| *h >= height) {
+        Some((_, bps)) => *bps,
+        None => {
+            let (top_height, top_bps) = DEFAULT_RUNGS[0];
+            top_bps * u64::from(height) * u64::from(height)
+                / (u64::from(top_height) * u64::from(top_height))
+        }
+    };
+    let is_high_rate = source
+        .frame_rate
+        .is_some_and(|(n, d)| d != 0 && f64::from(n) / f64::from(d) > 35.0);
+    let bitrate_bps = if is_high_rate {
+        bitrate_bps * 3 / 2
+    } else {
+        bitrate_bps
+    };
+    RungConfig {
+        name: copy.name.clone(),
+        height: Some(height),
+        codec: VideoCodec::H264,
+        copy: false,
+        bitrate_bps,
+        maxrate_bps: bitrate_bps * 11 / 10,
+        bufsize_bits: bitrate_bps * 2,
+        max_frame_rate: copy.max_frame_rate,
+        profile: None,
+        preset: None,
+        priority: u32::MAX,
+    }
+}
+
 /// Presets accepted: x264/x265 names (mapped for NVENC) and NVENC's `p1`..`p7`.
 const KNOWN_PRESETS: [&str; 17] = [
     "ultrafast",
@@ -344,6 +381,30 @@ mod tests {
         );
         // Nothing fits below a tiny source: copy only.
         assert_eq!(names(&default_ladder(params(320, 180))), ["source"]);
+    }
+
+    #[test]
+    fn encoded_source_rung_replaces_a_copy_rung() {
+        let ladder = default_ladder(params(720, 405));
+        let rung = encoded_source_rung(&ladder[0], params(720, 405));
+        assert_eq!(
+            (rung.name.as_str(), rung.copy, rung.height, rung.bitrate_bps),
+            ("source", false, Some(405), 1_200_000) // 480p's rate
+        );
+        assert_eq!(
+            encoded_source_rung(&ladder[0], params(1280, 720)).bitrate_bps,
+            2_500_000
+        );
+        assert_eq!(
+            encoded_source_rung(&ladder[0], params(3840, 2160)).bitrate_bps,
+            18_000_000
+        );
+        let mut high = params(1280, 720);
+        high.frame_rate = Some((60, 1));
+        assert_eq!(encoded_source_rung(&ladder[0], high).bitrate_bps, 3_750_000);
+        let mut with_source = default_ladder(params(720, 405));
+        with_source[0] = rung;
+        validate_ladder(&with_source).unwrap();
     }
 
     #[test]

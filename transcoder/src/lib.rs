@@ -27,6 +27,7 @@
 mod audio;
 mod bitstream;
 mod config;
+mod decode;
 mod ffi;
 mod keyframes;
 mod probe;
@@ -36,8 +37,10 @@ mod stream;
 mod video;
 
 pub use config::{
-    AudioConfig, AudioMode, EncoderChoice, RungConfig, TranscodeOptions, VideoCodec, default_ladder,
+    AudioConfig, AudioMode, EncoderChoice, RungConfig, TranscodeOptions, VideoCodec,
+    default_ladder, encoded_source_rung,
 };
+pub use decode::check_decoder;
 pub use probe::{EncoderProbe, probe_encoders};
 pub use stats::{AudioStats, RungStats, TranscodeStats};
 pub use stream::{AUDIO_RENDITION, StreamTranscoder, TranscodeSink};

@@ -93,7 +93,7 @@ pub enum ConnectionError {
     /// The session refused the client (bad name, play).
     #[error("{0}")]
     Rejected(#[from] Rejection),
-    /// The publisher refused the publish.
+    /// The publisher refused the publish (at `publish`, or later: an unsupported codec).
     #[error("publish refused: {0}")]
     PublishRefused(#[from] PublishRefused),
     /// The publish was ended through the API.
@@ -201,6 +201,7 @@ impl Connection {
         let why = match &result {
             Ok(()) => "connection closed",
             Err(ConnectionError::Kicked) => "kicked by the API",
+            Err(ConnectionError::PublishRefused(_)) => "publish refused",
             Err(_) => "connection error",
         };
         if let Some(publish) = self.publish.take() {
@@ -362,6 +363,11 @@ impl Connection {
                     }
                     for event in events.drain(..) {
                         publish.session.event(event);
+                    }
+                    if let Some(refused) = publish.session.refusal() {
+                        session.reject_publish(&refused.to_string())?;
+                        flush(session, socket, self.config.write_timeout).await?;
+                        return Err(refused.into());
                     }
                 }
                 SessionEvent::Unpublished => {
