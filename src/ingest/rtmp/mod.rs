@@ -367,6 +367,10 @@ impl Connection {
                     if let Some(refused) = publish.session.refusal() {
                         session.reject_publish(&refused.to_string())?;
                         flush(session, socket, self.config.write_timeout).await?;
+                        // A publisher reads the server's messages only between its own writes: let
+                        // it read the status before the connection goes (a closed socket would fail its
+                        // next write first, and the reason would be lost).
+                        linger(socket, REFUSAL_LINGER).await;
                         return Err(refused.into());
                     }
                 }
@@ -386,6 +390,19 @@ impl Connection {
         }
         flush(session, socket, self.config.write_timeout).await
     }
+}
+
+/// How long a connection whose publish was refused after it started stays open for the publisher to
+/// read the refusal (what it sends meanwhile is discarded); it closes earlier if the publisher does.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
+/// Read and discard until the peer closes, `timeout` passes or the socket fails.
+async fn linger(socket: &mut TcpStream, timeout: Duration) {
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(timeout, async {
+        while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Write all of `bytes` within `timeout`.
