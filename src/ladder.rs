@@ -369,3 +369,42 @@ impl Drop for SessionLadder {
         // Dropping `t` stops and joins its threads.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::{CodecConfig, DecodableCodec, DecodableConfig, VideoParams};
+
+    fn mpeg2(params: Option<VideoParams>) -> TrackInfo {
+        TrackInfo::new(CodecConfig::Decodable(DecodableConfig::video(
+            DecodableCodec::Mpeg2Video,
+            bytes::Bytes::new(),
+            params,
+        )))
+    }
+
+    #[test]
+    fn ladder_for_a_source_that_cannot_be_copied_encodes_its_copy_rung() {
+        let source = mpeg2(Some(VideoParams {
+            width: 720,
+            height: 405,
+            frame_rate: Some((25, 1)),
+        }));
+        assert!(!can_copy(&source));
+        let rungs = ladder_for(None, Some(&source));
+        let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["source", "360p", "240p"]);
+        assert!(rungs.iter().all(|r| !r.copy));
+        assert_eq!(rungs[0].height, Some(405));
+        // Configured rungs: the copy rung is replaced the same way; without a picture size, 720p is
+        // assumed.
+        let configured = transcoder::default_ladder(ASSUMED_SOURCE);
+        let rungs = ladder_for(Some(&configured), Some(&mpeg2(None)));
+        assert_eq!(
+            (rungs[0].name.as_str(), rungs[0].copy, rungs[0].height),
+            ("source", false, Some(720))
+        );
+        assert_eq!(rungs[1..], configured[1..]);
+        assert!(ladder_for(None, None).is_empty());
+    }
+}
