@@ -8,8 +8,9 @@
 //! 2), VP6 and VP6 with alpha (4, 5), AV1 and VP9 (FourCCs `av01`, `vp09`); audio linear PCM (sound formats
 //! 0 and 3), Flash ADPCM (1), MP3 (2, and 14 for 8 kHz), Nellymoser (4–6), G.711 A-law and µ-law (7, 8),
 //! Speex (11), and the Enhanced RTMP FourCCs `.mp3`, `ac-3`, `ec-3`, `Opus` and `fLaC`. Anything else (screen
-//! video, device-specific sound, multitrack packets …) is reported once per track as an
-//! [`IngestEvent::Unusable`] and its tags are counted and dropped.
+//! video, device-specific sound, unknown FourCCs …) is reported once per track as an
+//! [`IngestEvent::Unusable`] and its tags are counted and dropped. Enhanced RTMP multitrack and ModEx
+//! packets are not demuxed: counted, logged once, and the tracks in use carry on.
 //!
 //! A decodable track is announced when its configuration is known: at its Enhanced RTMP sequence start
 //! when that carries it (OpusHead, FLAC STREAMINFO, an `av1C` with a sequence header), else at its first
@@ -128,6 +129,8 @@ pub enum VideoTag {
     },
     /// An unsupported codec, named for the log.
     Unsupported(String),
+    /// A packet type not demuxed (Enhanced RTMP `multitrack` or `modex`), whatever its codec.
+    Skipped(&'static str),
 }
 
 /// Parse a video tag body's header. Pure: no state.
@@ -210,9 +213,7 @@ fn parse_ex_video_tag(payload: &Bytes, b0: u8) -> Result<VideoTag, FlvError> {
         } else {
             "modex"
         };
-        return Ok(VideoTag::Unsupported(format!(
-            "enhanced rtmp {what} video packet"
-        )));
+        return Ok(VideoTag::Skipped(what));
     }
     let codec = match fourcc {
         b"avc1" => VideoCodec::Avc,
@@ -324,6 +325,8 @@ pub enum AudioTag {
     Ignored(&'static str),
     /// An unsupported audio codec, named for the log.
     Unsupported(String),
+    /// A packet type not demuxed (Enhanced RTMP `multitrack` or `modex`), whatever its codec.
+    Skipped(&'static str),
 }
 
 /// Parse an audio tag body's header (§E.4.2.1 AUDIODATA / Enhanced RTMP ExAudioTagHeader). Pure.
@@ -349,9 +352,11 @@ pub fn parse_audio_tag(payload: &Bytes) -> Result<AudioTag, FlvError> {
             }
             let packet_type = b0 & 0x0F;
             if packet_type == 5 || packet_type == 7 {
-                return Ok(AudioTag::Unsupported(
-                    "enhanced rtmp multitrack/modex audio packet".to_owned(),
-                ));
+                return Ok(AudioTag::Skipped(if packet_type == 5 {
+                    "multitrack"
+                } else {
+                    "modex"
+                }));
             }
             let fourcc = &payload[1..5];
             let codec = match fourcc {
@@ -492,6 +497,7 @@ pub struct FlvParser {
     max_frame_bytes: usize,
     stats: FlvStats,
     has_logged_early_frame: bool,
+    has_logged_skipped: bool,
     /// The unsupported codec last reported per kind (video, audio), so each is reported once.
     reported_unsupported: [Option<String>; 2],
 }
@@ -506,6 +512,7 @@ impl FlvParser {
             max_frame_bytes,
             stats: FlvStats::default(),
             has_logged_early_frame: false,
+            has_logged_skipped: false,
             reported_unsupported: [None, None],
         }
     }
@@ -513,6 +520,14 @@ impl FlvParser {
     /// Counters so far.
     pub fn stats(&self) -> FlvStats {
         self.stats
+    }
+
+    /// An Enhanced RTMP packet type that is not demuxed: counted, logged once.
+    fn skipped(&mut self, kind: TrackKind, what: &'static str) {
+        self.stats.unsupported_tags += 1;
+        if !std::mem::replace(&mut self.has_logged_skipped, true) {
+            tracing::warn!(track = ?kind, what, "enhanced rtmp packet type not demuxed: ignored (further ones counted)");
+        }
     }
 
     /// A tag of an unsupported codec: counted; reported as an [`IngestEvent::Unusable`] the first time
@@ -555,6 +570,10 @@ impl FlvParser {
             } => return self.decodable_video(dts_ms, codec, is_keyframe, packet, out),
             VideoTag::Unsupported(name) => {
                 self.unsupported(TrackKind::Video, name, out);
+                return Ok(());
+            }
+            VideoTag::Skipped(what) => {
+                self.skipped(TrackKind::Video, what);
                 return Ok(());
             }
         };
@@ -947,6 +966,10 @@ impl FlvParser {
             }
             AudioTag::Unsupported(name) => {
                 self.unsupported(TrackKind::Audio, name, out);
+                Ok(())
+            }
+            AudioTag::Skipped(what) => {
+                self.skipped(TrackKind::Audio, what);
                 Ok(())
             }
         }
@@ -1396,6 +1419,33 @@ mod tests {
             if u.kind == TrackKind::Video && u.codec == "screen video"));
         assert_eq!(p.stats().unsupported_tags, 4);
         assert_eq!(p.stats().frames_before_config, 2);
+    }
+
+    #[test]
+    fn flv_multitrack_packets_are_skipped_without_disturbing_the_tracks() {
+        let mut p = FlvParser::new(1 << 20);
+        let mut out = Vec::new();
+        p.audio(0, &tag(&[0xAF, 0], &ASC_48K_STEREO), &mut out)
+            .unwrap();
+        // SoundFormat 9 | AudioPacketType 5 (Multitrack); IsExHeader | PacketType 6 (Multitrack).
+        p.audio(
+            0,
+            &tag(&[0x95, 0x00], &[b'm', b'p', b'4', b'a', 1]),
+            &mut out,
+        )
+        .unwrap();
+        p.video(
+            0,
+            &tag(&[0x96, 0x00], &[b'a', b'v', b'c', b'1', 1]),
+            &mut out,
+        )
+        .unwrap();
+        p.audio(21, &tag(&[0xAF, 1], &[0x21]), &mut out).unwrap();
+        assert!(
+            matches!(&out[..], [IngestEvent::Track(_), IngestEvent::Frame(_)]),
+            "{out:?}"
+        );
+        assert_eq!(p.stats().unsupported_tags, 2);
     }
 
     fn tracks(events: &[IngestEvent]) -> Vec<&TrackInfo> {
