@@ -40,6 +40,8 @@ pub type DecoderCheck = fn(&TrackInfo) -> Result<(), String>;
 #[derive(Debug)]
 pub struct TrackGate {
     is_transcoded: bool,
+    /// The stream was to be transcoded but its transcoder could not start.
+    has_transcoder_failed: bool,
     check_decoder: DecoderCheck,
     /// Per kind (video, audio): `None` = nothing announced yet or usable; `Some` = unusable, as reported.
     unusable: [Option<UnusableTrack>; 2],
@@ -59,6 +61,7 @@ impl TrackGate {
     pub fn new(is_transcoded: bool, check_decoder: DecoderCheck) -> Self {
         Self {
             is_transcoded,
+            has_transcoder_failed: false,
             check_decoder,
             unusable: [None, None],
             tracks: [None, None],
@@ -82,17 +85,16 @@ impl TrackGate {
         let problem = if track.config.is_packageable() {
             None
         } else if !self.is_transcoded {
+            let why = if self.has_transcoder_failed {
+                "the stream's transcoder could not start"
+            } else {
+                "this stream is not transcoded"
+            };
             Some(match kind {
-                TrackKind::Video => {
-                    "it cannot be packaged as it arrives (only H.264 and HEVC can) and \
-                                     this stream is not transcoded"
-                        .to_owned()
-                }
-                TrackKind::Audio => {
-                    "only AAC audio is packaged as it arrives and this stream is not \
-                                     transcoded"
-                        .to_owned()
-                }
+                TrackKind::Video => format!(
+                    "it cannot be packaged as it arrives (only H.264 and HEVC can) and {why}"
+                ),
+                TrackKind::Audio => format!("only AAC audio is packaged as it arrives and {why}"),
             })
         } else {
             (self.check_decoder)(track).err()
@@ -120,6 +122,7 @@ impl TrackGate {
     /// verdicts on the tracks announced so far under that rule (the usable ones are to be packaged).
     pub fn stop_transcoding(&mut self) -> Vec<(TrackInfo, Verdict)> {
         self.is_transcoded = false;
+        self.has_transcoder_failed = true;
         let tracks: Vec<TrackInfo> = self.tracks.iter().flatten().cloned().collect();
         tracks
             .into_iter()
@@ -242,7 +245,11 @@ mod tests {
         assert_eq!(gate.track(&aac()), Verdict::Use);
         assert_eq!(gate.track(&mpeg2()), Verdict::Use);
         let verdicts = gate.stop_transcoding();
-        assert!(matches!(verdicts[0].1, Verdict::Refuse(_)), "{verdicts:?}");
+        assert!(
+            matches!(&verdicts[0].1, Verdict::Refuse(PublishRefused::UnsupportedCodec(r))
+                if r.contains("transcoder could not start")),
+            "{verdicts:?}"
+        );
         assert_eq!(verdicts[1].1, Verdict::Use);
     }
 }

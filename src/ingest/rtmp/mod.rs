@@ -7,7 +7,9 @@
 //!
 //! The driver owns the sockets and the clock (timeouts) and nothing else; protocol logic lives in the cores.
 //! Every connection is one task with a `rtmp` tracing span (`peer`, `stream`); its outcome is logged once
-//! when it ends, and an error closes only that connection. It does not serve RTMP playback, RTMPS or RTMPE.
+//! when it ends, and an error closes only that connection. A publish the session refuses after it started
+//! ([`PublishSession::refusal`]: a codec Estuary cannot serve) gets a `NetStream.Publish.Rejected` error
+//! status with the reason, and the connection closes once the publisher has had time to read it. It does not serve RTMP playback, RTMPS or RTMPE.
 
 pub mod amf;
 pub mod chunk;
@@ -367,6 +369,9 @@ impl Connection {
                     if let Some(refused) = publish.session.refusal() {
                         session.reject_publish(&refused.to_string())?;
                         flush(session, socket, self.config.write_timeout).await?;
+                        if let Some(publish) = self.publish.take() {
+                            publish.finish("publish refused");
+                        }
                         // A publisher reads the server's messages only between its own writes: let
                         // it read the status before the connection goes (a closed socket would fail its
                         // next write first, and the reason would be lost).
