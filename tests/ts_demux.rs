@@ -613,15 +613,16 @@ fn ts_demux_mpeg2_video_and_mp3_audio_match_ffprobe() {
 }
 
 #[test]
-fn ts_demux_ac3_eac3_and_opus_5_1_from_ffmpeg_match_ffprobe() {
+fn ts_demux_ac3_eac3_opus_and_latm_5_1_from_ffmpeg_match_ffprobe() {
     // The 5.1 clip's audio encoded by FFmpeg into each codec (AC-3: 0x81, E-AC-3: 0x87, Opus: 0x06 with
-    // its registration and extension descriptors), 3 s each.
+    // its registration and extension descriptors, AAC in LATM: 0x11), 3 s each.
     let dir = tempfile::tempdir().unwrap();
     let clip = fixture("bbb-720p-h264-aac51-5s.mp4");
     for (codec, name, samples, extra) in [
         ("ac3", "ac-3", 1536, &[][..]),
         ("eac3", "e-ac-3", 1536, &[][..]),
         ("libopus", "opus", 960, &["-b:a", "256k"][..]),
+        ("aac", "aac latm", 1024, &["-mpegts_flags", "latm"][..]),
     ] {
         let mut args = vec!["-map", "0:a", "-t", "3", "-c:a", codec];
         args.extend_from_slice(extra);

@@ -8,7 +8,8 @@
 //!
 //! Frame data ([`crate::Frame::data`]) for these codecs is the codec's own access unit, exactly as its
 //! decoder takes it: an MPEG-1/2 picture with its start codes (and the sequence and GOP headers that
-//! precede it); one MPEG audio frame or one AC-3 syncframe, header included (an E-AC-3 access unit is an
+//! precede it); one LOAS frame of AAC in LATM (sync layer included); one MPEG audio frame or one AC-3
+//! syncframe, header included (an E-AC-3 access unit is an
 //! independent substream frame followed by its dependent substream frames); one Opus packet (RFC 6716 §3,
 //! without the MPEG-TS control header); one FLAC frame; raw PCM samples, interleaved; one VP6 / Sorenson
 //! H.263 / VP9 frame; one AV1 temporal unit (low-overhead OBUs).
@@ -32,6 +33,8 @@ pub enum PcmFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodableCodec {
+    /// MPEG-4 AAC in LATM with its LOAS sync layer (ISO/IEC 14496-3 §1.7), as MPEG-TS carries it.
+    AacLatm,
     /// MPEG-1/2 Audio Layer I (ISO/IEC 11172-3, 13818-3).
     Mp1,
     /// MPEG-1/2 Audio Layer II.
@@ -92,6 +95,7 @@ impl DecodableCodec {
     /// A lower-case name for logs and APIs, e.g. `mp3`, `ac-3`, `mpeg-2 video`.
     pub fn name(self) -> &'static str {
         match self {
+            Self::AacLatm => "aac latm",
             Self::Mp1 => "mp1",
             Self::Mp2 => "mp2",
             Self::Mp3 => "mp3",
@@ -122,6 +126,7 @@ impl DecodableCodec {
     /// players.
     pub fn rfc6381(self) -> &'static str {
         match self {
+            Self::AacLatm => "mp4a.40",
             Self::Mp1 | Self::Mp2 | Self::Mp3 => "mp4a.6B",
             Self::Ac3 => "ac-3",
             Self::Eac3 => "ec-3",

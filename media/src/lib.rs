@@ -20,6 +20,7 @@ pub mod decodable;
 pub mod frame;
 pub mod hevc;
 pub mod hevc_slice;
+pub mod latm;
 pub mod mpeg_audio;
 pub mod mpeg_video;
 pub mod picture_size;

@@ -17,11 +17,12 @@
 //!   either are followed. Sections may span packets; CRC_32 is checked. Elementary streams are chosen
 //!   by stream_type (Table 2-34) and, for private data (0x06), by their descriptors: the first H.264
 //!   (0x1B), HEVC (0x24), MPEG-2 (0x02) or MPEG-1 (0x01) video stream becomes the video track; the first
-//!   AAC ADTS (0x0F), MPEG audio (0x03, 0x04), AC-3 (0x81, or 0x06 with an AC-3 descriptor 0x6A or an
+//!   AAC ADTS (0x0F), AAC LATM (0x11), MPEG audio (0x03, 0x04), AC-3 (0x81, or 0x06 with an AC-3
+//!   descriptor 0x6A or an
 //!   `AC-3` registration), E-AC-3 (0x87, or 0x06 with an E-AC-3 descriptor 0x7A or an `EAC3`
 //!   registration) or Opus (0x06 with an `Opus` registration and its extension descriptor's
 //!   channel_config_code) stream the audio track. A video or audio codec we do not handle (MPEG-4
-//!   Visual, VC-1, AAC LATM, DTS …) is reported once as an [`IngestEvent::Unusable`] when no usable
+//!   Visual, VC-1, DTS …) is reported once as an [`IngestEvent::Unusable`] when no usable
 //!   stream of its kind is chosen; every other elementary stream (data, subtitles, a second stream of a
 //!   kind) is ignored, logged once per PID with its stream_type.
 //! - **PES** (§2.4.3.6): reassembled per PID up to `max_pes_bytes` (bigger ones are dropped and counted;
@@ -46,7 +47,7 @@
 //!   one raw AAC frame (header and CRC stripped); an ADTS frame split across PES packets is carried over.
 //!   The AudioSpecificConfig comes from the ADTS header ([`media::aac::AacConfig::from_adts_header`]);
 //!   a changed one sends a new [`IngestEvent::Track`].
-//! - **MPEG audio, AC-3, E-AC-3, Opus** (`framed`): split at their frame headers (an Opus access unit
+//! - **MPEG audio, AAC LATM, AC-3, E-AC-3, Opus** (`framed`): split at their frame headers (an Opus access unit
 //!   at its control header, which is stripped), one frame each (an E-AC-3 frame with its dependent
 //!   substreams), configured from the first frame header, timed in samples like AAC.
 //!
@@ -116,6 +117,8 @@ pub const STREAM_TYPE_MPEG2_VIDEO: u8 = 0x02;
 pub const STREAM_TYPE_MPEG1_AUDIO: u8 = 0x03;
 /// stream_type of MPEG-2 audio (ISO/IEC 13818-3).
 pub const STREAM_TYPE_MPEG2_AUDIO: u8 = 0x04;
+/// stream_type of MPEG-4 AAC in LATM with the LOAS sync layer (ISO/IEC 14496-3 §1.7).
+pub const STREAM_TYPE_AAC_LATM: u8 = 0x11;
 /// stream_type of PES packets with private data: the codec is in the descriptors.
 pub const STREAM_TYPE_PRIVATE_DATA: u8 = 0x06;
 /// stream_type of AC-3 audio in ATSC (A/52 Annex A; user private in Table 2-34).
@@ -815,7 +818,7 @@ fn classify_stream(stream_type: u8, descriptors: &[u8]) -> Classified {
         0x42 => unusable_video("avs"),
         0xD1 => unusable_video("dirac"),
         0xEA => unusable_video("vc-1"),
-        0x11 => unusable_audio("aac latm"),
+        STREAM_TYPE_AAC_LATM => Classified::Use(EsKind::Framed(Framing::Latm)),
         0x1C => unusable_audio("mpeg-4 audio"),
         0x2D | 0x2E => unusable_audio("mpeg-h 3d audio"),
         0x82 | 0x85 | 0x8A => unusable_audio("dts"),

@@ -14,6 +14,7 @@ use crate::{TranscodeError, bitstream, ffi};
 /// The FFmpeg codec id of a decodable codec.
 fn decodable_id(codec: DecodableCodec) -> Option<codec::Id> {
     Some(match codec {
+        DecodableCodec::AacLatm => codec::Id::AAC_LATM,
         DecodableCodec::Mp1 => codec::Id::MP1,
         DecodableCodec::Mp2 => codec::Id::MP2,
         DecodableCodec::Mp3 => codec::Id::MP3,
@@ -117,6 +118,7 @@ mod tests {
             channels: 2,
         };
         for codec in [
+            DecodableCodec::AacLatm,
             DecodableCodec::Mp1,
             DecodableCodec::Mp2,
             DecodableCodec::Mp3,

@@ -224,3 +224,56 @@ fn mp3_is_transcoded_to_aac_even_with_audio_passthrough() {
         "output {mean_db} dB, source {source_db} dB"
     );
 }
+
+#[test]
+fn aac_in_latm_is_decoded_and_downmixed() {
+    // LOAS frames as MPEG-TS stream_type 0x11 carries them (FFmpeg's `-f latm`), split at their headers.
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(fixtures_dir().join("bbb-720p-h264-aac51-5s.mp4"))
+        .args(["-t", "3", "-vn", "-c:a", "aac", "-f", "latm", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success());
+    let es = out.stdout;
+    let (mut pos, mut samples, mut frames, mut config) = (0usize, 0i64, Vec::new(), None);
+    while pos < es.len() {
+        let f = media::latm::LoasFrame::parse(&es[pos..]).expect("a LOAS frame");
+        config = config.or(f.config);
+        frames.push(Frame {
+            track: TrackKind::Audio,
+            dts: samples,
+            pts: samples,
+            is_keyframe: true,
+            data: Bytes::copy_from_slice(&es[pos..pos + f.frame_bytes]),
+        });
+        samples += 1024;
+        pos += f.frame_bytes;
+    }
+    let config = config.expect("a StreamMuxConfig");
+    assert_eq!(
+        (config.format.sample_rate_hz, config.format.channels),
+        (48_000, 6)
+    );
+    let track = TrackInfo::new(CodecConfig::Decodable(DecodableConfig::audio(
+        DecodableCodec::AacLatm,
+        Bytes::new(),
+        config.format,
+    )));
+    let (sink, stats) = transcode_audio(&track, &frames, AudioMode::Transcode);
+    assert_eq!(stats.audio.errors, 0, "{stats:?}");
+    let out = sink.get("audio");
+    // 3 s, and the AAC encoder's priming frame in the source.
+    assert!(
+        (138..=145).contains(&out.frames.len()),
+        "{}",
+        out.frames.len()
+    );
+    let (channels, mean_db) = decode_aac(&out.tracks[0], &out.frames);
+    assert_eq!(channels, 2);
+    let source_db = reference_mean_volume("bbb-720p-h264-aac51-5s.mp4", &["-ac", "2"]);
+    assert!(
+        (mean_db - source_db).abs() < 1.5,
+        "output {mean_db} dB, reference {source_db} dB"
+    );
+}

@@ -1,5 +1,6 @@
 //! Audio elementary streams split by their own frame headers, decoded downstream: MPEG audio
-//! (stream_type 0x03, 0x04; ISO/IEC 11172-3 / 13818-3 frame headers), AC-3 and E-AC-3 (0x81, 0x87, or
+//! (stream_type 0x03, 0x04; ISO/IEC 11172-3 / 13818-3 frame headers), AAC in LATM (0x11; LOAS sync
+//! layer, ISO/IEC 14496-3 §1.7, configured by its StreamMuxConfig), AC-3 and E-AC-3 (0x81, 0x87, or
 //! 0x06 with an AC-3 / E-AC-3 descriptor; ATSC A/52 syncinfo, ETSI TS 102 366 Annex A for the DVB
 //! signalling) and Opus (0x06 with an `Opus` registration descriptor; each access unit behind an
 //! `opus_control_header`, as the Xiph.org "Encapsulation of Opus in MPEG-2 Transport Stream"
@@ -14,6 +15,7 @@
 use bytes::Bytes;
 use media::ac3::{Ac3Header, is_ac3_sync};
 use media::decodable::{opus_head, opus_packet_samples};
+use media::latm::{LoasFrame, is_loas_sync};
 use media::mpeg_audio::{MpegAudioHeader, is_mpeg_audio_sync};
 use media::time::rescale;
 use media::{
@@ -33,6 +35,8 @@ pub(super) const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub(super) enum Framing {
     /// MPEG-1/2 audio, any layer.
     MpegAudio,
+    /// MPEG-4 AAC in LATM with the LOAS sync layer.
+    Latm,
     /// AC-3 or E-AC-3 (told apart by each syncframe's bsid).
     Ac3,
     /// Opus with `channels` channels (from the extension descriptor's channel_config_code).
@@ -61,6 +65,7 @@ impl Framing {
     fn is_sync(self, data: &[u8]) -> bool {
         match self {
             Framing::MpegAudio => is_mpeg_audio_sync(data),
+            Framing::Latm => is_loas_sync(data),
             Framing::Ac3 => is_ac3_sync(data),
             // opus_control_header_prefix: 11 bits 0x3FF.
             Framing::Opus { .. } => match data {
@@ -83,6 +88,21 @@ impl Framing {
                     sample_rate_hz: h.sample_rate_hz,
                     channels: h.channels,
                 },
+                is_dependent: false,
+            }),
+            // A frame without a StreamMuxConfig uses the last one: its format is filled in later.
+            Framing::Latm => LoasFrame::parse(data).map(|f| Unit {
+                header_bytes: 0,
+                total_bytes: f.frame_bytes,
+                samples: f.config.map_or(0, |c| c.samples_per_frame),
+                codec: DecodableCodec::AacLatm,
+                format: f.config.map_or(
+                    AudioFormat {
+                        sample_rate_hz: 0,
+                        channels: 0,
+                    },
+                    |c| c.format,
+                ),
                 is_dependent: false,
             }),
             Framing::Ac3 => Ac3Header::parse(data).map(|h| Unit {
@@ -173,6 +193,8 @@ pub(super) struct FramedAudioEs {
     framing: Framing,
     /// The configuration of the track announced last.
     config: Option<(DecodableCodec, AudioFormat)>,
+    /// Samples per frame of the last configuration (LATM frames without one use it).
+    samples_per_frame: u32,
     /// DTS of the next frame, in samples (sample-rate ticks).
     next_dts: Option<i64>,
     /// An access unit waiting for dependent substreams (E-AC-3): (DTS, samples, bytes).
@@ -186,6 +208,7 @@ impl FramedAudioEs {
         Self {
             framing,
             config: None,
+            samples_per_frame: 0,
             next_dts: None,
             pending: None,
             carry: Vec::new(),
@@ -282,8 +305,21 @@ impl FramedAudioEs {
     }
 
     /// One whole unit; `anchor_90khz` is the PES PTS if this is the first unit starting in it.
-    fn unit(&mut self, unit: Unit, bytes: &[u8], anchor_90khz: Option<i64>, ctx: &mut Ctx<'_>) {
+    fn unit(&mut self, mut unit: Unit, bytes: &[u8], anchor_90khz: Option<i64>, ctx: &mut Ctx<'_>) {
         let frame = &bytes[unit.header_bytes..];
+        if unit.samples == 0 && !unit.is_dependent {
+            // A LATM frame that reuses the previous StreamMuxConfig.
+            match self.config {
+                Some((_, format)) if self.samples_per_frame > 0 => {
+                    unit.format = format;
+                    unit.samples = self.samples_per_frame;
+                }
+                _ => {
+                    ctx.stats.frames_before_config += 1;
+                    return;
+                }
+            }
+        }
         if unit.is_dependent {
             match &mut self.pending {
                 Some((_, _, data)) if data.len() + frame.len() <= MAX_FRAME_BYTES => {
@@ -315,6 +351,7 @@ impl FramedAudioEs {
                 ))));
             self.config = Some((unit.codec, unit.format));
         }
+        self.samples_per_frame = unit.samples;
         let rate = unit.format.sample_rate_hz;
         let spf = i64::from(unit.samples);
         let expected = anchor_90khz.map(|pts| rescale(pts, MediaTime::HZ_90K, rate));
