@@ -242,6 +242,7 @@ fn load_source(path: &Path) -> Source {
             IngestEvent::Track(t) if t.kind() == TrackKind::Video => video = Some(t),
             IngestEvent::Track(t) => audio = Some(t),
             IngestEvent::Frame(f) => frames.push(f),
+            IngestEvent::Unusable(u) => panic!("unexpected unusable track {u}"),
         }
     }
     let mut pts: Vec<i64> = frames

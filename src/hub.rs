@@ -19,8 +19,9 @@ use packager::{PackagerConfig, StreamPackager};
 use tokio::sync::watch;
 
 use crate::ingest::{
-    IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, is_valid_name,
+    IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, UnusableTrack, is_valid_name,
 };
+use crate::track_gate::{TrackGate, Verdict};
 
 /// Stream lifecycle settings.
 #[derive(Debug, Clone)]
@@ -135,6 +136,9 @@ pub struct StreamState {
     pub transport: Option<crate::ingest::TransportStats>,
     /// The current transcoder's counters (real-time factor, lag, shed rungs; about once a second).
     pub transcode: Option<transcoder::TranscodeStats>,
+    /// The current publish's tracks that are not used (an audio codec that cannot be packaged or
+    /// decoded), as reported when found; cleared when a new publish starts.
+    pub unusable_tracks: Vec<UnusableTrack>,
     cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
@@ -450,6 +454,7 @@ impl Hub {
                 ingest: IngestCounters::default(),
                 transport: None,
                 transcode: None,
+                unusable_tracks: Vec::new(),
                 cache: HashMap::new(),
             }),
             version_tx,
@@ -651,7 +656,10 @@ impl Publisher for Hub {
                 },
             )
         });
+        entry.lock().unusable_tracks.clear();
         Ok(Box::new(HubSession {
+            gate: TrackGate::new(ladder.is_some(), transcoder::check_decoder),
+            refused: None,
             entry,
             dropped_frames_logged: false,
             ladder,
@@ -665,6 +673,10 @@ impl Publisher for Hub {
 /// A publish session feeding one stream's packager.
 struct HubSession {
     entry: Arc<StreamEntry>,
+    /// Which source tracks are used (see [`crate::track_gate`]).
+    gate: TrackGate,
+    /// Set when the gate refused the publish: the driver closes the connection, events are ignored.
+    refused: Option<PublishRefused>,
     dropped_frames_logged: bool,
     /// The stream's ladder, when it is transcoded.
     ladder: Option<crate::ladder::SessionLadder>,
@@ -714,9 +726,47 @@ impl HubSession {
     }
 }
 
+impl HubSession {
+    /// Act on a verdict that is not [`Verdict::Use`]: report an unusable track (one warning, the API and
+    /// the metrics), or remember the refusal (the driver logs it once and closes the connection).
+    fn judged(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Use | Verdict::Ignore => {}
+            Verdict::Report(track) => {
+                tracing::warn!(
+                    stream = %self.entry.name,
+                    kind = track.kind_name(),
+                    codec = %track.codec,
+                    reason = %track.reason,
+                    "source track not used: the stream continues without it"
+                );
+                let mut st = self.entry.lock();
+                st.unusable_tracks.retain(|t| t.kind != track.kind);
+                st.unusable_tracks.push(track);
+            }
+            Verdict::Refuse(refused) => {
+                tracing::debug!(stream = %self.entry.name, reason = %refused, "publish refused by its tracks");
+                self.refused = Some(refused);
+            }
+        }
+    }
+
+    /// A source track is used (again): it is no longer reported.
+    fn track_used(&self, kind: media::TrackKind) {
+        let mut st = self.entry.lock();
+        if st.unusable_tracks.iter().any(|t| t.kind == kind) {
+            st.unusable_tracks.retain(|t| t.kind != kind);
+        }
+    }
+}
+
 impl PublishSession for HubSession {
     fn is_kicked(&self) -> bool {
         self.entry.is_kicked()
+    }
+
+    fn refusal(&self) -> Option<PublishRefused> {
+        self.refused.clone()
     }
 
     fn transport_stats(&mut self, stats: crate::ingest::TransportStats) {
@@ -724,9 +774,16 @@ impl PublishSession for HubSession {
     }
 
     fn event(&mut self, event: IngestEvent) {
+        if self.refused.is_some() {
+            return;
+        }
         match event {
             IngestEvent::Track(track) => {
                 tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
+                match self.gate.track(&track) {
+                    Verdict::Use => self.track_used(track.kind()),
+                    verdict => return self.judged(verdict),
+                }
                 let failed = match &mut self.ladder {
                     Some(ladder) => ladder.track(&self.entry, track.clone()).err(),
                     None => {
@@ -736,8 +793,11 @@ impl PublishSession for HubSession {
                 };
                 if let Some(held) = failed {
                     self.fall_back_to_source(held);
-                    self.entry.lock().packager.set_track(track);
                 }
+            }
+            IngestEvent::Unusable(track) => {
+                let verdict = self.gate.unusable(track);
+                self.judged(verdict);
             }
             IngestEvent::Frame(frame) => {
                 match frame.track {
@@ -747,6 +807,9 @@ impl PublishSession for HubSession {
                 self.ingest.bytes += frame.data.len() as u64;
                 if self.flushed_at.elapsed() >= Duration::from_secs(1) {
                     self.flush_counters();
+                }
+                if !self.gate.admits(frame.track) {
+                    return;
                 }
                 let Some(ladder) = &mut self.ladder else {
                     self.package(frame);
@@ -764,20 +827,18 @@ impl HubSession {
     /// The transcoder could not start: package the source as it arrives from now on, beginning with
     /// `frames` (those it held).
     fn fall_back_to_source(&mut self, frames: Vec<media::Frame>) {
-        let tracks: Vec<media::TrackInfo> = self
-            .ladder
-            .as_ref()
-            .map(|l| l.source_tracks().cloned().collect())
-            .unwrap_or_default();
+        // The tracks that can be packaged as they arrive; the others are refused or reported.
         self.ladder = None;
-        {
-            let mut st = self.entry.lock();
-            for t in tracks {
-                st.packager.set_track(t);
+        for (track, verdict) in self.gate.stop_transcoding() {
+            match verdict {
+                Verdict::Use => self.entry.lock().packager.set_track(track),
+                verdict => self.judged(verdict),
             }
         }
         for frame in frames {
-            self.package(frame);
+            if self.refused.is_none() && self.gate.admits(frame.track) {
+                self.package(frame);
+            }
         }
     }
 }

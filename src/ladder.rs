@@ -26,6 +26,14 @@ pub struct LadderSettings {
     pub passthrough_streams: Vec<String>,
 }
 
+/// Picture parameters assumed to size the default ladder when a source does not signal its own (a
+/// decodable video codec whose headers did not give a size): 720p.
+const ASSUMED_SOURCE: media::VideoParams = media::VideoParams {
+    width: 1280,
+    height: 720,
+    frame_rate: None,
+};
+
 impl LadderSettings {
     /// Whether `stream` gets a ladder.
     pub fn applies_to(&self, stream: &str) -> bool {
@@ -280,15 +288,17 @@ impl SessionLadder {
             return Ok(());
         };
         let (facts, held) = probe.finish();
-        let base = match (&self.settings.rungs, &self.video) {
+        // A decodable video whose headers gave no size is laddered as 720p.
+        let params = self
+            .video
+            .as_ref()
+            .map(|v| v.config.video_params().unwrap_or(ASSUMED_SOURCE));
+        let base = match (&self.settings.rungs, params) {
             (Some(r), _) => r.clone(),
-            (None, Some(v)) => match v.config.video_params() {
-                Some(p) => transcoder::default_ladder(p),
-                None => Vec::new(),
-            },
+            (None, Some(p)) => transcoder::default_ladder(p),
             (None, None) => Vec::new(),
         };
-        let fitted = match self.video.as_ref().and_then(|v| v.config.video_params()) {
+        let fitted = match params {
             Some(params) => {
                 let can = self.video.as_ref().is_some_and(can_copy);
                 transcoder::fit_ladder(&base, params, &facts, can)
@@ -315,7 +325,18 @@ impl SessionLadder {
                 st.packager.set_rendition_track(&copy.name, video.clone());
             }
         }
-        declare_bandwidths(entry, &rungs, &self.settings.options.audio);
+        let is_audio_transcoded = self.settings.options.audio.mode
+            == transcoder::AudioMode::Transcode
+            || self
+                .audio
+                .as_ref()
+                .is_some_and(|a| !matches!(a.config, media::CodecConfig::Aac(_)));
+        declare_bandwidths(
+            entry,
+            &rungs,
+            &self.settings.options.audio,
+            is_audio_transcoded,
+        );
         let options = transcoder::TranscodeOptions {
             clock: facts.clock,
             frame_rate: facts.frame_rate,
@@ -365,6 +386,7 @@ fn declare_bandwidths(
     entry: &Arc<StreamEntry>,
     rungs: &[transcoder::RungConfig],
     audio: &transcoder::AudioConfig,
+    is_audio_transcoded: bool,
 ) {
     let top = rungs
         .iter()
@@ -385,7 +407,7 @@ fn declare_bandwidths(
             );
         }
     }
-    if audio.mode == transcoder::AudioMode::Transcode {
+    if is_audio_transcoded {
         st.packager.set_rendition_bandwidth(
             packager::stream::AUDIO_RENDITION,
             Some(audio.bitrate_bps.saturating_mul(110) / 100),
@@ -415,5 +437,33 @@ impl Drop for SessionLadder {
             "transcoder stopped"
         );
         // Dropping `t` stops and joins its threads.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use media::{CodecConfig, DecodableCodec, DecodableConfig, VideoParams};
+
+    #[test]
+    fn only_h264_is_copied() {
+        let mpeg2 = TrackInfo::new(CodecConfig::Decodable(DecodableConfig::video(
+            DecodableCodec::Mpeg2Video,
+            bytes::Bytes::new(),
+            Some(VideoParams {
+                width: 720,
+                height: 405,
+                frame_rate: Some((25, 1)),
+            }),
+        )));
+        assert!(!can_copy(&mpeg2));
+        let h264 = TrackInfo::from_avcc(bytes::Bytes::from_static(&[
+            1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0x19, 0x67, 0x64, 0x00, 0x1f, 0xac, 0xd9, 0x40, 0x50,
+            0x05, 0xbb, 0x01, 0x6a, 0x02, 0x02, 0x02, 0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00,
+            0x00, 0x1e, 0x07, 0x8c, 0x18, 0xcb, 1, 0, 4, 0x68, 0xeb, 0xe3, 0xcb,
+        ]));
+        if let Ok(h264) = h264 {
+            assert!(can_copy(&h264));
+        }
     }
 }

@@ -16,3 +16,4 @@ pub mod msn_store;
 pub mod origin;
 pub mod player;
 pub mod server;
+pub mod track_gate;

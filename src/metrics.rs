@@ -6,8 +6,8 @@
 //! - read from the live state at each scrape ([`Metrics::encode`]): per stream and rendition, frames
 //!   packaged and dropped, parts and segments produced, the measured bit rate, the stream's state,
 //!   blocked requests and requests served, frames and bytes received from the publisher, SRT receive
-//!   counters, the transcoder's real-time factor, lag and shed rungs; playback refusals by reason and
-//!   publish refusals;
+//!   counters, the transcoder's real-time factor, lag and shed rungs, source tracks not used; playback
+//!   refusals by reason and publish refusals;
 //! - observed as parts are published: the part publication latency histogram ([`PartLatencyFamily`]).
 //!
 //! Every series is prefixed `estuary_`. Counters end in `_total` (OpenMetrics).
@@ -80,6 +80,13 @@ pub fn part_latency_family() -> PartLatencyFamily {
 struct KindLabels {
     stream: String,
     kind: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TrackLabels {
+    stream: String,
+    kind: &'static str,
+    codec: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,6 +177,7 @@ impl Metrics {
         let lag = Family::<StreamLabels, Gauge>::default();
         let shed = Family::<RenditionLabels, Gauge>::default();
         let decode_errors = Family::<StreamLabels, Counter>::default();
+        let unusable = Family::<TrackLabels, Gauge>::default();
         let mut names = hub.names();
         names.sort();
         for entry in names.iter().filter_map(|n| hub.get(n)) {
@@ -262,6 +270,15 @@ impl Metrics {
                     .set(i64::from(t.shed_rungs.contains(&r.name)));
                 }
             }
+            for t in &report.unusable_tracks {
+                unusable
+                    .get_or_create(&TrackLabels {
+                        stream: stream.clone(),
+                        kind: t.kind,
+                        codec: t.codec.clone(),
+                    })
+                    .set(1);
+            }
             for r in &report.renditions {
                 if let Some(bps) = r.measured_bitrate_bps {
                     bitrate
@@ -273,6 +290,12 @@ impl Metrics {
                 }
             }
         }
+        registry.register(
+            "ingest_unusable_tracks",
+            "1 for each source track of the current publish that is not used (codec not supported, or not \
+             packageable on a stream that is not transcoded)",
+            unusable,
+        );
         registry.register(
             "stream_state",
             "1 for each stream in its state (live, reconnecting, ended)",

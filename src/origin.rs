@@ -1411,6 +1411,20 @@ pub struct StreamReport {
     pub srt: Option<crate::ingest::TransportStats>,
     /// The ladder's state, when the stream is transcoded.
     pub transcoder: Option<TranscoderReport>,
+    /// Source tracks of the current publish that are not used (e.g. MP3 audio on a stream packaged as
+    /// it arrives), with why.
+    pub unusable_tracks: Vec<UnusableTrackReport>,
+}
+
+/// A source track that is not used, in a [`StreamReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct UnusableTrackReport {
+    /// `video` or `audio`.
+    pub kind: &'static str,
+    /// The codec, lower case (`mp3`, `speex`, `stream_type 0x10` …).
+    pub codec: String,
+    /// Why it is not used.
+    pub reason: String,
 }
 
 /// The transcoder's state in a [`StreamReport`].
@@ -1532,6 +1546,15 @@ impl StreamReport {
                     .map(|r| r.name.clone())
                     .collect(),
             }),
+            unusable_tracks: st
+                .unusable_tracks
+                .iter()
+                .map(|t| UnusableTrackReport {
+                    kind: t.kind_name(),
+                    codec: t.codec.clone(),
+                    reason: t.reason.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -38,6 +38,7 @@ fn make_ts(dir: &Path, input: &Path, args: &[&str], name: &str) -> PathBuf {
 
 struct Demuxed {
     tracks: Vec<TrackInfo>,
+    unusable: Vec<estuary::ingest::UnusableTrack>,
     video: Vec<Frame>,
     audio: Vec<Frame>,
     stats: TsStats,
@@ -55,6 +56,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
     demuxer.check_invariants();
     let mut d = Demuxed {
         tracks: Vec::new(),
+        unusable: Vec::new(),
         video: Vec::new(),
         audio: Vec::new(),
         stats: demuxer.stats(),
@@ -119,6 +121,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
                     TrackKind::Audio => d.audio.push(f),
                 }
             }
+            IngestEvent::Unusable(u) => d.unusable.push(u),
         }
     }
     d
@@ -479,7 +482,7 @@ fn ts_demux_srt_like_losses_never_emit_damaged_frames() {
         .into_iter()
         .filter_map(|e| match e {
             IngestEvent::Frame(f) => Some(f),
-            IngestEvent::Track(_) => None,
+            IngestEvent::Track(_) | IngestEvent::Unusable(_) => None,
         })
         .collect();
     // Audio survives the losses mostly; video drops from each loss to the next keyframe (pictures
@@ -513,5 +516,136 @@ fn ts_demux_srt_like_losses_never_emit_damaged_frames() {
             TrackKind::Audio => &clean.audio,
         };
         assert!(reference.contains(f), "damaged or invented frame {f:?}");
+    }
+}
+
+/// Audio frames equal ffprobe's packets in number, are exactly `samples_per_frame` apart and start at
+/// ffprobe's first PTS (in samples at `sample_rate`).
+fn assert_framed_audio_matches(
+    d: &Demuxed,
+    probed: &[ProbedPacket],
+    sample_rate: u32,
+    samples_per_frame: i64,
+) {
+    assert_eq!(d.audio.len(), probed.len(), "audio frame count");
+    assert_eq!(
+        d.audio[0].dts,
+        rescale(probed[0].pts, 90_000, sample_rate),
+        "first audio timestamp"
+    );
+    assert!(
+        d.audio
+            .windows(2)
+            .all(|w| w[1].dts - w[0].dts == samples_per_frame),
+        "frames {samples_per_frame} samples apart"
+    );
+    assert_eq!((d.stats.audio_resyncs, d.stats.audio_sync_errors), (0, 0));
+}
+
+fn decodable(track: &TrackInfo) -> &media::DecodableConfig {
+    match &track.config {
+        CodecConfig::Decodable(d) => d,
+        other => panic!("not a decodable codec: {other:?}"),
+    }
+}
+
+#[test]
+fn ts_demux_mpeg2_video_and_mp3_audio_match_ffprobe() {
+    // MPEG-2 video (stream_type 0x02) from the camera clip with the trailer's MP3 (0x03), both copied.
+    let dir = tempfile::tempdir().unwrap();
+    let mp3 = fixture("bbb-trailer-360p-h264-mp3-12s.mp4");
+    let ts_path = make_ts(
+        dir.path(),
+        &fixture("camera-city-cc0-405p-mpeg2-8s.mpg"),
+        &[
+            "-i",
+            mp3.to_str().unwrap(),
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-c",
+            "copy",
+            "-t",
+            "6",
+        ],
+        "mpeg2-mp3.ts",
+    );
+    let ts = std::fs::read(&ts_path).unwrap();
+    let d = demux(&ts, FFMPEG_SRT_CHUNK_BYTES);
+    assert_clean(&d.stats);
+    assert!(d.unusable.is_empty());
+
+    let video = decodable(video_track(&d));
+    assert_eq!(video.codec, media::DecodableCodec::Mpeg2Video);
+    let params = video.video.expect("picture size from the sequence header");
+    assert_eq!(
+        format!("{},{}", params.width, params.height),
+        probe_stream(&ts_path, "video", "width,height").trim_end_matches(',')
+    );
+    assert_eq!(params.frame_rate, Some((25, 1)));
+    // One frame per picture, PTS/DTS from the PES, keyframes = I pictures with their sequence header,
+    // exactly as ffprobe sees the packets.
+    assert_video_matches(&d, &probe_packets(&ts_path, "video"));
+    assert!(
+        d.video.iter().any(|f| f.pts != f.dts),
+        "the clip has B pictures"
+    );
+    assert!(d.video.iter().filter(|f| f.is_keyframe).count() >= 12);
+    assert!(d.video[0].data.starts_with(&[0, 0, 1, 0xB3]));
+
+    let audio_track = audio_track(&d);
+    let audio = decodable(audio_track);
+    assert_eq!(audio.codec, media::DecodableCodec::Mp3);
+    assert_eq!(
+        audio
+            .audio
+            .map(|a| format!("{},{}", a.sample_rate_hz, a.channels)),
+        Some(
+            probe_stream(&ts_path, "audio", "sample_rate,channels")
+                .trim_end_matches(',')
+                .to_owned()
+        )
+    );
+    assert_eq!(audio_track.timescale, 44_100);
+    assert_framed_audio_matches(&d, &probe_packets(&ts_path, "audio"), 44_100, 1152);
+    assert!(d.audio.iter().all(|f| f.data.starts_with(&[0xFF])));
+}
+
+#[test]
+fn ts_demux_ac3_eac3_opus_and_latm_5_1_from_ffmpeg_match_ffprobe() {
+    // The 5.1 clip's audio encoded by FFmpeg into each codec (AC-3: 0x81, E-AC-3: 0x87, Opus: 0x06 with
+    // its registration and extension descriptors, AAC in LATM: 0x11), 3 s each.
+    let dir = tempfile::tempdir().unwrap();
+    let clip = fixture("bbb-720p-h264-aac51-5s.mp4");
+    for (codec, name, samples, extra) in [
+        ("ac3", "ac-3", 1536, &[][..]),
+        ("eac3", "e-ac-3", 1536, &[][..]),
+        ("libopus", "opus", 960, &["-b:a", "256k"][..]),
+        ("aac", "aac latm", 1024, &["-mpegts_flags", "latm"][..]),
+    ] {
+        let mut args = vec!["-map", "0:a", "-t", "3", "-c:a", codec];
+        args.extend_from_slice(extra);
+        let ts_path = make_ts(dir.path(), &clip, &args, &format!("{codec}.ts"));
+        let ts = std::fs::read(&ts_path).unwrap();
+        let d = demux(&ts, SRT_LIVE_TRANSMIT_CHUNK_BYTES);
+        assert_clean(&d.stats);
+        let track = audio_track(&d);
+        let config = decodable(track);
+        assert_eq!(
+            (track.config.name(), config.audio.map(|a| a.channels)),
+            (name, Some(6)),
+            "{codec}"
+        );
+        assert_eq!(track.timescale, 48_000, "{codec}");
+        assert_framed_audio_matches(&d, &probe_packets(&ts_path, "audio"), 48_000, samples);
+        if codec == "libopus" {
+            // OpusHead with mapping family 1 for six channels, and packets without control headers.
+            assert_eq!(
+                media::decodable::opus_head_channels(&config.extradata),
+                Some(6)
+            );
+            assert!(d.audio.iter().all(|f| f.data[0] != 0x7F));
+        }
     }
 }

@@ -22,7 +22,7 @@ const WHAT_ADTS: &str = "ADTS header";
 
 /// Sampling frequencies by samplingFrequencyIndex 0..=12 (ISO/IEC 14496-3 §1.6.3.4, Table 1.18);
 /// 13 and 14 are reserved, 15 means an explicit 24-bit frequency follows.
-const SAMPLING_FREQUENCIES_HZ: [u32; 13] = [
+pub(crate) const SAMPLING_FREQUENCIES_HZ: [u32; 13] = [
     96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
 ];
 

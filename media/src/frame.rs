@@ -7,11 +7,13 @@ use crate::codec::TrackKind;
 /// One encoded access unit (a video frame or an audio frame) with its timestamps.
 ///
 /// Timestamps are in the track's timescale ([`crate::TrackInfo::timescale`]): 90 kHz for video, the
-/// sample rate for AAC. They are unwrapped (64-bit, monotonic DTS within a publish session).
+/// sample rate for audio. They are unwrapped (64-bit, monotonic DTS within a publish session).
 ///
 /// `data` is the sample as CMAF stores it: for H.264/HEVC, NAL units each prefixed by a 4-byte big-endian
 /// length (ISO/IEC 14496-15 §5.3.2, `lengthSizeMinusOne = 3`), without parameter sets being required;
-/// for AAC, one raw access unit (no ADTS header).
+/// for AAC, one raw access unit (no ADTS header). For a decodable codec
+/// ([`crate::CodecConfig::Decodable`]), the codec's own access unit as its decoder takes it (see
+/// [`crate::decodable`]).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Which track of the stream the frame belongs to.
@@ -21,7 +23,8 @@ pub struct Frame {
     /// Presentation timestamp, in track timescale ticks (`pts - dts` is the composition offset, may be < 0
     /// only for malformed sources; it is kept as signed).
     pub pts: i64,
-    /// True for a sync sample (IDR / IRAP for video; every AAC frame).
+    /// True for a sync sample (IDR / IRAP for video, an I picture with its sequence header for MPEG-2, the
+    /// publisher's keyframe flag for the other decodable video codecs; every audio frame).
     pub is_keyframe: bool,
     /// The sample bytes (see the type docs for the layout).
     pub data: Bytes,

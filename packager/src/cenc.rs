@@ -159,7 +159,7 @@ impl SampleFraming {
             media::CodecConfig::Hevc(hevc) => {
                 Self::Hevc(Arc::new(HevcParameterSets::from_config(hevc)))
             }
-            media::CodecConfig::Aac(_) => Self::Whole,
+            media::CodecConfig::Aac(_) | media::CodecConfig::Decodable(_) => Self::Whole,
         }
     }
 }

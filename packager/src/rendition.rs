@@ -176,6 +176,20 @@ impl DurationEstimate {
     fn ticks(&self) -> i64 {
         self.median
     }
+
+    /// The shortest recent step: the duration given to a part's last frame before the next frame
+    /// exists. A frame that then comes later leaves a gap the next frame snaps over (up to 2 ms, the
+    /// millisecond rounding of a constant frame rate) or a counted gap; one that came earlier than a
+    /// longer guess would overlap the part before it (two samples at one time), which decoders handle
+    /// worse (a variable-frame-rate phone clip did it at every other part).
+    fn shortest(&self) -> i64 {
+        self.steps[..self.len]
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(self.median)
+            .max(1)
+    }
 }
 
 /// One rendition: segmenter state plus its live window.
@@ -789,7 +803,7 @@ impl Rendition {
         let frames = std::mem::take(&mut self.pending);
         let last = frames.last().expect("non-empty");
         let end = end_dts
-            .unwrap_or(last.dts + self.est_duration.ticks())
+            .unwrap_or(last.dts + self.est_duration.shortest())
             .max(last.dts + 1);
         if end_dts.is_none() {
             self.predicted_dts = Some(end);

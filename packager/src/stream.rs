@@ -330,6 +330,15 @@ impl StreamPackager {
     /// segment without a keyframe). A rendition whose kind differs from its earlier track is refused
     /// (logged).
     pub fn set_rendition_track(&mut self, name: &str, track: TrackInfo) {
+        if !track.config.is_packageable() {
+            // Callers route such tracks to the transcoder; refused here as a last line of defence.
+            tracing::error!(
+                rendition = name,
+                codec = track.config.name(),
+                "codec cannot be packaged: track ignored"
+            );
+            return;
+        }
         let kind = track.kind();
         let init_id = self.next_msn();
         match self.renditions.iter().position(|r| r.name() == name) {

@@ -28,12 +28,17 @@ fn segmenter_cuts_on_keyframes_and_aligns_audio_msn() {
         }
     }
     // Audio segments carry the same msns as video segments and start at the presentation time of the
-    // video segment's keyframe (DTS + its 3000-tick composition offset), within one AAC frame; their
-    // program date times agree to the millisecond rounding.
+    // video segment's keyframe (its tfdt: decode times are moved by the keyframe's 3000-tick
+    // composition offset), within one AAC frame; their program date times agree to the millisecond
+    // rounding.
     for s in a.segments().iter().filter(|s| s.is_complete) {
         let vseg = v.segment(s.msn).expect("same msn in video");
         let at = s.start_dts as f64 / 48_000.0;
-        let vt = (vseg.start_dts + 3000) as f64 / 90_000.0;
+        let vt = vseg.start_dts as f64 / 90_000.0;
+        assert_eq!(
+            vseg.start_dts, vseg.earliest_pts,
+            "video tfdt is its first sample's PTS"
+        );
         let pdt_gap_ms = s.program_date_time_ms - vseg.program_date_time_ms;
         assert!(
             (pdt_gap_ms as f64 - (at - vt) * 1000.0).abs() <= 1.0,
@@ -72,8 +77,9 @@ fn audio_parts_follow_the_video_part_grid() {
         .filter(|s| s.is_complete && s.msn > 1000)
     {
         let vs = v.segment(s.msn).expect("same msn in video");
-        // Video part ends in presentation time (keyframe composition offset 3000 ticks).
-        let mut vt = (vs.start_dts + 3000) as f64 / 90_000.0;
+        // Video part ends in presentation time: a video segment's tfdt is its keyframe's presentation
+        // time (decode times are moved by the first keyframe's composition offset).
+        let mut vt = vs.start_dts as f64 / 90_000.0;
         let mut at = s.start_dts as f64 / 48_000.0;
         assert_eq!(s.parts.len(), vs.parts.len(), "msn {}", s.msn);
         for (ap, vp) in s.parts.iter().zip(&vs.parts) {
@@ -135,11 +141,12 @@ fn segmenter_waits_for_a_late_keyframe_and_every_segment_starts_with_one() {
             s.msn
         );
     }
+    // Start times are presentation times: the frames' DTS plus their 33 ms composition offset.
     let starts: Vec<i64> = complete.iter().map(|s| s.start_dts / 90).collect();
     assert!(
         starts
             .windows(2)
-            .any(|w| (w[0] - 4000).abs() <= 2 && (w[1] - 6500).abs() <= 2),
+            .any(|w| (w[0] - 4033).abs() <= 2 && (w[1] - 6533).abs() <= 2),
         "{starts:?}"
     );
 }

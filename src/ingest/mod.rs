@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 
-use media::{Frame, TrackInfo};
+use media::{Frame, TrackInfo, TrackKind};
 
 pub mod flv;
 pub mod rtmp;
@@ -39,6 +39,55 @@ pub enum IngestEvent {
     Track(TrackInfo),
     /// One encoded frame, timestamps unwrapped and in its track's timescale.
     Frame(Frame),
+    /// The publisher sends a track in a codec ingest cannot parse (an FLV codec id or FourCC, an MPEG-TS
+    /// stream_type we do not handle): sent once when it is first seen (and again if the codec changes),
+    /// so the session can refuse the publish (video) or report the track (audio). Its frames are dropped
+    /// and counted by the parser.
+    Unusable(UnusableTrack),
+}
+
+/// A track of a publish that Estuary does not use, and why. Reported in the log, the JSON API and the
+/// metrics; never dropped silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnusableTrack {
+    /// Video or audio.
+    pub kind: TrackKind,
+    /// The codec as the source names it, lower case (`mp3`, `screen video`, `fourcc vp08`,
+    /// `stream_type 0x10` …).
+    pub codec: String,
+    /// Why it cannot be used, lower case, e.g. `codec not supported`.
+    pub reason: String,
+}
+
+impl UnusableTrack {
+    /// A track whose codec ingest does not support.
+    pub fn unsupported(kind: TrackKind, codec: impl Into<String>) -> Self {
+        Self {
+            kind,
+            codec: codec.into(),
+            reason: "codec not supported".to_owned(),
+        }
+    }
+
+    /// `video` or `audio`.
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        }
+    }
+}
+
+impl std::fmt::Display for UnusableTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} codec {}: {}",
+            self.kind_name(),
+            self.codec,
+            self.reason
+        )
+    }
 }
 
 /// Why a publish was refused.
@@ -61,6 +110,11 @@ pub enum PublishRefused {
     /// answer).
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
+    /// The stream cannot be served in the codec it arrives in (the video codec is not supported, or the
+    /// stream is packaged as it arrives and players cannot play its video codec). Sent after the publish
+    /// started, when the track is announced: the driver then closes the connection with this reason.
+    #[error("unsupported codec: {0}")]
+    UnsupportedCodec(String),
 }
 
 /// The pipeline side of ingest: accepts or refuses publishes.
@@ -97,6 +151,14 @@ pub trait PublishSession: Send {
     /// after each packet it receives and closes the connection.
     fn is_kicked(&self) -> bool {
         false
+    }
+
+    /// Why the publish must end now, if it must: the session refused something the publisher sent (a
+    /// video codec it cannot serve). The driver checks it after each packet it receives, tells the
+    /// publisher (RTMP: an `onStatus` error with the reason) and closes the connection, logging the reason
+    /// once; later events are ignored by the session.
+    fn refusal(&self) -> Option<PublishRefused> {
+        None
     }
 
     /// The transport's latest counters (SRT), for metrics. The default ignores them.

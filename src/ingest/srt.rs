@@ -12,7 +12,9 @@
 //! socket (its receive buffer), the clock (timeouts) and the supervision of `srt-tokio`'s listener task.
 //! It does not offer SRT playback (`m=request`), caller or rendezvous mode, file mode, or groups (bonding).
 //! Every connection is one task with an `srt` tracing span (`peer`, `stream`); a refused handshake and the
-//! end of a publish are each logged once, the latter with the SRT and TS counters.
+//! end of a publish are each logged once, the latter with the SRT and TS counters. A publish the session
+//! refuses after it started ([`PublishSession::refusal`]: a codec Estuary cannot serve) is closed — SRT
+//! cannot carry a reason past the handshake — and the reason is in that one log line.
 //!
 //! ## Decisions forced by `srt-tokio` 0.4.4
 //! - A wrong passphrase is detected inside `srt-tokio`, which rejects the handshake itself (`BadSecret`)
@@ -600,6 +602,10 @@ impl ActivePublish {
                         }
                         if let Err(e) = pushed {
                             break Err(e.into());
+                        }
+                        if let Some(refused) = self.session.refusal() {
+                            // Past the handshake, SRT can only close: the reason is in the log line.
+                            break Err(refused.into());
                         }
                         if self.session.is_kicked() {
                             break Ok("kicked by the API");

@@ -14,9 +14,17 @@
 //!   than parsed). After a loss it searches again; [`TsError::NoSync`] after [`MAX_SYNC_SEARCH_BYTES`]
 //!   bytes without sync (not MPEG-TS: the driver should drop the connection).
 //! - **PSI** (§2.4.4): the PAT's first program (program_number ≠ 0) and its PMT; version changes of
-//!   either are followed. Sections may span packets; CRC_32 is checked. The first H.264 (stream_type
-//!   0x1B) or HEVC (0x24) stream becomes the video track, the first AAC ADTS (0x0F) stream the audio
-//!   track; every other elementary stream is ignored (logged once per PID with its stream_type).
+//!   either are followed. Sections may span packets; CRC_32 is checked. Elementary streams are chosen
+//!   by stream_type (Table 2-34) and, for private data (0x06), by their descriptors: the first H.264
+//!   (0x1B), HEVC (0x24), MPEG-2 (0x02) or MPEG-1 (0x01) video stream becomes the video track; the first
+//!   AAC ADTS (0x0F), AAC LATM (0x11), MPEG audio (0x03, 0x04), AC-3 (0x81, or 0x06 with an AC-3
+//!   descriptor 0x6A or an
+//!   `AC-3` registration), E-AC-3 (0x87, or 0x06 with an E-AC-3 descriptor 0x7A or an `EAC3`
+//!   registration) or Opus (0x06 with an `Opus` registration and its extension descriptor's
+//!   channel_config_code) stream the audio track. A video or audio codec we do not handle (MPEG-4
+//!   Visual, VC-1, DTS …) is reported once as an [`IngestEvent::Unusable`] when no usable
+//!   stream of its kind is chosen; every other elementary stream (data, subtitles, a second stream of a
+//!   kind) is ignored, logged once per PID with its stream_type.
 //! - **PES** (§2.4.3.6): reassembled per PID up to `max_pes_bytes` (bigger ones are dropped and counted;
 //!   memory stays bounded). A PES is complete at the next `payload_unit_start_indicator` on its PID, or as
 //!   soon as a non-zero `PES_packet_length` is reached. A continuity-counter gap (§2.4.3.3) drops the PES
@@ -31,10 +39,17 @@
 //!   video PES with a non-zero `PES_packet_length` may be followed by PES packets without PTS that
 //!   continue the same access unit (some encoders split large pictures that way): such an access unit is
 //!   held until the next PES with a PTS, costing one frame of latency for those streams only.
+//! - **MPEG-1/2 video** (ISO/IEC 13818-2): each PES is one picture, passed on with its start codes
+//!   (decoded downstream); the sequence header gives the track's picture size and frame rate
+//!   ([`media::mpeg_video`]). A keyframe is an I picture preceded by a sequence header in the same PES,
+//!   or in a PES whose first packet has the adaptation field's random_access_indicator set.
 //! - **AAC** (stream_type 0x0F; ADTS, ISO/IEC 14496-3 §1.A.2): every ADTS frame of a PES becomes
 //!   one raw AAC frame (header and CRC stripped); an ADTS frame split across PES packets is carried over.
 //!   The AudioSpecificConfig comes from the ADTS header ([`media::aac::AacConfig::from_adts_header`]);
 //!   a changed one sends a new [`IngestEvent::Track`].
+//! - **MPEG audio, AAC LATM, AC-3, E-AC-3, Opus** (`framed`): split at their frame headers (an Opus access unit
+//!   at its control header, which is stripped), one frame each (an E-AC-3 frame with its dependent
+//!   substreams), configured from the first frame header, timed in samples like AAC.
 //!
 //! Timing: PTS/DTS are 33-bit 90 kHz values, unwrapped here by one [`Unwrapper`] shared by all streams
 //! (they share the program clock); DTS defaults to PTS, and PTS is taken as DTS plus the signed 33-bit
@@ -58,11 +73,14 @@
 //!
 //! Layout: this file (sync, routing, PAT/PMT handling, counters), `packet` (packet header, continuity
 //! counter), `psi` (section reassembly, CRC), `pes` (PES header and reassembly), `video` (Annex B,
-//! parameter sets), `audio` (ADTS).
+//! parameter sets; MPEG-1/2 pictures), `audio` (ADTS), `framed` (MPEG audio, AAC LATM, AC-3, E-AC-3,
+//! Opus), `pmt` (which elementary streams are used).
 
 mod audio;
+mod framed;
 mod packet;
 mod pes;
+mod pmt;
 mod psi;
 mod video;
 
@@ -70,9 +88,10 @@ use media::time::Unwrapper;
 use media::{Frame, TrackKind};
 
 use self::packet::parse_packet;
-use self::pes::{EsCodec, EsStream};
+use self::pes::{EsCodec, EsKind, EsStream};
+use self::pmt::{Classified, classify_stream};
 use self::psi::{SectionAssembler, parse_psi_section};
-use super::IngestEvent;
+use super::{IngestEvent, UnusableTrack};
 
 /// Size of a transport stream packet (ISO/IEC 13818-1 §2.4.3.2).
 pub const TS_PACKET_BYTES: usize = 188;
@@ -90,6 +109,22 @@ pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0F;
 pub const STREAM_TYPE_H264: u8 = 0x1B;
 /// stream_type of H.265 / HEVC video (ISO/IEC 13818-1 Table 2-34).
 pub const STREAM_TYPE_HEVC: u8 = 0x24;
+/// stream_type of MPEG-1 video (ISO/IEC 11172-2; ISO/IEC 13818-1 Table 2-34).
+pub const STREAM_TYPE_MPEG1_VIDEO: u8 = 0x01;
+/// stream_type of MPEG-2 video (ISO/IEC 13818-2; ISO/IEC 13818-1 Table 2-34).
+pub const STREAM_TYPE_MPEG2_VIDEO: u8 = 0x02;
+/// stream_type of MPEG-1 audio (ISO/IEC 11172-3).
+pub const STREAM_TYPE_MPEG1_AUDIO: u8 = 0x03;
+/// stream_type of MPEG-2 audio (ISO/IEC 13818-3).
+pub const STREAM_TYPE_MPEG2_AUDIO: u8 = 0x04;
+/// stream_type of MPEG-4 AAC in LATM with the LOAS sync layer (ISO/IEC 14496-3 §1.7).
+pub const STREAM_TYPE_AAC_LATM: u8 = 0x11;
+/// stream_type of PES packets with private data: the codec is in the descriptors.
+pub const STREAM_TYPE_PRIVATE_DATA: u8 = 0x06;
+/// stream_type of AC-3 audio in ATSC (A/52 Annex A; user private in Table 2-34).
+pub const STREAM_TYPE_AC3: u8 = 0x81;
+/// stream_type of E-AC-3 audio in ATSC (A/52 Annex G; user private in Table 2-34).
+pub const STREAM_TYPE_EAC3: u8 = 0x87;
 
 const PID_PAT: u16 = 0x0000;
 const PID_NULL: u16 = 0x1FFF;
@@ -146,6 +181,9 @@ pub struct TsStats {
     /// ADTS sync losses and invalid ADTS headers inside audio PES packets (bytes skipped to the next
     /// syncword).
     pub adts_errors: u64,
+    /// The same for MPEG audio, AC-3, E-AC-3 and Opus streams (and E-AC-3 dependent substreams with no
+    /// independent frame before them).
+    pub audio_sync_errors: u64,
     /// Audio DTS resynchronisations to the PES PTS (drift beyond two frames).
     pub audio_resyncs: u64,
 }
@@ -260,10 +298,11 @@ impl TsDemuxer {
         };
         held.extend(out.drain(start..));
         let has = |kind: TrackKind| has_track(held, kind);
+        let has_unusable = held.iter().any(|e| matches!(e, IngestEvent::Unusable(_)));
         let complete = self.program.is_some()
             && (self.video.is_none() || has(TrackKind::Video))
             && (self.audio.is_none() || has(TrackKind::Audio))
-            && (self.video.is_some() || self.audio.is_some());
+            && (self.video.is_some() || self.audio.is_some() || has_unusable);
         let video_dts = held.iter().filter_map(|e| match e {
             IngestEvent::Frame(f) if f.track == TrackKind::Video => Some(f.dts),
             _ => None,
@@ -363,6 +402,10 @@ impl TsDemuxer {
                 EsCodec::Audio(a) => assert!(
                     a.carry.len() < MAX_ADTS_FRAME_BYTES,
                     "ADTS carry-over shorter than one frame"
+                ),
+                EsCodec::Framed(a) => assert!(
+                    a.carry.len() < framed::MAX_FRAME_BYTES,
+                    "audio carry-over shorter than one frame"
                 ),
             }
         }
@@ -583,31 +626,54 @@ impl TsDemuxer {
             return self.psi_error("PMT", "program_info_length");
         };
         program.version = Some(s.version);
-        let mut video: Option<(u16, u8)> = None;
-        let mut audio: Option<(u16, u8)> = None;
+        let mut video: Option<(u16, EsKind)> = None;
+        let mut audio: Option<(u16, EsKind)> = None;
+        let mut unusable: Vec<(u16, u8, TrackKind, String)> = Vec::new();
         let mut ignored: Vec<(u16, u8, &'static str)> = Vec::new();
         // stream_type u8, reserved u3, elementary_PID u13, reserved u4, ES_info_length u12, descriptors.
         while entries.len() >= 5 {
             let stream_type = entries[0];
             let pid = u16::from_be_bytes([entries[1], entries[2]]) & 0x1FFF;
             let info_len = usize::from(u16::from_be_bytes([entries[3], entries[4]]) & 0x0FFF);
+            let descriptors = entries.get(5..5 + info_len).unwrap_or_default();
             entries = entries.get(5 + info_len..).unwrap_or_default();
-            let is_taken = |slot: &Option<(u16, u8)>| slot.is_some_and(|(p, _)| p == pid);
+            let is_taken = |slot: &Option<(u16, EsKind)>| slot.is_some_and(|(p, _)| p == pid);
             if matches!(pid, PID_PAT | PID_NULL) || is_taken(&video) || is_taken(&audio) {
                 continue;
             }
-            match stream_type {
-                STREAM_TYPE_H264 | STREAM_TYPE_HEVC if video.is_none() => {
-                    video = Some((pid, stream_type))
+            match classify_stream(stream_type, descriptors) {
+                Classified::Use(kind) => {
+                    let slot = if kind.is_video() {
+                        &mut video
+                    } else {
+                        &mut audio
+                    };
+                    if slot.is_none() {
+                        *slot = Some((pid, kind));
+                    } else {
+                        ignored.push((pid, stream_type, "a second stream of its kind"));
+                    }
                 }
-                STREAM_TYPE_AAC_ADTS if audio.is_none() => audio = Some((pid, stream_type)),
-                STREAM_TYPE_H264 | STREAM_TYPE_HEVC | STREAM_TYPE_AAC_ADTS => {
-                    ignored.push((pid, stream_type, "a second stream of its kind"))
-                }
-                _ => ignored.push((pid, stream_type, "unsupported stream_type")),
+                Classified::Unusable(kind, codec) => unusable.push((pid, stream_type, kind, codec)),
+                Classified::Other => ignored.push((pid, stream_type, "unsupported stream_type")),
             }
         }
         tracing::debug!(version = s.version, ?video, ?audio, "mpeg-ts program map");
+        for (pid, stream_type, kind, codec) in unusable {
+            let has_usable = match kind {
+                TrackKind::Video => video.is_some(),
+                TrackKind::Audio => audio.is_some(),
+            };
+            if has_usable {
+                ignored.push((pid, stream_type, "a second stream of its kind"));
+            } else if !self.logged_pids.contains(&pid) && self.logged_pids.len() < MAX_LOGGED_PIDS {
+                // Reported once per PID; the publish session logs it (or refuses the publish).
+                self.logged_pids.push(pid);
+                out.push(IngestEvent::Unusable(UnusableTrack::unsupported(
+                    kind, codec,
+                )));
+            }
+        }
         for (pid, stream_type, why) in ignored {
             if !self.logged_pids.contains(&pid) && self.logged_pids.len() < MAX_LOGGED_PIDS {
                 self.logged_pids.push(pid);
@@ -623,12 +689,12 @@ impl TsDemuxer {
         self.replace_stream(false, audio, out);
     }
 
-    /// Make the video (`is_video`) or audio stream the one on `wanted` = (PID, stream_type). A stream that
-    /// stays on its PID with its stream_type keeps its state; a replaced one is flushed first.
+    /// Make the video (`is_video`) or audio stream the one on `wanted` = (PID, kind). A stream that
+    /// stays on its PID with its kind keeps its state; a replaced one is flushed first.
     fn replace_stream(
         &mut self,
         is_video: bool,
-        wanted: Option<(u16, u8)>,
+        wanted: Option<(u16, EsKind)>,
         out: &mut Vec<IngestEvent>,
     ) {
         let Self {
@@ -641,7 +707,7 @@ impl TsDemuxer {
             ..
         } = self;
         let slot = if is_video { video } else { audio };
-        if slot.as_ref().map(|es| (es.pid, es.stream_type)) == wanted {
+        if slot.as_ref().map(|es| (es.pid, es.kind)) == wanted {
             return;
         }
         if let Some(mut old) = slot.take() {
@@ -654,7 +720,7 @@ impl TsDemuxer {
             };
             old.finish(&mut ctx);
         }
-        *slot = wanted.and_then(|(pid, stream_type)| EsStream::new(pid, stream_type));
+        *slot = wanted.map(|(pid, kind)| EsStream::new(pid, kind));
     }
 
     fn psi_error(&mut self, table: &'static str, what: &'static str) {
@@ -712,6 +778,7 @@ struct Logged {
     pes_error: bool,
     config_error: bool,
     adts_error: bool,
+    audio_sync_error: bool,
 }
 
 /// Everything a stream needs from the demuxer while it handles a packet.

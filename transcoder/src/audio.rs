@@ -1,4 +1,5 @@
-//! The audio worker: decode the source AAC once, resample, encode AAC-LC for every variant stream.
+//! The audio worker: decode the source audio once (AAC or any codec FFmpeg decodes), resample (and downmix)
+//! to the output format, encode AAC-LC for every variant stream.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,7 +23,8 @@ const MAX_GAP_FILL_SECS: i64 = 10;
 
 /// What the push path sends the audio worker.
 pub(crate) enum AudioInput {
-    /// One source AAC access unit, timestamps in the source track's timescale.
+    /// One source audio frame (see [`media::Frame`] and [`media::decodable`] for its layout), timestamps in
+    /// the source track's timescale.
     Frame(Frame),
     /// The frames held before the transcoder started, in order.
     Backlog(Vec<Frame>),
@@ -37,19 +39,15 @@ fn is_again(e: &ffmpeg_next::Error) -> bool {
 
 const PLANAR_F32: format::Sample = format::Sample::F32(format::sample::Type::Planar);
 
+/// Open a decoder for the source audio track: AAC, or any decodable codec (MP3, AC-3, Opus, PCM …; see
+/// [`crate::decode`]).
 fn open_decoder(track: &TrackInfo) -> Result<decoder::Audio, TranscodeError> {
-    let found = decoder::find(codec::Id::AAC).ok_or_else(|| TranscodeError::InvalidTrack {
-        kind: "audio",
-        reason: "no AAC decoder in this FFmpeg".into(),
-    })?;
-    let mut ctx = codec::Context::new_with_codec(found);
-    ffi::set_extradata(&mut ctx, track.config.record())
-        .map_err(|e| TranscodeError::ffmpeg("setting the AAC decoder configuration", e))?;
+    let (found, ctx) = crate::decode::decoder_context(track, "audio")?;
     let mut dec = ctx.decoder();
     dec.set_packet_time_base(Rational(1, track.timescale.max(1) as i32));
-    dec.open_as(found)
-        .and_then(|o| o.audio())
-        .map_err(|e| TranscodeError::ffmpeg("opening the AAC decoder", e))
+    dec.open_as(found).and_then(|o| o.audio()).map_err(|e| {
+        TranscodeError::ffmpeg(format!("opening the {} decoder", track.config.name()), e)
+    })
 }
 
 fn open_encoder(cfg: &AudioConfig) -> Result<(encoder::Audio, TrackInfo), TranscodeError> {
@@ -169,7 +167,7 @@ impl AudioWorker {
                             self.source = track;
                             self.resampler = None;
                         }
-                        Err(e) => tracing::error!(error = %e, "cannot reopen the AAC decoder"),
+                        Err(e) => tracing::error!(error = %e, "cannot reopen the audio decoder"),
                     }
                 }
                 Err(_) => {

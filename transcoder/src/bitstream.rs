@@ -205,7 +205,7 @@ pub(crate) fn decoder_extradata(track: &TrackInfo) -> Result<(VideoCodec, Bytes)
             VideoCodec::Hevc,
             HevcConfig::from_parameter_sets(&c.vps, &c.sps, &c.pps)?.record,
         )),
-        CodecConfig::Aac(_) => Err(MediaError::Invalid {
+        CodecConfig::Aac(_) | CodecConfig::Decodable(_) => Err(MediaError::Invalid {
             what: "video track",
             field: "codec",
             value: 0,

@@ -278,9 +278,11 @@ pub fn fit_ladder(
     let mut copy_fallback = None;
     for rung in rungs {
         if rung.copy {
-            let bitrate = source_bps.map_or(default_bitrate_for_height(src_h), |s| {
-                s.min(default_bitrate_for_height(src_h))
-            });
+            let fps = facts.frame_rate.or(source.frame_rate);
+            let is_high_rate =
+                fps.is_some_and(|(n, d)| d != 0 && f64::from(n) / f64::from(d) > 35.0);
+            let default = default_bitrate_for_height(src_h) * if is_high_rate { 3 } else { 2 } / 2;
+            let bitrate = source_bps.map_or(default, |s| s.min(default));
             let encoded = RungConfig {
                 name: rung.name.clone(),
                 height: Some(src_h & !1),
@@ -492,6 +494,24 @@ mod tests {
         );
         // Nothing fits below a tiny source: copy only.
         assert_eq!(names(&default_ladder(params(320, 180))), ["source"]);
+    }
+
+    #[test]
+    fn fit_ladder_encodes_a_source_that_cannot_be_copied_at_its_size() {
+        let src = params(720, 405);
+        let l = fit_ladder(&default_ladder(src), src, &facts(None, true), false);
+        let r = &l.rungs[0];
+        assert_eq!(
+            (r.name.as_str(), r.copy, r.height, r.bitrate_bps),
+            ("source", false, Some(404), 887_500)
+        );
+        let mut high = params(1280, 720);
+        high.frame_rate = Some((60, 1));
+        let mut f = facts(None, false);
+        f.frame_rate = Some((60, 1));
+        let l = fit_ladder(&default_ladder(high), high, &f, true);
+        assert_eq!(l.rungs[0].bitrate_bps, 3_750_000, "× 1.5 above 35 fps");
+        validate_ladder(&l.rungs).unwrap();
     }
 
     #[test]

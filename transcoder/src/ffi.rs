@@ -1,4 +1,5 @@
-//! The few FFmpeg fields `ffmpeg-next` has no safe accessor for: codec extradata.
+//! The few FFmpeg fields `ffmpeg-next` has no safe accessor for: codec extradata, a decoder's input audio
+//! format.
 //!
 //! The only module with `unsafe` code; each block says why it is sound.
 #![allow(unsafe_code)]
@@ -30,6 +31,34 @@ pub(crate) fn set_extradata(ctx: &mut codec::Context, data: &[u8]) -> Result<(),
         }
         (*raw).extradata = buf;
         (*raw).extradata_size = size;
+    }
+    Ok(())
+}
+
+/// Give a (not yet opened) audio decoder context its input format: `sample_rate_hz` and FFmpeg's default
+/// channel layout for `channels` (decoders of PCM, G.711, Flash ADPCM, Nellymoser and Speex need it; the
+/// others read it from their bitstream and ignore it).
+pub(crate) fn set_audio_format(
+    ctx: &mut codec::Context,
+    sample_rate_hz: u32,
+    channels: u8,
+) -> Result<(), Error> {
+    let rate = i32::try_from(sample_rate_hz).map_err(|_| Error::InvalidData)?;
+    if channels == 0 {
+        return Err(Error::InvalidData);
+    }
+    // SAFETY: the context pointer is valid for the lifetime of `ctx`, which is not opened yet, so FFmpeg
+    // reads these fields only later, in `avcodec_open2`. `ch_layout` is released with
+    // `av_channel_layout_uninit` (a no-op on the zeroed layout of a new context) before
+    // `av_channel_layout_default` fills it; neither allocates for a native-order default layout.
+    unsafe {
+        let raw = ctx.as_mut_ptr();
+        (*raw).sample_rate = rate;
+        ffi::av_channel_layout_uninit(std::ptr::addr_of_mut!((*raw).ch_layout));
+        ffi::av_channel_layout_default(
+            std::ptr::addr_of_mut!((*raw).ch_layout),
+            i32::from(channels),
+        );
     }
     Ok(())
 }

@@ -30,6 +30,7 @@
 mod audio;
 mod bitstream;
 mod config;
+mod decode;
 mod ffi;
 mod keyframes;
 mod probe;
@@ -43,6 +44,7 @@ pub use config::{
     AudioConfig, AudioMode, EncoderChoice, FittedLadder, MIN_RUNG_BITRATE_BPS, RungConfig,
     TranscodeOptions, VideoCodec, default_bitrate_for_height, default_ladder, fit_ladder,
 };
+pub use decode::check_decoder;
 pub use probe::{EncoderProbe, probe_encoders};
 pub use source::{SourceFacts, SourceProbe};
 pub use stats::{AudioStats, RungStats, TranscodeStats};

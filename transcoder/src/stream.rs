@@ -171,8 +171,13 @@ impl StreamTranscoder {
     /// async runtime workers. Each encoded rung's and the transcoded audio's track is delivered to
     /// `sink` before this returns; so are the copy rung's and passthrough audio's.
     ///
-    /// Errors: [`TranscodeError::InvalidLadder`], [`TranscodeError::InvalidTrack`] (a video track with
-    /// an audio configuration or the reverse), [`TranscodeError::Ffmpeg`] /
+    /// Audio: AAC or any codec FFmpeg decodes; with [`AudioMode::Passthrough`] a source other than AAC is
+    /// transcoded anyway (logged). Video: H.264, HEVC or a decodable codec (MPEG-2, VP9, AV1 …), which
+    /// cannot have a copy rung.
+    ///
+    /// Errors: [`TranscodeError::InvalidLadder`] (also a copy rung over a source that cannot be copied),
+    /// [`TranscodeError::InvalidTrack`] (a video track with an audio configuration or the reverse, or a
+    /// codec no decoder of this FFmpeg handles), [`TranscodeError::Ffmpeg`] /
     /// [`TranscodeError::EncoderUnavailable`] when a codec does not open, [`TranscodeError::Thread`].
     pub fn start(
         stream: &str,
@@ -218,11 +223,11 @@ impl StreamTranscoder {
             });
         }
         if let Some(a) = audio
-            && !matches!(a.config, CodecConfig::Aac(_))
+            && a.kind() != TrackKind::Audio
         {
             return Err(TranscodeError::InvalidTrack {
                 kind: "audio",
-                reason: "not an AAC configuration".into(),
+                reason: "not an audio configuration".into(),
             });
         }
         let has_copy = ladder.iter().any(|r| r.copy);
@@ -236,6 +241,30 @@ impl StreamTranscoder {
             });
             validate_ladder(&with)?;
         }
+        if let Some(v) = video
+            && !v.config.is_packageable()
+            && let Some(copy) = ladder.iter().find(|r| r.copy)
+        {
+            return Err(TranscodeError::InvalidLadder(format!(
+                "{}: a {} source cannot be copied (only H.264 and HEVC can)",
+                copy.name,
+                v.config.name()
+            )));
+        }
+        // Only AAC passes through: any other source audio is transcoded whatever the mode says.
+        let mut options = options.clone();
+        if let Some(a) = audio
+            && options.audio.mode == AudioMode::Passthrough
+            && !matches!(a.config, CodecConfig::Aac(_))
+        {
+            tracing::info!(
+                stream,
+                codec = a.config.name(),
+                "audio passthrough configured, but only AAC passes through: transcoding the audio to AAC"
+            );
+            options.audio.mode = AudioMode::Transcode;
+        }
+        let options = &options;
         let queue = options.queue_frames.max(2);
         let backlog_video = backlog
             .iter()

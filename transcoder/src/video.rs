@@ -16,7 +16,7 @@ use crate::bitstream::{self, ParameterSets};
 use crate::keyframes::{Congestion, FrameRateCap, ShedCandidate, pick_rung_to_shed};
 use crate::settings;
 use crate::stream::{Shared, send_blocking};
-use crate::{RungConfig, TranscodeError, TranscodeOptions, VideoCodec, ffi};
+use crate::{RungConfig, TranscodeError, TranscodeOptions, ffi};
 
 /// The 90 kHz time base of every video timestamp here.
 const TB_90KHZ: Rational = Rational(1, 90_000);
@@ -104,24 +104,10 @@ fn options_frame_rate(options: &TranscodeOptions) -> Option<Rational> {
     (n > 0 && d > 0).then(|| Rational(n, d).reduce())
 }
 
-/// Open a decoder for a source video track (extradata = its configuration record).
-fn open_decoder(track: &TrackInfo) -> Result<(VideoCodec, decoder::Video), TranscodeError> {
-    let (codec, extradata) =
-        bitstream::decoder_extradata(track).map_err(|e| TranscodeError::InvalidTrack {
-            kind: "video",
-            reason: e.to_string(),
-        })?;
-    let id = match codec {
-        VideoCodec::H264 => codec::Id::H264,
-        VideoCodec::Hevc => codec::Id::HEVC,
-    };
-    let found = decoder::find(id).ok_or_else(|| TranscodeError::InvalidTrack {
-        kind: "video",
-        reason: format!("no {} decoder in this FFmpeg", codec.as_str()),
-    })?;
-    let mut ctx = codec::Context::new_with_codec(found);
-    ffi::set_extradata(&mut ctx, &extradata)
-        .map_err(|e| TranscodeError::ffmpeg("setting the decoder configuration", e))?;
+/// Open a decoder for a source video track: H.264 or HEVC (extradata = its configuration record), or
+/// any decodable codec (MPEG-2, VP9, AV1 …; see [`crate::decode`]).
+fn open_decoder(track: &TrackInfo) -> Result<decoder::Video, TranscodeError> {
+    let (found, mut ctx) = crate::decode::decoder_context(track, "video")?;
     let pixels = track
         .config
         .video_params()
@@ -135,10 +121,9 @@ fn open_decoder(track: &TrackInfo) -> Result<(VideoCodec, decoder::Video), Trans
     });
     let mut dec = ctx.decoder();
     dec.set_packet_time_base(TB_90KHZ);
-    let opened = dec.open_as(found).and_then(|o| o.video()).map_err(|e| {
-        TranscodeError::ffmpeg(format!("opening the {} decoder", codec.as_str()), e)
-    })?;
-    Ok((codec, opened))
+    dec.open_as(found).and_then(|o| o.video()).map_err(|e| {
+        TranscodeError::ffmpeg(format!("opening the {} decoder", track.config.name()), e)
+    })
 }
 
 /// The decoder thread: decodes the source once, decides forced keyframes, fans pictures out.
@@ -200,7 +185,7 @@ impl DecoderWorker {
             tracing::info_span!("transcode", stream = %self.shared.stream, rendition = "decoder")
                 .entered();
         let mut decoder = match open_decoder(&self.source) {
-            Ok((_, d)) => {
+            Ok(d) => {
                 let _ = ready.send((name, Ok(())));
                 d
             }
@@ -233,7 +218,7 @@ impl DecoderWorker {
                 Ok(VideoInput::Track(track)) => {
                     self.drain(&mut decoder, true);
                     match open_decoder(&track) {
-                        Ok((_, d)) => {
+                        Ok(d) => {
                             decoder = d;
                             if let Some(fr) = track_frame_rate(&track) {
                                 self.frame_rate = fr;

@@ -106,6 +106,9 @@ fn write_init_with(
     if track.timescale == 0 {
         return Err(CmafError::ZeroTimescale);
     }
+    if !track.config.is_packageable() {
+        return Err(CmafError::UnpackageableCodec(track.config.name()));
+    }
     let picture = match track.config.kind() {
         TrackKind::Video => {
             let params = track
@@ -286,6 +289,8 @@ fn write_sample_entry(
             kid,
         ),
         CodecConfig::Aac(aac) => write_mp4a(w, aac, kid),
+        // Refused by `write_init_with` before any box is written.
+        CodecConfig::Decodable(_) => {}
     }
 }
 

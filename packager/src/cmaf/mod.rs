@@ -55,6 +55,9 @@ pub enum CmafError {
     /// A video configuration without picture parameters.
     #[error("video configuration has no picture size")]
     MissingVideoParams,
+    /// A codec the CMAF writer does not package (only H.264, HEVC and AAC; the others are transcoded).
+    #[error("codec {0} cannot be packaged")]
+    UnpackageableCodec(&'static str),
     /// A picture dimension beyond the 16-bit fields of `VisualSampleEntry` (ISO/IEC 14496-12 §12.1.3).
     #[error("picture size {width}x{height} exceeds 65535")]
     PictureTooLarge {

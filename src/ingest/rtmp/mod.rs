@@ -7,7 +7,9 @@
 //!
 //! The driver owns the sockets and the clock (timeouts) and nothing else; protocol logic lives in the cores.
 //! Every connection is one task with a `rtmp` tracing span (`peer`, `stream`); its outcome is logged once
-//! when it ends, and an error closes only that connection. It does not serve RTMP playback, RTMPS or RTMPE.
+//! when it ends, and an error closes only that connection. A publish the session refuses after it started
+//! ([`PublishSession::refusal`]: a codec Estuary cannot serve) gets a `NetStream.Publish.Rejected` error
+//! status with the reason, and the connection closes once the publisher has had time to read it. It does not serve RTMP playback, RTMPS or RTMPE.
 
 pub mod amf;
 pub mod chunk;
@@ -93,7 +95,7 @@ pub enum ConnectionError {
     /// The session refused the client (bad name, play).
     #[error("{0}")]
     Rejected(#[from] Rejection),
-    /// The publisher refused the publish.
+    /// The publisher refused the publish (at `publish`, or later: an unsupported codec).
     #[error("publish refused: {0}")]
     PublishRefused(#[from] PublishRefused),
     /// The publish was ended through the API.
@@ -201,6 +203,7 @@ impl Connection {
         let why = match &result {
             Ok(()) => "connection closed",
             Err(ConnectionError::Kicked) => "kicked by the API",
+            Err(ConnectionError::PublishRefused(_)) => "publish refused",
             Err(_) => "connection error",
         };
         if let Some(publish) = self.publish.take() {
@@ -363,6 +366,18 @@ impl Connection {
                     for event in events.drain(..) {
                         publish.session.event(event);
                     }
+                    if let Some(refused) = publish.session.refusal() {
+                        session.reject_publish(&refused.to_string())?;
+                        flush(session, socket, self.config.write_timeout).await?;
+                        if let Some(publish) = self.publish.take() {
+                            publish.finish("publish refused");
+                        }
+                        // A publisher reads the server's messages only between its own writes: let
+                        // it read the status before the connection goes (a closed socket would fail its
+                        // next write first, and the reason would be lost).
+                        linger(socket, REFUSAL_LINGER).await;
+                        return Err(refused.into());
+                    }
                 }
                 SessionEvent::Unpublished => {
                     if let Some(publish) = self.publish.take() {
@@ -380,6 +395,19 @@ impl Connection {
         }
         flush(session, socket, self.config.write_timeout).await
     }
+}
+
+/// How long a connection whose publish was refused after it started stays open for the publisher to
+/// read the refusal (what it sends meanwhile is discarded); it closes earlier if the publisher does.
+const REFUSAL_LINGER: Duration = Duration::from_secs(2);
+
+/// Read and discard until the peer closes, `timeout` passes or the socket fails.
+async fn linger(socket: &mut TcpStream, timeout: Duration) {
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(timeout, async {
+        while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// Write all of `bytes` within `timeout`.

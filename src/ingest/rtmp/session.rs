@@ -265,6 +265,14 @@ impl ServerSession {
         self.send_on_status("error", "NetStream.Publish.BadName", description)
     }
 
+    /// End the accepted publish with `description` (sent to the client as a `NetStream.Publish.Rejected`
+    /// error status: the publisher sent something the server cannot serve, such as an unsupported
+    /// codec); the connection should then be flushed and closed. No further event is produced.
+    pub fn reject_publish(&mut self, description: &str) -> Result<(), SessionError> {
+        self.state = State::Closed;
+        self.send_on_status("error", "NetStream.Publish.Rejected", description)
+    }
+
     /// Checks internal invariants (for tests and fuzzing); panics with the broken one.
     pub fn check_invariants(&self) {
         self.decoder.check_invariants();

@@ -11,6 +11,8 @@ pub(super) struct Packet<'a> {
     pub(super) continuity_counter: u8,
     pub(super) has_payload: bool,
     pub(super) is_discontinuity: bool,
+    /// random_access_indicator: the PES starting in this packet begins a random access point (§2.4.3.5).
+    pub(super) is_random_access: bool,
     pub(super) payload: &'a [u8],
 }
 
@@ -30,7 +32,7 @@ pub(super) enum PacketFault {
 /// Header (§2.4.3.2): sync_byte u8, transport_error_indicator u1, payload_unit_start_indicator u1,
 /// transport_priority u1, PID u13, transport_scrambling_control u2, adaptation_field_control u2,
 /// continuity_counter u4. Adaptation field (§2.4.3.4): adaptation_field_length u8, then (if > 0)
-/// discontinuity_indicator u1 and other flags.
+/// discontinuity_indicator u1, random_access_indicator u1 and other flags.
 pub(super) fn parse_packet(b: &[u8]) -> Result<Packet<'_>, PacketFault> {
     if b[1] & 0x80 != 0 {
         return Err(PacketFault::TransportError);
@@ -45,6 +47,7 @@ pub(super) fn parse_packet(b: &[u8]) -> Result<Packet<'_>, PacketFault> {
     };
     let mut payload_start = 4;
     let mut is_discontinuity = false;
+    let mut is_random_access = false;
     if has_adaptation {
         let len = b[4];
         payload_start = 5 + usize::from(len);
@@ -52,6 +55,7 @@ pub(super) fn parse_packet(b: &[u8]) -> Result<Packet<'_>, PacketFault> {
             return Err(PacketFault::AdaptationFieldLength(len));
         }
         is_discontinuity = len > 0 && b[5] & 0x80 != 0;
+        is_random_access = len > 0 && b[5] & 0x40 != 0;
     }
     Ok(Packet {
         pid,
@@ -60,6 +64,7 @@ pub(super) fn parse_packet(b: &[u8]) -> Result<Packet<'_>, PacketFault> {
         continuity_counter: b[3] & 0x0F,
         has_payload,
         is_discontinuity,
+        is_random_access,
         payload: if has_payload {
             &b[payload_start..TS_PACKET_BYTES]
         } else {
@@ -125,6 +130,7 @@ mod tests {
             continuity_counter: counter,
             has_payload,
             is_discontinuity,
+            is_random_access: false,
             payload: &[],
         };
         assert_eq!(cc.check(&p(14, true, false)), CcCheck::InOrder);

@@ -1,11 +1,13 @@
 //! PES packets (ISO/IEC 13818-1 §2.4.3.6–7): header parsing and per-PID reassembly, handing complete
 //! PES payloads to the codec state.
 
+use media::DecodableCodec;
+
 use super::audio::AudioEs;
+use super::framed::{FramedAudioEs, Framing};
 use super::packet::{CcCheck, Continuity, Packet};
-use super::video::VideoEs;
-use super::{Ctx, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, STREAM_TYPE_HEVC, once};
-use crate::ingest::flv::VideoCodec;
+use super::video::{EsVideoCodec, VideoEs};
+use super::{Ctx, once};
 
 /// The PES header fields we use (§2.4.3.6–7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,11 +69,29 @@ fn read_timestamp(b: &[u8]) -> u64 {
         | u64::from(b[4] >> 1)
 }
 
+/// What an elementary stream in use carries, as the PMT says (stream_type and descriptors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EsKind {
+    /// H.264, HEVC, MPEG-1 or MPEG-2 video.
+    Video(EsVideoCodec),
+    /// AAC in ADTS.
+    Adts,
+    /// Audio split by its own frame headers (MPEG audio, AC-3, E-AC-3, Opus).
+    Framed(Framing),
+}
+
+impl EsKind {
+    /// True for a video stream.
+    pub(super) fn is_video(self) -> bool {
+        matches!(self, EsKind::Video(_))
+    }
+}
+
 /// One elementary stream in use: its PES reassembly and codec state.
 #[derive(Debug)]
 pub(super) struct EsStream {
     pub(super) pid: u16,
-    pub(super) stream_type: u8,
+    pub(super) kind: EsKind,
     cc: Continuity,
     pub(super) pes: PesBuffer,
     pub(super) codec: EsCodec,
@@ -81,6 +101,7 @@ pub(super) struct EsStream {
 pub(super) enum EsCodec {
     Video(VideoEs),
     Audio(AudioEs),
+    Framed(FramedAudioEs),
 }
 
 /// A PES being reassembled.
@@ -93,26 +114,27 @@ pub(super) struct PesBuffer {
     is_broken: bool,
     /// It outgrew `max_pes_bytes`: the rest is not buffered; drop it when complete.
     is_oversize: bool,
+    /// Its first packet had random_access_indicator set.
+    is_random_access: bool,
     /// 6 + PES_packet_length, when that is not 0.
     total_bytes: Option<usize>,
 }
 
 impl EsStream {
-    /// State for a supported stream_type; `None` for others.
-    pub(super) fn new(pid: u16, stream_type: u8) -> Option<Self> {
-        let codec = match stream_type {
-            STREAM_TYPE_H264 => EsCodec::Video(VideoEs::new(VideoCodec::Avc)),
-            STREAM_TYPE_HEVC => EsCodec::Video(VideoEs::new(VideoCodec::Hevc)),
-            STREAM_TYPE_AAC_ADTS => EsCodec::Audio(AudioEs::default()),
-            _ => return None,
+    /// State for a stream of `kind` on `pid`.
+    pub(super) fn new(pid: u16, kind: EsKind) -> Self {
+        let codec = match kind {
+            EsKind::Video(codec) => EsCodec::Video(VideoEs::new(codec)),
+            EsKind::Adts => EsCodec::Audio(AudioEs::default()),
+            EsKind::Framed(framing) => EsCodec::Framed(FramedAudioEs::new(framing)),
         };
-        Some(Self {
+        Self {
             pid,
-            stream_type,
+            kind,
             cc: Continuity::default(),
             pes: PesBuffer::default(),
             codec,
-        })
+        }
     }
 
     pub(super) fn packet(&mut self, p: &Packet<'_>, ctx: &mut Ctx<'_>) {
@@ -149,6 +171,7 @@ impl EsStream {
             pes.is_active = true;
             pes.is_broken = false;
             pes.is_oversize = false;
+            pes.is_random_access = p.is_random_access;
             pes.total_bytes = None;
         } else if !self.pes.is_active || self.pes.is_broken || self.pes.is_oversize {
             return;
@@ -208,8 +231,16 @@ impl EsStream {
             .map(|pts| ctx.timing(pts, header.dts_90khz));
         let payload = &pes.data[header.payload_offset_bytes..];
         match &mut self.codec {
-            EsCodec::Video(v) => v.pes(self.pid, payload, timing, pes.total_bytes.is_some(), ctx),
+            EsCodec::Video(v) => v.pes(
+                self.pid,
+                payload,
+                timing,
+                pes.total_bytes.is_some(),
+                pes.is_random_access,
+                ctx,
+            ),
             EsCodec::Audio(a) => a.pes(payload, timing, ctx),
+            EsCodec::Framed(a) => a.pes(payload, timing, ctx),
         }
     }
 
@@ -222,6 +253,7 @@ impl EsStream {
         match &mut self.codec {
             EsCodec::Video(v) => v.flush_held(ctx),
             EsCodec::Audio(a) => a.carry.clear(),
+            EsCodec::Framed(a) => a.reset(),
         }
     }
 }
@@ -237,8 +269,18 @@ impl EsCodec {
                 v.await_keyframe(ctx);
             }
             EsCodec::Audio(a) => a.carry.clear(),
+            EsCodec::Framed(a) => a.reset(),
         }
     }
+}
+
+/// The decodable video codec of an MPEG-1 (0x01) or MPEG-2 (0x02) stream_type.
+pub(super) fn mpeg_video(stream_type: u8) -> EsKind {
+    EsKind::Video(EsVideoCodec::Mpeg(if stream_type == 0x01 {
+        DecodableCodec::Mpeg1Video
+    } else {
+        DecodableCodec::Mpeg2Video
+    }))
 }
 
 #[cfg(test)]

@@ -64,12 +64,16 @@ struct Mux {
     duplicate: Option<(u16, usize)>,
     /// (PID, payload_unit_start_indicator) of every packet written.
     log: Vec<(u16, bool)>,
+    /// The next packet that starts a PES gets random_access_indicator set.
+    random_access_next: bool,
 }
 
 impl Mux {
     /// One packet carrying up to 184 bytes of `payload`; returns how many it took.
     fn packet(&mut self, pid: u16, is_unit_start: bool, payload: &[u8]) -> usize {
-        let n = payload.len().min(184);
+        let is_random_access = is_unit_start && std::mem::take(&mut self.random_access_next);
+        // With random_access_indicator, an adaptation field of at least its flags byte.
+        let n = payload.len().min(if is_random_access { 182 } else { 184 });
         let cc = self.cc.entry(pid).or_insert(0);
         let this_cc = *cc;
         *cc = (*cc + 1) & 0x0F;
@@ -85,7 +89,7 @@ impl Mux {
             let af_len = 183 - n;
             p.push(af_len as u8); // adaptation_field_length
             if af_len > 0 {
-                p.push(0x00); // no flags
+                p.push(if is_random_access { 0x40 } else { 0x00 }); // random_access_indicator
                 p.extend(std::iter::repeat_n(0xFF, af_len - 1)); // stuffing_byte
             }
         }
@@ -140,6 +144,27 @@ impl Mux {
             // stream_type, reserved + elementary_PID, reserved + ES_info_length 3, a descriptor.
             body.extend([stream_type, 0xE0 | (pid >> 8) as u8, pid as u8, 0xF0, 0x03]);
             body.extend([0x52, 0x01, 0x00]); // stream_identifier_descriptor (skipped)
+        }
+        self.section(PMT_PID, &psi_section(TABLE_ID_PMT, 1, version, &body));
+    }
+
+    /// A PMT whose streams carry the given descriptors (tag, length, body each).
+    fn pmt_with(&mut self, version: u8, streams: &[(u8, u16, &[u8])]) {
+        let mut body = vec![
+            0xE0 | (VIDEO_PID >> 8) as u8,
+            VIDEO_PID as u8, // reserved, PCR_PID
+            0xF0,
+            0x00, // reserved, program_info_length 0
+        ];
+        for &(stream_type, pid, descriptors) in streams {
+            body.extend([
+                stream_type,
+                0xE0 | (pid >> 8) as u8,
+                pid as u8,
+                0xF0 | (descriptors.len() >> 8) as u8,
+                descriptors.len() as u8,
+            ]);
+            body.extend_from_slice(descriptors);
         }
         self.section(PMT_PID, &psi_section(TABLE_ID_PMT, 1, version, &body));
     }
@@ -287,6 +312,7 @@ fn aac_payload(k: usize) -> Vec<u8> {
 enum Ev {
     Track(TrackInfo),
     Frame(Frame),
+    Unusable(crate::ingest::UnusableTrack),
 }
 
 fn comparable(events: Vec<IngestEvent>) -> Vec<Ev> {
@@ -295,6 +321,7 @@ fn comparable(events: Vec<IngestEvent>) -> Vec<Ev> {
         .map(|e| match e {
             IngestEvent::Track(t) => Ev::Track(t),
             IngestEvent::Frame(f) => Ev::Frame(f),
+            IngestEvent::Unusable(u) => Ev::Unusable(u),
         })
         .collect()
 }
@@ -336,7 +363,7 @@ fn tracks(events: &[Ev]) -> Vec<&TrackInfo> {
         .iter()
         .filter_map(|e| match e {
             Ev::Track(t) => Some(t),
-            Ev::Frame(_) => None,
+            Ev::Frame(_) | Ev::Unusable(_) => None,
         })
         .collect()
 }
@@ -741,11 +768,11 @@ fn ts_pts_jumps_pass_through_without_panic() {
 fn ts_unsupported_streams_ignored_and_pmt_changes_followed() {
     let mut mux = Mux::default();
     mux.pat(0);
-    // MPEG-1 audio and private data: ignored; H.264 used.
+    // SCTE-35 (0x86) and private data without a known descriptor: ignored; H.264 used.
     mux.pmt(
         0,
         &[
-            (0x03, 0x0102),
+            (0x86, 0x0102),
             (STREAM_TYPE_H264, VIDEO_PID),
             (0x06, 0x0103),
         ],
@@ -1145,4 +1172,290 @@ proptest! {
             }
         }
     }
+}
+
+/// The sequence header and sequence extension of `camera-city-cc0-405p-mpeg2-8s.mpg`: 720x405, 16:9,
+/// 25 Hz, Main@Main, progressive, 4:2:0 (see `media::mpeg_video`'s tests for the fields).
+#[rustfmt::skip]
+const MPEG2_SEQUENCE: [u8; 22] = [
+    0x00, 0x00, 0x01, 0xB3, 0x2D, 0x01, 0x95, 0x33, 0xFF, 0xFF, 0xE0, 0x18,
+    0x00, 0x00, 0x01, 0xB5, 0x14, 0x8A, 0x00, 0x01, 0x00, 0x00,
+];
+
+/// An MPEG-2 picture: [sequence header, GOP header,] picture header with `picture_coding_type`
+/// (1 = I, 2 = P, 3 = B), one slice of `len` bytes without zero bytes.
+fn mpeg2_picture(coding_type: u8, has_sequence_header: bool, len: usize, seed: usize) -> Vec<u8> {
+    let mut au = Vec::new();
+    if has_sequence_header {
+        au.extend(MPEG2_SEQUENCE);
+        au.extend([0x00, 0x00, 0x01, 0xB8, 0x00, 0x08, 0x00, 0x40]); // group_start_code, time code
+    }
+    // picture_start_code, temporal_reference 0 (10 bits), picture_coding_type (3 bits), vbv_delay.
+    au.extend([
+        0x00,
+        0x00,
+        0x01,
+        0x00,
+        0x00,
+        coding_type << 3 | 0x07,
+        0xFF,
+        0xF8,
+    ]);
+    au.extend([0x00, 0x00, 0x01, 0x01]); // slice_start_code
+    au.extend(slice_body(len, seed));
+    au
+}
+
+/// An MPEG-1 Layer III frame: 128 kbit/s, 44.1 kHz, no padding, joint stereo (FF FB 90 64): 417 bytes.
+fn mp3_frame(seed: u8) -> Vec<u8> {
+    let mut f = vec![0xFF, 0xFB, 0x90, 0x64];
+    f.extend((0..413).map(|i| ((i + usize::from(seed)) % 200) as u8 + 1));
+    f
+}
+
+#[test]
+fn ts_mpeg2_video_and_mp3_audio_configure_from_their_headers() {
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt(
+        0,
+        &[
+            (STREAM_TYPE_MPEG2_VIDEO, VIDEO_PID),
+            (STREAM_TYPE_MPEG1_AUDIO, AUDIO_PID),
+        ],
+    );
+    // A P picture before the first sequence header: dropped. Then I B B P … at 25 fps (3600 ticks),
+    // PTS = DTS + 3600 for I/P, = DTS for B; an I picture without a sequence header but with
+    // random_access_indicator at frame 6; two MP3 frames per audio PES (1152 samples = 2351 ticks).
+    mux.pes(
+        VIDEO_PID,
+        Some(FIRST_DTS),
+        None,
+        &mpeg2_picture(2, false, 50, 0),
+        false,
+    );
+    let types = [1, 3, 3, 2, 3, 3, 1, 3, 2];
+    let mut pictures = Vec::new();
+    for (i, &t) in types.iter().enumerate() {
+        let dts = FIRST_DTS + 3600 * (i as u64 + 1);
+        let pts = if t == 3 { dts } else { dts + 3600 };
+        let au = mpeg2_picture(t, i == 0, 300 + i * 17, i);
+        mux.random_access_next = i == 6;
+        mux.pes(VIDEO_PID, Some(pts), Some(dts), &au, false);
+        pictures.push(au);
+        if i % 2 == 0 {
+            let frames = [mp3_frame(i as u8), mp3_frame(i as u8 + 1)].concat();
+            let k = i as u64 / 2;
+            mux.pes(
+                AUDIO_PID,
+                Some(FIRST_DTS + 3600 + k * 2 * 2351),
+                None,
+                &frames,
+                true,
+            );
+        }
+    }
+    let (events, stats) = demux(&mux.ts);
+    let t = tracks(&events);
+    assert_eq!(t.len(), 2, "{t:?}");
+    let (tv, ta) = match t[0].kind() {
+        TrackKind::Video => (t[0], t[1]),
+        TrackKind::Audio => (t[1], t[0]),
+    };
+    let CodecConfig::Decodable(video) = &tv.config else {
+        panic!("{tv:?}");
+    };
+    assert_eq!(video.codec, media::DecodableCodec::Mpeg2Video);
+    assert_eq!(
+        video.video,
+        Some(media::VideoParams {
+            width: 720,
+            height: 405,
+            frame_rate: Some((25, 1)),
+        })
+    );
+    assert_eq!(&video.extradata[..], &MPEG2_SEQUENCE[..]);
+    let CodecConfig::Decodable(audio) = &ta.config else {
+        panic!("{ta:?}");
+    };
+    assert_eq!(
+        (audio.codec, audio.audio, ta.timescale),
+        (
+            media::DecodableCodec::Mp3,
+            Some(media::AudioFormat {
+                sample_rate_hz: 44_100,
+                channels: 2
+            }),
+            44_100
+        )
+    );
+    // Both tracks come before any frame (the start-up hold), video frames are the pictures as sent.
+    assert!(matches!(events[2], Ev::Frame(_)));
+    let v = frames(&events, TrackKind::Video);
+    assert_eq!(v.len(), 9);
+    assert_eq!(
+        v.iter().map(|f| f.is_keyframe).collect::<Vec<_>>(),
+        [true, false, false, false, false, false, true, false, false]
+    );
+    assert_eq!(v[1].data[..], pictures[1][..]);
+    assert_eq!(
+        (v[0].dts, v[0].pts),
+        (FIRST_DTS as i64 + 3600, FIRST_DTS as i64 + 7200)
+    );
+    let a = frames(&events, TrackKind::Audio);
+    assert_eq!(a.len(), 10);
+    assert_eq!(a[0].dts, rescale(FIRST_DTS as i64 + 3600, 90_000, 44_100));
+    assert!(a.windows(2).all(|w| w[1].dts - w[0].dts == 1152));
+    assert_eq!(a[0].data[..], mp3_frame(0)[..]);
+    assert_eq!(
+        (
+            stats.frames_before_config,
+            stats.audio_sync_errors,
+            stats.audio_resyncs
+        ),
+        (1, 0, 0)
+    );
+}
+
+#[test]
+fn ts_ac3_by_descriptor_and_eac3_with_dependent_substreams() {
+    // AC-3 in DVB: stream_type 0x06 with an AC-3 descriptor (0x6A, length 1, no optional fields).
+    let mut syncframe = vec![0x0B, 0x77, 0x46, 0xDF, 0x1E, 0x40, 0xEB, 0xF8];
+    syncframe.resize(1792, 0x00);
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt_with(
+        0,
+        &[(STREAM_TYPE_PRIVATE_DATA, AUDIO_PID, &[0x6A, 0x01, 0x00])],
+    );
+    for k in 0..2u64 {
+        // Three syncframes per PES; the second PES cuts the third frame in two (carried over).
+        let es = [&syncframe[..], &syncframe, &syncframe].concat();
+        let (a, b) = es.split_at(3000);
+        mux.pes(AUDIO_PID, Some(90_000 + k * 3 * 2880), None, a, true);
+        mux.pes(AUDIO_PID, None, None, b, true);
+    }
+    let (events, stats) = demux(&mux.ts);
+    let t = tracks(&events);
+    assert_eq!(
+        (t.len(), t[0].config.name(), t[0].timescale),
+        (1, "ac-3", 48_000)
+    );
+    let a = frames(&events, TrackKind::Audio);
+    assert_eq!(a.len(), 6);
+    assert!(a.windows(2).all(|w| w[1].dts - w[0].dts == 1536));
+    assert!(a.iter().all(|f| f.data.len() == 1792));
+    assert_eq!((stats.audio_sync_errors, stats.pes_dropped), (0, 0));
+
+    // E-AC-3 in ATSC (0x87): an independent substream frame followed by a dependent one (strmtyp 1)
+    // makes one access unit.
+    let mut independent = vec![0x0B, 0x77, 0x03, 0x7F, 0x3F, 0x87, 0xC0];
+    independent.resize(1792, 0x00);
+    let mut dependent = vec![0x0B, 0x77, 0x40, 0x3F, 0xC4, 0x80, 0x00];
+    dependent.resize(128, 0x00);
+    let unit = [&independent[..], &dependent].concat();
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt(0, &[(STREAM_TYPE_EAC3, AUDIO_PID)]);
+    for k in 0..3u64 {
+        mux.pes(
+            AUDIO_PID,
+            Some(90_000 + k * 2 * 2880),
+            None,
+            &[&unit[..], &unit].concat(),
+            true,
+        );
+    }
+    let (events, stats) = demux(&mux.ts);
+    let t = tracks(&events);
+    assert_eq!((t[0].config.name(), t[0].timescale), ("e-ac-3", 48_000));
+    let a = frames(&events, TrackKind::Audio);
+    assert_eq!(a.len(), 6);
+    assert!(a.iter().all(|f| f.data[..] == unit[..]));
+    assert!(a.windows(2).all(|w| w[1].dts - w[0].dts == 1536));
+    assert_eq!(stats.audio_sync_errors, 0);
+}
+
+#[test]
+fn ts_opus_access_units_lose_their_control_headers() {
+    // stream_type 0x06, registration_descriptor "Opus", DVB extension descriptor 0x7F with
+    // descriptor_tag_extension 0x80 and channel_config_code 2.
+    let descriptors = [0x05, 0x04, b'O', b'p', b'u', b's', 0x7F, 0x02, 0x80, 0x02];
+    let packet = |k: u8| -> Vec<u8> { [&[0xFC][..], &[k + 1; 99]].concat() }; // one 20 ms CELT frame
+    let unit = |k: u8| -> Vec<u8> { [&[0x7F, 0xE0, 100][..], &packet(k)].concat() };
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt_with(0, &[(STREAM_TYPE_PRIVATE_DATA, AUDIO_PID, &descriptors)]);
+    for k in 0..3u8 {
+        let es = [unit(2 * k), unit(2 * k + 1)].concat();
+        mux.pes(
+            AUDIO_PID,
+            Some(90_000 + u64::from(k) * 3600),
+            None,
+            &es,
+            true,
+        );
+    }
+    let (events, _) = demux(&mux.ts);
+    let t = tracks(&events);
+    let CodecConfig::Decodable(opus) = &t[0].config else {
+        panic!("{:?}", t[0]);
+    };
+    assert_eq!(
+        (opus.codec, t[0].timescale),
+        (media::DecodableCodec::Opus, 48_000)
+    );
+    assert_eq!(opus.extradata, media::decodable::opus_head(2).unwrap());
+    let a = frames(&events, TrackKind::Audio);
+    assert_eq!(a.len(), 6);
+    assert_eq!(a[3].data[..], packet(3)[..]);
+    assert!(a.windows(2).all(|w| w[1].dts - w[0].dts == 960));
+}
+
+#[test]
+fn ts_unusable_video_and_audio_codecs_are_reported_once() {
+    // MPEG-4 Visual video (0x10) with AAC audio: the video is reported, the AAC track used; the start-up
+    // hold ends once the audio configures (the video never will).
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt(0, &[(0x10, VIDEO_PID), (STREAM_TYPE_AAC_ADTS, AUDIO_PID)]);
+    mux.pmt(0, &[(0x10, VIDEO_PID), (STREAM_TYPE_AAC_ADTS, AUDIO_PID)]);
+    mux.pes(
+        VIDEO_PID,
+        Some(FIRST_DTS),
+        None,
+        &[0, 0, 1, 0xB6, 0x10],
+        false,
+    );
+    mux.pes(
+        AUDIO_PID,
+        Some(FIRST_DTS),
+        None,
+        &adts(&[1, 2, 3], false),
+        true,
+    );
+    let (events, _) = demux(&mux.ts);
+    let unusable: Vec<&crate::ingest::UnusableTrack> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Unusable(u) => Some(u),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unusable.len(), 1);
+    assert_eq!(
+        (unusable[0].kind, unusable[0].codec.as_str()),
+        (TrackKind::Video, "mpeg-4 visual (stream_type 0x10)")
+    );
+    assert_eq!(tracks(&events)[0].config.name(), "aac");
+
+    // DTS alone (0x06 with a DTS descriptor): reported even though nothing else configures.
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt_with(0, &[(STREAM_TYPE_PRIVATE_DATA, AUDIO_PID, &[0x7B, 0x00])]);
+    let mut demuxer = TsDemuxer::default();
+    let mut out = Vec::new();
+    demuxer.push(&mux.ts, &mut out).unwrap();
+    demuxer.finish(&mut out);
+    assert!(matches!(&out[..], [IngestEvent::Unusable(u)] if u.codec == "dts (stream_type 0x06)"));
 }

@@ -1,11 +1,17 @@
-//! H.264 / HEVC elementary streams (ISO/IEC 13818-1 §2.14, §2.17): Annex B access units to
-//! length-prefixed samples, in-band parameter sets to the track's configuration record.
+//! Video elementary streams: H.264 / HEVC (ISO/IEC 13818-1 §2.14, §2.17; Annex B access units to
+//! length-prefixed samples, in-band parameter sets to the track's configuration record) and MPEG-1 /
+//! MPEG-2 video (stream_type 0x01 / 0x02, ISO/IEC 13818-2: each PES is one picture, passed on with its
+//! start codes; the sequence header configures the track).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use media::annex_b;
 use media::avc::AvcConfig;
 use media::hevc::HevcConfig;
-use media::{CodecConfig, Frame, MediaError, TrackInfo, TrackKind};
+use media::mpeg_video::MpegVideoUnit;
+use media::{
+    CodecConfig, DecodableCodec, DecodableConfig, Frame, MediaError, TrackInfo, TrackKind,
+    VideoParams,
+};
 
 use super::{Ctx, Timing, once};
 use crate::ingest::IngestEvent;
@@ -15,13 +21,26 @@ use crate::ingest::flv::VideoCodec;
 #[derive(Debug)]
 pub(super) struct HeldAu {
     timing: Timing,
+    /// Its first packet had the adaptation field's random_access_indicator set.
+    is_random_access: bool,
     pub(super) data: Vec<u8>,
 }
 
-/// H.264 / HEVC elementary stream state.
+/// The codec of a video elementary stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EsVideoCodec {
+    /// H.264 or HEVC: NAL units, packaged as they arrive or transcoded.
+    Nal(VideoCodec),
+    /// MPEG-1 or MPEG-2 video, decoded downstream.
+    Mpeg(DecodableCodec),
+}
+
+/// Video elementary stream state.
 #[derive(Debug)]
 pub(super) struct VideoEs {
-    codec: VideoCodec,
+    codec: EsVideoCodec,
+    /// MPEG-1/2: the picture parameters of the track announced last.
+    mpeg_params: Option<VideoParams>,
     /// Parameter sets in use (NAL units with header, no start code).
     vps: Vec<Bytes>,
     sps: Vec<Bytes>,
@@ -62,9 +81,10 @@ impl AuParameterSets<'_> {
 }
 
 impl VideoEs {
-    pub(super) fn new(codec: VideoCodec) -> Self {
+    pub(super) fn new(codec: EsVideoCodec) -> Self {
         Self {
             codec,
+            mpeg_params: None,
             vps: Vec::new(),
             sps: Vec::new(),
             pps: Vec::new(),
@@ -74,13 +94,15 @@ impl VideoEs {
         }
     }
 
-    /// One complete, intact PES. `is_bounded`: it had a non-zero PES_packet_length.
+    /// One complete, intact PES. `is_bounded`: it had a non-zero PES_packet_length;
+    /// `is_random_access`: its first packet's adaptation field had random_access_indicator set.
     pub(super) fn pes(
         &mut self,
         pid: u16,
         payload: &[u8],
         timing: Option<Timing>,
         is_bounded: bool,
+        is_random_access: bool,
         ctx: &mut Ctx<'_>,
     ) {
         let Some(timing) = timing else {
@@ -102,10 +124,11 @@ impl VideoEs {
         if is_bounded {
             self.held = Some(HeldAu {
                 timing,
+                is_random_access,
                 data: payload.to_vec(),
             });
         } else {
-            self.access_unit(payload, timing, ctx);
+            self.access_unit(payload, timing, is_random_access, ctx);
         }
     }
 
@@ -121,12 +144,12 @@ impl VideoEs {
 
     pub(super) fn flush_held(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.held.take() {
-            self.access_unit(&held.data, held.timing, ctx);
+            self.access_unit(&held.data, held.timing, held.is_random_access, ctx);
         }
     }
 
-    fn classify(&self, nal: &[u8]) -> NalClass {
-        match self.codec {
+    fn classify(&self, codec: VideoCodec, nal: &[u8]) -> NalClass {
+        match codec {
             VideoCodec::Avc => {
                 // forbidden_zero_bit u1, nal_ref_idc u2, nal_unit_type u5 (ITU-T H.264 §7.3.1).
                 let nal_type = nal.first().map_or(0, |h| h & 0x1F);
@@ -154,13 +177,94 @@ impl VideoEs {
         }
     }
 
-    /// One access unit in Annex B framing at `timing`: update the parameter sets, emit the frame.
-    fn access_unit(&mut self, data: &[u8], timing: Timing, ctx: &mut Ctx<'_>) {
+    /// One access unit at `timing`.
+    fn access_unit(
+        &mut self,
+        data: &[u8],
+        timing: Timing,
+        is_random_access: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match self.codec {
+            EsVideoCodec::Nal(codec) => self.nal_access_unit(codec, data, timing, ctx),
+            EsVideoCodec::Mpeg(codec) => {
+                self.mpeg_access_unit(codec, data, timing, is_random_access, ctx)
+            }
+        }
+    }
+
+    /// One MPEG-1/2 picture (ISO/IEC 13818-2 §6.2): a sequence header configures the track (a Track when
+    /// the picture size or frame rate changes); an I picture (picture_coding_type 1) is a keyframe when
+    /// a sequence header precedes it in the same PES or the PES starts a random access point. Pictures
+    /// before the first sequence header and keyframe are dropped and counted.
+    fn mpeg_access_unit(
+        &mut self,
+        codec: DecodableCodec,
+        data: &[u8],
+        timing: Timing,
+        is_random_access: bool,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let unit = match MpegVideoUnit::parse(data) {
+            Ok(unit) => unit,
+            Err(error) => {
+                ctx.stats.config_errors += 1;
+                if once(&mut ctx.logged.config_error) {
+                    tracing::warn!(%error, codec = codec.name(), "mpeg-ts video sequence header rejected; dropping pictures until a usable one arrives");
+                }
+                return;
+            }
+        };
+        if let (Some(header), Some(params)) = (&unit.sequence_header, unit.params)
+            && self.mpeg_params != Some(params)
+        {
+            let track = TrackInfo::new(CodecConfig::Decodable(DecodableConfig::video(
+                codec,
+                Bytes::copy_from_slice(header),
+                Some(params),
+            )));
+            tracing::debug!(
+                codec = codec.name(),
+                ?params,
+                "mpeg-ts video sequence header"
+            );
+            self.mpeg_params = Some(params);
+            self.has_config = true;
+            ctx.out.push(IngestEvent::Track(track));
+        }
+        let Some(picture_coding_type) = unit.picture_coding_type else {
+            return; // headers only (e.g. a sequence end code): no picture
+        };
+        let is_keyframe =
+            picture_coding_type == 1 && (unit.sequence_header.is_some() || is_random_access);
+        if !self.has_config || !(self.has_keyframe || is_keyframe) {
+            ctx.stats.frames_before_config += 1;
+            return;
+        }
+        self.has_keyframe = true;
+        ctx.frame(Frame {
+            track: TrackKind::Video,
+            dts: timing.dts_90khz,
+            pts: timing.pts_90khz,
+            is_keyframe,
+            data: Bytes::copy_from_slice(data),
+        });
+    }
+
+    /// One H.264 / HEVC access unit in Annex B framing at `timing`: update the parameter sets, emit the
+    /// frame.
+    fn nal_access_unit(
+        &mut self,
+        codec: VideoCodec,
+        data: &[u8],
+        timing: Timing,
+        ctx: &mut Ctx<'_>,
+    ) {
         let mut nals: Vec<&[u8]> = Vec::with_capacity(16);
         let mut sets = AuParameterSets::default();
         let (mut sample_bytes, mut has_vcl, mut is_keyframe) = (0usize, false, false);
         for nal in annex_b::nal_units(data) {
-            let list = match self.classify(nal) {
+            let list = match self.classify(codec, nal) {
                 NalClass::Aud => continue,
                 NalClass::Vps => &mut sets.vps,
                 NalClass::Sps => &mut sets.sps,
@@ -184,7 +288,7 @@ impl VideoEs {
             }
         }
         if !sets.is_empty() {
-            self.parameter_sets(&sets, ctx);
+            self.parameter_sets(codec, &sets, ctx);
         }
         if !has_vcl {
             return; // parameter sets or SEI only: no picture
@@ -210,7 +314,7 @@ impl VideoEs {
 
     /// Parameter sets seen in an access unit: each type present replaces the list in use; if anything
     /// changed, build the configuration record and send a Track.
-    fn parameter_sets(&mut self, sets: &AuParameterSets<'_>, ctx: &mut Ctx<'_>) {
+    fn parameter_sets(&mut self, codec: VideoCodec, sets: &AuParameterSets<'_>, ctx: &mut Ctx<'_>) {
         fn replace(current: &mut Vec<Bytes>, new: &[&[u8]]) -> bool {
             let is_same = new.is_empty()
                 || (current.len() == new.len()
@@ -226,7 +330,7 @@ impl VideoEs {
         if !(changed_vps || changed_sps || changed_pps) {
             return;
         }
-        let config = match self.codec {
+        let config = match codec {
             VideoCodec::Avc => {
                 AvcConfig::from_parameter_sets(&self.sps, &self.pps).map(CodecConfig::Avc)
             }
@@ -245,7 +349,7 @@ impl VideoEs {
             Err(error) => {
                 ctx.stats.config_errors += 1;
                 if once(&mut ctx.logged.config_error) {
-                    tracing::warn!(%error, codec = ?self.codec, "mpeg-ts video parameter sets rejected; dropping frames until usable ones arrive");
+                    tracing::warn!(%error, ?codec, "mpeg-ts video parameter sets rejected; dropping frames until usable ones arrive");
                 }
                 self.has_config = false;
                 self.has_keyframe = false;

@@ -251,7 +251,7 @@ pub fn to_annex_b(rec: &Recorded) -> Vec<u8> {
     let params: Vec<Bytes> = match &track.config {
         CodecConfig::Avc(c) => c.sps.iter().chain(&c.pps).cloned().collect(),
         CodecConfig::Hevc(c) => c.vps.iter().chain(&c.sps).chain(&c.pps).cloned().collect(),
-        CodecConfig::Aac(_) => panic!("audio"),
+        CodecConfig::Aac(_) | CodecConfig::Decodable(_) => panic!("not H.264 or HEVC"),
     };
     let mut out = BytesMut::new();
     for f in &rec.frames {
