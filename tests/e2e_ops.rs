@@ -872,7 +872,7 @@ async fn sigterm_finishes_responses_in_flight_and_a_restart_never_reuses_a_url()
     let mut other_bytes = 0;
     for (path, bytes) in &served {
         let again = get(&format!("{base}{path}")).await;
-        if again.status == StatusCode::OK && &again.body != bytes {
+        if again.status == StatusCode::OK && again.body != bytes {
             other_bytes += 1;
         }
     }

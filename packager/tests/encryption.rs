@@ -166,8 +166,11 @@ fn playlist_carries_a_key_tag_per_segment_after_the_map_and_rotates() {
     }
 }
 
+/// The (IV, subsamples) of one sample in a `senc` box.
+type SampleIvs = ([u8; 8], Vec<Subsample>);
+
 /// (IV, subsamples) of each sample in a CENC chunk's `senc`, and the chunk's `mdat` payload.
-fn senc_and_mdat(chunk: &[u8]) -> (Vec<([u8; 8], Vec<Subsample>)>, Vec<u8>) {
+fn senc_and_mdat(chunk: &[u8]) -> (Vec<SampleIvs>, Vec<u8>) {
     let find = |fourcc: &[u8; 4]| chunk.windows(4).position(|w| w == fourcc).unwrap() - 4;
     let senc = find(b"senc");
     let flags = u32::from_be_bytes(chunk[senc + 8..senc + 12].try_into().unwrap()) & 0xFF_FFFF;
