@@ -658,8 +658,14 @@ impl StreamPackager {
                 }
                 update.has_new_media = true;
             }
-            // Program date time from the stream's wall-clock anchor.
-            let anchor = *self.anchor.get_or_insert((now_ms, pts_90k));
+            // Program date time from the stream's wall-clock anchor: when the frame came from the
+            // publisher, not when it is packaged (a transcoded stream's first segment is held while
+            // the source is measured, then packaged seconds later, faster than real time; anchored
+            // then, every program date time — and DASH's availability times — ran that far ahead
+            // of the wall clock).
+            let anchor = *self
+                .anchor
+                .get_or_insert((received_ms.unwrap_or(now_ms), pts_90k));
             let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
             let epoch = *self.cenc_epoch.get_or_insert(msn);
             let (key, cenc) = match self.key_source.as_mut() {

@@ -386,14 +386,7 @@ fn an_mpd_update_keeps_the_segments_earlier_mpds_listed_with_a_fixed_keyframe_in
                 continue;
             };
             mpds += 1;
-            let m = mpd::parse(&text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
-            for (key, td) in listed_segments(&m) {
-                let was = *first_seen.entry(key.clone()).or_insert(td);
-                assert_eq!(
-                    was, td,
-                    "{label}: {key:?} first listed as (t, d) = {was:?}, later as {td:?}"
-                );
-            }
+            keep_first_listing(&mut first_seen, &text, label);
         }
         assert!(mpds > 300, "{label}: {mpds} MPDs");
         let audio_durations: std::collections::BTreeSet<u64> = first_seen
@@ -411,50 +404,42 @@ fn an_mpd_update_keeps_the_segments_earlier_mpds_listed_with_a_fixed_keyframe_in
 /// in a later MPD.
 #[test]
 fn an_mpd_update_keeps_the_segments_earlier_mpds_listed_on_a_producer_grid() {
-    let mut p = StreamPackager::new(PackagerConfig::default(), 1000);
-    p.set_segment_clock(Some(media::SegmentClock::new(
-        3000,
-        std::time::Duration::from_secs(2),
-        Some((30, 1)),
-    )));
-    p.set_rendition_track("source", video_track());
-    p.set_rendition_track("audio", audio_track());
-    let mut rung = video_track();
-    if let media::CodecConfig::Avc(c) = &mut rung.config {
-        c.params.width = 640;
-        c.params.height = 360;
-        c.record = bytes::Bytes::from_static(&[1, 0x64, 0, 0x1e, 0xff, 0xe0, 0]);
-    }
-    p.set_rendition_track("360p", rung);
+    let mut p = ladder_packager(1000);
     let mut first_seen: std::collections::BTreeMap<(String, u64), (u64, u64)> = Default::default();
     let mut mpds = 0;
-    let mut a = 0i64;
-    for i in 0..(16 * 30u64) {
-        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
-        let now = 1_700_000_000_000 + ms;
-        while a * 1024 * 1000 / 48_000 < ms + 100 {
-            p.push_rendition_frame("audio", aframe(a * 1024), now);
-            a += 1;
-        }
-        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 30 == 0), now);
-        if i >= 2 {
-            let j = i - 2;
-            let jms = (j as f64 * 1000.0 / 30.0).round() as i64;
-            p.push_rendition_frame("360p", vframe(jms * 90, 3000, j % 60 == 0), now);
-        }
-        p.check_invariants().unwrap();
-        let Some(text) = dash::render_mpd(&p, &DashConfig::default(), NOW_MS + ms) else {
-            continue;
-        };
-        mpds += 1;
-        let m = mpd::parse(&text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
-        for (key, td) in listed_segments(&m) {
-            let was = *first_seen.entry(key.clone()).or_insert(td);
-            assert_eq!(
-                was, td,
-                "{key:?} first listed as (t, d) = {was:?}, later as {td:?}"
-            );
-        }
-    }
+    feed_ladder(
+        &mut p,
+        16 * 30,
+        100,
+        |_| false,
+        |p, i, ms, now| {
+            p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 30 == 0), now);
+            if i >= 2 {
+                let j = i - 2;
+                p.push_rendition_frame("360p", vframe(frame_ms(j) * 90, 3000, j % 60 == 0), now);
+            }
+            let Some(text) = dash::render_mpd(p, &DashConfig::default(), NOW_MS + ms) else {
+                return;
+            };
+            mpds += 1;
+            keep_first_listing(&mut first_seen, &text, "ladder");
+        },
+    );
     assert!(mpds > 300, "{mpds} MPDs");
+}
+
+/// Record every segment an MPD lists and check that none changed since an earlier MPD listed it.
+fn keep_first_listing(
+    first_seen: &mut std::collections::BTreeMap<(String, u64), (u64, u64)>,
+    text: &str,
+    label: &str,
+) {
+    let m = mpd::parse(text).unwrap_or_else(|e| panic!("MPD parses: {e}\n{text}"));
+    for (key, td) in listed_segments(&m) {
+        let was = *first_seen.entry(key.clone()).or_insert(td);
+        assert_eq!(
+            was, td,
+            "{label}: {key:?} first listed as (t, d) = {was:?}, later as {td:?}"
+        );
+    }
 }

@@ -5,7 +5,6 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use media::{CodecConfig, TrackInfo, VideoParams};
 use packager::{PackagerConfig, StreamPackager, hls};
 use proptest::prelude::*;
 
@@ -202,41 +201,30 @@ fn segmenter_irregular_gop_never_cuts_without_a_keyframe_nor_below_half_the_targ
 /// from the grid before the first segment would say so.
 #[test]
 fn producer_grid_cuts_every_rendition_on_its_points_and_nowhere_else() {
-    let mut p = StreamPackager::new(PackagerConfig::default(), 5000);
+    let mut p = ladder_packager(5000);
     let first_pts = 3000;
-    p.set_segment_clock(Some(media::SegmentClock::new(
-        first_pts,
-        std::time::Duration::from_secs(2),
-        Some((30, 1)),
-    )));
-    p.set_rendition_track("source", video_track());
-    p.set_rendition_track("audio", audio_track());
-    p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
-    let mut a = 0i64;
     let mut hints: Vec<(String, u64, usize)> = Vec::new();
-    for i in 0..(20 * 30u64) {
-        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
-        let now = 1_700_000_000_000 + ms;
-        while a * 1024 * 1000 / 48_000 < ms {
-            p.push_rendition_frame("audio", aframe(a * 1024), now);
-            a += 1;
-        }
-        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 30 == 0), now);
-        // The encoded rung trails by two frames.
-        if i >= 2 {
-            let j = i - 2;
-            let jms = (j as f64 * 1000.0 / 30.0).round() as i64;
-            p.push_rendition_frame("360p", vframe(jms * 90, 3000, j % 60 == 0), now);
-        }
-        p.check_invariants().unwrap();
-        if p.is_ready() {
-            for r in p.renditions() {
-                if let Some((m, part)) = hls::preload_hint(&p, r) {
-                    hints.push((r.name().to_owned(), m, part));
+    feed_ladder(
+        &mut p,
+        20 * 30,
+        0,
+        |_| false,
+        |p, i, ms, now| {
+            p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 30 == 0), now);
+            // The encoded rung trails by two frames.
+            if i >= 2 {
+                let j = i - 2;
+                p.push_rendition_frame("360p", vframe(frame_ms(j) * 90, 3000, j % 60 == 0), now);
+            }
+            if p.is_ready() {
+                for r in p.renditions() {
+                    if let Some((m, part)) = hls::preload_hint(p, r) {
+                        hints.push((r.name().to_owned(), m, part));
+                    }
                 }
             }
-        }
-    }
+        },
+    );
     assert_eq!(p.target_duration_secs(), Some(2));
     let segs = |name: &str| -> Vec<(u64, i64, bool, i64)> {
         p.rendition(name)
@@ -301,34 +289,24 @@ fn producer_grid_cuts_every_rendition_on_its_points_and_nowhere_else() {
 /// in every rendition (audio included, which had already started it), and starts a new DASH Period.
 #[test]
 fn replacing_a_rendition_marks_one_discontinuity_in_every_rendition() {
-    let mut p = StreamPackager::new(PackagerConfig::default(), 5000);
-    p.set_segment_clock(Some(media::SegmentClock::new(
-        3000,
-        std::time::Duration::from_secs(2),
-        Some((30, 1)),
-    )));
-    p.set_rendition_track("source", video_track());
-    p.set_rendition_track("audio", audio_track());
-    p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
-    let mut a = 0i64;
+    let mut p = ladder_packager(5000);
     let mut replaced_at = None;
-    for i in 0..(16 * 30u64) {
-        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
-        let now = 1_700_000_000_000 + ms;
-        // Audio runs 100 ms ahead of video.
-        while a * 1024 * 1000 / 48_000 < ms + 100 {
-            p.push_rendition_frame("audio", aframe(a * 1024), now);
-            a += 1;
-        }
-        if i == 240 {
-            // 8 s: the copy stops; the fallback encoder's first frame is an IDR here.
-            p.replace_rendition_track("source", rung_track(1280, 720, 0x20));
-            replaced_at = p.rendition("source").unwrap().next_msn();
-        }
-        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
-        p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
-        p.check_invariants().unwrap();
-    }
+    // Audio runs 100 ms ahead of video.
+    feed_ladder(
+        &mut p,
+        16 * 30,
+        100,
+        |_| false,
+        |p, i, ms, now| {
+            if i == 240 {
+                // 8 s: the copy stops; the fallback encoder's first frame is an IDR here.
+                p.replace_rendition_track("source", rung_track(1280, 720, 0x20));
+                replaced_at = p.rendition("source").unwrap().next_msn();
+            }
+            p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
+            p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
+        },
+    );
     let m = replaced_at.unwrap();
     for r in p.renditions() {
         let flagged: Vec<u64> = r
@@ -361,28 +339,27 @@ fn playlists_wait_for_every_rendition_and_announce_measured_rates() {
     p.set_rendition_track("source", video_track());
     p.set_rendition_track("audio", audio_track());
     p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
-    let mut a = 0i64;
     let mut ready_at = None;
-    for i in 0..(8 * 30u64) {
-        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
-        let now = 1_700_000_000_000 + ms;
-        while a * 1024 * 1000 / 48_000 < ms {
-            p.push_rendition_frame("audio", aframe(a * 1024), now);
-            a += 1;
-        }
-        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
-        // The 360p rung starts one segment late.
-        if i >= 60 {
-            p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
-        }
-        if p.is_ready() && ready_at.is_none() {
-            ready_at = Some(ms);
-        }
-        if !p.is_ready() {
-            assert!(hls::render_multivariant(&p).is_none());
-            assert!(hls::render_media_playlist(&p, "source", false).is_none());
-        }
-    }
+    feed_ladder(
+        &mut p,
+        8 * 30,
+        0,
+        |_| false,
+        |p, i, ms, now| {
+            p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
+            // The 360p rung starts one segment late.
+            if i >= 60 {
+                p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
+            }
+            if p.is_ready() && ready_at.is_none() {
+                ready_at = Some(ms);
+            }
+            if !p.is_ready() {
+                assert!(hls::render_multivariant(p).is_none());
+                assert!(hls::render_media_playlist(p, "source", false).is_none());
+            }
+        },
+    );
     let ready_at = ready_at.expect("ready");
     assert!((4000..4100).contains(&ready_at), "ready at {ready_at} ms");
     let mv = hls::render_multivariant(&p).unwrap();
@@ -688,20 +665,6 @@ fn parts_are_pruned_from_the_playlist_but_stay_downloadable() {
     p.check_invariants().unwrap();
 }
 
-fn rung_track(width: u32, height: u32, level: u8) -> TrackInfo {
-    let mut t = video_track();
-    if let CodecConfig::Avc(c) = &mut t.config {
-        c.params = VideoParams {
-            width,
-            height,
-            frame_rate: Some((30, 1)),
-        };
-        c.level_idc = level;
-        c.record = Bytes::from(vec![1, 0x64, 0, level, 0xff, 0xe0, 0]);
-    }
-    t
-}
-
 /// The announced frame rate is measured over the first segment: a rung whose SPS says 30 fps (what an
 /// encoder was told for a source without VUI timing) but whose frames come every 1001/24 ms (timestamps
 /// in whole milliseconds) is announced as 24000/1001 in the multivariant playlist and the MPD.
@@ -909,28 +872,11 @@ fn a_taller_variant_never_announces_less_bandwidth() {
 /// leaves that segment's audio a frame long: msns stay aligned with the video's.)
 #[test]
 fn producer_grid_audio_gap_leaves_no_sliver_segment() {
-    let mut p = StreamPackager::new(PackagerConfig::default(), 100);
-    p.set_segment_clock(Some(media::SegmentClock::new(
-        3000,
-        std::time::Duration::from_secs(2),
-        Some((30, 1)),
-    )));
-    p.set_rendition_track("source", video_track());
-    p.set_rendition_track("audio", audio_track());
-    let mut a = 0i64;
-    for i in 0..(16 * 30u64) {
-        let ms = (i as f64 * 1000.0 / 30.0).round() as i64;
-        let now = 1_700_000_000_000 + ms;
-        while a * 1024 * 1000 / 48_000 < ms {
-            let t = a * 1024 * 1000 / 48_000;
-            if !(5_000..7_400).contains(&t) {
-                p.push_rendition_frame("audio", aframe(a * 1024), now);
-            }
-            a += 1;
-        }
+    let mut p = ladder_packager(100);
+    let gap = |t: i64| (5_000..7_400).contains(&t);
+    feed_ladder(&mut p, 16 * 30, 0, gap, |p, i, ms, now| {
         p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
-        p.check_invariants().unwrap();
-    }
+    });
     let audio = p.rendition("audio").unwrap();
     let video = p.rendition("source").unwrap();
     for s in audio.segments().iter().filter(|s| s.is_complete) {

@@ -481,16 +481,8 @@ impl StreamTranscoder {
                     });
                 }
                 TrackKind::Audio => {
-                    if self.has_audio_source {
-                        let c = &self.shared.counters;
-                        c.audio_frames_in.fetch_add(1, Relaxed);
-                        match self.audio_mode {
-                            AudioMode::Passthrough => {
-                                self.shared.sink.frame(AUDIO_RENDITION, frame);
-                                c.audio_frames_out.fetch_add(1, Relaxed);
-                            }
-                            AudioMode::Transcode => audio.push(frame),
-                        }
+                    if let Some(frame) = self.pass_audio_through(frame) {
+                        audio.push(frame);
                     }
                 }
             }
@@ -778,9 +770,11 @@ impl StreamTranscoder {
         }
     }
 
-    fn push_audio(&self, frame: Frame, wait: bool) {
+    /// Count a source audio frame and forward it when audio passes through; the frame back when it
+    /// is to be transcoded (`None`: passed through, or no audio source).
+    fn pass_audio_through(&self, frame: Frame) -> Option<Frame> {
         if !self.has_audio_source {
-            return;
+            return None;
         }
         let c = &self.shared.counters;
         c.audio_frames_in.fetch_add(1, Relaxed);
@@ -788,33 +782,42 @@ impl StreamTranscoder {
             AudioMode::Passthrough => {
                 self.shared.sink.frame(AUDIO_RENDITION, frame);
                 c.audio_frames_out.fetch_add(1, Relaxed);
+                None
             }
-            AudioMode::Transcode => {
-                let Some(tx) = &self.audio_tx else {
-                    return;
-                };
-                let msg = AudioInput::Frame(frame);
-                let delivered = if wait {
-                    send_blocking(tx, msg, &self.shared)
-                } else {
-                    match tx.try_send(msg) {
-                        Ok(()) => true,
-                        Err(TrySendError::Full(_)) => {
-                            if let Ok(mut st) = self.push_state.lock()
-                                && !st.has_warned_audio_overflow
-                            {
-                                st.has_warned_audio_overflow = true;
-                                tracing::warn!(stream = %self.shared.stream, "audio queue full: dropping audio frames");
-                            }
-                            false
-                        }
-                        Err(TrySendError::Disconnected(_)) => false,
+            AudioMode::Transcode => Some(frame),
+        }
+    }
+
+    fn push_audio(&self, frame: Frame, wait: bool) {
+        let Some(frame) = self.pass_audio_through(frame) else {
+            return;
+        };
+        let Some(tx) = &self.audio_tx else {
+            return;
+        };
+        let msg = AudioInput::Frame(frame);
+        let delivered = if wait {
+            send_blocking(tx, msg, &self.shared)
+        } else {
+            match tx.try_send(msg) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    if let Ok(mut st) = self.push_state.lock()
+                        && !st.has_warned_audio_overflow
+                    {
+                        st.has_warned_audio_overflow = true;
+                        tracing::warn!(stream = %self.shared.stream, "audio queue full: dropping audio frames");
                     }
-                };
-                if !delivered {
-                    c.audio_frames_dropped.fetch_add(1, Relaxed);
+                    false
                 }
+                Err(TrySendError::Disconnected(_)) => false,
             }
+        };
+        if !delivered {
+            self.shared
+                .counters
+                .audio_frames_dropped
+                .fetch_add(1, Relaxed);
         }
     }
 }

@@ -732,19 +732,8 @@ fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
     let audio = src.audio.clone().unwrap();
     let params = video.config.video_params().unwrap();
     let ladder = vec![
-        RungConfig {
-            name: "source".into(),
-            height: None,
-            codec: VideoCodec::H264,
-            copy: true,
-            bitrate_bps: 0,
-            maxrate_bps: 0,
-            bufsize_bits: 0,
-            max_frame_rate: None,
-            profile: None,
-            preset: None,
-            priority: u32::MAX,
-        },
+        // The default ladder's copy rung.
+        default_ladder(params).remove(0),
         encoded_rung("120p", 120, VideoCodec::H264, 150_000),
     ];
     let fallback = RungConfig {

@@ -93,3 +93,63 @@ pub fn packager(config: PackagerConfig) -> StreamPackager {
     p.set_track(audio_track());
     p
 }
+
+/// An encoded rung's track: H.264 at `width`×`height`, `level` (level_idc), 30 fps.
+pub fn rung_track(width: u32, height: u32, level: u8) -> TrackInfo {
+    let mut t = video_track();
+    if let CodecConfig::Avc(c) = &mut t.config {
+        c.params = VideoParams {
+            width,
+            height,
+            frame_rate: Some((30, 1)),
+        };
+        c.level_idc = level;
+        c.record = Bytes::from(vec![1, 0x64, 0, level, 0xff, 0xe0, 0]);
+    }
+    t
+}
+
+/// A transcoded ladder's packager (first msn `first_msn`): the 30 fps, 2 s producer grid anchored at
+/// the source's first keyframe (PTS 3000 ticks), renditions `source` (720p), `360p` and `audio`.
+pub fn ladder_packager(first_msn: u64) -> StreamPackager {
+    let mut p = StreamPackager::new(PackagerConfig::default(), first_msn);
+    p.set_segment_clock(Some(media::SegmentClock::new(
+        3000,
+        std::time::Duration::from_secs(2),
+        Some((30, 1)),
+    )));
+    p.set_rendition_track("source", video_track());
+    p.set_rendition_track("audio", audio_track());
+    p.set_rendition_track("360p", rung_track(640, 360, 0x1e));
+    p
+}
+
+/// The time in ms (whole, as RTMP carries it) of frame `i` at 30 fps.
+pub fn frame_ms(i: u64) -> i64 {
+    (i as f64 * 1000.0 / 30.0).round() as i64
+}
+
+/// Feed `frames` 30 fps frames: before each, the 48 kHz AAC frames due `audio_lead_ms` ahead (as
+/// rendition `audio`, unless `skip_audio` says to leave one out), then `video(p, i, ms, now)`; the
+/// invariants are checked after each frame.
+pub fn feed_ladder(
+    p: &mut StreamPackager,
+    frames: u64,
+    audio_lead_ms: i64,
+    skip_audio: impl Fn(i64) -> bool,
+    mut video: impl FnMut(&mut StreamPackager, u64, i64, i64),
+) {
+    let mut a = 0i64;
+    for i in 0..frames {
+        let ms = frame_ms(i);
+        let now = 1_700_000_000_000 + ms;
+        while a * 1024 * 1000 / 48_000 < ms + audio_lead_ms {
+            if !skip_audio(a * 1024 * 1000 / 48_000) {
+                p.push_rendition_frame("audio", aframe(a * 1024), now);
+            }
+            a += 1;
+        }
+        video(p, i, ms, now);
+        p.check_invariants().unwrap();
+    }
+}

@@ -117,20 +117,9 @@ impl AudioEs {
             return; // ADTS sampling frequencies are never 0; defensive
         };
         let spf = i64::from(config.samples_per_frame);
-        let expected = anchor_90khz.map(|pts| rescale(pts, MediaTime::HZ_90K, config.sample_rate));
-        let dts = match (self.next_dts, expected) {
-            (Some(next), Some(expected)) if (next - expected).abs() <= 2 * spf => next,
-            (Some(next), Some(expected)) => {
-                ctx.stats.audio_resyncs += 1;
-                tracing::debug!(drift_samples = next - expected, "audio timestamp resync");
-                expected
-            }
-            (Some(next), None) => next,
-            (None, Some(expected)) => expected,
-            (None, None) => {
-                ctx.stats.frames_before_config += 1;
-                return;
-            }
+        let Some(dts) = next_audio_dts(self.next_dts, anchor_90khz, (config.sample_rate, spf), ctx)
+        else {
+            return;
         };
         self.next_dts = Some(dts + spf);
         ctx.frame(Frame {
@@ -162,5 +151,34 @@ fn is_adts_syncword(b: &[u8]) -> bool {
         [0xFF] => true,
         [0xFF, b1, ..] => b1 & 0xF6 == 0xF0,
         _ => false,
+    }
+}
+
+/// The decode time of the next audio frame, in samples: where the previous frame ends (`next_dts`),
+/// unless the PES timestamp it was cut from (`anchor_90khz`, 90 kHz) says otherwise by more than two
+/// frames (a resync, counted); `None` (counted) before either is known. `(rate, samples_per_frame)`
+/// in Hz and samples.
+pub(super) fn next_audio_dts(
+    next_dts: Option<i64>,
+    anchor_90khz: Option<i64>,
+    (rate, samples_per_frame): (u32, i64),
+    ctx: &mut Ctx<'_>,
+) -> Option<i64> {
+    let expected = anchor_90khz.map(|pts| rescale(pts, MediaTime::HZ_90K, rate));
+    match (next_dts, expected) {
+        (Some(next), Some(expected)) if (next - expected).abs() <= 2 * samples_per_frame => {
+            Some(next)
+        }
+        (Some(next), Some(expected)) => {
+            ctx.stats.audio_resyncs += 1;
+            tracing::debug!(drift_samples = next - expected, "audio timestamp resync");
+            Some(expected)
+        }
+        (Some(next), None) => Some(next),
+        (None, Some(expected)) => Some(expected),
+        (None, None) => {
+            ctx.stats.frames_before_config += 1;
+            None
+        }
     }
 }

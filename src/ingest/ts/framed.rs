@@ -17,10 +17,9 @@ use media::ac3::{Ac3Header, is_ac3_sync};
 use media::decodable::{opus_head, opus_packet_samples};
 use media::latm::{LoasFrame, is_loas_sync};
 use media::mpeg_audio::{MpegAudioHeader, is_mpeg_audio_sync};
-use media::time::rescale;
 use media::{
-    AudioFormat, CodecConfig, DecodableCodec, DecodableConfig, Frame, MediaError, MediaTime,
-    TrackInfo, TrackKind,
+    AudioFormat, CodecConfig, DecodableCodec, DecodableConfig, Frame, MediaError, TrackInfo,
+    TrackKind,
 };
 
 use super::{Ctx, once};
@@ -354,20 +353,9 @@ impl FramedAudioEs {
         self.samples_per_frame = unit.samples;
         let rate = unit.format.sample_rate_hz;
         let spf = i64::from(unit.samples);
-        let expected = anchor_90khz.map(|pts| rescale(pts, MediaTime::HZ_90K, rate));
-        let dts = match (self.next_dts, expected) {
-            (Some(next), Some(expected)) if (next - expected).abs() <= 2 * spf => next,
-            (Some(next), Some(expected)) => {
-                ctx.stats.audio_resyncs += 1;
-                tracing::debug!(drift_samples = next - expected, "audio timestamp resync");
-                expected
-            }
-            (Some(next), None) => next,
-            (None, Some(expected)) => expected,
-            (None, None) => {
-                ctx.stats.frames_before_config += 1;
-                return;
-            }
+        let Some(dts) = super::audio::next_audio_dts(self.next_dts, anchor_90khz, (rate, spf), ctx)
+        else {
+            return;
         };
         self.next_dts = Some(dts + spf);
         self.pending = Some((dts, unit.samples, frame.to_vec()));
