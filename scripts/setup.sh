@@ -38,9 +38,14 @@ BUILD_PACKAGES=(
   libswscale-dev libswresample-dev libavutil-dev
   clang libclang-dev pkg-config
 )
-# Packages for tests and the demo.
+# Packages for tests and the demo. GStreamer (tests/e2e_matrix.rs): gst-launch-1.0
+# (tools); videotestsrc, audiotestsrc, playbin3 (base); flvmux, hlsdemux2
+# (good); rtmp2sink, srtsink, mpegtsmux, voaacenc (bad); x264enc (ugly); the
+# decoders playbin3 plugs (libav).
 TOOL_PACKAGES=(
   ffmpeg chromium srt-tools nginx-light curl ca-certificates python3-pip jq
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 )
 
 is_installed() {

@@ -817,6 +817,7 @@ async function main() {
       video_height: S.video.height,
       frames_decoded: S.video.frames,
       dropped_frames: S.video.dropped,
+      audio_decoded_bytes: S.video.audioBytes,
       buffer_ahead_last: last ? last.buffer_ahead : null,
       ready_state_last: S.video.readyState,
       harness_seconds: round((Date.now() - started) / 1000, 1),
@@ -890,6 +891,7 @@ async function main() {
             width: v.videoWidth, height: v.videoHeight, currentTime: v.currentTime,
             readyState: v.readyState, paused: v.paused,
             frames: q ? q.totalVideoFrames : null, dropped: q ? q.droppedVideoFrames : null,
+            audioBytes: typeof v.webkitAudioDecodedByteCount === 'number' ? v.webkitAudioDecodedByteCount : null,
           },
         };
       });

@@ -399,6 +399,7 @@ async function main() {
             readyState: v.readyState, paused: v.paused,
             frames: q ? q.totalVideoFrames : null, dropped: q ? q.droppedVideoFrames : null,
             decoded: typeof v.webkitDecodedFrameCount === 'number' ? v.webkitDecodedFrameCount : null,
+            audioBytes: typeof v.webkitAudioDecodedByteCount === 'number' ? v.webkitAudioDecodedByteCount : null,
           },
           currentLevel: window.__hls ? window.__hls.currentLevel : null,
         };
@@ -448,6 +449,7 @@ async function main() {
       video_height: S.video.height,
       frames_decoded: S.video.frames,
       dropped_frames: S.video.dropped,
+      audio_decoded_bytes: S.video.audioBytes,
       buffer_ahead_last: last ? last.buffer_ahead : null,
       ready_state_last: S.video.readyState,
       hls_js_version: S.hlsVersion,
