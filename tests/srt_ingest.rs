@@ -779,3 +779,43 @@ async fn srt_connection_limit_refuses_the_caller_beyond_it() {
     })
     .await;
 }
+
+/// A server shut down (SIGTERM) under two live SRT publishers closes their connections before its
+/// listener: it exits within its grace period, and srt-protocol's "closed socket" warning comes at
+/// most once per connection. (The listener used to close first; srt-tokio's connection tasks then
+/// polled their closed packet streams in a loop and logged thousands of identical lines per
+/// connection until they timed out.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn srt_shutdown_under_live_publishers_logs_no_flood() {
+    let mut server = blocking(|| EstuaryProcess::start("")).await;
+    let mut publishers = Vec::new();
+    for name in ["a", "b"] {
+        let url = srt_url(server.srt_addr, &format!("#!::r=live/{name},m=publish"), "");
+        publishers.push(publish_srt_loop(&fixture(CLIP), &url));
+    }
+    for name in ["a", "b"] {
+        wait_for_200(
+            &format!("http://{}/live/{name}/index.m3u8", server.http_addr),
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_else(|| panic!("live/{name} plays"));
+    }
+    let signalled = Instant::now();
+    server.terminate();
+    let (status, server) = blocking(move || {
+        let status = server.wait_exit(Duration::from_secs(15));
+        (status, server)
+    })
+    .await;
+    let took = signalled.elapsed();
+    drop(publishers);
+    let log = server.log();
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?}\n{log}");
+    let closed = count_lines(&server, &["closed socket"]);
+    let lines = log.lines().count();
+    eprintln!("shutdown under 2 SRT publishers: exit after {took:?}, {lines} log lines, {closed} 'closed socket' warnings");
+    assert!(closed <= 2, "{closed} 'closed socket' lines:\n{log}");
+    assert!(lines < 400, "{lines} log lines");
+    assert!(took < Duration::from_secs(12), "exit took {took:?}");
+}
