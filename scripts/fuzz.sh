@@ -33,7 +33,7 @@ TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 
 echo "[fuzz] writing seed corpora (tests/fuzz_smoke.rs)"
-ESTUARY_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test -q --test fuzz_smoke >/dev/null
+ESTUARY_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test -q --test e2e fuzz_smoke:: >/dev/null
 
 echo "[fuzz] building the targets (release, debug assertions, AddressSanitizer)"
 (cd fuzz && cargo fuzz build --debug-assertions)

@@ -38,7 +38,7 @@ BUILD_PACKAGES=(
   libswscale-dev libswresample-dev libavutil-dev
   clang libclang-dev pkg-config
 )
-# Packages for tests and the demo. GStreamer (tests/e2e_matrix.rs): gst-launch-1.0
+# Packages for tests and the demo. GStreamer (tests/e2e/matrix/): gst-launch-1.0
 # (tools); videotestsrc, audiotestsrc, playbin3 (base); flvmux, hlsdemux2
 # (good); rtmp2sink, srtsink, mpegtsmux, voaacenc (bad); x264enc (ugly); the
 # decoders playbin3 plugs (libav).

@@ -43,7 +43,7 @@ What it does
      After EXT-X-ENDLIST or a 404 playlist a viewer starts again from the multivariant playlist.
    - DASH (`--dash-viewers`, dash.js low-latency-like): the MPD every `minimumUpdatePeriod` (1 s when
      absent), the `time` clock once, the ClearKey license (`POST license`, the W3C JSON request
-     `{"kids":[…],"type":"temporary"}` as tests/e2e_encryption.rs does) for every new `cenc:default_KID`;
+     `{"kids":[…],"type":"temporary"}` as tests/e2e/encryption.rs does) for every new `cenc:default_KID`;
      one thread per AdaptationSet (video: one Representation, switched every 60-120 s; audio) fetching
      the init segment and every segment from the SegmentTemplate + SegmentTimeline, starting with the
      newest listed one (the segment in progress, streamed by the origin with chunked transfer until it

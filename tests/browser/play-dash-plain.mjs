@@ -10,8 +10,8 @@
 // `streaming.liveCatchup.enabled: true`. `--debug` (diagnostic runs only) sets
 // dash.js's log level to DEBUG and prints its log to stderr.
 //
-// It samples currentTime, buffer ahead, playback rate and
-// `getCurrentLiveLatency()` every 250 ms, counts stalls (`waiting` events
+// It samples currentTime, buffer ahead, playback rate, decoded video frames,
+// decoded audio bytes and `getCurrentLiveLatency()` every 250 ms, counts stalls (`waiting` events
 // after the first `playing`), records every network request the page makes
 // (from the browser, not from dash.js), and prints one JSON line.
 //
@@ -91,7 +91,7 @@ function observe(wall0) {
   const video = document.getElementById('v');
   const now = () => (Date.now() - wall0) / 1000;
   const S = (window.__obs = {
-    firstPlaying: null, waiting: [], events: [], samples: [], errors: [],
+    firstPlaying: null, waiting: [], events: [], samples: [], errors: [], frames: 0, audioBytes: null,
   });
   for (const ev of ['playing', 'waiting', 'pause', 'seeking', 'seeked', 'stalled', 'ended', 'error']) {
     video.addEventListener(ev, () => {
@@ -120,6 +120,9 @@ function observe(wall0) {
     try { latency = p ? p.getCurrentLiveLatency() : null; } catch (_) {}
     const ranges = [];
     for (let i = 0; i < b.length; i++) ranges.push([+b.start(i).toFixed(3), +b.end(i).toFixed(3)]);
+    const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+    S.frames = q ? q.totalVideoFrames - q.droppedVideoFrames : 0;
+    S.audioBytes = video.webkitAudioDecodedByteCount ?? null;
     S.samples.push({
       t: +now().toFixed(3), ct: +video.currentTime.toFixed(3), ahead: +ahead.toFixed(3),
       rate: video.playbackRate, latency: Number.isFinite(latency) ? +latency.toFixed(3) : null,
@@ -260,6 +263,10 @@ async function main() {
     startup_seconds: started,
     wall_seconds: round((Date.now() - startedAt) / 1000, 1),
     played_seconds: round(ct1 - ct0),
+    // Played at least 90 % of the window with no player error (dash.js's `error` events are fatal).
+    ok: started !== null && obs.errors.length === 0 && ct1 - ct0 >= 0.9 * seconds,
+    frames_decoded: obs.frames,
+    audio_decoded_bytes: obs.audioBytes,
     stalls: obs.waiting.length,
     first_stall_at: obs.waiting.length ? round(obs.waiting[0].t - obs.firstPlaying) : null,
     latency_avg: lat.length ? round(lat.reduce((a, b) => a + b, 0) / lat.length) : null,
@@ -268,6 +275,7 @@ async function main() {
     rate_min: inWindow.length ? Math.min(...inWindow.map((s) => s.rate)) : null,
     rate_max: inWindow.length ? Math.max(...inWindow.map((s) => s.rate)) : null,
     errors: obs.errors.slice(0, 10),
+    fatal_errors: obs.errors.slice(0, 10),
     console: consoleLines.slice(0, 10),
     request_count: requests.length,
     segment_requests: requests.filter((r) => /\.m4s(\?|$)/.test(r.url)).length,

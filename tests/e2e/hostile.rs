@@ -2,14 +2,12 @@
 //! connections that never send a byte (thousands of them), oversize request lines and headers. Each
 //! limit is hit and the origin keeps serving a legitimate viewer of a live stream meanwhile.
 
-mod common;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

@@ -6,12 +6,10 @@
 //!   chunk decrypts with FFmpeg's CENC decryptor to exactly the clear chunk's samples, a re-publish
 //!   keeps the stream's KID, and dash.js and Shaka play the stream through EME in headless Chromium.
 
-mod common;
-
 use std::{io::Write, path::Path, process::Command, time::Duration};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 
 const FFMPEG: &str = "ffmpeg";

@@ -113,7 +113,7 @@ impl Harness {
     }
 
     async fn start_with(config: RtmpConfig) -> Self {
-        // Logs show with `RUST_LOG=estuary=debug cargo test --test rtmp_ingest -- --nocapture`.
+        // Logs show with `RUST_LOG=estuary=debug cargo test --test e2e rtmp_ingest:: -- --nocapture`.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()

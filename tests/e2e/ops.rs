@@ -1,16 +1,12 @@
 //! Operations end to end: liveness and readiness, and the JSON API (list streams, one stream, kick a
 //! publisher) behind its bearer token, with real RTMP and SRT publishers (Debian's FFmpeg).
-#![allow(missing_docs)]
-
-mod common;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
 

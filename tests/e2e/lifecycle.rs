@@ -2,14 +2,12 @@
 //! period → discontinuity, end after the grace period → EXT-X-ENDLIST, re-publish → msns never repeat) and
 //! hostile RTMP input while another stream keeps playing in hls.js.
 
-mod common;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

@@ -1,11 +1,9 @@
 //! End to end: an RTMP publish becomes an ABR ladder (one decode, several encodes, aligned keyframes),
 //! checked with ffprobe, FFmpeg and hls.js with forced rendition switches.
 
-mod common;
-
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 
 const FFMPEG: &str = "ffmpeg";

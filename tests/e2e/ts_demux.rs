@@ -3,8 +3,6 @@
 //! independent reference — ffprobe's packet list of the same TS (count, PTS, DTS, keyframe flags) and
 //! stream parameters, and the decoder configuration records stored in the source MP4/MOV.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -14,7 +12,7 @@ use estuary::ingest::ts::{TsDemuxer, TsStats};
 use media::time::rescale;
 use media::{CodecConfig, Frame, TrackInfo, TrackKind};
 
-use common::{ffprobe, fixture};
+use crate::common::{ffprobe, fixture};
 
 /// What `srt-live-transmit` puts in one SRT payload.
 const SRT_LIVE_TRANSMIT_CHUNK_BYTES: usize = 1456;

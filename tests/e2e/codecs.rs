@@ -4,14 +4,10 @@
 //! the publish is refused with the reason (RTMP `onStatus` error, SRT close), each in one log line.
 //!
 //! `estuary serve` runs as a child process so that its log can be checked.
-#![allow(missing_docs)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 
 const API_TOKEN: &str = "codecs test api token, 16+ bytes";

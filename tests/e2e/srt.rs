@@ -2,8 +2,6 @@
 //! and the result is checked against an RTMP publish of the same clip, with several publishers at once,
 //! through a lossy, delayed link, and played in hls.js.
 
-mod common;
-
 use std::{
     net::SocketAddr,
     path::Path,
@@ -14,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use common::*;
+use crate::common::*;
 use tokio::net::UdpSocket;
 
 const FFMPEG: &str = "ffmpeg";

@@ -4,14 +4,12 @@
 //! Tests that check what the server logs run `estuary serve` as a child process and read its standard
 //! error; the others run the origin in process. The tests marked "needs the TS demuxer" check served media.
 
-mod common;
-
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 
 const CLIP: &str = "bbb-720p-2s-gop.mp4";

@@ -1,14 +1,12 @@
 //! End to end: real `ffmpeg` publishers over RTMP → Estuary → LL-HLS checked by independent parsers
 //! (m3u8-rs, mp4-atom, ffprobe), read by `ffmpeg`, and played by hls.js in headless Chromium.
 
-mod common;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use common::*;
+use crate::common::*;
 use hyper::StatusCode;
 
 const FFMPEG: &str = "ffmpeg";

@@ -9,9 +9,7 @@
 //! `byte_alignment()` (a one bit, then zeros), which the parser itself checks; x265 streams with
 //! B-pyramid and weighted prediction, several slices, wavefront entry points, and without SAO.
 
-mod common;
-
-use common::fixture;
+use crate::common::fixture;
 use media::avc::{AvcPps, AvcSps, parse_pps, parse_sps, slice_header_bits, slice_header_bytes};
 
 /// An Annex B elementary stream from FFmpeg: `-i input {args} -an -f h264|hevc -`.
@@ -21,7 +19,7 @@ fn h264(input: &std::path::Path, args: &[&str]) -> Vec<u8> {
     } else {
         "h264"
     };
-    common::ffmpeg_stdout(input, &[args, &["-an", "-f", format]].concat())
+    crate::common::ffmpeg_stdout(input, &[args, &["-an", "-f", format]].concat())
 }
 
 /// (slices parsed, CABAC slices whose alignment bits were all ones, CABAC slices checked).

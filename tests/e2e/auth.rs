@@ -2,10 +2,6 @@
 //! CDN's token check), token URLs printed by `estuary token` played by hls.js and FFmpeg until they
 //! expire, and publish authorisation (publish keys and the webhook) against real RTMP and SRT publishers
 //! (Debian's FFmpeg with librtmp-free RTMP and libsrt).
-#![allow(missing_docs)]
-
-mod common;
-
 use std::{
     collections::BTreeMap,
     path::Path,
@@ -16,7 +12,7 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use estuary::auth::{Denial, TokenClaims, unix_now_s};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;

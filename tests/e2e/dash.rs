@@ -3,15 +3,13 @@
 //! `mp4-atom`), FFmpeg reads it, the segment in progress arrives chunk by chunk, and dash.js and Shaka
 //! Player play it in headless Chromium.
 
-mod common;
-
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use dash_mpd_core as mpd;
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;

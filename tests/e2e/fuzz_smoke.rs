@@ -8,15 +8,13 @@
 //! This is not coverage-guided: `scripts/fuzz.sh` runs the same targets under libFuzzer for a time
 //! budget each. It writes the seeds for that run with `ESTUARY_FUZZ_SEEDS={dir}` set.
 
-mod common;
-
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
 };
 
 use bytes::BytesMut;
-use common::*;
+use crate::common::*;
 use estuary::{
     fuzzing,
     ingest::rtmp::{

@@ -5,10 +5,6 @@
 //! (from nginx's upstream log), and the clients' part latency: from the part's publication (the first
 //! moment a direct client's blocking reload listed it; the origin answers those the moment the part
 //! exists) to the client holding the part.
-#![allow(missing_docs)]
-
-mod common;
-
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     path::{Path, PathBuf},
@@ -18,7 +14,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::*;
+use crate::common::*;
 use estuary::auth::{TokenClaims, unix_now_s};
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;

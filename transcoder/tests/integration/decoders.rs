@@ -2,13 +2,11 @@
 //! (a decodable codec) transcoded to AAC even when passthrough is configured. The output is checked by
 //! FFmpeg (ADTS-wrapped, decoded, its loudness measured).
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::{RecordingSink, fixtures_dir, load_fixture};
+use crate::common::{RecordingSink, fixtures_dir, load_fixture};
 use media::mpeg_audio::MpegAudioHeader;
 use media::{
     AudioFormat, CodecConfig, DecodableCodec, DecodableConfig, Frame, TrackInfo, TrackKind,

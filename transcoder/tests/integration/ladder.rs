@@ -1,13 +1,11 @@
 //! End-to-end ladder tests on real frames from the Big Buck Bunny fixture (720p24 H.264 with B-frames,
 //! keyframes every 2 s, AAC 44.1 kHz).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     Recorded, RecordingSink, encode_fixture, expected_segment_starts, load_fixture, probe_annex_b,
     to_annex_b,
 };
@@ -668,7 +666,7 @@ fn track_change_reopens_the_decoder_and_output_continues() {
 /// scene cuts does not.
 #[test]
 fn source_probe_measures_rate_bit_rate_and_whether_keyframes_fit_the_grid() {
-    let measure = |src: &common::Source| {
+    let measure = |src: &crate::common::Source| {
         let mut probe = SourceProbe::new(
             Duration::from_secs(2),
             src.video.as_ref(),
