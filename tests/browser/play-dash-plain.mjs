@@ -85,21 +85,25 @@ window.__player = player;
 </body></html>`;
 }
 
-// Everything below observes the page; it sets nothing on the player.
-// Times are seconds since `wall0` (Unix ms), the same clock as the request log.
+// Everything below observes the page; it sets nothing on the player. It is
+// installed before any script of the page runs (an init script), so that a
+// fast start is not missed: media events do not bubble, but capture-phase
+// listeners on the document see them. Times are seconds since `wall0`
+// (Unix ms), the same clock as the request log.
 function observe(wall0) {
-  const video = document.getElementById('v');
   const now = () => (Date.now() - wall0) / 1000;
   const S = (window.__obs = {
     firstPlaying: null, waiting: [], events: [], samples: [], errors: [], frames: 0, audioBytes: null,
   });
   for (const ev of ['playing', 'waiting', 'pause', 'seeking', 'seeked', 'stalled', 'ended', 'error']) {
-    video.addEventListener(ev, () => {
+    document.addEventListener(ev, (event) => {
+      const video = event.target;
+      if (!(video instanceof HTMLMediaElement) || video.id !== 'v') return;
       const e = { t: +now().toFixed(3), ev, ct: +video.currentTime.toFixed(3) };
       S.events.push(e);
       if (ev === 'playing' && S.firstPlaying === null) S.firstPlaying = e.t;
       if (ev === 'waiting' && S.firstPlaying !== null && !video.seeking) S.waiting.push(e);
-    });
+    }, true);
   }
   const hook = () => {
     const p = window.__player;
@@ -110,6 +114,8 @@ function observe(wall0) {
   };
   hook();
   setInterval(() => {
+    const video = document.getElementById('v');
+    if (!video) return;
     const p = window.__player;
     let ahead = 0;
     const b = video.buffered;
@@ -228,9 +234,8 @@ async function main() {
   });
   pw.on('pageerror', (e) => consoleLines.push('pageerror: ' + String(e).slice(0, 300)));
 
-  // The observer needs the video element: run it once the page has parsed.
+  await pw.addInitScript(`(${observe.toString()})(${wall0})`);
   await pw.goto(pageUrl);
-  await pw.evaluate(`(${observe.toString()})(${wall0})`);
 
   // Wait for the first `playing` (at most 30 s), then measure for `seconds`.
   const deadline = Date.now() + 30_000;

@@ -10,9 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::common::*;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use crate::common::*;
 use estuary::auth::{Denial, TokenClaims, unix_now_s};
 use http_body_util::{BodyExt, Full};
 use hyper::StatusCode;

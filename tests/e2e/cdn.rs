@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use estuary::auth::{TokenClaims, unix_now_s};
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;

@@ -8,8 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use dash_mpd_core as mpd;
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;

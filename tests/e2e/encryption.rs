@@ -8,8 +8,8 @@
 
 use std::{io::Write, path::Path, process::Command, time::Duration};
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use crate::common::*;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use hyper::StatusCode;
 
 const FFMPEG: &str = "ffmpeg";

@@ -13,8 +13,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use bytes::BytesMut;
 use crate::common::*;
+use bytes::BytesMut;
 use estuary::{
     fuzzing,
     ingest::rtmp::{

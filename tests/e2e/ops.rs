@@ -5,8 +5,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bytes::Bytes;
 use crate::common::*;
+use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
 

@@ -809,10 +809,15 @@ async fn srt_shutdown_under_live_publishers_logs_no_flood() {
     let took = signalled.elapsed();
     drop(publishers);
     let log = server.log();
-    assert!(status.is_some_and(|s| s.success()), "exit {status:?}\n{log}");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit {status:?}\n{log}"
+    );
     let closed = count_lines(&server, &["closed socket"]);
     let lines = log.lines().count();
-    eprintln!("shutdown under 2 SRT publishers: exit after {took:?}, {lines} log lines, {closed} 'closed socket' warnings");
+    eprintln!(
+        "shutdown under 2 SRT publishers: exit after {took:?}, {lines} log lines, {closed} 'closed socket' warnings"
+    );
     assert!(closed <= 2, "{closed} 'closed socket' lines:\n{log}");
     assert!(lines < 400, "{lines} log lines");
     assert!(took < Duration::from_secs(12), "exit took {took:?}");

@@ -26,12 +26,15 @@
 //! those rows, without the latency table.
 //!
 //! Each mode prints its tables and writes them as Markdown to `target/matrix-report.md`; publisher
-//! logs and the origin's log go to `target/matrix-logs/`.
+//! logs, the origin's log and every browser report in full (`browser-reports.jsonl`) go to
+//! `target/matrix-logs/`.
 //!
 //! Which script each player column uses: hls.js LL is `tests/browser/play-hls.mjs --low-latency`;
 //! both dash.js columns are `play-dash-plain.mjs`, the page a third party would write (dash.js 5's
 //! library defaults; "liveDelay 2 s" sets only `streaming.delay.liveDelay = 2` and
-//! `streaming.liveCatchup.enabled`), in Chromium with the plain headless flags; Shaka is
+//! `streaming.liveCatchup.enabled`), in Chromium with the plain headless flags; its `<video>` is
+//! `muted`, as on any page that starts playing without a click (Chromium refuses unmuted autoplay
+//! without a user gesture; muted audio is still decoded and counted); Shaka is
 //! `play-dash.mjs --player shaka --low-latency`. Browsers run one at a time, under `nice`, so the
 //! origin's real-time work is not starved on a 2-core machine.
 //!
@@ -65,6 +68,14 @@ use players::*;
 use report::*;
 use run::*;
 use sources::*;
+
+/// The build's target directory (where `matrix-report.md` and `matrix-logs/` go).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_estuary"))
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| repo().join("target"), PathBuf::from)
+}
 
 /// What this run covers (`ESTUARY_MATRIX`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,10 +126,7 @@ impl Mode {
 async fn publishers_by_players_every_cell_plays_with_picture_and_sound() {
     let mode = Mode::from_env();
     let started = Instant::now();
-    let target = Path::new(env!("CARGO_BIN_EXE_estuary"))
-        .parent()
-        .and_then(Path::parent)
-        .map_or_else(|| repo().join("target"), PathBuf::from);
+    let target = target_dir();
     let logs = target.join("matrix-logs");
     let _ = std::fs::remove_dir_all(&logs);
     std::fs::create_dir_all(&logs).expect("log directory");

@@ -441,7 +441,12 @@ pub(crate) fn run_gst_client(url: &str, base: &str, seconds: u32) -> (Measured, 
 
 /// A browser harness report, or `{"ok": false, "harness_error": …}` when it printed none. Unlike
 /// common's `run_player` a failed run is a result, not a panic: the matrix reports every cell.
-pub(crate) fn run_browser(script: &str, url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
+pub(crate) fn run_browser(
+    script: &str,
+    url: &str,
+    seconds: u32,
+    extra: &[&str],
+) -> serde_json::Value {
     let dir = repo().join("tests/browser");
     let out = Command::new("nice")
         .args(["-n", "10", "node", script, "--url", url, "--seconds"])
@@ -455,11 +460,23 @@ pub(crate) fn run_browser(script: &str, url: &str, seconds: u32, extra: &[&str])
         Err(e) => return serde_json::json!({"ok": false, "harness_error": format!("node: {e}")}),
     };
     let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
+    let line = stdout
         .lines()
         .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .and_then(|l| serde_json::from_str(l).ok())
+        .find(|l| l.trim_start().starts_with('{'));
+    // Every report in full, one JSON line each, for reading a failed cell afterwards.
+    if let Some(line) = line {
+        let path = target_dir().join("matrix-logs/browser-reports.jsonl");
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            use std::io::Write as _;
+            let _ = writeln!(f, "{{\"script\":{script:?},\"report\":{line}}}");
+        }
+    }
+    line.and_then(|l| serde_json::from_str(l).ok())
         .unwrap_or_else(|| {
             let stderr = String::from_utf8_lossy(&out.stderr);
             serde_json::json!({

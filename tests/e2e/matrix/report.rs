@@ -121,7 +121,7 @@ pub(crate) async fn latency_table(logs: &Path) -> Vec<LatencyRow> {
                         "play-dash-plain.mjs",
                         &url,
                         window,
-                        &["--live-delay", delay, "--catchup"],
+                        &["--live-delay", delay, "--catchup", "--muted"],
                     )
                 })
                 .await;

@@ -157,7 +157,7 @@ pub(crate) async fn run_slot(
             Player::DashJs => (
                 measured_from_browser(
                     player,
-                    &run_browser("play-dash-plain.mjs", &mpd, window, &[]),
+                    &run_browser("play-dash-plain.mjs", &mpd, window, &["--muted"]),
                 ),
                 None,
             ),
@@ -168,7 +168,7 @@ pub(crate) async fn run_slot(
                         "play-dash-plain.mjs",
                         &mpd,
                         window,
-                        &["--live-delay", "2", "--catchup"],
+                        &["--live-delay", "2", "--catchup", "--muted"],
                     ),
                 ),
                 None,

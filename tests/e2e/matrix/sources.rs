@@ -260,7 +260,11 @@ pub(crate) fn gst_publisher(sink: &str, mux: &str) -> Command {
 }
 
 /// Spawn `cmd` with its standard error written to `log` (killed on drop).
-pub(crate) fn spawn_logged(mut cmd: Command, label: &'static str, log: &Path) -> Result<Proc, String> {
+pub(crate) fn spawn_logged(
+    mut cmd: Command,
+    label: &'static str,
+    log: &Path,
+) -> Result<Proc, String> {
     let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -5,8 +5,8 @@
 use std::process::Command;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use crate::common::{RecordingSink, fixtures_dir, load_fixture};
+use bytes::Bytes;
 use media::mpeg_audio::MpegAudioHeader;
 use media::{
     AudioFormat, CodecConfig, DecodableCodec, DecodableConfig, Frame, TrackInfo, TrackKind,

@@ -1,10 +1,8 @@
 //! Segmenter, live window and LL-HLS rendering on synthetic streams, checked with `m3u8-rs` and
 //! `mp4-atom` as independent parsers.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use packager::{PackagerConfig, StreamPackager, hls};
 use proptest::prelude::*;
 

@@ -1,11 +1,9 @@
 //! HLS AES-128 (RFC 8216bis §4.4.4.4): every part and every segment is its own AES-128-CBC message under
 //! its segment's key and IV, checked by decrypting with the `openssl` command (not our code).
 
-mod common;
-
 use std::{io::Write, process::Command, sync::Arc};
 
-use common::*;
+use crate::common::*;
 use packager::{
     PackagerConfig,
     cenc::{CencKey, Subsample, decrypt_sample},

@@ -1,9 +1,7 @@
 //! The DASH MPD on synthetic streams, parsed with `dash-mpd-core` and checked against the CMAF objects
 //! themselves (parsed with `mp4-atom`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use dash_mpd_core as mpd;
 use mp4_atom::{Decode, Moof};
 use packager::{

@@ -1,0 +1,11 @@
+//! The packager's integration tests, in one binary, on synthetic streams checked with independent
+//! parsers (`m3u8-rs`, `dash-mpd-core`, `mp4-atom`, the `openssl` command): the segmenter, live window
+//! and LL-HLS rendering, the DASH MPD, and HLS AES-128. Select one module with
+//! `cargo test -p packager --test integration dash::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod dash;
+mod encryption;
+mod segmenter;
