@@ -622,11 +622,16 @@ impl StreamPackager {
                     .map(|s| s.start_dts)
                     .unwrap_or(frame.dts);
                 // A timestamp gap must not stretch a segment past what the target duration allows:
-                // the last frame then ends at the limit and the gap stays a gap in the timeline.
-                let end = if td.is_some() {
-                    frame.dts.min(seg_start + limit)
-                } else {
-                    frame.dts
+                // the last frame then ends at the limit (or where it naturally ends, when the segment
+                // already runs past the limit: a follower of a leader whose keyframe came late keeps
+                // every one of its samples' durations, so its timeline stays the leader's) and the
+                // gap stays a gap in the timeline.
+                let end = match (td, r.timeline_end()) {
+                    (Some(_), natural_end) => {
+                        let natural_end = natural_end.unwrap_or(frame.dts);
+                        frame.dts.min((seg_start + limit).max(natural_end))
+                    }
+                    (None, _) => frame.dts,
                 };
                 if end < frame.dts {
                     r.count_timeline_gap();
@@ -1056,8 +1061,13 @@ impl StreamPackager {
                         // The leader cut without a keyframe: so does this rendition, or it would stay
                         // a segment behind.
                         next(Cut::Forced)
-                    } else if elapsed > limit + i64::from(timescale) {
-                        // The leader stalled: cut on our own rather than grow without bound.
+                    } else if elapsed
+                        > self.segment_limit_ticks(true, timescale) + i64::from(timescale)
+                    {
+                        // The leader stalled (past the longest segment it may make): cut on our own
+                        // rather than grow without bound. A long keyframe interval of the leader is
+                        // no stall: cutting then would put this rendition's segments apart from the
+                        // leader's.
                         next(Cut::Forced)
                     } else {
                         Decision::Continue

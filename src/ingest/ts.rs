@@ -77,6 +77,7 @@
 //! Opus), `pmt` (which elementary streams are used).
 
 mod audio;
+mod frame_split;
 mod framed;
 mod packet;
 mod pes;
@@ -400,11 +401,11 @@ impl TsDemuxer {
                     "held access unit within max_pes_bytes"
                 ),
                 EsCodec::Audio(a) => assert!(
-                    a.carry.len() < MAX_ADTS_FRAME_BYTES,
+                    a.frames.carried_bytes() < MAX_ADTS_FRAME_BYTES,
                     "ADTS carry-over shorter than one frame"
                 ),
                 EsCodec::Framed(a) => assert!(
-                    a.carry.len() < framed::MAX_FRAME_BYTES,
+                    a.frames.carried_bytes() < framed::MAX_FRAME_BYTES,
                     "audio carry-over shorter than one frame"
                 ),
             }

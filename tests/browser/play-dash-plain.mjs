@@ -250,6 +250,7 @@ async function main() {
   if (started !== null) await sleep(seconds * 1000);
   const obs = await pw.evaluate('window.__obs');
   const ct1 = await pw.evaluate('document.getElementById("v").currentTime');
+  const videoHeight = await pw.evaluate('document.getElementById("v").videoHeight');
   await browser.close().catch(() => {});
   if (proc.exitCode === null) {
     const exited = new Promise((r) => proc.once('exit', r));
@@ -271,6 +272,8 @@ async function main() {
     // Played at least 90 % of the window with no player error (dash.js's `error` events are fatal).
     ok: started !== null && obs.errors.length === 0 && ct1 - ct0 >= 0.9 * seconds,
     frames_decoded: obs.frames,
+    // The picture height shown at the end (which representation ABR settled on).
+    video_height: videoHeight,
     audio_decoded_bytes: obs.audioBytes,
     stalls: obs.waiting.length,
     first_stall_at: obs.waiting.length ? round(obs.waiting[0].t - obs.firstPlaying) : null,

@@ -379,6 +379,7 @@ async function main() {
     const { page } = browser;
     page.on('console', (m) => log(`console.${m.type()}:`, m.text()));
     page.on('pageerror', (e) => log('pageerror:', e.message));
+    page.on('crash', () => log('the page crashed (renderer process gone)'));
     await page.goto(`${pageOrigin}/`, { waitUntil: 'load', timeout: 30_000 });
 
     let S;

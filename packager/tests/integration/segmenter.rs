@@ -191,6 +191,33 @@ fn segmenter_irregular_gop_never_cuts_without_a_keyframe_nor_below_half_the_targ
         .map(|s| (s.duration_ticks() as f64 / 90_000.0 * 10.0).round() / 10.0)
         .collect();
     assert!(lasts.contains(&1.3), "{lasts:?}");
+    // The audio segment of each msn covers the video's (within one AAC frame), also where a long
+    // keyframe interval took the video past the target duration: no audio sample cut short, no gap
+    // left in the audio timeline (which puts the renditions' live edges apart in a player).
+    let a = p.rendition("audio").unwrap();
+    assert_eq!(a.counters().timeline_gaps, 0);
+    let frame_s = 1024.0 / 48_000.0;
+    let mut compared = 0;
+    for s in &complete {
+        let Some(audio) = a.segment(s.msn).filter(|x| x.is_complete) else {
+            continue;
+        };
+        let (vs, as_) = (
+            s.duration_ticks() as f64 / 90_000.0,
+            audio.duration_ticks() as f64 / 48_000.0,
+        );
+        assert!(
+            (vs - as_).abs() <= frame_s + 0.001,
+            "msn {}: video {vs} s, audio {as_} s",
+            s.msn
+        );
+        compared += 1;
+    }
+    assert!(
+        compared >= complete.len() - 1,
+        "{compared} of {}",
+        complete.len()
+    );
 }
 
 /// The segment grid of a clock given by the producer (a transcoded ladder): an encoded rung with

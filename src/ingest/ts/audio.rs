@@ -6,6 +6,7 @@ use media::aac::AacConfig;
 use media::time::rescale;
 use media::{CodecConfig, Frame, MediaError, MediaTime, TrackInfo, TrackKind};
 
+use super::frame_split::{AudioFraming, FrameSplitter};
 use super::{Ctx, MAX_ADTS_FRAME_BYTES, Timing, once};
 use crate::ingest::IngestEvent;
 
@@ -15,85 +16,33 @@ pub(super) struct AudioEs {
     config: Option<AacConfig>,
     /// DTS of the next frame, in samples (sample-rate ticks).
     next_dts: Option<i64>,
-    /// The start of an ADTS frame cut off at the end of the previous PES (shorter than one frame).
-    pub(super) carry: Vec<u8>,
+    /// ADTS frames across PES boundaries.
+    pub(super) frames: FrameSplitter,
 }
 
 impl AudioEs {
     /// One complete, intact PES of ADTS frames.
     pub(super) fn pes(&mut self, payload: &[u8], timing: Option<Timing>, ctx: &mut Ctx<'_>) {
-        let carry_bytes = self.carry.len();
-        let mut joined = std::mem::take(&mut self.carry);
-        let data: &[u8] = if carry_bytes == 0 {
-            payload
-        } else {
-            joined.extend_from_slice(payload);
-            &joined
-        };
-        // The PTS belongs to the first frame that starts in this PES (§2.4.3.7).
-        let mut anchor_90khz = timing.map(|t| t.pts_90khz);
-        let mut is_resyncing = false;
-        let mut pos = 0;
-        let mut tail_start = data.len();
-        if carry_bytes > 0 && !is_carried_frame_whole(data) {
-            // The carried bytes were no frame start (or the PES that continued it was lost).
-            pos = carry_bytes;
-            ctx.stats.adts_errors += 1;
-        }
-        while pos < data.len() {
-            let rest = &data[pos..];
-            let header = if is_adts_syncword(rest) {
-                AacConfig::from_adts_header(rest)
-            } else {
-                Err(MediaError::Invalid {
-                    what: "ADTS header",
-                    field: "syncword",
-                    value: 0,
-                })
-            };
-            match header {
-                Ok((config, header_len, frame_len)) if frame_len <= rest.len() => {
-                    is_resyncing = false;
-                    let anchor = if pos >= carry_bytes {
-                        anchor_90khz.take()
-                    } else {
-                        None
-                    };
-                    self.frame(config, &rest[header_len..frame_len], anchor, ctx);
-                    pos += frame_len;
+        let mut frames = std::mem::take(&mut self.frames);
+        let pts_90khz = timing.map(|t| t.pts_90khz);
+        let errors = frames.split(
+            &Adts,
+            MAX_ADTS_FRAME_BYTES,
+            payload,
+            pts_90khz,
+            |frame, anchor| {
+                if let Ok((config, header_len, _)) = AacConfig::from_adts_header(frame) {
+                    self.frame(config, &frame[header_len..], anchor, ctx);
                 }
-                // A frame (or header) continued in the next PES.
-                Ok(_) | Err(MediaError::Truncated { .. }) => {
-                    tail_start = pos;
-                    break;
-                }
-                Err(error) => {
-                    if !is_resyncing {
-                        is_resyncing = true;
-                        ctx.stats.adts_errors += 1;
-                        if once(&mut ctx.logged.adts_error) {
-                            tracing::warn!(%error, "adts frame skipped (further ones counted)");
-                        }
-                    }
-                    pos += 1 + rest[1..]
-                        .iter()
-                        .position(|&b| b == 0xFF)
-                        .unwrap_or(rest.len() - 1);
-                }
-            }
+            },
+        );
+        self.frames = frames;
+        ctx.stats.adts_errors += errors.count;
+        if let Some(error) = errors.first
+            && once(&mut ctx.logged.adts_error)
+        {
+            tracing::warn!(%error, "adts frame skipped (further ones counted)");
         }
-        let tail_bytes = data.len() - tail_start;
-        if carry_bytes == 0 {
-            joined.clear();
-            if tail_bytes < MAX_ADTS_FRAME_BYTES {
-                joined.extend_from_slice(&payload[tail_start..]);
-            }
-        } else if tail_bytes < MAX_ADTS_FRAME_BYTES {
-            joined.drain(..tail_start);
-        } else {
-            joined.clear();
-        }
-        self.carry = joined;
     }
 
     /// One raw AAC frame; `anchor_90khz` is the PES PTS if this is the first frame starting in it.
@@ -132,15 +81,16 @@ impl AudioEs {
     }
 }
 
-/// Whether the ADTS frame at the start of `data` (carried over from the previous PES) is followed by the
-/// end of `data` or another syncword, or still continues past `data`.
-fn is_carried_frame_whole(data: &[u8]) -> bool {
-    match AacConfig::from_adts_header(data) {
-        Ok((_, _, frame_len)) => data
-            .get(frame_len..)
-            .is_none_or(|next| next.is_empty() || is_adts_syncword(next)),
-        Err(MediaError::Truncated { .. }) => true,
-        Err(_) => false,
+/// ADTS framing (ISO/IEC 14496-3 §1.A.2.2).
+struct Adts;
+
+impl AudioFraming for Adts {
+    fn is_sync(&self, data: &[u8]) -> bool {
+        is_adts_syncword(data)
+    }
+
+    fn frame_len(&self, data: &[u8]) -> Result<usize, MediaError> {
+        AacConfig::from_adts_header(data).map(|(_, _, frame_len)| frame_len)
     }
 }
 

@@ -22,6 +22,7 @@ use media::{
     TrackKind,
 };
 
+use super::frame_split::{AudioFraming, FrameSplitter};
 use super::{Ctx, once};
 use crate::ingest::IngestEvent;
 
@@ -60,8 +61,8 @@ struct Unit {
     is_dependent: bool,
 }
 
-impl Framing {
-    fn is_sync(self, data: &[u8]) -> bool {
+impl AudioFraming for Framing {
+    fn is_sync(&self, data: &[u8]) -> bool {
         match self {
             Framing::MpegAudio => is_mpeg_audio_sync(data),
             Framing::Latm => is_loas_sync(data),
@@ -75,6 +76,12 @@ impl Framing {
         }
     }
 
+    fn frame_len(&self, data: &[u8]) -> Result<usize, MediaError> {
+        self.unit(data).map(|unit| unit.total_bytes)
+    }
+}
+
+impl Framing {
     /// The frame at the start of `data`; [`MediaError::Truncated`] when more bytes are needed.
     fn unit(self, data: &[u8]) -> Result<Unit, MediaError> {
         match self {
@@ -198,8 +205,8 @@ pub(super) struct FramedAudioEs {
     next_dts: Option<i64>,
     /// An access unit waiting for dependent substreams (E-AC-3): (DTS, samples, bytes).
     pending: Option<(i64, u32, Vec<u8>)>,
-    /// The start of a frame cut off at the end of the previous PES (shorter than [`MAX_FRAME_BYTES`]).
-    pub(super) carry: Vec<u8>,
+    /// Frames across PES boundaries (carrying at most [`MAX_FRAME_BYTES`]).
+    pub(super) frames: FrameSplitter,
 }
 
 impl FramedAudioEs {
@@ -210,96 +217,33 @@ impl FramedAudioEs {
             samples_per_frame: 0,
             next_dts: None,
             pending: None,
-            carry: Vec::new(),
+            frames: FrameSplitter::default(),
         }
     }
 
     /// One complete, intact PES.
     pub(super) fn pes(&mut self, payload: &[u8], timing: Option<super::Timing>, ctx: &mut Ctx<'_>) {
-        let carry_bytes = self.carry.len();
-        let mut joined = std::mem::take(&mut self.carry);
-        let data: &[u8] = if carry_bytes == 0 {
-            payload
-        } else {
-            joined.extend_from_slice(payload);
-            &joined
-        };
-        // The PTS belongs to the first frame that starts in this PES (§2.4.3.7).
-        let mut anchor_90khz = timing.map(|t| t.pts_90khz);
-        let mut is_resyncing = false;
-        let mut pos = 0;
-        let mut tail_start = data.len();
-        if carry_bytes > 0 && !self.is_carried_unit_whole(data) {
-            // The carried bytes were no frame start (or the PES that continued it was lost).
-            pos = carry_bytes;
-            ctx.stats.audio_sync_errors += 1;
-        }
-        while pos < data.len() {
-            let rest = &data[pos..];
-            let unit = if self.framing.is_sync(rest) {
-                self.framing.unit(rest)
-            } else {
-                Err(MediaError::Invalid {
-                    what: "audio frame",
-                    field: "syncword",
-                    value: 0,
-                })
-            };
-            match unit {
-                Ok(unit) if unit.total_bytes <= rest.len() => {
-                    is_resyncing = false;
-                    let anchor = if pos >= carry_bytes {
-                        anchor_90khz.take()
-                    } else {
-                        None
-                    };
-                    self.unit(unit, &rest[..unit.total_bytes], anchor, ctx);
-                    pos += unit.total_bytes.max(1);
+        let mut frames = std::mem::take(&mut self.frames);
+        let framing = self.framing;
+        let pts_90khz = timing.map(|t| t.pts_90khz);
+        let errors = frames.split(
+            &framing,
+            MAX_FRAME_BYTES,
+            payload,
+            pts_90khz,
+            |bytes, anchor| {
+                if let Ok(unit) = framing.unit(bytes) {
+                    self.unit(unit, bytes, anchor, ctx);
                 }
-                // A frame (or header) continued in the next PES.
-                Ok(_) | Err(MediaError::Truncated { .. }) => {
-                    tail_start = pos;
-                    break;
-                }
-                Err(error) => {
-                    if !is_resyncing {
-                        is_resyncing = true;
-                        ctx.stats.audio_sync_errors += 1;
-                        if once(&mut ctx.logged.audio_sync_error) {
-                            tracing::warn!(%error, "audio frame skipped (further ones counted)");
-                        }
-                    }
-                    pos += 1 + rest[1..]
-                        .iter()
-                        .position(|&b| self.framing.is_sync(&[b]))
-                        .unwrap_or(rest.len() - 1);
-                }
-            }
-        }
+            },
+        );
+        self.frames = frames;
         self.flush_pending(ctx);
-        let tail_bytes = data.len() - tail_start;
-        if carry_bytes == 0 {
-            joined.clear();
-            if tail_bytes < MAX_FRAME_BYTES {
-                joined.extend_from_slice(&payload[tail_start..]);
-            }
-        } else if tail_bytes < MAX_FRAME_BYTES {
-            joined.drain(..tail_start);
-        } else {
-            joined.clear();
-        }
-        self.carry = joined;
-    }
-
-    /// Whether the unit at the start of `data` (carried over from the previous PES) ends at the end of
-    /// `data` or before another sync word, or still continues past `data`.
-    fn is_carried_unit_whole(&self, data: &[u8]) -> bool {
-        match self.framing.unit(data) {
-            Ok(unit) => data
-                .get(unit.total_bytes..)
-                .is_none_or(|next| next.is_empty() || self.framing.is_sync(next)),
-            Err(MediaError::Truncated { .. }) => true,
-            Err(_) => false,
+        ctx.stats.audio_sync_errors += errors.count;
+        if let Some(error) = errors.first
+            && once(&mut ctx.logged.audio_sync_error)
+        {
+            tracing::warn!(%error, "audio frame skipped (further ones counted)");
         }
     }
 
@@ -376,7 +320,7 @@ impl FramedAudioEs {
 
     /// Data was lost, or the stream ends: forget the partial frame.
     pub(super) fn reset(&mut self) {
-        self.carry.clear();
+        self.frames.clear();
         self.pending = None;
     }
 }

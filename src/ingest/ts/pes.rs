@@ -252,7 +252,7 @@ impl EsStream {
         self.pes.data.clear();
         match &mut self.codec {
             EsCodec::Video(v) => v.flush_held(ctx),
-            EsCodec::Audio(a) => a.carry.clear(),
+            EsCodec::Audio(a) => a.frames.clear(),
             EsCodec::Framed(a) => a.reset(),
         }
     }
@@ -268,7 +268,7 @@ impl EsCodec {
                 }
                 v.await_keyframe(ctx);
             }
-            EsCodec::Audio(a) => a.carry.clear(),
+            EsCodec::Audio(a) => a.frames.clear(),
             EsCodec::Framed(a) => a.reset(),
         }
     }

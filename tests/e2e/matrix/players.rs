@@ -43,6 +43,8 @@ pub(crate) struct Measured {
     pub(crate) decode_errors: usize,
     pub(crate) stalls: Option<u64>,
     pub(crate) latency_s: Option<f64>,
+    /// The picture height shown at the end of the window (browsers), pixels.
+    pub(crate) video_height: Option<u64>,
     /// Failures that are not one of the measured rules (the client exited with an error status).
     pub(crate) hard_failures: Vec<String>,
     pub(crate) notes: Vec<String>,
@@ -494,6 +496,7 @@ pub(crate) fn measured_from_browser(player: Player, r: &serde_json::Value) -> Me
         audio: r["audio_decoded_bytes"].as_u64().map(|b| b > 0),
         decode_errors: r["fatal_errors"].as_array().map_or(0, Vec::len),
         stalls: r["stalls"].as_u64(),
+        video_height: r["video_height"].as_u64().filter(|h| *h > 0),
         ..Default::default()
     };
     m.latency_s = match player {

@@ -173,15 +173,16 @@ pub(crate) fn report(
             "Window {} s per player; later join ≥ {} s after the publish start. Latency: wall clock − \
              program date time of what is shown. Rules: played ≥ 80 % of the window, picture, sound when \
              the source has it, 0 decode errors, stalls counted (≤ 1 for a transcoded source in the \
-             default mode), latency reported. PDT lead: how far the origin's program date times run ahead \
+             default mode), latency reported. \"Ends on\": the picture height shown at the end of the window (browsers; \
+             which rendition ABR settled on). PDT lead: how far the origin's program date times run ahead \
              of the wall clock (measured per stream, see `pdt_lead`); the time from ingest to display is \
              about latency + lead.\n",
             mode.window_s(),
             mode.later_s()
         );
         md.push_str(
-            "| publisher | player | join | played s | picture | sound | decode errors | stalls | latency s | PDT lead s | result | notes |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            "| publisher | player | join | played s | picture | ends on | sound | decode errors | stalls | latency s | PDT lead s | result | notes |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
         );
         for c in cells {
             let m = &c.measured;
@@ -199,18 +200,16 @@ pub(crate) fn report(
             } else {
                 format!("**FAIL**: {}", c.failures.join("; "))
             };
-            let mut notes = m.notes.clone();
-            if let Some(p) = c.source.in_progress() {
-                notes.insert(0, p.to_owned());
-            }
+            let notes = &m.notes;
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 c.source.what(),
                 c.player.label(),
                 c.join_label(),
                 m.played_s,
                 if m.video_frames > 0 { "yes" } else { "no" },
+                m.video_height.map_or("n/a".to_owned(), |h| format!("{h}p")),
                 sound,
                 m.decode_errors,
                 m.stalls.map_or("n/a".to_owned(), |s| s.to_string()),
@@ -282,14 +281,11 @@ pub(crate) fn report(
         for c in failing {
             let _ = writeln!(
                 md,
-                "- {} × {} × {}: {}{}",
+                "- {} × {} × {}: {}",
                 c.source.what(),
                 c.player.label(),
                 c.join_label(),
                 c.failures.join("; "),
-                c.source
-                    .in_progress()
-                    .map_or(String::new(), |p| format!(" ({p})"))
             );
         }
     }

@@ -89,16 +89,6 @@ impl Source {
         self == Source::FfmpegIrregular
     }
 
-    /// Codec support being added on another branch: such cells may fail until it is merged.
-    pub(crate) fn in_progress(self) -> Option<&'static str> {
-        match self {
-            Source::FfmpegMp3 => Some("MP3 support in progress"),
-            Source::FfmpegAc3Srt => Some("AC-3 support in progress"),
-            Source::FfmpegMpeg2Srt => Some("MPEG-2 support in progress"),
-            _ => None,
-        }
-    }
-
     /// Start publishing `live/{name}` to `origin`, in real time and in a loop; each process's
     /// standard error goes to `{logs}/{name}.{process}.log`.
     pub(crate) fn start(self, origin: &Ends, name: &str, logs: &Path) -> Result<Vec<Proc>, String> {
