@@ -19,6 +19,8 @@ const WHAT_SPS: &str = "AVC SPS";
 pub const NAL_TYPE_SPS: u8 = 7;
 /// nal_unit_type of a picture parameter set (ITU-T H.264 Table 7-1).
 pub const NAL_TYPE_PPS: u8 = 8;
+/// nal_unit_type of an access unit delimiter (ITU-T H.264 Table 7-1).
+pub const NAL_TYPE_AUD: u8 = 9;
 
 /// Frame rates above this many frames per second are treated as "not signalled": some encoders write a
 /// `time_scale` that is a clock rate (e.g. 48 000 with `num_units_in_tick` 1) rather than a frame rate,

@@ -22,6 +22,8 @@ pub const NAL_TYPE_VPS: u8 = 32;
 pub const NAL_TYPE_SPS: u8 = 33;
 /// nal_unit_type of a picture parameter set (ITU-T H.265 Table 7-1).
 pub const NAL_TYPE_PPS: u8 = 34;
+/// nal_unit_type of an access unit delimiter (ITU-T H.265 Table 7-1).
+pub const NAL_TYPE_AUD: u8 = 35;
 
 /// The nal_unit_type of an HEVC NAL unit from its two-byte header (ITU-T H.265 §7.3.1.2), or `None` for
 /// a NAL unit shorter than its header.

@@ -190,6 +190,42 @@ pub(crate) fn track_from_extradata(
     sets.to_track(codec)
 }
 
+/// The parameter set NAL units of a video track's configuration record, in decoding order (VPS, SPS,
+/// PPS); empty for an audio track.
+pub(crate) fn parameter_set_nals(track: &TrackInfo) -> Vec<Bytes> {
+    match &track.config {
+        CodecConfig::Avc(c) => c.sps.iter().chain(&c.pps).cloned().collect(),
+        CodecConfig::Hevc(c) => c.vps.iter().chain(&c.sps).chain(&c.pps).cloned().collect(),
+        CodecConfig::Aac(_) | CodecConfig::Decodable(_) => Vec::new(),
+    }
+}
+
+/// A keyframe sample (4-byte NAL lengths) with `parameter_sets` in front, unless the access unit
+/// already carries an SPS. They follow an access unit delimiter when there is one (ITU-T H.264
+/// §7.4.1.2.3 / H.265 §7.4.2.4.4: AUD first, then parameter sets, then slices).
+pub(crate) fn with_parameter_sets(
+    codec: VideoCodec,
+    parameter_sets: &[Bytes],
+    nals: &[&[u8]],
+) -> Bytes {
+    let (sps, aud) = match codec {
+        VideoCodec::H264 => (media::avc::NAL_TYPE_SPS, media::avc::NAL_TYPE_AUD),
+        VideoCodec::Hevc => (media::hevc::NAL_TYPE_SPS, media::hevc::NAL_TYPE_AUD),
+    };
+    if nals.iter().any(|n| nal_type(codec, n) == Some(sps)) {
+        return to_length_prefixed(nals);
+    }
+    let lead = usize::from(
+        nals.first()
+            .is_some_and(|n| nal_type(codec, n) == Some(aud)),
+    );
+    let mut all: Vec<&[u8]> = Vec::with_capacity(nals.len() + parameter_sets.len());
+    all.extend_from_slice(&nals[..lead]);
+    all.extend(parameter_sets.iter().map(|p| p.as_ref()));
+    all.extend_from_slice(&nals[lead..]);
+    to_length_prefixed(&all)
+}
+
 /// Decoder extradata for a source video track: its configuration record, rebuilt with 4-byte NAL
 /// lengths if it declares another size (frames always carry 4-byte lengths, see [`media::Frame`]).
 /// Errors for an audio configuration.
@@ -249,6 +285,52 @@ mod tests {
         assert!(length_prefixed_nal_units(&[0, 0]).is_err());
         assert!(packet_to_sample(&[0xFF, 0xFF, 0xFF, 0xFF, 0]).is_none());
         assert!(packet_to_sample(&[]).is_none());
+    }
+
+    #[test]
+    fn parameter_sets_go_after_the_delimiter_and_are_not_doubled() {
+        let sets = [
+            Bytes::from_static(&[0x67, 1]),
+            Bytes::from_static(&[0x68, 2]),
+        ];
+        // AUD, IDR slice: AUD stays first, then SPS, PPS, then the slice.
+        let sample = with_parameter_sets(VideoCodec::H264, &sets, &[&[0x09, 0xF0], &[0x65, 3]]);
+        let nals = length_prefixed_nal_units(&sample).unwrap();
+        assert_eq!(
+            nals,
+            vec![&[0x09, 0xF0][..], &[0x67, 1], &[0x68, 2], &[0x65, 3]]
+        );
+        // No AUD: parameter sets first.
+        let sample = with_parameter_sets(VideoCodec::H264, &sets, &[&[0x06, 5], &[0x65, 3]]);
+        let nals = length_prefixed_nal_units(&sample).unwrap();
+        assert_eq!(
+            nals,
+            vec![&[0x67, 1][..], &[0x68, 2], &[0x06, 5], &[0x65, 3]]
+        );
+        // An access unit that has its own SPS is kept as is.
+        let own: [&[u8]; 3] = [&[0x67, 9], &[0x68, 9], &[0x65, 3]];
+        let sample = with_parameter_sets(VideoCodec::H264, &sets, &own);
+        assert_eq!(length_prefixed_nal_units(&sample).unwrap(), own.to_vec());
+        // HEVC: AUD type 35, SPS type 33.
+        let hevc_sets = [
+            Bytes::from_static(&[32 << 1, 1]),
+            Bytes::from_static(&[33 << 1, 1]),
+        ];
+        let sample = with_parameter_sets(
+            VideoCodec::Hevc,
+            &hevc_sets,
+            &[&[35 << 1, 1, 0x50], &[19 << 1, 1]],
+        );
+        let nals = length_prefixed_nal_units(&sample).unwrap();
+        assert_eq!(
+            nals,
+            vec![
+                &[35 << 1, 1, 0x50][..],
+                &[32 << 1, 1],
+                &[33 << 1, 1],
+                &[19 << 1, 1]
+            ]
+        );
     }
 
     #[test]

@@ -447,6 +447,12 @@ struct OpenEncoder {
     has_track: bool,
     /// Parameter sets seen in-band (when the encoder has no global header).
     in_band: ParameterSets,
+    /// The parameter sets of this encoder's global header (VPS, SPS, PPS), repeated in-band before
+    /// every IDR when its track follows another track of the rendition (a copy fallback taking over,
+    /// or a reopen at a new size): a client that keeps the first init segment across the
+    /// discontinuity — FFmpeg's HLS demuxer skips a second `moov` — still decodes with the right
+    /// ones (ISO/IEC 14496-15 §5.3.2 lets parameter sets also travel in samples). Empty otherwise.
+    repeat_parameter_sets: Vec<bytes::Bytes>,
 }
 
 /// Output size for a source picture: the rung's height (even), width from the display aspect ratio
@@ -628,11 +634,16 @@ impl EncoderWorker {
             in_flight: VecDeque::new(),
             has_track: false,
             in_band: ParameterSets::default(),
+            repeat_parameter_sets: Vec::new(),
         };
+        let follows_other_track = self.is_fallback || self.has_delivered_track;
         let extradata = ffi::extradata(&open.encoder);
         if !extradata.is_empty() {
             match bitstream::track_from_extradata(self.rung.codec, &extradata) {
                 Ok(track) => {
+                    if follows_other_track {
+                        open.repeat_parameter_sets = bitstream::parameter_set_nals(&track);
+                    }
                     self.deliver_track(track);
                     open.has_track = true;
                 }
@@ -826,7 +837,11 @@ impl EncoderWorker {
                 }
             }
         }
-        let data = bitstream::to_length_prefixed(&nals);
+        let data = if packet.is_key() && !enc.repeat_parameter_sets.is_empty() {
+            bitstream::with_parameter_sets(self.rung.codec, &enc.repeat_parameter_sets, &nals)
+        } else {
+            bitstream::to_length_prefixed(&nals)
+        };
         let shared = self.shared.clone();
         let c = &shared.counters.rungs[self.idx];
         if c.is_shed.load(Relaxed) {

@@ -792,6 +792,35 @@ fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
         .map(|f| f.pts - first_pts)
         .collect();
     assert_eq!(keys, [6 * 90_000, 8 * 90_000], "fallback keyframes");
+    // Every fallback IDR carries the fallback's own SPS and PPS in-band (a client that keeps the copy's
+    // init segment across the discontinuity decodes with them); copied samples are untouched.
+    let CodecConfig::Avc(new_avcc) = &rec.replaced[0].1.config else {
+        panic!("the fallback's track is H.264")
+    };
+    let nal_units = |data: &[u8]| {
+        let mut out = Vec::new();
+        let mut rest = data;
+        while rest.len() >= 4 {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            out.push(rest[4..4 + len].to_vec());
+            rest = &rest[4 + len..];
+        }
+        out
+    };
+    for key in encoded.iter().filter(|f| f.is_keyframe) {
+        let nals = nal_units(&key.data);
+        assert!(nals.contains(&new_avcc.sps[0].to_vec()), "in-band SPS");
+        assert!(nals.contains(&new_avcc.pps[0].to_vec()), "in-band PPS");
+        let first_slice = nals
+            .iter()
+            .position(|n| matches!(n[0] & 0x1f, 1 | 5))
+            .unwrap();
+        let sps_at = nals.iter().position(|n| n[0] & 0x1f == 7).unwrap();
+        assert!(sps_at < first_slice, "parameter sets before the slices");
+    }
+    for (f, s) in copied.iter().zip(src.video_frames()) {
+        assert_eq!(f.data, s.data, "copied samples as they came");
+    }
     let lower: Vec<i64> = sink
         .get("120p")
         .frames
