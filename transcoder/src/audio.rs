@@ -14,12 +14,21 @@ use media::{Frame, TrackInfo, TrackKind, time::rescale};
 use crate::stream::{AUDIO_RENDITION, Shared};
 use crate::{AudioConfig, TranscodeError, ffi};
 
-/// A source timestamp further than this from where the decoded samples say it should be restarts the
-/// output timeline (a gap or a jump in the source), in seconds.
+/// A source timestamp this far (seconds) behind where the decoded samples say it should be restarts
+/// the output timeline.
 const RESYNC_THRESHOLD_SECS: i64 = 1;
-/// A forward jump up to this long (seconds) is a gap filled with silence; a longer one (or a jump back)
-/// restarts the output timeline.
+/// A forward jump longer than this (ms) is a gap filled with silence, so the audio keeps its place
+/// against the video (a lost frame or two would otherwise move the rest of the audio earlier, and
+/// lip sync is lost at about 40 ms of audio early: EBU R37).
+const MIN_GAP_FILL_MS: i64 = 40;
+/// A forward jump up to this long (seconds) is a gap filled with silence; a longer one restarts the
+/// output timeline.
 const MAX_GAP_FILL_SECS: i64 = 10;
+/// Audio missing from the source while the video goes on is filled with silence once the video is this
+/// far (90 kHz ticks: one second) ahead of where the audio stopped arriving, and from then on kept
+/// at most this far behind the video: the audio rendition's live edge does not wait for the source's
+/// audio to come back (players joining at the edge would find no audio there).
+const MISSING_AUDIO_WAIT_90KHZ: i64 = 90_000;
 
 /// What the push path sends the audio worker.
 pub(crate) enum AudioInput {
@@ -30,6 +39,9 @@ pub(crate) enum AudioInput {
     Backlog(Vec<Frame>),
     /// The source configuration changed: reopen the decoder.
     Track(TrackInfo),
+    /// The push path's latest video PTS (90 kHz ticks), for silence while the source's audio is
+    /// missing ([`MISSING_AUDIO_WAIT_90KHZ`]).
+    VideoAt(i64),
 }
 
 fn is_again(e: &ffmpeg_next::Error) -> bool {
@@ -99,6 +111,13 @@ pub(crate) struct AudioWorker {
     frame_size: usize,
     has_warned_decode: bool,
     has_warned_encode: bool,
+    /// The latest [`AudioInput::VideoAt`].
+    video_at_90khz: Option<i64>,
+    /// When the last source audio frame was decoded: `expected_in_pts` then, and the video's PTS.
+    last_arrival: Option<(i64, i64)>,
+    /// Silence emitted ahead of the source's audio reaches this position (output samples): source
+    /// frames that start before it arrived too late and are dropped.
+    filled_until: Option<i64>,
 }
 
 impl AudioWorker {
@@ -123,6 +142,9 @@ impl AudioWorker {
             frame_size: 1024,
             has_warned_decode: false,
             has_warned_encode: false,
+            video_at_90khz: None,
+            last_arrival: None,
+            filled_until: None,
         }
     }
 
@@ -159,6 +181,7 @@ impl AudioWorker {
                         self.decode(&mut decoder, &mut encoder, frame);
                     }
                 }
+                Ok(AudioInput::VideoAt(pts)) => self.video_at(&mut encoder, pts),
                 Ok(AudioInput::Track(track)) => {
                     self.drain_decoder(&mut decoder, &mut encoder, true);
                     match open_decoder(&track) {
@@ -209,6 +232,23 @@ impl AudioWorker {
         }
         let rate = self.cfg.sample_rate;
         let pos = rescale(frame.pts, self.source.timescale.max(1), rate);
+        let was_filling = self.filled_until.is_some();
+        if let Some(until) = self.filled_until {
+            if pos < until && until - pos <= MAX_GAP_FILL_SECS * i64::from(rate) {
+                // Its time went out as silence already. The audio is arriving again: no more
+                // silence ahead of it unless it stops again.
+                self.shared
+                    .counters
+                    .audio_frames_dropped
+                    .fetch_add(1, Relaxed);
+                if let Some(video) = self.video_at_90khz {
+                    self.last_arrival = Some((self.expected_in_pts, video));
+                }
+                return;
+            }
+            self.filled_until = None;
+            tracing::debug!("source audio back after silence");
+        }
         match self.next_out_pts {
             None => {
                 self.next_out_pts = Some(pos);
@@ -216,24 +256,25 @@ impl AudioWorker {
             }
             Some(next) => {
                 let drift = pos - self.expected_in_pts;
-                if drift > RESYNC_THRESHOLD_SECS * i64::from(rate)
+                if drift > MIN_GAP_FILL_MS * i64::from(rate) / 1000
                     && drift <= MAX_GAP_FILL_SECS * i64::from(rate)
                 {
-                    // Audio missing for a while (a publisher's hiccup, a loss on the way): the gap is
-                    // filled with silence, so the audio timeline stays continuous and its segments
-                    // keep lining up with the video's (no segment of a frame or two after a gap).
-                    tracing::info!(
-                        gap_ms = drift * 1000 / i64::from(rate),
-                        "audio gap filled with silence"
-                    );
-                    self.shared.counters.audio_gap_fills.fetch_add(1, Relaxed);
-                    let samples = usize::try_from(drift).unwrap_or(0);
-                    for ch in &mut self.fifo {
-                        ch.extend(std::iter::repeat_n(0.0f32, samples));
+                    // Audio missing (a publisher's hiccup, a loss on the way): the gap is filled
+                    // with silence, so the audio keeps its place against the video, its timeline
+                    // stays continuous and its segments keep lining up with the video's.
+                    let gap_ms = drift * 1000 / i64::from(rate);
+                    if drift > RESYNC_THRESHOLD_SECS * i64::from(rate) {
+                        tracing::info!(gap_ms, "audio gap filled with silence");
+                    } else {
+                        tracing::debug!(gap_ms, "audio gap filled with silence");
                     }
-                    self.expected_in_pts = pos;
-                    self.encode_fifo(encoder, false);
-                } else if drift.abs() > RESYNC_THRESHOLD_SECS * i64::from(rate) {
+                    if !was_filling {
+                        self.shared.counters.audio_gap_fills.fetch_add(1, Relaxed);
+                    }
+                    self.fill_silence(encoder, drift);
+                } else if drift > MAX_GAP_FILL_SECS * i64::from(rate)
+                    || drift < -RESYNC_THRESHOLD_SECS * i64::from(rate)
+                {
                     tracing::info!(
                         drift_ms = drift * 1000 / i64::from(rate),
                         "audio timestamp jump: output timeline restarts"
@@ -264,6 +305,58 @@ impl AudioWorker {
             }
         }
         self.drain_decoder(decoder, encoder, false);
+        if let Some(video) = self.video_at_90khz {
+            self.last_arrival = Some((self.expected_in_pts, video));
+        }
+    }
+
+    /// `samples` (output samples) of silence into the FIFO, encoded.
+    fn fill_silence(&mut self, encoder: &mut encoder::Audio, samples: i64) {
+        let n = usize::try_from(samples).unwrap_or(0);
+        for ch in &mut self.fifo {
+            ch.extend(std::iter::repeat_n(0.0f32, n));
+        }
+        self.expected_in_pts += samples;
+        self.encode_fifo(encoder, false);
+    }
+
+    /// The video reached `pts_90khz`: when the source's audio has not arrived for
+    /// [`MISSING_AUDIO_WAIT_90KHZ`] of video, silence brings the audio to that far behind where it
+    /// would be had it kept arriving (the lag it had against the video then is kept). Frames that
+    /// arrive later for that time are dropped ([`Self::filled_until`]).
+    fn video_at(&mut self, encoder: &mut encoder::Audio, pts_90khz: i64) {
+        self.video_at_90khz = Some(pts_90khz);
+        let (Some((audio_at, video_then)), Some(_)) = (self.last_arrival, self.next_out_pts) else {
+            return;
+        };
+        let ahead = pts_90khz - video_then - MISSING_AUDIO_WAIT_90KHZ;
+        if ahead <= 0 || ahead > MAX_GAP_FILL_SECS * 90_000 {
+            return;
+        }
+        let rate = self.cfg.sample_rate;
+        let target = audio_at + rescale(ahead, 90_000, rate);
+        let missing = target - self.expected_in_pts;
+        // Whole AAC frames at a time.
+        if missing < self.frame_size as i64 {
+            return;
+        }
+        if self.filled_until.is_none() {
+            let fills = self.shared.counters.audio_gap_fills.fetch_add(1, Relaxed);
+            // Logged once at info (a source whose audio keeps dropping out would flood the log);
+            // every such gap is counted in the audio stats' `gaps_filled`.
+            if fills == 0 {
+                tracing::info!(
+                    "source audio missing while the video goes on: filling with silence \
+                     (further gaps logged at debug, counted in gaps_filled)"
+                );
+            } else {
+                tracing::debug!(
+                    "source audio missing while the video goes on: filling with silence"
+                );
+            }
+        }
+        self.fill_silence(encoder, missing);
+        self.filled_until = Some(self.expected_in_pts);
     }
 
     fn drain_decoder(

@@ -76,11 +76,12 @@ pub struct AudioStats {
     pub frames_in: u64,
     /// AAC frames emitted.
     pub frames_out: u64,
-    /// Source frames dropped (queue overflow).
+    /// Source frames dropped: queue overflow, or frames that arrived for a time already sent out as
+    /// silence (the source's audio was missing for over a second while the video went on).
     pub frames_dropped: u64,
     /// Source frames the decoder rejected, or frames the encoder rejected.
     pub errors: u64,
-    /// Gaps in the source audio (over a second, up to ten) filled with silence.
+    /// Gaps in the source audio (over 40 ms, up to ten seconds) filled with silence.
     pub gaps_filled: u64,
 }
 

@@ -119,7 +119,13 @@ struct PushState {
     pending_takeover: Option<i64>,
     has_warned_overflow: bool,
     has_warned_audio_overflow: bool,
+    /// The last video PTS (90 kHz) told to the audio worker ([`AudioInput::VideoAt`]).
+    video_told_to_audio_90khz: Option<i64>,
 }
+
+/// The push path tells the audio worker where the video is at most this often (90 kHz ticks of
+/// video time): 100 ms.
+const VIDEO_AT_STEP_90KHZ: i64 = 9_000;
 
 /// Transcodes one published stream into a ladder of renditions on dedicated threads.
 ///
@@ -423,6 +429,7 @@ impl StreamTranscoder {
                 pending_takeover: None,
                 has_warned_overflow: false,
                 has_warned_audio_overflow: false,
+                video_told_to_audio_90khz: None,
             }),
             video_source: video.cloned(),
             video_tx,
@@ -620,6 +627,7 @@ impl StreamTranscoder {
         self.shared.counters.first_push.get_or_init(Instant::now);
         match frame.track {
             TrackKind::Video => {
+                self.tell_audio_video_at(&frame);
                 let Some(tx) = self.video_tx.clone() else {
                     self.push_video_into(frame, &mut |_| Delivery::Delivered);
                     return;
@@ -785,6 +793,29 @@ impl StreamTranscoder {
                 None
             }
             AudioMode::Transcode => Some(frame),
+        }
+    }
+
+    /// Tell the transcoded audio where the video is (every [`VIDEO_AT_STEP_90KHZ`] of video time, B-frames'
+    /// reordering and jumps back under 10 s ignored), so
+    /// that audio missing from the source is filled with silence while the video goes on. Advisory:
+    /// never waits, nothing is counted when the queue is full.
+    fn tell_audio_video_at(&self, frame: &Frame) {
+        let (Some(tx), Some(source)) = (&self.audio_tx, &self.video_source) else {
+            return;
+        };
+        let pts = rescale(frame.pts, source.timescale, media::MediaTime::HZ_90K);
+        let Ok(mut st) = self.push_state.lock() else {
+            return;
+        };
+        if st
+            .video_told_to_audio_90khz
+            .is_some_and(|told| (-10 * 90_000..VIDEO_AT_STEP_90KHZ).contains(&(pts - told)))
+        {
+            return;
+        }
+        if tx.try_send(AudioInput::VideoAt(pts)).is_ok() {
+            st.video_told_to_audio_90khz = Some(pts);
         }
     }
 

@@ -883,3 +883,126 @@ fn audio_gap_is_filled_with_silence() {
     );
     assert_eq!(stats.audio.gaps_filled, 1);
 }
+
+/// Three frames lost at three places (about 70 ms each, as after SRT packet loss): each gap is filled
+/// with silence, so the audio after it stays where the source put it (without the fill, every loss
+/// would move the rest of the audio earlier against the video, by 210 ms in all here).
+#[test]
+fn a_few_lost_audio_frames_keep_the_audio_in_place() {
+    let src = load_fixture(BBB, 8);
+    let audio = src.audio.clone().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let tx = StreamTranscoder::start(
+        "live/test",
+        None,
+        Some(&audio),
+        &[],
+        &EncoderProbe::software(),
+        &TranscodeOptions::default(),
+        sink.clone(),
+    )
+    .expect("start");
+    let frames: Vec<&Frame> = src.audio_frames().collect();
+    let lost = |i: usize| [50, 120, 200].iter().any(|&at| (at..at + 3).contains(&i));
+    for (i, f) in frames.iter().enumerate() {
+        if !lost(i) {
+            tx.push_wait((*f).clone());
+        }
+    }
+    let stats = tx.finish();
+    let out = sink.get("audio");
+    for w in out.frames.windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, 1024, "output audio continuous");
+    }
+    let source_span = rescale(
+        frames.last().unwrap().pts - frames[0].pts,
+        audio.timescale,
+        48_000,
+    );
+    let out_span = out.frames.last().unwrap().pts - out.frames[0].pts;
+    assert!(
+        (out_span - source_span).abs() <= 2 * 1024,
+        "output spans {out_span} samples, the source {source_span}: the audio kept its place"
+    );
+    assert_eq!(stats.audio.gaps_filled, 3);
+}
+
+/// The source's audio stops arriving at 2 s while the video goes on, and comes back late, in a burst
+/// (everything from 2 s on, once the video is at 6 s): silence is emitted while the video goes on,
+/// keeping the audio rendition within about a second of the video before any of the burst arrives;
+/// the burst's frames for the time already sent as silence are dropped, the rest continue in place.
+#[test]
+fn audio_missing_while_the_video_goes_on_is_filled_before_it_returns() {
+    let src = load_fixture(BBB, 8);
+    let video = src.video.clone().unwrap();
+    let audio = src.audio.clone().unwrap();
+    let sink = Arc::new(RecordingSink::default());
+    let tx = StreamTranscoder::start(
+        "live/test",
+        Some(&video),
+        Some(&audio),
+        &[encoded_rung("120p", 120, VideoCodec::H264, 150_000)],
+        &EncoderProbe::software(),
+        &TranscodeOptions::default(),
+        sink.clone(),
+    )
+    .expect("start");
+    let (vts, ats) = (i64::from(video.timescale), i64::from(audio.timescale));
+    let v0 = src.video_frames().next().unwrap().pts;
+    let a0 = src.audio_frames().next().unwrap().pts;
+    let mut held = Vec::new();
+    let mut released = false;
+    let first_out = || sink.get("audio").frames.first().map(|f| f.pts);
+    let out_reach = || {
+        let out = sink.get("audio").frames;
+        match (out.first(), out.last()) {
+            (Some(a), Some(b)) => b.pts + 1024 - a.pts,
+            _ => 0,
+        }
+    };
+    for f in &src.frames {
+        match f.track {
+            TrackKind::Audio if !released && f.pts - a0 >= 2 * ats => held.push(f.clone()),
+            TrackKind::Video if !released && f.pts - v0 >= 6 * vts => {
+                // Before the burst: the audio rendition already reaches 4.5 to 5 s (6 s of video,
+                // less the one-second wait and the 100 ms steps), all of it silence past 2 s.
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while out_reach() < 4_500 * 48 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                assert!(first_out().is_some());
+                let reach = out_reach();
+                assert!(
+                    (4_500 * 48..=5_300 * 48).contains(&reach),
+                    "audio rendition reaches {} ms before the source's audio came back",
+                    reach / 48
+                );
+                released = true;
+                for h in held.drain(..) {
+                    tx.push_wait(h);
+                }
+                tx.push_wait(f.clone());
+            }
+            _ => tx.push_wait(f.clone()),
+        }
+    }
+    let stats = tx.finish();
+    let out = sink.get("audio");
+    for w in out.frames.windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, 1024, "output audio continuous");
+    }
+    let last_source = src.audio_frames().last().unwrap().pts - a0;
+    let out_span = out.frames.last().unwrap().pts - out.frames[0].pts;
+    assert!(
+        (out_span - rescale(last_source, audio.timescale, 48_000)).abs() <= 2 * 1024,
+        "output spans {out_span} samples: the audio after the burst is in place"
+    );
+    assert_eq!(stats.audio.gaps_filled, 1);
+    // About 3 s of the burst (2 s to ~5 s) came for time already sent as silence.
+    let dropped_ms = stats.audio.frames_dropped as i64 * 1024 * 1000 / i64::from(audio.timescale);
+    assert!(
+        (2_600..=3_400).contains(&dropped_ms),
+        "{} late frames dropped ({dropped_ms} ms)",
+        stats.audio.frames_dropped
+    );
+}
