@@ -10,7 +10,7 @@
 # Seeds: the smoke test writes them (ESTUARY_FUZZ_SEEDS=fuzz/corpus). Corpora
 # grow in fuzz/corpus/{target}/, crash inputs land in fuzz/artifacts/{target}/
 # (both ignored by git); a crash worth keeping becomes a regression file in
-# fuzz/regressions/{target}/, which tests/fuzz_smoke.rs replays in every test
+# fuzz/regressions/{target}/, which tests/e2e/fuzz_smoke.rs replays in every test
 # run. A summary table goes to target/fuzz-report.txt.
 set -euo pipefail
 
@@ -32,7 +32,7 @@ mapfile -t ALL < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '
 TARGETS=("$@")
 ((${#TARGETS[@]})) || TARGETS=("${ALL[@]}")
 
-echo "[fuzz] writing seed corpora (tests/fuzz_smoke.rs)"
+echo "[fuzz] writing seed corpora (tests/e2e/fuzz_smoke.rs)"
 ESTUARY_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test -q --test e2e fuzz_smoke:: >/dev/null
 
 echo "[fuzz] building the targets (release, debug assertions, AddressSanitizer)"

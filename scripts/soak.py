@@ -97,7 +97,7 @@ log line for the new stream after a long gap (fallback: restart + 5 s).
   object names (`{msn}.m4s`, `{msn}.{part}.m4s`) disagree with the media sequence number the playlist
   implies (EXT-X-MEDIA-SEQUENCE + position, the numbering `_HLS_msn` and the rendition reports use);
   an MPD in which two Representations of one AdaptationSet give the same `$Number$` start times more
-  than 0.25 s apart (segmentAlignment; the README's "same msn, same tfdt in every video rendition").
+  than 0.25 s apart (segmentAlignment; docs/decisions.md: "same msn, same tfdt in every video rendition").
   Each is counted once per playlist / MPD received.
 - A short reconnect that did not continue the stream (no "publisher reconnected" log line), an
   unplanned publisher exit, a panic in the origin's log, or the origin exiting before the end, is a

@@ -1,4 +1,4 @@
-//! The origin behind a CDN: Debian's nginx, configured with `docs/nginx-cdn.conf` (the README's example),
+//! The origin behind a CDN: Debian's nginx, configured with `docs/nginx-cdn.conf` (the example in docs/access-control-and-cdns.md),
 //! in front of an origin with token playback and a trusted edge. 50 LL-HLS clients, each with its own
 //! token, follow blocking playlist reloads and fetch every new part through nginx; a few more do the
 //! same directly against the origin for comparison. Reported: origin requests per distinct object

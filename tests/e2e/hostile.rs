@@ -274,7 +274,7 @@ async fn idle_http2_connections_are_closed_but_held_requests_are_not() {
 /// can, for 6 s, while a real SRT publisher (FFmpeg, libsrt) streams. The publisher's stream keeps
 /// producing parts at its pace and playlists keep being served; the listener drops the junk. (Packets
 /// of the real publisher that the flood delays past the SRT latency are dropped: printed, not
-/// asserted; see the README's Robustness section.)
+/// asserted; see docs/robustness.md.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_srt_flood_does_not_disturb_an_srt_publisher() {
     let server = start_server("").await;
