@@ -91,7 +91,7 @@ struct Written {
 struct Run {
     label: &'static str,
     part_target: Duration,
-    publish_secs: u64,
+    publish_s: u64,
     viewers: usize,
     /// `[transcode] enabled = true` (default ladder, software encoders), one viewer per rendition.
     ladder: bool,
@@ -115,28 +115,28 @@ fn main() -> anyhow::Result<()> {
         Run {
             label: "1 viewer",
             part_target: Duration::from_millis(200),
-            publish_secs: 50,
+            publish_s: 50,
             viewers: 1,
             ladder: false,
         },
         Run {
             label: "1 viewer",
             part_target: Duration::from_millis(500),
-            publish_secs: 60,
+            publish_s: 60,
             viewers: 1,
             ladder: false,
         },
         Run {
             label: "200 viewers",
             part_target: Duration::from_millis(200),
-            publish_secs: 35,
+            publish_s: 35,
             viewers: 200,
             ladder: false,
         },
         Run {
             label: "ladder",
             part_target: Duration::from_millis(200),
-            publish_secs: 45,
+            publish_s: 45,
             viewers: 1,
             ladder: true,
         },
@@ -167,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         if selected.as_ref().is_some_and(|s| !s.contains(&i)) {
             continue;
         }
-        let secs = secs_override.unwrap_or(run.publish_secs);
+        let secs = secs_override.unwrap_or(run.publish_s);
         println!(
             "\nrunning: {}, part target {} ms, publishing {secs} s (load average {}) ...",
             run.label,
@@ -273,7 +273,7 @@ fn print_table(rows: &[Row]) {
     );
 }
 
-async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Result<Report> {
+async fn measure(run: &Run, publish_s: u64, tags: &[FlvTag]) -> anyhow::Result<Report> {
     let args = ServeArgs {
         http_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         rtmp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -323,7 +323,7 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
 
     let log: WriteLog = Arc::default();
     let sampler = CpuSampler::start();
-    let publish = publish(rtmp, tags, publish_secs * 1000, log.clone()).await;
+    let publish = publish(rtmp, tags, publish_s * 1000, log.clone()).await;
     // Let the last parts be fetched (encoded rungs trail the source by their encoding time), then stop the
     // viewers (they are blocked on a part that never comes).
     tokio::time::sleep(Duration::from_millis(if run.ladder { 600 } else { 300 })).await;
@@ -358,17 +358,17 @@ async fn measure(run: &Run, publish_secs: u64, tags: &[FlvTag]) -> anyhow::Resul
         ));
     }
     let by_pts: BTreeMap<i64, Written> = log.values().map(|w| (w.pts_ms, *w)).collect();
-    let offset_90k = first_keyframe_composition_ms(tags) * 90;
+    let offset_90khz = first_keyframe_composition_ms(tags) * 90;
     if run.ladder {
         details.push(format!(
             "encoded rungs: last sample PTS = DTS + D, D = source first keyframe composition offset = {} ms",
-            offset_90k / 90
+            offset_90khz / 90
         ));
     }
     let writes = Writes {
         by_dts: &log,
         by_pts: &by_pts,
-        offset_90k,
+        offset_90khz,
         cpu: &cpu,
     };
     let mut rows = Vec::new();
@@ -388,7 +388,7 @@ struct Writes<'a> {
     /// The same by PTS (ms).
     by_pts: &'a BTreeMap<i64, Written>,
     /// D: the source's first keyframe composition offset, 90 kHz (encoded DTS = PTS − D).
-    offset_90k: i64,
+    offset_90khz: i64,
     /// CPU accounting sampled during the run.
     cpu: &'a [CpuSample],
 }
@@ -398,9 +398,9 @@ impl Writes<'_> {
     /// by PTS (= DTS + D) for an encoded one.
     fn matched(&self, timing: &PartTiming, is_encoded: bool) -> Option<Written> {
         if is_encoded {
-            nearest_write(self.by_pts, timing.last_dts_90k + self.offset_90k)
+            nearest_write(self.by_pts, timing.last_dts_90khz + self.offset_90khz)
         } else {
-            nearest_write(self.by_dts, timing.last_dts_90k)
+            nearest_write(self.by_dts, timing.last_dts_90khz)
         }
     }
 }
@@ -423,7 +423,7 @@ fn analyze(
         String::new()
     };
     let mean_part = {
-        let d: Vec<u64> = timings.values().map(|t| t.duration_90k).collect();
+        let d: Vec<u64> = timings.values().map(|t| t.duration_90khz).collect();
         if d.is_empty() {
             Duration::ZERO
         } else {
@@ -500,9 +500,9 @@ fn analyze(
             if let Some(all) = writes.by_pts.range(..=pts_ms).map(|(_, w)| w.before).max() {
                 from_all_written.push(signed_ms(latest, all));
             }
-            if let Some(cts) = timing.last_cts_90k {
+            if let Some(cts) = timing.last_cts_90khz {
                 cts_checked += 1;
-                cts_equal += usize::from(cts == writes.offset_90k);
+                cts_equal += usize::from(cts == writes.offset_90khz);
             }
         }
     }
@@ -747,9 +747,9 @@ fn first_keyframe_composition_ms(tags: &[FlvTag]) -> i64 {
 }
 
 /// The write instant of the video frame whose key (RTMP timestamp, or PTS, in ms) is nearest to
-/// `ts_90k / 90` ms.
-fn nearest_write(log: &BTreeMap<i64, Written>, ts_90k: i64) -> Option<Written> {
-    let target = (ts_90k + 45).div_euclid(90);
+/// `ts_90khz / 90` ms.
+fn nearest_write(log: &BTreeMap<i64, Written>, ts_90khz: i64) -> Option<Written> {
+    let target = (ts_90khz + 45).div_euclid(90);
     log.range(target - MATCH_TOLERANCE_MS..=target + MATCH_TOLERANCE_MS)
         .min_by_key(|(ts, _)| (**ts - target).abs())
         .map(|(_, at)| *at)
@@ -983,11 +983,11 @@ async fn viewer(
 /// What a part's moof says about its samples.
 struct PartTiming {
     /// DTS of the last sample, 90 kHz ticks.
-    last_dts_90k: i64,
+    last_dts_90khz: i64,
     /// Sum of the sample durations, 90 kHz ticks.
-    duration_90k: u64,
+    duration_90khz: u64,
     /// The last sample's composition offset (trun), 90 kHz ticks, when the trun carries them.
-    last_cts_90k: Option<i64>,
+    last_cts_90khz: Option<i64>,
 }
 
 /// Fetch each part of `rendition` once (on its own connection) and read its timing.
@@ -1034,15 +1034,15 @@ fn part_timing(chunk: &[u8]) -> Option<PartTiming> {
         .map(|e| u64::from(e.duration.unwrap_or(default)))
         .collect();
     let (_, before_last) = durations.split_last()?;
-    let last_cts_90k = traf
+    let last_cts_90khz = traf
         .trun
         .iter()
         .flat_map(|t| t.samples.iter())
         .last()
         .and_then(|e| e.cts);
     Some(PartTiming {
-        last_dts_90k: base + i64::try_from(before_last.iter().sum::<u64>()).ok()?,
-        duration_90k: durations.iter().sum(),
-        last_cts_90k,
+        last_dts_90khz: base + i64::try_from(before_last.iter().sum::<u64>()).ok()?,
+        duration_90khz: durations.iter().sum(),
+        last_cts_90khz,
     })
 }

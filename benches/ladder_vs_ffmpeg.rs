@@ -89,7 +89,7 @@ fn main() {
             .iter()
             .filter(|f| f.track == TrackKind::Audio)
             .count(),
-        src.media_secs,
+        src.media_s,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg()
     );
@@ -167,13 +167,13 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     println!(
         "| Estuary StreamTranscoder | {ours_wall:.2} | {ours_cpu:.2} | {:.3} | {:.2} (TranscodeStats RTF {rtf:.2}) |",
-        ours_cpu / src.media_secs,
-        src.media_secs / ours_wall
+        ours_cpu / src.media_s,
+        src.media_s / ours_wall
     );
     println!(
         "| ffmpeg CLI | {ffmpeg_wall:.2} | {ffmpeg_cpu:.2} | {:.3} | {:.2} |",
-        ffmpeg_cpu / src.media_secs,
-        src.media_secs / ffmpeg_wall
+        ffmpeg_cpu / src.media_s,
+        src.media_s / ffmpeg_wall
     );
     println!(
         "CPU ours/ffmpeg: {:.3} (median CPU / median CPU; per-pair ratios {}) — goal ≤ 1.05; wall ours/ffmpeg {:.3}",
@@ -219,7 +219,7 @@ struct Source {
     /// Every frame in file order (video 90 kHz, audio at its sample rate), as the origin would push them.
     frames: Vec<Frame>,
     /// Span of the video (last − first PTS + one frame), seconds.
-    media_secs: f64,
+    media_s: f64,
 }
 
 fn load_source(path: &Path) -> Source {
@@ -252,12 +252,12 @@ fn load_source(path: &Path) -> Source {
         .collect();
     pts.sort_unstable();
     let n = pts.len() as f64;
-    let media_secs = (pts[pts.len() - 1] - pts[0]) as f64 / 90_000.0 * n / (n - 1.0);
+    let media_s = (pts[pts.len() - 1] - pts[0]) as f64 / 90_000.0 * n / (n - 1.0);
     Source {
         video: video.expect("a video track"),
         audio: audio.expect("an audio track"),
         frames,
-        media_secs,
+        media_s,
     }
 }
 

@@ -47,7 +47,7 @@ fn main() {
     let events = to_events(&tags);
     let (video, audio) = count_frames(&events);
     let frames = video + audio;
-    let media_secs = media_duration_secs(&events);
+    let media_s = media_duration_s(&events);
     let looped_events = to_events(&common::looped_tags(&tags, 10));
     let (lv, la) = count_frames(&looped_events);
 
@@ -55,7 +55,7 @@ fn main() {
         "packager_throughput: StreamPackager::push_frame + render_media_playlist per produced part"
     );
     println!(
-        "input: {} — {frames} frames ({video} H.264 720p24, {audio} AAC 44.1 kHz), {media_secs:.1} s of media; \
+        "input: {} — {frames} frames ({video} H.264 720p24, {audio} AAC 44.1 kHz), {media_s:.1} s of media; \
          {} cores (shared, noisy)",
         flv_path.display(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -123,31 +123,31 @@ fn main() {
     row(
         "ours: push_frame + render per part (in memory)",
         frames,
-        media_secs,
+        media_s,
         &ours,
     );
     row(
         "ours: + FLV tag read + FlvParser (from file bytes)",
         frames,
-        media_secs,
+        media_s,
         &ours_flv,
     );
     row(
         "ours: 10x looped input (300 s, window in steady state)",
         lv + la,
-        media_secs * 10.0,
+        media_s * 10.0,
         &ours_long,
     );
     row(
         "ours: clear (interleaved with the encrypted runs)",
         frames,
-        media_secs,
+        media_s,
         &clear,
     );
     row(
         "ours: encrypted, HLS AES-128 parts+segments + DASH CENC",
         frames,
-        media_secs,
+        media_s,
         &encrypted,
     );
     match (&ffmpeg_hls, &ffmpeg_null) {
@@ -156,14 +156,14 @@ fn main() {
             row(
                 "ffmpeg -c copy -f hls fmp4 (process+demux+mux+files)",
                 n,
-                media_secs,
+                media_s,
                 hls,
             );
             if let Some(null) = null {
                 row(
                     "ffmpeg -c copy -f null (process start + demux only)",
                     n,
-                    media_secs,
+                    media_s,
                     null,
                 );
                 // What the HLS muxing and file writes alone cost FFmpeg: the difference of the medians.
@@ -198,8 +198,8 @@ fn main() {
         percentile(&clear, 50.0).as_secs_f64(),
         percentile(&encrypted, 50.0).as_secs_f64(),
     );
-    let input_bps = media_bytes as f64 * 8.0 / media_secs;
-    let extra_core = (e - c) / media_secs;
+    let input_bps = media_bytes as f64 * 8.0 / media_s;
+    let extra_core = (e - c) / media_s;
     println!();
     println!(
         "encryption: clear {:.2} ms, encrypted {:.2} ms per pass (median of {} interleaved pairs): \
@@ -245,7 +245,7 @@ fn count_frames(events: &[IngestEvent]) -> (u64, u64) {
 }
 
 /// Span of the video DTS plus one frame, seconds.
-fn media_duration_secs(events: &[IngestEvent]) -> f64 {
+fn media_duration_s(events: &[IngestEvent]) -> f64 {
     let dts: Vec<i64> = events
         .iter()
         .filter_map(|e| match e {
@@ -279,8 +279,8 @@ fn package(events: &[IngestEvent]) -> PassStats {
 fn package_with(events: &[IngestEvent], encrypt: bool) -> PassStats {
     let mut p = StreamPackager::new(PackagerConfig::default(), 1);
     if encrypt {
-        let store = std::sync::Arc::new(estuary::keys::KeyStore::default());
-        p.set_key_source(Box::new(estuary::keys::StreamKeys::new(store, 10)));
+        let store = std::sync::Arc::new(estuary::hub::keys::KeyStore::default());
+        p.set_key_source(Box::new(estuary::hub::keys::StreamKeys::new(store, 10)));
     }
     let mut stats = PassStats::default();
     for event in events {

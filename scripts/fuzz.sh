@@ -36,7 +36,7 @@ echo "[fuzz] writing seed corpora (tests/e2e/fuzz_smoke.rs)"
 ESTUARY_FUZZ_SEEDS="$ROOT/fuzz/corpus" cargo test -q --test e2e fuzz_smoke:: >/dev/null
 
 echo "[fuzz] building the targets (release, debug assertions, AddressSanitizer)"
-(cd fuzz && cargo fuzz build --debug-assertions)
+(cd fuzz && cargo fuzz build --debug-assertions --features origin)
 
 REPORT="$ROOT/target/fuzz-report.txt"
 printf '%-16s %12s %10s %8s %8s\n' target executions exec/s corpus crashes | tee "$REPORT"
@@ -46,7 +46,7 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   before=$(find "fuzz/artifacts/$t" -type f | wc -l)
   rc=0
-  (cd fuzz && cargo fuzz run --debug-assertions "$t" -- \
+  (cd fuzz && cargo fuzz run --debug-assertions --features origin "$t" -- \
     -max_total_time="$SECONDS_PER_TARGET" -print_final_stats=1 -rss_limit_mb=2048 \
     -timeout=10 -max_len=262144) >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)

@@ -22,8 +22,7 @@
 //! decides ([`Webhook`]).
 
 use std::{
-    collections::BTreeMap,
-    net::{IpAddr, SocketAddr},
+    net::IpAddr,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -36,7 +35,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::ingest::{Protocol, PublishRefused};
+use crate::vocab::PublishRefused;
+pub use crate::vocab::PublishRequest;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -265,7 +265,7 @@ pub enum Denial {
 }
 
 impl Denial {
-    /// Every reason, in [`Denial::index`] order.
+    /// Every reason, in `Denial::index` order.
     pub const ALL: [Denial; 8] = [
         Denial::Missing,
         Denial::Malformed,
@@ -326,20 +326,6 @@ impl AuthStats {
         self.denials[i].fetch_add(1, Ordering::Relaxed);
         self.last_logged_s[i].swap(now_s, Ordering::Relaxed) != now_s
     }
-}
-
-/// A publish attempt, as the ingest driver saw it.
-#[derive(Debug, Clone)]
-pub struct PublishRequest {
-    /// The full stream name, `live/{name}`.
-    pub stream: String,
-    /// RTMP or SRT.
-    pub protocol: Protocol,
-    /// The publisher's address.
-    pub peer: SocketAddr,
-    /// Query parameters (RTMP: after `?` in the stream key, percent-decoded; SRT: stream ID entries
-    /// other than `r` and `m`). The publish key is `key`.
-    pub params: BTreeMap<String, String>,
 }
 
 /// The publish webhook: `POST {url}` with a JSON body
@@ -676,7 +662,7 @@ impl Auth {
 
 /// The current Unix time, seconds.
 pub fn unix_now_s() -> u64 {
-    u64::try_from(crate::hub::unix_ms() / 1000).unwrap_or(0)
+    u64::try_from(crate::vocab::unix_ms() / 1000).unwrap_or(0)
 }
 
 /// IPv4-mapped IPv6 addresses compare as IPv4.
@@ -748,14 +734,7 @@ fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
     }
 }
 
-/// Percent-decoded `key=value` pairs of a URL query (`application/x-www-form-urlencoded`, WHATWG URL
-/// §5.1); at most the first 32 pairs, the last of a repeated key winning.
-pub fn query_params(query: &str) -> BTreeMap<String, String> {
-    form_urlencoded::parse(query.as_bytes())
-        .take(32)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
+pub use protocols::query::query_params;
 
 #[cfg(test)]
 mod tests {

@@ -1,19 +1,21 @@
 //! Estuary: a live-streaming origin.
 //!
 //! Place in the data flow: ingest drivers ([`ingest`]) accept publishes and feed each stream's packager
-//! through the [`hub`]; the [`origin`] serves the packager's LL-HLS playlists and CMAF objects over HTTP.
-//! [`auth`] decides who may play and publish; [`config`] resolves the settings; [`server`] wires everything together for `estuary serve`.
+//! through the [`hub`] (stream control: the ladder wiring, content keys, media sequence number
+//! reservations, track checks, reports); [`http`] serves the packager's LL-HLS playlists, MPDs and
+//! CMAF objects. [`auth`] decides who may play and publish; [`metrics`] exports counters; [`player`]
+//! is the player page; [`config`] resolves the settings; [`server`] wires everything together for
+//! `estuary serve`. [`vocab`] is the shared vocabulary at the bottom of the import graph; the protocol
+//! cores are the `protocols` crate.
 
 pub mod auth;
 pub mod config;
+#[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod hub;
 pub mod ingest;
-pub mod keys;
-pub mod ladder;
 pub mod metrics;
-pub mod msn_store;
-pub mod origin;
 pub mod player;
 pub mod server;
-pub mod track_gate;
+pub mod vocab;

@@ -70,10 +70,8 @@ fn load_auth(settings: &Settings) -> anyhow::Result<std::sync::Arc<estuary::auth
 }
 
 fn check_stream(stream: &str) -> anyhow::Result<()> {
-    match stream.strip_prefix("live/") {
-        Some(name) if estuary::ingest::is_valid_name(name) => Ok(()),
-        _ => anyhow::bail!("{stream:?} is not a stream name like live/demo"),
-    }
+    stream.parse::<media::name::StreamName>()?;
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -155,7 +153,8 @@ fn main() -> anyhow::Result<()> {
             let settings = Settings::load(&args.serve)?;
             let auth = load_auth(&settings)?;
             let key = auth.publish_key(&args.stream);
-            let name = args.stream.trim_start_matches("live/");
+            let stream: media::name::StreamName = args.stream.parse()?;
+            let name = stream.name();
             eprintln!(
                 "# publish key for {} (OBS: server rtmp://{}:{}/live, stream key {name}?key=…)",
                 args.stream,

@@ -14,16 +14,19 @@
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
+pub use crate::hub::part_latency::{
+    PART_LATENCY_BUCKETS_S, PartLatencyFamily, RenditionLabels, part_latency_family,
+};
 use crate::{auth::Auth, hub::Hub};
 
 /// Labels of the HTTP series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// The route (`segment`, `part`, `blocking_playlist`, …; see [`crate::origin`]).
+    /// The route (`segment`, `part`, `blocking_playlist`, …; see [`crate::http`]).
     pub route: &'static str,
     /// The HTTP status code.
     pub status: u16,
@@ -45,35 +48,6 @@ struct StreamLabels {
 struct StateLabels {
     stream: String,
     state: &'static str,
-}
-
-/// Labels of a per-rendition series.
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RenditionLabels {
-    /// `live/{name}`.
-    pub stream: String,
-    /// The rendition (`source`, `480p`, `audio`, …).
-    pub rendition: String,
-}
-
-/// Bucket bounds of the part publication latency, seconds.
-pub const PART_LATENCY_BUCKETS_S: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
-fn part_latency_histogram() -> Histogram {
-    Histogram::new(PART_LATENCY_BUCKETS_S)
-}
-
-/// `estuary_part_publication_latency_seconds{stream,rendition}`: per part, from the reception of its
-/// last frame (for a transcoded rendition: of that frame's source frame) to the part's publication —
-/// packaging, and for a ladder decoding, scaling and encoding too. Owned by the hub, observed as parts
-/// are published, series removed with their stream.
-pub type PartLatencyFamily = Family<RenditionLabels, Histogram, fn() -> Histogram>;
-
-/// An empty [`PartLatencyFamily`] with [`PART_LATENCY_BUCKETS_S`].
-pub fn part_latency_family() -> PartLatencyFamily {
-    Family::new_with_constructor(part_latency_histogram as fn() -> Histogram)
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -181,7 +155,7 @@ impl Metrics {
         let mut names = hub.names();
         names.sort();
         for entry in names.iter().filter_map(|n| hub.get(n)) {
-            let report = crate::origin::StreamReport::of(&entry);
+            let report = crate::hub::report::StreamReport::of(&entry);
             let stream = entry.name.clone();
             state
                 .get_or_create(&StateLabels {

@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+/// `player.assets_dir` when none is given: relative to the working directory (the repository's
+/// `player/` package after `npm ci`).
+pub const DEFAULT_PLAYER_ASSETS_DIR: &str = "player/node_modules";
+
 /// The page, embedded at build time.
 pub const PAGE_HTML: &str = include_str!("../player/index.html");
 
@@ -28,7 +32,7 @@ pub struct PlayerConfig {
     /// Serve the page and the libraries (default `true`).
     pub enabled: bool,
     /// Directory in npm `node_modules` layout holding `hls.js` and `dashjs`
-    /// (default [`crate::config::DEFAULT_PLAYER_ASSETS_DIR`]).
+    /// (default [`DEFAULT_PLAYER_ASSETS_DIR`]).
     pub assets_dir: PathBuf,
 }
 
@@ -36,7 +40,7 @@ impl Default for PlayerConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            assets_dir: crate::config::DEFAULT_PLAYER_ASSETS_DIR.into(),
+            assets_dir: DEFAULT_PLAYER_ASSETS_DIR.into(),
         }
     }
 }
@@ -132,15 +136,13 @@ pub enum PageRequest {
     Redirect(String),
 }
 
-/// Match `/live/{name}/` and `/live/{name}` (stream names as [`crate::ingest::is_valid_name`]).
+/// Match `/live/{name}/` and `/live/{name}` (stream names as [`media::name::is_valid_name`]).
 pub fn page_request(path: &str) -> Option<PageRequest> {
     let rest = path.strip_prefix("/live/")?;
     match rest.strip_suffix('/') {
-        Some(name) if crate::ingest::is_valid_name(name) => Some(PageRequest::Page),
+        Some(name) if media::name::is_valid_name(name) => Some(PageRequest::Page),
         Some(_) => None,
-        None if crate::ingest::is_valid_name(rest) => {
-            Some(PageRequest::Redirect(format!("{rest}/")))
-        }
+        None if media::name::is_valid_name(rest) => Some(PageRequest::Redirect(format!("{rest}/"))),
         None => None,
     }
 }

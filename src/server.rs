@@ -6,10 +6,10 @@ use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
     config::Settings,
+    http::{self, Origin},
     hub::Hub,
+    hub::ladder::LadderSettings,
     ingest::{rtmp, srt},
-    ladder::LadderSettings,
-    origin::{self, Origin},
 };
 
 /// A running server (for tests and `main`).
@@ -74,7 +74,7 @@ impl Server {
         };
         let tasks = vec![
             tokio::spawn(hub.clone().run_supervisor(rx.clone())),
-            tokio::spawn(origin::serve(
+            tokio::spawn(http::serve(
                 http,
                 origin,
                 rx.clone(),

@@ -1,3 +1,3 @@
 #![no_main]
-//! `estuary::fuzzing::codec_configs` under libFuzzer.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| estuary::fuzzing::codec_configs(data));
+//! `protocols::fuzzing::codec_configs` under libFuzzer.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| protocols::fuzzing::codec_configs(data));

@@ -1,3 +1,3 @@
 #![no_main]
-//! `estuary::fuzzing::flv_tags` under libFuzzer.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| estuary::fuzzing::flv_tags(data));
+//! `protocols::fuzzing::flv_tags` under libFuzzer.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| protocols::fuzzing::flv_tags(data));

@@ -1,3 +1,3 @@
 #![no_main]
-//! `estuary::fuzzing::rtmp_handshake` under libFuzzer.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| estuary::fuzzing::rtmp_handshake(data));
+//! `protocols::fuzzing::rtmp_handshake` under libFuzzer.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| protocols::fuzzing::rtmp_handshake(data));

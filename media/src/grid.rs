@@ -82,7 +82,7 @@ impl SegmentClock {
     }
 
     /// The grid period in seconds (for display and target durations, not for timeline arithmetic).
-    pub fn period_secs(&self) -> f64 {
+    pub fn period_s(&self) -> f64 {
         self.period_num as f64 / self.period_den as f64 / 90_000.0
     }
 

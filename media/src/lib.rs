@@ -24,6 +24,7 @@ pub mod hevc_slice;
 pub mod latm;
 pub mod mpeg_audio;
 pub mod mpeg_video;
+pub mod name;
 pub mod picture_size;
 pub mod time;
 

@@ -50,6 +50,7 @@ use media::{CodecConfig, TrackKind, time::rescale};
 use crate::{
     rendition::{Rendition, Segment},
     stream::{PeriodStart, StreamPackager},
+    urls::StreamObject,
 };
 
 /// The `UTCTiming` scheme used: an HTTP GET answering an xs:dateTime (ISO/IEC 23009-1 §5.8.5.7).
@@ -113,7 +114,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
     if !stream.is_ready() {
         return None;
     }
-    let td = stream.target_duration_secs()?;
+    let td = stream.target_duration_s()?;
     let ast_ms = stream.availability_start_ms()?;
     let pcfg = stream.config();
     let live = !stream.is_ended();
@@ -136,7 +137,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
             let sig = Signalling {
                 live,
                 ato,
-                td_secs: td,
+                td_s: td,
             };
             let Some(rep) = representation(stream, r, (p, end_msn), &sig, &mut undeclared) else {
                 continue;
@@ -257,7 +258,7 @@ struct Signalling {
     /// `availabilityTimeOffset`.
     ato: Duration,
     /// Target duration, seconds.
-    td_secs: u32,
+    td_s: u32,
 }
 
 /// A Representation, how long its media lasts from the period start, its longest segment, and the CENC
@@ -279,7 +280,7 @@ fn representation(
     sig: &Signalling,
     undeclared: &mut bool,
 ) -> Option<RepresentationOut> {
-    let Signalling { live, ato, td_secs } = *sig;
+    let Signalling { live, ato, td_s } = *sig;
     let ts = r.timescale();
     let mut segs: Vec<&Segment> = r
         .segments()
@@ -296,7 +297,7 @@ fn representation(
     // Timeline times are unsigned: media before presentation time 0 cannot be listed.
     segs.retain(|s| s.earliest_pts >= 0);
     let first = segs.first()?;
-    let pto = rescale(p.pts_90k, 90_000, ts).max(0);
+    let pto = rescale(p.pts_90khz, 90_000, ts).max(0);
 
     let usual = typical_duration(stream, r);
     let mut timeline: Vec<mpd::S> = Vec::new();
@@ -317,7 +318,7 @@ fn representation(
                     Some(end) if end - t >= so_far && end > t => end - t,
                     _ => {
                         let part = crate::stream::duration_ticks(stream.config().part_target, ts);
-                        let longest = i64::from(td_secs) * i64::from(ts);
+                        let longest = i64::from(td_s) * i64::from(ts);
                         if so_far + part / 2 > usual {
                             (so_far + part).min(longest.max(so_far))
                         } else {
@@ -332,7 +333,7 @@ fn representation(
         longest = longest.max(d);
         push_s(&mut timeline, t as u64, d as u64);
     }
-    let media_secs = (media_end - pto).max(0) as f64 / f64::from(ts);
+    let media_s = (media_end - pto).max(0) as f64 / f64::from(ts);
     // Only segments that exist are listed (the one in progress included). An announced next segment
     // let dash.js ask for it a little earlier, but a player keeps a timeline entry once seen (Shaka
     // never drops one), and when a publisher drops, that segment never exists in its Period: Shaka and
@@ -363,13 +364,22 @@ fn representation(
         bandwidth: Some(bandwidth),
         codecs: Some(track.config.rfc6381()),
         SegmentTemplate: Some(mpd::SegmentTemplate {
-            media: Some(match &cenc_key {
-                Some(k) => format!("{}/cenc/$Number$-{}.m4s", r.name(), k.id),
-                None => format!("{}/$Number$.m4s", r.name()),
-            }),
+            media: Some(crate::urls::dash_media_template(
+                r.name(),
+                cenc_key.as_ref().map(|k| k.id),
+            )),
             initialization: Some(match &cenc_key {
-                Some(k) => format!("{}/cenc/init-{init_id}-{}.mp4", r.name(), k.id),
-                None => format!("{}/init-{init_id}.mp4", r.name()),
+                Some(k) => StreamObject::CencInit {
+                    rendition: r.name(),
+                    init_id,
+                    key_id: k.id,
+                }
+                .to_string(),
+                None => StreamObject::Init {
+                    rendition: r.name(),
+                    id: init_id,
+                }
+                .to_string(),
             }),
             startNumber: Some(first.msn),
             timescale: Some(u64::from(ts)),
@@ -418,7 +428,7 @@ fn representation(
         .div_ceil(u64::from(ts));
     Some((
         rep,
-        Duration::from_secs_f64(media_secs),
+        Duration::from_secs_f64(media_s),
         Duration::from_millis(longest_ms),
         cenc_key,
     ))

@@ -18,9 +18,9 @@ pub(crate) struct GridEntry {
     /// The producer grid point ([`media::SegmentClock::index`]), when there is a producer grid.
     pub point: Option<i64>,
     /// DTS of the segment's first frame, 90 kHz ticks.
-    pub dts_90k: i64,
+    pub dts_90khz: i64,
     /// PTS of the segment's first frame (the keyframe), 90 kHz ticks.
-    pub pts_90k: i64,
+    pub pts_90khz: i64,
     /// False when the segment was cut there without a keyframe (a forced cut).
     pub on_keyframe: bool,
     /// True when the times are a video frame's; false when audio reached the point first and the
@@ -31,7 +31,11 @@ pub(crate) struct GridEntry {
 impl GridEntry {
     /// Where a follower cuts: the DTS for video, the presentation time for audio (whose PTS = DTS).
     pub fn start(&self, is_video: bool) -> i64 {
-        if is_video { self.dts_90k } else { self.pts_90k }
+        if is_video {
+            self.dts_90khz
+        } else {
+            self.pts_90khz
+        }
     }
 }
 

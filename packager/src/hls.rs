@@ -3,11 +3,8 @@
 //!
 //! Renderers are pure functions of the packager state; the HTTP layer never builds playlist text.
 //!
-//! Object names, relative to `/live/{name}/`:
-//! - `index.m3u8` — multivariant playlist;
-//! - `{rendition}/media.m3u8` — media playlist;
-//! - `{rendition}/init-{id}.mp4` — init segment; `{rendition}/{msn}.m4s` — segment;
-//!   `{rendition}/{msn}.{part_index}.m4s` — part.
+//! Every URI they write is a [`StreamObject`] (the URL grammar the origin parses, [`crate::urls`]),
+//! relative to the multivariant playlist or to the media playlist's rendition folder.
 
 use std::fmt::Write as _;
 
@@ -16,6 +13,7 @@ use media::{CodecConfig, TrackKind, time::rescale};
 use crate::{
     rendition::{Rendition, Segment},
     stream::StreamPackager,
+    urls::StreamObject,
 };
 
 /// EXT-X-VERSION of our media playlists: 9 is needed for EXT-X-SKIP (RFC 8216bis §7).
@@ -26,8 +24,8 @@ pub const PROTOCOL_VERSION: u32 = 9;
 pub struct HlsDirectives {
     /// `_HLS_msn`: block until this media sequence number is available.
     pub msn: Option<u64>,
-    /// `_HLS_part`: block until this part of `msn` is available (requires `msn`).
-    pub part: Option<u64>,
+    /// `_HLS_part`: block until this part (index from 0) of `msn` is available (requires `msn`).
+    pub part: Option<usize>,
     /// `_HLS_skip=YES` (or `v2`): answer with a delta update.
     pub skip: bool,
 }
@@ -58,7 +56,9 @@ impl HlsDirectives {
                 }
                 "_HLS_part" => {
                     d.part = Some(
-                        parse_decimal(value).ok_or(DirectiveError::InvalidValue("_HLS_part"))?,
+                        parse_decimal(value)
+                            .and_then(|p| usize::try_from(p).ok())
+                            .ok_or(DirectiveError::InvalidValue("_HLS_part"))?,
                     )
                 }
                 "_HLS_skip" => match value {
@@ -94,7 +94,7 @@ pub enum BlockingDecision {
 }
 
 /// Decide a blocking reload for `(msn, part)` on a rendition. `part = None` waits for the whole segment.
-pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> BlockingDecision {
+pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<usize>) -> BlockingDecision {
     let Some(last) = r.segments().back() else {
         return BlockingDecision::Wait;
     };
@@ -111,11 +111,11 @@ pub fn blocking_decision(r: &Rendition, msn: u64, part: Option<u64>) -> Blocking
             // A part index past the last part of a complete segment is part 0 of the next segment
             // (RFC 8216bis §6.2.5.2).
             let (msn, p) = match r.segment(msn) {
-                Some(s) if s.is_complete && p >= s.parts.len() as u64 => (msn + 1, 0),
+                Some(s) if s.is_complete && p >= s.parts.len() => (msn + 1, 0),
                 _ => (msn, p),
             };
             match r.last_part() {
-                Some((lm, lp)) => lm > msn || (lm == msn && lp as u64 >= p),
+                Some((lm, lp)) => lm > msn || (lm == msn && lp >= p),
                 None => false,
             }
         }
@@ -180,7 +180,7 @@ pub fn preload_hint(stream: &StreamPackager, r: &Rendition) -> Option<(u64, usiz
             let target = crate::stream::duration_ticks(cfg.segment_target, ts);
             let jitter = crate::stream::duration_ticks(crate::config::JITTER_TOLERANCE, ts);
             let half_part = crate::stream::duration_ticks(cfg.part_target, ts) / 2;
-            let interval = rescale(stream.longest_keyframe_interval_90k(), 90_000, ts);
+            let interval = rescale(stream.longest_keyframe_interval_90khz(), 90_000, ts);
             elapsed + jitter >= target && interval > 0 && elapsed + half_part >= interval
         }
     };
@@ -245,8 +245,11 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         };
         let _ = writeln!(
             out,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{name}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"{name}/media.m3u8\"",
-            name = a.name()
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{name}\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"{uri}\"",
+            name = a.name(),
+            uri = StreamObject::MediaPlaylist {
+                rendition: a.name()
+            }
         );
     }
     let videos: Vec<&Rendition> = stream
@@ -294,16 +297,24 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         if audio.is_some() {
             out.push_str(",AUDIO=\"audio\"");
         }
-        let _ = writeln!(out, "\n{}/media.m3u8", v.name());
+        let _ = writeln!(
+            out,
+            "\n{}",
+            StreamObject::MediaPlaylist {
+                rendition: v.name()
+            }
+        );
     }
     if !any_video && let Some(a) = audio {
         let _ = writeln!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/media.m3u8",
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}",
             audio_peak.max(1),
             audio_avg.max(1),
             a.track().config.rfc6381(),
-            a.name()
+            StreamObject::MediaPlaylist {
+                rendition: a.name()
+            }
         );
     }
     Some(out)
@@ -312,7 +323,9 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
 /// The URI of content key `id`, relative to a media playlist: `../keys/{id}.key` (served at
 /// `/live/{name}/keys/{id}.key`).
 pub fn key_uri(id: u64) -> String {
-    format!("../keys/{id}.key")
+    StreamObject::<&str>::Key { id }
+        .from_rendition()
+        .to_string()
 }
 
 /// Format Unix milliseconds as an ISO 8601 UTC date-time with milliseconds (RFC 3339).
@@ -350,7 +363,7 @@ pub fn render_media_playlist(
     if !stream.is_ready() {
         return None;
     }
-    let td = stream.target_duration_secs()?;
+    let td = stream.target_duration_s()?;
     let r = stream.rendition(rendition)?;
     let cfg = stream.config();
     let ts = r.timescale();
@@ -405,7 +418,11 @@ pub fn render_media_playlist(
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if current_init != Some(s.init_id) {
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"init-{}.mp4\"", s.init_id);
+            let init = StreamObject::Init {
+                rendition: r.name(),
+                id: s.init_id,
+            };
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init.from_rendition());
             current_init = Some(s.init_id);
         }
         // The init segment stays clear: EXT-X-KEY comes after EXT-X-MAP, once per segment since
@@ -429,11 +446,16 @@ pub fn render_media_playlist(
         let ends_before_edge = edge - (position + dur);
         if ends_before_edge < part_window || !s.is_complete {
             for (pi, p) in s.parts.iter().enumerate() {
+                let part = StreamObject::Part {
+                    rendition: r.name(),
+                    msn: s.msn,
+                    part: pi,
+                };
                 let _ = write!(
                     out,
-                    "#EXT-X-PART:DURATION={:.5},URI=\"{}.{pi}.m4s\"",
+                    "#EXT-X-PART:DURATION={:.5},URI=\"{}\"",
                     secs(p.duration_ticks, ts),
-                    s.msn
+                    part.from_rendition()
                 );
                 if p.is_independent {
                     out.push_str(",INDEPENDENT=YES");
@@ -442,7 +464,16 @@ pub fn render_media_playlist(
             }
         }
         if s.is_complete {
-            let _ = writeln!(out, "#EXTINF:{:.5},\n{}.m4s", secs(dur, ts), s.msn);
+            let segment = StreamObject::Segment {
+                rendition: r.name(),
+                msn: s.msn,
+            };
+            let _ = writeln!(
+                out,
+                "#EXTINF:{:.5},\n{}",
+                secs(dur, ts),
+                segment.from_rendition()
+            );
         }
         position += dur;
     }
@@ -450,17 +481,26 @@ pub fn render_media_playlist(
         out.push_str("#EXT-X-ENDLIST\n");
     } else {
         if let Some((msn, part)) = preload_hint(stream, r) {
+            let hint = StreamObject::Part {
+                rendition: r.name(),
+                msn,
+                part,
+            };
             let _ = writeln!(
                 out,
-                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{msn}.{part}.m4s\""
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+                hint.from_rendition()
             );
         }
         for other in stream.renditions().filter(|o| o.name() != r.name()) {
             if let Some((lm, lp)) = other.last_part() {
+                let report = StreamObject::MediaPlaylist {
+                    rendition: other.name(),
+                };
                 let _ = writeln!(
                     out,
-                    "#EXT-X-RENDITION-REPORT:URI=\"../{}/media.m3u8\",LAST-MSN={lm},LAST-PART={lp}",
-                    other.name()
+                    "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={lm},LAST-PART={lp}",
+                    report.from_rendition()
                 );
             }
         }

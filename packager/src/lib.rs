@@ -16,6 +16,7 @@ mod grid;
 pub mod hls;
 pub mod rendition;
 pub mod stream;
+pub mod urls;
 
 pub use config::PackagerConfig;
 pub use stream::{PeriodStart, StreamPackager, Update};

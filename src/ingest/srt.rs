@@ -37,8 +37,6 @@
 //!   If the task dies anyway, [`serve`] logs it and binds a new listener on the same address (publishers
 //!   that reconnect continue after the grace period's discontinuity).
 
-mod stream_id;
-
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
@@ -56,9 +54,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use self::stream_id::{ACCESS_CONTROL_PREFIX, StreamIdError, StreamRequest, parse_stream_id};
 use super::ts::{TsDemuxer, TsError};
 use super::{Protocol, PublishRefused, PublishSession, Publisher, log_join, wait_for_shutdown};
+pub use protocols::srt_stream_id::{
+    ACCESS_CONTROL_PREFIX, StreamIdError, StreamRequest, parse_stream_id,
+};
 
 /// An SRT passphrase (`SRTO_PASSPHRASE`): 10 to 79 bytes. `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -431,7 +431,7 @@ async fn admit(
         };
         tracing::Span::current().record("stream", tracing::field::display(&target.stream));
         // Publish key or webhook, before anything else is set up for the caller.
-        let auth_request = crate::auth::PublishRequest {
+        let auth_request = crate::vocab::PublishRequest {
             stream: target.stream.clone(),
             protocol: Protocol::Srt,
             peer,

@@ -74,7 +74,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
         .collect();
     // (A track whose first frame comes more than the demuxer's start-up hold after the first video
     // frame is announced when it appears: the camera clip's audio starts 2.4 s after its video.)
-    let first_secs = |kind: TrackKind| {
+    let first_s = |kind: TrackKind| {
         let ts = out.iter().find_map(|e| match e {
             IngestEvent::Track(t) if t.kind() == kind => Some(t.timescale),
             _ => None,
@@ -84,12 +84,12 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
             _ => None,
         })
     };
-    let hold_secs = estuary::ingest::ts::START_HOLD_90KHZ as f64 / 90_000.0;
+    let hold_s = estuary::ingest::ts::START_HOLD_90KHZ as f64 / 90_000.0;
     for kind in [TrackKind::Video, TrackKind::Audio] {
-        let Some(first) = first_secs(kind) else {
+        let Some(first) = first_s(kind) else {
             continue;
         };
-        let late = first_secs(TrackKind::Video).is_some_and(|v| first - v > hold_secs);
+        let late = first_s(TrackKind::Video).is_some_and(|v| first - v > hold_s);
         assert!(
             late || kinds.contains(&kind),
             "{kind:?} announced after the first frame; before it: {kinds:?}"

@@ -16,7 +16,7 @@ use transcoder::{
 };
 
 /// User + system CPU seconds of this process (Linux `/proc/self/stat`, 100 Hz ticks).
-fn cpu_secs() -> f64 {
+fn cpu_s() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -44,7 +44,7 @@ fn main() {
     let ladder = default_ladder(video.config.video_params().expect("params"));
     let probe = probe_encoders(EncoderChoice::Auto).expect("probe");
     let sink = Arc::new(common::RecordingSink::default());
-    let cpu0 = cpu_secs();
+    let cpu0 = cpu_s();
     let started = Instant::now();
     let tx = StreamTranscoder::start(
         "live/bench",
@@ -76,7 +76,7 @@ fn main() {
     }
     let stats = tx.finish();
     let wall = started.elapsed().as_secs_f64();
-    let cpu = cpu_secs() - cpu0;
+    let cpu = cpu_s() - cpu0;
     println!(
         "{} s of 720p24 + AAC, ladder {:?}, {} mode",
         secs,

@@ -71,7 +71,7 @@ impl SourceProbe {
     }
 
     /// True once the facts are known (or the probe gave up: more than three segment targets of media
-    /// held without reaching grid point 1, or [`MAX_HELD_FRAMES`] frames).
+    /// held without reaching grid point 1, or `MAX_HELD_FRAMES` frames).
     pub fn is_done(&self) -> bool {
         self.is_done
     }
@@ -173,9 +173,9 @@ impl SourceProbe {
                 }
             }
         }
-        let period_secs = clock.map_or(0.0, |c| c.period_secs());
-        let video_bitrate_bps = (first_segment_bytes > 0 && period_secs > 0.0)
-            .then(|| (first_segment_bytes as f64 * 8.0 / period_secs).ceil() as u64);
+        let period_s = clock.map_or(0.0, |c| c.period_s());
+        let video_bitrate_bps = (first_segment_bytes > 0 && period_s > 0.0)
+            .then(|| (first_segment_bytes as f64 * 8.0 / period_s).ceil() as u64);
         (
             SourceFacts {
                 clock,

@@ -14,8 +14,7 @@ use crate::stats::{NO_PTS, RungCounters, StreamCounters, TranscodeStats};
 use crate::video::{DecoderWorker, EncoderInput, EncoderWorker, RungLink, VideoInput};
 use crate::{AudioMode, EncoderProbe, RungConfig, TranscodeError, TranscodeOptions};
 
-/// The rendition name of the audio output (transcoded or passed through).
-pub const AUDIO_RENDITION: &str = "audio";
+pub use media::name::AUDIO_RENDITION;
 
 /// How long `start` waits for every worker to open its codecs.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -686,7 +685,7 @@ impl StreamTranscoder {
                 .shared
                 .clock
                 .get_or_init(|| SegmentClock::new(pts, self.segment_target, rate));
-            tracing::debug!(stream = %self.shared.stream, anchor = clock.anchor_90khz(), period_secs = clock.period_secs(), "segment grid");
+            tracing::debug!(stream = %self.shared.stream, anchor = clock.anchor_90khz(), period_s = clock.period_s(), "segment grid");
         }
         c.last_push_pts_90khz.store(pts, Relaxed);
 

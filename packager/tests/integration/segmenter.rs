@@ -10,7 +10,7 @@ use proptest::prelude::*;
 fn segmenter_cuts_on_keyframes_and_aligns_audio_msn() {
     let mut p = packager(PackagerConfig::default());
     feed(&mut p, 20.0, 60, 0);
-    assert_eq!(p.target_duration_secs(), Some(2));
+    assert_eq!(p.target_duration_s(), Some(2));
     let v = p.rendition("source").unwrap();
     let a = p.rendition("audio").unwrap();
     let vs: Vec<_> = v.segments().iter().filter(|s| s.is_complete).collect();
@@ -250,7 +250,7 @@ fn producer_grid_cuts_every_rendition_on_its_points_and_nowhere_else() {
             }
         },
     );
-    assert_eq!(p.target_duration_secs(), Some(2));
+    assert_eq!(p.target_duration_s(), Some(2));
     let segs = |name: &str| -> Vec<(u64, i64, bool, i64)> {
         p.rendition(name)
             .unwrap()
@@ -401,7 +401,7 @@ fn blocking_request_past_the_last_part_waits_for_the_next_segment() {
     feed(&mut p, 4.6, 60, 0);
     let v = p.rendition("source").unwrap();
     let done = v.last_complete_msn().unwrap();
-    let parts = v.segment(done).unwrap().parts.len() as u64;
+    let parts = v.segment(done).unwrap().parts.len();
     use hls::BlockingDecision::*;
     // The next segment has its first part by now.
     assert_eq!(hls::blocking_decision(v, done, Some(parts)), Ready);
@@ -410,7 +410,7 @@ fn blocking_request_past_the_last_part_waits_for_the_next_segment() {
     // Exactly at the cut: the keyframe opened the next segment but no part of it exists yet.
     let v = p.rendition("source").unwrap();
     if let Some(done) = v.last_complete_msn() {
-        let parts = v.segment(done).unwrap().parts.len() as u64;
+        let parts = v.segment(done).unwrap().parts.len();
         let next_has_part = v.part(done + 1, 0).is_some();
         assert_eq!(
             hls::blocking_decision(v, done, Some(parts)),
@@ -423,7 +423,7 @@ fn blocking_request_past_the_last_part_waits_for_the_next_segment() {
 fn segmenter_obs_250_frame_gop_sets_target_duration_9() {
     let mut p = packager(PackagerConfig::default());
     feed(&mut p, 20.0, 250, 0);
-    assert_eq!(p.target_duration_secs(), Some(9));
+    assert_eq!(p.target_duration_s(), Some(9));
     assert_eq!(p.rendition("source").unwrap().counters().forced_cuts, 0);
 }
 
@@ -485,8 +485,8 @@ fn blocking_decisions() {
     let (lm, lp) = v.last_part().unwrap();
     let (nm, np) = v.next_part().unwrap();
     use hls::BlockingDecision::*;
-    assert_eq!(hls::blocking_decision(v, lm, Some(lp as u64)), Ready);
-    assert_eq!(hls::blocking_decision(v, nm, Some(np as u64)), Wait);
+    assert_eq!(hls::blocking_decision(v, lm, Some(lp)), Ready);
+    assert_eq!(hls::blocking_decision(v, nm, Some(np)), Wait);
     assert_eq!(hls::blocking_decision(v, lm + 2, Some(0)), Wait);
     assert_eq!(hls::blocking_decision(v, lm + 3, Some(0)), TooFarAhead);
     assert_eq!(hls::blocking_decision(v, lm - 1, None), Ready);
@@ -592,7 +592,7 @@ proptest! {
         }
         if let Some(text) = hls::render_media_playlist(&p, "source", false) {
             prop_assert!(m3u8_rs::parse_playlist_res(text.as_bytes()).is_ok());
-            let td = p.target_duration_secs().unwrap();
+            let td = p.target_duration_s().unwrap();
             for r in p.renditions() {
                 // EXTINF rounds to at most the target duration, but for counted overruns (a stream
                 // packaged as it arrives waits for its keyframes); video never starts a segment

@@ -11,10 +11,7 @@
 //! ([`PublishSession::refusal`]: a codec Estuary cannot serve) gets a `NetStream.Publish.Rejected` error
 //! status with the reason, and the connection closes once the publisher has had time to read it. It does not serve RTMP playback, RTMPS or RTMPE.
 
-pub mod amf;
-pub mod chunk;
-pub mod handshake;
-pub mod session;
+pub use protocols::rtmp::{amf, chunk, handshake, session};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -302,11 +299,13 @@ impl Connection {
             match event {
                 SessionEvent::PublishRequested(request) => {
                     tracing::Span::current().record("stream", request.stream.as_str());
-                    let auth_request = crate::auth::PublishRequest {
+                    let auth_request = crate::vocab::PublishRequest {
                         stream: request.stream.clone(),
                         protocol: Protocol::Rtmp,
                         peer: self.peer,
-                        params: crate::auth::query_params(request.query.as_deref().unwrap_or("")),
+                        params: protocols::query::query_params(
+                            request.query.as_deref().unwrap_or(""),
+                        ),
                     };
                     let decided = match self.publisher.authorize(&auth_request).await {
                         Ok(()) => {

@@ -207,11 +207,11 @@ fn default_ladder_720p_renditions_align_with_the_copy_rung() {
     );
     assert!(aud.frames.windows(2).all(|w| w[1].pts - w[0].pts == 1024));
     assert!(aud.frames.iter().all(|f| f.dts == f.pts && f.is_keyframe));
-    let src_audio_secs = src.audio_frames().count() as f64 * 1024.0 / 44_100.0;
-    let out_audio_secs = aud.frames.len() as f64 * 1024.0 / 48_000.0;
+    let src_audio_s = src.audio_frames().count() as f64 * 1024.0 / 44_100.0;
+    let out_audio_s = aud.frames.len() as f64 * 1024.0 / 48_000.0;
     assert!(
-        (src_audio_secs - out_audio_secs).abs() < 0.1,
-        "audio duration kept: {src_audio_secs} s in, {out_audio_secs} s out"
+        (src_audio_s - out_audio_s).abs() < 0.1,
+        "audio duration kept: {src_audio_s} s in, {out_audio_s} s out"
     );
 
     // Counters.

@@ -8,7 +8,7 @@ use media::{CodecConfig, Frame, MediaError, MediaTime, TrackInfo, TrackKind};
 
 use super::frame_split::{AudioFraming, FrameSplitter};
 use super::{Ctx, MAX_ADTS_FRAME_BYTES, Timing, once};
-use crate::ingest::IngestEvent;
+use crate::IngestEvent;
 
 /// AAC ADTS elementary stream state.
 #[derive(Debug, Default)]

@@ -32,7 +32,7 @@ pub fn load(data_dir: &Path, name: &str) -> Option<u64> {
 ///
 /// Errors: the file cannot be written (the caller logs it; numbering then relies on the clock).
 pub fn store(data_dir: &Path, name: &str, reserved: u64) -> std::io::Result<()> {
-    crate::keys::write_private(&msn_file(data_dir, name), reserved.to_string().as_bytes())
+    crate::hub::keys::write_private(&msn_file(data_dir, name), reserved.to_string().as_bytes())
 }
 
 #[cfg(test)]

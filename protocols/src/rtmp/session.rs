@@ -18,7 +18,7 @@ use super::amf::{self, Amf0Error, Amf0Value};
 use super::chunk::{
     ChunkDecoder, ChunkDecoderConfig, ChunkEncoder, ChunkError, RtmpMessage, message_type,
 };
-use crate::ingest::is_valid_name;
+use media::name::is_valid_name;
 
 /// The only application name accepted (`rtmp://host/live/{name}`).
 pub const APP: &str = "live";
@@ -1002,7 +1002,7 @@ mod tests {
             for (i, b) in flips { wire[i % len] = b; }
             // Chunk decoder + session + FLV parser, as the driver chains them.
             let mut s = ServerSession::new(SessionConfig::default());
-            let mut flv = crate::ingest::flv::FlvParser::new(1 << 20);
+            let mut flv = crate::flv::FlvParser::new(1 << 20);
             let mut events = Vec::new();
             if s.receive(&wire).is_ok() {
                 loop {

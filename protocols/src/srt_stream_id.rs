@@ -17,15 +17,13 @@
 //! Keys and values are case-sensitive and not trimmed. What is not checked here: passphrases, whether
 //! the stream is already live.
 
-use crate::ingest::is_valid_name;
-
 /// The prefix of the SRT access-control syntax.
 pub const ACCESS_CONTROL_PREFIX: &str = "#!::";
 
 /// A caller's valid publish request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamRequest {
-    /// The full stream name, `live/{name}`, with a valid `{name}` ([`is_valid_name`]).
+    /// The full stream name, `live/{name}`, with a valid `{name}` ([`media::name::is_valid_name`]).
     pub stream: String,
     /// The `u=` (user name) entry, if given. Logged, and passed to the publish webhook.
     pub user: Option<String>,
@@ -130,17 +128,17 @@ fn resource_and_query(
     resource: &str,
 ) -> Result<(String, std::collections::BTreeMap<String, String>), StreamIdError> {
     match resource.split_once('?') {
-        Some((name, query)) => Ok((stream_name(name)?, crate::auth::query_params(query))),
+        Some((name, query)) => Ok((stream_name(name)?, crate::query::query_params(query))),
         None => Ok((stream_name(resource)?, Default::default())),
     }
 }
 
 /// `live/{name}` with a valid name, as the full stream name.
 fn stream_name(resource: &str) -> Result<String, StreamIdError> {
-    match resource.strip_prefix("live/") {
-        Some(name) if is_valid_name(name) => Ok(resource.to_owned()),
-        _ => Err(StreamIdError::InvalidName(resource.to_owned())),
-    }
+    resource
+        .parse::<media::name::StreamName>()
+        .map(media::name::StreamName::into_string)
+        .map_err(|e| StreamIdError::InvalidName(e.0))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use media::{
 
 use super::frame_split::{AudioFraming, FrameSplitter};
 use super::{Ctx, once};
-use crate::ingest::IngestEvent;
+use crate::IngestEvent;
 
 /// The longest frame carried over from one PES to the next (bytes): more than any MPEG audio frame
 /// (≤ 2 KiB), AC-3 or E-AC-3 syncframe (≤ 4 KiB) or Opus access unit (≤ 120 ms of 510 kbit/s).

@@ -312,7 +312,7 @@ fn aac_payload(k: usize) -> Vec<u8> {
 enum Ev {
     Track(TrackInfo),
     Frame(Frame),
-    Unusable(crate::ingest::UnusableTrack),
+    Unusable(crate::UnusableTrack),
 }
 
 fn comparable(events: Vec<IngestEvent>) -> Vec<Ev> {
@@ -1435,7 +1435,7 @@ fn ts_unusable_video_and_audio_codecs_are_reported_once() {
         true,
     );
     let (events, _) = demux(&mux.ts);
-    let unusable: Vec<&crate::ingest::UnusableTrack> = events
+    let unusable: Vec<&crate::UnusableTrack> = events
         .iter()
         .filter_map(|e| match e {
             Ev::Unusable(u) => Some(u),

@@ -92,7 +92,7 @@ use self::packet::parse_packet;
 use self::pes::{EsCodec, EsKind, EsStream};
 use self::pmt::{Classified, classify_stream};
 use self::psi::{SectionAssembler, parse_psi_section};
-use super::{IngestEvent, UnusableTrack};
+use crate::{IngestEvent, UnusableTrack};
 
 /// Size of a transport stream packet (ISO/IEC 13818-1 §2.4.3.2).
 pub const TS_PACKET_BYTES: usize = 188;

@@ -348,7 +348,7 @@ impl SessionLadder {
             frame_rate = ?facts.frame_rate,
             video_bitrate_bps = facts.video_bitrate_bps,
             keyframes_fit_grid = facts.keyframes_fit_grid,
-            grid_period_secs = facts.clock.map(|c| c.period_secs()),
+            grid_period_s = facts.clock.map(|c| c.period_s()),
             held_frames = held.len(),
             "source measured"
         );

@@ -3,6 +3,10 @@
 //!
 //! Sans-IO: the caller passes frames and the wall-clock time (`now_ms`, Unix milliseconds) explicitly.
 
+mod cut;
+
+use cut::{Cut, Decision};
+
 use std::collections::VecDeque;
 
 use media::{Frame, SegmentClock, TrackInfo, TrackKind, time::rescale};
@@ -15,8 +19,7 @@ use crate::{
 
 /// The name of the passthrough video rendition.
 pub const SOURCE_RENDITION: &str = "source";
-/// The name of the audio rendition.
-pub const AUDIO_RENDITION: &str = "audio";
+pub use media::name::AUDIO_RENDITION;
 
 /// What one input changed, so the caller knows whom to wake.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +67,9 @@ pub struct StreamPackager {
     /// (or the first video rendition has [`READY_WAIT_SEGMENTS`] without the laggards).
     is_published: bool,
     /// The longest interval between two of the leader's keyframes seen, 90 kHz ticks (keyframe rule).
-    longest_keyframe_interval_90k: i64,
+    longest_keyframe_interval_90khz: i64,
     /// DTS of the leader's last keyframe, 90 kHz ticks (output timeline).
-    last_keyframe_dts_90k: Option<i64>,
+    last_keyframe_dts_90khz: Option<i64>,
     /// Where the leader's recent parts end, as presentation times (90 kHz ticks), oldest first. Audio
     /// closes its parts at the frame nearest to these, so that its parts track the video's and the last
     /// part of a segment ends at the cut (never a sliver published after the rest of the segment).
@@ -74,14 +77,14 @@ pub struct StreamPackager {
     /// Msn of the next segment the leader opens.
     next_msn: u64,
     /// Target duration in whole seconds, fixed when the playlists are first published.
-    target_duration_secs: Option<u32>,
+    target_duration_s: Option<u32>,
     /// Wall-clock anchor: (Unix ms, output PTS in 90 kHz ticks) of the same instant. Program date
     /// times are presentation times (RFC 8216bis §4.4.4.6: the date of the first sample), so players
     /// that align renditions by EXT-X-PROGRAM-DATE-TIME place audio and video where their media is.
     anchor: Option<(i64, i64)>,
     /// Offset added to input timestamps (90 kHz ticks) so that the output timeline continues across
     /// re-publishes.
-    input_offset_90k: Option<i64>,
+    input_offset_90khz: Option<i64>,
     is_ended: bool,
     /// Where each run of segments without a discontinuity starts (DASH Periods), oldest first.
     periods: VecDeque<PeriodStart>,
@@ -121,7 +124,7 @@ pub struct PeriodStart {
     /// Wall-clock time of the leader's first sample, Unix ms (its EXT-X-PROGRAM-DATE-TIME).
     pub start_ms: i64,
     /// Presentation time of that sample on the output timeline, 90 kHz ticks.
-    pub pts_90k: i64,
+    pub pts_90khz: i64,
 }
 
 /// Complete segments of the first video rendition after which playlists are published without a
@@ -139,13 +142,13 @@ impl StreamPackager {
             grid: Grid::default(),
             clock: None,
             is_published: false,
-            longest_keyframe_interval_90k: 0,
-            last_keyframe_dts_90k: None,
+            longest_keyframe_interval_90khz: 0,
+            last_keyframe_dts_90khz: None,
             leader_part_ends: VecDeque::new(),
             next_msn: first_msn.max(1),
-            target_duration_secs: None,
+            target_duration_s: None,
             anchor: None,
-            input_offset_90k: None,
+            input_offset_90khz: None,
             is_ended: false,
             periods: VecDeque::new(),
             pending_period_msn: None,
@@ -174,8 +177,8 @@ impl StreamPackager {
     }
 
     /// EXT-X-TARGETDURATION in seconds, once the playlists are published.
-    pub fn target_duration_secs(&self) -> Option<u32> {
-        self.target_duration_secs
+    pub fn target_duration_s(&self) -> Option<u32> {
+        self.target_duration_s
     }
 
     /// True once playlists can be served: the target duration is fixed and every rendition has a
@@ -193,17 +196,17 @@ impl StreamPackager {
         if self.clock.is_some() && clock != self.clock {
             // Another producer grid mid-publish (the transcoder restarted): its points are not this
             // grid's, so the segments after it follow a discontinuity.
-            let offset = self.input_offset_90k;
+            let offset = self.input_offset_90khz;
             self.discontinuity();
-            self.input_offset_90k = offset;
+            self.input_offset_90khz = offset;
         }
         self.clock = clock;
     }
 
     /// The longest interval between two of the leader's keyframes seen so far, 90 kHz ticks (0 before
     /// the second keyframe).
-    pub fn longest_keyframe_interval_90k(&self) -> i64 {
-        self.longest_keyframe_interval_90k
+    pub fn longest_keyframe_interval_90khz(&self) -> i64 {
+        self.longest_keyframe_interval_90khz
     }
 
     /// Where the open segment `seg` of rendition `r` will end, as a presentation time in `r`'s
@@ -222,8 +225,8 @@ impl StreamPackager {
         }
         let ts = r.timescale();
         let next = self.grid.by_msn(seg.msn + 1).filter(|g| g.from_video);
-        let boundary_90k = match (next, self.clock, self.input_offset_90k) {
-            (Some(g), ..) => g.pts_90k,
+        let boundary_90khz = match (next, self.clock, self.input_offset_90khz) {
+            (Some(g), ..) => g.pts_90khz,
             (None, Some(clock), Some(offset)) => {
                 let point = seg.grid_point?;
                 clock.shifted(offset).point_90khz(point + 1)
@@ -255,7 +258,7 @@ impl StreamPackager {
             }
             _ => return None,
         };
-        let boundary = rescale(boundary_90k, 90_000, ts);
+        let boundary = rescale(boundary_90khz, 90_000, ts);
         if r.kind() == TrackKind::Video {
             return Some(boundary);
         }
@@ -415,12 +418,12 @@ impl StreamPackager {
             }
             r.mark_discontinuity();
         }
-        self.input_offset_90k = None;
+        self.input_offset_90khz = None;
         self.anchor = None;
         // The next publish brings its own grid (its points are counted anew) and keyframes.
         self.clock = None;
         self.grid.clear();
-        self.last_keyframe_dts_90k = None;
+        self.last_keyframe_dts_90khz = None;
     }
 
     /// Rendition `name` is produced by another encoder from its next segment on, with `track` (a copied
@@ -452,12 +455,12 @@ impl StreamPackager {
             if let Some(g) = self.grid.by_msn(msn).copied() {
                 let pdt = self
                     .anchor
-                    .map(|(ms, pts)| ms + (g.pts_90k - pts).div_euclid(90));
+                    .map(|(ms, pts)| ms + (g.pts_90khz - pts).div_euclid(90));
                 if let Some(start_ms) = pdt {
                     self.periods.push_back(PeriodStart {
                         first_msn: msn,
                         start_ms,
-                        pts_90k: g.pts_90k,
+                        pts_90khz: g.pts_90khz,
                     });
                     self.pending_period_msn = None;
                 }
@@ -529,7 +532,7 @@ impl StreamPackager {
         self.renditions[idx].set_clock(now_ms, received_ms);
         let timescale = self.renditions[idx].timescale();
         // Map the input timeline onto the output timeline (continuing it after a reconnect).
-        let offset_90k = match self.input_offset_90k {
+        let offset_90khz = match self.input_offset_90khz {
             Some(o) => o,
             None => {
                 let end = self
@@ -538,11 +541,11 @@ impl StreamPackager {
                     .filter_map(|r| r.timeline_end().map(|t| rescale(t, r.timescale(), 90_000)))
                     .max();
                 let o = end.map_or(0, |end| end - rescale(frame.dts, timescale, 90_000));
-                self.input_offset_90k = Some(o);
+                self.input_offset_90khz = Some(o);
                 o
             }
         };
-        let offset = rescale(offset_90k, 90_000, timescale);
+        let offset = rescale(offset_90khz, 90_000, timescale);
         frame.dts += offset;
         frame.pts += offset;
 
@@ -558,7 +561,7 @@ impl StreamPackager {
         };
         let is_video = r.kind() == TrackKind::Video;
         let decision = match self.clock {
-            Some(clock) => self.producer_cut(idx, &frame, clock.shifted(offset_90k)),
+            Some(clock) => self.producer_cut(idx, &frame, clock.shifted(offset_90khz)),
             None => self.keyframe_cut(idx, &frame, is_leader),
         };
         let cut = match decision {
@@ -580,7 +583,7 @@ impl StreamPackager {
                 .grid
                 .by_msn(msn)
                 .filter(|g| g.from_video)
-                .map(|g| rescale(g.dts_90k, 90_000, timescale))
+                .map(|g| rescale(g.dts_90khz, 90_000, timescale))
             && (frame.dts - start).abs() <= jitter
             && self.renditions[idx]
                 .segments()
@@ -591,20 +594,20 @@ impl StreamPackager {
             frame.dts += delta;
             frame.pts += delta;
         }
-        let frame_90k = rescale(frame.dts, timescale, 90_000);
-        let pts_90k = rescale(frame.pts, timescale, 90_000);
+        let frame_90khz = rescale(frame.dts, timescale, 90_000);
+        let pts_90khz = rescale(frame.pts, timescale, 90_000);
         if is_leader && is_video && frame.is_keyframe {
-            if let Some(last) = self.last_keyframe_dts_90k {
-                self.longest_keyframe_interval_90k =
-                    self.longest_keyframe_interval_90k.max(frame_90k - last);
+            if let Some(last) = self.last_keyframe_dts_90khz {
+                self.longest_keyframe_interval_90khz =
+                    self.longest_keyframe_interval_90khz.max(frame_90khz - last);
             }
-            self.last_keyframe_dts_90k = Some(frame_90k);
+            self.last_keyframe_dts_90khz = Some(frame_90khz);
         }
 
-        let mut first_segment_secs = None;
+        let mut first_segment_s = None;
         if let Some((kind, msn, point)) = cut {
             let limit = self.segment_limit_ticks(is_video, timescale);
-            let td = self.target_duration_secs;
+            let td = self.target_duration_s;
             let r = &mut self.renditions[idx];
             if kind != Cut::Open {
                 if kind == Cut::Forced {
@@ -648,8 +651,8 @@ impl StreamPackager {
                     tracing::warn!(
                         rendition = r.name(),
                         msn = last_msn,
-                        duration_secs = secs,
-                        target_duration_secs = td,
+                        duration_s = secs,
+                        target_duration_s = td,
                         "segment longer than the target duration (a keyframe interval longer than any seen before the playlists were published)"
                     );
                 }
@@ -658,8 +661,7 @@ impl StreamPackager {
                     None => is_leader,
                 };
                 if counts_for_td && was_first && td.is_none() {
-                    first_segment_secs =
-                        Some((frame.dts - seg_start) as f64 / f64::from(timescale));
+                    first_segment_s = Some((frame.dts - seg_start) as f64 / f64::from(timescale));
                 }
                 update.has_new_media = true;
             }
@@ -670,8 +672,8 @@ impl StreamPackager {
             // of the wall clock).
             let anchor = *self
                 .anchor
-                .get_or_insert((received_ms.unwrap_or(now_ms), pts_90k));
-            let pdt_ms = anchor.0 + (pts_90k - anchor.1).div_euclid(90);
+                .get_or_insert((received_ms.unwrap_or(now_ms), pts_90khz));
+            let pdt_ms = anchor.0 + (pts_90khz - anchor.1).div_euclid(90);
             let epoch = *self.cenc_epoch.get_or_insert(msn);
             let (key, cenc) = match self.key_source.as_mut() {
                 Some(ks) => {
@@ -703,8 +705,8 @@ impl StreamPackager {
                 self.grid.push(GridEntry {
                     msn,
                     point,
-                    dts_90k: frame_90k,
-                    pts_90k,
+                    dts_90khz: frame_90khz,
+                    pts_90khz,
                     on_keyframe: kind != Cut::Forced,
                     from_video: is_video,
                 });
@@ -713,8 +715,8 @@ impl StreamPackager {
                 && !g.from_video
             {
                 // Audio got there first with the grid's nominal time: the keyframe's is exact.
-                g.dts_90k = frame_90k;
-                g.pts_90k = pts_90k;
+                g.dts_90khz = frame_90khz;
+                g.pts_90khz = pts_90khz;
                 g.from_video = true;
             }
             self.next_msn = self.next_msn.max(msn + 1);
@@ -746,18 +748,18 @@ impl StreamPackager {
                 self.periods.push_back(PeriodStart {
                     first_msn: self.pending_period_msn.map_or(msn, |p| p.min(msn)),
                     start_ms: pdt_ms,
-                    pts_90k,
+                    pts_90khz,
                 });
                 self.pending_period_msn = None;
                 self.availability_start_ms.get_or_insert(pdt_ms);
             }
             if is_leader {
                 // The segment boundary ends the leader's last part too.
-                if self.leader_part_ends.back().is_none_or(|e| *e < pts_90k) {
+                if self.leader_part_ends.back().is_none_or(|e| *e < pts_90khz) {
                     if self.leader_part_ends.len() >= PART_ENDS_CAPACITY {
                         self.leader_part_ends.pop_front();
                     }
-                    self.leader_part_ends.push_back(pts_90k);
+                    self.leader_part_ends.push_back(pts_90khz);
                 }
             }
         }
@@ -768,7 +770,7 @@ impl StreamPackager {
             self.grid
                 .by_msn(open_msn + 1)
                 .filter(|g| g.from_video)
-                .map(|g| rescale(g.dts_90k, 90_000, timescale))
+                .map(|g| rescale(g.dts_90khz, 90_000, timescale))
         } else {
             None
         };
@@ -777,15 +779,15 @@ impl StreamPackager {
         let part_end_hint = if !is_video && !is_leader && self.leader.is_some() {
             let r = &self.renditions[idx];
             let start = r.pending_start_dts().unwrap_or(frame.dts);
-            let start_90k = rescale(start, timescale, 90_000);
-            let half_frame_90k = rescale(r.est_duration_ticks(), timescale, 90_000) / 2;
-            let end_90k = self
+            let start_90khz = rescale(start, timescale, 90_000);
+            let half_frame_90khz = rescale(r.est_duration_ticks(), timescale, 90_000) / 2;
+            let end_90khz = self
                 .leader_part_ends
                 .iter()
                 .copied()
-                .find(|e| *e > start_90k + half_frame_90k)
-                .unwrap_or(start_90k + duration_ticks(self.config.part_target, 90_000));
-            Some(rescale(end_90k, 90_000, timescale))
+                .find(|e| *e > start_90khz + half_frame_90khz)
+                .unwrap_or(start_90khz + duration_ticks(self.config.part_target, 90_000));
+            Some(rescale(end_90khz, 90_000, timescale))
         } else {
             None
         };
@@ -796,285 +798,24 @@ impl StreamPackager {
                 self.record_leader_part_end();
             }
         }
-        if let Some(secs) = first_segment_secs {
+        if let Some(secs) = first_segment_s {
             let td = self.target_duration_for(secs);
-            self.target_duration_secs = Some(td);
+            self.target_duration_s = Some(td);
             tracing::info!(
-                target_duration_secs = td,
-                first_segment_secs = secs,
+                target_duration_s = td,
+                first_segment_s = secs,
                 "target duration fixed"
             );
         }
-        if !self.is_published && self.target_duration_secs.is_some() && self.all_have_a_segment() {
+        if !self.is_published && self.target_duration_s.is_some() && self.all_have_a_segment() {
             self.is_published = true;
             update.became_ready = true;
             tracing::info!(
-                target_duration_secs = self.target_duration_secs,
+                target_duration_s = self.target_duration_s,
                 "playlists published"
             );
         }
         update
-    }
-
-    /// The target duration (whole seconds) to fix when the first segment completes, lasting
-    /// `first_segment_secs`: with a producer grid, the grid period plus a frame of timestamp jitter,
-    /// rounded as EXTINF values are (RFC 8216bis §4.4.3.1: each EXTINF rounded to the nearest integer
-    /// is at most the target duration); otherwise the longest of the segment target, the first segment
-    /// and the longest keyframe interval seen, rounded up (the 2 ms of jitter absorbed at part
-    /// boundaries aside). At most [`PackagerConfig::max_target_duration`].
-    fn target_duration_for(&self, first_segment_secs: f64) -> u32 {
-        let jitter = crate::config::JITTER_TOLERANCE.as_secs_f64();
-        let secs = match self.clock {
-            Some(clock) => {
-                let longest = clock.period_secs() + 2.0 * clock.tolerance_90khz() as f64 / 90_000.0;
-                (longest.max(first_segment_secs) - 0.5).ceil()
-            }
-            None => (self
-                .config
-                .segment_target
-                .as_secs_f64()
-                .max(first_segment_secs)
-                .max(self.longest_keyframe_interval_90k as f64 / 90_000.0)
-                - jitter)
-                .ceil(),
-        };
-        (secs as u32).clamp(1, self.config.max_target_duration.as_secs().max(1) as u32)
-    }
-
-    /// True when every rendition has a complete segment, or one has [`READY_WAIT_SEGMENTS`] (the
-    /// others are then left out until they have one).
-    fn all_have_a_segment(&self) -> bool {
-        let complete = |r: &Rendition| r.segments().iter().filter(|s| s.is_complete).count();
-        self.renditions.iter().all(|r| complete(r) > 0)
-            || self
-                .renditions
-                .iter()
-                .any(|r| complete(r) >= READY_WAIT_SEGMENTS)
-    }
-
-    /// The longest a segment of this kind may last before it is cut without a keyframe, ticks: with a
-    /// producer grid (or once the target duration is fixed) the most an EXTINF may round to the target
-    /// duration (half a second more, less one tick; audio, cut at the frame nearest the video's cut,
-    /// the same); before that [`PackagerConfig::max_target_duration`]; without a producer grid, video
-    /// waits for a keyframe up to twice that.
-    fn segment_limit_ticks(&self, is_video: bool, timescale: u32) -> i64 {
-        let ts = i64::from(timescale);
-        let fixed = self
-            .target_duration_secs
-            .map(|td| i64::from(td) * ts + ts / 2 - 1);
-        match (self.clock, fixed) {
-            (Some(_), Some(limit)) => limit,
-            (None, Some(limit)) if !is_video => limit,
-            _ => {
-                let max = duration_ticks(self.config.max_target_duration, timescale);
-                if self.clock.is_none() && is_video {
-                    2 * max
-                } else {
-                    max
-                }
-            }
-        }
-    }
-
-    /// Where rendition `idx` cuts with a producer grid (see the type docs).
-    fn producer_cut(&self, idx: usize, frame: &Frame, clock: SegmentClock) -> Decision {
-        let r = &self.renditions[idx];
-        let ts = r.timescale();
-        let pts_90k = rescale(frame.pts, ts, 90_000);
-        let open = r.segments().back().filter(|s| !s.is_complete);
-        if r.kind() == TrackKind::Video {
-            let point = clock.index(pts_90k).max(0);
-            let Some(open) = open else {
-                if !frame.is_keyframe {
-                    return Decision::Drop;
-                }
-                let msn = self.msn_at_point(point, r.next_msn());
-                return Decision::Cut {
-                    kind: Cut::Open,
-                    msn,
-                    point: Some(point),
-                };
-            };
-            let open_point = open.grid_point.unwrap_or(point);
-            let elapsed = r.open_segment_elapsed(frame.dts).unwrap_or(0);
-            if frame.is_keyframe && point > open_point {
-                Decision::Cut {
-                    kind: Cut::Natural,
-                    msn: open.msn + 1,
-                    point: Some(point),
-                }
-            } else if elapsed > self.segment_limit_ticks(true, ts) {
-                Decision::Cut {
-                    kind: Cut::Forced,
-                    msn: open.msn + 1,
-                    point: Some(point.max(open_point + 1)),
-                }
-            } else {
-                Decision::Continue
-            }
-        } else {
-            // Audio cuts at the frame nearest the boundary: where the video cut, or the grid point.
-            let half_90k = rescale(r.est_duration_ticks(), ts, 90_000) / 2;
-            let Some(open) = open else {
-                let point = clock.index(pts_90k + half_90k).max(0);
-                let msn = self.msn_at_point(point, r.next_msn());
-                return Decision::Cut {
-                    kind: Cut::Open,
-                    msn,
-                    point: Some(point),
-                };
-            };
-            let open_point = open.grid_point.unwrap_or(0);
-            // The next segment's start: where a video rendition started it, else the grid point.
-            let next = self
-                .grid
-                .by_msn(open.msn + 1)
-                .filter(|g| g.point.is_some_and(|p| p > open_point));
-            let boundary_90k = next.map_or(clock.point_90khz(open_point + 1), |g| g.pts_90k);
-            let elapsed = r.open_segment_elapsed(frame.dts).unwrap_or(0);
-            if pts_90k + half_90k >= boundary_90k
-                || elapsed > self.segment_limit_ticks(false, ts) + i64::from(ts)
-            {
-                // After a gap in the audio, the new segment belongs to the point its frame is at,
-                // not to each point skipped (no segment of a frame or two).
-                let point = next
-                    .and_then(|g| g.point)
-                    .unwrap_or_else(|| clock.index(pts_90k + half_90k).max(open_point + 1));
-                Decision::Cut {
-                    kind: Cut::Natural,
-                    msn: open.msn + 1,
-                    point: Some(point),
-                }
-            } else {
-                Decision::Continue
-            }
-        }
-    }
-
-    /// The msn of a rendition's first segment at producer grid point `point`: the one another rendition
-    /// started there (or the newest one before it), else the next number. Never below `own_next`.
-    fn msn_at_point(&self, point: i64, own_next: Option<u64>) -> u64 {
-        let msn = match (self.grid.by_point(point), self.grid.last()) {
-            (Some(g), _) => g.msn,
-            (None, Some(last)) if last.point.is_none_or(|p| p < point) => last.msn + 1,
-            (None, Some(_)) => self
-                .grid
-                .at_or_before_point(point)
-                .map_or(self.next_msn, |g| g.msn),
-            (None, None) => self.next_msn,
-        };
-        match own_next {
-            Some(own) if own > msn => own,
-            _ => msn,
-        }
-    }
-
-    /// Where rendition `idx` cuts by the keyframe rule (see the type docs).
-    fn keyframe_cut(&self, idx: usize, frame: &Frame, is_leader: bool) -> Decision {
-        let r = &self.renditions[idx];
-        let timescale = r.timescale();
-        let is_video = r.kind() == TrackKind::Video;
-        let frame_90k = rescale(frame.dts, timescale, 90_000);
-        let jitter = duration_ticks(crate::config::JITTER_TOLERANCE, timescale);
-        let jitter_90k = duration_ticks(crate::config::JITTER_TOLERANCE, 90_000);
-        let segment_target = duration_ticks(self.config.segment_target, timescale);
-        // How close to a grid point a follower's frame must be to start the segment there: the source's
-        // timestamp jitter for video; for audio, whose frames do not fall on the video's times, half a
-        // frame, so that audio cuts at the frame nearest the video boundary.
-        let snap_90k = if is_video {
-            jitter_90k
-        } else {
-            jitter_90k.max(rescale(r.est_duration_ticks(), timescale, 90_000) / 2)
-        };
-        let limit = self.segment_limit_ticks(is_video, timescale);
-        match r.open_segment_elapsed(frame.dts) {
-            None => {
-                if is_video && !frame.is_keyframe {
-                    return Decision::Drop;
-                }
-                let msn = if is_leader {
-                    self.next_msn
-                } else {
-                    // Join the leader's segment that contains this frame (or the leader's next one).
-                    let own_next = r.next_msn().unwrap_or(0);
-                    let grid_msn = self
-                        .grid
-                        .iter()
-                        .rev()
-                        .find(|g| g.start(is_video) <= frame_90k + snap_90k)
-                        // Audio that precedes the first keyframe's presentation time belongs
-                        // to the first segment.
-                        .or(self.grid.first())
-                        .map(|g| g.msn)
-                        .unwrap_or(self.next_msn);
-                    if own_next > 0 && grid_msn > own_next {
-                        // Should not happen (followers cut where the leader does); visible if it does.
-                        tracing::warn!(
-                            rendition = r.name(),
-                            from = own_next,
-                            to = grid_msn,
-                            "rendition behind the leader: media sequence numbers skipped"
-                        );
-                    }
-                    grid_msn.max(own_next)
-                };
-                Decision::Cut {
-                    kind: Cut::Open,
-                    msn,
-                    point: None,
-                }
-            }
-            Some(elapsed) => {
-                let seg_elapsed = elapsed - r.est_duration_ticks();
-                let open_msn = r.segments().back().map_or(0, |s| s.msn);
-                let next = |kind| Decision::Cut {
-                    kind,
-                    msn: open_msn + 1,
-                    point: None,
-                };
-                if is_leader {
-                    // Past the target: the first keyframe cuts. Earlier (but at least half the target)
-                    // when the longest keyframe interval seen would take the segment past what the
-                    // target duration allows.
-                    let longest = rescale(self.longest_keyframe_interval_90k, 90_000, timescale);
-                    let ts = i64::from(timescale);
-                    let would_overrun = self.target_duration_secs.is_some_and(|td| {
-                        2 * seg_elapsed >= segment_target
-                            && seg_elapsed + longest > i64::from(td) * ts + ts / 2 - 1
-                    });
-                    if frame.is_keyframe
-                        && (seg_elapsed + jitter >= segment_target || would_overrun)
-                    {
-                        next(Cut::Natural)
-                    } else if elapsed > limit {
-                        next(Cut::Forced)
-                    } else {
-                        Decision::Continue
-                    }
-                } else {
-                    let next_entry = self.grid.by_msn(open_msn + 1);
-                    let reached =
-                        next_entry.is_some_and(|g| frame_90k + snap_90k >= g.start(is_video));
-                    if reached && (!is_video || frame.is_keyframe) {
-                        next(Cut::Natural)
-                    } else if reached && next_entry.is_some_and(|g| !g.on_keyframe) {
-                        // The leader cut without a keyframe: so does this rendition, or it would stay
-                        // a segment behind.
-                        next(Cut::Forced)
-                    } else if elapsed
-                        > self.segment_limit_ticks(true, timescale) + i64::from(timescale)
-                    {
-                        // The leader stalled (past the longest segment it may make): cut on our own
-                        // rather than grow without bound. A long keyframe interval of the leader is
-                        // no stall: cutting then would put this rendition's segments apart from the
-                        // leader's.
-                        next(Cut::Forced)
-                    } else {
-                        Decision::Continue
-                    }
-                }
-            }
-        }
     }
 
     /// The Part Target Duration advertised for rendition `r` (RFC 8216bis §4.4.3.7), the longest any of
@@ -1102,11 +843,11 @@ impl StreamPackager {
         let (Some(end), Some(g)) = (r.timeline_end(), self.grid.last_from_video()) else {
             return;
         };
-        let end_90k = rescale(end, r.timescale(), 90_000) + (g.pts_90k - g.dts_90k);
+        let end_90khz = rescale(end, r.timescale(), 90_000) + (g.pts_90khz - g.dts_90khz);
         if self.leader_part_ends.len() >= PART_ENDS_CAPACITY {
             self.leader_part_ends.pop_front();
         }
-        self.leader_part_ends.push_back(end_90k);
+        self.leader_part_ends.push_back(end_90khz);
     }
 
     /// Checks every rendition's invariants, and that every complete segment's duration, rounded to the
@@ -1118,7 +859,7 @@ impl StreamPackager {
         for r in self.renditions() {
             r.check_invariants()
                 .map_err(|e| format!("{}: {e}", r.name()))?;
-            let Some(td) = self.target_duration_secs else {
+            let Some(td) = self.target_duration_s else {
                 continue;
             };
             let over = r
@@ -1139,28 +880,6 @@ impl StreamPackager {
         }
         Ok(())
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cut {
-    Open,
-    Natural,
-    Forced,
-}
-
-/// What to do with one frame of a rendition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    /// Drop it (a video frame before the rendition's first keyframe).
-    Drop,
-    /// Add it to the open segment.
-    Continue,
-    /// Cut before it (or open the first segment with it): the new segment's msn and grid point.
-    Cut {
-        kind: Cut,
-        msn: u64,
-        point: Option<i64>,
-    },
 }
 
 /// A duration in ticks of `timescale`.

@@ -41,7 +41,7 @@ use media::{
     PcmFormat, TrackInfo, TrackKind, VideoParams,
 };
 
-use super::{IngestEvent, UnusableTrack};
+use crate::{IngestEvent, UnusableTrack};
 
 /// A malformed tag or a configuration record the `media` crate rejected. The tag is dropped; the parser
 /// stays usable (these are not fatal for the connection).

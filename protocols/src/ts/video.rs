@@ -14,8 +14,8 @@ use media::{
 };
 
 use super::{Ctx, Timing, once};
-use crate::ingest::IngestEvent;
-use crate::ingest::flv::VideoCodec;
+use crate::IngestEvent;
+use crate::flv::VideoCodec;
 
 /// A video access unit waiting for possible continuation PES packets.
 #[derive(Debug)]

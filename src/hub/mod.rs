@@ -4,6 +4,13 @@
 //! The packager runs inline on the publishing connection's task under a short `std::sync::Mutex` (packaging
 //! a frame takes microseconds); every change bumps a `watch` version that waiters subscribe to.
 
+pub mod keys;
+pub mod ladder;
+pub mod msn_store;
+pub mod part_latency;
+pub mod report;
+pub mod track_gate;
+
 use std::{
     collections::HashMap,
     net::SocketAddr,
@@ -11,17 +18,18 @@ use std::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
 use packager::{PackagerConfig, StreamPackager};
 use tokio::sync::watch;
 
+use crate::hub::track_gate::{TrackGate, Verdict};
 use crate::ingest::{
-    IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, UnusableTrack, is_valid_name,
+    IngestEvent, Protocol, PublishRefused, PublishSession, Publisher, UnusableTrack,
 };
-use crate::track_gate::{TrackGate, Verdict};
+pub use crate::vocab::unix_ms;
 
 /// Stream lifecycle settings.
 #[derive(Debug, Clone)]
@@ -37,7 +45,7 @@ pub struct HubConfig {
     /// Streams allowed at once (default 1 000).
     pub max_streams: usize,
     /// The ABR ladder; `None` packages every stream as it arrives (passthrough).
-    pub ladder: Option<Arc<crate::ladder::LadderSettings>>,
+    pub ladder: Option<Arc<crate::hub::ladder::LadderSettings>>,
     /// DASH signalling (target latency, playback-rate bounds).
     pub dash: packager::dash::DashConfig,
     /// Which streams are encrypted (HLS `METHOD=AES-128`, DASH CENC), and how often HLS keys rotate.
@@ -127,7 +135,7 @@ pub struct StreamState {
     /// When the stream ended (EXT-X-ENDLIST added).
     pub ended_at: Option<Instant>,
     /// The stream's content keys, when it is encrypted.
-    pub keys: Option<Arc<crate::keys::KeyStore>>,
+    pub keys: Option<Arc<crate::hub::keys::KeyStore>>,
     /// Update counter (same value as the watch channel).
     pub version: u64,
     /// What the publishers delivered since the stream started (updated about once a second).
@@ -191,8 +199,8 @@ pub struct StreamEntry {
     /// HTTP requests for this stream's objects.
     requests: RequestRate,
     /// The hub's part publication latency histograms.
-    part_latency: crate::metrics::PartLatencyFamily,
-    /// Where this stream's msn reservation is written ([`crate::msn_store`]), if anywhere.
+    part_latency: part_latency::PartLatencyFamily,
+    /// Where this stream's msn reservation is written ([`crate::hub::msn_store`]), if anywhere.
     data_dir: Option<std::path::PathBuf>,
     /// Every msn below this is reserved on disk (0: nothing written yet).
     reserved_msn: std::sync::atomic::AtomicU64,
@@ -291,7 +299,7 @@ impl StreamEntry {
         for (rendition, delays_ms) in state.packager.take_publication_delays() {
             let h = self
                 .part_latency
-                .get_or_create(&crate::metrics::RenditionLabels {
+                .get_or_create(&part_latency::RenditionLabels {
                     stream: self.name.clone(),
                     rendition,
                 })
@@ -304,7 +312,7 @@ impl StreamEntry {
 
     /// After the packager took input (with the state still locked, so nothing it made is visible
     /// yet): make sure every msn it may have used — the segment in progress included — is below the
-    /// reservation on disk ([`crate::msn_store`]), moving the reservation on when it is not.
+    /// reservation on disk ([`crate::hub::msn_store`]), moving the reservation on when it is not.
     pub(crate) fn reserve_msns(&self, state: &StreamState) {
         let Some(dir) = &self.data_dir else {
             return;
@@ -313,8 +321,8 @@ impl StreamEntry {
         if next < self.reserved_msn.load(Ordering::Acquire) {
             return;
         }
-        let reserved = next + crate::msn_store::RESERVE_BLOCK;
-        match crate::msn_store::store(dir, &self.name, reserved) {
+        let reserved = next + crate::hub::msn_store::RESERVE_BLOCK;
+        match crate::hub::msn_store::store(dir, &self.name, reserved) {
             Ok(()) => self.reserved_msn.store(reserved, Ordering::Release),
             Err(error) => {
                 tracing::error!(stream = %self.name, %error, "cannot reserve media sequence numbers in the data directory: a restart relies on the clock")
@@ -350,14 +358,7 @@ pub struct Hub {
     /// Set by [`Hub::end_all`].
     shutting_down: std::sync::atomic::AtomicBool,
     /// Part publication latency per stream and rendition (`/metrics`).
-    part_latency: crate::metrics::PartLatencyFamily,
-}
-
-/// Wall clock, Unix milliseconds.
-pub fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    part_latency: part_latency::PartLatencyFamily,
 }
 
 impl Hub {
@@ -368,12 +369,12 @@ impl Hub {
             streams: Mutex::new(HashMap::new()),
             next_msn: Mutex::new(HashMap::new()),
             shutting_down: Default::default(),
-            part_latency: crate::metrics::part_latency_family(),
+            part_latency: part_latency::part_latency_family(),
         })
     }
 
     /// The part publication latency histograms, by stream and rendition.
-    pub fn part_latency(&self) -> &crate::metrics::PartLatencyFamily {
+    pub fn part_latency(&self) -> &part_latency::PartLatencyFamily {
         &self.part_latency
     }
 
@@ -389,12 +390,12 @@ impl Hub {
 
     /// The content keys of stream `name` (`live/{name}`): the live stream's, or, for a stream not being
     /// published (e.g. after an origin restart), those persisted in the data directory.
-    pub fn keys(&self, name: &str) -> Option<Arc<crate::keys::KeyStore>> {
+    pub fn keys(&self, name: &str) -> Option<Arc<crate::hub::keys::KeyStore>> {
         if let Some(k) = self.get(name).and_then(|e| e.lock().keys.clone()) {
             return Some(k);
         }
         let dir = self.config.data_dir.as_deref()?;
-        crate::keys::KeyStore::load(&crate::keys::key_file(dir, name)).map(Arc::new)
+        crate::hub::keys::KeyStore::load(&crate::hub::keys::key_file(dir, name)).map(Arc::new)
     }
 
     /// Names of the streams in the hub.
@@ -404,7 +405,7 @@ impl Hub {
 
     /// The first msn for a new packager of `name`: never 0, never a number used before for this name:
     /// at least what this process used, what the data directory has reserved
-    /// ([`crate::msn_store`]: across restarts and crashes), and the current Unix time in seconds (for
+    /// ([`crate::hub::msn_store`]: across restarts and crashes), and the current Unix time in seconds (for
     /// a data directory that was lost).
     fn first_msn(&self, name: &str) -> u64 {
         let remembered = self
@@ -418,7 +419,7 @@ impl Hub {
             .config
             .data_dir
             .as_deref()
-            .and_then(|d| crate::msn_store::load(d, name))
+            .and_then(|d| crate::hub::msn_store::load(d, name))
             .unwrap_or(1);
         let clock = u64::try_from(unix_ms() / 1000).unwrap_or(1);
         remembered.max(reserved).max(clock).max(1)
@@ -436,10 +437,12 @@ impl Hub {
                     .config
                     .data_dir
                     .as_deref()
-                    .map(|d| crate::keys::key_file(d, name));
-                let store = Arc::new(crate::keys::KeyStore::open(file));
-                packager
-                    .set_key_source(Box::new(crate::keys::StreamKeys::new(store.clone(), every)));
+                    .map(|d| crate::hub::keys::key_file(d, name));
+                let store = Arc::new(crate::hub::keys::KeyStore::open(file));
+                packager.set_key_source(Box::new(crate::hub::keys::StreamKeys::new(
+                    store.clone(),
+                    every,
+                )));
                 store
             });
         Arc::new(StreamEntry {
@@ -532,7 +535,7 @@ impl Hub {
             {
                 if let Some(entry) = streams.remove(&name) {
                     for r in entry.lock().packager.renditions() {
-                        self.part_latency.remove(&crate::metrics::RenditionLabels {
+                        self.part_latency.remove(&part_latency::RenditionLabels {
                             stream: name.clone(),
                             rendition: r.name().to_owned(),
                         });
@@ -592,10 +595,10 @@ impl Publisher for Hub {
         protocol: Protocol,
         peer: SocketAddr,
     ) -> Result<Box<dyn PublishSession>, PublishRefused> {
-        let Some(name) = stream.strip_prefix("live/").filter(|n| is_valid_name(n)) else {
+        let Ok(full) = stream.parse::<media::name::StreamName>() else {
             return Err(PublishRefused::InvalidName(stream.to_owned()));
         };
-        let full = format!("live/{name}");
+        let full = full.into_string();
         let info = PublisherInfo {
             protocol,
             peer,
@@ -644,7 +647,7 @@ impl Publisher for Hub {
             .ladder
             .as_ref()
             .filter(|l| l.applies_to(&full))
-            .map(|l| crate::ladder::SessionLadder::new(l.clone()));
+            .map(|l| crate::hub::ladder::SessionLadder::new(l.clone()));
         let unpublish = self.config.auth.clone().map(|auth| {
             (
                 auth,
@@ -673,13 +676,13 @@ impl Publisher for Hub {
 /// A publish session feeding one stream's packager.
 struct HubSession {
     entry: Arc<StreamEntry>,
-    /// Which source tracks are used (see [`crate::track_gate`]).
+    /// Which source tracks are used (see [`crate::hub::track_gate`]).
     gate: TrackGate,
     /// Set when the gate refused the publish: the driver closes the connection, events are ignored.
     refused: Option<PublishRefused>,
     dropped_frames_logged: bool,
     /// The stream's ladder, when it is transcoded.
-    ladder: Option<crate::ladder::SessionLadder>,
+    ladder: Option<crate::hub::ladder::SessionLadder>,
     /// Who to tell when the publish ends (the webhook's `unpublish`).
     unpublish: Option<(Arc<crate::auth::Auth>, crate::auth::PublishRequest)>,
     /// Received since the last flush into the stream state.

@@ -11,7 +11,7 @@ use super::{
     STREAM_TYPE_H264, STREAM_TYPE_HEVC, STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG1_VIDEO,
     STREAM_TYPE_MPEG2_AUDIO, STREAM_TYPE_MPEG2_VIDEO, STREAM_TYPE_PRIVATE_DATA,
 };
-use crate::ingest::flv::VideoCodec;
+use crate::flv::VideoCodec;
 
 /// What the demuxer makes of one elementary stream of the PMT.
 #[derive(Debug, Clone, PartialEq, Eq)]

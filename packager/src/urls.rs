@@ -1,0 +1,403 @@
+//! The URL grammar of a stream's objects: one type that the HLS and DASH renderers write and the
+//! origin's router parses, so what is written is what is served.
+//!
+//! Under `/live/{name}/` (DESIGN: every URI in a playlist or MPD is relative, so a path token
+//! `/t/{token}` or a CDN prefix in front carries through):
+//!
+//! | path | object |
+//! | --- | --- |
+//! | `index.m3u8` | multivariant playlist (RFC 8216bis §4.4.6) |
+//! | `manifest.mpd` | DASH MPD (ISO/IEC 23009-1 §5.3) |
+//! | `time` | the MPD's `UTCTiming` source (`urn:mpeg:dash:utc:http-xsdate:2014`) |
+//! | `license` | the W3C ClearKey license endpoint (POST) |
+//! | `keys/{id}.key` | HLS AES-128 content key (RFC 8216bis §4.4.4.4) |
+//! | `{rendition}/media.m3u8` | media playlist |
+//! | `{rendition}/init-{id}.mp4` | init segment (ISO/IEC 23000-19 §7.3.2.1) |
+//! | `{rendition}/{msn}.m4s` | segment, by media sequence number |
+//! | `{rendition}/{msn}.{part}.m4s` | part `part` (0-based) of segment `msn` (RFC 8216bis §4.4.4.9) |
+//! | `{rendition}/cenc/init-{id}-{key id}.mp4` | DASH CENC init segment under a key (ISO/IEC 23001-7) |
+//! | `{rendition}/cenc/{msn}-{key id}.m4s` | DASH CENC segment under a key |
+//!
+//! Names (`{name}`, `{rendition}`) follow [`media::name::is_valid_name`]; numbers are decimal, at
+//! most 19 digits (a `u64` without overflow), with no sign.
+
+use std::fmt;
+
+use media::name::is_valid_name;
+
+pub use media::name::LIVE_PREFIX;
+
+/// One object of a stream, as a path relative to `/live/{name}/`. `R` holds a rendition name: a
+/// `String` when parsed, a `&str` when a renderer writes a URI (no allocation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StreamObject<R = String> {
+    /// `index.m3u8`.
+    Multivariant,
+    /// `manifest.mpd`.
+    Mpd,
+    /// `time`: the server's clock for DASH players.
+    Time,
+    /// `license`: the ClearKey license endpoint.
+    License,
+    /// `keys/{id}.key`.
+    Key {
+        /// Content key id.
+        id: u64,
+    },
+    /// `{rendition}/media.m3u8`.
+    MediaPlaylist {
+        /// Rendition name.
+        rendition: R,
+    },
+    /// `{rendition}/init-{id}.mp4`.
+    Init {
+        /// Rendition name.
+        rendition: R,
+        /// Init segment id (changes with the track's configuration).
+        id: u64,
+    },
+    /// `{rendition}/{msn}.m4s`.
+    Segment {
+        /// Rendition name.
+        rendition: R,
+        /// Media sequence number.
+        msn: u64,
+    },
+    /// `{rendition}/{msn}.{part}.m4s`.
+    Part {
+        /// Rendition name.
+        rendition: R,
+        /// Media sequence number of the segment the part belongs to.
+        msn: u64,
+        /// Part index within the segment, from 0.
+        part: usize,
+    },
+    /// `{rendition}/cenc/init-{init_id}-{key_id}.mp4`: init segment `init_id` under CENC key `key_id`.
+    CencInit {
+        /// Rendition name.
+        rendition: R,
+        /// Init segment id.
+        init_id: u64,
+        /// CENC content key id.
+        key_id: u64,
+    },
+    /// `{rendition}/cenc/{msn}-{key_id}.m4s`: segment `msn` under CENC key `key_id`.
+    CencSegment {
+        /// Rendition name.
+        rendition: R,
+        /// Media sequence number.
+        msn: u64,
+        /// CENC content key id.
+        key_id: u64,
+    },
+}
+
+/// A decimal `u64` as the grammar writes it: 1 to 19 ASCII digits.
+fn parse_u64(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+impl StreamObject {
+    /// Parse a path relative to `/live/{name}/` (`source/12.3.m4s`); `None` for anything the grammar
+    /// does not produce (unknown file names, invalid rendition names, extra path segments, numbers
+    /// with signs or over 19 digits).
+    pub fn parse(path: &str) -> Option<Self> {
+        let mut it = path.split('/');
+        let a = it.next()?;
+        let b = it.next();
+        let c = it.next();
+        if it.next().is_some() {
+            return None;
+        }
+        match (b, c) {
+            (None, _) => match a {
+                "index.m3u8" => Some(Self::Multivariant),
+                "manifest.mpd" => Some(Self::Mpd),
+                crate::dash::UTC_TIMING_PATH => Some(Self::Time),
+                crate::dash::LICENSE_PATH => Some(Self::License),
+                _ => None,
+            },
+            (Some(file), None) if a == "keys" => Some(Self::Key {
+                id: parse_u64(file.strip_suffix(".key")?)?,
+            }),
+            (Some(file), None) => {
+                if !is_valid_name(a) {
+                    return None;
+                }
+                let rendition = a.to_owned();
+                if file == "media.m3u8" {
+                    return Some(Self::MediaPlaylist { rendition });
+                }
+                if let Some(id) = file
+                    .strip_prefix("init-")
+                    .and_then(|f| f.strip_suffix(".mp4"))
+                {
+                    return Some(Self::Init {
+                        rendition,
+                        id: parse_u64(id)?,
+                    });
+                }
+                let stem = file.strip_suffix(".m4s")?;
+                Some(match stem.split_once('.') {
+                    None => Self::Segment {
+                        rendition,
+                        msn: parse_u64(stem)?,
+                    },
+                    Some((msn, part)) => Self::Part {
+                        rendition,
+                        msn: parse_u64(msn)?,
+                        part: usize::try_from(parse_u64(part)?).ok()?,
+                    },
+                })
+            }
+            (Some("cenc"), Some(file)) => {
+                if !is_valid_name(a) {
+                    return None;
+                }
+                let rendition = a.to_owned();
+                if let Some(ids) = file
+                    .strip_prefix("init-")
+                    .and_then(|f| f.strip_suffix(".mp4"))
+                {
+                    let (init_id, key_id) = ids.split_once('-')?;
+                    return Some(Self::CencInit {
+                        rendition,
+                        init_id: parse_u64(init_id)?,
+                        key_id: parse_u64(key_id)?,
+                    });
+                }
+                let (msn, key_id) = file.strip_suffix(".m4s")?.split_once('-')?;
+                Some(Self::CencSegment {
+                    rendition,
+                    msn: parse_u64(msn)?,
+                    key_id: parse_u64(key_id)?,
+                })
+            }
+            (Some(_), Some(_)) => None,
+        }
+    }
+}
+
+impl<R: AsRef<str>> StreamObject<R> {
+    /// The rendition the object belongs to, if any.
+    pub fn rendition(&self) -> Option<&str> {
+        match self {
+            Self::Multivariant | Self::Mpd | Self::Time | Self::License | Self::Key { .. } => None,
+            Self::MediaPlaylist { rendition }
+            | Self::Init { rendition, .. }
+            | Self::Segment { rendition, .. }
+            | Self::Part { rendition, .. }
+            | Self::CencInit { rendition, .. }
+            | Self::CencSegment { rendition, .. } => Some(rendition.as_ref()),
+        }
+    }
+
+    /// The object's path relative to its rendition's folder, as a media playlist of that rendition
+    /// refers to it (`12.3.m4s`, `init-4.mp4`, `../keys/7.key`, `../audio/media.m3u8`), written
+    /// straight into a playlist by `write!`.
+    pub fn from_rendition(&self) -> FromRendition<'_, R> {
+        FromRendition(self)
+    }
+}
+
+/// [`StreamObject::from_rendition`]: the path relative to a rendition's folder.
+pub struct FromRendition<'a, R>(&'a StreamObject<R>);
+
+impl<R: AsRef<str>> fmt::Display for FromRendition<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            StreamObject::Init { id, .. } => write!(f, "init-{id}.mp4"),
+            StreamObject::Segment { msn, .. } => write!(f, "{msn}.m4s"),
+            StreamObject::Part { msn, part, .. } => write!(f, "{msn}.{part}.m4s"),
+            StreamObject::CencInit {
+                init_id, key_id, ..
+            } => write!(f, "cenc/init-{init_id}-{key_id}.mp4"),
+            StreamObject::CencSegment { msn, key_id, .. } => write!(f, "cenc/{msn}-{key_id}.m4s"),
+            other => write!(f, "../{other}"),
+        }
+    }
+}
+
+/// The path relative to `/live/{name}/`, as the multivariant playlist and the MPD refer to it.
+impl<R: AsRef<str>> fmt::Display for StreamObject<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(rendition) = self.rendition() {
+            f.write_str(rendition)?;
+        }
+        match self {
+            Self::Multivariant => f.write_str("index.m3u8"),
+            Self::Mpd => f.write_str("manifest.mpd"),
+            Self::Time => f.write_str(crate::dash::UTC_TIMING_PATH),
+            Self::License => f.write_str(crate::dash::LICENSE_PATH),
+            Self::Key { id } => write!(f, "keys/{id}.key"),
+            Self::MediaPlaylist { .. } => f.write_str("/media.m3u8"),
+            Self::Init { id, .. } => write!(f, "/init-{id}.mp4"),
+            Self::Segment { msn, .. } => write!(f, "/{msn}.m4s"),
+            Self::Part { msn, part, .. } => write!(f, "/{msn}.{part}.m4s"),
+            Self::CencInit {
+                init_id, key_id, ..
+            } => write!(f, "/cenc/init-{init_id}-{key_id}.mp4"),
+            Self::CencSegment { msn, key_id, .. } => write!(f, "/cenc/{msn}-{key_id}.m4s"),
+        }
+    }
+}
+
+/// The `SegmentTemplate@media` of a rendition (ISO/IEC 23009-1 §5.3.9.4.4): the path of
+/// [`StreamObject::Segment`] (or, under CENC key `cenc_key_id`, [`StreamObject::CencSegment`]) with
+/// `$Number$` for the media sequence number.
+pub fn dash_media_template(rendition: &str, cenc_key_id: Option<u64>) -> String {
+    match cenc_key_id {
+        Some(key_id) => format!("{rendition}/cenc/$Number$-{key_id}.m4s"),
+        None => format!("{rendition}/$Number$.m4s"),
+    }
+}
+
+/// An object's absolute path on the origin: `/live/{name}/{object}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectPath {
+    /// The stream, `live/{name}` with a valid `{name}`.
+    pub stream: String,
+    /// The object within it.
+    pub object: StreamObject,
+}
+
+impl ObjectPath {
+    /// Parse a request path (without query, without a `/t/{token}` prefix): `/live/{name}/…`.
+    pub fn parse(path: &str) -> Option<Self> {
+        let rest = path.strip_prefix('/')?.strip_prefix(LIVE_PREFIX)?;
+        let (name, object) = rest.split_once('/')?;
+        let stream = media::name::StreamName::from_name(name).ok()?;
+        Some(Self {
+            stream: stream.into_string(),
+            object: StreamObject::parse(object)?,
+        })
+    }
+}
+
+/// `/live/{name}/{object}`.
+impl fmt::Display for ObjectPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/{}", self.stream, self.object)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_-][A-Za-z0-9_.-]{0,20}"
+    }
+
+    /// Numbers the grammar writes: up to 19 digits.
+    fn number() -> impl Strategy<Value = u64> {
+        0..10_000_000_000_000_000_000u64
+    }
+
+    fn object() -> impl Strategy<Value = StreamObject> {
+        prop_oneof![
+            Just(StreamObject::Multivariant),
+            Just(StreamObject::Mpd),
+            Just(StreamObject::Time),
+            Just(StreamObject::License),
+            number().prop_map(|id| StreamObject::Key { id }),
+            name().prop_map(|rendition| StreamObject::MediaPlaylist { rendition }),
+            (name(), number()).prop_map(|(rendition, id)| StreamObject::Init { rendition, id }),
+            (name(), number())
+                .prop_map(|(rendition, msn)| StreamObject::Segment { rendition, msn }),
+            (name(), number(), 0usize..1000).prop_map(|(rendition, msn, part)| {
+                StreamObject::Part {
+                    rendition,
+                    msn,
+                    part,
+                }
+            }),
+            (name(), number(), number()).prop_map(|(rendition, init_id, key_id)| {
+                StreamObject::CencInit {
+                    rendition,
+                    init_id,
+                    key_id,
+                }
+            }),
+            (name(), number(), number()).prop_map(|(rendition, msn, key_id)| {
+                StreamObject::CencSegment {
+                    rendition,
+                    msn,
+                    key_id,
+                }
+            }),
+        ]
+        .prop_filter("a rendition named `keys` is the key folder", |o| {
+            o.rendition() != Some("keys")
+        })
+    }
+
+    proptest! {
+        /// parse(render(x)) = x, for every object and stream name.
+        #[test]
+        fn parse_inverts_render(stream in name(), object in object()) {
+            let path = ObjectPath { stream: format!("live/{stream}"), object };
+            prop_assert_eq!(ObjectPath::parse(&path.to_string()), Some(path.clone()));
+            prop_assert_eq!(StreamObject::parse(&path.object.to_string()), Some(path.object));
+        }
+
+        /// Arbitrary paths never panic, and whatever parses renders back to a path that parses the
+        /// same.
+        #[test]
+        fn arbitrary_paths_parse_or_not_without_panic(path in "/live/[a-z0-9./-]{0,40}") {
+            if let Some(parsed) = ObjectPath::parse(&path) {
+                prop_assert_eq!(ObjectPath::parse(&parsed.to_string()), Some(parsed));
+            }
+        }
+    }
+
+    #[test]
+    fn media_playlist_relative_uris_resolve_to_the_objects() {
+        let part = StreamObject::Part {
+            rendition: "480p",
+            msn: 12,
+            part: 3,
+        };
+        assert_eq!(part.to_string(), "480p/12.3.m4s");
+        assert_eq!(part.from_rendition().to_string(), "12.3.m4s");
+        assert_eq!(
+            StreamObject::<&str>::Key { id: 7 }
+                .from_rendition()
+                .to_string(),
+            "../keys/7.key"
+        );
+        let other = StreamObject::MediaPlaylist { rendition: "audio" };
+        assert_eq!(other.from_rendition().to_string(), "../audio/media.m3u8");
+        assert_eq!(
+            dash_media_template("source", Some(9)).replace("$Number$", "12"),
+            StreamObject::CencSegment {
+                rendition: "source",
+                msn: 12,
+                key_id: 9
+            }
+            .to_string()
+        );
+    }
+
+    #[test]
+    fn what_the_grammar_does_not_write_is_refused() {
+        for bad in [
+            "/live/x",
+            "/live/x/",
+            "/live/.x/index.m3u8",
+            "/live/x/index.m3u8/extra",
+            "/live/x/source/+1.m4s",
+            "/live/x/source/12345678901234567890.m4s",
+            "/live/x/source/1.2.3.m4s",
+            "/live/x/source/cenc/1.m4s",
+            "/live/x/keys/a.key",
+            "/live/x/source/media.m3u",
+            "/other/x/index.m3u8",
+        ] {
+            assert_eq!(ObjectPath::parse(bad), None, "{bad}");
+        }
+    }
+}

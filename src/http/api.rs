@@ -1,0 +1,155 @@
+//! Operations: health, readiness, metrics and the JSON API under a bearer token.
+
+use bytes::Bytes;
+use hyper::{
+    Method, Response, StatusCode,
+    header::{self, HeaderValue},
+};
+
+use super::*;
+
+impl Origin {
+    /// `/healthz`, `/readyz` and the JSON API. Never cached.
+    pub(super) fn operations(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &hyper::HeaderMap,
+    ) -> Response<ChunksBody> {
+        let text = |status: StatusCode, body: &'static str| {
+            let mut r = Response::new(ChunksBody::new([Bytes::from_static(body.as_bytes())]));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        };
+        let mut response = match (method, path) {
+            (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
+            (&Method::GET | &Method::HEAD, "/readyz") if self.hub.is_accepting() => {
+                text(StatusCode::OK, "ready\n")
+            }
+            (&Method::GET | &Method::HEAD, "/readyz") => {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+            }
+            (_, "/healthz" | "/readyz") => error_response(&OriginError::MethodNotAllowed),
+            (_, "/metrics") => match self
+                .auth
+                .check_api_authorization(headers.get(header::AUTHORIZATION))
+            {
+                Some(true) if matches!(*method, Method::GET | Method::HEAD) => {
+                    match self.metrics.encode(&self.hub, &self.auth) {
+                        Ok(text) => {
+                            let mut r = Response::new(ChunksBody::new([Bytes::from(text)]));
+                            r.headers_mut().insert(
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static(
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                ),
+                            );
+                            r
+                        }
+                        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "500\n"),
+                    }
+                }
+                Some(true) => error_response(&OriginError::MethodNotAllowed),
+                Some(false) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
+                None => {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"estuary api\""),
+                    );
+                    r
+                }
+            },
+            _ => match self
+                .auth
+                .check_api_authorization(headers.get(header::AUTHORIZATION))
+            {
+                None => {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"estuary api\""),
+                    );
+                    r
+                }
+                Some(false) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
+                Some(true) => self.api(method, path),
+            },
+        };
+        if method == Method::HEAD {
+            *response.body_mut() = ChunksBody::empty();
+        }
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache::PRIVATE),
+        );
+        response
+    }
+
+    /// The API proper, once the bearer token is right.
+    pub(super) fn api(&self, method: &Method, path: &str) -> Response<ChunksBody> {
+        let json = |status: StatusCode, value: serde_json::Value| {
+            let mut r = Response::new(ChunksBody::new([Bytes::from(value.to_string())]));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        };
+        let not_found = || {
+            json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no such stream"}),
+            )
+        };
+        if path == "/api/streams" {
+            if !matches!(*method, Method::GET | Method::HEAD) {
+                return error_response(&OriginError::MethodNotAllowed);
+            }
+            let mut names = self.hub.names();
+            names.sort();
+            let streams: Vec<StreamReport> = names
+                .iter()
+                .filter_map(|n| self.hub.get(n))
+                .map(|e| StreamReport::of(&e))
+                .collect();
+            return json(StatusCode::OK, serde_json::json!({ "streams": streams }));
+        }
+        let Some(stream) = path
+            .strip_prefix("/api/streams/")
+            .filter(|s| s.parse::<media::name::StreamName>().is_ok())
+        else {
+            return json(
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "no such API route"}),
+            );
+        };
+        match *method {
+            Method::GET | Method::HEAD => match self.hub.get(stream) {
+                Some(e) => json(
+                    StatusCode::OK,
+                    serde_json::to_value(StreamReport::of(&e)).unwrap_or_default(),
+                ),
+                None => not_found(),
+            },
+            Method::DELETE => {
+                if self.hub.kick(stream) {
+                    json(StatusCode::ACCEPTED, serde_json::json!({"kicked": stream}))
+                } else if self.hub.get(stream).is_some() {
+                    json(
+                        StatusCode::CONFLICT,
+                        serde_json::json!({"error": "the stream has no publisher"}),
+                    )
+                } else {
+                    not_found()
+                }
+            }
+            _ => error_response(&OriginError::MethodNotAllowed),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Response bodies: shared byte chunks, optionally followed by the chunks of a segment in progress.
+
+use std::{
+    collections::VecDeque,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use futures::Stream;
+use hyper::body::{Body, Frame, SizeHint};
+
+use super::*;
+
+/// The rest of a segment still being produced: its next chunks as they appear, or an error when the
+/// segment is abandoned (the response is then cut off, so no cache keeps it as complete).
+pub type LiveTail = Pin<Box<dyn Stream<Item = Result<Bytes, OriginError>> + Send>>;
+
+/// A response body made of shared byte chunks (a segment is sent as its parts, without copying),
+/// optionally followed by a [`LiveTail`] (a segment in progress, sent with chunked transfer encoding).
+#[derive(Default)]
+pub struct ChunksBody {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
+    tail: Option<LiveTail>,
+    /// Counts the bytes as they are sent (`estuary_http_response_bytes_total`).
+    pub(super) meter: Option<prometheus_client::metrics::counter::Counter>,
+    /// Marks the connection busy until the body is dropped (sent, or abandoned).
+    pub(super) in_flight: Option<InFlight>,
+}
+
+impl std::fmt::Debug for ChunksBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunksBody")
+            .field("chunks", &self.chunks.len())
+            .field("remaining", &self.remaining)
+            .field("live", &self.tail.is_some())
+            .finish()
+    }
+}
+
+impl ChunksBody {
+    /// A body of `chunks`, sent in order.
+    pub fn new(chunks: impl IntoIterator<Item = Bytes>) -> Self {
+        let chunks: VecDeque<Bytes> = chunks.into_iter().filter(|c| !c.is_empty()).collect();
+        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
+        Self {
+            chunks,
+            remaining,
+            tail: None,
+            meter: None,
+            in_flight: None,
+        }
+    }
+
+    /// A body of `chunks` followed by whatever `tail` yields (length unknown: chunked transfer).
+    pub fn with_tail(chunks: impl IntoIterator<Item = Bytes>, tail: LiveTail) -> Self {
+        Self {
+            tail: Some(tail),
+            ..Self::new(chunks)
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+}
+
+impl Body for ChunksBody {
+    type Data = Bytes;
+    type Error = OriginError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, OriginError>>> {
+        if let Some(c) = self.chunks.pop_front() {
+            self.remaining -= c.len() as u64;
+            if let Some(m) = &self.meter {
+                m.inc_by(c.len() as u64);
+            }
+            return Poll::Ready(Some(Ok(Frame::data(c))));
+        }
+        let Some(tail) = self.tail.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match tail.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(c))) => {
+                if let Some(m) = &self.meter {
+                    m.inc_by(c.len() as u64);
+                }
+                Poll::Ready(Some(Ok(Frame::data(c))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.tail = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                self.tail = None;
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty() && self.tail.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        if self.tail.is_some() {
+            let mut h = SizeHint::new();
+            h.set_lower(self.remaining);
+            h
+        } else {
+            SizeHint::with_exact(self.remaining)
+        }
+    }
+}

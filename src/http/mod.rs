@@ -1,0 +1,274 @@
+//! The HTTP origin (hyper 1, HTTP/1.1 and cleartext HTTP/2): LL-HLS playlists with blocking reload, DASH,
+//! init segments, segments and parts, with cache headers a CDN can follow and CORS.
+//!
+//! Routes (all objects relative to the multivariant playlist, so a path prefix carries through):
+//! - `GET /live/{name}/index.m3u8` — multivariant playlist;
+//! - `GET /live/{name}/{rendition}/media.m3u8[?_HLS_msn=M[&_HLS_part=P]][&_HLS_skip=YES]` — media playlist;
+//! - `GET /live/{name}/manifest.mpd` — the DASH MPD ([`packager::dash`]);
+//! - `GET /live/{name}/time` — the MPD's `UTCTiming` clock (xs:dateTime, never cached);
+//! - `GET /live/{name}/keys/{id}.key` — an encrypted stream's AES-128 content key (`private, no-store`);
+//! - `GET /live/{name}/{rendition}/init-{id}.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s` — media objects. A
+//!   segment still in progress (or the next one) is streamed: its chunks so far, then each new chunk
+//!   the moment it is produced, with chunked transfer encoding, until the segment is complete.
+//!
+//! Every route above may be prefixed with `/t/{token}` (a playback token, [`crate::auth`]); relative URIs
+//! carry the prefix to every child. With `auth.playback = "token"` (the default) a route without a valid
+//! token answers 401 (none) or 403 (invalid, expired, out of scope); keys and the license always need
+//! one. A request with the trusted-edge header skips the check. `GET /auth/check` answers whether the
+//! token in `X-Original-URI` may play that path (for a CDN's `auth_request`).
+//!
+//! Operations: `GET /healthz` (liveness: 200 while the process serves), `GET /readyz` (200, or 503 once
+//! shutting down), and the JSON API under a bearer token ([`crate::auth::Auth::api_token`]):
+//! `GET /api/streams`, `GET /api/streams/live/{name}` and `DELETE /api/streams/live/{name}` (disconnects
+//! its publisher). See [`StreamReport`].
+//!
+//! The player page: `GET /live/{name}/` (also under `/t/{token}`) and its libraries under `/player/`
+//! ([`crate::player`]).
+//!
+//! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
+//!
+//! Layout, by concern: [`Origin::handle`] here dispatches each request; `route` (the `/t/{token}`
+//! prefix, object paths in [`packager::urls`]' grammar, metrics labels), `access` (token checks and
+//! the CDN's `auth_request`), `objects` (playlists with blocking reload, the MPD, keys, media objects
+//! and segments in progress), `license` (ClearKey), `api` (health, metrics, the JSON API), `pages`
+//! (the player page), `reply` (cache policy and error statuses), `body` ([`ChunksBody`]) and `conn`
+//! ([`serve`]: connections, graceful shutdown, the idle watchdog).
+
+mod access;
+mod api;
+mod body;
+mod conn;
+mod license;
+mod objects;
+mod pages;
+mod reply;
+mod route;
+
+pub use crate::hub::report::{
+    RenditionReport, StreamReport, TranscoderReport, UnusableTrackReport,
+};
+pub use body::{ChunksBody, LiveTail};
+pub use conn::serve;
+use conn::*;
+use reply::*;
+use route::*;
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use hyper::{
+    Method, Request, Response, StatusCode,
+    header::{self, HeaderValue},
+};
+use packager::urls::StreamObject as Object;
+
+use crate::{
+    auth::{Auth, Denial},
+    hub::Hub,
+};
+
+/// The connection's peer address, attached to each request by [`serve`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// The token check a CDN calls (`auth_request`): `GET` with the viewer's URL in `X-Original-URI`.
+pub const AUTH_CHECK_PATH: &str = "/auth/check";
+
+/// Longest time a CDN may cache a token check's "yes", seconds (shorter when the token expires sooner).
+pub const AUTH_CHECK_MAX_AGE_S: u64 = 60;
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// `Access-Control-Allow-Origin` value (default `*`).
+    pub cors_allow_origin: String,
+    /// Time allowed to send the request headers (default 10 s).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (default 20 000); further connections wait in the accept queue.
+    pub max_connections: usize,
+    /// The player page ([`crate::player`]).
+    pub player: crate::player::PlayerConfig,
+}
+
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            cors_allow_origin: "*".into(),
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            player: Default::default(),
+        }
+    }
+}
+
+/// The origin: shared by every connection.
+#[derive(Debug)]
+pub struct Origin {
+    hub: Arc<Hub>,
+    config: OriginConfig,
+    auth: Arc<Auth>,
+    metrics: crate::metrics::Metrics,
+    player: crate::player::PlayerAssets,
+}
+
+/// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginError {
+    /// Unknown stream, rendition or object, or an object outside the live window.
+    #[error("not found")]
+    NotFound,
+    /// A malformed request (bad `_HLS_*` directive, or a request too far ahead of the live edge).
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The request could not be satisfied in time, or too many requests wait.
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
+    /// A method other than GET, HEAD or OPTIONS.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Playback refused ([`Denial`]): 401 without a token, 403 otherwise.
+    #[error("access denied: {}", .0.reason())]
+    Denied(Denial),
+}
+
+impl OriginError {
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OriginError::NotFound => StatusCode::NOT_FOUND,
+            OriginError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            OriginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OriginError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            OriginError::Denied(d) => d.status(),
+        }
+    }
+}
+
+impl Origin {
+    /// An origin serving `hub`'s streams, under `auth`'s playback rules.
+    pub fn new(hub: Arc<Hub>, config: OriginConfig, auth: Arc<Auth>) -> Arc<Self> {
+        let player = crate::player::PlayerAssets::load(&config.player);
+        Arc::new(Self {
+            hub,
+            config,
+            auth,
+            metrics: Default::default(),
+            player,
+        })
+    }
+
+    /// Answer one request (never fails: errors become statuses).
+    pub async fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+    ) -> Result<Response<ChunksBody>, Infallible>
+    where
+        B: hyper::body::Body,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let method = req.method().clone();
+        let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+        let (token, rest) = split_token(req.uri().path());
+        let parsed = parse_path(rest);
+        // CORS preflights carry no credentials: never checked, never counted as refusals.
+        let access = match &parsed {
+            Some((stream, object)) if method != Method::OPTIONS => {
+                self.check_access(req.headers(), token, stream, object, client)
+            }
+            _ => Ok(()),
+        };
+        let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
+        let path = req.uri().path();
+        let page = match &parsed {
+            None if self.config.player.enabled => crate::player::page_request(rest),
+            _ => None,
+        };
+        let route = match &page {
+            Some(_) => "player",
+            None if path.starts_with(crate::player::ASSETS_PREFIX) => "player",
+            None => route_label(path, parsed.as_ref().map(|(_, o)| o), req.uri().query()),
+        };
+        let mut response = match method {
+            Method::GET | Method::HEAD if page.is_some() => {
+                self.player_page(page.as_ref(), method == Method::HEAD)
+            }
+            Method::GET | Method::HEAD
+                if token.is_none() && path.starts_with(crate::player::ASSETS_PREFIX) =>
+            {
+                self.player_asset(
+                    &path[crate::player::ASSETS_PREFIX.len()..],
+                    method == Method::HEAD,
+                )
+            }
+            _ if path == "/healthz"
+                || path == "/readyz"
+                || path == "/metrics"
+                || path.starts_with("/api/") =>
+            {
+                self.operations(&method, path, req.headers())
+            }
+            Method::OPTIONS => {
+                let mut resp = Response::new(ChunksBody::empty());
+                *resp.status_mut() = StatusCode::NO_CONTENT;
+                let h = resp.headers_mut();
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static("*"),
+                );
+                h.insert(
+                    header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static("86400"),
+                );
+                resp
+            }
+            Method::GET | Method::HEAD if req.uri().path() == AUTH_CHECK_PATH => {
+                match self.auth_check(req.headers(), client) {
+                    Ok(reply) => reply_response(reply, method == Method::HEAD),
+                    Err(e) => error_response(&e),
+                }
+            }
+            _ if parsed.is_none() => error_response(&OriginError::NotFound),
+            _ if access.is_err() => error_response(&OriginError::Denied(
+                access.err().unwrap_or(Denial::Missing),
+            )),
+            Method::POST if is_license => {
+                let Some((stream, _)) = parsed else {
+                    return Ok(error_response(&OriginError::NotFound));
+                };
+                match self.license(&stream, req).await {
+                    Ok(reply) => reply_response(reply, false),
+                    Err(e) => error_response(&e),
+                }
+            }
+            Method::GET | Method::HEAD if is_license => {
+                error_response(&OriginError::MethodNotAllowed)
+            }
+            Method::GET | Method::HEAD => {
+                let Some((stream, object)) = parsed else {
+                    return Ok(error_response(&OriginError::NotFound));
+                };
+                match self.route(stream, object, &req).await {
+                    Ok(reply) => reply_response(reply, method == Method::HEAD),
+                    Err(e) => {
+                        tracing::debug!(path = %rest, error = %e, "request failed");
+                        error_response(&e)
+                    }
+                }
+            }
+            _ => error_response(&OriginError::MethodNotAllowed),
+        };
+        if let Ok(v) = HeaderValue::from_str(&self.config.cors_allow_origin) {
+            response
+                .headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+        self.metrics
+            .count_request(route, response.status().as_u16());
+        response.body_mut().meter = Some(self.metrics.bytes_counter(route));
+        Ok(response)
+    }
+}
