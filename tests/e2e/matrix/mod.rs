@@ -7,7 +7,8 @@
 //!
 //! Every cell is judged by the same rules: played at least 80 % of the window, video frames decoded,
 //! sound decoded when the source has audio, no decode error, stalls counted (at most one for a
-//! transcoded source in the default mode, reported otherwise), latency reported. Beside the cells:
+//! transcoded source in the default mode, two for FFmpeg and GStreamer joining in the first second;
+//! reported otherwise), latency reported. Beside the cells:
 //! segment durations and keyframe starts per rendition for the `-g 250` source and the irregular-GOP
 //! source, and (full mode) a latency table.
 //!
@@ -118,7 +119,7 @@ impl Mode {
 /// The matrix: in the default mode the CI subset, with `ESTUARY_MATRIX=full` every publisher × every
 /// player × both joins plus the latency table, with `ESTUARY_MATRIX=latency` the latency table alone.
 /// Every cell must play ≥ 80 % of its window with picture, sound (when the source has audio) and no
-/// decode error, count its stalls (≤ 1 for a transcoded source in the default mode) and report a
+/// decode error, count its stalls (≤ 1 for a transcoded source in the default mode, ≤ 2 for FFmpeg and GStreamer joining in the first second) and report a
 /// latency; the `-g 250` source's renditions must all start segments with a keyframe and none be
 /// shorter than 1 s, the passthrough's video segments must all start with a keyframe. All failures
 /// are listed at the end, after the report is written.

@@ -173,7 +173,7 @@ pub(crate) fn report(
             "Window {} s per player; later join ≥ {} s after the publish start. Latency: wall clock − \
              program date time of what is shown. Rules: played ≥ 80 % of the window, picture, sound when \
              the source has it, 0 decode errors, stalls counted (≤ 1 for a transcoded source in the \
-             default mode), latency reported. \"Ends on\": the picture height shown at the end of the window (browsers; \
+             default mode, ≤ 2 for FFmpeg and GStreamer joining in the first second), latency reported. \"Ends on\": the picture height shown at the end of the window (browsers; \
              which rendition ABR settled on). PDT lead: how far the origin's program date times run ahead \
              of the wall clock (measured per stream, see `pdt_lead`); the time from ingest to display is \
              about latency + lead.\n",

@@ -845,6 +845,22 @@ fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
     );
 }
 
+/// A transcoder with the source's audio only (no video, no rung), recording into a fresh sink.
+fn start_audio_only(audio: &media::TrackInfo) -> (StreamTranscoder, Arc<RecordingSink>) {
+    let sink = Arc::new(RecordingSink::default());
+    let tx = StreamTranscoder::start(
+        "live/test",
+        None,
+        Some(audio),
+        &[],
+        &EncoderProbe::software(),
+        &TranscodeOptions::default(),
+        sink.clone(),
+    )
+    .expect("start");
+    (tx, sink)
+}
+
 /// Audio missing for 2.5 s (a publisher's hiccup): the transcoded audio fills the gap with silence,
 /// so its timeline stays continuous (AAC frames 1024 samples apart throughout) and its segments keep
 /// lining up with the video's; the fill is counted.
@@ -852,17 +868,7 @@ fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
 fn audio_gap_is_filled_with_silence() {
     let src = load_fixture(BBB, 8);
     let audio = src.audio.clone().unwrap();
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
-        "live/test",
-        None,
-        Some(&audio),
-        &[],
-        &EncoderProbe::software(),
-        &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    let (tx, sink) = start_audio_only(&audio);
     let ts = i64::from(audio.timescale);
     for f in src.audio_frames() {
         if (3 * ts..11 * ts / 2).contains(&f.pts) {
@@ -891,17 +897,7 @@ fn audio_gap_is_filled_with_silence() {
 fn a_few_lost_audio_frames_keep_the_audio_in_place() {
     let src = load_fixture(BBB, 8);
     let audio = src.audio.clone().unwrap();
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
-        "live/test",
-        None,
-        Some(&audio),
-        &[],
-        &EncoderProbe::software(),
-        &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    let (tx, sink) = start_audio_only(&audio);
     let frames: Vec<&Frame> = src.audio_frames().collect();
     let lost = |i: usize| [50, 120, 200].iter().any(|&at| (at..at + 3).contains(&i));
     for (i, f) in frames.iter().enumerate() {
