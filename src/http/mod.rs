@@ -27,8 +27,9 @@
 //!
 //! `HEAD` is answered like `GET` without a body; `OPTIONS` answers CORS preflights.
 //!
-//! Layout, by concern: [`Origin::handle`] here dispatches each request; `route` (the `/t/{token}`
-//! prefix, object paths in [`packager::urls`]' grammar, metrics labels), `access` (token checks and
+//! Layout, by concern: [`Origin::handle`] here dispatches each request on its `Route`, parsed once in
+//! `route` (the `/t/{token}` prefix, object paths in [`packager::urls`]' grammar, the query) with its
+//! metrics label; `access` (token checks and
 //! the CDN's `auth_request`), `objects` (playlists with blocking reload, the MPD, keys, media objects
 //! and segments in progress), `license` (ClearKey), `api` (health, metrics, the JSON API), `pages`
 //! (the player page), `reply` (cache policy and error statuses), `body` ([`ChunksBody`]) and `conn`
@@ -65,6 +66,26 @@ use crate::{
     auth::{Auth, Denial},
     hub::Hub,
 };
+
+/// The answer to a CORS preflight (`OPTIONS`, any path): 204 with the methods and headers allowed.
+fn preflight_response() -> Response<ChunksBody> {
+    let mut resp = Response::new(ChunksBody::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}
 
 /// The connection's peer address, attached to each request by [`serve`].
 #[derive(Debug, Clone, Copy)]
@@ -167,99 +188,62 @@ impl Origin {
         B::Error: std::error::Error + Send + Sync + 'static,
     {
         let method = req.method().clone();
+        let is_head = method == Method::HEAD;
         let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-        let (token, rest) = split_token(req.uri().path());
-        let parsed = parse_path(rest);
-        // CORS preflights carry no credentials: never checked, never counted as refusals.
-        let access = match &parsed {
-            Some((stream, object)) if method != Method::OPTIONS => {
-                self.check_access(req.headers(), token, stream, object, client)
-            }
-            _ => Ok(()),
-        };
-        let is_license = parsed.as_ref().is_some_and(|(_, o)| *o == Object::License);
-        let path = req.uri().path();
-        let page = match &parsed {
-            None if self.config.player.enabled => crate::player::page_request(rest),
-            _ => None,
-        };
-        let route = match &page {
-            Some(_) => "player",
-            None if path.starts_with(crate::player::ASSETS_PREFIX) => "player",
-            None => route_label(path, parsed.as_ref().map(|(_, o)| o), req.uri().query()),
-        };
-        let mut response = match method {
-            Method::GET | Method::HEAD if page.is_some() => {
-                self.player_page(page.as_ref(), method == Method::HEAD)
-            }
-            Method::GET | Method::HEAD
-                if token.is_none() && path.starts_with(crate::player::ASSETS_PREFIX) =>
-            {
-                self.player_asset(
-                    &path[crate::player::ASSETS_PREFIX.len()..],
-                    method == Method::HEAD,
-                )
-            }
-            _ if path == "/healthz"
-                || path == "/readyz"
-                || path == "/metrics"
-                || path.starts_with("/api/") =>
-            {
+        let route = Route::parse(
+            req.uri().path(),
+            req.uri().query(),
+            self.config.player.enabled,
+        );
+        let label = route.label();
+        let mut response = match (route, method) {
+            // CORS preflights carry no credentials: never checked, never counted as refusals.
+            (Route::Health(path) | Route::Api(path), method) => {
                 self.operations(&method, path, req.headers())
             }
-            Method::OPTIONS => {
-                let mut resp = Response::new(ChunksBody::empty());
-                *resp.status_mut() = StatusCode::NO_CONTENT;
-                let h = resp.headers_mut();
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_METHODS,
-                    HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
-                );
-                h.insert(
-                    header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    HeaderValue::from_static("*"),
-                );
-                h.insert(
-                    header::ACCESS_CONTROL_MAX_AGE,
-                    HeaderValue::from_static("86400"),
-                );
-                resp
+            (Route::Metrics, method) => self.operations(&method, "/metrics", req.headers()),
+            (_, Method::OPTIONS) => preflight_response(),
+            (Route::PlayerPage(page), Method::GET | Method::HEAD) => {
+                self.player_page(&page, is_head)
             }
-            Method::GET | Method::HEAD if req.uri().path() == AUTH_CHECK_PATH => {
+            (Route::PlayerAsset(file), Method::GET | Method::HEAD) => {
+                self.player_asset(file, is_head)
+            }
+            (Route::AuthCheck, Method::GET | Method::HEAD) => {
                 match self.auth_check(req.headers(), client) {
-                    Ok(reply) => reply_response(reply, method == Method::HEAD),
+                    Ok(reply) => reply_response(reply, is_head),
                     Err(e) => error_response(&e),
                 }
             }
-            _ if parsed.is_none() => error_response(&OriginError::NotFound),
-            _ if access.is_err() => error_response(&OriginError::Denied(
-                access.err().unwrap_or(Denial::Missing),
-            )),
-            Method::POST if is_license => {
-                let Some((stream, _)) = parsed else {
-                    return Ok(error_response(&OriginError::NotFound));
-                };
-                match self.license(&stream, req).await {
-                    Ok(reply) => reply_response(reply, false),
-                    Err(e) => error_response(&e),
-                }
-            }
-            Method::GET | Method::HEAD if is_license => {
-                error_response(&OriginError::MethodNotAllowed)
-            }
-            Method::GET | Method::HEAD => {
-                let Some((stream, object)) = parsed else {
-                    return Ok(error_response(&OriginError::NotFound));
-                };
-                match self.route(stream, object, &req).await {
-                    Ok(reply) => reply_response(reply, method == Method::HEAD),
-                    Err(e) => {
-                        tracing::debug!(path = %rest, error = %e, "request failed");
-                        error_response(&e)
+            (
+                Route::Object {
+                    token,
+                    stream,
+                    object,
+                    ..
+                },
+                method,
+            ) => match self.check_access(req.headers(), token, &stream, &object, client) {
+                Err(denial) => error_response(&OriginError::Denied(denial)),
+                Ok(()) => match (object, method) {
+                    (Object::License, Method::POST) => match self.license(&stream, req).await {
+                        Ok(reply) => reply_response(reply, false),
+                        Err(e) => error_response(&e),
+                    },
+                    (Object::License, _) => error_response(&OriginError::MethodNotAllowed),
+                    (object, Method::GET | Method::HEAD) => {
+                        match self.object(stream, object, &req).await {
+                            Ok(reply) => reply_response(reply, is_head),
+                            Err(e) => {
+                                tracing::debug!(path = %req.uri().path(), error = %e, "request failed");
+                                error_response(&e)
+                            }
+                        }
                     }
-                }
-            }
-            _ => error_response(&OriginError::MethodNotAllowed),
+                    _ => error_response(&OriginError::MethodNotAllowed),
+                },
+            },
+            _ => error_response(&OriginError::NotFound),
         };
         if let Ok(v) = HeaderValue::from_str(&self.config.cors_allow_origin) {
             response
@@ -267,8 +251,8 @@ impl Origin {
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
         self.metrics
-            .count_request(route, response.status().as_u16());
-        response.body_mut().meter = Some(self.metrics.bytes_counter(route));
+            .count_request(label, response.status().as_u16());
+        response.body_mut().meter = Some(self.metrics.bytes_counter(label));
         Ok(response)
     }
 }

@@ -21,7 +21,7 @@ pub(super) enum SegmentForm {
 }
 
 impl Origin {
-    pub(super) async fn route<B>(
+    pub(super) async fn object<B>(
         &self,
         stream: String,
         object: Object,

@@ -13,11 +13,11 @@ impl Origin {
     /// media; what it loads is checked.
     pub(super) fn player_page(
         &self,
-        page: Option<&crate::player::PageRequest>,
+        page: &crate::player::PageRequest,
         is_head: bool,
     ) -> Response<ChunksBody> {
         let mut resp = match page {
-            Some(crate::player::PageRequest::Redirect(to)) => {
+            crate::player::PageRequest::Redirect(to) => {
                 let mut r = Response::new(ChunksBody::empty());
                 *r.status_mut() = StatusCode::MOVED_PERMANENTLY;
                 if let Ok(v) = HeaderValue::from_str(to) {
@@ -25,7 +25,7 @@ impl Origin {
                 }
                 r
             }
-            _ => {
+            crate::player::PageRequest::Page => {
                 let mut r = Response::new(ChunksBody::new([Bytes::from_static(
                     crate::player::PAGE_HTML.as_bytes(),
                 )]));
