@@ -34,7 +34,6 @@
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -224,15 +223,6 @@ fn per_call() -> f64 {
 // ---------------------------------------------------------------------------------------------------------
 // 2. HTTP throughput.
 
-/// The FFmpeg publisher; killed when dropped (also on an early error).
-struct Publisher(Child);
-
-impl Drop for Publisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
@@ -385,29 +375,6 @@ async fn wait_for_segments(
     }
 }
 
-fn start_publisher(rtmp: SocketAddr) -> anyhow::Result<Publisher> {
-    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
-    let child = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-        ])
-        .arg(&clip)
-        .args(["-c", "copy", "-f", "flv"])
-        .arg(format!("rtmp://{rtmp}/{STREAM}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("spawn ffmpeg (is it on PATH?)")?;
-    Ok(Publisher(child))
-}
 
 /// One measured object: its file name, its URL without and with the token.
 struct Target {
@@ -449,7 +416,11 @@ async fn measure_http(server: &Server, verify_ns: f64) -> anyhow::Result<()> {
          {HTTP_ROUNDS} rounds x {} s per side, interleaved",
         WINDOW.as_secs()
     );
-    let _publisher = start_publisher(server.rtmp_addr)?;
+    let _publisher = testkit::ffmpeg::publish_loop(
+        Path::new("ffmpeg"),
+        &testkit::repo().join(FIXTURE),
+        &format!("rtmp://{}/{STREAM}", server.rtmp_addr),
+    );
     let started = Instant::now();
     let base = format!("http://{http}/{STREAM}/source");
     let playlist = format!("{base}/media.m3u8");

@@ -4,7 +4,7 @@
 //! Setup: `estuary serve` (this build's binary) as a child process (transcoding off, open playback, the
 //! default 2 s segments and 500 ms parts, a window of 1000 segments so nothing leaves it during the run),
 //! and one stream published in real time by this process's RTMP client from a 3 Mbit/s FLV
-//! (`common::contribution_flv_3mbps`). After `--warmup` seconds (default 20) the video media playlist's
+//! (`testkit::flv::contribution_flv_3mbps`). After `--warmup` seconds (default 20) the video media playlist's
 //! complete segments and listed parts are downloaded once and written under a temporary directory with
 //! the same paths, and `nginx` (Debian's) serves that directory on a loopback port: 2 worker processes
 //! (one per core here; the origin has 2 worker threads), `sendfile on`, `tcp_nopush on`, access log off,
@@ -22,105 +22,34 @@
 //! Usage: `cargo bench --bench cached_vs_nginx -- [--clients C] [--seconds S] [--warmup S]`.
 //! The clients and the servers share the machine's cores.
 
-mod common;
-#[path = "common/origin_process.rs"]
-mod origin_process;
-#[path = "common/rtmp_client.rs"]
-mod rtmp_client;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use origin_process::{OriginProcess, cpu_seconds, exchange, exchange_in_place};
-use rtmp_client::{publish_realtime, rtmp_publish};
+use testkit::http::{exchange, exchange_in_place};
+use testkit::nginx::Nginx;
+use testkit::process::{Estuary, EstuaryCommand};
+use testkit::rtmp::{publish_realtime, rtmp_publish};
 use tokio::net::TcpStream;
 
 const STREAM: &str = "live/cached";
 
-/// nginx on a loopback port serving `root`; stopped on drop.
-struct Nginx {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGTERM (fast shutdown): the master stops its workers. (SIGKILL would orphan them.)
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        if self.child.wait().is_err() {
-            let _ = self.child.kill();
-        }
-    }
-}
-
-impl Nginx {
-    fn start(root: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let d = dir.path().display();
-        let conf = format!(
-            "worker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
-               keepalive_requests 100000000;\n  keepalive_timeout 60s;\n\
-               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
-               uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               types {{ video/mp4 m4s; }}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    root {};\n  }}\n}}\n",
+/// nginx on a loopback port serving `root` (two workers, as the machine has two cores).
+fn start_nginx(root: &Path, dir: &Path) -> Nginx {
+    Nginx::start(
+        dir,
+        2,
+        &format!(
+            "access_log off;\n  sendfile on;\n  tcp_nopush on;\n  tcp_nodelay on;\n\
+             keepalive_requests 100000000;\n  keepalive_timeout 60s;\n\
+             types {{ video/mp4 m4s; }}\n\
+             server {{\n    listen @LISTEN@;\n    root {};\n  }}",
             root.display()
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let bin = ["/usr/sbin/nginx", "nginx"]
-            .into_iter()
-            .find(|b| Path::new(b).exists() || *b == "nginx")
-            .unwrap();
-        let child = Command::new(bin)
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("nginx is installed (apt install nginx)");
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(addr).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    /// CPU seconds of the master and its worker processes.
-    fn cpu_seconds(&self) -> f64 {
-        let pid = self.child.id();
-        let children =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        cpu_seconds(pid)
-            + children
-                .split_whitespace()
-                .filter_map(|c| c.parse().ok())
-                .map(cpu_seconds)
-                .sum::<f64>()
-    }
+        ),
+    )
 }
 
 /// One object: its path and length, bytes.
@@ -189,13 +118,18 @@ async fn round(addr: SocketAddr, objects: Arc<Vec<Object>>, clients: usize, seco
 }
 
 async fn run(clients: usize, seconds: u64, warmup: u64) {
-    let origin = OriginProcess::start(
+    let origin = Estuary::spawn(EstuaryCommand::bench(
+        env!("CARGO_BIN_EXE_estuary"),
         "[transcode]\nenabled = false\n[packager]\nwindow_segments = 1000\n\
          [auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"cached-vs-nginx bench secret of 32+ bytes\"\n",
+    ));
+    let file =
+        Bytes::from(std::fs::read(testkit::flv::contribution_flv_3mbps()).expect("read the FLV"));
+    let tags = testkit::flv::looped_tags(
+        &testkit::flv::read_flv_tags(&file).expect("parse the FLV"),
+        20,
     );
-    let file = Bytes::from(std::fs::read(common::contribution_flv_3mbps()).expect("read the FLV"));
-    let tags = common::looped_tags(&common::read_flv_tags(&file).expect("parse the FLV"), 20);
-    let (socket, session) = rtmp_publish(origin.rtmp, "live", "cached")
+    let (socket, session) = rtmp_publish(origin.rtmp_addr, "live", "cached")
         .await
         .expect("publish");
     let publisher = tokio::spawn(async move {
@@ -210,7 +144,7 @@ async fn run(clients: usize, seconds: u64, warmup: u64) {
     tokio::time::sleep(Duration::from_secs(warmup)).await;
 
     // The objects: complete segments and listed parts of the video rendition, saved for nginx.
-    let mut conn = TcpStream::connect(origin.http).await.unwrap();
+    let mut conn = TcpStream::connect(origin.http_addr).await.unwrap();
     let mut buf = Vec::new();
     let base = format!("/{STREAM}/source");
     let (status, playlist) = exchange(&mut conn, &mut buf, &format!("{base}/media.m3u8"), "")
@@ -260,7 +194,8 @@ async fn run(clients: usize, seconds: u64, warmup: u64) {
         parts.len(),
         mean(&parts),
     );
-    let nginx = Nginx::start(root.path());
+    let nginx_dir = tempfile::tempdir().expect("temp dir");
+    let nginx = start_nginx(root.path(), nginx_dir.path());
     // Warm nginx's page cache and check it serves every object whole.
     for o in parts.iter().chain(segments.iter()) {
         let mut c = TcpStream::connect(nginx.addr).await.unwrap();
@@ -275,10 +210,10 @@ async fn run(clients: usize, seconds: u64, warmup: u64) {
     for (kind, objects) in [("parts", parts), ("segments", segments)] {
         let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..2 {
-            for (s, addr) in [(0, origin.http), (1, nginx.addr)] {
+            for (s, addr) in [(0, origin.http_addr), (1, nginx.addr)] {
                 let cpu = |s| {
                     if s == 0 {
-                        cpu_seconds(origin.child.id())
+                        origin.cpu_seconds()
                     } else {
                         nginx.cpu_seconds()
                     }

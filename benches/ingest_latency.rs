@@ -33,10 +33,6 @@
 //! `cargo bench --bench ingest_latency` (about 4.5 minutes); `-- --quick` for 12 s runs, `-- --secs=N` for
 //! N s runs, `-- --runs=0,2` (or `-- --runs=3` for the ladder run alone) for some runs only.
 
-mod common;
-#[path = "common/rtmp_client.rs"]
-mod rtmp_client;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -53,8 +49,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use common::{FlvTag, TagKind, percentile};
-use rtmp_client::rtmp_publish;
+use testkit::flv::{FlvTag, TagKind};
+use testkit::percentile;
+use testkit::rtmp::rtmp_publish;
 
 const STREAM_KEY: &str = "bench";
 /// The passthrough (or ladder copy) rendition.
@@ -141,13 +138,14 @@ fn main() -> anyhow::Result<()> {
             ladder: true,
         },
     ];
-    let flv_path = common::fixture_flv();
+    let flv_path = testkit::flv::fixture_flv();
     let file = Bytes::from(
         std::fs::read(&flv_path).with_context(|| format!("read {}", flv_path.display()))?,
     );
-    let tags = common::read_flv_tags(&file).map_err(|e| anyhow!("{}: {e}", flv_path.display()))?;
+    let tags =
+        testkit::flv::read_flv_tags(&file).map_err(|e| anyhow!("{}: {e}", flv_path.display()))?;
     // The file is 30 s: loop it (timeline continued) to publish longer.
-    let tags = common::looped_tags(&tags, 3);
+    let tags = testkit::flv::looped_tags(&tags, 3);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -28,8 +28,6 @@
 //!
 //! `cargo bench --bench ladder_vs_ffmpeg` (about 2.5 min on 2 cores); `-- --runs=N`; `-- --no-verify`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,7 +42,8 @@ use transcoder::{
     TranscodeStats, VideoCodec, default_ladder, probe_encoders,
 };
 
-use common::{TagKind, percentile};
+use testkit::flv::TagKind;
+use testkit::percentile;
 
 /// Largest frame the FLV parser accepts, bytes.
 const MAX_FRAME_BYTES: usize = 16 << 20;
@@ -60,7 +59,7 @@ fn main() {
         .max(1);
     let verify = !args.iter().any(|a| a == "--no-verify");
 
-    let flv_path = common::fixture_flv();
+    let flv_path = testkit::flv::fixture_flv();
     let src = load_source(&flv_path);
     let params = src.video.config.video_params().expect("video parameters");
     let ladder = default_ladder(params);
@@ -224,7 +223,7 @@ struct Source {
 
 fn load_source(path: &Path) -> Source {
     let file = Bytes::from(std::fs::read(path).expect("read the bench FLV"));
-    let tags = common::read_flv_tags(&file).expect("parse the bench FLV");
+    let tags = testkit::flv::read_flv_tags(&file).expect("parse the bench FLV");
     let mut parser = FlvParser::new(MAX_FRAME_BYTES);
     let mut events = Vec::new();
     for tag in &tags {
@@ -515,7 +514,7 @@ impl FfmpegLadder {
             .collect::<Vec<_>>()
             .join(",");
         Self {
-            input: common::fixture_flv().display().to_string(),
+            input: testkit::flv::fixture_flv().display().to_string(),
             rungs,
             copy_rung: ladder.iter().find(|r| r.copy).map(|r| r.name.clone()),
             forced_times,

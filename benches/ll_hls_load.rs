@@ -28,119 +28,34 @@
 //! The players and the origin share the machine's cores: the figures are what the origin does while
 //! the load generator also runs.
 
-#[path = "common/origin_process.rs"]
-mod origin_process;
-
-use origin_process::{OriginProcess, exchange};
 use std::{
-    collections::HashMap,
     net::SocketAddr,
-    path::PathBuf,
-    process::{Command, Stdio},
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    path::Path,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
+use testkit::{
+    ffmpeg::publish_loop,
+    http::exchange,
+    load::{Counters, Player, publication_spreads},
+    process::{Estuary, EstuaryCommand},
+};
 use tokio::net::TcpStream;
 
 const STREAM: &str = "live/load";
 const API_TOKEN: &str = "ll-hls-load-bench-api-token";
 
-fn start_origin() -> OriginProcess {
-    OriginProcess::start(&format!(
-        "[transcode]\nenabled = false\n[packager]\npart_target = \"500ms\"\n\
+fn start_origin() -> Estuary {
+    Estuary::spawn(EstuaryCommand::bench(
+        env!("CARGO_BIN_EXE_estuary"),
+        &format!(
+            "[transcode]\nenabled = false\n[packager]\npart_target = \"500ms\"\n\
          [auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"ll-hls load bench secret of 32+ bytes\"\n\
          [api]\ntoken = \"{API_TOKEN}\"\n[streams]\nmax_waiters_per_stream = 100000\n\
          [server]\nhttp_max_connections = 30000\n"
+        ),
     ))
-}
-
-/// The part the playlist's preload hint names: (msn, part).
-fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(playlist).ok()?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))?;
-    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
-    let (msn, rest) = uri.split_once('.')?;
-    let (part, _) = rest.split_once('.')?;
-    Some((msn.parse().ok()?, part.parse().ok()?))
-}
-
-/// What every player records: per part, (request sent, playlist received).
-type Receipts = Arc<Mutex<HashMap<(u64, u64), Vec<(Instant, Instant)>>>>;
-
-struct Counters {
-    requests: AtomicU64,
-    errors: AtomicU64,
-    bytes: AtomicU64,
-}
-
-async fn player(
-    addr: SocketAddr,
-    until: Instant,
-    fetch_parts: bool,
-    receipts: Receipts,
-    counters: Arc<Counters>,
-) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        counters.errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::with_capacity(16 * 1024);
-    let base = format!("/{STREAM}/source");
-    let mut hint = match exchange(&mut stream, &mut buf, &format!("{base}/media.m3u8"), "").await {
-        Ok((200, body)) => preload_hint(&body),
-        _ => None,
-    };
-    let mut local = Vec::new();
-    while let Some((msn, part)) = hint {
-        if Instant::now() >= until {
-            break;
-        }
-        let sent = Instant::now();
-        let path = format!("{base}/media.m3u8?_HLS_msn={msn}&_HLS_part={part}");
-        match exchange(&mut stream, &mut buf, &path, "").await {
-            Ok((200, body)) => {
-                local.push(((msn, part), sent, Instant::now()));
-                counters.requests.fetch_add(1, Ordering::Relaxed);
-                hint = preload_hint(&body);
-            }
-            _ => {
-                counters.errors.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-        }
-        if fetch_parts {
-            match exchange(
-                &mut stream,
-                &mut buf,
-                &format!("{base}/{msn}.{part}.m4s"),
-                "",
-            )
-            .await
-            {
-                Ok((200, body)) => {
-                    counters.requests.fetch_add(1, Ordering::Relaxed);
-                    counters
-                        .bytes
-                        .fetch_add(body.len() as u64, Ordering::Relaxed);
-                }
-                _ => {
-                    counters.errors.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-            }
-        }
-    }
-    let mut all = receipts.lock().unwrap();
-    for (key, sent, got) in local {
-        all.entry(key).or_default().push((sent, got));
-    }
 }
 
 /// The origin's API view of the stream's blocked requests.
@@ -172,29 +87,16 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     let origin = start_origin();
-    let clip =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/camera-bikes-272p-h264-10s.mp4");
-    let mut publisher = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-        ])
-        .arg(&clip)
-        .args(["-c", "copy", "-f", "flv"])
-        .arg(format!("rtmp://{}/{STREAM}", origin.rtmp))
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("ffmpeg runs");
+    let mut publisher = publish_loop(
+        Path::new("ffmpeg"),
+        &testkit::fixture("camera-bikes-272p-h264-10s.mp4"),
+        &format!("rtmp://{}/{STREAM}", origin.rtmp_addr),
+    );
     // Wait for the playlist, then a few segments.
     let mut probe = None;
     let ready = Instant::now();
     loop {
-        let mut conn = TcpStream::connect(origin.http).await.unwrap();
+        let mut conn = TcpStream::connect(origin.http_addr).await.unwrap();
         let mut buf = Vec::new();
         if let Ok((200, _)) = exchange(
             &mut conn,
@@ -215,12 +117,7 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_before = origin.rss_kib();
 
-    let receipts: Receipts = Arc::default();
-    let counters = Arc::new(Counters {
-        requests: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-    });
+    let counters = Arc::new(Counters::default());
     let ramp = Duration::from_millis(50) * (n as u32).div_ceil(500);
     let until = Instant::now() + ramp + Duration::from_secs(seconds) + Duration::from_secs(1);
     let mut tasks = Vec::with_capacity(n);
@@ -228,19 +125,20 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         if i > 0 && i % 500 == 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tasks.push(tokio::spawn(player(
-            origin.http,
-            until,
+        let player = Player {
+            addr: origin.http_addr,
+            playlist_path: format!("/{STREAM}/source/media.m3u8"),
             fetch_parts,
-            receipts.clone(),
-            counters.clone(),
-        )));
+            until,
+        };
+        let counters = counters.clone();
+        tasks.push(tokio::spawn(async move { player.run(&counters).await }));
     }
     let measure_from = Instant::now();
     let mut held_max = 0;
     let mut rss_max = rss_before;
     while Instant::now() < until {
-        if let Some(b) = blocked_requests(origin.http, &mut probe).await {
+        if let Some(b) = blocked_requests(origin.http_addr, &mut probe).await {
             held_max = held_max.max(b);
         }
         rss_max = rss_max.max(origin.rss_kib());
@@ -248,26 +146,18 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     }
     let requests_at_end = counters.requests.load(Ordering::Relaxed);
     let elapsed = measure_from.elapsed();
+    let mut receipts = Vec::new();
     for t in tasks {
-        let _ = t.await;
+        receipts.extend(t.await.unwrap_or_default());
     }
-    let _ = publisher.kill();
-    let _ = publisher.wait();
+    publisher.kill();
 
-    // Publication to last waiter, per part: over the requests sent before the part's first answer.
-    let receipts = receipts.lock().unwrap();
-    let mut spreads = Vec::new();
-    let mut waiters = Vec::new();
-    for list in receipts.values() {
-        let first = list.iter().map(|r| r.1).min().unwrap();
-        let waiting: Vec<&(Instant, Instant)> = list.iter().filter(|r| r.0 < first).collect();
-        if waiting.len() * 10 < n * 9 {
-            continue; // a part at the ramp or the end: not every player was waiting for it
-        }
-        let last = waiting.iter().map(|r| r.1).max().unwrap();
-        spreads.push((last - first).as_secs_f64() * 1000.0);
-        waiters.push(waiting.len());
-    }
+    // Publication to last waiter, per part: over the requests sent before the part's first answer,
+    // for the parts at least 90 % of the players waited for (not those at the ramp or the end).
+    let (mut spreads, waiters): (Vec<f64>, Vec<usize>) =
+        publication_spreads(&receipts, (n * 9).div_ceil(10))
+            .into_iter()
+            .unzip();
     spreads.sort_by(f64::total_cmp);
     let waiters_min = waiters.iter().min().copied().unwrap_or(0);
     println!(
@@ -287,7 +177,7 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         percentile(&spreads, 0.99),
         spreads.last().copied().unwrap_or(f64::NAN),
         requests_at_end as f64 / elapsed.as_secs_f64(),
-        counters.bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e6,
+        counters.part_bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e6,
         counters.errors.load(Ordering::Relaxed),
     );
 }

@@ -4,7 +4,7 @@
 //! Setup: `estuary serve` (this build's binary) as a child process with its defaults for packaging
 //! (2 s segments, 500 ms parts, a window of 12 segments, no encryption) and transcoding off, so that every
 //! stream is packaged as published. The publishers are this process: N RTMP clients (rml_rtmp's client
-//! session), each replaying a 3 Mbit/s FLV (`common::contribution_flv_3mbps`, libx264 CBR 720p24 + AAC,
+//! session), each replaying a 3 Mbit/s FLV (`testkit::flv::contribution_flv_3mbps`, libx264 CBR 720p24 + AAC,
 //! made once by FFmpeg) in real time as `live/s{i}`, started 20 ms apart.
 //!
 //! Per N: the origin's resident set before any publisher (`VmRSS`), then after a warm-up of
@@ -18,29 +18,25 @@
 //! Usage: `cargo bench --bench many_streams -- [N ...] [--warmup S] [--seconds S]` (default N = 50 200).
 //! The publishers and the origin share the machine's cores.
 
-mod common;
-#[path = "common/origin_process.rs"]
-mod origin_process;
-#[path = "common/rtmp_client.rs"]
-mod rtmp_client;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use origin_process::{OriginProcess, cpu_seconds, exchange};
-use rtmp_client::{PublishReport, publish_realtime, rtmp_publish};
+use testkit::http::exchange;
+use testkit::process::{Estuary, EstuaryCommand, cpu_seconds};
+use testkit::rtmp::{PublishReport, publish_realtime, rtmp_publish};
 use tokio::net::TcpStream;
 
 const NOMINAL_BPS: f64 = 3_000_000.0;
 
-async fn run(n: usize, tags: Arc<Vec<common::FlvTag>>, warmup: u64, seconds: u64) {
-    let origin = OriginProcess::start(
+async fn run(n: usize, tags: Arc<Vec<testkit::flv::FlvTag>>, warmup: u64, seconds: u64) {
+    let origin = Estuary::spawn(EstuaryCommand::bench(
+        env!("CARGO_BIN_EXE_estuary"),
         "[transcode]\nenabled = false\n\
          [auth]\nplayback = \"open\"\npublish = \"open\"\nsecret = \"many-streams bench secret of 32+ bytes\"\n\
          [streams]\nmax_streams = 1000\n[server]\nrtmp_max_connections = 1000\n",
-    );
-    let pid = origin.child.id();
+    ));
+    let pid = origin.pid();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = origin.rss_kib();
     let start = tokio::time::Instant::now();
@@ -49,7 +45,7 @@ async fn run(n: usize, tags: Arc<Vec<common::FlvTag>>, warmup: u64, seconds: u64
     let mut publishers = Vec::with_capacity(n);
     for i in 0..n {
         let tags = tags.clone();
-        let rtmp = origin.rtmp;
+        let rtmp = origin.rtmp_addr;
         publishers.push(tokio::spawn(async move {
             let (socket, session) = rtmp_publish(rtmp, "live", &format!("s{i}")).await?;
             publish_realtime(socket, session, &tags, until).await
@@ -67,7 +63,7 @@ async fn run(n: usize, tags: Arc<Vec<common::FlvTag>>, warmup: u64, seconds: u64
 
     // Every stream live: its video media playlist lists at least 10 complete segments.
     let mut live = 0;
-    let mut conn = TcpStream::connect(origin.http).await.unwrap();
+    let mut conn = TcpStream::connect(origin.http_addr).await.unwrap();
     let mut buf = Vec::new();
     for i in 0..n {
         if let Ok((200, body)) = exchange(
@@ -141,11 +137,12 @@ fn main() {
     if counts.is_empty() {
         counts = vec![50, 200];
     }
-    let file = Bytes::from(std::fs::read(common::contribution_flv_3mbps()).expect("read the FLV"));
-    let tags = common::read_flv_tags(&file).expect("parse the FLV");
+    let file =
+        Bytes::from(std::fs::read(testkit::flv::contribution_flv_3mbps()).expect("read the FLV"));
+    let tags = testkit::flv::read_flv_tags(&file).expect("parse the FLV");
     // Enough loops of the 30 s file for the longest run.
     let loops = ((warmup + seconds + 10) / 30 + 1) as usize;
-    let tags = Arc::new(common::looped_tags(&tags, loops));
+    let tags = Arc::new(testkit::flv::looped_tags(&tags, loops));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

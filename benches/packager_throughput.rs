@@ -17,8 +17,6 @@
 //!
 //! `cargo bench --bench packager_throughput` (about 40 s).
 
-mod common;
-
 use std::hint::black_box;
 use std::path::Path;
 use std::process::Command;
@@ -33,7 +31,8 @@ use packager::{
     stream::{AUDIO_RENDITION, SOURCE_RENDITION},
 };
 
-use common::{FlvTag, TagKind, percentile};
+use testkit::flv::{FlvTag, TagKind};
+use testkit::percentile;
 
 /// Wall clock passed to the packager (only used for EXT-X-PROGRAM-DATE-TIME).
 const NOW_MS: i64 = 1_763_700_000_000;
@@ -41,14 +40,14 @@ const NOW_MS: i64 = 1_763_700_000_000;
 const MAX_FRAME_BYTES: usize = 16 << 20;
 
 fn main() {
-    let flv_path = common::fixture_flv();
+    let flv_path = testkit::flv::fixture_flv();
     let file = Bytes::from(std::fs::read(&flv_path).expect("read the bench FLV"));
-    let tags = common::read_flv_tags(&file).expect("parse the bench FLV");
+    let tags = testkit::flv::read_flv_tags(&file).expect("parse the bench FLV");
     let events = to_events(&tags);
     let (video, audio) = count_frames(&events);
     let frames = video + audio;
     let media_s = media_duration_s(&events);
-    let looped_events = to_events(&common::looped_tags(&tags, 10));
+    let looped_events = to_events(&testkit::flv::looped_tags(&tags, 10));
     let (lv, la) = count_frames(&looped_events);
 
     println!(
@@ -69,7 +68,7 @@ fn main() {
     let min = Duration::from_secs(3);
     let ours = time_it(min, 20, || package(&events));
     let ours_flv = time_it(min, 20, || {
-        let tags = common::read_flv_tags(&file).expect("parsed above");
+        let tags = testkit::flv::read_flv_tags(&file).expect("parsed above");
         package(&to_events(&tags))
     });
     let ours_long = time_it(min, 5, || package(&looped_events));

@@ -8,7 +8,6 @@
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -18,6 +17,7 @@ use bytes::Bytes;
 use estuary::auth::{TokenClaims, unix_now_s};
 use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
+use testkit::nginx::Nginx;
 
 const EDGE: &str = "cdn-edge-secret-for-the-test-0123";
 const CDN_CLIENTS: usize = 50;
@@ -235,100 +235,31 @@ fn summary(
     (percentile(&mut part, 0.5), parts, errors)
 }
 
-fn nginx_binary() -> PathBuf {
-    let sbin = PathBuf::from("/usr/sbin/nginx");
-    if sbin.exists() {
-        sbin
-    } else {
-        PathBuf::from("nginx")
-    }
-}
-
-/// An nginx master process, stopped with SIGTERM (its fast shutdown, which takes its workers down:
-/// SIGKILL would leave them running).
-struct Nginx(std::process::Child);
-
-impl Nginx {
-    fn kill(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.0.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while matches!(self.0.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Start nginx with the documented edge configuration in front of `origin`; returns the process, its
 /// address and its directory (logs, cache).
 fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Nginx, std::net::SocketAddr, PathBuf) {
     let dir = std::env::temp_dir().join(format!("estuary-cdn-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
     // The workers may run as another user (nobody) when the test runs as root.
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::create_dir_all(dir.join("cache")).unwrap();
-        for d in [dir.clone(), dir.join("cache")] {
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-        }
+        std::fs::set_permissions(dir.join("cache"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
     }
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let example =
         std::fs::read_to_string(repo().join("docs/nginx-cdn.conf")).expect("docs/nginx-cdn.conf");
     let edge = example
         .replace("@ORIGIN@", &origin.to_string())
         .replace("@EDGE_SECRET@", EDGE)
-        .replace("@CACHE_DIR@", &dir.join("cache").display().to_string())
-        .replace("@LISTEN@", &format!("127.0.0.1:{port}"));
-    std::fs::write(dir.join("estuary-cdn.conf"), edge).unwrap();
-    let d = dir.display();
-    let main = format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{\n  log_format upstream '$upstream_addr|$upstream_cache_status|$status|$uri|$args';\n\
-         access_log {d}/access.log upstream;\n  log_subrequest on;\n\
-         client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
-         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  include {d}/estuary-cdn.conf;\n}}\n"
+        .replace("@CACHE_DIR@", &dir.join("cache").display().to_string());
+    let http = format!(
+        "log_format upstream '$upstream_addr|$upstream_cache_status|$status|$uri|$args';\n\
+         access_log @DIR@/access.log upstream;\n  log_subrequest on;\n{edge}"
     );
-    std::fs::write(dir.join("nginx.conf"), main).unwrap();
-    let child = Command::new(nginx_binary())
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(dir.join("nginx.conf"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("nginx runs (package nginx-light)");
-    // Stopped on drop, also if it does not come up.
-    let nginx = Nginx(child);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let nginx = Nginx::start(&dir, 1, &http);
+    let addr = nginx.addr;
     (nginx, addr, dir)
 }
 
@@ -399,7 +330,7 @@ async fn fifty_ll_hls_clients_with_their_own_tokens_share_one_origin_request_per
         report["played_seconds"], report["stalls"], report["latency_avg"]
     );
     assert_played(&report, 8.0);
-    nginx.kill();
+    nginx.stop();
 
     // Origin requests per distinct object, from nginx's upstream log.
     let mut per_object: HashMap<String, usize> = HashMap::new();
@@ -529,7 +460,7 @@ async fn encrypted_streams_play_through_the_edge_with_keys_and_the_license_behin
         blocking(move || play_page(&url, 8)).await
     };
     println!("player page (dash.js, CENC) through nginx: {page}");
-    nginx.kill();
+    nginx.stop();
     let log = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
     let license_posts = log.lines().filter(|l| l.contains("/license|")).count();
     let key_fetches = log.lines().filter(|l| l.contains("/keys/")).count();

@@ -1,4 +1,4 @@
-//! Shared by the bench binaries: the fixture FLV (made once with FFmpeg) and a minimal FLV file reader.
+//! FLV files: read into tags, looped into a longer publish, and the bench inputs made once with FFmpeg.
 //!
 //! FLV file layout (Adobe Flash Video File Format Specification 10.1, annex E): a 9-byte header
 //! (`FLV`, version, flags, header size), then `PreviousTagSize0` (4 bytes), then tags, each followed by its
@@ -22,7 +22,7 @@ pub enum TagKind {
 }
 
 /// One FLV tag.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlvTag {
     /// What the body is.
     pub kind: TagKind,
@@ -60,7 +60,6 @@ impl FlvTag {
 }
 
 /// Where the fixture FLV lives: `$ESTUARY_BENCH_FLV`, or a file in the temporary directory.
-#[allow(dead_code)] // not every bench binary reads the fixture FLV
 pub fn fixture_flv_path() -> PathBuf {
     match std::env::var_os("ESTUARY_BENCH_FLV") {
         Some(p) => PathBuf::from(p),
@@ -70,10 +69,9 @@ pub fn fixture_flv_path() -> PathBuf {
 
 /// The fixture as FLV, made once (again if the fixture is newer) by FFmpeg (`-c copy`, no re-encoding)
 /// from `fixtures/bbb-720p-2s-gop.mp4` (30 s, 24 fps H.264 with a keyframe every 2 s, AAC-LC 44.1 kHz).
-#[allow(dead_code)] // not every bench binary reads the fixture FLV
 pub fn fixture_flv() -> PathBuf {
     let path = fixture_flv_path();
-    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
+    let mp4 = crate::fixture("bbb-720p-2s-gop.mp4");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     // Reuse the FLV unless the fixture changed after it was made (or we were given a file explicitly).
     if path.exists()
@@ -87,7 +85,6 @@ pub fn fixture_flv() -> PathBuf {
 
 /// Run `ffmpeg -i {input} {args} -f flv` into a temporary file, then rename it to `path` (an interrupted
 /// run never leaves a partial file under the final name). Panics if FFmpeg is missing or fails.
-#[allow(dead_code)] // not every bench binary makes an FLV
 fn make_flv(input: &Path, args: &[&str], path: &Path) {
     let tmp = path.with_extension("flv.partial");
     let status = Command::new("ffmpeg")
@@ -151,7 +148,6 @@ pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
 /// that would not move forward (the file's audio starts before its video, so it overlaps the previous
 /// loop's tail) are dropped; sequence headers and script tags are kept only in the first loop, and a video
 /// end of sequence only when there is a single loop.
-#[allow(dead_code)] // used by one of the two bench binaries
 pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
     let video: Vec<i64> = tags
         .iter()
@@ -210,21 +206,12 @@ pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
     out
 }
 
-/// Percentile (nearest rank) of sorted values.
-#[allow(dead_code)] // used by one of the two bench binaries
-pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> T {
-    assert!(!sorted.is_empty(), "percentile of no values");
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// A 3 Mbit/s contribution stream as FLV, made once in the temporary directory (again if the fixture is
 /// newer) by FFmpeg from `fixtures/bbb-720p-2s-gop.mp4`: libx264 `veryfast` 720p 24 fps at 2.87 Mbit/s
 /// CBR (`nal-hrd=cbr`, 1 s buffer), a keyframe every 2 s, AAC-LC 128 kbit/s — 3.0 Mbit/s in all, 30 s.
-#[allow(dead_code)] // used by the load benches only
 pub fn contribution_flv_3mbps() -> PathBuf {
     let path = std::env::temp_dir().join("estuary-bench-bbb-720p-3mbps.flv");
-    let mp4 = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bbb-720p-2s-gop.mp4");
+    let mp4 = crate::fixture("bbb-720p-2s-gop.mp4");
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if path.exists() && modified(&path) >= modified(&mp4) {
         return path;

@@ -1,8 +1,6 @@
-//! A minimal RTMP publisher for the bench binaries, on rml_rtmp's client session: handshake
+//! An RTMP publisher for tests and benches, on rml_rtmp's client session: handshake
 //! (RTMP specification 1.0 §5.2), `connect` to an application, `publish` a stream key, then audio and
 //! video messages whose payloads are FLV tag bodies.
-
-#![allow(dead_code)] // each bench binary uses part of it
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -143,10 +141,10 @@ pub struct PublishReport {
 pub async fn publish_realtime(
     socket: TcpStream,
     mut session: ClientSession,
-    tags: &[crate::common::FlvTag],
+    tags: &[crate::flv::FlvTag],
     until: tokio::time::Instant,
 ) -> anyhow::Result<PublishReport> {
-    use crate::common::TagKind;
+    use crate::flv::TagKind;
     use rml_rtmp::time::RtmpTimestamp;
     let (mut rd, mut wr) = socket.into_split();
     let drain = tokio::spawn(async move {

@@ -1,0 +1,94 @@
+//! The headless-Chromium player harness (`tests/browser`, with Debian's `chromium` through
+//! `playwright-core`): hls.js, dash.js and Shaka playing a URL for a number of seconds and reporting
+//! what they played as one JSON line.
+
+use std::process::Command;
+
+use crate::repo;
+
+/// Assert a player harness report played at least `min_seconds` with no fatal error.
+pub fn assert_played(report: &serde_json::Value, min_seconds: f64) {
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(
+        report["played_seconds"].as_f64().unwrap_or(0.0) >= min_seconds,
+        "{report}"
+    );
+    assert!(
+        report["fatal_errors"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "{report}"
+    );
+}
+
+/// Run the headless-Chromium hls.js harness (tests/browser/play-hls.mjs) and return its JSON report.
+pub fn play_hls(url: &str, seconds: u32) -> serde_json::Value {
+    play_hls_args(url, seconds, &[])
+}
+
+/// [`play_hls`] with extra harness options (e.g. `--switch-every 4`).
+pub fn play_hls_args(url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
+    play_hls_command(Command::new("node"), url, seconds, extra)
+}
+
+/// [`play_hls`] with the browser at a lower CPU priority (`nice -n 10`), for tests where the origin's
+/// real-time work (e.g. SRT retransmissions within a 200 ms latency) must not starve while Chromium
+/// starts up on a 2-core machine. Playback itself still gets the CPU it needs.
+pub fn play_hls_nice(url: &str, seconds: u32) -> serde_json::Value {
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "10", "node"]);
+    play_hls_command(cmd, url, seconds, &[])
+}
+
+fn play_hls_command(cmd: Command, url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--low-latency"];
+    args.extend_from_slice(extra);
+    run_player(cmd, "play-hls.mjs", url, seconds, &args)
+}
+
+/// Run the headless-Chromium DASH harness (tests/browser/play-dash.mjs) with `player` (`dashjs` or
+/// `shaka`) and return its JSON report.
+pub fn play_dash(player: &str, url: &str, seconds: u32, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["--player", player];
+    args.extend_from_slice(extra);
+    run_player(Command::new("node"), "play-dash.mjs", url, seconds, &args)
+}
+
+/// Run a browser harness script from tests/browser and parse the JSON line it prints.
+fn run_player(
+    mut cmd: Command,
+    script: &str,
+    url: &str,
+    seconds: u32,
+    extra: &[&str],
+) -> serde_json::Value {
+    let dir = repo().join("tests/browser");
+    assert!(
+        dir.join("node_modules/hls.js").exists(),
+        "tests/browser/node_modules missing: run scripts/setup.sh"
+    );
+    let out = cmd
+        .current_dir(&dir)
+        .args([script, "--url", url, "--seconds", &seconds.to_string()])
+        .args(extra)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "player harness failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .expect("a JSON report");
+    serde_json::from_str(line).expect("JSON report parses")
+}
+
+/// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
+/// return its JSON report.
+pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {
+    run_player(Command::new("node"), "play-page.mjs", url, seconds, &[])
+}
