@@ -223,7 +223,6 @@ fn per_call() -> f64 {
 // ---------------------------------------------------------------------------------------------------------
 // 2. HTTP throughput.
 
-
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
 /// What the load generator saw in one window.
@@ -374,7 +373,6 @@ async fn wait_for_segments(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
-
 
 /// One measured object: its file name, its URL without and with the token.
 struct Target {

@@ -6,9 +6,9 @@
 //! packaging, open playback, 500 ms parts, and `ffmpeg -re -stream_loop -1 -i
 //! fixtures/camera-bikes-272p-h264-10s.mp4 -c copy -f flv` publishing `live/load` in real time.
 //!
-//! Each player is one keep-alive HTTP/1.1 connection (raw tokio TCP, no client library, so that
-//! 10 000 of them stay cheap in this process) doing what hls.js does in low-latency mode on the video
-//! media playlist: a blocking reload for the part its last playlist's `EXT-X-PRELOAD-HINT` named
+//! Each player is a waiter of the load generator (`testkit::load`, which the soak's players also run
+//! on): one keep-alive HTTP/1.1 connection (raw tokio TCP, no client library, so that 10 000 of them
+//! stay cheap in this process) doing what hls.js does in low-latency mode on the video media playlist: a blocking reload for the part its last playlist's `EXT-X-PRELOAD-HINT` named
 //! (`media.m3u8?_HLS_msn=M&_HLS_part=P`, RFC 8216bis §6.2.5.2), then (with `--parts`) a GET of that
 //! part, then the next blocking reload. Players connect in batches of 500 every 50 ms, then the
 //! measurement runs for `--seconds` (default 20).
@@ -38,7 +38,7 @@ use std::{
 use testkit::{
     ffmpeg::publish_loop,
     http::exchange,
-    load::{Counters, Player, publication_spreads},
+    load::{Mode, Tally, Viewer, publication_spreads},
     process::{Estuary, EstuaryCommand},
 };
 use tokio::net::TcpStream;
@@ -117,7 +117,7 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let rss_before = origin.rss_kib();
 
-    let counters = Arc::new(Counters::default());
+    let counters = Arc::new(Tally::default());
     let ramp = Duration::from_millis(50) * (n as u32).div_ceil(500);
     let until = Instant::now() + ramp + Duration::from_secs(seconds) + Duration::from_secs(1);
     let mut tasks = Vec::with_capacity(n);
@@ -125,14 +125,17 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         if i > 0 && i % 500 == 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let player = Player {
+        let player = Viewer {
+            name: format!("waiter{i}"),
             addr: origin.http_addr,
-            playlist_path: format!("/{STREAM}/source/media.m3u8"),
-            fetch_parts,
+            url: format!("/{STREAM}/source/media.m3u8"),
+            mode: Mode::Waiter { fetch_parts },
             until,
         };
         let counters = counters.clone();
-        tasks.push(tokio::spawn(async move { player.run(&counters).await }));
+        tasks.push(tokio::spawn(
+            async move { player.run(counters.as_ref()).await },
+        ));
     }
     let measure_from = Instant::now();
     let mut held_max = 0;
@@ -146,10 +149,10 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     }
     let requests_at_end = counters.requests.load(Ordering::Relaxed);
     let elapsed = measure_from.elapsed();
-    let mut receipts = Vec::new();
     for t in tasks {
-        receipts.extend(t.await.unwrap_or_default());
+        let _ = t.await;
     }
+    let receipts = std::mem::take(&mut *counters.receipts.lock().unwrap());
     publisher.kill();
 
     // Publication to last waiter, per part: over the requests sent before the part's first answer,

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Soak run for Estuary: a ladder, LL-HLS and DASH viewers, a publisher that reconnects.
 
-Not part of CI (issue 9: "a 30-minute run ... zero 5xx except designed ones, zero 404 for listed
-objects, memory flat (report the RSS curve)"). Python 3.11, standard library only.
+Not part of CI: a 30-minute run with zero 5xx except designed ones, zero 404 for listed objects, and
+memory flat (the RSS curve reported). Python 3.11, standard library only; the LL-HLS viewers are the
+load generator's (`estuary-load`, built from testkit/, the same code the ll_hls_load bench runs).
 
     python3 scripts/soak.py                      # 30 minutes, defaults below
     python3 scripts/soak.py --minutes 3 --reconnect-every 60    # a short check
 
 What it does
 ------------
-1. Builds `target/debug/estuary` (`cargo build --bin estuary`) when `--bin` does not exist.
+1. Builds `target/debug/estuary` (`cargo build --bin estuary`) when `--bin` does not exist, and the load
+   generator (`cargo build -p testkit --bin estuary-load`, next to it).
 2. Starts `estuary serve` as a child process on loopback with ephemeral ports (`127.0.0.1:0`; the real
    addresses are read from its `estuary serving http_addr=… rtmp_addr=…` log line, as
    benches/ll_hls_load.rs does), a config file and `--data-dir` in a temporary directory, and:
@@ -30,8 +32,9 @@ What it does
    memory fit over the second half does not start with a new stream filling its window. With a grace longer than 120 s, or a long gap
    that does not fit in half a reconnect period, no long gap is made (said in the report);
    `--long-gap 0` disables it.
-4. Viewers (threads, raw http.client keep-alive connections, no decoding):
-   - LL-HLS (`--hls-viewers`, hls.js-like): multivariant playlist; a video variant (viewers spread over
+4. Viewers (keep-alive connections, no decoding):
+   - LL-HLS (`--hls-viewers`, hls.js-like; the players of `testkit::load`, in one `estuary-load` process
+     whose exchanges come back as JSON lines, its stderr in `load.log`): multivariant playlist; a video variant (viewers spread over
      the variants, each switching to the next one every 60-120 s) and the audio rendition
      (`EXT-X-MEDIA`), each on its own connection; join at the live edge (the last complete segment and
      the parts of the open one); then blocking reloads `media.m3u8?_HLS_msn=M&_HLS_part=P` for the part
@@ -41,14 +44,14 @@ What it does
      also fetches the `EXT-X-PRELOAD-HINT` part before reloading (AVPlayer-like: a blocking part
      request, for an object not listed yet).
      After EXT-X-ENDLIST or a 404 playlist a viewer starts again from the multivariant playlist.
-   - DASH (`--dash-viewers`, dash.js low-latency-like): the MPD every `minimumUpdatePeriod` (1 s when
+   - DASH (`--dash-viewers`, dash.js low-latency-like; threads here, raw http.client connections): the MPD every `minimumUpdatePeriod` (1 s when
      absent), the `time` clock once, the ClearKey license (`POST license`, the W3C JSON request
      `{"kids":[…],"type":"temporary"}` as tests/e2e/encryption.rs does) for every new `cenc:default_KID`;
      one thread per AdaptationSet (video: one Representation, switched every 60-120 s; audio) fetching
      the init segment and every segment from the SegmentTemplate + SegmentTimeline, starting with the
      newest listed one (the segment in progress, streamed by the origin with chunked transfer until it
      completes), then each next number once an MPD lists it, across Periods.
-   All URIs are resolved against the playlist / MPD URL (urljoin), so the token path prefix carries.
+   All URIs are resolved against the playlist / MPD URL, so the token path prefix carries.
    Cheap body checks: init segments start with `ftyp`, HLS parts/segments under a key are a non-empty
    multiple of 16 bytes (AES-128-CBC/PKCS#7), DASH segments start with a box such as `moof`/`styp`, keys
    are 16 bytes, license answers carry the asked KID.
@@ -398,266 +401,72 @@ def check_key(b: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# LL-HLS
+# LL-HLS: the viewers are the load generator's players (testkit::load, the `estuary-load` command,
+# which benches/ll_hls_load.rs runs on too); their exchanges arrive here as JSON lines.
 
 
-@dataclass
-class Seg:
-    msn: int
-    url: str | None  # None: the open segment (parts only)
-    parts: list[str]
-    map_url: str | None
-    key_url: str | None
-    discontinuity: bool
+class LoadGenerator:
+    """`estuary-load` running the LL-HLS viewers; its records, notes, violations and newest playlists go
+    to `stats` with their times on this script's clock."""
 
-
-@dataclass
-class MediaPlaylist:
-    msq: int
-    dsq: int
-    skipped: int
-    segments: list[Seg]  # complete ones, then the open one (url None) when it has parts
-    hint: str | None
-    endlist: bool
-    target: float
-    received: float
-    text: str = ""
-
-
-def parse_media_playlist(text: str, base: str, received: float) -> MediaPlaylist:
-    msq = dsq = skipped = 0
-    target = 4.0
-    cur_map = cur_key = None
-    parts: list[str] = []
-    segs: list[Seg] = []
-    disc = False
-    hint = None
-    endlist = False
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i].strip()
-        i += 1
-        if line.startswith("#EXT-X-MEDIA-SEQUENCE:"):
-            msq = int(line.split(":", 1)[1])
-        elif line.startswith("#EXT-X-DISCONTINUITY-SEQUENCE:"):
-            dsq = int(line.split(":", 1)[1])
-        elif line.startswith("#EXT-X-TARGETDURATION:"):
-            target = float(line.split(":", 1)[1])
-        elif line.startswith("#EXT-X-SKIP:"):
-            skipped = int(parse_attrs(line.split(":", 1)[1]).get("SKIPPED-SEGMENTS", "0"))
-        elif line.startswith("#EXT-X-MAP:"):
-            cur_map = urljoin(base, parse_attrs(line.split(":", 1)[1])["URI"])
-        elif line.startswith("#EXT-X-KEY:"):
-            a = parse_attrs(line.split(":", 1)[1])
-            cur_key = urljoin(base, a["URI"]) if a.get("METHOD", "NONE") != "NONE" and "URI" in a else None
-        elif line == "#EXT-X-DISCONTINUITY":
-            disc = True
-        elif line.startswith("#EXT-X-PART:"):
-            parts.append(urljoin(base, parse_attrs(line.split(":", 1)[1])["URI"]))
-        elif line.startswith("#EXT-X-PRELOAD-HINT:"):
-            a = parse_attrs(line.split(":", 1)[1])
-            if a.get("TYPE") == "PART" and "URI" in a:
-                hint = urljoin(base, a["URI"])
-        elif line.startswith("#EXT-X-ENDLIST"):
-            endlist = True
-        elif line.startswith("#EXTINF:"):
-            while i < len(lines) and (not lines[i].strip() or lines[i].startswith("#")):
-                # tags between EXTINF and its URI (none from Estuary) are skipped
-                i += 1
-            uri = lines[i].strip() if i < len(lines) else ""
-            i += 1
-            segs.append(Seg(msq + skipped + len(segs), urljoin(base, uri), parts, cur_map, cur_key, disc))
-            parts, disc = [], False
-    if parts:
-        segs.append(Seg(msq + skipped + len(segs), None, parts, cur_map, cur_key, disc))
-    return MediaPlaylist(msq, dsq, skipped, segs, hint, endlist, target, received, text)
-
-
-def parse_multivariant(text: str, base: str) -> tuple[list[tuple[dict, str]], str | None]:
-    variants: list[tuple[dict, str]] = []
-    audio = None
-    lines = [l.strip() for l in text.splitlines()]
-    for i, line in enumerate(lines):
-        if line.startswith("#EXT-X-STREAM-INF:"):
-            uri = next((l for l in lines[i + 1 :] if l and not l.startswith("#")), None)
-            if uri:
-                variants.append((parse_attrs(line.split(":", 1)[1]), urljoin(base, uri)))
-        elif line.startswith("#EXT-X-MEDIA:"):
-            a = parse_attrs(line.split(":", 1)[1])
-            if a.get("TYPE") == "AUDIO" and "URI" in a:
-                audio = urljoin(base, a["URI"])
-    return variants, audio
-
-
-class HlsTrack(threading.Thread):
-    """One media playlist loop of an LL-HLS viewer: `video` (a variant, switched now and then) or `audio`."""
-
-    def __init__(self, name: str, index: int, role: str, mv_url: str, addr, stats: Stats, stop: threading.Event,
-                 skip: bool, hint: bool) -> None:
-        super().__init__(name=name, daemon=True)
-        self.vname = name
-        self.index = index
-        self.role = role
-        self.mv_url = mv_url
-        self.http = Http(addr, stats, name)
+    def __init__(self, binary: str, addr: tuple[str, int], specs: list[str], stats: Stats, out: str) -> None:
+        args = [binary, "--addr", f"{addr[0]}:{addr[1]}", "--epoch-unix-ms", f"{(time.time() - now()) * 1000:.3f}",
+                "--stagger-ms", "150"]
+        for spec in specs:
+            args += ["--viewer", spec]
         self.stats = stats
-        self.stop_ev = stop
-        self.skip = skip
-        self.hint = hint
-        self.rng = random.Random(name)
-        self.variant = index
-        # watermarks: last part (msn, index) and last full segment fetched; init and key URIs fetched
-        self.last_part = (-1, -1)
-        self.last_seg = -1
-        self.maps: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self.keys: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self.prev: MediaPlaylist | None = None
+        self.cpu_s = 0.0
+        self.err = open(os.path.join(out, "load.log"), "w")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1)
+        self.reader = threading.Thread(target=self.read, name="load-reader", daemon=True)
+        self.reader.start()
 
-    def run(self) -> None:
+    def read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:
+                self.stats.note("unparsable line from estuary-load")
+                continue
+            kind = e.get("type")
+            if kind == "record":
+                rec = Rec(e["t0"], e["t1"], e["viewer"], e["kind"], e["status"], e["error"], e["path"],
+                          e["listed"], e["listing_t"], e["bytes"])
+                if rec.error or not 200 <= rec.status < 300:
+                    rec.listing_text = e.get("listing_text")
+                self.stats.record(rec)
+            elif kind == "note":
+                if e["what"] == "stale keep-alive connections reopened":
+                    with self.stats.lock:
+                        self.stats.stale_retries += e["n"]
+                else:
+                    self.stats.note(e["what"], e["n"])
+            elif kind == "violation":
+                self.stats.violation(e["what"], e["example"], e.get("text"))
+            elif kind == "latest":
+                self.stats.set_latest(e["name"], e["t"], e["text"])
+
+    def stop(self, timeout: float) -> bool:
+        """SIGTERM, then SIGKILL after `timeout`; True when it stopped in time. Its CPU time is read first."""
+        if self.proc.poll() is None:
+            try:
+                with open(f"/proc/{self.proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                self.cpu_s = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+            self.proc.send_signal(signal.SIGTERM)
         try:
-            self.loop()
-        except Exception as e:  # a bug in this script: make it visible, do not hide it as an origin failure
-            self.stats.note(f"viewer thread crashed: {type(e).__name__}: {e}")
-            raise
-        finally:
-            self.http.close()
-
-    def sleep(self, s: float) -> None:
-        self.stop_ev.wait(s)
-
-    def loop(self) -> None:
-        while not self.stop_ev.is_set():
-            status, body, rec = self.http.fetch(self.mv_url, "multivariant")
-            if status != 200:
-                self.sleep(1.0)
-                continue
-            mv_t = rec.t1
-            variants, audio = parse_multivariant(body.decode("utf-8", "replace"), self.mv_url)
-            if self.role == "audio":
-                if audio is None:
-                    self.stats.note("multivariant without an audio rendition")
-                    self.sleep(2.0)
-                    continue
-                media_url = audio
-            else:
-                if not variants:
-                    self.stats.note("multivariant without variants")
-                    self.sleep(2.0)
-                    continue
-                media_url = variants[self.variant % len(variants)][1]
-            switch_at = now() + self.rng.uniform(60, 120)
-            pl = self.load(media_url, "playlist", True, mv_t, join=True)
-            while pl is not None and not self.stop_ev.is_set():
-                if pl.endlist:
-                    self.sleep(1.0)
-                    pl = None
-                    break
-                if self.role == "video" and now() >= switch_at and len(variants) > 1:
-                    self.variant += 1
-                    media_url = variants[self.variant % len(variants)][1]
-                    self.stats.note("HLS rendition switches")
-                    switch_at = now() + self.rng.uniform(60, 120)
-                    pl = self.load(media_url, "playlist", True, mv_t)
-                    continue
-                if self.hint and pl.hint:
-                    st, _, r = self.http.fetch(pl.hint, "hint part", listed=False, listing_t=pl.received,
-                                               check=check_encrypted if pl.segments and pl.segments[-1].key_url else check_clear)
-                    m = re.search(r"/(\d+)\.(\d+)\.m4s$", pl.hint)
-                    if st == 200 and m:
-                        self.last_part = max(self.last_part, (int(m.group(1)), int(m.group(2))))
-                msn, part = self.next_part(pl)
-                q = f"?_HLS_msn={msn}&_HLS_part={part}" + ("&_HLS_skip=YES" if self.skip else "")
-                new = self.load(media_url + q, "blocking reload", True, mv_t)
-                if new is not None and not new.endlist and not self.contains(new, msn, part):
-                    # RFC 8216bis §6.2.5.2: hold the request until the playlist has that part
-                    self.stats.violation("blocking reload answered before the playlist had the part asked for",
-                                         f"{strip_token(urlsplit(media_url).path)}{q} at {new.received:.1f}s", new.text)
-                if new is None:
-                    # 503 (not in time), 404 (ended / replaced), 400, or a transport error: re-read
-                    # the playlist without blocking, as a player would after an error.
-                    self.sleep(0.5)
-                    new = self.load(media_url, "playlist", True, mv_t)
-                pl = new
-            self.sleep(0.2)
-
-    @staticmethod
-    def contains(pl: MediaPlaylist, msn: int, part: int) -> bool:
-        return any(s.msn > msn or (s.msn == msn and (s.url is not None or len(s.parts) > part)) for s in pl.segments)
-
-    @staticmethod
-    def next_part(pl: MediaPlaylist) -> tuple[int, int]:
-        if pl.segments:
-            last = pl.segments[-1]
-            if last.url is None:
-                return last.msn, len(last.parts)
-            return last.msn + 1, 0
-        return pl.msq, 0
-
-    def load(self, url: str, kind: str, listed: bool, listing_t: float, join: bool = False) -> MediaPlaylist | None:
-        status, body, rec = self.http.fetch(url, kind, listed=listed, listing_t=listing_t)
-        if status != 200:
-            return None
-        pl = parse_media_playlist(body.decode("utf-8", "replace"), url.split("?")[0], rec.t1)
-        self.stats.set_latest(urlsplit(url).path.rsplit("/", 2)[-2] + "/media.m3u8", rec.t1, pl.text)
-        prev = self.prev
-        if pl.endlist and (prev is None or not prev.endlist):
-            self.stats.note(f"EXT-X-ENDLIST seen by HLS {self.role} threads")
-        if prev is not None:
-            if pl.dsq < prev.dsq or (prev.endlist and not pl.endlist):
-                self.stats.note(f"stream restarts seen by HLS {self.role} threads")
-            elif pl.dsq > prev.dsq:
-                self.stats.note(f"discontinuities seen by HLS {self.role} threads", pl.dsq - prev.dsq)
-        self.prev = pl
-        # Estuary names segments {msn}.m4s and parts {msn}.{part}.m4s: the name must match the media
-        # sequence number the playlist implies (EXT-X-MEDIA-SEQUENCE + position), which is what
-        # _HLS_msn and the rendition reports count in.
-        for sg in pl.segments:
-            for uri in ([sg.url] if sg.url else []) + sg.parts:
-                m = re.search(r"/(\d+)(?:\.\d+)?\.m4s$", uri)
-                if m and int(m.group(1)) != sg.msn:
-                    self.stats.violation("media playlist: object name's msn differs from the implied media sequence number",
-                                         f"{strip_token(urlsplit(uri).path)} at implied msn {sg.msn} "
-                                         f"(MEDIA-SEQUENCE {pl.msq}) at {pl.received:.1f}s", pl.text)
-                    break
-            else:
-                continue
-            break
-        if join:
-            complete = [s for s in pl.segments if s.url is not None]
-            if complete:
-                edge = complete[-1].msn
-                self.last_seg = max(self.last_seg, edge - 1)
-                self.last_part = max(self.last_part, (edge, 1 << 30))
-        self.fetch_new(pl)
-        return pl
-
-    def ensure(self, url: str | None, seen: collections.OrderedDict, kind: str, pl: MediaPlaylist, check) -> None:
-        if url is None or url in seen:
-            return
-        st, _, _ = self.http.fetch(url, kind, listed=True, listing_t=pl.received, check=check, listing_text=pl.text)
-        if st == 200:
-            seen[url] = None
-            while len(seen) > 64:
-                seen.popitem(last=False)
-
-    def fetch_new(self, pl: MediaPlaylist) -> None:
-        for s in pl.segments:
-            if self.stop_ev.is_set():
-                return
-            chk = check_encrypted if s.key_url else check_clear
-            for pi, purl in enumerate(s.parts):
-                if (s.msn, pi) > self.last_part:
-                    self.ensure(s.map_url, self.maps, "init", pl, check_init)
-                    self.ensure(s.key_url, self.keys, "key", pl, check_key)
-                    self.http.fetch(purl, "part", listed=True, listing_t=pl.received, check=chk, listing_text=pl.text)
-                    self.last_part = (s.msn, pi)
-            if s.url is not None and s.msn > self.last_seg:
-                self.ensure(s.map_url, self.maps, "init", pl, check_init)
-                self.ensure(s.key_url, self.keys, "key", pl, check_key)
-                self.http.fetch(s.url, "segment", listed=True, listing_t=pl.received, check=chk, listing_text=pl.text)
-                self.last_seg = s.msn
-                self.last_part = max(self.last_part, (s.msn, 1 << 30))
+            self.proc.wait(timeout)
+            in_time = True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            in_time = False
+        self.reader.join(timeout=5)
+        self.err.close()
+        return in_time
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1320,7 +1129,7 @@ def build_report(args, cmdline: str, stats: Stats, monitor: Monitor, origin: Ori
     # CPU and memory
     cpus = [s["cpu"] for s in monitor.samples if s["cpu"] is not None]
     w(f"origin CPU (100 % = one core): mean {statistics.fmean(cpus) if cpus else 0:.1f} %, max {max(cpus, default=0):.1f} %; "
-      f"this script's own CPU: {100 * self_cpu / max(dur, 1):.1f} %")
+      f"the viewers' own CPU (this script and estuary-load): {100 * self_cpu / max(dur, 1):.1f} %")
     samples = [s for s in monitor.samples if s["t"] <= run_end + 1]
     w("")
     if samples:
@@ -1427,6 +1236,12 @@ def main() -> int:
         if subprocess.run(["cargo", "build", "--bin", "estuary"], cwd=REPO).returncode != 0 or not os.path.exists(binary):
             print("build failed", file=sys.stderr)
             return 2
+    load_binary = os.path.join(os.path.dirname(binary), "estuary-load")
+    log("cargo build -p testkit --bin estuary-load (the LL-HLS viewers)")
+    if subprocess.run(["cargo", "build", "-q", "-p", "testkit", "--bin", "estuary-load"], cwd=REPO).returncode != 0 \
+            or not os.path.exists(load_binary):
+        print(f"build of {load_binary} failed", file=sys.stderr)
+        return 2
 
     tmp = tempfile.mkdtemp(prefix="estuary-soak-")
     data_dir = os.path.join(tmp, "data")
@@ -1466,6 +1281,7 @@ def main() -> int:
     monitor: Monitor | None = None
     gaps: list[Gap] = []
     viewers_threads: list[threading.Thread] = []
+    load: LoadGenerator | None = None
     origin_died_at = None
     run_start = run_end = now()
     exit_code = 2
@@ -1512,14 +1328,16 @@ def main() -> int:
 
         monitor = Monitor(origin, api_token, stats, out, stop)
         monitor.start()
+        specs = []
         for i in range(args.hls_viewers):
             mv, _ = token_urls()
             for role in ("video", "audio"):
-                t = HlsTrack(f"hls{i}-{role[0]}", i, role, mv, origin.http_addr, stats, stop,
-                             skip=(i // 2) % 2 == 1, hint=i % 3 == 2)
-                t.start()
-                viewers_threads.append(t)
-            time.sleep(0.3)
+                # viewers 2-3 (6-7, ...) ask for delta updates; every third also fetches the preload hint
+                specs.append(f"name=hls{i}-{role[0]},role={role},variant={i},skip={int((i // 2) % 2 == 1)},"
+                             f"hint={int(i % 3 == 2)},url={mv}")
+        if specs:
+            load = LoadGenerator(load_binary, origin.http_addr, specs, stats, out)
+            time.sleep(0.15 * len(specs))
         for j in range(args.dash_viewers):
             _, mpd = token_urls()
             d = DashViewer(f"dash{j}", j, mpd, origin.http_addr, stats, stop)
@@ -1580,6 +1398,8 @@ def main() -> int:
         run_end = now()
         log("stopping viewers")
         stop.set()
+        if load is not None and not load.stop(max(0.1, run_end + 20 - now())):
+            log("estuary-load did not stop on SIGTERM within 20 s")
         for t in viewers_threads:
             t.join(timeout=max(0.1, run_end + 20 - now()))
         still = [t.name for t in viewers_threads if t.is_alive()]
@@ -1589,6 +1409,8 @@ def main() -> int:
         monitor.join(timeout=15)
     finally:
         stop.set()
+        if load is not None and load.proc.poll() is None:
+            load.stop(5)
         if publisher is not None:
             publisher.stop()
         origin_exit = origin.proc.poll()
@@ -1617,7 +1439,7 @@ def main() -> int:
             g.continued = False
             g.replacement = next((t for t in started if g.start <= t < nxt), None)
     classify(stats, gaps, settle, grace, run_end)
-    self_cpu = sum(os.times()[:2])
+    self_cpu = sum(os.times()[:2]) + (load.cpu_s if load is not None else 0.0)
     report, failures = build_report(args, cmdline, stats, monitor, origin, gaps, run_start, run_end, settle,
                                     grace, long_gap_note, origin_exit, origin_died_at, m5, self_cpu)
     with open(os.path.join(out, "anomalies.csv"), "w", newline="") as f:
