@@ -71,7 +71,8 @@
 //! short freeze is what a viewer should see. A PES whose first packet was lost never starts, so it is
 //! not in [`TsStats::pes_dropped`].
 //!
-//! Layout: this file (sync, routing, PAT/PMT handling, counters), `packet` (packet header, continuity
+//! Layout: this file (the demuxer's state, input and end of input, the start-up hold, counters), `sync`
+//! (packet sync), `program` (routing by PID, PAT/PMT handling), `packet` (packet header, continuity
 //! counter), `psi` (section reassembly, CRC), `pes` (PES header and reassembly), `video` (Annex B,
 //! parameter sets; MPEG-1/2 pictures), `audio` (ADTS), `framed` (MPEG audio, AAC LATM, AC-3, E-AC-3,
 //! Opus), `pmt` (which elementary streams are used).
@@ -82,17 +83,18 @@ mod framed;
 mod packet;
 mod pes;
 mod pmt;
+mod program;
 mod psi;
+mod sync;
 mod video;
 
 use media::time::Unwrapper;
 use media::{Frame, TrackKind};
 
-use self::packet::parse_packet;
-use self::pes::{EsCodec, EsKind, EsStream};
-use self::pmt::{Classified, classify_stream};
-use self::psi::{SectionAssembler, parse_psi_section};
-use crate::{IngestEvent, UnusableTrack};
+use self::pes::{EsCodec, EsStream};
+use self::program::Program;
+use self::psi::SectionAssembler;
+use crate::IngestEvent;
 
 /// Size of a transport stream packet (ISO/IEC 13818-1 §2.4.3.2).
 pub const TS_PACKET_BYTES: usize = 188;
@@ -425,342 +427,6 @@ impl TsDemuxer {
             "oversize PES are dropped PES"
         );
     }
-
-    /// Parse the whole packets in `self.buf`, keeping the unparsed tail. Returns the error to report, if
-    /// the sync search ran past its bound.
-    fn process_buffer(&mut self, out: &mut Vec<IngestEvent>, is_final: bool) -> Option<TsError> {
-        let buf = std::mem::take(&mut self.buf);
-        let mut pos = 0;
-        let mut error = None;
-        loop {
-            let rest = &buf[pos..];
-            if self.is_locked {
-                if rest.len() < TS_PACKET_BYTES {
-                    break;
-                }
-                let is_next_sync = match rest.get(TS_PACKET_BYTES) {
-                    Some(&b) => b == SYNC_BYTE,
-                    None if is_final => true,
-                    None => break,
-                };
-                if rest[0] == SYNC_BYTE && is_next_sync {
-                    self.packet(&rest[..TS_PACKET_BYTES], out);
-                    pos += TS_PACKET_BYTES;
-                } else {
-                    self.is_locked = false;
-                    if once(&mut self.logged.sync_loss) {
-                        tracing::warn!(
-                            offset_bytes = self.stats.bytes - (buf.len() - pos) as u64,
-                            "mpeg-ts sync lost; searching (further losses counted)"
-                        );
-                    }
-                }
-                continue;
-            }
-            let (skip, is_found) = match find_sync(rest, is_final) {
-                Ok(offset) => (offset, true),
-                Err(discard) => (discard, false),
-            };
-            pos += skip;
-            self.stats.skipped_bytes += skip as u64;
-            self.unsynced_bytes += skip;
-            if self.unsynced_bytes > MAX_SYNC_SEARCH_BYTES {
-                error = Some(TsError::NoSync {
-                    bytes: self.unsynced_bytes,
-                });
-                self.unsynced_bytes = 0;
-            }
-            if !is_found {
-                break;
-            }
-            if self.has_locked || self.unsynced_bytes > 0 {
-                self.stats.resyncs += 1;
-                tracing::debug!(skipped_bytes = self.unsynced_bytes, "mpeg-ts sync acquired");
-            }
-            self.is_locked = true;
-            self.has_locked = true;
-            self.unsynced_bytes = 0;
-        }
-        let mut buf = buf;
-        buf.drain(..pos);
-        self.buf = buf;
-        error
-    }
-
-    /// One 188-byte packet whose sync byte has been checked.
-    fn packet(&mut self, bytes: &[u8], out: &mut Vec<IngestEvent>) {
-        self.stats.packets += 1;
-        let p = match parse_packet(bytes) {
-            Ok(p) => p,
-            Err(fault) => {
-                self.stats.transport_errors += 1;
-                if once(&mut self.logged.transport_error) {
-                    tracing::warn!(%fault, "mpeg-ts packet discarded (further ones counted)");
-                }
-                return;
-            }
-        };
-        if p.pid == PID_NULL {
-            return;
-        }
-        if p.scrambling_control != 0 {
-            self.stats.transport_errors += 1;
-            if once(&mut self.logged.scrambled) {
-                tracing::warn!(
-                    pid = p.pid,
-                    "scrambled mpeg-ts packets cannot be demuxed; discarding them"
-                );
-            }
-            return;
-        }
-        if p.pid == PID_PAT {
-            let mut sections = Vec::new();
-            self.stats.psi_errors += self.pat.push(&p, &mut sections);
-            for section in sections {
-                self.pat_section(&section, out);
-            }
-        } else if let Some(program) = self.program.as_mut().filter(|g| g.pmt_pid == p.pid) {
-            let mut sections = Vec::new();
-            self.stats.psi_errors += program.pmt.push(&p, &mut sections);
-            for section in sections {
-                self.pmt_section(&section, out);
-            }
-        } else {
-            let Self {
-                video,
-                audio,
-                timestamps,
-                stats,
-                logged,
-                max_pes_bytes,
-                ..
-            } = self;
-            let Some(es) = [video.as_mut(), audio.as_mut()]
-                .into_iter()
-                .flatten()
-                .find(|es| es.pid == p.pid)
-            else {
-                return;
-            };
-            let mut ctx = Ctx {
-                timestamps,
-                stats,
-                logged,
-                out,
-                max_pes_bytes: *max_pes_bytes,
-            };
-            es.packet(&p, &mut ctx);
-        }
-    }
-
-    /// A complete PAT section (§2.4.4.3): select the first program.
-    fn pat_section(&mut self, section: &[u8], out: &mut Vec<IngestEvent>) {
-        let s = match parse_psi_section(section, TABLE_ID_PAT) {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
-            Err(what) => return self.psi_error("PAT", what),
-        };
-        if !s.is_current || (self.pat_version == Some(s.version) && self.program.is_some()) {
-            return;
-        }
-        self.pat_version = Some(s.version);
-        // program_number u16, reserved u3, network_PID / program_map_PID u13.
-        let Some((number, pmt_pid)) = s
-            .body
-            .chunks_exact(4)
-            .map(|e| {
-                (
-                    u16::from_be_bytes([e[0], e[1]]),
-                    u16::from_be_bytes([e[2], e[3]]) & 0x1FFF,
-                )
-            })
-            .find(|&(number, _)| number != 0)
-        else {
-            return; // only a network PID in this section
-        };
-        if matches!(pmt_pid, PID_PAT | PID_NULL) {
-            return self.psi_error("PAT", "program_map_PID");
-        }
-        if self
-            .program
-            .as_ref()
-            .is_some_and(|g| g.number == number && g.pmt_pid == pmt_pid)
-        {
-            return;
-        }
-        tracing::debug!(program_number = number, pmt_pid, "mpeg-ts program selected");
-        self.replace_stream(true, None, out);
-        self.replace_stream(false, None, out);
-        self.program = Some(Program {
-            number,
-            pmt_pid,
-            pmt: SectionAssembler::default(),
-            version: None,
-        });
-    }
-
-    /// A complete section on the PMT PID (§2.4.4.8): choose the video and audio streams.
-    fn pmt_section(&mut self, section: &[u8], out: &mut Vec<IngestEvent>) {
-        let s = match parse_psi_section(section, TABLE_ID_PMT) {
-            Ok(Some(s)) => s,
-            Ok(None) => return,
-            Err(what) => return self.psi_error("PMT", what),
-        };
-        let Some(program) = self.program.as_mut() else {
-            return;
-        };
-        if s.table_id_extension != program.number
-            || !s.is_current
-            || program.version == Some(s.version)
-        {
-            return;
-        }
-        // reserved u3, PCR_PID u13, reserved u4, program_info_length u12, descriptors.
-        let Some(program_info_len) = s
-            .body
-            .get(2..4)
-            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]) & 0x0FFF))
-        else {
-            return self.psi_error("PMT", "program_info_length");
-        };
-        let Some(mut entries) = s.body.get(4 + program_info_len..) else {
-            return self.psi_error("PMT", "program_info_length");
-        };
-        program.version = Some(s.version);
-        let mut video: Option<(u16, EsKind)> = None;
-        let mut audio: Option<(u16, EsKind)> = None;
-        let mut unusable: Vec<(u16, u8, TrackKind, String)> = Vec::new();
-        let mut ignored: Vec<(u16, u8, &'static str)> = Vec::new();
-        // stream_type u8, reserved u3, elementary_PID u13, reserved u4, ES_info_length u12, descriptors.
-        while entries.len() >= 5 {
-            let stream_type = entries[0];
-            let pid = u16::from_be_bytes([entries[1], entries[2]]) & 0x1FFF;
-            let info_len = usize::from(u16::from_be_bytes([entries[3], entries[4]]) & 0x0FFF);
-            let descriptors = entries.get(5..5 + info_len).unwrap_or_default();
-            entries = entries.get(5 + info_len..).unwrap_or_default();
-            let is_taken = |slot: &Option<(u16, EsKind)>| slot.is_some_and(|(p, _)| p == pid);
-            if matches!(pid, PID_PAT | PID_NULL) || is_taken(&video) || is_taken(&audio) {
-                continue;
-            }
-            match classify_stream(stream_type, descriptors) {
-                Classified::Use(kind) => {
-                    let slot = if kind.is_video() {
-                        &mut video
-                    } else {
-                        &mut audio
-                    };
-                    if slot.is_none() {
-                        *slot = Some((pid, kind));
-                    } else {
-                        ignored.push((pid, stream_type, "a second stream of its kind"));
-                    }
-                }
-                Classified::Unusable(kind, codec) => unusable.push((pid, stream_type, kind, codec)),
-                Classified::Other => ignored.push((pid, stream_type, "unsupported stream_type")),
-            }
-        }
-        tracing::debug!(version = s.version, ?video, ?audio, "mpeg-ts program map");
-        for (pid, stream_type, kind, codec) in unusable {
-            let has_usable = match kind {
-                TrackKind::Video => video.is_some(),
-                TrackKind::Audio => audio.is_some(),
-            };
-            if has_usable {
-                ignored.push((pid, stream_type, "a second stream of its kind"));
-            } else if !self.logged_pids.contains(&pid) && self.logged_pids.len() < MAX_LOGGED_PIDS {
-                // Reported once per PID; the publish session logs it (or refuses the publish).
-                self.logged_pids.push(pid);
-                out.push(IngestEvent::Unusable(UnusableTrack::unsupported(
-                    kind, codec,
-                )));
-            }
-        }
-        for (pid, stream_type, why) in ignored {
-            if !self.logged_pids.contains(&pid) && self.logged_pids.len() < MAX_LOGGED_PIDS {
-                self.logged_pids.push(pid);
-                tracing::warn!(
-                    pid,
-                    stream_type = format!("0x{stream_type:02x}"),
-                    why,
-                    "ignoring mpeg-ts elementary stream"
-                );
-            }
-        }
-        self.replace_stream(true, video, out);
-        self.replace_stream(false, audio, out);
-    }
-
-    /// Make the video (`is_video`) or audio stream the one on `wanted` = (PID, kind). A stream that
-    /// stays on its PID with its kind keeps its state; a replaced one is flushed first.
-    fn replace_stream(
-        &mut self,
-        is_video: bool,
-        wanted: Option<(u16, EsKind)>,
-        out: &mut Vec<IngestEvent>,
-    ) {
-        let Self {
-            video,
-            audio,
-            timestamps,
-            stats,
-            logged,
-            max_pes_bytes,
-            ..
-        } = self;
-        let slot = if is_video { video } else { audio };
-        if slot.as_ref().map(|es| (es.pid, es.kind)) == wanted {
-            return;
-        }
-        if let Some(mut old) = slot.take() {
-            let mut ctx = Ctx {
-                timestamps,
-                stats,
-                logged,
-                out,
-                max_pes_bytes: *max_pes_bytes,
-            };
-            old.finish(&mut ctx);
-        }
-        *slot = wanted.map(|(pid, kind)| EsStream::new(pid, kind));
-    }
-
-    fn psi_error(&mut self, table: &'static str, what: &'static str) {
-        self.stats.psi_errors += 1;
-        if once(&mut self.logged.psi_error) {
-            tracing::warn!(
-                table,
-                what,
-                "mpeg-ts section discarded (further ones counted)"
-            );
-        }
-    }
-}
-
-/// Find where to lock in `buf`: `Ok(offset)` of a sync byte followed by [`SYNC_CONFIRM_PACKETS`] − 1
-/// more at 188-byte spacing, or `Err(n)`: the first `n` bytes cannot start a packet (the rest may, once
-/// more bytes arrive). With `is_final` (no more bytes will come) a candidate needs one whole packet and
-/// sync bytes at every following 188-byte position present.
-fn find_sync(buf: &[u8], is_final: bool) -> Result<usize, usize> {
-    let window = (SYNC_CONFIRM_PACKETS - 1) * TS_PACKET_BYTES + 1;
-    let mut from = 0;
-    while let Some(offset) = buf[from..].iter().position(|&b| b == SYNC_BYTE) {
-        let c = from + offset;
-        if buf.len() - c >= window {
-            if (1..SYNC_CONFIRM_PACKETS).all(|k| buf[c + k * TS_PACKET_BYTES] == SYNC_BYTE) {
-                return Ok(c);
-            }
-        } else if !is_final {
-            return Err(c);
-        } else if buf.len() - c >= TS_PACKET_BYTES
-            && (c..buf.len())
-                .step_by(TS_PACKET_BYTES)
-                .all(|p| buf[p] == SYNC_BYTE)
-        {
-            return Ok(c);
-        }
-        from = c + 1;
-    }
-    Err(buf.len())
 }
 
 fn once(flag: &mut bool) -> bool {
@@ -839,16 +505,6 @@ fn has_track(events: &[IngestEvent], kind: TrackKind) -> bool {
 struct Timing {
     dts_90khz: i64,
     pts_90khz: i64,
-}
-
-/// The selected program.
-#[derive(Debug)]
-struct Program {
-    number: u16,
-    pmt_pid: u16,
-    pmt: SectionAssembler,
-    /// version_number of the PMT in use.
-    version: Option<u8>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,302 @@
+//! Publishing: authorisation, the start of a publish (a new stream, or a reconnect within the grace
+//! period), and the session that feeds the stream's packager (directly or through the ladder's
+//! transcoder) and marks the stream disconnected when it ends.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use super::{Hub, IngestCounters, PublisherInfo, StreamEntry, unix_ms};
+use crate::hub::track_gate::{TrackGate, Verdict};
+use crate::ingest::{IngestEvent, Protocol, PublishRefused, PublishSession, Publisher};
+
+impl Publisher for Hub {
+    fn authorize<'a>(
+        &'a self,
+        request: &'a crate::auth::PublishRequest,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PublishRefused>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            match &self.config.auth {
+                Some(auth) => auth.authorize_publish(request).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn begin_publish(
+        &self,
+        stream: &str,
+        protocol: Protocol,
+        peer: SocketAddr,
+    ) -> Result<Box<dyn PublishSession>, PublishRefused> {
+        let Ok(full) = stream.parse::<media::name::StreamName>() else {
+            return Err(PublishRefused::InvalidName(stream.to_owned()));
+        };
+        let full = full.into_string();
+        let info = PublisherInfo {
+            protocol,
+            peer,
+            since: Instant::now(),
+        };
+        let mut streams = self.streams();
+        let entry = match streams.get(&full).cloned() {
+            Some(entry) => {
+                let mut st = entry.lock();
+                if st.publisher.is_some() {
+                    return Err(PublishRefused::AlreadyLive(full));
+                }
+                if st.ended_at.is_none() {
+                    // Reconnect within the grace period: same playlists, after a discontinuity.
+                    st.packager.discontinuity();
+                    st.publisher = Some(info);
+                    entry.kicked.store(false, Ordering::Release);
+                    st.disconnected_at = None;
+                    entry.bump(&mut st);
+                    tracing::info!(stream = %full, %peer, "publisher reconnected: continuing after a discontinuity");
+                    drop(st);
+                    entry
+                } else {
+                    let first = st.packager.next_msn().max(self.first_msn(&full));
+                    drop(st);
+                    let fresh = self.new_entry(&full, first, info);
+                    streams.insert(full.clone(), fresh.clone());
+                    // Wake anyone still blocked on the old entry.
+                    entry.bump(&mut entry.lock());
+                    fresh
+                }
+            }
+            None => {
+                if streams.len() >= self.config.max_streams {
+                    return Err(PublishRefused::Unavailable("stream limit reached"));
+                }
+                let fresh = self.new_entry(&full, self.first_msn(&full), info);
+                streams.insert(full.clone(), fresh.clone());
+                fresh
+            }
+        };
+        drop(streams);
+        tracing::info!(stream = %full, %peer, protocol = protocol.as_str(), "publish started");
+        let ladder = self
+            .config
+            .ladder
+            .as_ref()
+            .filter(|l| l.applies_to(&full))
+            .map(|l| crate::hub::ladder::SessionLadder::new(l.clone()));
+        let unpublish = self.config.auth.clone().map(|auth| {
+            (
+                auth,
+                crate::auth::PublishRequest {
+                    stream: full.clone(),
+                    protocol,
+                    peer,
+                    params: Default::default(),
+                },
+            )
+        });
+        entry.lock().unusable_tracks.clear();
+        Ok(Box::new(HubSession {
+            gate: TrackGate::new(ladder.is_some(), transcoder::check_decoder),
+            refused: None,
+            entry,
+            dropped_frames_logged: false,
+            ladder,
+            unpublish,
+            ingest: IngestCounters::default(),
+            flushed_at: Instant::now(),
+        }))
+    }
+}
+
+/// A publish session feeding one stream's packager.
+struct HubSession {
+    entry: Arc<StreamEntry>,
+    /// Which source tracks are used (see [`crate::hub::track_gate`]).
+    gate: TrackGate,
+    /// Set when the gate refused the publish: the driver closes the connection, events are ignored.
+    refused: Option<PublishRefused>,
+    dropped_frames_logged: bool,
+    /// The stream's ladder, when it is transcoded.
+    ladder: Option<crate::hub::ladder::SessionLadder>,
+    /// Who to tell when the publish ends (the webhook's `unpublish`).
+    unpublish: Option<(Arc<crate::auth::Auth>, crate::auth::PublishRequest)>,
+    /// Received since the last flush into the stream state.
+    ingest: IngestCounters,
+    /// When the counters were last flushed.
+    flushed_at: Instant,
+}
+
+impl HubSession {
+    /// Add the counters gathered since the last flush (and the transcoder's snapshot) to the state.
+    fn flush_counters(&mut self) {
+        let mut st = self.entry.lock();
+        st.ingest.video_frames += self.ingest.video_frames;
+        st.ingest.audio_frames += self.ingest.audio_frames;
+        st.ingest.bytes += self.ingest.bytes;
+        st.transcode = self.ladder.as_ref().and_then(|l| l.stats());
+        self.ingest = IngestCounters::default();
+        self.flushed_at = Instant::now();
+    }
+}
+
+impl HubSession {
+    /// Package a source frame directly (passthrough).
+    fn package(&mut self, frame: media::Frame) {
+        let mut st = self.entry.lock();
+        let update = st.packager.push_frame(frame, unix_ms());
+        self.entry.reserve_msns(&st);
+        self.entry.observe_part_latency(&mut st);
+        if update.became_ready {
+            tracing::info!(stream = %self.entry.name, "playlists ready");
+        }
+        if update.has_new_media || update.became_ready {
+            self.entry.bump(&mut st);
+        }
+        if !self.dropped_frames_logged
+            && st
+                .packager
+                .renditions()
+                .any(|r| r.counters().dropped_frames > 0)
+        {
+            self.dropped_frames_logged = true;
+            tracing::warn!(stream = %self.entry.name, "frames dropped (before a keyframe or going backwards); counted");
+        }
+    }
+}
+
+impl HubSession {
+    /// Act on a verdict that is not [`Verdict::Use`]: report an unusable track (one warning, the API and
+    /// the metrics), or remember the refusal (the driver logs it once and closes the connection).
+    fn judged(&mut self, verdict: Verdict) {
+        match verdict {
+            Verdict::Use | Verdict::Ignore => {}
+            Verdict::Report(track) => {
+                tracing::warn!(
+                    stream = %self.entry.name,
+                    kind = track.kind_name(),
+                    codec = %track.codec,
+                    reason = %track.reason,
+                    "source track not used: the stream continues without it"
+                );
+                let mut st = self.entry.lock();
+                st.unusable_tracks.retain(|t| t.kind != track.kind);
+                st.unusable_tracks.push(track);
+            }
+            Verdict::Refuse(refused) => {
+                tracing::debug!(stream = %self.entry.name, reason = %refused, "publish refused by its tracks");
+                self.refused = Some(refused);
+            }
+        }
+    }
+
+    /// A source track is used (again): it is no longer reported.
+    fn track_used(&self, kind: media::TrackKind) {
+        let mut st = self.entry.lock();
+        if st.unusable_tracks.iter().any(|t| t.kind == kind) {
+            st.unusable_tracks.retain(|t| t.kind != kind);
+        }
+    }
+}
+
+impl PublishSession for HubSession {
+    fn is_kicked(&self) -> bool {
+        self.entry.is_kicked()
+    }
+
+    fn refusal(&self) -> Option<PublishRefused> {
+        self.refused.clone()
+    }
+
+    fn transport_stats(&mut self, stats: crate::ingest::TransportStats) {
+        self.entry.lock().transport = Some(stats);
+    }
+
+    fn event(&mut self, event: IngestEvent) {
+        if self.refused.is_some() {
+            return;
+        }
+        match event {
+            IngestEvent::Track(track) => {
+                tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
+                match self.gate.track(&track) {
+                    Verdict::Use => self.track_used(track.kind()),
+                    verdict => return self.judged(verdict),
+                }
+                let failed = match &mut self.ladder {
+                    Some(ladder) => ladder.track(&self.entry, track.clone()).err(),
+                    None => {
+                        self.entry.lock().packager.set_track(track.clone());
+                        None
+                    }
+                };
+                if let Some(held) = failed {
+                    self.fall_back_to_source(held);
+                }
+            }
+            IngestEvent::Unusable(track) => {
+                let verdict = self.gate.unusable(track);
+                self.judged(verdict);
+            }
+            IngestEvent::Frame(frame) => {
+                match frame.track {
+                    media::TrackKind::Video => self.ingest.video_frames += 1,
+                    media::TrackKind::Audio => self.ingest.audio_frames += 1,
+                }
+                self.ingest.bytes += frame.data.len() as u64;
+                if self.flushed_at.elapsed() >= Duration::from_secs(1) {
+                    self.flush_counters();
+                }
+                if !self.gate.admits(frame.track) {
+                    return;
+                }
+                let Some(ladder) = &mut self.ladder else {
+                    self.package(frame);
+                    return;
+                };
+                if let Err(frames) = ladder.frame(&self.entry, frame) {
+                    self.fall_back_to_source(frames);
+                }
+            }
+        }
+    }
+}
+
+impl HubSession {
+    /// The transcoder could not start: package the source as it arrives from now on, beginning with
+    /// `frames` (those it held).
+    fn fall_back_to_source(&mut self, frames: Vec<media::Frame>) {
+        // The tracks that can be packaged as they arrive; the others are refused or reported.
+        self.ladder = None;
+        for (track, verdict) in self.gate.stop_transcoding() {
+            match verdict {
+                Verdict::Use => self.entry.lock().packager.set_track(track),
+                verdict => self.judged(verdict),
+            }
+        }
+        for frame in frames {
+            if self.refused.is_none() && self.gate.admits(frame.track) {
+                self.package(frame);
+            }
+        }
+    }
+}
+
+impl Drop for HubSession {
+    fn drop(&mut self) {
+        self.flush_counters();
+        // Stop the transcoder (joins its threads) before the stream is marked disconnected.
+        self.ladder = None;
+        let mut st = self.entry.lock();
+        st.transcode = None;
+        st.publisher = None;
+        st.disconnected_at = Some(Instant::now());
+        self.entry.bump(&mut st);
+        tracing::info!(stream = %self.entry.name, "publisher disconnected: grace period started");
+        drop(st);
+        if let Some((auth, request)) = self.unpublish.take() {
+            auth.notify_unpublish(request);
+        }
+    }
+}
