@@ -5,7 +5,8 @@
 //! the moment an LL-HLS blocking playlist request for that part (`_HLS_msn=M&_HLS_part=P`) returns with
 //! its full body. Everything runs on 127.0.0.1 in one tokio runtime (2 worker threads): the
 //! server (`estuary::server::Server`), a publisher replaying the fixture FLV in real time with our own RTMP
-//! client (rml_rtmp's client session), and raw HTTP/1.1 keep-alive viewers.
+//! client (rml_rtmp's client session), and raw HTTP/1.1 keep-alive viewers (waiters of the load generator,
+//! `testkit::load`).
 //!
 //! Mapping a part to its last frame: after the blocking request returns, a separate connection fetches
 //! `M.P.m4s` and reads its moof with mp4-atom; `tfdt` plus the durations of every sample but the last is
@@ -42,15 +43,16 @@ use anyhow::{Context, anyhow};
 use bytes::Bytes;
 use estuary::config::{FileConfig, ServeArgs, Settings};
 use estuary::server::Server;
-use mp4_atom::{Any, Decode};
 use rml_rtmp::sessions::ClientSessionResult;
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use testkit::checks::{PartTiming, part_timing};
 use testkit::flv::{FlvTag, TagKind};
+use testkit::load::{Mode, Receipt, Record, Sink, Tally, Viewer, conn::Conn};
 use testkit::percentile;
+use testkit::process::{CpuSample, CpuSampler};
 use testkit::rtmp::rtmp_publish;
 
 const STREAM_KEY: &str = "bench";
@@ -300,23 +302,32 @@ async fn measure(run: &Run, publish_s: u64, tags: &[FlvTag]) -> anyhow::Result<R
     } else {
         vec![SOURCE_RENDITION]
     };
-    let (stop_tx, stop_rx) = watch::channel(false);
     let mut watched = Vec::new();
     for rendition in &renditions {
-        let (parts_tx, parts_rx) = mpsc::channel::<(u64, u64)>(4096);
+        let (parts_tx, parts_rx) = mpsc::unbounded_channel::<(u64, usize)>();
         let fetcher = tokio::spawn(fetch_parts(http, rendition, parts_rx));
+        let sink = Arc::new(RenditionSink {
+            tally: Tally::default(),
+            first_viewer: format!("{rendition}-0"),
+            parts: parts_tx,
+        });
         let mut viewers = Vec::new();
         for i in 0..run.viewers {
-            let tx = (i == 0).then(|| parts_tx.clone());
-            viewers.push(tokio::spawn(viewer(
-                http,
-                playlist_path(rendition),
-                stop_rx.clone(),
-                tx,
-            )));
+            // 404 until the publish starts; then the request waits until the playlists are ready.
+            let viewer = Viewer {
+                name: format!("{rendition}-{i}"),
+                addr: http,
+                url: playlist_path(rendition),
+                mode: Mode::Waiter {
+                    fetch_parts: false,
+                    wait_for_stream: true,
+                },
+                until: Instant::now() + Duration::from_secs(24 * 3600),
+            };
+            let sink = sink.clone();
+            viewers.push(tokio::spawn(async move { viewer.run(sink.as_ref()).await }));
         }
-        drop(parts_tx);
-        watched.push((*rendition, viewers, fetcher));
+        watched.push((*rendition, viewers, sink, fetcher));
     }
 
     let log: WriteLog = Arc::default();
@@ -325,14 +336,16 @@ async fn measure(run: &Run, publish_s: u64, tags: &[FlvTag]) -> anyhow::Result<R
     // Let the last parts be fetched (encoded rungs trail the source by their encoding time), then stop the
     // viewers (they are blocked on a part that never comes).
     tokio::time::sleep(Duration::from_millis(if run.ladder { 600 } else { 300 })).await;
-    let _ = stop_tx.send(true);
     let mut collected = Vec::new();
-    for (rendition, viewers, fetcher) in watched {
-        let mut per_viewer = Vec::new();
+    for (rendition, viewers, sink, fetcher) in watched {
         for v in viewers {
-            per_viewer.push(v.await?);
+            v.abort();
+            let _ = v.await;
         }
-        collected.push((rendition, per_viewer, fetcher.await?));
+        let receipts = std::mem::take(&mut *sink.tally.receipts.lock().expect("receipts"));
+        // The fetcher ends when the last sender (the sink) is gone.
+        drop(sink);
+        collected.push((rendition, receipts, fetcher.await?));
     }
     server.shutdown().await;
     // Joining waits for the sampler's current sleep (≤ 250 ms): only after everything measured is done.
@@ -356,7 +369,7 @@ async fn measure(run: &Run, publish_s: u64, tags: &[FlvTag]) -> anyhow::Result<R
         ));
     }
     let by_pts: BTreeMap<i64, Written> = log.values().map(|w| (w.pts_ms, *w)).collect();
-    let offset_90khz = first_keyframe_composition_ms(tags) * 90;
+    let offset_90khz = testkit::flv::first_keyframe_composition_ms(tags) * 90;
     if run.ladder {
         details.push(format!(
             "encoded rungs: last sample PTS = DTS + D, D = source first keyframe composition offset = {} ms",
@@ -370,9 +383,9 @@ async fn measure(run: &Run, publish_s: u64, tags: &[FlvTag]) -> anyhow::Result<R
         cpu: &cpu,
     };
     let mut rows = Vec::new();
-    for (rendition, per_viewer, timings) in &collected {
+    for (rendition, receipts, timings) in &collected {
         let (rendition_rows, rendition_details) =
-            analyze(run, rendition, per_viewer, timings, &writes);
+            analyze(run, rendition, receipts, timings, &writes);
         rows.extend(rendition_rows);
         details.extend(rendition_details);
     }
@@ -392,13 +405,15 @@ struct Writes<'a> {
 }
 
 impl Writes<'_> {
-    /// The write of the source frame a part's last sample comes from: by DTS for the source rendition,
-    /// by PTS (= DTS + D) for an encoded one.
+    /// The write of the source frame a part's last sample comes from: for the source rendition by its
+    /// PTS (DTS + the trun's composition offset: the packager may start DTS later than the RTMP
+    /// timestamps, with negative composition offsets, ISO/IEC 14496-12 §8.8.8), by DTS when the trun
+    /// has no offsets; by PTS (= DTS + D) for an encoded one.
     fn matched(&self, timing: &PartTiming, is_encoded: bool) -> Option<Written> {
-        if is_encoded {
-            nearest_write(self.by_pts, timing.last_dts_90khz + self.offset_90khz)
-        } else {
-            nearest_write(self.by_dts, timing.last_dts_90khz)
+        match (is_encoded, timing.last_cts_90khz) {
+            (true, _) => nearest_write(self.by_pts, timing.last_dts_90khz + self.offset_90khz),
+            (false, Some(cts)) => nearest_write(self.by_pts, timing.last_dts_90khz + cts),
+            (false, None) => nearest_write(self.by_dts, timing.last_dts_90khz),
         }
     }
 }
@@ -409,8 +424,8 @@ impl Writes<'_> {
 fn analyze(
     run: &Run,
     rendition: &str,
-    per_viewer: &[Vec<Observation>],
-    timings: &HashMap<(u64, u64), PartTiming>,
+    receipts: &[Receipt],
+    timings: &HashMap<(u64, usize), PartTiming>,
     writes: &Writes<'_>,
 ) -> (Vec<Row>, Vec<String>) {
     let is_encoded = rendition != SOURCE_RENDITION;
@@ -429,8 +444,8 @@ fn analyze(
         }
     };
     // Group the observations per part: (viewer's request sent, response received).
-    let mut per_part: HashMap<(u64, u64), Vec<(Instant, Instant)>> = HashMap::new();
-    for obs in per_viewer.iter().flatten() {
+    let mut per_part: HashMap<(u64, usize), Vec<(Instant, Instant)>> = HashMap::new();
+    for obs in receipts {
         per_part
             .entry((obs.msn, obs.part))
             .or_default()
@@ -617,131 +632,9 @@ fn analyze(
     (rows, details)
 }
 
-/// One reading of the machine's CPU accounting (Linux `/proc/stat` first line, `/proc/self/stat`), in
-/// clock ticks (100 per second).
-#[derive(Debug, Clone, Copy)]
-struct CpuSample {
-    at: Instant,
-    /// All CPUs: user + nice + system + irq + softirq (guest time is inside user).
-    busy: u64,
-    /// All CPUs: time the hypervisor ran something else while this VM wanted to run.
-    steal: u64,
-    /// This process, every thread: user + system.
-    own: u64,
-}
-
-/// Ticks per second of `/proc` times.
-const CLOCK_TICKS: f64 = 100.0;
-
-impl CpuSample {
-    fn read() -> Option<Self> {
-        let stat = std::fs::read_to_string("/proc/stat").ok()?;
-        let cpu: Vec<u64> = stat
-            .lines()
-            .next()?
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
-        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let own: Vec<u64> = own_stat
-            .rsplit_once(')')?
-            .1
-            .split_whitespace()
-            .map(|v| v.parse().unwrap_or(0))
-            .collect();
-        Some(Self {
-            at: Instant::now(),
-            busy: field(0) + field(1) + field(2) + field(5) + field(6),
-            steal: field(7),
-            own: own.get(11).copied().unwrap_or(0) + own.get(12).copied().unwrap_or(0),
-        })
-    }
-
-    /// Cores used between `a` and `b`: (this process, other processes, stolen).
-    fn cores(a: &Self, b: &Self) -> (f64, f64, f64) {
-        let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3) * CLOCK_TICKS;
-        let own = b.own.saturating_sub(a.own) as f64;
-        let busy = b.busy.saturating_sub(a.busy) as f64;
-        let steal = b.steal.saturating_sub(a.steal) as f64;
-        (own / secs, (busy - own).max(0.0) / secs, steal / secs)
-    }
-
-    /// [`CpuSample::cores`] over the samples closest to `from`..`to`.
-    fn window(samples: &[Self], from: Instant, to: Instant) -> Option<(f64, f64, f64)> {
-        let a = samples
-            .iter()
-            .rev()
-            .find(|s| s.at <= from)
-            .or(samples.first())?;
-        let b = samples.iter().find(|s| s.at >= to).or(samples.last())?;
-        (b.at > a.at).then(|| Self::cores(a, b))
-    }
-}
-
-/// Samples [`CpuSample`]s every 250 ms on its own thread while a run publishes.
-struct CpuSampler {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<CpuSample>>,
-}
-
-impl CpuSampler {
-    fn start() -> Self {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                out.extend(CpuSample::read());
-                std::thread::sleep(Duration::from_millis(250));
-            }
-            out.extend(CpuSample::read());
-            out
-        });
-        Self { stop, thread }
-    }
-
-    fn finish(self) -> Vec<CpuSample> {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().unwrap_or_default()
-    }
-}
-
 /// `/live/bench/{rendition}/media.m3u8`.
 fn playlist_path(rendition: &str) -> String {
     format!("/live/{STREAM_KEY}/{rendition}/media.m3u8")
-}
-
-/// The composition time (PTS − DTS, ms) of a video frame tag: signed 24 bits after the AVCPacketType
-/// (legacy FLV), or after the FourCC of an Enhanced RTMP CodedFrames packet (0 for CodedFramesX).
-fn composition_time_ms(tag: &FlvTag) -> i64 {
-    let b = &tag.body;
-    let at = match b.first() {
-        Some(b0) if b0 & 0x80 != 0 => match b0 & 0x0F {
-            1 => 5,
-            _ => return 0,
-        },
-        Some(_) => 2,
-        None => return 0,
-    };
-    let Some(c) = b.get(at..at + 3) else {
-        return 0;
-    };
-    let raw = (i64::from(c[0]) << 16) | (i64::from(c[1]) << 8) | i64::from(c[2]);
-    if raw & 0x80_0000 != 0 {
-        raw - 0x100_0000
-    } else {
-        raw
-    }
-}
-
-/// D: the composition time (ms) of the first video keyframe tag (FrameType 1 in the high nibble, or the
-/// Enhanced RTMP equivalent bits).
-fn first_keyframe_composition_ms(tags: &[FlvTag]) -> i64 {
-    tags.iter()
-        .find(|t| t.is_video_frame() && (t.body[0] >> 4) & 0x07 == 1)
-        .map_or(0, composition_time_ms)
 }
 
 /// The write instant of the video frame whose key (RTMP timestamp, or PTS, in ms) is nearest to
@@ -805,7 +698,7 @@ async fn publish(
         wr.write_all(&packet.bytes).await?;
         let after = Instant::now();
         if tag.is_video_frame() {
-            let pts_ms = tag.timestamp_ms + composition_time_ms(tag);
+            let pts_ms = tag.timestamp_ms + tag.composition_time_ms();
             log.lock().expect("write log lock").insert(
                 tag.timestamp_ms,
                 Written {
@@ -826,221 +719,46 @@ async fn publish(
 // ---------------------------------------------------------------------------------------------------------
 // Viewers: raw HTTP/1.1 keep-alive clients (least machinery between the socket and the timestamp).
 
-struct HttpResponse {
-    status: u16,
-    body: Bytes,
+/// The receipts of one rendition's waiters; the first waiter's parts also go to the part fetcher.
+struct RenditionSink {
+    tally: Tally,
+    first_viewer: String,
+    parts: mpsc::UnboundedSender<(u64, usize)>,
 }
 
-struct HttpClient {
-    addr: SocketAddr,
-    stream: Option<TcpStream>,
-    buf: Vec<u8>,
-}
-
-impl HttpClient {
-    fn new(addr: SocketAddr) -> Self {
-        Self {
-            addr,
-            stream: None,
-            buf: Vec::with_capacity(64 * 1024),
+impl Sink for RenditionSink {
+    fn record(&self, r: &Record<'_>) {
+        self.tally.record(r);
+        if r.ok()
+            && r.viewer == self.first_viewer
+            && let Some(asked) = r.asked
+        {
+            let _ = self.parts.send(asked);
         }
     }
-
-    /// GET `path`; reconnects once if the kept-alive connection was closed.
-    async fn get(&mut self, path: &str) -> std::io::Result<HttpResponse> {
-        let mut attempt = 0;
-        loop {
-            if self.stream.is_none() {
-                let s = TcpStream::connect(self.addr).await?;
-                s.set_nodelay(true)?;
-                self.stream = Some(s);
-                self.buf.clear();
-            }
-            match self.try_get(path).await {
-                Ok(r) => return Ok(r),
-                Err(e) => {
-                    self.stream = None;
-                    attempt += 1;
-                    if attempt == 2 {
-                        return Err(e);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn try_get(&mut self, path: &str) -> std::io::Result<HttpResponse> {
-        use std::io::{Error, ErrorKind};
-        let s = self.stream.as_mut().expect("connected above");
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
-            .await?;
-        let header_end = loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            self.buf.reserve(16 * 1024);
-            if s.read_buf(&mut self.buf).await? == 0 {
-                return Err(Error::new(ErrorKind::UnexpectedEof, "connection closed"));
-            }
-        };
-        let head = std::str::from_utf8(&self.buf[..header_end])
-            .map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::new(ErrorKind::InvalidData, "bad status line"))?;
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .ok_or_else(|| Error::new(ErrorKind::InvalidData, "no content-length"))?;
-        while self.buf.len() < header_end + length {
-            self.buf.reserve(header_end + length - self.buf.len());
-            if s.read_buf(&mut self.buf).await? == 0 {
-                return Err(Error::new(
-                    ErrorKind::UnexpectedEof,
-                    "connection closed in the body",
-                ));
-            }
-        }
-        let body = Bytes::copy_from_slice(&self.buf[header_end..header_end + length]);
-        self.buf.drain(..header_end + length);
-        Ok(HttpResponse { status, body })
-    }
-}
-
-struct Observation {
-    msn: u64,
-    part: u64,
-    sent: Instant,
-    received: Instant,
-}
-
-/// `(msn, part)` of the playlist's `EXT-X-PRELOAD-HINT:TYPE=PART,URI="M.P.m4s"`.
-fn preload_hint(playlist: &[u8]) -> Option<(u64, u64)> {
-    let text = std::str::from_utf8(playlist).ok()?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:TYPE=PART"))?;
-    let uri = line.split("URI=\"").nth(1)?.split('"').next()?;
-    let (m, rest) = uri.strip_suffix(".m4s")?.split_once('.')?;
-    Some((m.parse().ok()?, rest.parse().ok()?))
-}
-
-/// An LL-HLS viewer of the media playlist at `playlist`: waits for it, then repeatedly blocks on the hinted
-/// next part. Viewer 0 of each rendition also hands each part it got to that rendition's fetcher.
-async fn viewer(
-    addr: SocketAddr,
-    playlist: String,
-    mut stop: watch::Receiver<bool>,
-    parts: Option<mpsc::Sender<(u64, u64)>>,
-) -> Vec<Observation> {
-    let mut http = HttpClient::new(addr);
-    let mut seen = Vec::new();
-    // 404 until the publish starts; then the request waits until the playlists are ready.
-    let mut body = loop {
-        if *stop.borrow() {
-            return seen;
-        }
-        match http.get(&playlist).await {
-            Ok(r) if r.status == 200 => break r.body,
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    };
-    while let Some((msn, part)) = preload_hint(&body) {
-        let path = format!("{playlist}?_HLS_msn={msn}&_HLS_part={part}");
-        let sent = Instant::now();
-        let response = tokio::select! {
-            r = http.get(&path) => r,
-            _ = stop.changed() => break,
-        };
-        let received = Instant::now();
-        match response {
-            Ok(r) if r.status == 200 => {
-                seen.push(Observation {
-                    msn,
-                    part,
-                    sent,
-                    received,
-                });
-                if let Some(tx) = &parts {
-                    let _ = tx.send((msn, part)).await;
-                }
-                body = r.body;
-            }
-            _ => break,
-        }
-    }
-    seen
-}
-
-/// What a part's moof says about its samples.
-struct PartTiming {
-    /// DTS of the last sample, 90 kHz ticks.
-    last_dts_90khz: i64,
-    /// Sum of the sample durations, 90 kHz ticks.
-    duration_90khz: u64,
-    /// The last sample's composition offset (trun), 90 kHz ticks, when the trun carries them.
-    last_cts_90khz: Option<i64>,
 }
 
 /// Fetch each part of `rendition` once (on its own connection) and read its timing.
 async fn fetch_parts(
     addr: SocketAddr,
     rendition: &'static str,
-    mut rx: mpsc::Receiver<(u64, u64)>,
-) -> HashMap<(u64, u64), PartTiming> {
-    let mut http = HttpClient::new(addr);
+    mut rx: mpsc::UnboundedReceiver<(u64, usize)>,
+) -> HashMap<(u64, usize), PartTiming> {
+    let mut conn = Conn::new(addr);
     let mut out = HashMap::new();
     while let Some((msn, part)) = rx.recv().await {
         if out.contains_key(&(msn, part)) {
             continue;
         }
-        let Ok(r) = http
+        let answer = conn
             .get(&format!("/live/{STREAM_KEY}/{rendition}/{msn}.{part}.m4s"))
-            .await
-        else {
-            continue;
-        };
-        if r.status != 200 {
+            .await;
+        if answer.status != 200 || answer.error.is_some() {
             continue;
         }
-        if let Some(t) = part_timing(&r.body) {
+        if let Some(t) = part_timing(conn.body(&answer)) {
             out.insert((msn, part), t);
         }
     }
     out
-}
-
-/// Read a CMAF chunk's moof: `tfdt` and the trun sample durations (tfhd default when absent).
-fn part_timing(chunk: &[u8]) -> Option<PartTiming> {
-    let mut buf = chunk;
-    let Any::Moof(moof) = Any::decode(&mut buf).ok()? else {
-        return None;
-    };
-    let traf = moof.traf.first()?;
-    let base = i64::try_from(traf.tfdt.as_ref()?.base_media_decode_time).ok()?;
-    let default = traf.tfhd.default_sample_duration.unwrap_or(0);
-    let durations: Vec<u64> = traf
-        .trun
-        .iter()
-        .flat_map(|t| t.samples.iter())
-        .map(|e| u64::from(e.duration.unwrap_or(default)))
-        .collect();
-    let (_, before_last) = durations.split_last()?;
-    let last_cts_90khz = traf
-        .trun
-        .iter()
-        .flat_map(|t| t.samples.iter())
-        .last()
-        .and_then(|e| e.cts);
-    Some(PartTiming {
-        last_dts_90khz: base + i64::try_from(before_last.iter().sum::<u64>()).ok()?,
-        duration_90khz: durations.iter().sum(),
-        last_cts_90khz,
-    })
 }

@@ -129,7 +129,10 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
             name: format!("waiter{i}"),
             addr: origin.http_addr,
             url: format!("/{STREAM}/source/media.m3u8"),
-            mode: Mode::Waiter { fetch_parts },
+            mode: Mode::Waiter {
+                fetch_parts,
+                wait_for_stream: false,
+            },
             until,
         };
         let counters = counters.clone();

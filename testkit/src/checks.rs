@@ -131,3 +131,44 @@ pub fn earliest_presentation_time(bytes: &[u8]) -> i64 {
     }
     best
 }
+
+/// What a part's moof says about its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartTiming {
+    /// DTS of the last sample, 90 kHz ticks.
+    pub last_dts_90khz: i64,
+    /// Sum of the sample durations, 90 kHz ticks.
+    pub duration_90khz: u64,
+    /// The last sample's composition offset (trun), 90 kHz ticks, when the trun carries them.
+    pub last_cts_90khz: Option<i64>,
+}
+
+/// Read a CMAF chunk's moof: `tfdt` and the trun sample durations (tfhd default when absent).
+pub fn part_timing(chunk: &[u8]) -> Option<PartTiming> {
+    let mut buf = chunk;
+    use mp4_atom::{Any, Decode};
+    let Any::Moof(moof) = Any::decode(&mut buf).ok()? else {
+        return None;
+    };
+    let traf = moof.traf.first()?;
+    let base = i64::try_from(traf.tfdt.as_ref()?.base_media_decode_time).ok()?;
+    let default = traf.tfhd.default_sample_duration.unwrap_or(0);
+    let durations: Vec<u64> = traf
+        .trun
+        .iter()
+        .flat_map(|t| t.samples.iter())
+        .map(|e| u64::from(e.duration.unwrap_or(default)))
+        .collect();
+    let (_, before_last) = durations.split_last()?;
+    let last_cts_90khz = traf
+        .trun
+        .iter()
+        .flat_map(|t| t.samples.iter())
+        .last()
+        .and_then(|e| e.cts);
+    Some(PartTiming {
+        last_dts_90khz: base + i64::try_from(before_last.iter().sum::<u64>()).ok()?,
+        duration_90khz: durations.iter().sum(),
+        last_cts_90khz,
+    })
+}

@@ -48,6 +48,29 @@ impl FlvTag {
         }
     }
 
+    /// The composition time (PTS − DTS, ms) of a video frame tag: signed 24 bits after the AVCPacketType
+    /// (legacy FLV), or after the FourCC of an Enhanced RTMP CodedFrames packet (0 for CodedFramesX).
+    pub fn composition_time_ms(&self) -> i64 {
+        let b = &self.body;
+        let at = match b.first() {
+            Some(b0) if b0 & 0x80 != 0 => match b0 & 0x0F {
+                1 => 5,
+                _ => return 0,
+            },
+            Some(_) => 2,
+            None => return 0,
+        };
+        let Some(c) = b.get(at..at + 3) else {
+            return 0;
+        };
+        let raw = (i64::from(c[0]) << 16) | (i64::from(c[1]) << 8) | i64::from(c[2]);
+        if raw & 0x80_0000 != 0 {
+            raw - 0x100_0000
+        } else {
+            raw
+        }
+    }
+
     /// True for a video tag carrying a decoder configuration record (AVCPacketType 0, or an Enhanced RTMP
     /// SequenceStart).
     pub fn is_sequence_start(&self) -> bool {
@@ -141,6 +164,14 @@ pub fn read_flv_tags(file: &Bytes) -> Result<Vec<FlvTag>, String> {
         at = body_end + 4;
     }
     Ok(tags)
+}
+
+/// D: the composition time (ms) of the first video keyframe tag (FrameType 1 in the high nibble, or the
+/// Enhanced RTMP equivalent bits).
+pub fn first_keyframe_composition_ms(tags: &[FlvTag]) -> i64 {
+    tags.iter()
+        .find(|t| t.is_video_frame() && (t.body[0] >> 4) & 0x07 == 1)
+        .map_or(0, FlvTag::composition_time_ms)
 }
 
 /// The file's media tags `loops` times back to back, each loop shifted by the video period (last video

@@ -280,6 +280,102 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
+/// One reading of the machine's CPU accounting (Linux `/proc/stat` first line, `/proc/self/stat`), in
+/// clock ticks (100 per second).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSample {
+    /// When it was read.
+    pub at: Instant,
+    /// All CPUs: user + nice + system + irq + softirq (guest time is inside user).
+    pub busy: u64,
+    /// All CPUs: time the hypervisor ran something else while this VM wanted to run.
+    pub steal: u64,
+    /// This process, every thread: user + system.
+    pub own: u64,
+}
+
+/// Ticks per second of `/proc` times.
+const CLOCK_TICKS: f64 = 100.0;
+
+impl CpuSample {
+    /// Read now; `None` where `/proc` is missing.
+    pub fn read() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let field = |i: usize| cpu.get(i).copied().unwrap_or(0);
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let own: Vec<u64> = own_stat
+            .rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .map(|v| v.parse().unwrap_or(0))
+            .collect();
+        Some(Self {
+            at: Instant::now(),
+            busy: field(0) + field(1) + field(2) + field(5) + field(6),
+            steal: field(7),
+            own: own.get(11).copied().unwrap_or(0) + own.get(12).copied().unwrap_or(0),
+        })
+    }
+
+    /// Cores used between `a` and `b`: (this process, other processes, stolen).
+    pub fn cores(a: &Self, b: &Self) -> (f64, f64, f64) {
+        let secs = b.at.duration_since(a.at).as_secs_f64().max(1e-3) * CLOCK_TICKS;
+        let own = b.own.saturating_sub(a.own) as f64;
+        let busy = b.busy.saturating_sub(a.busy) as f64;
+        let steal = b.steal.saturating_sub(a.steal) as f64;
+        (own / secs, (busy - own).max(0.0) / secs, steal / secs)
+    }
+
+    /// [`CpuSample::cores`] over the samples closest to `from`..`to`.
+    pub fn window(samples: &[Self], from: Instant, to: Instant) -> Option<(f64, f64, f64)> {
+        let a = samples
+            .iter()
+            .rev()
+            .find(|s| s.at <= from)
+            .or(samples.first())?;
+        let b = samples.iter().find(|s| s.at >= to).or(samples.last())?;
+        (b.at > a.at).then(|| Self::cores(a, b))
+    }
+}
+
+/// Samples [`CpuSample`]s every 250 ms on its own thread.
+#[derive(Debug)]
+pub struct CpuSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<CpuSample>>,
+}
+
+impl CpuSampler {
+    /// Start sampling.
+    pub fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                out.extend(CpuSample::read());
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            out.extend(CpuSample::read());
+            out
+        });
+        Self { stop, thread }
+    }
+
+    /// Stop (after the current 250 ms sleep) and return the samples.
+    pub fn finish(self) -> Vec<CpuSample> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

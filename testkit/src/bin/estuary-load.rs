@@ -198,7 +198,10 @@ fn main() {
             name: format!("waiter{i}"),
             addr,
             url: path_of(&playlist),
-            mode: Mode::Waiter { fetch_parts: parts },
+            mode: Mode::Waiter {
+                fetch_parts: parts,
+                wait_for_stream: true,
+            },
             until,
         }));
     }

@@ -47,6 +47,9 @@ pub enum Mode {
     Waiter {
         /// Also fetch each part.
         fetch_parts: bool,
+        /// Retry the first playlist request every 20 ms until it answers 200 (a player that joins
+        /// before the publish starts), instead of stopping at its failure.
+        wait_for_stream: bool,
     },
     /// An hls.js-like player from the multivariant playlist.
     Player(PlayerOptions),
@@ -73,7 +76,13 @@ impl Viewer {
     pub async fn run(self, sink: &dyn Sink) {
         let mut conn = Conn::new(self.addr);
         match self.mode.clone() {
-            Mode::Waiter { fetch_parts } => self.wait(&mut conn, sink, fetch_parts).await,
+            Mode::Waiter {
+                fetch_parts,
+                wait_for_stream,
+            } => {
+                self.wait(&mut conn, sink, fetch_parts, wait_for_stream)
+                    .await
+            }
             Mode::Player(options) => {
                 let mut player = Player {
                     rng: Rng(seed(&self.name)),
@@ -93,10 +102,16 @@ impl Viewer {
         }
     }
 
-    async fn wait(&self, conn: &mut Conn, sink: &dyn Sink, fetch_parts: bool) {
-        let request = Request::entry(Kind::Playlist, &self.url);
-        let Some(body) = fetch(conn, sink, &self.name, request).await.body else {
-            return;
+    async fn wait(&self, conn: &mut Conn, sink: &dyn Sink, fetch_parts: bool, patient: bool) {
+        let body = loop {
+            let request = Request::entry(Kind::Playlist, &self.url);
+            match fetch(conn, sink, &self.name, request).await.body {
+                Some(body) => break body,
+                None if patient && Instant::now() < self.until => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                None => return,
+            }
         };
         let mut hint = preload_hint(&body);
         let dir = self.url.rsplit_once('/').map_or("", |(dir, _)| dir);

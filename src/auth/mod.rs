@@ -20,6 +20,10 @@
 //! [`Auth::publish_key`]: 16 bytes of HMAC-SHA256 over the stream name, base64url (22 characters), as
 //! the RTMP stream key `{name}?key=…` or the SRT stream ID entry `key=…`. With `"webhook"`, an HTTP POST
 //! decides ([`Webhook`]).
+//!
+//! Layout: this file (settings, [`Auth`] with its derived keys, the trusted edge, the API token and the
+//! refusal counters), `token` (playback tokens and [`Denial`]), `publish` (publish keys and the
+//! webhook), `secret` (the server secret and its file).
 
 use std::{
     net::IpAddr,
@@ -35,8 +39,15 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::vocab::PublishRefused;
+mod publish;
+mod secret;
+mod token;
+
 pub use crate::vocab::PublishRequest;
+pub use publish::Webhook;
+pub use secret::SecretString;
+use secret::{load_or_create_secret, read_secret_file};
+pub use token::{Denial, TokenClaims};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -72,28 +83,6 @@ pub enum PublishMode {
     Webhook,
     /// Anyone may publish.
     Open,
-}
-
-/// A secret string from the configuration (never shown by `Debug`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wrap `s`.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    /// The secret text.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 /// The resolved `[auth]` settings (secrets not yet loaded: see [`Auth::load`]).
@@ -168,142 +157,6 @@ pub enum AuthError {
     },
 }
 
-/// Claims of a playback token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenClaims {
-    /// A stream (`live/demo`) or a prefix ending in `/` (`live/`).
-    pub scope: String,
-    /// Expiry, Unix seconds (UTC): valid while `now < expires_unix_s`.
-    pub expires_unix_s: u64,
-    /// Not valid before this Unix second, if given.
-    pub not_before_unix_s: Option<u64>,
-    /// Only this client address may use it, if given.
-    pub client_ip: Option<IpAddr>,
-}
-
-impl TokenClaims {
-    /// True when the scope covers stream `stream` (`live/{name}`).
-    pub fn covers(&self, stream: &str) -> bool {
-        if self.scope.ends_with('/') {
-            stream.starts_with(&self.scope)
-        } else {
-            stream == self.scope
-        }
-    }
-
-    fn encode(&self) -> String {
-        let mut s = format!("e={}&s={}", self.expires_unix_s, self.scope);
-        if let Some(n) = self.not_before_unix_s {
-            s.push_str(&format!("&n={n}"));
-        }
-        if let Some(ip) = self.client_ip {
-            s.push_str(&format!("&ip={ip}"));
-        }
-        s
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let (mut e, mut s, mut n, mut ip) = (None, None, None, None);
-        for entry in text.split('&') {
-            let (k, v) = entry.split_once('=')?;
-            let slot = match k {
-                "e" => &mut e,
-                "s" => &mut s,
-                "n" => &mut n,
-                "ip" => &mut ip,
-                _ => return None,
-            };
-            if slot.replace(v).is_some() {
-                return None;
-            }
-        }
-        let scope = s?;
-        if scope.is_empty() || scope.len() > 200 || scope.contains(['&', '=']) {
-            return None;
-        }
-        Some(Self {
-            scope: scope.to_owned(),
-            expires_unix_s: parse_u64(e?)?,
-            not_before_unix_s: match n {
-                Some(n) => Some(parse_u64(n)?),
-                None => None,
-            },
-            client_ip: match ip {
-                Some(ip) => Some(ip.parse().ok()?),
-                None => None,
-            },
-        })
-    }
-}
-
-fn parse_u64(s: &str) -> Option<u64> {
-    (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
-}
-
-/// Why a playback request was refused. `Missing` answers 401, the rest 403.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Denial {
-    /// No token where one is needed.
-    Missing,
-    /// Not `{claims}.{signature}` in base64url, or claims that do not parse (after a valid signature).
-    Malformed,
-    /// The signature does not match (a forged or altered token, or another server's secret).
-    BadSignature,
-    /// `now ≥ expiry`.
-    Expired,
-    /// `now < not before`.
-    NotYetValid,
-    /// The scope does not cover the requested stream.
-    OutOfScope,
-    /// The token is bound to another client address.
-    WrongClient,
-    /// A trusted-edge header with the wrong value.
-    EdgeSecret,
-}
-
-impl Denial {
-    /// Every reason, in `Denial::index` order.
-    pub const ALL: [Denial; 8] = [
-        Denial::Missing,
-        Denial::Malformed,
-        Denial::BadSignature,
-        Denial::Expired,
-        Denial::NotYetValid,
-        Denial::OutOfScope,
-        Denial::WrongClient,
-        Denial::EdgeSecret,
-    ];
-
-    /// A stable label for logs and metrics.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Denial::Missing => "missing",
-            Denial::Malformed => "malformed",
-            Denial::BadSignature => "bad_signature",
-            Denial::Expired => "expired",
-            Denial::NotYetValid => "not_yet_valid",
-            Denial::OutOfScope => "out_of_scope",
-            Denial::WrongClient => "wrong_client",
-            Denial::EdgeSecret => "edge_secret",
-        }
-    }
-
-    /// 401 for a missing token, 403 otherwise.
-    pub fn status(self) -> hyper::StatusCode {
-        match self {
-            Denial::Missing => hyper::StatusCode::UNAUTHORIZED,
-            _ => hyper::StatusCode::FORBIDDEN,
-        }
-    }
-
-    fn index(self) -> usize {
-        Denial::ALL.iter().position(|d| *d == self).unwrap_or(0)
-    }
-}
-
 /// Playback refusals counted by reason since start.
 #[derive(Debug, Default)]
 pub struct AuthStats {
@@ -325,50 +178,6 @@ impl AuthStats {
         let i = reason.index();
         self.denials[i].fetch_add(1, Ordering::Relaxed);
         self.last_logged_s[i].swap(now_s, Ordering::Relaxed) != now_s
-    }
-}
-
-/// The publish webhook: `POST {url}` with a JSON body
-/// `{"action": "publish"|"unpublish", "stream", "protocol", "client", "params": {…}}`.
-/// For `publish`, a 2xx answer within the timeout allows it; anything else refuses it (fail-closed).
-/// `unpublish` is a notification: its answer is ignored.
-#[derive(Debug)]
-pub struct Webhook {
-    config: WebhookConfig,
-    client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<bytes::Bytes>,
-    >,
-}
-
-impl Webhook {
-    fn new(config: WebhookConfig) -> Self {
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http();
-        Self { config, client }
-    }
-
-    /// POST `action` for `request`; `Ok(status)` when an answer came in time.
-    async fn call(&self, action: &str, request: &PublishRequest) -> Result<u16, String> {
-        let body = serde_json::json!({
-            "action": action,
-            "stream": request.stream,
-            "protocol": request.protocol.as_str(),
-            "client": request.peer.to_string(),
-            "params": request.params,
-        })
-        .to_string();
-        let req = hyper::Request::post(self.config.url.clone())
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(hyper::header::USER_AGENT, "estuary")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        match tokio::time::timeout(self.config.timeout, self.client.request(req)).await {
-            Err(_) => Err(format!("no answer within {:?}", self.config.timeout)),
-            Ok(Err(e)) => Err(e.to_string()),
-            Ok(Ok(resp)) => Ok(resp.status().as_u16()),
-        }
     }
 }
 
@@ -467,75 +276,6 @@ impl Auth {
         self.publish
     }
 
-    /// A signed token for `claims`: `{claims}.{signature}`, base64url without padding (RFC 4648 §5), about
-    /// 80 bytes, safe as one URL path segment (the one after `/t/`).
-    pub fn sign(&self, claims: &TokenClaims) -> String {
-        let text = B64.encode(claims.encode());
-        let mut mac = self.token_mac.clone();
-        mac.update(text.as_bytes());
-        let sig = B64.encode(mac.finalize().into_bytes());
-        format!("{text}.{sig}")
-    }
-
-    /// A token for `scope` (a stream `live/{name}` or a prefix ending in `/`) valid from `now_unix_s`
-    /// (Unix seconds) for `ttl` (whole seconds, at least 1).
-    pub fn sign_for(&self, scope: &str, ttl: Duration, now_unix_s: u64) -> String {
-        self.sign(&TokenClaims {
-            scope: scope.to_owned(),
-            expires_unix_s: now_unix_s.saturating_add(ttl.as_secs().max(1)),
-            not_before_unix_s: None,
-            client_ip: None,
-        })
-    }
-
-    /// Verify `token` for stream `stream` (`live/{name}`), asked by `client` at `now_unix_s` (Unix
-    /// seconds). The signature (HMAC-SHA256, RFC 2104) is checked first, in constant time, before any
-    /// claim is decoded; then expiry, not-before, scope and client (IPv4-mapped IPv6 equals IPv4).
-    ///
-    /// Errors: the [`Denial`] reason.
-    pub fn verify(
-        &self,
-        token: &str,
-        stream: &str,
-        client: Option<IpAddr>,
-        now_unix_s: u64,
-    ) -> Result<TokenClaims, Denial> {
-        if token.len() > MAX_TOKEN_BYTES {
-            return Err(Denial::Malformed);
-        }
-        let (text, sig) = token.split_once('.').ok_or(Denial::Malformed)?;
-        let mut sig_bytes = [0u8; 32];
-        match B64.decode_slice(sig, &mut sig_bytes) {
-            Ok(32) => {}
-            _ => return Err(Denial::Malformed),
-        }
-        let mut mac = self.token_mac.clone();
-        mac.update(text.as_bytes());
-        mac.verify_slice(&sig_bytes)
-            .map_err(|_| Denial::BadSignature)?;
-        let claims = B64
-            .decode(text)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| TokenClaims::decode(&t))
-            .ok_or(Denial::Malformed)?;
-        if now_unix_s >= claims.expires_unix_s {
-            return Err(Denial::Expired);
-        }
-        if claims.not_before_unix_s.is_some_and(|n| now_unix_s < n) {
-            return Err(Denial::NotYetValid);
-        }
-        if !claims.covers(stream) {
-            return Err(Denial::OutOfScope);
-        }
-        if let Some(ip) = claims.client_ip
-            && client.map(canonical_ip) != Some(canonical_ip(ip))
-        {
-            return Err(Denial::WrongClient);
-        }
-        Ok(claims)
-    }
-
     /// Count and (at most once per second per reason) log a refusal. Never logs the token.
     pub fn record_denial(&self, reason: Denial, stream: &str, client: Option<IpAddr>) {
         let now = unix_now_s();
@@ -575,163 +315,11 @@ impl Auth {
         let presented = value?.as_bytes().strip_prefix(b"Bearer ")?;
         Some(bool::from(presented.ct_eq(self.api_token.as_bytes())))
     }
-
-    /// The publish key of `stream` (`live/{name}`): the first 16 bytes of HMAC-SHA256 of the stream name
-    /// under a key derived from the secret, as 22 base64url characters.
-    pub fn publish_key(&self, stream: &str) -> String {
-        let mut mac = self.publish_mac.clone();
-        mac.update(stream.as_bytes());
-        B64.encode(&mac.finalize().into_bytes()[..16])
-    }
-
-    /// True when `presented` is `stream`'s publish key (constant time).
-    pub fn check_publish_key(&self, stream: &str, presented: &str) -> bool {
-        let mut raw = [0u8; 16];
-        if !matches!(
-            B64.decode_slice(presented.trim_end_matches('='), &mut raw),
-            Ok(16)
-        ) {
-            return false;
-        }
-        let mut mac = self.publish_mac.clone();
-        mac.update(stream.as_bytes());
-        mac.verify_truncated_left(&raw).is_ok()
-    }
-
-    /// Decide on a publish: by key, by webhook, or open. A refusal is counted; the driver logs it with its
-    /// reason (never the key).
-    ///
-    /// Errors: [`PublishRefused::Unauthorized`] (no key), [`PublishRefused::Forbidden`] (wrong key,
-    /// webhook refusal or failure).
-    pub async fn authorize_publish(&self, request: &PublishRequest) -> Result<(), PublishRefused> {
-        let verdict = match self.publish {
-            PublishMode::Open => Ok(()),
-            PublishMode::Key => match request.params.get("key") {
-                None => Err(PublishRefused::Unauthorized(
-                    "no publish key (add ?key=… to the stream key, or key=… to the SRT stream id)",
-                )),
-                Some(k) if self.check_publish_key(&request.stream, k) => Ok(()),
-                Some(_) => Err(PublishRefused::Forbidden("wrong publish key")),
-            },
-            PublishMode::Webhook => match &self.webhook {
-                None => Err(PublishRefused::Forbidden("no webhook configured")),
-                Some(hook) => match hook.call("publish", request).await {
-                    Ok(status) if (200..300).contains(&status) => Ok(()),
-                    Ok(status) => {
-                        tracing::warn!(stream = %request.stream, status, "publish webhook denied");
-                        Err(PublishRefused::Forbidden("denied by the webhook"))
-                    }
-                    Err(e) => {
-                        tracing::warn!(stream = %request.stream, error = %e, "publish webhook failed: refusing (fail-closed)");
-                        Err(PublishRefused::Forbidden("webhook unavailable"))
-                    }
-                },
-            },
-        };
-        verdict.inspect_err(|why| {
-            self.stats.publish_refusals.fetch_add(1, Ordering::Relaxed);
-            // The ingest driver logs the refusal (once, with its connection's context).
-            tracing::debug!(
-                stream = %request.stream,
-                protocol = request.protocol.as_str(),
-                peer = %request.peer,
-                reason = %why,
-                "publish refused"
-            );
-        })
-    }
-
-    /// Tell the webhook (if any) that a publish ended; fire and forget, failures logged.
-    pub fn notify_unpublish(self: &Arc<Self>, request: PublishRequest) {
-        if self.webhook.is_none() {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let auth = self.clone();
-        handle.spawn(async move {
-            if let Some(hook) = &auth.webhook
-                && let Err(e) = hook.call("unpublish", &request).await
-            {
-                tracing::warn!(stream = %request.stream, error = %e, "unpublish webhook failed");
-            }
-        });
-    }
 }
 
 /// The current Unix time, seconds.
 pub fn unix_now_s() -> u64 {
     u64::try_from(crate::vocab::unix_ms() / 1000).unwrap_or(0)
-}
-
-/// IPv4-mapped IPv6 addresses compare as IPv4.
-fn canonical_ip(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn read_secret_file(path: &Path) -> Result<Option<Vec<u8>>, AuthError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            let s = text.lines().next().unwrap_or("").trim();
-            if s.len() < MIN_SECRET_BYTES {
-                return Err(AuthError::TooShort {
-                    origin: path.display().to_string(),
-                });
-            }
-            Ok(Some(s.as_bytes().to_vec()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(AuthError::Io {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Read `path`, or create it with a fresh random secret (mode 0600; a concurrent creator wins).
-fn load_or_create_secret(path: &Path) -> Result<Vec<u8>, AuthError> {
-    if let Some(s) = read_secret_file(path)? {
-        return Ok(s);
-    }
-    let io = |source| AuthError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    if let Some(dir) = path.parent()
-        && !dir.exists()
-    {
-        // The data directory holds key material: private to the origin's user.
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(io)?;
-    }
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(|e| io(std::io::Error::other(e.to_string())))?;
-    let text = B64.encode(raw);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(mut f) => {
-            use std::io::Write;
-            f.write_all(format!("{text}\n").as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(io)?;
-            tracing::info!(path = %path.display(), "generated a new server secret");
-            Ok(text.into_bytes())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            read_secret_file(path)?.ok_or_else(|| io(e))
-        }
-        Err(e) => Err(io(e)),
-    }
 }
 
 pub use protocols::query::query_params;
