@@ -41,9 +41,10 @@ BUILD_PACKAGES=(
 # Packages for tests and the demo. GStreamer (tests/e2e/matrix/): gst-launch-1.0
 # (tools); videotestsrc, audiotestsrc, playbin3 (base); flvmux, hlsdemux2
 # (good); rtmp2sink, srtsink, mpegtsmux, voaacenc (bad); x264enc (ugly); the
-# decoders playbin3 plugs (libav).
+# decoders playbin3 plugs (libav). redis-server: the cluster tests start their own on a loopback port
+# (never the system service).
 TOOL_PACKAGES=(
-  ffmpeg chromium srt-tools nginx-light curl ca-certificates python3-pip jq
+  ffmpeg chromium srt-tools nginx-light redis-server curl ca-certificates python3-pip jq
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 )

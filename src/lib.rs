@@ -5,10 +5,11 @@
 //! reservations, track checks, reports); [`http`] serves the packager's LL-HLS playlists, MPDs and
 //! CMAF objects. [`auth`] decides who may play and publish; [`metrics`] exports counters; [`player`]
 //! is the player page; [`config`] resolves the settings; [`server`] wires everything together for
-//! `estuary serve`. [`vocab`] is the shared vocabulary at the bottom of the import graph; the protocol
+//! `estuary serve`; [`cluster`] makes several origins one service (stream ownership in Redis). [`vocab`] is the shared vocabulary at the bottom of the import graph; the protocol
 //! cores are the `protocols` crate.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -53,6 +53,15 @@ impl Server {
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let mut hub_config = settings.hub.clone();
         hub_config.auth = Some(auth.clone());
+        let cluster = match settings.cluster.clone() {
+            Some(config) => Some(
+                crate::cluster::Cluster::connect(config)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
+            ),
+            None => None,
+        };
+        hub_config.cluster = cluster.clone();
         if let Some(plan) = &settings.transcode {
             // Probe once at start: `nvenc` without NVENC fails here, clearly.
             let probe = transcoder::probe_encoders(plan.encoder)
@@ -72,7 +81,7 @@ impl Server {
             max_connections: settings.rtmp_max_connections,
             ..Default::default()
         };
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(hub.clone().run_supervisor(rx.clone())),
             tokio::spawn(http::serve(
                 http,
@@ -90,9 +99,12 @@ impl Server {
                 srt_socket,
                 hub.clone(),
                 settings.srt.clone(),
-                rx,
+                rx.clone(),
             )),
         ];
+        if let Some(cluster) = cluster {
+            tasks.push(tokio::spawn(cluster.run(rx)));
+        }
         tracing::info!(
             %http_addr, %rtmp_addr, %srt_addr,
             playback = ?auth.playback(), publish = ?auth.publish_mode(),

@@ -145,6 +145,22 @@ impl Settings {
                 enabled: Some(self.origin.player.enabled),
                 assets_dir: Some(self.origin.player.assets_dir.clone()),
             },
+            cluster: match &self.cluster {
+                None => ClusterSection {
+                    enabled: Some(false),
+                    ..Default::default()
+                },
+                Some(c) => ClusterSection {
+                    enabled: Some(true),
+                    redis_url: Some(crate::cluster::redacted_url(c.redis_url.expose())),
+                    node_id: Some(c.node_id.clone()),
+                    advertise_http: c.advertise_http.clone(),
+                    advertise_rtmp: c.advertise_rtmp.clone(),
+                    advertise_srt: c.advertise_srt.clone(),
+                    lease: Some(c.lease),
+                    heartbeat: Some(c.heartbeat),
+                },
+            },
         }
     }
 }

@@ -40,6 +40,46 @@ pub struct FileConfig {
     /// `[player]`.
     #[serde(default)]
     pub player: PlayerSection,
+    /// `[cluster]`.
+    #[serde(default)]
+    pub cluster: ClusterSection,
+}
+
+/// `[cluster]` keys: many origins as one service, on a shared Redis store (off by default).
+#[derive(Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Join a cluster (default `false`).
+    pub enabled: Option<bool>,
+    /// The store: `redis://[user:password@]host:port[/db]` or `rediss://…` (required when enabled).
+    pub redis_url: Option<String>,
+    /// This node's name (default: the host name).
+    pub node_id: Option<String>,
+    /// How other origins and clients reach this node's HTTP origin (`http://host:port`).
+    pub advertise_http: Option<String>,
+    /// How publishers reach this node's RTMP listener (`rtmp://host:port`).
+    pub advertise_rtmp: Option<String>,
+    /// How publishers reach this node's SRT listener (`srt://host:port`).
+    pub advertise_srt: Option<String>,
+    /// A stream claim's lease (default `10s`, 3 s to 5 min).
+    #[serde(default, with = "humantime_serde")]
+    pub lease: Option<Duration>,
+    /// How often this node reports itself (default `2s`, shorter than the lease).
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat: Option<Duration>,
+}
+
+impl std::fmt::Debug for ClusterSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSection")
+            .field("enabled", &self.enabled)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(crate::cluster::redacted_url),
+            )
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[player]` keys: the origin's player page (`/live/{name}/`).

@@ -70,6 +70,8 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// On shutdown, the longest wait for responses in flight.
     pub shutdown_grace: Duration,
+    /// `[cluster]`, when this node joins one.
+    pub cluster: Option<crate::cluster::ClusterConfig>,
 }
 
 /// The resolved `[transcode]` settings, before the encoder probe.
@@ -332,6 +334,7 @@ impl Settings {
                 "api.token: must be at least 16 bytes of visible ASCII".into(),
             ));
         }
+        let cluster = resolve_cluster(file.cluster)?;
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {
@@ -355,6 +358,7 @@ impl Settings {
             auth,
             token_ttl,
             shutdown_grace,
+            cluster,
         })
     }
 }

@@ -312,3 +312,77 @@ pub(super) fn resolve_transcode(
         passthrough_streams: t.passthrough_streams,
     }))
 }
+
+/// The `[cluster]` section: `None` when not enabled.
+pub(super) fn resolve_cluster(
+    section: super::file::ClusterSection,
+) -> Result<Option<crate::cluster::ClusterConfig>, ConfigError> {
+    let invalid = |key: &str, why: &str| ConfigError::Invalid(format!("cluster.{key}: {why}"));
+    if !section.enabled.unwrap_or(false) {
+        return Ok(None);
+    }
+    let redis_url = section
+        .redis_url
+        .ok_or_else(|| invalid("redis_url", "required when the cluster is enabled"))?;
+    if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+        return Err(invalid(
+            "redis_url",
+            "must start with redis:// or rediss://",
+        ));
+    }
+    let node_id = match section.node_id {
+        Some(id) => id,
+        None => {
+            host_name().ok_or_else(|| invalid("node_id", "no host name to default to: set one"))?
+        }
+    };
+    if node_id.is_empty()
+        || node_id.len() > 64
+        || !node_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return Err(invalid(
+            "node_id",
+            "1 to 64 characters among letters, digits, '.', '-' and '_'",
+        ));
+    }
+    for (key, value, scheme) in [
+        ("advertise_http", &section.advertise_http, "http://"),
+        ("advertise_rtmp", &section.advertise_rtmp, "rtmp://"),
+        ("advertise_srt", &section.advertise_srt, "srt://"),
+    ] {
+        if value.as_ref().is_some_and(|v| !v.starts_with(scheme)) {
+            return Err(invalid(key, &format!("must start with {scheme}")));
+        }
+    }
+    let lease = section.lease.unwrap_or(Duration::from_secs(10));
+    if !(Duration::from_secs(3)..=Duration::from_secs(300)).contains(&lease) {
+        return Err(invalid("lease", "must be between 3s and 5m"));
+    }
+    let heartbeat = section.heartbeat.unwrap_or(Duration::from_secs(2));
+    if heartbeat < Duration::from_millis(100) || heartbeat >= lease {
+        return Err(invalid(
+            "heartbeat",
+            "must be at least 100ms and shorter than the lease",
+        ));
+    }
+    Ok(Some(crate::cluster::ClusterConfig {
+        redis_url: crate::auth::SecretString::new(redis_url),
+        node_id,
+        advertise_http: section.advertise_http,
+        advertise_rtmp: section.advertise_rtmp,
+        advertise_srt: section.advertise_srt,
+        lease,
+        heartbeat,
+    }))
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`).
+fn host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|s| !s.is_empty())
+}

@@ -433,3 +433,65 @@ fn unknown_keys_and_bad_values_are_rejected_with_the_key() {
     );
     assert_eq!(settings.shutdown_grace, Duration::from_secs(10));
 }
+
+#[test]
+fn cluster_settings_are_off_by_default_validated_and_printed_without_the_password() {
+    let s = Settings::resolve(&ServeArgs::default(), FileConfig::default()).unwrap();
+    assert!(s.cluster.is_none());
+    assert_eq!(s.effective().cluster.enabled, Some(false));
+
+    let file = |text: &str| -> FileConfig { toml::from_str(text).unwrap() };
+    let s = Settings::resolve(
+        &ServeArgs::default(),
+        file("[cluster]\nenabled = true\nredis_url = \"redis://user:hunter2@10.0.0.1:6379/0\"\nnode_id = \"node-1\"\n\
+              advertise_http = \"http://10.0.0.5:8080\"\n"),
+    )
+    .unwrap();
+    let c = s.cluster.as_ref().unwrap();
+    assert_eq!(c.node_id, "node-1");
+    assert_eq!(c.lease, Duration::from_secs(10));
+    assert_eq!(c.heartbeat, Duration::from_secs(2));
+    assert_eq!(c.advertise_http.as_deref(), Some("http://10.0.0.5:8080"));
+    let printed = toml::to_string(&s.effective()).unwrap();
+    assert!(
+        printed.contains("redis://user:…@10.0.0.1:6379/0"),
+        "{printed}"
+    );
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+
+    // A host name stands in for a missing node id.
+    let s = Settings::resolve(
+        &ServeArgs::default(),
+        file("[cluster]\nenabled = true\nredis_url = \"redis://127.0.0.1\"\n"),
+    )
+    .unwrap();
+    assert!(!s.cluster.unwrap().node_id.is_empty());
+
+    for (text, key) in [
+        ("[cluster]\nenabled = true\n", "cluster.redis_url"),
+        (
+            "[cluster]\nenabled = true\nredis_url = \"http://x\"\n",
+            "cluster.redis_url",
+        ),
+        (
+            "[cluster]\nenabled = true\nredis_url = \"redis://x\"\nnode_id = \"a b\"\n",
+            "cluster.node_id",
+        ),
+        (
+            "[cluster]\nenabled = true\nredis_url = \"redis://x\"\nlease = \"1s\"\n",
+            "cluster.lease",
+        ),
+        (
+            "[cluster]\nenabled = true\nredis_url = \"redis://x\"\nlease = \"3s\"\nheartbeat = \"3s\"\n",
+            "cluster.heartbeat",
+        ),
+        (
+            "[cluster]\nenabled = true\nredis_url = \"redis://x\"\nadvertise_rtmp = \"http://x\"\n",
+            "cluster.advertise_rtmp",
+        ),
+    ] {
+        let e = Settings::resolve(&ServeArgs::default(), file(text)).unwrap_err();
+        assert!(e.to_string().contains(key), "{text}: {e}");
+    }
+}

@@ -104,6 +104,9 @@ impl Hub {
                 st.ended_at = Some(now);
                 entry.bump(&mut st);
                 tracing::info!(stream = %entry.name, "publisher did not come back: stream ended");
+                if let Some(cluster) = &self.config.cluster {
+                    cluster.release(&entry.name);
+                }
             }
             if let Some(at) = st.ended_at
                 && now.duration_since(at) >= self.config.ended_linger

@@ -55,6 +55,8 @@ pub struct HubConfig {
     pub data_dir: Option<std::path::PathBuf>,
     /// Publish authorisation (key or webhook) and unpublish notifications; `None`: anyone publishes.
     pub auth: Option<Arc<crate::auth::Auth>>,
+    /// This node's cluster membership: a publish must claim its stream name first ([`crate::cluster`]).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// Which streams are encrypted.
@@ -98,6 +100,7 @@ impl Default for HubConfig {
             encryption: EncryptionPolicy::default(),
             data_dir: None,
             auth: None,
+            cluster: None,
         }
     }
 }

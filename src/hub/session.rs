@@ -19,10 +19,22 @@ impl Publisher for Hub {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PublishRefused>> + Send + 'a>>
     {
         Box::pin(async move {
-            match &self.config.auth {
-                Some(auth) => auth.authorize_publish(request).await,
-                None => Ok(()),
+            if let Some(auth) = &self.config.auth {
+                auth.authorize_publish(request).await?;
             }
+            // In a cluster, the name must be this node's (a new claim, or its own).
+            if let Some(cluster) = &self.config.cluster {
+                cluster.claim(&request.stream).await.map_err(|refused| {
+                    tracing::debug!(stream = %request.stream, reason = %refused, "cluster claim refused");
+                    match refused {
+                        crate::cluster::ClaimRefused::OwnedElsewhere { stream, .. } => {
+                            PublishRefused::AlreadyLive(stream)
+                        }
+                        _ => PublishRefused::Unavailable("cluster store unreachable"),
+                    }
+                })?;
+            }
+            Ok(())
         })
     }
 
@@ -97,6 +109,9 @@ impl Publisher for Hub {
             )
         });
         entry.lock().unusable_tracks.clear();
+        if let Some(cluster) = &self.config.cluster {
+            cluster.confirm(&full);
+        }
         Ok(Box::new(HubSession {
             gate: TrackGate::new(ladder.is_some(), transcoder::check_decoder),
             refused: None,

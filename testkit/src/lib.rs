@@ -12,7 +12,8 @@
 //! - [`checks`]: independent readings of what the origin serves (m3u8-rs playlists, mp4-atom fragments);
 //! - [`players`]: the headless-Chromium harness (hls.js, dash.js, Shaka, the player page);
 //! - [`load`]: the LL-HLS load generator (simulated low-latency players);
-//! - [`nginx`]: Debian's nginx as the CDN edge or as the file server the origin is compared with.
+//! - [`nginx`]: Debian's nginx as the CDN edge or as the file server the origin is compared with;
+//! - [`redis`]: `redis-server` on a loopback port for the cluster tests.
 //!
 //! Everything here panics with context on a broken set-up (a missing FFmpeg, a harness that fails):
 //! it runs inside tests and benches.
@@ -25,6 +26,7 @@ pub mod load;
 pub mod nginx;
 pub mod players;
 pub mod process;
+pub mod redis;
 pub mod rtmp;
 
 use std::path::{Path, PathBuf};

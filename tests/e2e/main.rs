@@ -11,6 +11,7 @@ mod common;
 
 mod auth;
 mod cdn;
+mod cluster;
 mod codecs;
 mod dash;
 mod encryption;
