@@ -1,7 +1,8 @@
 //! Many origins as one service: `redis-server` and `estuary serve` nodes as real processes on loopback.
 //! A publish claims its name in the store; a second publisher for that name on another node is refused
 //! as on one origin while the first keeps going; the claim is released when the stream ends, and runs
-//! out when its node is killed.
+//! out when its node is killed; without the store live streams go on and new publishes are refused until
+//! it returns.
 
 use std::{path::Path, time::Duration};
 
@@ -34,7 +35,8 @@ fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stream_name_is_owned_by_one_node_until_its_stream_ends_or_its_lease_runs_out() {
+async fn a_stream_name_is_owned_by_one_node_until_its_stream_ends_or_its_lease_runs_out_and_survives_a_store_outage()
+ {
     let clip = fixture("camera-bikes-272p-h264-10s.mp4");
     let (redis, a, b) = blocking(|| {
         let redis = Redis::start();
@@ -186,6 +188,77 @@ async fn a_stream_name_is_owned_by_one_node_until_its_stream_ends_or_its_lease_r
         .is_some(),
         "node B takes live/two over"
     );
+
+    // The store goes away: the live stream goes on, a new publish is refused with the reason; when the
+    // store returns (empty, as after a restart without persistence) the live stream's claim is taken
+    // back and new publishes are accepted again, without restarting the node.
+    let mut redis = expired.0;
+    let port = redis.addr.port();
+    redis.kill();
+    let b_two = format!("http://{}/live/two/source/media.m3u8", b.http_addr);
+    let before = parse_media(&get(&b_two).await.text()).preload_hint;
+    let refused = blocking({
+        let url = format!("rtmp://{}/live/three", b.rtmp_addr);
+        move || {
+            let mut p = publish_loop(
+                Path::new("ffmpeg"),
+                &fixture("camera-bikes-272p-h264-10s.mp4"),
+                &url,
+            );
+            let exited = eventually(Duration::from_secs(15), || {
+                matches!(p.0.try_wait(), Ok(Some(_)))
+            });
+            p.kill();
+            exited
+        }
+    })
+    .await;
+    assert!(
+        refused,
+        "a new publish is refused while the store is unreachable"
+    );
+    assert!(
+        b.wait_for_line(
+            &["live/three", "cluster store unreachable"],
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "node B logs why:\n{}",
+        b.log()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = parse_media(&get(&b_two).await.text());
+    assert!(
+        !after.has_endlist && after.preload_hint != before,
+        "live/two keeps going without the store ({before:?} -> {:?})",
+        after.preload_hint
+    );
+    let redis = blocking(move || Redis::start_on(port)).await;
+    let reclaimed = blocking({
+        let key = owner_key("live/two");
+        move || {
+            let ok = eventually(Duration::from_secs(10), || {
+                redis.command(&["GET", &key]).as_deref() == Some("node-b")
+            });
+            (redis, ok)
+        }
+    })
+    .await;
+    assert!(
+        reclaimed.1,
+        "node B took its claim back when the store returned"
+    );
+    let mut three = publish_loop(ffmpeg, &clip, &format!("rtmp://{}/live/three", b.rtmp_addr));
+    assert!(
+        wait_for_200(
+            &format!("http://{}/live/three/source/media.m3u8", b.http_addr),
+            Duration::from_secs(20)
+        )
+        .await
+        .is_some(),
+        "new publishes are accepted again"
+    );
+    three.kill();
     on_b.kill();
-    drop(expired.0);
+    drop(reclaimed.0);
 }
