@@ -93,8 +93,34 @@ impl Metrics {
     /// The exposition: the counted series plus the state of `hub` and `auth` now.
     ///
     /// Errors: only if formatting into a `String` fails (it does not).
-    pub fn encode(&self, hub: &Hub, auth: &Auth) -> Result<String, std::fmt::Error> {
+    /// `in_flight`: HTTP requests in flight now.
+    pub fn encode(
+        &self,
+        hub: &Hub,
+        auth: &Auth,
+        in_flight: usize,
+    ) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("estuary");
+        let node = |value: i64| {
+            let g = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+            g.set(value);
+            g
+        };
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests in flight (held blocking reloads and responses being sent included)",
+            node(i64::try_from(in_flight).unwrap_or(i64::MAX)),
+        );
+        registry.register(
+            "node_draining",
+            "1 while the node drains (refuses new publishes, /readyz 503)",
+            node(i64::from(hub.is_draining())),
+        );
+        registry.register(
+            "node_live_streams",
+            "Streams with a publisher or waiting for one within the grace period",
+            node(i64::try_from(hub.live_streams()).unwrap_or(i64::MAX)),
+        );
         registry.register(
             "http_requests",
             "HTTP responses by route and status",

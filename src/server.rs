@@ -54,11 +54,32 @@ impl Server {
         let mut hub_config = settings.hub.clone();
         hub_config.auth = Some(auth.clone());
         let cluster = match settings.cluster.clone() {
-            Some(config) => Some(
+            Some(mut config) => Some({
+                // Advertise where this node listens unless told otherwise (a wildcard address is
+                // replaced by the node id, as a host name).
+                let advertise = |scheme: &str, addr: SocketAddr| {
+                    if addr.ip().is_unspecified() {
+                        format!("{scheme}://{}:{}", config.node_id, addr.port())
+                    } else {
+                        format!("{scheme}://{addr}")
+                    }
+                };
+                config.advertise_http = config
+                    .advertise_http
+                    .clone()
+                    .or_else(|| Some(advertise("http", http_addr)));
+                config.advertise_rtmp = config
+                    .advertise_rtmp
+                    .clone()
+                    .or_else(|| Some(advertise("rtmp", rtmp_addr)));
+                config.advertise_srt = config
+                    .advertise_srt
+                    .clone()
+                    .or_else(|| Some(advertise("srt", srt_addr)));
                 crate::cluster::Cluster::connect(config)
                     .await
-                    .map_err(|e| std::io::Error::other(e.to_string()))?,
-            ),
+                    .map_err(|e| std::io::Error::other(e.to_string()))?
+            }),
             None => None,
         };
         hub_config.cluster = cluster.clone();
@@ -85,7 +106,7 @@ impl Server {
             tokio::spawn(hub.clone().run_supervisor(rx.clone())),
             tokio::spawn(http::serve(
                 http,
-                origin,
+                origin.clone(),
                 rx.clone(),
                 settings.shutdown_grace,
             )),
@@ -103,7 +124,21 @@ impl Server {
             )),
         ];
         if let Some(cluster) = cluster {
-            tasks.push(tokio::spawn(cluster.run(rx)));
+            let probe_hub = hub.clone();
+            let probe_origin = origin.clone();
+            let cpu = std::sync::Mutex::new(crate::cluster::load::ProcessCpu::default());
+            let probe: crate::cluster::LoadProbe = Arc::new(move || {
+                let mut cpu = cpu.lock().unwrap_or_else(|p| p.into_inner());
+                let mut load = probe_hub.node_load();
+                load.cpu_busy = cpu.sample();
+                load.cores = cpu.cores();
+                load.http_requests = probe_origin.requests_in_flight();
+                crate::cluster::NodeReport {
+                    load,
+                    draining: probe_hub.is_draining(),
+                }
+            });
+            tasks.push(tokio::spawn(cluster.run(probe, rx)));
         }
         tracing::info!(
             %http_addr, %rtmp_addr, %srt_addr,

@@ -103,6 +103,10 @@ pub struct AuthConfig {
     /// The bearer token of the HTTP API (`api.token`); `None`: derived from the server secret
     /// ([`Auth::api_token`]).
     pub api_token: Option<SecretString>,
+    /// The node is in a cluster: requests it proxies to another node carry the trusted-edge header
+    /// ([`Auth::hop_header`]), and without a configured edge a value derived from the server secret
+    /// (shared by every node) is trusted as one.
+    pub cluster_hop: bool,
 }
 
 impl Default for AuthConfig {
@@ -115,6 +119,7 @@ impl Default for AuthConfig {
             webhook: None,
             trusted_edge: None,
             api_token: None,
+            cluster_hop: false,
         }
     }
 }
@@ -127,6 +132,9 @@ pub struct WebhookConfig {
     /// Longest wait for the answer (default 2 s); no answer in time refuses the publish.
     pub timeout: Duration,
 }
+
+/// The trusted edge's header unless `auth.trusted_edge_header` names another.
+pub const DEFAULT_EDGE_HEADER: &str = "x-estuary-edge";
 
 /// `auth.trusted_edge_header` and `auth.trusted_edge_secret`.
 #[derive(Debug, Clone)]
@@ -249,10 +257,18 @@ impl Auth {
             publish: config.publish,
             token_mac: derive(secret, "estuary playback token v1"),
             publish_mac: derive(secret, "estuary publish key v1"),
-            edge: config
-                .trusted_edge
-                .as_ref()
-                .map(|e| (e.header.clone(), e.secret.expose().as_bytes().to_vec())),
+            edge: match (&config.trusted_edge, config.cluster_hop) {
+                (Some(e), _) => Some((e.header.clone(), e.secret.expose().as_bytes().to_vec())),
+                (None, true) => {
+                    let mut mac = derive(secret, "estuary cluster hop v1");
+                    mac.update(b"hop");
+                    Some((
+                        hyper::header::HeaderName::from_static(DEFAULT_EDGE_HEADER),
+                        B64.encode(mac.finalize().into_bytes()).into_bytes(),
+                    ))
+                }
+                (None, false) => None,
+            },
             webhook: config.webhook.clone().map(Webhook::new),
             api_token: match &config.api_token {
                 Some(t) => t.expose().to_owned(),
@@ -297,6 +313,14 @@ impl Auth {
         let (name, secret) = self.edge.as_ref()?;
         let value = headers.get(name)?;
         Some(bool::from(value.as_bytes().ct_eq(secret)))
+    }
+
+    /// The header a request proxied to another node of the cluster carries: the trusted edge's (the
+    /// receiving node then skips the token check the first node made). `None` without an edge.
+    pub fn hop_header(&self) -> Option<(hyper::header::HeaderName, hyper::header::HeaderValue)> {
+        let (name, secret) = self.edge.as_ref()?;
+        let value = hyper::header::HeaderValue::from_bytes(secret).ok()?;
+        Some((name.clone(), value))
     }
 
     /// The HTTP API's bearer token: `api.token`, or 32 base64url characters derived from the server

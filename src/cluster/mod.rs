@@ -14,18 +14,36 @@
 //! back by the next renewal when nobody else took the name. Everything recovers when the store returns:
 //! the connection is re-established in the background.
 //!
-//! Layout: this file (settings, [`Cluster`]: admission, renewals, release), `claims` (which names this
-//! node holds and when each is due, sans-IO), `keys` (the store's key names).
+//! Each stream's numbering outlives its node: the claim reserves media sequence numbers in the store
+//! ahead of use and continues the discontinuity sequence, so a stream that comes back on another node
+//! (after a `kill -9`) goes on upward, after a discontinuity, whatever the nodes' clocks say.
+//!
+//! Every node reports itself at each heartbeat (its URLs, load, state and streams): the registry
+//! behind `GET /api/cluster`, proxying a playback request to a stream's owner, and publish placement.
+//!
+//! Layout: this file (settings, [`Cluster`], the background task), `ownership` (claims, renewals,
+//! numbering, release), `directory` (heartbeats, nodes, where a stream is, placement), `claims`
+//! (which names this node holds and what is due, sans-IO), `registry` (node records and the placement
+//! rule, sans-IO), `keys` (the store's key names).
 
 pub mod claims;
+pub mod directory;
 pub mod keys;
+pub mod load;
+mod ownership;
+pub mod registry;
+
+pub use claims::Continuation;
+pub use directory::{LoadProbe, Location, NodeReport};
+pub use registry::{NodeLoad, NodeRecord, NodeState};
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{Script, aio::ConnectionManager};
 use tokio::sync::watch;
 
 use crate::auth::SecretString;
@@ -84,13 +102,6 @@ pub enum ClaimRefused {
     StoreUnavailable(String),
 }
 
-/// `if GET key == node then PEXPIRE key lease`: renew only one's own claim.
-const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-/// `if GET key == node then DEL key`: release only one's own claim.
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    return redis.call('DEL', KEYS[1]) else return 0 end";
-
 /// This node's membership: claims stream names, renews and releases them. Shared by the hub (which
 /// admits publishes) and its own renewal task ([`Cluster::run`]).
 pub struct Cluster {
@@ -98,10 +109,17 @@ pub struct Cluster {
     keys: keys::Keys,
     conn: ConnectionManager,
     claims: Mutex<Claims>,
+    /// Where streams were found lately ([`Cluster::locate`]).
+    locations: Mutex<HashMap<String, (Instant, Location)>>,
+    claim: Script,
+    raise: Script,
     renew: Script,
     release: Script,
-    /// Renewal failures are logged once until a renewal succeeds again.
+    locate: Script,
+    /// Store failures are logged once until an operation succeeds again.
     store_down_logged: std::sync::atomic::AtomicBool,
+    /// A stream ran past its msn reservation: logged once until a reservation is written.
+    reservation_late_logged: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -158,9 +176,14 @@ impl Cluster {
             keys: keys::Keys::default(),
             conn,
             claims: Mutex::default(),
-            renew: Script::new(RENEW),
-            release: Script::new(RELEASE),
+            locations: Mutex::default(),
+            claim: Script::new(ownership::CLAIM),
+            raise: Script::new(ownership::RAISE),
+            renew: Script::new(ownership::RENEW),
+            release: Script::new(ownership::RELEASE),
+            locate: Script::new(directory::LOCATE),
             store_down_logged: Default::default(),
+            reservation_late_logged: Default::default(),
             config,
         }))
     }
@@ -178,122 +201,22 @@ impl Cluster {
         u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Claim `stream` (`live/{name}`) for a publish on this node: a new claim, or this node's own
-    /// claim renewed (a reconnect, or a second publisher that the hub then refuses as on one origin).
-    /// The claim is pending until [`Cluster::confirm`].
-    ///
-    /// Errors: [`ClaimRefused::OwnedElsewhere`] with the owner; [`ClaimRefused::StoreUnavailable`]
-    /// when the store did not answer within [`STORE_TIMEOUT`].
-    pub async fn claim(&self, stream: &str) -> Result<(), ClaimRefused> {
-        let key = self.keys.owner(stream);
-        let node = &self.config.node_id;
-        let mut conn = self.conn.clone();
-        let unavailable = |e: String| ClaimRefused::StoreUnavailable(e);
-        let attempt = async {
-            let set: Option<String> = redis::cmd("SET")
-                .arg(&key)
-                .arg(node)
-                .arg("NX")
-                .arg("PX")
-                .arg(self.lease_ms())
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            if set.is_some() {
-                return Ok(());
-            }
-            let renewed: i64 = self
-                .renew
-                .key(&key)
-                .arg(node)
-                .arg(self.lease_ms())
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            if renewed == 1 {
-                return Ok(());
-            }
-            let owner: Option<String> = conn
-                .get(&key)
-                .await
-                .map_err(|e| unavailable(e.to_string()))?;
-            Err(ClaimRefused::OwnedElsewhere {
-                stream: stream.to_owned(),
-                node: owner.unwrap_or_else(|| "?".into()),
-            })
-        };
-        match tokio::time::timeout(STORE_TIMEOUT, attempt).await {
-            Ok(Ok(())) => {
-                self.claims().insert(stream, Instant::now());
-                Ok(())
-            }
-            Ok(Err(refused)) => Err(refused),
-            Err(_) => Err(unavailable(format!("no answer within {STORE_TIMEOUT:?}"))),
-        }
-    }
-
-    /// The publish of `stream` began: keep its claim until [`Cluster::release`].
-    pub fn confirm(&self, stream: &str) {
-        self.claims().confirm(stream);
-    }
-
-    /// Whether this node holds `stream`.
-    pub fn holds(&self, stream: &str) -> bool {
-        self.claims().contains(stream)
-    }
-
-    /// The stream ended on this node: forget the claim and delete it from the store (compare-and-delete,
-    /// in the background; a failure leaves the lease to run out).
-    pub fn release(self: &Arc<Self>, stream: &str) {
-        if !self.claims().remove(stream) {
-            return;
-        }
-        let this = self.clone();
-        let stream = stream.to_owned();
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move { this.delete(&stream).await });
-        }
-    }
-
-    async fn delete(&self, stream: &str) {
-        let mut conn = self.conn.clone();
-        let key = self.keys.owner(stream);
-        let mut invocation = self.release.key(&key);
-        invocation.arg(&self.config.node_id);
-        let call = invocation.invoke_async::<i64>(&mut conn);
-        match tokio::time::timeout(STORE_TIMEOUT, call).await {
-            Ok(Ok(_)) => tracing::debug!(%stream, "cluster claim released"),
-            Ok(Err(e)) => {
-                tracing::warn!(%stream, error = %e, "cluster claim not released: its lease will run out")
-            }
-            Err(_) => {
-                tracing::warn!(%stream, "cluster claim not released in time: its lease will run out")
-            }
-        }
-    }
-
-    /// The node holding `stream`, if any.
-    ///
-    /// Errors: the store's, or a timeout.
-    pub async fn owner(&self, stream: &str) -> Result<Option<String>, ClaimRefused> {
-        let mut conn = self.conn.clone();
-        let key = self.keys.owner(stream);
-        match tokio::time::timeout(STORE_TIMEOUT, conn.get::<_, Option<String>>(&key)).await {
-            Ok(Ok(owner)) => Ok(owner),
-            Ok(Err(e)) => Err(ClaimRefused::StoreUnavailable(e.to_string())),
-            Err(_) => Err(ClaimRefused::StoreUnavailable("timeout".into())),
-        }
-    }
-
-    /// Renew this node's leases and release stale pending claims, every sixth of a lease, until
-    /// `shutdown` turns true; then release every claim.
-    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut interval =
+    /// The node's background work until `shutdown` turns true: every sixth of a lease, renew leases,
+    /// release stale pending claims and reserve sequence numbers; every heartbeat, report the node
+    /// (`probe` says its load). At shutdown, release every claim and report the node gone.
+    pub async fn run(self: Arc<Self>, probe: LoadProbe, mut shutdown: watch::Receiver<bool>) {
+        let mut renewals =
             tokio::time::interval((self.config.lease / 6).max(Duration::from_millis(100)));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeats = tokio::time::interval(self.config.heartbeat);
+        heartbeats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = interval.tick() => self.renew_due().await,
+                _ = renewals.tick() => self.renew_due().await,
+                _ = heartbeats.tick() => {
+                    let record = self.record(&probe(), crate::vocab::unix_ms());
+                    self.heartbeat(&record).await;
+                }
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
@@ -304,69 +227,17 @@ impl Cluster {
             self.claims().remove(&name);
             self.delete(&name).await;
         }
-    }
-
-    async fn renew_due(&self) {
-        let due = self.claims().due(Instant::now(), self.config.lease);
-        for name in &due.release {
-            self.claims().remove(name);
-            tracing::info!(stream = %name, "cluster claim released: the admitted publish never began");
-            self.delete(name).await;
-        }
-        for name in &due.renew {
-            let mut conn = self.conn.clone();
-            let key = self.keys.owner(name);
-            let node = &self.config.node_id;
-            // Renew, or (the lease ran out while the store was away and nobody took the name) claim
-            // again; anything else means another node holds it.
-            let renew = async {
-                let renewed: i64 = self
-                    .renew
-                    .key(&key)
-                    .arg(node)
-                    .arg(self.lease_ms())
-                    .invoke_async(&mut conn)
-                    .await?;
-                if renewed == 1 {
-                    return Ok(true);
-                }
-                let set: Option<String> = redis::cmd("SET")
-                    .arg(&key)
-                    .arg(node)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(self.lease_ms())
-                    .query_async(&mut conn)
-                    .await?;
-                Ok::<bool, redis::RedisError>(set.is_some())
-            };
-            match tokio::time::timeout(STORE_TIMEOUT, renew).await {
-                Ok(Ok(true)) => {
-                    self.claims().renewed(name, Instant::now());
-                    if self
-                        .store_down_logged
-                        .swap(false, std::sync::atomic::Ordering::Relaxed)
-                    {
-                        tracing::info!("cluster store reachable again: leases renewed");
-                    }
-                }
-                Ok(Ok(false)) => {
-                    self.claims().remove(name);
-                    tracing::error!(stream = %name, "cluster claim lost: another node holds the name");
-                }
-                Ok(Err(e)) => self.store_down(&e.to_string()),
-                Err(_) => self.store_down("no answer in time"),
-            }
-        }
-    }
-
-    fn store_down(&self, why: &str) {
-        if !self
-            .store_down_logged
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::warn!(error = %why, "cluster store unreachable: live streams go on, new publishes are refused until it returns");
-        }
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("DEL")
+            .arg(self.keys.node(&self.config.node_id))
+            .ignore()
+            .cmd("SREM")
+            .arg(self.keys.nodes())
+            .arg(&self.config.node_id)
+            .ignore();
+        let gone = pipe.query_async::<()>(&mut conn);
+        let _ = tokio::time::timeout(STORE_TIMEOUT, gone).await;
     }
 }
 

@@ -335,6 +335,7 @@ impl Settings {
             ));
         }
         let cluster = resolve_cluster(file.cluster)?;
+        auth.cluster_hop = cluster.is_some();
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {

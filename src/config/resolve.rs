@@ -92,7 +92,7 @@ pub(super) fn resolve_auth(
             let header = section
                 .trusted_edge_header
                 .as_deref()
-                .unwrap_or("x-estuary-edge")
+                .unwrap_or(crate::auth::DEFAULT_EDGE_HEADER)
                 .parse::<hyper::header::HeaderName>()
                 .map_err(|_| invalid("trusted_edge_header", "not a header name"))?;
             Some(TrustedEdgeConfig {
@@ -109,6 +109,7 @@ pub(super) fn resolve_auth(
         webhook,
         trusted_edge,
         api_token: None,
+        cluster_hop: false,
     })
 }
 

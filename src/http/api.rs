@@ -10,7 +10,7 @@ use super::*;
 
 impl Origin {
     /// `/healthz`, `/readyz` and the JSON API. Never cached.
-    pub(super) fn operations(
+    pub(super) async fn operations(
         &self,
         method: &Method,
         path: &str,
@@ -27,8 +27,19 @@ impl Origin {
         };
         let mut response = match (method, path) {
             (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok\n"),
-            (&Method::GET | &Method::HEAD, "/readyz") if self.hub.is_accepting() => {
+            (&Method::GET | &Method::HEAD, "/readyz")
+                if self.hub.is_accepting() && !self.hub.is_draining() =>
+            {
                 text(StatusCode::OK, "ready\n")
+            }
+            (&Method::GET | &Method::HEAD, "/readyz") if self.hub.is_accepting() => {
+                // Drain: out of the load balancers, still serving its streams.
+                match self.node_state() {
+                    crate::cluster::NodeState::Drained => {
+                        text(StatusCode::SERVICE_UNAVAILABLE, "drained\n")
+                    }
+                    _ => text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"),
+                }
             }
             (&Method::GET | &Method::HEAD, "/readyz") => {
                 text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
@@ -39,7 +50,10 @@ impl Origin {
                 .check_api_authorization(headers.get(header::AUTHORIZATION))
             {
                 Some(true) if matches!(*method, Method::GET | Method::HEAD) => {
-                    match self.metrics.encode(&self.hub, &self.auth) {
+                    match self
+                        .metrics
+                        .encode(&self.hub, &self.auth, self.requests_in_flight())
+                    {
                         Ok(text) => {
                             let mut r = Response::new(ChunksBody::new([Bytes::from(text)]));
                             r.headers_mut().insert(
@@ -77,7 +91,10 @@ impl Origin {
                     r
                 }
                 Some(false) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
-                Some(true) => self.api(method, path),
+                Some(true) => match self.cluster_api(method, path).await {
+                    Some(response) => response,
+                    None => self.api(method, path),
+                },
             },
         };
         if method == Method::HEAD {

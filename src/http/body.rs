@@ -27,6 +27,8 @@ pub struct ChunksBody {
     pub(super) meter: Option<prometheus_client::metrics::counter::Counter>,
     /// Marks the connection busy until the body is dropped (sent, or abandoned).
     pub(super) in_flight: Option<InFlight>,
+    /// The length of a proxied body, when the node that made it said.
+    length: Option<u64>,
 }
 
 impl std::fmt::Debug for ChunksBody {
@@ -50,6 +52,16 @@ impl ChunksBody {
             tail: None,
             meter: None,
             in_flight: None,
+            length: None,
+        }
+    }
+
+    /// A body passed on from another node: whatever `tail` yields, of `length` bytes when known.
+    pub(super) fn proxied(tail: LiveTail, length: Option<u64>) -> Self {
+        Self {
+            tail: Some(tail),
+            length,
+            ..Self::default()
         }
     }
 
@@ -109,7 +121,9 @@ impl Body for ChunksBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        if self.tail.is_some() {
+        if let (Some(length), Some(_)) = (self.length, &self.tail) {
+            SizeHint::with_exact(length)
+        } else if self.tail.is_some() {
             let mut h = SizeHint::new();
             h.set_lower(self.remaining);
             h

@@ -42,19 +42,22 @@ impl ConnActivity {
     }
 }
 
-/// One request in flight on a connection, from its headers until its response body is dropped.
-pub(super) struct InFlight(Arc<ConnActivity>);
+/// One request in flight on a connection, from its headers until its response body is dropped;
+/// counted on the connection and in the origin's total.
+pub(super) struct InFlight(Arc<ConnActivity>, Arc<AtomicUsize>);
 
 impl InFlight {
-    fn new(activity: Arc<ConnActivity>) -> Self {
+    fn new(activity: Arc<ConnActivity>, total: Arc<AtomicUsize>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        Self(activity)
+        total.fetch_add(1, Ordering::Relaxed);
+        Self(activity, total)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.1.fetch_sub(1, Ordering::Relaxed);
         self.0.touch();
     }
 }
@@ -237,7 +240,7 @@ pub async fn serve(
             let io = IdleIo::new(stream, activity.clone(), header_timeout);
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
-                let in_flight = InFlight::new(activity.clone());
+                let in_flight = InFlight::new(activity.clone(), origin.in_flight.clone());
                 let origin = origin.clone();
                 async move {
                     let mut response = origin.handle(req).await?;

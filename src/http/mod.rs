@@ -38,10 +38,12 @@
 mod access;
 mod api;
 mod body;
+mod cluster_api;
 mod conn;
 mod license;
 mod objects;
 mod pages;
+mod proxy;
 mod reply;
 mod route;
 
@@ -129,6 +131,10 @@ pub struct Origin {
     auth: Arc<Auth>,
     metrics: crate::metrics::Metrics,
     player: crate::player::PlayerAssets,
+    /// Requests in flight (until their response body is dropped), on every connection.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The client of proxied requests (to a stream's owner in the cluster).
+    proxy: proxy::ProxyClient,
 }
 
 /// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
@@ -150,6 +156,10 @@ pub enum OriginError {
     /// Playback refused ([`Denial`]): 401 without a token, 403 otherwise.
     #[error("access denied: {}", .0.reason())]
     Denied(Denial),
+    /// The stream's owner in the cluster (or the cluster store) does not answer: 503, cached for
+    /// one second.
+    #[error("the stream's origin is unreachable")]
+    OwnerUnreachable,
 }
 
 impl OriginError {
@@ -158,7 +168,9 @@ impl OriginError {
         match self {
             OriginError::NotFound => StatusCode::NOT_FOUND,
             OriginError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            OriginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OriginError::Unavailable(_) | OriginError::OwnerUnreachable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             OriginError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             OriginError::Denied(d) => d.status(),
         }
@@ -175,7 +187,14 @@ impl Origin {
             auth,
             metrics: Default::default(),
             player,
+            in_flight: Default::default(),
+            proxy: proxy::ProxyClient::new(),
         })
+    }
+
+    /// HTTP requests in flight now (blocked reloads and responses still being sent included).
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Answer one request (never fails: errors become statuses).
@@ -199,9 +218,9 @@ impl Origin {
         let mut response = match (route, method) {
             // CORS preflights carry no credentials: never checked, never counted as refusals.
             (Route::Health(path) | Route::Api(path), method) => {
-                self.operations(&method, path, req.headers())
+                self.operations(&method, path, req.headers()).await
             }
-            (Route::Metrics, method) => self.operations(&method, "/metrics", req.headers()),
+            (Route::Metrics, method) => self.operations(&method, "/metrics", req.headers()).await,
             (_, Method::OPTIONS) => preflight_response(),
             (Route::PlayerPage(page), Method::GET | Method::HEAD) => {
                 self.player_page(&page, is_head)
@@ -225,22 +244,43 @@ impl Origin {
                 method,
             ) => match self.check_access(req.headers(), token, &stream, &object, client) {
                 Err(denial) => error_response(&OriginError::Denied(denial)),
-                Ok(()) => match (object, method) {
-                    (Object::License, Method::POST) => match self.license(&stream, req).await {
-                        Ok(reply) => reply_response(reply, false),
-                        Err(e) => error_response(&e),
-                    },
-                    (Object::License, _) => error_response(&OriginError::MethodNotAllowed),
-                    (object, Method::GET | Method::HEAD) => {
-                        match self.object(stream, object, &req).await {
-                            Ok(reply) => reply_response(reply, is_head),
-                            Err(e) => {
-                                tracing::debug!(path = %req.uri().path(), error = %e, "request failed");
-                                error_response(&e)
-                            }
+                Ok(()) => match self.owner_elsewhere(&stream, &object, req.headers()).await {
+                    Err(e) => error_response(&e),
+                    Ok(Some(owner)) => {
+                        let (parts, body) = req.into_parts();
+                        match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                            body,
+                            license::MAX_LICENSE_REQUEST_BYTES,
+                        ))
+                        .await
+                        {
+                            Err(_) => error_response(&OriginError::BadRequest("body")),
+                            Ok(body) => match self
+                                .proxy(&owner, &stream, &parts, body.to_bytes(), client)
+                                .await
+                            {
+                                Ok(response) => response,
+                                Err(e) => error_response(&e),
+                            },
                         }
                     }
-                    _ => error_response(&OriginError::MethodNotAllowed),
+                    Ok(None) => match (object, method) {
+                        (Object::License, Method::POST) => match self.license(&stream, req).await {
+                            Ok(reply) => reply_response(reply, false),
+                            Err(e) => error_response(&e),
+                        },
+                        (Object::License, _) => error_response(&OriginError::MethodNotAllowed),
+                        (object, Method::GET | Method::HEAD) => {
+                            match self.object(stream, object, &req).await {
+                                Ok(reply) => reply_response(reply, is_head),
+                                Err(e) => {
+                                    tracing::debug!(path = %req.uri().path(), error = %e, "request failed");
+                                    error_response(&e)
+                                }
+                            }
+                        }
+                        _ => error_response(&OriginError::MethodNotAllowed),
+                    },
                 },
             },
             _ => error_response(&OriginError::NotFound),

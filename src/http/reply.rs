@@ -21,6 +21,7 @@ pub(super) mod cache {
     pub const BLOCKING_PLAYLIST: &str = "public, max-age=60";
     pub const ENDED_PLAYLIST: &str = "public, max-age=60";
     pub const ERROR: &str = "no-cache";
+    pub const SHORT_ERROR: &str = "public, max-age=1";
     pub const NO_STORE: &str = "no-store";
     pub const PRIVATE: &str = "private, no-store";
     /// The player page and its libraries: the same for every stream and viewer, and changed only
@@ -130,10 +131,11 @@ pub(super) fn error_response(e: &OriginError) -> Response<ChunksBody> {
     h.insert(
         header::CACHE_CONTROL,
         // A refusal depends on the token, which a CDN keeps out of its cache key: never stored.
-        HeaderValue::from_static(if matches!(e, OriginError::Denied(_)) {
-            cache::PRIVATE
-        } else {
-            cache::ERROR
+        HeaderValue::from_static(match e {
+            OriginError::Denied(_) => cache::PRIVATE,
+            // A moment's outage: a CDN may hold the answer for a second, not more.
+            OriginError::OwnerUnreachable => cache::SHORT_ERROR,
+            _ => cache::ERROR,
         }),
     );
     if *e == OriginError::Denied(Denial::Missing) {

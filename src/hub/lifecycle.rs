@@ -39,6 +39,21 @@ impl Hub {
         remembered.max(reserved).max(clock).max(1)
     }
 
+    /// The first msn and discontinuity sequence number for a new packager of `name` whose numbering
+    /// starts at least at `first_msn`: in a cluster, where this node's claim continues the stream
+    /// ([`crate::cluster::Continuation`]), else `first_msn` and 0.
+    fn numbering(&self, name: &str, first_msn: u64) -> (u64, u64) {
+        match self
+            .config
+            .cluster
+            .as_ref()
+            .and_then(|c| c.continuation(name))
+        {
+            Some(c) => (first_msn.max(c.first_msn), c.discontinuity_sequence),
+            None => (first_msn, 0),
+        }
+    }
+
     pub(super) fn new_entry(
         &self,
         name: &str,
@@ -46,7 +61,9 @@ impl Hub {
         publisher: PublisherInfo,
     ) -> Arc<StreamEntry> {
         let (version_tx, _) = watch::channel(0);
+        let (first_msn, discontinuity_sequence) = self.numbering(name, first_msn);
         let mut packager = StreamPackager::new(self.config.packager.clone(), first_msn);
+        packager.set_first_discontinuity_sequence(discontinuity_sequence);
         let policy = &self.config.encryption;
         let keys = policy
             .encrypts(name)
@@ -86,6 +103,7 @@ impl Hub {
             part_latency: self.part_latency.clone(),
             data_dir: self.config.data_dir.clone(),
             reserved_msn: Default::default(),
+            cluster: self.config.cluster.clone(),
         })
     }
 

@@ -114,6 +114,8 @@ pub struct Hub {
     next_msn: Mutex<HashMap<String, u64>>,
     /// Set by [`Hub::end_all`].
     shutting_down: std::sync::atomic::AtomicBool,
+    /// Set by [`Hub::set_draining`].
+    draining: std::sync::atomic::AtomicBool,
     /// Part publication latency per stream and rendition (`/metrics`).
     part_latency: part_latency::PartLatencyFamily,
 }
@@ -126,6 +128,7 @@ impl Hub {
             streams: Mutex::new(HashMap::new()),
             next_msn: Mutex::new(HashMap::new()),
             shutting_down: Default::default(),
+            draining: Default::default(),
             part_latency: part_latency::part_latency_family(),
         })
     }
@@ -173,6 +176,51 @@ impl Hub {
             tracing::info!(stream = %name, "publisher kicked by the API");
         }
         has_publisher
+    }
+
+    /// Drain (scale-in): refuse publishes of streams not live here (reconnects of this node's own
+    /// streams are still taken), until `false` again. The streams go on until they end.
+    pub fn set_draining(&self, draining: bool) {
+        if self.draining.swap(draining, Ordering::AcqRel) != draining {
+            tracing::info!(
+                draining,
+                "node drain {}",
+                if draining { "started" } else { "cancelled" }
+            );
+        }
+    }
+
+    /// Whether the node drains.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Streams with a publisher, or waiting for one within the grace period.
+    pub fn live_streams(&self) -> usize {
+        self.entries()
+            .iter()
+            .filter(|e| e.lock().ended_at.is_none())
+            .count()
+    }
+
+    /// The hub's part of the load a cluster node reports: streams, publishing streams, transcoded
+    /// streams and the slowest transcoder's real-time factor (CPU and HTTP figures are the caller's).
+    pub fn node_load(&self) -> crate::cluster::NodeLoad {
+        let mut load = crate::cluster::NodeLoad::default();
+        for entry in self.entries() {
+            let st = entry.lock();
+            load.streams += 1;
+            if st.publisher.is_some() {
+                load.publishing += 1;
+                if let Some(t) = &st.transcode {
+                    load.transcoded += 1;
+                    let f = t.real_time_factor;
+                    load.min_real_time_factor =
+                        Some(load.min_real_time_factor.map_or(f, |m: f64| m.min(f)));
+                }
+            }
+        }
+        load
     }
 
     /// False once the server is shutting down ([`Hub::end_all`]).

@@ -22,17 +22,32 @@ impl Publisher for Hub {
             if let Some(auth) = &self.config.auth {
                 auth.authorize_publish(request).await?;
             }
-            // In a cluster, the name must be this node's (a new claim, or its own).
+            // A draining node takes no new stream (its own streams' publishers may come back).
+            let live_here = self
+                .get(&request.stream)
+                .is_some_and(|e| e.lock().ended_at.is_none());
+            if self.is_draining() && !live_here {
+                return Err(PublishRefused::Unavailable("node draining"));
+            }
+            // In a cluster, the name must be this node's (a new claim, or its own), and its numbering
+            // continues where the store has it.
             if let Some(cluster) = &self.config.cluster {
-                cluster.claim(&request.stream).await.map_err(|refused| {
-                    tracing::debug!(stream = %request.stream, reason = %refused, "cluster claim refused");
-                    match refused {
-                        crate::cluster::ClaimRefused::OwnedElsewhere { stream, .. } => {
-                            PublishRefused::AlreadyLive(stream)
+                let floor = self.first_msn(&request.stream).max(
+                    self.get(&request.stream)
+                        .map_or(0, |e| e.lock().packager.next_msn()),
+                );
+                cluster
+                    .claim(&request.stream, floor)
+                    .await
+                    .map_err(|refused| {
+                        tracing::debug!(stream = %request.stream, reason = %refused, "cluster claim refused");
+                        match refused {
+                            crate::cluster::ClaimRefused::OwnedElsewhere { stream, .. } => {
+                                PublishRefused::AlreadyLive(stream)
+                            }
+                            _ => PublishRefused::Unavailable("cluster store unreachable"),
                         }
-                        _ => PublishRefused::Unavailable("cluster store unreachable"),
-                    }
-                })?;
+                    })?;
             }
             Ok(())
         })

@@ -123,6 +123,8 @@ pub struct StreamEntry {
     pub(super) data_dir: Option<std::path::PathBuf>,
     /// Every msn below this is reserved on disk (0: nothing written yet).
     pub(super) reserved_msn: std::sync::atomic::AtomicU64,
+    /// The cluster, which reserves the stream's numbers in its store.
+    pub(super) cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// A request counter with the rate over its last complete window of at least
@@ -233,6 +235,13 @@ impl StreamEntry {
     /// yet): make sure every msn it may have used — the segment in progress included — is below the
     /// reservation on disk ([`crate::hub::msn_store`]), moving the reservation on when it is not.
     pub(crate) fn reserve_msns(&self, state: &StreamState) {
+        if let Some(cluster) = &self.cluster {
+            cluster.note_sequence(
+                &self.name,
+                state.packager.next_msn(),
+                state.packager.latest_discontinuity_sequence(),
+            );
+        }
         let Some(dir) = &self.data_dir else {
             return;
         };

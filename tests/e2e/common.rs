@@ -128,3 +128,10 @@ pub fn test_token(stream: &str) -> String {
         estuary::auth::unix_now_s(),
     )
 }
+
+/// The API bearer token of origins under [`TEST_SECRET`] (derived from it).
+pub fn test_api_token() -> String {
+    estuary::auth::Auth::with_secret(&Default::default(), TEST_SECRET.as_bytes())
+        .api_token()
+        .to_owned()
+}

@@ -364,9 +364,26 @@ impl Rendition {
         &self.segments
     }
 
-    /// EXT-X-DISCONTINUITY-SEQUENCE: discontinuities that have left the window.
+    /// EXT-X-DISCONTINUITY-SEQUENCE: the first sequence number plus the discontinuities that have
+    /// left the window.
     pub fn discontinuity_sequence(&self) -> u64 {
         self.discontinuity_sequence
+    }
+
+    /// Start counting discontinuities at `sequence` (before the first segment; ignored after).
+    pub(crate) fn set_first_discontinuity_sequence(&mut self, sequence: u64) {
+        if self.segments.is_empty() && self.retired.is_empty() {
+            self.discontinuity_sequence = sequence;
+        }
+    }
+
+    /// The discontinuity sequence number of the newest segment: EXT-X-DISCONTINUITY-SEQUENCE plus
+    /// the EXT-X-DISCONTINUITY tags in the window (and one more when the next segment follows one).
+    pub fn latest_discontinuity_sequence(&self) -> u64 {
+        let tags = self.segments.iter().filter(|s| s.is_discontinuity).count() as u64;
+        self.discontinuity_sequence
+            + tags
+            + u64::from(self.next_is_discontinuity && !self.segments.is_empty())
     }
 
     /// True once the rendition has ended (EXT-X-ENDLIST).

@@ -109,6 +109,9 @@ pub struct StreamPackager {
     /// seen), and the URL it gets is the new Period's segment, which must decrypt under the key it
     /// licensed.
     cenc_epoch: Option<u64>,
+    /// EXT-X-DISCONTINUITY-SEQUENCE of every rendition's first segment (RFC 8216bis §4.4.3.3): 0,
+    /// or where the stream's previous publish (on another origin) left it, plus one.
+    first_discontinuity_sequence: u64,
 }
 
 fn apply_bandwidth(r: &mut Rendition, nominal_bps: Option<u64>, floor_bps: u64) {
@@ -162,7 +165,30 @@ impl StreamPackager {
             bandwidths: Vec::new(),
             key_source: None,
             cenc_epoch: None,
+            first_discontinuity_sequence: 0,
         }
+    }
+
+    /// Continue a stream that was published before (elsewhere): every rendition's first segment gets
+    /// discontinuity sequence number `sequence` (EXT-X-DISCONTINUITY-SEQUENCE, RFC 8216bis §4.4.3.3),
+    /// one more than the previous publish's latest, so that a player that followed the previous
+    /// publish sees a discontinuity. Call before the first frame.
+    pub fn set_first_discontinuity_sequence(&mut self, sequence: u64) {
+        self.first_discontinuity_sequence = sequence;
+        for r in &mut self.renditions {
+            r.set_first_discontinuity_sequence(sequence);
+        }
+    }
+
+    /// The discontinuity sequence number of the newest segment (of the rendition that has seen the
+    /// most discontinuities): EXT-X-DISCONTINUITY-SEQUENCE plus the EXT-X-DISCONTINUITY tags in the
+    /// window. A later publish of the stream continues from one more.
+    pub fn latest_discontinuity_sequence(&self) -> u64 {
+        self.renditions
+            .iter()
+            .map(Rendition::latest_discontinuity_sequence)
+            .max()
+            .unwrap_or(self.first_discontinuity_sequence)
     }
 
     /// The wall-clock start of the stream's first segment (Unix ms), once there is one: the DASH

@@ -543,6 +543,29 @@ fn reconnect_adds_discontinuity_and_continues_msn_and_timeline() {
 }
 
 #[test]
+fn a_stream_continued_from_elsewhere_starts_at_its_discontinuity_sequence() {
+    let mut p = packager(PackagerConfig::default());
+    // The previous publish (on another origin) ended at discontinuity sequence 6.
+    p.set_first_discontinuity_sequence(7);
+    feed(&mut p, 6.0, 60, 0);
+    for name in ["source", "audio"] {
+        let text = hls::render_media_playlist(&p, name, false).unwrap();
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:7\n"), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    }
+    assert_eq!(p.latest_discontinuity_sequence(), 7);
+    p.discontinuity();
+    feed(&mut p, 6.0, 60, 0);
+    assert_eq!(p.latest_discontinuity_sequence(), 8);
+    let text = hls::render_media_playlist(&p, "source", false).unwrap();
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:7\n")
+            && text.contains("#EXT-X-DISCONTINUITY\n")
+    );
+    p.check_invariants().unwrap();
+}
+
+#[test]
 fn end_of_stream_closes_playlists() {
     let mut p = packager(PackagerConfig::default());
     feed(&mut p, 5.0, 60, 0);
