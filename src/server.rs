@@ -76,7 +76,7 @@ impl Server {
                     .advertise_srt
                     .clone()
                     .or_else(|| Some(advertise("srt", srt_addr)));
-                crate::cluster::Cluster::connect(config)
+                crate::cluster::Cluster::connect(config, auth.key_vault())
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))?
             }),

@@ -201,6 +201,8 @@ pub struct Auth {
     webhook: Option<Webhook>,
     /// The HTTP API's bearer token.
     api_token: String,
+    /// The key that seals content keys in the cluster store (derived from the secret).
+    vault_key: [u8; 32],
     /// Refusal counters.
     pub stats: AuthStats,
 }
@@ -270,6 +272,11 @@ impl Auth {
                 (None, false) => None,
             },
             webhook: config.webhook.clone().map(Webhook::new),
+            vault_key: {
+                let mut mac = derive(secret, "estuary cluster key vault v1");
+                mac.update(b"vault");
+                mac.finalize().into_bytes().into()
+            },
             api_token: match &config.api_token {
                 Some(t) => t.expose().to_owned(),
                 None => {
@@ -313,6 +320,12 @@ impl Auth {
         let (name, secret) = self.edge.as_ref()?;
         let value = headers.get(name)?;
         Some(bool::from(value.as_bytes().ct_eq(secret)))
+    }
+
+    /// The vault that seals content keys in the cluster store, under a key derived from the server
+    /// secret (the same on every node that shares it).
+    pub fn key_vault(&self) -> crate::cluster::vault::KeyVault {
+        crate::cluster::vault::KeyVault::new(&self.vault_key)
     }
 
     /// The header a request proxied to another node of the cluster carries: the trusted edge's (the

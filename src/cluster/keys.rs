@@ -3,6 +3,8 @@
 //! - `stream:{stream}:sequence` — a hash: `msn`, every media sequence number below it may have been
 //!   used (reserved ahead of use); `discontinuity`, the discontinuity sequence number of the latest
 //!   publish; never expires (a CDN may cache a stream's objects for as long as it likes);
+//! - `stream:{stream}:keys` — the stream's kept content keys, sealed ([`super::vault`]); never
+//!   expires (a CDN or a player may hold segments for as long as it likes);
 //! - `nodes` — a set of node ids that have reported;
 //! - `node:{id}` — a node's [`NodeRecord`](super::registry::NodeRecord) as JSON, expiring after
 //!   three heartbeats;
@@ -31,6 +33,11 @@ impl Keys {
     /// The sequence numbers of `stream` (`live/{name}`).
     pub fn sequence(&self, stream: &str) -> String {
         format!("{}stream:{stream}:sequence", self.prefix)
+    }
+
+    /// The sealed content keys of `stream` (`live/{name}`).
+    pub fn content_keys(&self, stream: &str) -> String {
+        format!("{}stream:{stream}:keys", self.prefix)
     }
 
     /// The set of node ids.

@@ -27,11 +27,13 @@
 //! rule, sans-IO), `keys` (the store's key names).
 
 pub mod claims;
+mod content_keys;
 pub mod directory;
 pub mod keys;
 pub mod load;
 mod ownership;
 pub mod registry;
+pub mod vault;
 
 pub use claims::Continuation;
 pub use directory::{LoadProbe, Location, NodeReport};
@@ -120,6 +122,13 @@ pub struct Cluster {
     store_down_logged: std::sync::atomic::AtomicBool,
     /// A stream ran past its msn reservation: logged once until a reservation is written.
     reservation_late_logged: std::sync::atomic::AtomicBool,
+    /// Seals content keys for the store.
+    vault: vault::KeyVault,
+    /// Content keys fetched by claims, until their stream's entry takes them.
+    fetched_keys: Mutex<HashMap<String, Vec<u8>>>,
+    /// Sealed key sets to write, in order (written by [`Cluster::run`]).
+    key_writes: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    key_writes_rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<(String, String)>>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -148,7 +157,11 @@ impl Cluster {
     /// background).
     ///
     /// Errors: [`ClusterError::Store`] when the URL is invalid or the store does not answer.
-    pub async fn connect(config: ClusterConfig) -> Result<Arc<Self>, ClusterError> {
+    /// `vault` seals the content keys kept in the store (its key derived from the server secret).
+    pub async fn connect(
+        config: ClusterConfig,
+        vault: vault::KeyVault,
+    ) -> Result<Arc<Self>, ClusterError> {
         let url = redacted_url(config.redis_url.expose());
         let store = |source| ClusterError::Store {
             url: url.clone(),
@@ -172,6 +185,7 @@ impl Cluster {
         })?
         .map_err(store)?;
         tracing::info!(node = %config.node_id, store = %url, "joined the cluster");
+        let key_writes = tokio::sync::mpsc::unbounded_channel();
         Ok(Arc::new(Self {
             keys: keys::Keys::default(),
             conn,
@@ -184,6 +198,10 @@ impl Cluster {
             locate: Script::new(directory::LOCATE),
             store_down_logged: Default::default(),
             reservation_late_logged: Default::default(),
+            vault,
+            fetched_keys: Mutex::default(),
+            key_writes: key_writes.0,
+            key_writes_rx: Mutex::new(Some(key_writes.1)),
             config,
         }))
     }
@@ -210,8 +228,19 @@ impl Cluster {
         renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeats = tokio::time::interval(self.config.heartbeat);
         heartbeats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut key_writes = self
+            .key_writes_rx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         loop {
             tokio::select! {
+                Some((stream, sealed)) = async {
+                    match key_writes.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => self.write_keys(&stream, &sealed).await,
                 _ = renewals.tick() => self.renew_due().await,
                 _ = heartbeats.tick() => {
                     let record = self.record(&probe(), crate::vocab::unix_ms());
@@ -220,6 +249,12 @@ impl Cluster {
                 _ = shutdown.changed() => {
                     if *shutdown.borrow() { break; }
                 }
+            }
+        }
+        // Keys created up to the end are written before the claims go.
+        if let Some(rx) = key_writes.as_mut() {
+            while let Ok((stream, sealed)) = rx.try_recv() {
+                self.write_keys(&stream, &sealed).await;
             }
         }
         let names = self.claims().names();

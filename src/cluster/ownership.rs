@@ -13,8 +13,9 @@ use super::{
 /// Claim a name and reserve its numbering, atomically. `KEYS[1]` the owner key, `KEYS[2]` the
 /// sequence hash; `ARGV` the node id, the lease (ms), the lowest first msn this node would use, the
 /// block size. Answers `{0, owner}` when another node holds the name, else `{1, first msn,
-/// discontinuity sequence}` having stored `msn = first + block` and the discontinuity sequence (one
-/// more than the stored one; 0 for a stream never published).
+/// discontinuity sequence, sealed content keys or false}` having stored `msn = first + block` and the
+/// discontinuity sequence (one more than the stored one; 0 for a stream never published). `KEYS[3]`
+/// the sealed content keys.
 pub(super) const CLAIM: &str = "\
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return {0, owner} end
@@ -24,7 +25,7 @@ local first = math.max(stored, tonumber(ARGV[3]))
 local disc = redis.call('HGET', KEYS[2], 'discontinuity')
 if disc then disc = tonumber(disc) + 1 else disc = 0 end
 redis.call('HSET', KEYS[2], 'msn', string.format('%d', first + tonumber(ARGV[4])), 'discontinuity', string.format('%d', disc))
-return {1, string.format('%d', first), string.format('%d', disc)}";
+return {1, string.format('%d', first), string.format('%d', disc), redis.call('GET', KEYS[3])}";
 
 /// Raise a stream's stored numbering, never lower it. `KEYS[1]` the sequence hash; `ARGV` the msn
 /// reservation and the discontinuity sequence.
@@ -56,6 +57,7 @@ impl Cluster {
         let mut invocation = self.claim.key(self.keys.owner(stream));
         invocation
             .key(self.keys.sequence(stream))
+            .key(self.keys.content_keys(stream))
             .arg(&self.config.node_id)
             .arg(self.lease_ms())
             .arg(floor_msn)
@@ -80,6 +82,9 @@ impl Cluster {
                     discontinuity_sequence: number(2).unwrap_or(0),
                 };
                 self.claims().insert(stream, Instant::now(), continuation);
+                if let Some(sealed) = text(3) {
+                    self.keep_fetched_keys(stream, &sealed);
+                }
                 Ok(continuation)
             }
             Some(0) => Err(ClaimRefused::OwnedElsewhere {
@@ -124,6 +129,7 @@ impl Cluster {
     /// The stream ended on this node: forget the claim and delete it from the store (compare-and-delete,
     /// in the background; a failure leaves the lease to run out). Its numbering stays in the store.
     pub fn release(self: &Arc<Self>, stream: &str) {
+        self.take_fetched_keys(stream);
         if !self.claims().remove(stream) {
             return;
         }

@@ -32,7 +32,10 @@ impl Origin {
     {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let store = self.hub.keys(stream).ok_or(OriginError::NotFound)?;
+        let store = self
+            .stream_keys(stream)
+            .await
+            .ok_or(OriginError::NotFound)?;
         let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
             req.into_body(),
             MAX_LICENSE_REQUEST_BYTES,

@@ -21,6 +21,26 @@ pub(super) enum SegmentForm {
 }
 
 impl Origin {
+    /// The content keys of `stream`: the live stream's, those persisted in the data directory, or
+    /// (in a cluster, for a stream nobody publishes now) those sealed in the cluster store.
+    pub(super) async fn stream_keys(
+        &self,
+        stream: &str,
+    ) -> Option<Arc<crate::hub::keys::KeyStore>> {
+        if let Some(keys) = self.hub.keys(stream) {
+            return Some(keys);
+        }
+        let json = self
+            .hub
+            .config()
+            .cluster
+            .as_ref()?
+            .load_keys(stream)
+            .await?;
+        let store = crate::hub::keys::KeyStore::default();
+        store.merge_json(&json).then(|| Arc::new(store))
+    }
+
     pub(super) async fn object<B>(
         &self,
         stream: String,
@@ -42,8 +62,8 @@ impl Origin {
             // Served while kept, also for a stream not being published (after a restart, a CDN or
             // a player may still hold its segments).
             let key = self
-                .hub
-                .keys(&stream)
+                .stream_keys(&stream)
+                .await
                 .and_then(|k| k.get(id))
                 .ok_or(OriginError::NotFound)?;
             return Ok(Reply {

@@ -38,6 +38,17 @@ pub struct KeyStore {
     cenc: Mutex<VecDeque<Arc<CencKey>>>,
     /// Where the keys are persisted, if anywhere.
     file: Option<PathBuf>,
+    /// Where else the kept keys go whenever a key is created (the cluster store).
+    sink: Option<KeySink>,
+}
+
+/// Takes the kept keys (the key file's JSON) whenever a key is created; must not block.
+pub struct KeySink(pub Box<dyn Fn(Vec<u8>) + Send + Sync>);
+
+impl std::fmt::Debug for KeySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeySink")
+    }
 }
 
 /// The file of stream `name`'s keys (`live/{name}`, a validated name) under `data_dir`.
@@ -88,21 +99,68 @@ impl KeyStore {
         if let Some(path) = &store.file
             && let Some(saved) = Self::read(path)
         {
-            let mut keys = store.lock();
-            for e in saved.hls.iter().rev().take(KEYS_KEPT).rev() {
-                if let Some(key) = unhex16(&e.key) {
-                    keys.push_back(Arc::new(ContentKey { id: e.id, key }));
-                }
-            }
-            drop(keys);
-            let mut cenc = store.lock_cenc();
-            for e in saved.cenc.iter().rev().take(CENC_KEYS_KEPT).rev() {
-                if let (Some(kid), Some(key)) = (unhex16(&e.kid), unhex16(&e.key)) {
-                    cenc.push_back(Arc::new(CencKey { id: e.id, kid, key }));
-                }
-            }
+            store.merge(&saved);
         }
         store
+    }
+
+    /// Send the kept keys to `sink` whenever a key is created.
+    pub fn with_sink(mut self, sink: KeySink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Add the keys of `json` (a key file's JSON, e.g. from the cluster store) that this store does
+    /// not have, oldest first. False when `json` does not parse.
+    pub fn merge_json(&self, json: &[u8]) -> bool {
+        match serde_json::from_slice::<KeyFile>(json) {
+            Ok(saved) => {
+                self.merge(&saved);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Keys from `saved` by id, before those this store already holds (which are newer), within the
+    /// kept counts.
+    fn merge(&self, saved: &KeyFile) {
+        let mut keys = self.lock();
+        let mut merged: VecDeque<Arc<ContentKey>> = saved
+            .hls
+            .iter()
+            .filter(|e| !keys.iter().any(|k| k.id == e.id))
+            .filter_map(|e| {
+                Some(Arc::new(ContentKey {
+                    id: e.id,
+                    key: unhex16(&e.key)?,
+                }))
+            })
+            .collect();
+        merged.extend(keys.drain(..));
+        while merged.len() > KEYS_KEPT {
+            merged.pop_front();
+        }
+        *keys = merged;
+        drop(keys);
+        let mut cenc = self.lock_cenc();
+        let mut merged: VecDeque<Arc<CencKey>> = saved
+            .cenc
+            .iter()
+            .filter(|e| !cenc.iter().any(|k| k.id == e.id))
+            .filter_map(|e| {
+                Some(Arc::new(CencKey {
+                    id: e.id,
+                    kid: unhex16(&e.kid)?,
+                    key: unhex16(&e.key)?,
+                }))
+            })
+            .collect();
+        merged.extend(cenc.drain(..));
+        while merged.len() > CENC_KEYS_KEPT {
+            merged.pop_front();
+        }
+        *cenc = merged;
     }
 
     /// The keys persisted in `file`, if it exists and parses (for a stream not being published, e.g.
@@ -129,11 +187,8 @@ impl KeyStore {
         }
     }
 
-    /// Write the kept keys to the file (0600, via a temporary file and a rename).
-    fn persist(&self) {
-        let Some(path) = &self.file else {
-            return;
-        };
+    /// The kept keys as a key file's JSON (key material: never logged).
+    pub fn to_json(&self) -> Vec<u8> {
         let file = KeyFile {
             hls: self
                 .lock()
@@ -153,9 +208,23 @@ impl KeyStore {
                 })
                 .collect(),
         };
-        if let Err(error) = write_private(path, &serde_json::to_vec(&file).unwrap_or_default()) {
+        serde_json::to_vec(&file).unwrap_or_default()
+    }
+
+    /// Write the kept keys to the file (0600, via a temporary file and a rename) and to the sink.
+    fn persist(&self) {
+        if self.file.is_none() && self.sink.is_none() {
+            return;
+        }
+        let json = self.to_json();
+        if let Some(path) = &self.file
+            && let Err(error) = write_private(path, &json)
+        {
             // Keys still serve from memory; only a restart would lose them.
             tracing::warn!(path = %path.display(), %error, "cannot persist content keys");
+        }
+        if let Some(sink) = &self.sink {
+            (sink.0)(json);
         }
     }
 
@@ -300,6 +369,28 @@ mod tests {
         assert_ne!(c1.key, a.key);
         assert_eq!(store.cenc_by_kid(&c1.kid).unwrap(), c1);
         assert_ne!(ks.cenc_key(40).0.kid, c1.kid);
+    }
+
+    #[test]
+    fn keys_go_to_the_sink_and_merge_into_another_store() {
+        let sent = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+        let sink = {
+            let sent = sent.clone();
+            KeySink(Box::new(move |json| sent.lock().unwrap().push(json)))
+        };
+        let first = Arc::new(KeyStore::default().with_sink(sink));
+        let mut ks = StreamKeys::new(first.clone(), 2);
+        let (old, _) = ks.segment_key(10);
+        let (old_cenc, _) = ks.cenc_key(10);
+        assert_eq!(sent.lock().unwrap().len(), 2, "every new key is sent");
+        // Another node takes the stream over: its store adds the earlier keys to its own.
+        let second = Arc::new(KeyStore::default());
+        let (new, _) = StreamKeys::new(second.clone(), 2).segment_key(80);
+        assert!(second.merge_json(sent.lock().unwrap().last().unwrap()));
+        assert_eq!(second.get(5).unwrap(), old);
+        assert_eq!(second.get(40).unwrap(), new);
+        assert_eq!(second.cenc_by_kid(&old_cenc.kid).unwrap(), old_cenc);
+        assert!(!second.merge_json(b"not json"));
     }
 
     #[test]

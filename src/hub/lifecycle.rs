@@ -74,7 +74,16 @@ impl Hub {
                     .data_dir
                     .as_deref()
                     .map(|d| crate::hub::keys::key_file(d, name));
-                let store = Arc::new(crate::hub::keys::KeyStore::open(file));
+                let mut store = crate::hub::keys::KeyStore::open(file);
+                if let Some(cluster) = &self.config.cluster {
+                    // Earlier publishes' keys (on other nodes too) stay served; new keys go to the
+                    // store.
+                    if let Some(json) = cluster.take_fetched_keys(name) {
+                        store.merge_json(&json);
+                    }
+                    store = store.with_sink(cluster.key_sink(name));
+                }
+                let store = Arc::new(store);
                 packager.set_key_source(Box::new(crate::hub::keys::StreamKeys::new(
                     store.clone(),
                     every,

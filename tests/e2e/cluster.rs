@@ -18,7 +18,8 @@ fn node(redis: &Redis, id: &str) -> EstuaryProcess {
     EstuaryProcess::start(&format!(
         "[cluster]\nenabled = true\nredis_url = \"{}\"\nnode_id = \"{id}\"\nlease = \"3s\"\nheartbeat = \"1s\"\n\
          [streams]\nreconnect_grace = \"2s\"\n\
-         [auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n",
+         [auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n\
+         [encryption.streams]\n\"live/two\" = true\n",
         redis.url()
     ))
 }
@@ -347,6 +348,33 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
     let on_a_text = get(&format!("{b_two_base}source/media.m3u8")).await.text();
     let last_on_a = parse_media(&on_a_text).segments.last().expect("segments").0;
     assert_eq!(discontinuity_sequence(&on_a_text), 0);
+    // live/two is encrypted: its content keys are in the store, sealed, never in the clear.
+    let key_url = {
+        let uri = on_a_text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-KEY:").and_then(|a| attr(a, "URI")))
+            .expect("an EXT-X-KEY");
+        let playlist_path = format!("/t/{}/live/two/source/media.m3u8", test_token("live/two"));
+        format!(
+            "http://{}{}",
+            b.http_addr,
+            testkit::load::playlist::resolve(&playlist_path, &uri)
+        )
+    };
+    let key_from_a = get(&key_url).await;
+    assert_eq!(
+        (key_from_a.status.as_u16(), key_from_a.body.len()),
+        (200, 16),
+        "{key_url}"
+    );
+    let sealed = redis
+        .command(&["GET", "estuary:stream:live/two:keys"])
+        .expect("live/two's keys are in the store");
+    let key_hex: String = key_from_a.body.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        sealed.starts_with("v1.") && !sealed.contains(&key_hex),
+        "sealed, not plain"
+    );
     let (mut a, redis) = blocking(move || {
         let mut a = a;
         a.kill_now();
@@ -390,6 +418,9 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
         "node B continues at the store's reservation (the clock is lower):\n{taken}"
     );
     assert_eq!(discontinuity_sequence(&taken), 1, "after a discontinuity");
+    let key_after = get(&key_url).await;
+    assert_eq!(key_after.status, 200, "node B serves node A's content key");
+    assert_eq!(key_after.body, key_from_a.body, "the same key");
 
     // The store goes away: the live stream goes on, a new publish is refused with the reason; when the
     // store returns (empty, as after a restart without persistence) the live stream's claim is taken
