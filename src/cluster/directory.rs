@@ -28,15 +28,25 @@ pub enum Location {
     Node(Box<NodeRecord>),
     /// By a node that has not reported within three heartbeats (dead, or cut off from the store).
     Unreachable(String),
+    /// By nobody right now, but its node did not end it: it died within [`ORPHAN_WINDOW`] leases,
+    /// and a publisher reconnecting to any node may bring the stream back.
+    Orphaned,
     /// Nowhere in the cluster.
     Nowhere,
 }
 
-/// `KEYS[1]` the owner key; `ARGV[1]` the node key prefix. Answers `{}` when nobody owns the stream,
-/// else `{owner, record or false}`: one round trip.
+/// How many leases after its last renewal a stream whose node died (its claim ran out, never
+/// released) counts as [`Location::Orphaned`] rather than gone.
+pub const ORPHAN_WINDOW: u32 = 3;
+
+/// `KEYS[1]` the owner key, `KEYS[2]` the sequence hash; `ARGV[1]` the node key prefix. Answers
+/// `{owner, record or false}`, or `{'', live_ms or false, ended or false}` when nobody owns the
+/// stream: one round trip.
 pub(super) const LOCATE: &str = "\
 local owner = redis.call('GET', KEYS[1])
-if not owner then return {} end
+if not owner then
+  return {'', redis.call('HGET', KEYS[2], 'live_ms'), redis.call('HGET', KEYS[2], 'ended')}
+end
 return {owner, redis.call('GET', ARGV[1] .. owner)}";
 
 /// What the node reports about itself at a heartbeat (built by the server from the hub and the
@@ -146,15 +156,27 @@ impl Cluster {
         }
         let mut conn = self.conn.clone();
         let mut invocation = self.locate.key(self.keys.owner(stream));
-        invocation.arg(self.keys.node(""));
+        invocation
+            .key(self.keys.sequence(stream))
+            .arg(self.keys.node(""));
         let call = invocation.invoke_async::<Vec<Option<String>>>(&mut conn);
         let answer = match tokio::time::timeout(STORE_TIMEOUT, call).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(e)) => return Err(ClaimRefused::StoreUnavailable(e.to_string())),
             Err(_) => return Err(ClaimRefused::StoreUnavailable("timeout".into())),
         };
+        let orphan_ms =
+            i64::try_from((self.config.lease * ORPHAN_WINDOW).as_millis()).unwrap_or(i64::MAX);
         let location = match answer.as_slice() {
-            [] => Location::Nowhere,
+            [Some(none), live_ms, ended] if none.is_empty() => {
+                let live_ms = live_ms.as_deref().and_then(|v| v.parse::<i64>().ok());
+                match (live_ms, ended) {
+                    (Some(at), None) if crate::vocab::unix_ms() - at < orphan_ms => {
+                        Location::Orphaned
+                    }
+                    _ => Location::Nowhere,
+                }
+            }
             [Some(owner), ..] if *owner == self.config.node_id => Location::Here,
             [Some(owner), record] => match record
                 .as_deref()

@@ -20,6 +20,8 @@ pub(super) const CLAIM: &str = "\
 local owner = redis.call('GET', KEYS[1])
 if owner and owner ~= ARGV[1] then return {0, owner} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HDEL', KEYS[2], 'ended')
+redis.call('HSET', KEYS[2], 'live_ms', ARGV[5])
 local stored = tonumber(redis.call('HGET', KEYS[2], 'msn') or '0')
 local first = math.max(stored, tonumber(ARGV[3]))
 local disc = redis.call('HGET', KEYS[2], 'discontinuity')
@@ -36,12 +38,22 @@ local disc = tonumber(redis.call('HGET', KEYS[1], 'discontinuity') or '-1')
 if tonumber(ARGV[2]) > disc then redis.call('HSET', KEYS[1], 'discontinuity', ARGV[2]) end
 return 1";
 
-/// `if GET key == node then PEXPIRE key lease`: renew only one's own claim.
-pub(super) const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
-/// `if GET key == node then DEL key`: release only one's own claim.
-pub(super) const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    return redis.call('DEL', KEYS[1]) else return 0 end";
+/// `if GET owner == node then PEXPIRE owner lease`: renew only one's own claim, and note when the
+/// stream was last known live (`live_ms` in the sequence hash, `KEYS[2]`; `ARGV[3]` now, Unix ms).
+pub(super) const RENEW: &str = "\
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('HSET', KEYS[2], 'live_ms', ARGV[3])
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+/// `if GET owner == node then DEL owner`: release only one's own claim, and mark the stream ended
+/// (`ended` in the sequence hash, `KEYS[2]`: nobody is about to bring it back).
+pub(super) const RELEASE: &str = "\
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('HSET', KEYS[2], 'ended', '1')
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
 
 impl Cluster {
     /// Claim `stream` (`live/{name}`) for a publish on this node: a new claim, or this node's own
@@ -61,7 +73,8 @@ impl Cluster {
             .arg(&self.config.node_id)
             .arg(self.lease_ms())
             .arg(floor_msn)
-            .arg(RESERVE_BLOCK);
+            .arg(RESERVE_BLOCK)
+            .arg(crate::vocab::unix_ms());
         let call = invocation.invoke_async::<Vec<redis::Value>>(&mut conn);
         let answer = match tokio::time::timeout(STORE_TIMEOUT, call).await {
             Ok(Ok(answer)) => answer,
@@ -144,7 +157,9 @@ impl Cluster {
         let mut conn = self.conn.clone();
         let key = self.keys.owner(stream);
         let mut invocation = self.release.key(&key);
-        invocation.arg(&self.config.node_id);
+        invocation
+            .key(self.keys.sequence(stream))
+            .arg(&self.config.node_id);
         let call = invocation.invoke_async::<i64>(&mut conn);
         match tokio::time::timeout(STORE_TIMEOUT, call).await {
             Ok(Ok(_)) => tracing::debug!(%stream, "cluster claim released"),
@@ -188,8 +203,10 @@ impl Cluster {
                 let renewed: i64 = self
                     .renew
                     .key(&key)
+                    .key(self.keys.sequence(name))
                     .arg(node)
                     .arg(self.lease_ms())
+                    .arg(crate::vocab::unix_ms())
                     .invoke_async(&mut conn)
                     .await?;
                 if renewed == 1 {

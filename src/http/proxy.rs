@@ -91,6 +91,10 @@ impl Origin {
                 tracing::debug!(%stream, %node, "the stream's owner has not reported lately");
                 Err(OriginError::OwnerUnreachable)
             }
+            // Its node died; its publisher may be reconnecting elsewhere: players retry.
+            Ok(crate::cluster::Location::Orphaned) if here.is_none() => {
+                Err(OriginError::OwnerUnreachable)
+            }
             Ok(_) => Ok(None),
             // The store is away: what is here is served, the rest cannot be found.
             Err(_) if here.is_some() => Ok(None),

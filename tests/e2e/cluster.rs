@@ -397,6 +397,12 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
     })
     .await;
     assert!(expired.1, "the dead node's claim ran out with its lease");
+    // Nobody owns it now, but its node did not end it: players are told to retry (503), not that it
+    // is gone, while its publisher may come back on another node.
+    assert_eq!(
+        get(&format!("{b_two_base}source/media.m3u8")).await.status,
+        503
+    );
     let reserved: u64 = expired
         .0
         .command(&["HGET", "estuary:stream:live/two:sequence", "msn"])
