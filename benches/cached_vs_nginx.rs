@@ -22,14 +22,13 @@
 //! Usage: `cargo bench --bench cached_vs_nginx -- [--clients C] [--seconds S] [--warmup S]`.
 //! The clients and the servers share the machine's cores.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use testkit::http::{exchange, exchange_in_place};
+use testkit::http::exchange;
+use testkit::load::{Object, Round, hammer};
 use testkit::nginx::Nginx;
 use testkit::process::{Estuary, EstuaryCommand};
 use testkit::rtmp::{publish_realtime, rtmp_publish};
@@ -50,71 +49,6 @@ fn start_nginx(root: &Path, dir: &Path) -> Nginx {
             root.display()
         ),
     )
-}
-
-/// One object: its path and length, bytes.
-#[derive(Clone)]
-struct Object {
-    path: String,
-    len: usize,
-}
-
-struct Round {
-    requests: u64,
-    bytes: u64,
-    errors: u64,
-    seconds: f64,
-    cpu: f64,
-}
-
-async fn round(addr: SocketAddr, objects: Arc<Vec<Object>>, clients: usize, seconds: u64) -> Round {
-    let requests = Arc::new(AtomicU64::new(0));
-    let bytes = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(AtomicU64::new(0));
-    let until = tokio::time::Instant::now() + Duration::from_secs(seconds);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::new();
-    for c in 0..clients {
-        let (objects, requests, bytes, errors) = (
-            objects.clone(),
-            requests.clone(),
-            bytes.clone(),
-            errors.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let Ok(mut conn) = TcpStream::connect(addr).await else {
-                errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            let _ = conn.set_nodelay(true);
-            let mut buf = Vec::with_capacity(1 << 20);
-            let mut i = c * 7919;
-            while tokio::time::Instant::now() < until {
-                let o = &objects[i % objects.len()];
-                i += 1;
-                match exchange_in_place(&mut conn, &mut buf, &o.path, "").await {
-                    Ok((200, range)) if range.len() == o.len => {
-                        requests.fetch_add(1, Ordering::Relaxed);
-                        bytes.fetch_add(o.len as u64, Ordering::Relaxed);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        let _ = t.await;
-    }
-    Round {
-        requests: requests.load(Ordering::Relaxed),
-        bytes: bytes.load(Ordering::Relaxed),
-        errors: errors.load(Ordering::Relaxed),
-        seconds: start.elapsed().as_secs_f64(),
-        cpu: 0.0,
-    }
 }
 
 async fn run(clients: usize, seconds: u64, warmup: u64) {
@@ -208,7 +142,8 @@ async fn run(clients: usize, seconds: u64, warmup: u64) {
     }
 
     for (kind, objects) in [("parts", parts), ("segments", segments)] {
-        let mut results: [Vec<Round>; 2] = [Vec::new(), Vec::new()];
+        // Each round with the server's CPU seconds over it.
+        let mut results: [Vec<(Round, f64)>; 2] = [Vec::new(), Vec::new()];
         for _ in 0..2 {
             for (s, addr) in [(0, origin.http_addr), (1, nginx.addr)] {
                 let cpu = |s| {
@@ -219,12 +154,13 @@ async fn run(clients: usize, seconds: u64, warmup: u64) {
                     }
                 };
                 let cpu0 = cpu(s);
-                let mut r = round(addr, objects.clone(), clients, seconds).await;
-                r.cpu = cpu(s) - cpu0;
-                results[s].push(r);
+                let r = hammer(addr, objects.clone(), clients, seconds).await;
+                results[s].push((r, cpu(s) - cpu0));
             }
         }
-        let summary = |rounds: &[Round]| {
+        let summary = |rounds: &[(Round, f64)]| {
+            let cpu: f64 = rounds.iter().map(|r| r.1).sum();
+            let rounds: Vec<Round> = rounds.iter().map(|r| r.0).collect();
             let rps = rounds
                 .iter()
                 .map(|r| r.requests as f64 / r.seconds)
@@ -236,7 +172,7 @@ async fn run(clients: usize, seconds: u64, warmup: u64) {
                 .sum::<f64>()
                 / 2.0;
             let requests = rounds.iter().map(|r| r.requests).sum::<u64>() as f64;
-            let cpu_per_k = rounds.iter().map(|r| r.cpu).sum::<f64>() / requests * 1000.0;
+            let cpu_per_k = cpu / requests * 1000.0;
             let errors: u64 = rounds.iter().map(|r| r.errors).sum();
             (rps, mbps, cpu_per_k, errors)
         };

@@ -16,6 +16,12 @@ use super::{
 /// How long a stream's location is remembered before the store is asked again.
 pub const LOCATION_TTL: Duration = Duration::from_secs(1);
 
+/// How long a lookup waits for the store when the stream's last known location can stand in.
+pub const LOCATE_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long a stream's last known location is used while the store is unreachable.
+pub const STALE_LOCATION_TTL: Duration = Duration::from_secs(300);
+
 /// How long a placement counts against its node (until the publish shows in the node's load).
 pub const PLACEMENT_TTL: Duration = Duration::from_secs(10);
 
@@ -154,16 +160,39 @@ impl Cluster {
         {
             return Ok(location.clone());
         }
+        // The store just failed: a stream known before is answered from memory at once (the next
+        // attempt is made when the failure is a second old), so viewers through this node keep
+        // their pace through an outage.
+        if self.store_down_within(LOCATION_TTL)
+            && let Ok(location) = self.last_known(stream, String::new())
+        {
+            return Ok(location);
+        }
         let mut conn = self.conn.clone();
         let mut invocation = self.locate.key(self.keys.owner(stream));
         invocation
             .key(self.keys.sequence(stream))
             .arg(self.keys.node(""));
         let call = invocation.invoke_async::<Vec<Option<String>>>(&mut conn);
-        let answer = match tokio::time::timeout(STORE_TIMEOUT, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => return Err(ClaimRefused::StoreUnavailable(e.to_string())),
-            Err(_) => return Err(ClaimRefused::StoreUnavailable("timeout".into())),
+        // With a location to fall back on, a slow store is not waited for long.
+        let timeout = if self.locations().contains_key(stream) {
+            LOCATE_TIMEOUT
+        } else {
+            STORE_TIMEOUT
+        };
+        let answer = match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(answer)) => {
+                self.store_up();
+                answer
+            }
+            Ok(Err(e)) => {
+                self.store_down(&e.to_string());
+                return self.last_known(stream, e.to_string());
+            }
+            Err(_) => {
+                self.store_down("no answer in time");
+                return self.last_known(stream, "timeout".into());
+            }
         };
         let orphan_ms =
             i64::try_from((self.config.lease * ORPHAN_WINDOW).as_millis()).unwrap_or(i64::MAX);
@@ -190,10 +219,22 @@ impl Cluster {
         };
         let mut locations = self.locations();
         if locations.len() > 10_000 {
-            locations.retain(|_, (at, _)| now.duration_since(*at) < LOCATION_TTL);
+            locations.retain(|_, (at, _)| now.duration_since(*at) < STALE_LOCATION_TTL);
         }
         locations.insert(stream.to_owned(), (now, location.clone()));
         Ok(location)
+    }
+
+    /// The store is unreachable: where `stream` was last found (within [`STALE_LOCATION_TTL`]), so
+    /// that viewers of a stream on another node keep playing through an outage of the store.
+    fn last_known(&self, stream: &str, error: String) -> Result<Location, ClaimRefused> {
+        let now = Instant::now();
+        match self.locations().get(stream) {
+            Some((at, location)) if now.duration_since(*at) < STALE_LOCATION_TTL => {
+                Ok(location.clone())
+            }
+            _ => Err(ClaimRefused::StoreUnavailable(error)),
+        }
     }
 
     /// Forget where `stream` was found (its owner did not answer).

@@ -120,6 +120,8 @@ pub struct Cluster {
     locate: Script,
     /// Store failures are logged once until an operation succeeds again.
     store_down_logged: std::sync::atomic::AtomicBool,
+    /// When an operation last failed for want of the store (cleared by the next success).
+    store_down_at: Mutex<Option<Instant>>,
     /// A stream ran past its msn reservation: logged once until a reservation is written.
     reservation_late_logged: std::sync::atomic::AtomicBool,
     /// Seals content keys for the store.
@@ -197,6 +199,7 @@ impl Cluster {
             release: Script::new(ownership::RELEASE),
             locate: Script::new(directory::LOCATE),
             store_down_logged: Default::default(),
+            store_down_at: Mutex::default(),
             reservation_late_logged: Default::default(),
             vault,
             fetched_keys: Mutex::default(),

@@ -256,21 +256,31 @@ impl Cluster {
         }
     }
 
-    fn store_up(&self) {
+    pub(super) fn store_up(&self) {
+        *self.store_down_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if self
             .store_down_logged
             .swap(false, std::sync::atomic::Ordering::Relaxed)
         {
-            tracing::info!("cluster store reachable again: leases renewed");
+            tracing::info!("cluster store reachable again");
         }
     }
 
     pub(super) fn store_down(&self, why: &str) {
+        *self.store_down_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
         if !self
             .store_down_logged
             .swap(true, std::sync::atomic::Ordering::Relaxed)
         {
             tracing::warn!(error = %why, "cluster store unreachable: live streams go on, new publishes are refused until it returns");
         }
+    }
+
+    /// Whether an operation failed for want of the store within the last `within`.
+    pub(super) fn store_down_within(&self, within: std::time::Duration) -> bool {
+        self.store_down_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < within)
     }
 }

@@ -38,6 +38,7 @@ pub const FILE_SECTIONS: &[&str] = &[
     "auth",
     "api",
     "player",
+    "cluster",
 ];
 
 /// `server.data_dir` when none is given: relative to the working directory.

@@ -237,11 +237,22 @@ fn environment_overrides_every_file_key_and_flags_override_the_environment() {
                 "ESTUARY_AUTH__SECRET",
                 "12345678901234567890123456789012345",
             ),
+            ("ESTUARY_CLUSTER__ENABLED", "true"),
+            ("ESTUARY_CLUSTER__REDIS_URL", "redis://redis:6379"),
+            ("ESTUARY_CLUSTER__NODE_ID", "origin-b"),
             ("UNRELATED", "1"),
             ("ESTUARY_HTTP_LISTEN", "ignored here: a flag's variable"),
         ]),
     )
     .unwrap();
+    assert_eq!(
+        s.cluster.as_ref().map(|c| c.node_id.as_str()),
+        Some("origin-b")
+    );
+    assert!(
+        s.auth.cluster_hop,
+        "a cluster node trusts the hop from another node"
+    );
     assert_eq!(s.hub.packager.part_target, Duration::from_millis(250));
     assert_eq!(s.hub.packager.window_segments, 10);
     assert_eq!(s.origin.cors_allow_origin, "https://b.example");

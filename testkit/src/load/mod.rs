@@ -303,3 +303,82 @@ mod tests {
         assert!(publication_spreads(&receipts, 4).is_empty());
     }
 }
+
+/// One object of a [`hammer`] round: its path (and query) and its body length, bytes.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// The request target.
+    pub path: String,
+    /// The body length every answer must have.
+    pub len: usize,
+}
+
+/// What a [`hammer`] round did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Round {
+    /// 200 answers of the right length.
+    pub requests: u64,
+    /// Body bytes of those.
+    pub bytes: u64,
+    /// Anything else (the client stops at its first).
+    pub errors: u64,
+    /// Wall-clock length of the round.
+    pub seconds: f64,
+}
+
+/// `clients` keep-alive HTTP/1.1 connections to `addr`, each GETting `objects` in turn (each starting
+/// at a different one) for `seconds`, checking every body's length: cached-object throughput.
+pub async fn hammer(
+    addr: std::net::SocketAddr,
+    objects: std::sync::Arc<Vec<Object>>,
+    clients: usize,
+    seconds: u64,
+) -> Round {
+    use std::sync::Arc;
+    let requests = Arc::new(AtomicU64::new(0));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (objects, requests, bytes, errors) = (
+            objects.clone(),
+            requests.clone(),
+            bytes.clone(),
+            errors.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else {
+                errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            let _ = conn.set_nodelay(true);
+            let mut buf = Vec::with_capacity(1 << 20);
+            let mut i = c * 7919;
+            while tokio::time::Instant::now() < until {
+                let o = &objects[i % objects.len()];
+                i += 1;
+                match crate::http::exchange_in_place(&mut conn, &mut buf, &o.path, "").await {
+                    Ok((200, range)) if range.len() == o.len => {
+                        requests.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(o.len as u64, Ordering::Relaxed);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Round {
+        requests: requests.load(Ordering::Relaxed),
+        bytes: bytes.load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
