@@ -364,13 +364,16 @@ async fn proxy_cost() {
     );
 }
 
+/// A playlist a player received: when, its newest part (msn, part index), its discontinuity sequence.
+type Seen = (Instant, (u64, usize), u64);
+
 /// Counts what players got, and when each newest part first reached one of them.
 #[derive(Default)]
 struct FailoverSink {
     /// (kind, status) → answers.
     answers: Mutex<HashMap<(&'static str, u16), u64>>,
     /// (when, newest part, discontinuity sequence) of every playlist received.
-    playlists: Mutex<Vec<(Instant, (u64, usize), u64)>>,
+    playlists: Mutex<Vec<Seen>>,
 }
 
 impl Sink for FailoverSink {
