@@ -178,11 +178,11 @@ async fn topology() {
     }
     let example = std::fs::read_to_string(testkit::repo().join("docs/nginx-cdn.conf")).unwrap();
     let upstreams = format!(
-        "{};\n    server {};\n    server {}",
+        "server {};\n    server {};\n    server {};",
         a.http_addr, b.http_addr, c.http_addr
     );
     let edge_conf = example
-        .replace("@ORIGIN@", &upstreams)
+        .replace("server @ORIGIN@;", &upstreams)
         .replace("@EDGE_SECRET@", EDGE)
         .replace("@CACHE_DIR@", &dir.join("cache").display().to_string());
     let edge = testkit::blocking({

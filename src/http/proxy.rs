@@ -42,7 +42,12 @@ const NOT_PASSED_ON: [header::HeaderName; 7] = [
 /// The HTTP/1.1 client of the internal hop: pooled keep-alive connections per node.
 pub(super) struct ProxyClient {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// When a failed hop to each node was last logged.
+    logged: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// A node that does not answer is logged at most once per this interval.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 impl std::fmt::Debug for ProxyClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -59,7 +64,23 @@ impl ProxyClient {
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(4096)
             .build(connector);
-        Self { client }
+        Self {
+            client,
+            logged: Default::default(),
+        }
+    }
+
+    /// Whether a failed hop to `node` should be logged now (once per [`LOG_EVERY`]).
+    fn should_log(&self, node: &str) -> bool {
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match logged.get(node) {
+            Some(at) if now.duration_since(*at) < LOG_EVERY => false,
+            _ => {
+                logged.insert(node.to_owned(), now);
+                true
+            }
+        }
     }
 }
 
@@ -144,14 +165,18 @@ impl Origin {
         let response = match answer {
             Ok(Ok(r)) => r,
             Ok(Err(error)) => {
-                tracing::warn!(%stream, node = %owner.node_id, %error, "the stream's owner did not answer");
+                if self.proxy.should_log(&owner.node_id) {
+                    tracing::warn!(%stream, node = %owner.node_id, %error, "the stream's owner did not answer (logged once per node per 10 s)");
+                }
                 if let Some(cluster) = self.hub.config().cluster.as_ref() {
                     cluster.forget_location(stream);
                 }
                 return Err(OriginError::OwnerUnreachable);
             }
             Err(_) => {
-                tracing::warn!(%stream, node = %owner.node_id, "the stream's owner did not answer in time");
+                if self.proxy.should_log(&owner.node_id) {
+                    tracing::warn!(%stream, node = %owner.node_id, "the stream's owner did not answer in time (logged once per node per 10 s)");
+                }
                 return Err(OriginError::OwnerUnreachable);
             }
         };
