@@ -216,6 +216,29 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
         )
         .unwrap_or_else(|| panic!("node B logs the refusal:\n{}", b.log()));
     assert!(refusal.contains("live/one"), "{refusal}");
+    // Over SRT too (rejection 2409, as on one origin).
+    let srt_refused = blocking({
+        let url = srt_url(b.srt_addr, "#!::r=live/one,m=publish", "");
+        move || {
+            let mut p = publish_srt_loop(&fixture("camera-bikes-272p-h264-10s.mp4"), &url);
+            let exited = eventually(Duration::from_secs(10), || {
+                matches!(p.0.try_wait(), Ok(Some(_)))
+            });
+            p.kill();
+            exited
+        }
+    })
+    .await;
+    assert!(srt_refused, "a second SRT publisher on node B is refused");
+    assert!(
+        b.wait_for_line(
+            &["srt", "live/one", "already being published"],
+            Duration::from_secs(5)
+        )
+        .is_some(),
+        "node B logs the SRT refusal:\n{}",
+        b.log()
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = parse_media(&get(&a_playlist).await.text());
     assert!(
