@@ -18,9 +18,13 @@
 //! token in `X-Original-URI` may play that path (for a CDN's `auth_request`).
 //!
 //! Operations: `GET /healthz` (liveness: 200 while the process serves), `GET /readyz` (200, or 503 once
-//! shutting down), and the JSON API under a bearer token ([`crate::auth::Auth::api_token`]):
-//! `GET /api/streams`, `GET /api/streams/live/{name}` and `DELETE /api/streams/live/{name}` (disconnects
-//! its publisher). See [`StreamReport`].
+//! shutting down or while draining), and the JSON API under a bearer token
+//! ([`crate::auth::Auth::api_token`]): `GET /api/streams`, `GET /api/streams/live/{name}` and
+//! `DELETE /api/streams/live/{name}` (disconnects its publisher), see [`StreamReport`]; the node's
+//! drain and, in a cluster, the nodes and publish placement (`cluster_api`).
+//!
+//! In a cluster ([`crate::cluster`]) a request for a stream owned by another node is checked here and
+//! proxied to the owner (`proxy`).
 //!
 //! The player page: `GET /live/{name}/` (also under `/t/{token}`) and its libraries under `/player/`
 //! ([`crate::player`]).
@@ -31,7 +35,8 @@
 //! `route` (the `/t/{token}` prefix, object paths in [`packager::urls`]' grammar, the query) with its
 //! metrics label; `access` (token checks and
 //! the CDN's `auth_request`), `objects` (playlists with blocking reload, the MPD, keys, media objects
-//! and segments in progress), `license` (ClearKey), `api` (health, metrics, the JSON API), `pages`
+//! and segments in progress), `license` (ClearKey), `api` (health, metrics, the JSON API),
+//! `cluster_api` (drain, the node registry, placement), `proxy` (to a stream's owner), `pages`
 //! (the player page), `reply` (cache policy and error statuses), `body` ([`ChunksBody`]) and `conn`
 //! ([`serve`]: connections, graceful shutdown, the idle watchdog).
 
