@@ -111,6 +111,15 @@ impl Metrics {
             "HTTP requests in flight (held blocking reloads and responses being sent included)",
             node(i64::try_from(in_flight).unwrap_or(i64::MAX)),
         );
+        if let Some(cpu_s) = crate::cluster::load::process_cpu_seconds() {
+            let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+            cpu.inc_by(cpu_s);
+            registry.register(
+                "process_cpu_seconds",
+                "User and system CPU time of the origin process (its rate over all cores is the node's CPU load)",
+                cpu,
+            );
+        }
         registry.register(
             "node_draining",
             "1 while the node drains (refuses new publishes, /readyz 503)",

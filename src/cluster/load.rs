@@ -51,8 +51,8 @@ impl ProcessCpu {
     }
 }
 
-/// User plus system CPU seconds of this process so far.
-fn process_cpu_seconds() -> Option<f64> {
+/// User plus system CPU seconds of this process so far (`None` where `/proc` is unavailable).
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     parse_cpu_seconds(&stat)
 }

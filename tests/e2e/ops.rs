@@ -394,6 +394,16 @@ async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
             >= 1.0,
         "{during}"
     );
+    assert!(
+        sample(&during, "estuary_http_requests_in_flight").unwrap_or(0.0) >= 1.0,
+        "the held request is in flight: {during}"
+    );
+    assert_eq!(sample(&during, "estuary_node_draining"), Some(0.0));
+    assert_eq!(
+        sample(&during, "estuary_node_live_streams"),
+        Some(2.0),
+        "live/metered and live/metered-srt"
+    );
     assert_eq!(held.await.unwrap(), StatusCode::OK);
     let bare = get(&format!("{base}/live/metered/index.m3u8")).await;
     assert_eq!(bare.status, StatusCode::UNAUTHORIZED);
@@ -422,6 +432,11 @@ async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
     let (_, audio) = part_latency(&last, "live/metered", "audio");
     println!("part latency buckets (s, cumulative): source {buckets:?}; audio {audio:?}");
     assert!(sample(&last, frames).unwrap() > f0, "frames move");
+    assert!(
+        sample(&last, "estuary_process_cpu_seconds_total").unwrap()
+            > sample(&first, "estuary_process_cpu_seconds_total").unwrap(),
+        "the process's CPU time moves"
+    );
     assert!(sample(&last, parts).unwrap() > p0, "parts move");
     assert!(
         sample(
