@@ -20,3 +20,4 @@ pub mod metrics;
 pub mod player;
 pub mod server;
 pub mod vocab;
+pub mod webrtc;

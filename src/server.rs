@@ -83,6 +83,16 @@ impl Server {
             None => None,
         };
         hub_config.cluster = cluster.clone();
+        if let Some(config) = &settings.webrtc {
+            let webrtc = crate::webrtc::WebRtc::start(config).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("webrtc udp_listen {}: {e}", config.udp_listen),
+                )
+            })?;
+            tracing::info!(udp = %webrtc.local_addr, "webrtc (whep) serving");
+            hub_config.webrtc = Some(webrtc);
+        }
         if let Some(plan) = &settings.transcode {
             // Probe once at start: `nvenc` without NVENC fails here, clearly.
             let probe = transcoder::probe_encoders(plan.encoder)

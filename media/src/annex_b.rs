@@ -76,6 +76,46 @@ fn trim_trailing_zeros(nal: &[u8]) -> &[u8] {
     &nal[..end]
 }
 
+/// The Annex B byte stream of `sample`, a CMAF sample (NAL units each behind a 4-byte big-endian
+/// length, ISO/IEC 14496-15 §5.3.2), with the NAL units of `prefix` (e.g. the SPS and PPS before a
+/// keyframe, for a decoder that joins there) first; every NAL unit behind a 4-byte start code
+/// (`0x00000001`). This is the framing RTP H.264 packetizers take (RFC 6184 §5).
+///
+/// Errors: [`crate::MediaError::Truncated`] when a length runs past the sample's end.
+pub fn from_length_prefixed(
+    sample: &[u8],
+    prefix: &[bytes::Bytes],
+) -> Result<Vec<u8>, crate::MediaError> {
+    const START: [u8; 4] = [0, 0, 0, 1];
+    let mut out =
+        Vec::with_capacity(sample.len() + prefix.iter().map(|p| p.len() + 4).sum::<usize>());
+    for nal in prefix.iter().filter(|p| !p.is_empty()) {
+        out.extend_from_slice(&START);
+        out.extend_from_slice(nal);
+    }
+    let mut rest = sample;
+    while !rest.is_empty() {
+        let truncated = |need: usize, have: usize| crate::MediaError::Truncated {
+            what: "length-prefixed NAL unit",
+            need,
+            have,
+        };
+        let Some((len, body)) = rest.split_first_chunk::<4>() else {
+            return Err(truncated(4, rest.len()));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        if body.len() < len {
+            return Err(truncated(len, body.len()));
+        }
+        if len > 0 {
+            out.extend_from_slice(&START);
+            out.extend_from_slice(&body[..len]);
+        }
+        rest = &body[len..];
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +208,37 @@ mod tests {
             let total: usize = nal_units(&data).map(|n| n.len()).sum();
             prop_assert!(total <= data.len());
         }
+    }
+
+    #[test]
+    fn length_prefixed_samples_become_annex_b_with_parameter_sets_first() {
+        let sps = bytes::Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e]);
+        let pps = bytes::Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]);
+        let sample = [0, 0, 0, 3, 0x65, 0x88, 0x84, 0, 0, 0, 2, 0x06, 0x05];
+        let out = from_length_prefixed(&sample, &[sps.clone(), pps.clone()]).unwrap();
+        let nals: Vec<&[u8]> = nal_units(&out).collect();
+        assert_eq!(
+            nals,
+            [
+                &sps[..],
+                &pps[..],
+                &[0x65, 0x88, 0x84][..],
+                &[0x06, 0x05][..]
+            ]
+        );
+        assert!(out.starts_with(&[0, 0, 0, 1, 0x67]));
+        assert_eq!(
+            from_length_prefixed(&sample, &[]).unwrap().len(),
+            sample.len()
+        );
+        assert!(matches!(
+            from_length_prefixed(&[0, 0, 0, 9, 0x65], &[]),
+            Err(crate::MediaError::Truncated {
+                need: 9,
+                have: 1,
+                ..
+            })
+        ));
+        assert!(from_length_prefixed(&[0, 0, 1], &[]).is_err());
     }
 }

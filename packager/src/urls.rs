@@ -39,6 +39,13 @@ pub enum StreamObject<R = String> {
     Time,
     /// `license`: the ClearKey license endpoint.
     License,
+    /// `whep`: the WHEP endpoint (draft-ietf-wish-whep): `POST` an SDP offer for a WebRTC session.
+    Whep,
+    /// `whep/{id}`: one WHEP session (`DELETE` ends it).
+    WhepSession {
+        /// Session id.
+        id: u64,
+    },
     /// `keys/{id}.key`.
     Key {
         /// Content key id.
@@ -117,8 +124,10 @@ impl StreamObject {
                 "manifest.mpd" => Some(Self::Mpd),
                 crate::dash::UTC_TIMING_PATH => Some(Self::Time),
                 crate::dash::LICENSE_PATH => Some(Self::License),
+                "whep" => Some(Self::Whep),
                 _ => None,
             },
+            (Some(id), None) if a == "whep" => Some(Self::WhepSession { id: parse_u64(id)? }),
             (Some(file), None) if a == "keys" => Some(Self::Key {
                 id: parse_u64(file.strip_suffix(".key")?)?,
             }),
@@ -184,7 +193,13 @@ impl<R: AsRef<str>> StreamObject<R> {
     /// The rendition the object belongs to, if any.
     pub fn rendition(&self) -> Option<&str> {
         match self {
-            Self::Multivariant | Self::Mpd | Self::Time | Self::License | Self::Key { .. } => None,
+            Self::Multivariant
+            | Self::Mpd
+            | Self::Time
+            | Self::License
+            | Self::Whep
+            | Self::WhepSession { .. }
+            | Self::Key { .. } => None,
             Self::MediaPlaylist { rendition }
             | Self::Init { rendition, .. }
             | Self::Segment { rendition, .. }
@@ -231,6 +246,8 @@ impl<R: AsRef<str>> fmt::Display for StreamObject<R> {
             Self::Mpd => f.write_str("manifest.mpd"),
             Self::Time => f.write_str(crate::dash::UTC_TIMING_PATH),
             Self::License => f.write_str(crate::dash::LICENSE_PATH),
+            Self::Whep => f.write_str("whep"),
+            Self::WhepSession { id } => write!(f, "whep/{id}"),
             Self::Key { id } => write!(f, "keys/{id}.key"),
             Self::MediaPlaylist { .. } => f.write_str("/media.m3u8"),
             Self::Init { id, .. } => write!(f, "/init-{id}.mp4"),
@@ -303,6 +320,8 @@ mod tests {
             Just(StreamObject::Mpd),
             Just(StreamObject::Time),
             Just(StreamObject::License),
+            Just(StreamObject::Whep),
+            number().prop_map(|id| StreamObject::WhepSession { id }),
             number().prop_map(|id| StreamObject::Key { id }),
             name().prop_map(|rendition| StreamObject::MediaPlaylist { rendition }),
             (name(), number()).prop_map(|(rendition, id)| StreamObject::Init { rendition, id }),
@@ -394,6 +413,8 @@ mod tests {
             "/live/x/source/1.2.3.m4s",
             "/live/x/source/cenc/1.m4s",
             "/live/x/keys/a.key",
+            "/live/x/whep/a",
+            "/live/x/whep/1/2",
             "/live/x/source/media.m3u",
             "/other/x/index.m3u8",
         ] {

@@ -161,6 +161,13 @@ impl Settings {
                     heartbeat: Some(c.heartbeat),
                 },
             },
+            webrtc: WebRtcSection {
+                enabled: Some(self.webrtc.is_some()),
+                udp_listen: self.webrtc.as_ref().map(|w| w.udp_listen),
+                public_addrs: self.webrtc.as_ref().map(|w| w.public_addrs.clone()),
+                max_sessions: self.webrtc.as_ref().map(|w| w.max_sessions),
+                max_sessions_per_stream: self.webrtc.as_ref().map(|w| w.max_sessions_per_stream),
+            },
         }
     }
 }

@@ -43,6 +43,25 @@ pub struct FileConfig {
     /// `[cluster]`.
     #[serde(default)]
     pub cluster: ClusterSection,
+    /// `[webrtc]`.
+    #[serde(default)]
+    pub webrtc: WebRtcSection,
+}
+
+/// `[webrtc]` keys: WebRTC viewers over WHEP (off by default while it is being built).
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebRtcSection {
+    /// Serve WHEP (default `false`).
+    pub enabled: Option<bool>,
+    /// The UDP port of every session (default `0.0.0.0:8189`).
+    pub udp_listen: Option<std::net::SocketAddr>,
+    /// Addresses announced as ICE candidates (default: the bound address).
+    pub public_addrs: Option<Vec<std::net::SocketAddr>>,
+    /// Sessions in all (default 500).
+    pub max_sessions: Option<usize>,
+    /// Sessions per stream (default 200).
+    pub max_sessions_per_stream: Option<usize>,
 }
 
 /// `[cluster]` keys: many origins as one service, on a shared Redis store (off by default).

@@ -39,6 +39,7 @@ pub const FILE_SECTIONS: &[&str] = &[
     "api",
     "player",
     "cluster",
+    "webrtc",
 ];
 
 /// `server.data_dir` when none is given: relative to the working directory.
@@ -73,6 +74,8 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// `[cluster]`, when this node joins one.
     pub cluster: Option<crate::cluster::ClusterConfig>,
+    /// `[webrtc]`, when WHEP is served.
+    pub webrtc: Option<crate::webrtc::WebRtcConfig>,
 }
 
 /// The resolved `[transcode]` settings, before the encoder probe.
@@ -336,6 +339,19 @@ impl Settings {
             ));
         }
         let cluster = resolve_cluster(file.cluster)?;
+        let webrtc = file
+            .webrtc
+            .enabled
+            .unwrap_or(false)
+            .then(|| crate::webrtc::WebRtcConfig {
+                udp_listen: file
+                    .webrtc
+                    .udp_listen
+                    .unwrap_or(([0, 0, 0, 0], 8189).into()),
+                public_addrs: file.webrtc.public_addrs.clone().unwrap_or_default(),
+                max_sessions: file.webrtc.max_sessions.unwrap_or(500).max(1),
+                max_sessions_per_stream: file.webrtc.max_sessions_per_stream.unwrap_or(200).max(1),
+            });
         auth.cluster_hop = cluster.is_some();
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
@@ -361,6 +377,7 @@ impl Settings {
             token_ttl,
             shutdown_grace,
             cluster,
+            webrtc,
         })
     }
 }

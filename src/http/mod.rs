@@ -51,6 +51,7 @@ mod pages;
 mod proxy;
 mod reply;
 mod route;
+mod whep;
 
 pub use crate::hub::report::{
     RenditionReport, StreamReport, TranscoderReport, UnusableTrackReport,
@@ -81,11 +82,12 @@ fn preflight_response() -> Response<ChunksBody> {
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+        HeaderValue::from_static("GET, HEAD, POST, DELETE, OPTIONS"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("*"),
+        // `*` does not cover Authorization (WHEP's bearer token).
+        HeaderValue::from_static("*, Authorization"),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,
@@ -247,7 +249,17 @@ impl Origin {
                     ..
                 },
                 method,
-            ) => match self.check_access(req.headers(), token, &stream, &object, client) {
+            ) => match self.check_access(
+                req.headers(),
+                token.or_else(|| {
+                    matches!(object, Object::Whep | Object::WhepSession { .. })
+                        .then(|| whep::bearer(req.headers()))
+                        .flatten()
+                }),
+                &stream,
+                &object,
+                client,
+            ) {
                 Err(denial) => error_response(&OriginError::Denied(denial)),
                 Ok(()) => match self.owner_elsewhere(&stream, &object, req.headers()).await {
                     Err(e) => error_response(&e),
@@ -270,6 +282,13 @@ impl Origin {
                         }
                     }
                     Ok(None) => match (object, method) {
+                        (Object::Whep, Method::POST) => self.whep_offer(&stream, req).await,
+                        (Object::WhepSession { id }, Method::DELETE) => {
+                            self.whep_delete(&stream, id).await
+                        }
+                        (Object::Whep | Object::WhepSession { .. }, _) => {
+                            error_response(&OriginError::MethodNotAllowed)
+                        }
                         (Object::License, Method::POST) => match self.license(&stream, req).await {
                             Ok(reply) => reply_response(reply, false),
                             Err(e) => error_response(&e),

@@ -107,7 +107,11 @@ impl Origin {
                     },
                 ))
             }
-            Object::Time | Object::License | Object::Key { .. } => Err(OriginError::NotFound),
+            Object::Time
+            | Object::License
+            | Object::Whep
+            | Object::WhepSession { .. }
+            | Object::Key { .. } => Err(OriginError::NotFound),
             Object::Mpd => {
                 let dash = &self.hub.config().dash;
                 let body = self

@@ -103,6 +103,7 @@ impl<'a> Route<'a> {
                 Object::Time => "time",
                 Object::Key { .. } => "key",
                 Object::License => "license",
+                Object::Whep | Object::WhepSession { .. } => "whep",
                 Object::Init { .. } => "init",
                 Object::Segment { .. } => "segment",
                 Object::Part { .. } => "part",

@@ -103,6 +103,7 @@ impl Hub {
                 transport: None,
                 transcode: None,
                 unusable_tracks: Vec::new(),
+                webrtc_video: None,
                 cache: HashMap::new(),
             }),
             version_tx,

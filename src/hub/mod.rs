@@ -57,6 +57,8 @@ pub struct HubConfig {
     pub auth: Option<Arc<crate::auth::Auth>>,
     /// This node's cluster membership: a publish must claim its stream name first ([`crate::cluster`]).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// WebRTC viewers (WHEP): the source video of a watched stream goes to them.
+    pub webrtc: Option<Arc<crate::webrtc::WebRtc>>,
 }
 
 /// Which streams are encrypted.
@@ -101,6 +103,7 @@ impl Default for HubConfig {
             data_dir: None,
             auth: None,
             cluster: None,
+            webrtc: None,
         }
     }
 }

@@ -136,6 +136,9 @@ impl Publisher for Hub {
             unpublish,
             ingest: IngestCounters::default(),
             flushed_at: Instant::now(),
+            webrtc_parameter_sets: None,
+            webrtc: self.config.webrtc.clone(),
+            last_video_pts: None,
         }))
     }
 }
@@ -156,6 +159,13 @@ struct HubSession {
     ingest: IngestCounters,
     /// When the counters were last flushed.
     flushed_at: Instant,
+    /// The H.264 source's SPS and PPS, sent before each keyframe to WebRTC viewers; `None` when the
+    /// source video is not H.264.
+    webrtc_parameter_sets: Option<Vec<bytes::Bytes>>,
+    /// The WebRTC engine, when WHEP is served.
+    webrtc: Option<Arc<crate::webrtc::WebRtc>>,
+    /// The last source video frame's PTS (90 kHz): a lower one means B-frames (reordering).
+    last_video_pts: Option<i64>,
 }
 
 impl HubSession {
@@ -172,8 +182,48 @@ impl HubSession {
 }
 
 impl HubSession {
+    /// Send a passthrough source video frame to the stream's WebRTC viewers, if it has any: H.264
+    /// without B-frames (once a frame's PTS goes back, the stream is marked unfit for WebRTC and no
+    /// frame is sent), in Annex B with the SPS and PPS before each keyframe.
+    fn send_to_webrtc(&mut self, frame: &media::Frame) {
+        if self.webrtc.is_none() || self.webrtc_parameter_sets.is_none() {
+            return;
+        }
+        if frame.track != media::TrackKind::Video {
+            return;
+        }
+        let reordered = self.last_video_pts.is_some_and(|last| frame.pts < last);
+        self.last_video_pts = Some(frame.pts);
+        if reordered {
+            let mut st = self.entry.lock();
+            if st.webrtc_video == Some(Ok(())) {
+                st.webrtc_video = Some(Err("the source video has B-frames, which browsers' WebRTC decoders do not take: publish without them (x264 `-bf 0` or `-tune zerolatency`)".to_owned()));
+            }
+            return;
+        }
+        let (Some(webrtc), Some(sets)) = (&self.webrtc, &self.webrtc_parameter_sets) else {
+            return;
+        };
+        if self.entry.lock().webrtc_video != Some(Ok(())) || !webrtc.is_watched(&self.entry.name) {
+            return;
+        }
+        let prefix: &[bytes::Bytes] = if frame.is_keyframe { sets } else { &[] };
+        match media::annex_b::from_length_prefixed(&frame.data, prefix) {
+            Ok(data) => webrtc.frame(crate::webrtc::VideoFrame {
+                stream: self.entry.name.as_str().into(),
+                pts_90khz: frame.pts,
+                is_keyframe: frame.is_keyframe,
+                data: data.into(),
+            }),
+            Err(error) => {
+                tracing::debug!(stream = %self.entry.name, %error, "frame not sent to WebRTC viewers")
+            }
+        }
+    }
+
     /// Package a source frame directly (passthrough).
     fn package(&mut self, frame: media::Frame) {
+        self.send_to_webrtc(&frame);
         let mut st = self.entry.lock();
         let update = st.packager.push_frame(frame, unix_ms());
         self.entry.reserve_msns(&st);
@@ -250,6 +300,20 @@ impl PublishSession for HubSession {
         match event {
             IngestEvent::Track(track) => {
                 tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
+                if track.kind() == media::TrackKind::Video {
+                    self.webrtc_parameter_sets = match &track.config {
+                        media::CodecConfig::Avc(c) => {
+                            Some(c.sps.iter().chain(c.pps.iter()).cloned().collect())
+                        }
+                        _ => None,
+                    };
+                    let fit = match (&self.ladder, &track.config) {
+                        (Some(_), _) => Err("the stream is transcoded, and no ladder rung is marked for WebRTC yet: publish it as it arrives (transcode.passthrough_streams)".to_owned()),
+                        (None, media::CodecConfig::Avc(_)) => Ok(()),
+                        (None, c) => Err(format!("the source video is {}: WebRTC viewers are served H.264 only", c.rfc6381())),
+                    };
+                    self.entry.lock().webrtc_video = Some(fit);
+                }
                 match self.gate.track(&track) {
                     Verdict::Use => self.track_used(track.kind()),
                     verdict => return self.judged(verdict),

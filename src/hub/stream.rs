@@ -65,6 +65,9 @@ pub struct StreamState {
     /// The current publish's tracks that are not used (an audio codec that cannot be packaged or
     /// decoded), as reported when found; cleared when a new publish starts.
     pub unusable_tracks: Vec<UnusableTrack>,
+    /// Whether WebRTC viewers can be served the current publish's video: `None` before its video
+    /// track, else `Ok` (H.264 packaged as it arrives, no B-frames seen) or why not.
+    pub webrtc_video: Option<Result<(), String>>,
     pub(super) cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 

@@ -87,6 +87,12 @@ fn run_player(
     serde_json::from_str(line).expect("JSON report parses")
 }
 
+/// Play `url` (a WHEP endpoint) over WebRTC in headless Chromium (tests/browser/play-whep.mjs) for
+/// `seconds` and return its JSON report (`getStats()` figures).
+pub fn play_whep(url: &str, seconds: u32) -> serde_json::Value {
+    run_player(Command::new("node"), "play-whep.mjs", url, seconds, &[])
+}
+
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
 /// return its JSON report.
 pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {

@@ -27,3 +27,4 @@ mod slice_headers;
 mod srt;
 mod srt_ingest;
 mod ts_demux;
+mod webrtc;
