@@ -166,6 +166,7 @@ impl Metrics {
 
         let state = Family::<StateLabels, Gauge>::default();
         let blocked = Family::<StreamLabels, Gauge>::default();
+        let webrtc_sessions = Family::<StreamLabels, Gauge>::default();
         let requests = Family::<StreamLabels, Counter>::default();
         let frames = Family::<RenditionLabels, Counter>::default();
         let dropped = Family::<RenditionLabels, Counter>::default();
@@ -203,6 +204,13 @@ impl Metrics {
                     stream: stream.clone(),
                 })
                 .set(i64::try_from(report.blocked_requests).unwrap_or(i64::MAX));
+            if let Some(n) = report.webrtc_sessions {
+                webrtc_sessions
+                    .get_or_create(&StreamLabels {
+                        stream: stream.clone(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
             requests
                 .get_or_create(&StreamLabels {
                     stream: stream.clone(),
@@ -314,6 +322,11 @@ impl Metrics {
             "stream_blocked_requests",
             "Requests blocked on the stream now (blocking reloads, parts, segments in progress)",
             blocked,
+        );
+        registry.register(
+            "stream_webrtc_sessions",
+            "WebRTC (WHEP) sessions of the stream now, when WebRTC is served",
+            webrtc_sessions,
         );
         registry.register(
             "stream_requests",

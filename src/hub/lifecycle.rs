@@ -114,6 +114,7 @@ impl Hub {
             data_dir: self.config.data_dir.clone(),
             reserved_msn: Default::default(),
             cluster: self.config.cluster.clone(),
+            webrtc: self.config.webrtc.clone(),
         })
     }
 

@@ -37,6 +37,8 @@ pub struct StreamReport {
     /// Source tracks of the current publish that are not used (e.g. MP3 audio on a stream packaged as
     /// it arrives), with why.
     pub unusable_tracks: Vec<UnusableTrackReport>,
+    /// WebRTC (WHEP) sessions now, when WebRTC is served.
+    pub webrtc_sessions: Option<usize>,
 }
 
 /// A source track that is not used, in a [`StreamReport`].
@@ -98,6 +100,7 @@ pub struct RenditionReport {
 impl StreamReport {
     /// The report of `entry` now.
     pub fn of(entry: &StreamEntry) -> Self {
+        let webrtc_sessions = entry.webrtc.as_ref().map(|w| w.sessions(&entry.name));
         let st = entry.lock();
         let state = if st.packager.is_ended() || st.ended_at.is_some() {
             "ended"
@@ -178,6 +181,7 @@ impl StreamReport {
                     reason: t.reason.clone(),
                 })
                 .collect(),
+            webrtc_sessions,
         }
     }
 }

@@ -128,6 +128,8 @@ pub struct StreamEntry {
     pub(super) reserved_msn: std::sync::atomic::AtomicU64,
     /// The cluster, which reserves the stream's numbers in its store.
     pub(super) cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The WebRTC engine (for the stream's session count).
+    pub(super) webrtc: Option<Arc<crate::webrtc::WebRtc>>,
 }
 
 /// A request counter with the rate over its last complete window of at least

@@ -5,7 +5,7 @@
 //! [`str0m::Rtc::accepts`], H.264 video of a source without B-frames sent as it arrives (RTP time =
 //! the frame's PTS, 90 kHz), a new viewer starting at the next keyframe; NACKs are answered by str0m
 //! from its send buffer. Not yet: Opus audio, a start from the cached GOP, PLI/FIR answers, ICE over
-//! TCP, WHIP, metrics.
+//! TCP, WHIP, NACK and PLI counters.
 
 use std::{
     collections::HashMap,
@@ -85,7 +85,9 @@ struct Session {
     stream: Arc<str>,
     rtc: Rtc,
     video: Option<Mid>,
-    /// Waiting for a keyframe before the first frame (or after a loss).
+    /// ICE and DTLS are up: media written now is sent (str0m drops what is written before).
+    connected: bool,
+    /// Waiting for a keyframe before the first frame sent.
     needs_keyframe: bool,
     next_timeout: Instant,
 }
@@ -260,6 +262,7 @@ impl Engine {
                 stream,
                 rtc,
                 video: None,
+                connected: false,
                 needs_keyframe: true,
                 next_timeout: now,
             },
@@ -279,7 +282,7 @@ impl Engine {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            if s.needs_keyframe && !frame.is_keyframe {
+            if !s.connected || (s.needs_keyframe && !frame.is_keyframe) {
                 continue;
             }
             let Some(mid) = s.video else {
@@ -334,6 +337,7 @@ impl Engine {
                     break;
                 }
                 Ok(Output::Event(Event::Connected)) => {
+                    s.connected = true;
                     tracing::info!(session = id, stream = %s.stream, "webrtc viewer connected");
                 }
                 Ok(Output::Event(_)) => {}

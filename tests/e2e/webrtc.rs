@@ -65,9 +65,23 @@ async fn chromium_plays_a_stream_over_whep_beside_hls_js_and_bad_requests_get_cl
     // WebRTC and LL-HLS viewers of the same stream at the same time.
     let whep_url = format!("{}whep", base("rtc"));
     let hls_url = format!("{}index.m3u8", base("rtc"));
-    let whep = blocking(move || play_whep(&whep_url, 10));
+    let whep = tokio::spawn(blocking(move || play_whep(&whep_url, 10)));
     let hls = blocking(move || play_hls(&hls_url, 10));
-    let (whep, hls) = (whep.await, hls.await);
+    // The API counts the session while it plays.
+    let api = format!("http://{}/api/streams/live/rtc", origin.http_addr);
+    let auth = format!("Bearer {}", test_api_token());
+    let mut sessions_seen = 0;
+    while !whep.is_finished() {
+        let r = request_with("GET", &api, &[("authorization", &auth)], None).await;
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+        sessions_seen = sessions_seen.max(v["webrtc_sessions"].as_u64().unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (whep, hls) = (whep.await.unwrap(), hls.await);
+    assert_eq!(
+        sessions_seen, 1,
+        "GET /api/streams counts the WebRTC session"
+    );
     println!("whep: {whep}\nhls.js: {hls}");
     assert_eq!(whep["ok"], true, "{whep}");
     assert_eq!(whep["status"], 201, "{whep}");
