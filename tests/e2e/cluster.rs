@@ -12,6 +12,9 @@ use std::{path::Path, time::Duration};
 use crate::common::*;
 use testkit::redis::Redis;
 
+/// The clip every publisher of the test loops.
+const CLIP: &str = "camera-bikes-272p-h264-10s.mp4";
+
 /// A node of a cluster on `redis` with a 3 s lease, 1 s heartbeats, a 2 s reconnect grace and
 /// playback tokens.
 fn node(redis: &Redis, id: &str) -> EstuaryProcess {
@@ -58,6 +61,18 @@ fn owner_key(stream: &str) -> String {
     format!("estuary:stream:{stream}:owner")
 }
 
+/// Whether the publisher `start` makes is refused: its FFmpeg exits within `within` (it is killed
+/// either way).
+async fn refused(start: impl FnOnce() -> Proc + Send + 'static, within: Duration) -> bool {
+    blocking(move || {
+        let mut p = start();
+        let exited = eventually(within, || matches!(p.0.try_wait(), Ok(Some(_))));
+        p.kill();
+        exited
+    })
+    .await
+}
+
 /// Poll async `f` every 100 ms until it is true or `timeout` passes.
 async fn eventually_async<F: std::future::Future<Output = bool>>(
     timeout: Duration,
@@ -88,7 +103,7 @@ fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_node_dies_and_the_next_owner_continues_its_numbering()
  {
-    let clip = fixture("camera-bikes-272p-h264-10s.mp4");
+    let clip = fixture(CLIP);
     let (redis, a, b) = blocking(|| {
         let redis = Redis::start();
         let a = node(&redis, "node-a");
@@ -192,23 +207,13 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
 
     // The same name on node B is refused, with the reason in B's log, while A's stream goes on.
     let before = parse_media(&get(&a_playlist).await.text()).preload_hint;
-    let mut second = blocking({
-        let url = format!("rtmp://{}/live/one", b.rtmp_addr);
-        move || {
-            let mut p = publish_loop(
-                Path::new("ffmpeg"),
-                &fixture("camera-bikes-272p-h264-10s.mp4"),
-                &url,
-            );
-            let exited = eventually(Duration::from_secs(10), || {
-                matches!(p.0.try_wait(), Ok(Some(_)))
-            });
-            (p, exited)
-        }
-    })
+    let url = format!("rtmp://{}/live/one", b.rtmp_addr);
+    let second = refused(
+        move || publish_loop(Path::new("ffmpeg"), &fixture(CLIP), &url),
+        Duration::from_secs(10),
+    )
     .await;
-    assert!(second.1, "the second publisher was disconnected");
-    second.0.kill();
+    assert!(second, "the second publisher was disconnected");
     let refusal = b
         .wait_for_line(
             &["live/one", "already being published"],
@@ -217,17 +222,11 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
         .unwrap_or_else(|| panic!("node B logs the refusal:\n{}", b.log()));
     assert!(refusal.contains("live/one"), "{refusal}");
     // Over SRT too (rejection 2409, as on one origin).
-    let srt_refused = blocking({
-        let url = srt_url(b.srt_addr, "#!::r=live/one,m=publish", "");
-        move || {
-            let mut p = publish_srt_loop(&fixture("camera-bikes-272p-h264-10s.mp4"), &url);
-            let exited = eventually(Duration::from_secs(10), || {
-                matches!(p.0.try_wait(), Ok(Some(_)))
-            });
-            p.kill();
-            exited
-        }
-    })
+    let url = srt_url(b.srt_addr, "#!::r=live/one,m=publish", "");
+    let srt_refused = refused(
+        move || publish_srt_loop(&fixture(CLIP), &url),
+        Duration::from_secs(10),
+    )
     .await;
     assert!(srt_refused, "a second SRT publisher on node B is refused");
     assert!(
@@ -282,21 +281,11 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
             "{placed}"
         );
     }
-    let refused_on_a = blocking({
-        let url = format!("rtmp://{}/live/fresh", a.rtmp_addr);
-        move || {
-            let mut p = publish_loop(
-                Path::new("ffmpeg"),
-                &fixture("camera-bikes-272p-h264-10s.mp4"),
-                &url,
-            );
-            let exited = eventually(Duration::from_secs(10), || {
-                matches!(p.0.try_wait(), Ok(Some(_)))
-            });
-            p.kill();
-            exited
-        }
-    })
+    let url = format!("rtmp://{}/live/fresh", a.rtmp_addr);
+    let refused_on_a = refused(
+        move || publish_loop(Path::new("ffmpeg"), &fixture(CLIP), &url),
+        Duration::from_secs(10),
+    )
     .await;
     assert!(refused_on_a, "a draining node refuses a new stream");
     assert!(
@@ -458,24 +447,14 @@ async fn any_node_answers_for_a_stream_owned_by_one_node_until_it_ends_or_its_no
     let port = redis.addr.port();
     redis.kill();
     let before = parse_media(&get(&b_two).await.text()).preload_hint;
-    let refused = blocking({
-        let url = format!("rtmp://{}/live/three", b.rtmp_addr);
-        move || {
-            let mut p = publish_loop(
-                Path::new("ffmpeg"),
-                &fixture("camera-bikes-272p-h264-10s.mp4"),
-                &url,
-            );
-            let exited = eventually(Duration::from_secs(15), || {
-                matches!(p.0.try_wait(), Ok(Some(_)))
-            });
-            p.kill();
-            exited
-        }
-    })
+    let url = format!("rtmp://{}/live/three", b.rtmp_addr);
+    let refused_during_outage = refused(
+        move || publish_loop(Path::new("ffmpeg"), &fixture(CLIP), &url),
+        Duration::from_secs(15),
+    )
     .await;
     assert!(
-        refused,
+        refused_during_outage,
         "a new publish is refused while the store is unreachable"
     );
     assert!(
