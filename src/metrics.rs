@@ -167,6 +167,10 @@ impl Metrics {
         let state = Family::<StateLabels, Gauge>::default();
         let blocked = Family::<StreamLabels, Gauge>::default();
         let webrtc_sessions = Family::<StreamLabels, Gauge>::default();
+        let webrtc_bytes = Family::<StreamLabels, Counter>::default();
+        let webrtc_nacks = Family::<StreamLabels, Counter>::default();
+        let webrtc_keyframe_requests = Family::<StreamLabels, Counter>::default();
+        let webrtc_dropped = Family::<StreamLabels, Counter>::default();
         let requests = Family::<StreamLabels, Counter>::default();
         let frames = Family::<RenditionLabels, Counter>::default();
         let dropped = Family::<RenditionLabels, Counter>::default();
@@ -204,12 +208,21 @@ impl Metrics {
                     stream: stream.clone(),
                 })
                 .set(i64::try_from(report.blocked_requests).unwrap_or(i64::MAX));
-            if let Some(n) = report.webrtc_sessions {
+            if let Some(w) = &report.webrtc {
+                let labels = StreamLabels {
+                    stream: stream.clone(),
+                };
                 webrtc_sessions
-                    .get_or_create(&StreamLabels {
-                        stream: stream.clone(),
-                    })
-                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+                    .get_or_create(&labels)
+                    .set(i64::try_from(w.sessions).unwrap_or(i64::MAX));
+                webrtc_bytes.get_or_create(&labels).inc_by(w.bytes_sent);
+                webrtc_nacks.get_or_create(&labels).inc_by(w.nacks);
+                webrtc_keyframe_requests
+                    .get_or_create(&labels)
+                    .inc_by(w.keyframe_requests);
+                webrtc_dropped
+                    .get_or_create(&labels)
+                    .inc_by(w.dropped_to_keyframe);
             }
             requests
                 .get_or_create(&StreamLabels {
@@ -327,6 +340,26 @@ impl Metrics {
             "stream_webrtc_sessions",
             "WebRTC (WHEP) sessions of the stream now, when WebRTC is served",
             webrtc_sessions,
+        );
+        registry.register(
+            "stream_webrtc_sent_bytes",
+            "Bytes sent to the stream's WebRTC viewers (RTP, RTCP, retransmissions, DTLS, STUN)",
+            webrtc_bytes,
+        );
+        registry.register(
+            "stream_webrtc_nacks",
+            "NACK messages received from the stream's WebRTC viewers",
+            webrtc_nacks,
+        );
+        registry.register(
+            "stream_webrtc_keyframe_requests",
+            "Keyframe requests (PLI, FIR) received from the stream's WebRTC viewers",
+            webrtc_keyframe_requests,
+        );
+        registry.register(
+            "stream_webrtc_dropped_to_keyframe",
+            "Times a WebRTC viewer of the stream was dropped to the next keyframe",
+            webrtc_dropped,
         );
         registry.register(
             "stream_requests",

@@ -1,11 +1,14 @@
 //! WHEP (draft-ietf-wish-whep) on the origin: `POST /live/{name}/whep` with an SDP offer answers
 //! `201 Created`, the SDP answer and the session's `Location`; `DELETE` on that location ends the
 //! session. Playback auth as for HLS: the path token, or `Authorization: Bearer {token}`.
+//! `?rendition={name}` picks the video rendition (default: the first that fits, see
+//! [`crate::webrtc::feed`]).
+//!
 //! Answers: 201 with the SDP answer; 400 for an offer str0m cannot answer; 401/403 as for HLS; 404 for
-//! a stream not live; 409 when the stream has no rendition a browser's WebRTC decoder takes (with why:
-//! B-frames, a codec other than H.264, a transcoded stream); 415 for a body that is not
-//! `application/sdp`; 503 before the stream's video is known or at the session limits. See
-//! [`crate::webrtc`].
+//! a stream not live or an unknown rendition; 409 when the stream (or the rendition asked for) has no
+//! video a browser's WebRTC decoder takes, with why (B-frames, a codec other than H.264); 415 for a
+//! body that is not `application/sdp`; 503 before the stream's video is known or at the session
+//! limits. See [`crate::webrtc`].
 
 use bytes::Bytes;
 use hyper::{
@@ -14,7 +17,7 @@ use hyper::{
 };
 
 use super::*;
-use crate::webrtc::WhepError;
+use crate::webrtc::{WhepError, feed::NoRendition};
 
 /// Largest SDP offer accepted, bytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
@@ -53,28 +56,38 @@ impl Origin {
         let Some(entry) = self.hub.get(stream) else {
             return error_response(&OriginError::NotFound);
         };
-        let fit = {
+        let requested = req
+            .uri()
+            .query()
+            .and_then(|q| protocols::query::query_params(q).remove("rendition"));
+        let chosen = {
             let st = entry.lock();
             if st.packager.is_ended() {
                 return error_response(&OriginError::NotFound);
             }
-            st.webrtc_video.clone()
+            st.webrtc_feed.choose(requested.as_deref())
         };
-        match fit {
-            Some(Ok(())) => {}
-            Some(Err(why)) => {
+        let rendition = match chosen {
+            Ok(r) => r,
+            Err(NoRendition::Unfit(why)) => {
                 return text(
                     StatusCode::CONFLICT,
                     format!("{}\n", WhepError::NoRendition(why)),
                 );
             }
-            None => {
+            Err(NoRendition::Unknown(name)) => {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    format!("the stream has no rendition {name:?}\n"),
+                );
+            }
+            Err(NoRendition::NotYet) => {
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the stream has no video yet: try again\n".into(),
                 );
             }
-        }
+        };
         let is_sdp = req
             .headers()
             .get(header::CONTENT_TYPE)
@@ -99,7 +112,7 @@ impl Origin {
         let Ok(sdp) = std::str::from_utf8(&body) else {
             return text(StatusCode::BAD_REQUEST, "the offer is not UTF-8\n".into());
         };
-        match webrtc.offer(stream, sdp).await {
+        match webrtc.offer(stream, rendition, sdp).await {
             Ok((id, answer)) => {
                 let mut r = Response::new(ChunksBody::new([Bytes::from(answer)]));
                 *r.status_mut() = StatusCode::CREATED;

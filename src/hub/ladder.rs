@@ -103,12 +103,18 @@ impl TranscodeSink for PackagerSink {
     fn track(&self, rendition: &str, track: TrackInfo) {
         tracing::info!(stream = %self.entry.name, rendition, codec = %track.config.rfc6381(), "rendition track");
         let mut st = self.entry.lock();
+        if self.entry.webrtc.is_some() {
+            st.webrtc_feed.track(rendition, &track);
+        }
         st.packager.set_rendition_track(rendition, track);
     }
 
     fn replace_track(&self, rendition: &str, track: TrackInfo) {
         tracing::info!(stream = %self.entry.name, rendition, codec = %track.config.rfc6381(), "rendition encoded from here on");
         let mut st = self.entry.lock();
+        if self.entry.webrtc.is_some() {
+            st.webrtc_feed.track(rendition, &track);
+        }
         st.packager.replace_rendition_track(rendition, track);
         self.entry.reserve_msns(&st);
         self.entry.bump(&mut st);
@@ -116,6 +122,11 @@ impl TranscodeSink for PackagerSink {
 
     fn frame(&self, rendition: &str, frame: Frame) {
         let mut st = self.entry.lock();
+        if let Some(webrtc) = &self.entry.webrtc
+            && let Some(video) = st.webrtc_feed.frame(rendition, &frame)
+        {
+            webrtc.video(video);
+        }
         let received = st.packager.rendition(rendition).and_then(|r| {
             self.arrivals
                 .received_ms(frame.track, frame.pts, r.timescale())

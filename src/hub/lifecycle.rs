@@ -103,7 +103,7 @@ impl Hub {
                 transport: None,
                 transcode: None,
                 unusable_tracks: Vec::new(),
-                webrtc_video: None,
+                webrtc_feed: crate::webrtc::feed::WebRtcFeed::new(name),
                 cache: HashMap::new(),
             }),
             version_tx,
@@ -133,6 +133,9 @@ impl Hub {
                 st.ended_at = Some(now);
                 entry.bump(&mut st);
                 tracing::info!(stream = %entry.name, "publisher did not come back: stream ended");
+                if let Some(webrtc) = &entry.webrtc {
+                    webrtc.ended(&entry.name);
+                }
                 if let Some(cluster) = &self.config.cluster {
                     cluster.release(&entry.name);
                 }

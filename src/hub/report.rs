@@ -37,8 +37,12 @@ pub struct StreamReport {
     /// Source tracks of the current publish that are not used (e.g. MP3 audio on a stream packaged as
     /// it arrives), with why.
     pub unusable_tracks: Vec<UnusableTrackReport>,
-    /// WebRTC (WHEP) sessions now, when WebRTC is served.
-    pub webrtc_sessions: Option<usize>,
+    /// WebRTC (WHEP) counters, when WebRTC is served: sessions now, bytes and packets sent, NACKs,
+    /// keyframe requests, viewers dropped to the next keyframe.
+    pub webrtc: Option<crate::webrtc::WebRtcStats>,
+    /// The video renditions WebRTC viewers can be sent (`?rendition=` of a WHEP request), when WebRTC
+    /// is served.
+    pub webrtc_renditions: Option<Vec<String>>,
 }
 
 /// A source track that is not used, in a [`StreamReport`].
@@ -100,7 +104,10 @@ pub struct RenditionReport {
 impl StreamReport {
     /// The report of `entry` now.
     pub fn of(entry: &StreamEntry) -> Self {
-        let webrtc_sessions = entry.webrtc.as_ref().map(|w| w.sessions(&entry.name));
+        let webrtc = entry
+            .webrtc
+            .as_ref()
+            .map(|w| w.stats(&entry.name).unwrap_or_default());
         let st = entry.lock();
         let state = if st.packager.is_ended() || st.ended_at.is_some() {
             "ended"
@@ -181,7 +188,14 @@ impl StreamReport {
                     reason: t.reason.clone(),
                 })
                 .collect(),
-            webrtc_sessions,
+            webrtc_renditions: webrtc.as_ref().map(|_| {
+                st.webrtc_feed
+                    .renditions()
+                    .filter(|(_, fit)| fit.is_ok())
+                    .map(|(name, _)| name.to_owned())
+                    .collect()
+            }),
+            webrtc,
         }
     }
 }

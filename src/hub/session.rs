@@ -123,7 +123,11 @@ impl Publisher for Hub {
                 },
             )
         });
-        entry.lock().unusable_tracks.clear();
+        {
+            let mut st = entry.lock();
+            st.unusable_tracks.clear();
+            st.webrtc_feed.clear();
+        }
         if let Some(cluster) = &self.config.cluster {
             cluster.confirm(&full);
         }
@@ -136,9 +140,9 @@ impl Publisher for Hub {
             unpublish,
             ingest: IngestCounters::default(),
             flushed_at: Instant::now(),
-            webrtc_parameter_sets: None,
             webrtc: self.config.webrtc.clone(),
-            last_video_pts: None,
+            opus_source: None,
+            opus: None,
         }))
     }
 }
@@ -159,13 +163,13 @@ struct HubSession {
     ingest: IngestCounters,
     /// When the counters were last flushed.
     flushed_at: Instant,
-    /// The H.264 source's SPS and PPS, sent before each keyframe to WebRTC viewers; `None` when the
-    /// source video is not H.264.
-    webrtc_parameter_sets: Option<Vec<bytes::Bytes>>,
     /// The WebRTC engine, when WHEP is served.
     webrtc: Option<Arc<crate::webrtc::WebRtc>>,
-    /// The last source video frame's PTS (90 kHz): a lower one means B-frames (reordering).
-    last_video_pts: Option<i64>,
+    /// The source audio track, when WebRTC is served and FFmpeg decodes it (for Opus).
+    opus_source: Option<media::TrackInfo>,
+    /// The stream's audio as Opus for its WebRTC viewers, while it has any (`Err`: libopus failed
+    /// for this track, reported once).
+    opus: Option<Result<transcoder::OpusEncoder, ()>>,
 }
 
 impl HubSession {
@@ -182,49 +186,47 @@ impl HubSession {
 }
 
 impl HubSession {
-    /// Send a passthrough source video frame to the stream's WebRTC viewers, if it has any: H.264
-    /// without B-frames (once a frame's PTS goes back, the stream is marked unfit for WebRTC and no
-    /// frame is sent), in Annex B with the SPS and PPS before each keyframe.
+    /// A source audio frame for the stream's WebRTC viewers: encoded to Opus once per stream while it
+    /// has viewers (the encoder starts with the first, stops after the last).
     fn send_to_webrtc(&mut self, frame: &media::Frame) {
-        if self.webrtc.is_none() || self.webrtc_parameter_sets.is_none() {
-            return;
-        }
-        if frame.track != media::TrackKind::Video {
-            return;
-        }
-        let reordered = self.last_video_pts.is_some_and(|last| frame.pts < last);
-        self.last_video_pts = Some(frame.pts);
-        if reordered {
-            let mut st = self.entry.lock();
-            if st.webrtc_video == Some(Ok(())) {
-                st.webrtc_video = Some(Err("the source video has B-frames, which browsers' WebRTC decoders do not take: publish without them (x264 `-bf 0` or `-tune zerolatency`)".to_owned()));
-            }
-            return;
-        }
-        let (Some(webrtc), Some(sets)) = (&self.webrtc, &self.webrtc_parameter_sets) else {
+        let (Some(webrtc), Some(source)) = (&self.webrtc, &self.opus_source) else {
             return;
         };
-        if self.entry.lock().webrtc_video != Some(Ok(())) || !webrtc.is_watched(&self.entry.name) {
+        if frame.track != media::TrackKind::Audio {
             return;
         }
-        let prefix: &[bytes::Bytes] = if frame.is_keyframe { sets } else { &[] };
-        match media::annex_b::from_length_prefixed(&frame.data, prefix) {
-            Ok(data) => webrtc.frame(crate::webrtc::VideoFrame {
-                stream: self.entry.name.as_str().into(),
-                pts_90khz: frame.pts,
-                is_keyframe: frame.is_keyframe,
-                data: data.into(),
-            }),
-            Err(error) => {
-                tracing::debug!(stream = %self.entry.name, %error, "frame not sent to WebRTC viewers")
-            }
+        if !webrtc.is_watched(&self.entry.name) {
+            self.opus = None;
+            return;
+        }
+        let encoder = self.opus.get_or_insert_with(|| {
+            let (webrtc, stream) = (webrtc.clone(), Arc::<str>::from(self.entry.name.as_str()));
+            let sink = Box::new(move |p: transcoder::OpusPacket| {
+                webrtc.audio(crate::webrtc::AudioPacket {
+                    stream: stream.clone(),
+                    pts_48khz: p.pts_48khz,
+                    data: p.data.as_ref().into(),
+                })
+            });
+            transcoder::OpusEncoder::start(&self.entry.name, source, sink).map_err(|error| {
+                tracing::warn!(stream = %self.entry.name, %error, "no Opus audio for WebRTC viewers: they get video only");
+            })
+        });
+        if let Ok(encoder) = encoder {
+            encoder.push(frame.clone());
         }
     }
 
     /// Package a source frame directly (passthrough).
     fn package(&mut self, frame: media::Frame) {
-        self.send_to_webrtc(&frame);
         let mut st = self.entry.lock();
+        if let Some(webrtc) = &self.webrtc
+            && let Some(video) = st
+                .webrtc_feed
+                .frame(packager::stream::SOURCE_RENDITION, &frame)
+        {
+            webrtc.video(video);
+        }
         let update = st.packager.push_frame(frame, unix_ms());
         self.entry.reserve_msns(&st);
         self.entry.observe_part_latency(&mut st);
@@ -300,19 +302,11 @@ impl PublishSession for HubSession {
         match event {
             IngestEvent::Track(track) => {
                 tracing::info!(stream = %self.entry.name, codec = %track.config.rfc6381(), "track");
-                if track.kind() == media::TrackKind::Video {
-                    self.webrtc_parameter_sets = match &track.config {
-                        media::CodecConfig::Avc(c) => {
-                            Some(c.sps.iter().chain(c.pps.iter()).cloned().collect())
-                        }
-                        _ => None,
-                    };
-                    let fit = match (&self.ladder, &track.config) {
-                        (Some(_), _) => Err("the stream is transcoded, and no ladder rung is marked for WebRTC yet: publish it as it arrives (transcode.passthrough_streams)".to_owned()),
-                        (None, media::CodecConfig::Avc(_)) => Ok(()),
-                        (None, c) => Err(format!("the source video is {}: WebRTC viewers are served H.264 only", c.rfc6381())),
-                    };
-                    self.entry.lock().webrtc_video = Some(fit);
+                if track.kind() == media::TrackKind::Audio && self.webrtc.is_some() {
+                    self.opus = None;
+                    self.opus_source = transcoder::check_decoder(&track)
+                        .is_ok()
+                        .then(|| track.clone());
                 }
                 match self.gate.track(&track) {
                     Verdict::Use => self.track_used(track.kind()),
@@ -321,7 +315,10 @@ impl PublishSession for HubSession {
                 let failed = match &mut self.ladder {
                     Some(ladder) => ladder.track(&self.entry, track.clone()).err(),
                     None => {
-                        self.entry.lock().packager.set_track(track.clone());
+                        let mut st = self.entry.lock();
+                        st.packager.set_track(track.clone());
+                        st.webrtc_feed
+                            .track(packager::stream::SOURCE_RENDITION, &track);
                         None
                     }
                 };
@@ -345,6 +342,7 @@ impl PublishSession for HubSession {
                 if !self.gate.admits(frame.track) {
                     return;
                 }
+                self.send_to_webrtc(&frame);
                 let Some(ladder) = &mut self.ladder else {
                     self.package(frame);
                     return;
@@ -365,7 +363,12 @@ impl HubSession {
         self.ladder = None;
         for (track, verdict) in self.gate.stop_transcoding() {
             match verdict {
-                Verdict::Use => self.entry.lock().packager.set_track(track),
+                Verdict::Use => {
+                    let mut st = self.entry.lock();
+                    st.webrtc_feed
+                        .track(packager::stream::SOURCE_RENDITION, &track);
+                    st.packager.set_track(track);
+                }
                 verdict => self.judged(verdict),
             }
         }

@@ -65,9 +65,9 @@ pub struct StreamState {
     /// The current publish's tracks that are not used (an audio codec that cannot be packaged or
     /// decoded), as reported when found; cleared when a new publish starts.
     pub unusable_tracks: Vec<UnusableTrack>,
-    /// Whether WebRTC viewers can be served the current publish's video: `None` before its video
-    /// track, else `Ok` (H.264 packaged as it arrives, no B-frames seen) or why not.
-    pub webrtc_video: Option<Result<(), String>>,
+    /// What the stream offers WebRTC viewers: its video renditions, which fit and why not (fed only
+    /// when WebRTC is served).
+    pub webrtc_feed: crate::webrtc::feed::WebRtcFeed,
     pub(super) cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
@@ -128,7 +128,7 @@ pub struct StreamEntry {
     pub(super) reserved_msn: std::sync::atomic::AtomicU64,
     /// The cluster, which reserves the stream's numbers in its store.
     pub(super) cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// The WebRTC engine (for the stream's session count).
+    /// The WebRTC engine, when WHEP is served: given the stream's video frames and Opus packets.
     pub(super) webrtc: Option<Arc<crate::webrtc::WebRtc>>,
 }
 

@@ -1,11 +1,18 @@
 //! The WebRTC engine: one task owning the UDP socket and every session's [`str0m::Rtc`] (sans-IO),
-//! driving them with datagrams, timeouts and the streams' frames.
+//! driving them with datagrams, timeouts and the streams' media.
 //!
-//! What it does (issue 21, first step): ICE-lite on one UDP port, sessions routed by
-//! [`str0m::Rtc::accepts`], H.264 video of a source without B-frames sent as it arrives (RTP time =
-//! the frame's PTS, 90 kHz), a new viewer starting at the next keyframe; NACKs are answered by str0m
-//! from its send buffer. Not yet: Opus audio, a start from the cached GOP, PLI/FIR answers, ICE over
-//! TCP, WHIP, NACK and PLI counters.
+//! - ICE-lite on one UDP port; a datagram goes to the session that last received from its source
+//!   address, else to the one whose [`str0m::Rtc::accepts`] takes it.
+//! - Video: each (stream, rendition) keeps its frames since the latest keyframe ([`GopCache`]); a new
+//!   viewer starts from them at once and keyframe requests replay them ([`super::viewer`]). NACKs
+//!   are answered by str0m from its send buffer (1000 packets of history per session).
+//! - Audio: the stream's Opus packets, as they come, to every connected session (RTP time = PTS in
+//!   48 kHz, RFC 7587 §4.1).
+//! - Sender reports map RTP time to the wall clock the same way for a stream's audio and video
+//!   ([`StreamClock`]), so receivers keep them in sync.
+//! - A frame lost between the hub and the engine (its queue full) breaks the rendition's chain: its
+//!   cache is dropped and its viewers wait for the next keyframe; a viewer whose receiver reports
+//!   more than [`HEAVY_LOSS`] lost is dropped to the next keyframe too.
 
 use std::{
     collections::HashMap,
@@ -18,7 +25,7 @@ use str0m::{
     Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig,
     change::SdpOffer,
     format::Codec,
-    media::{Frequency, MediaKind, MediaTime, Mid},
+    media::{Frequency, MediaKind, MediaTime, Mid, Pt},
     net::{Protocol, Receive},
 };
 use tokio::{
@@ -26,43 +33,29 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
-/// Why a WHEP request was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum WhepError {
-    /// The body is not an SDP offer str0m can answer.
-    #[error("malformed or unacceptable SDP offer: {0}")]
-    BadOffer(String),
-    /// The stream has no rendition a browser's WebRTC decoder takes.
-    #[error("no WebRTC rendition: {0}")]
-    NoRendition(String),
-    /// The engine is stopping.
-    #[error("WebRTC is shutting down")]
-    Stopped,
-    /// The session limit (in all, or for the stream) is reached.
-    #[error("too many WebRTC sessions ({0})")]
-    Busy(&'static str),
-}
+use super::{
+    AudioPacket, SharedStats, VideoFrame, WhepError,
+    viewer::{Timeline, VideoOut, Write},
+};
 
-/// One frame for the sessions of a stream: H.264 in Annex B, 90 kHz presentation time.
-#[derive(Debug, Clone)]
-pub struct VideoFrame {
-    /// `live/{name}`.
-    pub stream: Arc<str>,
-    /// Presentation time, 90 kHz ticks.
-    pub pts_90khz: i64,
-    /// A keyframe (with its SPS and PPS in front).
-    pub is_keyframe: bool,
-    /// Annex B access unit.
-    pub data: Arc<[u8]>,
-}
+/// Most frames a GOP cache holds (10 s at 60 frames/s); a longer GOP is not cached past it, and
+/// viewers joining then wait for the next keyframe.
+pub const GOP_MAX_FRAMES: usize = 600;
+/// Most bytes a GOP cache holds.
+pub const GOP_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Receiver-reported loss fraction above which a viewer is dropped to the next keyframe.
+pub const HEAVY_LOSS: f32 = 0.25;
+/// How often str0m reports each session's counters.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What the engine is asked to do.
 pub enum Command {
-    /// Answer a WHEP offer for `stream`.
+    /// Answer a WHEP offer for `stream`'s `rendition`.
     Offer {
         /// `live/{name}`.
         stream: String,
+        /// The video rendition to send.
+        rendition: Arc<str>,
         /// The SDP offer.
         sdp: String,
         /// The session id and the SDP answer.
@@ -77,19 +70,91 @@ pub enum Command {
         /// Whether it existed.
         reply: oneshot::Sender<bool>,
     },
-    /// A frame for the sessions of its stream.
-    Frame(VideoFrame),
+    /// A video frame of a stream's rendition.
+    Video(VideoFrame),
+    /// An Opus packet of a stream.
+    Audio(AudioPacket),
+    /// The stream ended: its caches are dropped.
+    Ended(Arc<str>),
+}
+
+/// A rendition's frames since its latest keyframe.
+#[derive(Debug, Default)]
+pub struct GopCache {
+    frames: Vec<Arc<VideoFrame>>,
+    bytes: usize,
+    last_seq: Option<u64>,
+}
+
+impl GopCache {
+    /// Add `frame`. Returns false when frames were lost before it (the cache was emptied).
+    fn push(&mut self, frame: &Arc<VideoFrame>) -> bool {
+        let intact = self.last_seq.is_none_or(|s| frame.seq == s + 1);
+        self.last_seq = Some(frame.seq);
+        if frame.is_keyframe || !intact {
+            self.frames.clear();
+            self.bytes = 0;
+        }
+        let first_is_key = self.frames.first().is_some_and(|f| f.is_keyframe);
+        if frame.is_keyframe || first_is_key {
+            if self.frames.len() < GOP_MAX_FRAMES && self.bytes + frame.data.len() <= GOP_MAX_BYTES
+            {
+                self.bytes += frame.data.len();
+                self.frames.push(frame.clone());
+            } else {
+                self.frames.clear();
+                self.bytes = 0;
+            }
+        }
+        intact
+    }
+}
+
+/// One stream's mapping from media time to the wall clock, for sender reports: anchored at its
+/// first frame's arrival, re-anchored when the two drift a second apart (a restart, a jump).
+#[derive(Debug, Clone, Copy)]
+struct StreamClock {
+    at: Instant,
+    pts_90khz: i64,
+}
+
+impl StreamClock {
+    fn wallclock(this: &mut Option<Self>, pts_90khz: i64, now: Instant) -> Instant {
+        let clock = this.get_or_insert(Self { at: now, pts_90khz });
+        let offset_us = (pts_90khz - clock.pts_90khz) * 100 / 9;
+        let mapped = if offset_us >= 0 {
+            clock.at + Duration::from_micros(offset_us as u64)
+        } else {
+            clock
+                .at
+                .checked_sub(Duration::from_micros(offset_us.unsigned_abs()))
+                .unwrap_or(now)
+        };
+        let drift = if mapped > now {
+            mapped - now
+        } else {
+            now - mapped
+        };
+        if drift > Duration::from_secs(1) {
+            *clock = Self { at: now, pts_90khz };
+            return now;
+        }
+        mapped
+    }
 }
 
 struct Session {
     stream: Arc<str>,
+    rendition: Arc<str>,
     rtc: Rtc,
-    video: Option<Mid>,
-    /// ICE and DTLS are up: media written now is sent (str0m drops what is written before).
+    video: Option<(Mid, Option<Pt>)>,
+    audio: Option<(Mid, Option<Pt>)>,
+    out: VideoOut,
+    audio_timeline: Timeline,
     connected: bool,
-    /// Waiting for a keyframe before the first frame sent.
-    needs_keyframe: bool,
     next_timeout: Instant,
+    /// The counters str0m last reported, per media: (NACKs, keyframe requests).
+    reported: HashMap<Mid, u64>,
 }
 
 /// The engine's state.
@@ -99,9 +164,12 @@ pub struct Engine {
     /// Candidates announced in answers.
     candidates: Vec<SocketAddr>,
     sessions: HashMap<u64, Session>,
+    /// The session that last took a datagram from each address.
+    by_source: HashMap<SocketAddr, u64>,
     next_id: u64,
-    /// Sessions per stream, shared with the hub (which sends frames only for watched streams).
-    watched: Arc<std::sync::Mutex<HashMap<Arc<str>, usize>>>,
+    gops: HashMap<(Arc<str>, Arc<str>), GopCache>,
+    clocks: HashMap<Arc<str>, Option<StreamClock>>,
+    stats: SharedStats,
     limits: Limits,
 }
 
@@ -119,7 +187,7 @@ impl Engine {
     pub fn new(
         socket: UdpSocket,
         candidates: Vec<SocketAddr>,
-        watched: Arc<std::sync::Mutex<HashMap<Arc<str>, usize>>>,
+        stats: SharedStats,
         limits: Limits,
     ) -> std::io::Result<Self> {
         let local = socket.local_addr()?;
@@ -133,8 +201,11 @@ impl Engine {
             local,
             candidates,
             sessions: HashMap::new(),
+            by_source: HashMap::new(),
             next_id: 1,
-            watched,
+            gops: HashMap::new(),
+            clocks: HashMap::new(),
+            stats,
             limits,
         })
     }
@@ -151,7 +222,8 @@ impl Engine {
             let deadline = self
                 .sessions
                 .values()
-                .map(|s| s.next_timeout)
+                .flat_map(|s| [Some(s.next_timeout), s.out.due()])
+                .flatten()
                 .min()
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
             tokio::select! {
@@ -163,22 +235,32 @@ impl Engine {
                     Some(c) => self.command(c),
                     None => return,
                 },
-                _ = tokio::time::sleep_until(deadline.into()) => {
-                    let now = Instant::now();
-                    let due: Vec<u64> = self
-                        .sessions
-                        .iter()
-                        .filter(|(_, s)| s.next_timeout <= now)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    for id in due {
-                        if let Some(s) = self.sessions.get_mut(&id) {
-                            let _ = s.rtc.handle_input(Input::Timeout(now));
-                        }
-                        self.drive(id);
+                _ = tokio::time::sleep_until(deadline.into()) => self.tick(Instant::now()),
+            }
+        }
+    }
+
+    /// Timeouts and due catch-up writes.
+    fn tick(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.next_timeout <= now || s.out.due().is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                if s.next_timeout <= now {
+                    let _ = s.rtc.handle_input(Input::Timeout(now));
+                }
+                while let Some(w) = s.out.poll(now) {
+                    Self::write_video(id, s, &w, now, now);
+                    if s.out.due().is_some_and(|d| d > now) {
+                        break;
                     }
                 }
             }
+            self.drive(id);
         }
     }
 
@@ -195,14 +277,20 @@ impl Engine {
                 contents,
             },
         );
-        let Some(id) = self
-            .sessions
-            .iter()
-            .find(|(_, s)| s.rtc.accepts(&input))
-            .map(|(id, _)| *id)
-        else {
+        let known = self
+            .by_source
+            .get(&source)
+            .copied()
+            .filter(|id| self.sessions.get(id).is_some_and(|s| s.rtc.accepts(&input)));
+        let Some(id) = known.or_else(|| {
+            self.sessions
+                .iter()
+                .find(|(_, s)| s.rtc.accepts(&input))
+                .map(|(id, _)| *id)
+        }) else {
             return;
         };
+        self.by_source.insert(source, id);
         if let Some(s) = self.sessions.get_mut(&id)
             && let Err(error) = s.rtc.handle_input(input)
         {
@@ -213,8 +301,13 @@ impl Engine {
 
     fn command(&mut self, command: Command) {
         match command {
-            Command::Offer { stream, sdp, reply } => {
-                let _ = reply.send(self.offer(stream, &sdp));
+            Command::Offer {
+                stream,
+                rendition,
+                sdp,
+                reply,
+            } => {
+                let _ = reply.send(self.offer(stream, rendition, &sdp));
             }
             Command::Delete { stream, id, reply } => {
                 let ours = self.sessions.get(&id).is_some_and(|s| *s.stream == *stream);
@@ -223,16 +316,33 @@ impl Engine {
                 }
                 let _ = reply.send(ours);
             }
-            Command::Frame(frame) => self.frame(&frame),
+            Command::Video(frame) => self.video(Arc::new(frame)),
+            Command::Audio(packet) => self.audio(&packet),
+            Command::Ended(stream) => {
+                self.gops.retain(|(s, _), _| *s != stream);
+                self.clocks.remove(&stream);
+                let mut stats = super::lock(&self.stats);
+                if stats.get(&stream).is_some_and(|s| s.sessions == 0) {
+                    stats.remove(&stream);
+                }
+            }
         }
     }
 
-    fn offer(&mut self, stream: String, sdp: &str) -> Result<(u64, String), WhepError> {
+    fn offer(
+        &mut self,
+        stream: String,
+        rendition: Arc<str>,
+        sdp: &str,
+    ) -> Result<(u64, String), WhepError> {
         if self.sessions.len() >= self.limits.sessions {
             return Err(WhepError::Busy("in all"));
         }
         let stream: Arc<str> = stream.into();
-        if self.watchers(&stream) >= self.limits.sessions_per_stream {
+        let watchers = super::lock(&self.stats)
+            .get(&stream)
+            .map_or(0, |s| s.sessions);
+        if watchers >= self.limits.sessions_per_stream {
             return Err(WhepError::Busy("for this stream"));
         }
         let offer =
@@ -243,6 +353,7 @@ impl Engine {
             .clear_codecs()
             .enable_h264(true)
             .enable_opus(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(now);
         for addr in &self.candidates {
             let candidate =
@@ -255,55 +366,127 @@ impl Engine {
             .map_err(|e| WhepError::BadOffer(e.to_string()))?;
         let id = self.next_id;
         self.next_id += 1;
-        *self.watched().entry(stream.clone()).or_default() += 1;
+        super::lock(&self.stats)
+            .entry(stream.clone())
+            .or_default()
+            .sessions += 1;
         self.sessions.insert(
             id,
             Session {
                 stream,
+                rendition,
                 rtc,
                 video: None,
+                audio: None,
+                out: VideoOut::new(now),
+                audio_timeline: Timeline::default(),
                 connected: false,
-                needs_keyframe: true,
                 next_timeout: now,
+                reported: HashMap::new(),
             },
         );
         self.drive(id);
         Ok((id, answer.to_sdp_string()))
     }
 
-    fn frame(&mut self, frame: &VideoFrame) {
+    fn video(&mut self, frame: Arc<VideoFrame>) {
+        let key = (frame.stream.clone(), frame.rendition.clone());
+        let intact = self.gops.entry(key).or_default().push(&frame);
+        let now = Instant::now();
+        let wallclock = StreamClock::wallclock(
+            self.clocks.entry(frame.stream.clone()).or_default(),
+            frame.pts_90khz,
+            now,
+        );
         let ids: Vec<u64> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.stream == frame.stream)
+            .filter(|(_, s)| s.stream == frame.stream && s.rendition == frame.rendition)
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
             let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            if !s.connected || (s.needs_keyframe && !frame.is_keyframe) {
-                continue;
+            if !intact {
+                Self::drop_to_keyframe(&self.stats, s);
             }
-            let Some(mid) = s.video else {
-                continue;
-            };
-            let Some(writer) = s.rtc.writer(mid) else {
-                continue;
-            };
-            let Some(pt) = writer
+            if let Some(w) = s.out.frame(&frame, now) {
+                Self::write_video(id, s, &w, wallclock, now);
+                self.drive(id);
+            }
+        }
+    }
+
+    fn drop_to_keyframe(stats: &SharedStats, s: &mut Session) {
+        let before = s.out.dropped;
+        s.out.drop_to_keyframe();
+        if s.out.dropped > before {
+            tracing::debug!(stream = %s.stream, "webrtc viewer dropped to the next keyframe");
+            super::lock(stats)
+                .entry(s.stream.clone())
+                .or_default()
+                .dropped_to_keyframe += 1;
+        }
+    }
+
+    fn write_video(id: u64, s: &mut Session, w: &Write, wallclock: Instant, now: Instant) {
+        let Some((mid, pt)) = s.video else { return };
+        let Some(writer) = s.rtc.writer(mid) else {
+            return;
+        };
+        let pt = pt.or_else(|| {
+            writer
                 .payload_params()
                 .find(|p| {
                     p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1)
                 })
                 .map(|p| p.pt())
-            else {
+        });
+        let Some(pt) = pt else { return };
+        s.video = Some((mid, Some(pt)));
+        let time = MediaTime::new(w.time_90khz, Frequency::NINETY_KHZ);
+        let wallclock = if w.is_live { wallclock } else { now };
+        if let Err(error) = writer.write(pt, wallclock, time, w.frame.data.clone()) {
+            tracing::debug!(session = id, %error, "webrtc video write failed");
+        }
+    }
+
+    fn audio(&mut self, packet: &AudioPacket) {
+        let now = Instant::now();
+        let wallclock = StreamClock::wallclock(
+            self.clocks.entry(packet.stream.clone()).or_default(),
+            packet.pts_48khz * 15 / 8,
+            now,
+        );
+        let ids: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.stream == packet.stream && s.connected)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(s) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            let time = MediaTime::new(frame.pts_90khz.max(0) as u64, Frequency::NINETY_KHZ);
-            match writer.write(pt, Instant::now(), time, frame.data.clone()) {
-                Ok(()) => s.needs_keyframe = false,
-                Err(error) => tracing::debug!(session = id, %error, "webrtc write failed"),
+            let Some((mid, pt)) = s.audio else { continue };
+            let Some(writer) = s.rtc.writer(mid) else {
+                continue;
+            };
+            let pt = pt.or_else(|| {
+                writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Opus)
+                    .map(|p| p.pt())
+            });
+            let Some(pt) = pt else { continue };
+            s.audio = Some((mid, Some(pt)));
+            let time = MediaTime::new(
+                s.audio_timeline.at(packet.pts_48khz),
+                Frequency::FORTY_EIGHT_KHZ,
+            );
+            if let Err(error) = writer.write(pt, wallclock, time, packet.data.clone()) {
+                tracing::debug!(session = id, %error, "webrtc audio write failed");
             }
             self.drive(id);
         }
@@ -312,35 +495,30 @@ impl Engine {
     /// Poll a session's output: send datagrams, handle events, note its next timeout; remove it when
     /// it has disconnected.
     fn drive(&mut self, id: u64) {
-        let Some(s) = self.sessions.get_mut(&id) else {
-            return;
-        };
         let mut remove = false;
+        let (mut bytes, mut packets) = (0u64, 0u64);
         loop {
+            let Some(s) = self.sessions.get_mut(&id) else {
+                return;
+            };
             match s.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     s.next_timeout = t;
                     break;
                 }
                 Ok(Output::Transmit(t)) => {
+                    bytes += t.contents.len() as u64;
+                    packets += 1;
                     if let Err(error) = self.socket.try_send_to(&t.contents, t.destination) {
                         tracing::debug!(session = id, %error, "webrtc udp send failed");
                     }
                 }
-                Ok(Output::Event(Event::MediaAdded(m))) if m.kind == MediaKind::Video => {
-                    s.video.get_or_insert(m.mid);
+                Ok(Output::Event(event)) => {
+                    if self.event(id, event) {
+                        remove = true;
+                        break;
+                    }
                 }
-                Ok(Output::Event(Event::IceConnectionStateChange(
-                    IceConnectionState::Disconnected,
-                ))) => {
-                    remove = true;
-                    break;
-                }
-                Ok(Output::Event(Event::Connected)) => {
-                    s.connected = true;
-                    tracing::info!(session = id, stream = %s.stream, "webrtc viewer connected");
-                }
-                Ok(Output::Event(_)) => {}
                 Err(error) => {
                     tracing::info!(session = id, %error, "webrtc session failed");
                     remove = true;
@@ -348,31 +526,146 @@ impl Engine {
                 }
             }
         }
+        if packets > 0
+            && let Some(s) = self.sessions.get(&id)
+        {
+            let mut stats = super::lock(&self.stats);
+            let st = stats.entry(s.stream.clone()).or_default();
+            st.bytes_sent += bytes;
+            st.packets_sent += packets;
+        }
         if remove {
             self.remove(id);
         }
     }
 
-    fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
-        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    /// Act on a session's event. Returns true when the session is over.
+    fn event(&mut self, id: u64, event: Event) -> bool {
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return true;
+        };
+        let now = Instant::now();
+        match event {
+            Event::MediaAdded(m) if m.kind == MediaKind::Video => {
+                s.video.get_or_insert((m.mid, None));
+            }
+            Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
+                s.audio.get_or_insert((m.mid, None));
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return true,
+            Event::Connected => {
+                s.connected = true;
+                let gop = self
+                    .gops
+                    .get(&(s.stream.clone(), s.rendition.clone()))
+                    .map_or(&[][..], |g| &g.frames[..]);
+                s.out.connected(gop, now);
+                tracing::info!(
+                    session = id, stream = %s.stream, rendition = %s.rendition,
+                    cached_frames = gop.len(), "webrtc viewer connected"
+                );
+            }
+            Event::KeyframeRequest(request) => {
+                let gop = self
+                    .gops
+                    .get(&(s.stream.clone(), s.rendition.clone()))
+                    .map_or(&[][..], |g| &g.frames[..]);
+                let replayed = s.out.keyframe_request(gop, now);
+                tracing::debug!(session = id, kind = ?request.kind, replayed, "keyframe request");
+                super::lock(&self.stats)
+                    .entry(s.stream.clone())
+                    .or_default()
+                    .keyframe_requests += 1;
+            }
+            Event::MediaEgressStats(e) => {
+                let seen = s.reported.entry(e.mid).or_default();
+                let new_nacks = e.nacks.saturating_sub(*seen);
+                *seen = e.nacks.max(*seen);
+                if new_nacks > 0 {
+                    super::lock(&self.stats)
+                        .entry(s.stream.clone())
+                        .or_default()
+                        .nacks += new_nacks;
+                }
+                if Some(e.mid) == s.video.map(|v| v.0) && e.loss.is_some_and(|l| l > HEAVY_LOSS) {
+                    Self::drop_to_keyframe(&self.stats, s);
+                }
+            }
+            _ => {}
+        }
+        false
     }
 
-    fn watchers(&self, stream: &Arc<str>) -> usize {
-        self.watched().get(stream).copied().unwrap_or(0)
-    }
-
-    /// Forget session `id` (and, with its stream's last session, the stream's frames).
+    /// Forget session `id`.
     fn remove(&mut self, id: u64) {
         let Some(s) = self.sessions.remove(&id) else {
             return;
         };
+        self.by_source.retain(|_, v| *v != id);
         tracing::info!(session = id, stream = %s.stream, "webrtc session ended");
-        let mut watched = self.watched();
-        if let Some(n) = watched.get_mut(&s.stream) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                watched.remove(&s.stream);
+        let mut stats = super::lock(&self.stats);
+        let live = self.clocks.contains_key(&s.stream);
+        if let Some(st) = stats.get_mut(&s.stream) {
+            st.sessions = st.sessions.saturating_sub(1);
+            if st.sessions == 0 && !live {
+                stats.remove(&s.stream);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64, is_keyframe: bool) -> Arc<VideoFrame> {
+        Arc::new(VideoFrame {
+            stream: "live/a".into(),
+            rendition: "source".into(),
+            seq,
+            pts_90khz: seq as i64 * 3000,
+            is_keyframe,
+            data: vec![0u8; 100].into(),
+        })
+    }
+
+    #[test]
+    fn the_gop_cache_holds_the_frames_since_the_latest_keyframe() {
+        let mut gop = GopCache::default();
+        assert!(gop.push(&frame(1, false)));
+        assert!(gop.frames.is_empty(), "nothing before a keyframe");
+        assert!(gop.push(&frame(2, true)));
+        assert!(gop.push(&frame(3, false)));
+        assert_eq!(gop.frames.len(), 2);
+        assert!(gop.push(&frame(4, true)));
+        assert_eq!(gop.frames.len(), 1);
+        // A frame lost on the way: the chain is broken until the next keyframe.
+        assert!(!gop.push(&frame(6, false)));
+        assert!(gop.frames.is_empty());
+        assert!(gop.push(&frame(7, true)));
+        assert_eq!(gop.frames.len(), 1);
+    }
+
+    #[test]
+    fn a_gop_longer_than_the_bound_is_not_cached() {
+        let mut gop = GopCache::default();
+        gop.push(&frame(1, true));
+        for seq in 2..=GOP_MAX_FRAMES as u64 + 1 {
+            gop.push(&frame(seq, false));
+        }
+        assert!(gop.frames.is_empty());
+        gop.push(&frame(GOP_MAX_FRAMES as u64 + 2, false));
+        assert!(gop.frames.is_empty(), "not until the next keyframe");
+    }
+
+    #[test]
+    fn the_stream_clock_maps_media_time_to_the_wall_clock_and_reanchors_on_jumps() {
+        let t0 = Instant::now();
+        let mut clock = None;
+        assert_eq!(StreamClock::wallclock(&mut clock, 90_000, t0), t0);
+        let later = StreamClock::wallclock(&mut clock, 135_000, t0);
+        assert_eq!(later - t0, Duration::from_millis(500));
+        // Ten seconds of media time in no time: re-anchored.
+        assert_eq!(StreamClock::wallclock(&mut clock, 1_000_000, t0), t0);
     }
 }

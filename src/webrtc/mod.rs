@@ -1,12 +1,16 @@
 //! WebRTC viewers (WHEP, draft-ietf-wish-whep) on str0m, sans-IO WebRTC (ICE, DTLS, SRTP, RTP/RTCP)
-//! driven by this crate's own UDP socket and clock. First step of issue 21: video only (see
-//! `engine`).
+//! driven by this crate's own UDP socket and clock.
+//!
+//! - [`feed`]: what each stream offers WebRTC viewers (held by the hub, fed the packaged frames);
+//! - [`viewer`]: what one viewer is sent, and when (start from the cached GOP, catch-up, replays);
+//! - [`engine`]: the task owning the UDP socket and every session.
 //!
 //! [`WebRtc`] is the handle the HTTP origin and the hub share: it passes WHEP offers to the engine
-//! task (`engine`, which owns the UDP socket and every session) and, for the streams that have
-//! viewers, the hub's source video frames.
+//! and the streams' video frames and Opus packets to it, and reads the per-stream counters.
 
 pub mod engine;
+pub mod feed;
+pub mod viewer;
 
 use std::{
     collections::HashMap,
@@ -16,7 +20,77 @@ use std::{
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use engine::{VideoFrame, WhepError};
+/// Why a WHEP request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WhepError {
+    /// The body is not an SDP offer str0m can answer.
+    #[error("malformed or unacceptable SDP offer: {0}")]
+    BadOffer(String),
+    /// The stream has no rendition a browser's WebRTC decoder takes.
+    #[error("no WebRTC rendition: {0}")]
+    NoRendition(String),
+    /// The engine is stopping.
+    #[error("WebRTC is shutting down")]
+    Stopped,
+    /// The session limit (in all, or for the stream) is reached.
+    #[error("too many WebRTC sessions ({0})")]
+    Busy(&'static str),
+}
+
+/// One video frame of a stream's rendition: H.264 in Annex B (ITU-T H.264 Annex B), SPS and PPS in
+/// front of each keyframe.
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    /// `live/{name}`.
+    pub stream: Arc<str>,
+    /// The rendition (`source`, or a ladder rung's name).
+    pub rendition: Arc<str>,
+    /// 1, 2, 3 … per rendition: a gap means frames were lost on the way to the engine.
+    pub seq: u64,
+    /// Presentation time, 90 kHz ticks.
+    pub pts_90khz: i64,
+    /// A keyframe (IDR).
+    pub is_keyframe: bool,
+    /// The access unit.
+    pub data: Arc<[u8]>,
+}
+
+/// One Opus packet of a stream (20 ms, 48 kHz stereo).
+#[derive(Debug, Clone)]
+pub struct AudioPacket {
+    /// `live/{name}`.
+    pub stream: Arc<str>,
+    /// Presentation time, 48 kHz ticks on the source's timeline.
+    pub pts_48khz: i64,
+    /// The Opus packet (RFC 6716 §3).
+    pub data: Arc<[u8]>,
+}
+
+/// A stream's WebRTC counters (the JSON API's `webrtc`, the `estuary_stream_webrtc_*` metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WebRtcStats {
+    /// Sessions now.
+    pub sessions: usize,
+    /// Bytes sent to its viewers (RTP, RTCP, retransmissions, DTLS and STUN).
+    pub bytes_sent: u64,
+    /// UDP datagrams sent to its viewers.
+    pub packets_sent: u64,
+    /// NACK messages received (RFC 4585 §6.2.1): each is answered from str0m's send buffer.
+    pub nacks: u64,
+    /// Keyframe requests received (PLI and FIR), answered by replaying the cached GOP.
+    pub keyframe_requests: u64,
+    /// Times a viewer was dropped to the next keyframe (could not keep up, heavy loss, frames lost on
+    /// the way to the engine).
+    pub dropped_to_keyframe: u64,
+}
+
+/// The engine's counters, per stream, shared with readers.
+pub type SharedStats = Arc<Mutex<HashMap<Arc<str>, WebRtcStats>>>;
+
+fn lock(stats: &SharedStats) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, WebRtcStats>> {
+    stats.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// `[webrtc]` settings.
 #[derive(Debug, Clone)]
@@ -35,8 +109,8 @@ pub struct WebRtcConfig {
 #[derive(Debug)]
 pub struct WebRtc {
     commands: mpsc::Sender<engine::Command>,
-    /// Sessions per stream (kept by the engine), so the hub sends frames only for watched streams.
-    watched: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+    /// Counters per stream (kept by the engine).
+    stats: SharedStats,
     /// The bound UDP address.
     pub local_addr: SocketAddr,
 }
@@ -47,34 +121,40 @@ impl WebRtc {
     /// Errors: the socket cannot be bound.
     pub async fn start(config: &WebRtcConfig) -> std::io::Result<Arc<Self>> {
         let socket = tokio::net::UdpSocket::bind(config.udp_listen).await?;
-        let watched: Arc<Mutex<HashMap<Arc<str>, usize>>> = Default::default();
+        let stats = SharedStats::default();
         let engine = engine::Engine::new(
             socket,
             config.public_addrs.clone(),
-            watched.clone(),
+            stats.clone(),
             engine::Limits {
                 sessions: config.max_sessions,
                 sessions_per_stream: config.max_sessions_per_stream,
             },
         )?;
         let local_addr = engine.local_addr();
-        let (commands, rx) = mpsc::channel(4096);
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(engine.run(rx));
         Ok(Arc::new(Self {
             commands,
-            watched,
+            stats,
             local_addr,
         }))
     }
 
-    /// Answer a WHEP offer for `stream`: (session id, SDP answer).
+    /// Answer a WHEP offer for `stream`'s video `rendition`: (session id, SDP answer).
     ///
     /// Errors: [`WhepError`].
-    pub async fn offer(&self, stream: &str, sdp: &str) -> Result<(u64, String), WhepError> {
+    pub async fn offer(
+        &self,
+        stream: &str,
+        rendition: Arc<str>,
+        sdp: &str,
+    ) -> Result<(u64, String), WhepError> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(engine::Command::Offer {
                 stream: stream.to_owned(),
+                rendition,
                 sdp: sdp.to_owned(),
                 reply,
             })
@@ -99,21 +179,38 @@ impl WebRtc {
 
     /// WebRTC sessions of `stream` now.
     pub fn sessions(&self, stream: &str) -> usize {
-        self.watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(stream)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.stats).get(stream).map_or(0, |s| s.sessions)
     }
 
-    /// Whether `stream` has WebRTC sessions (the hub converts its frames only then).
+    /// `stream`'s counters, once it has had a session.
+    pub fn stats(&self, stream: &str) -> Option<WebRtcStats> {
+        lock(&self.stats).get(stream).cloned()
+    }
+
+    /// Whether `stream` has WebRTC sessions (its audio is encoded to Opus only then).
     pub fn is_watched(&self, stream: &str) -> bool {
         self.sessions(stream) > 0
     }
 
-    /// A frame for `stream`'s sessions (dropped when the engine is behind).
-    pub fn frame(&self, frame: VideoFrame) {
-        let _ = self.commands.try_send(engine::Command::Frame(frame));
+    /// A video frame for the stream's cache and sessions. When the engine is behind it is dropped; the
+    /// engine sees the gap in [`VideoFrame::seq`].
+    pub fn video(&self, frame: VideoFrame) {
+        let _ = self.commands.try_send(engine::Command::Video(frame));
+    }
+
+    /// An Opus packet for the stream's sessions (dropped when the engine is behind).
+    pub fn audio(&self, packet: AudioPacket) {
+        let _ = self.commands.try_send(engine::Command::Audio(packet));
+    }
+
+    /// The stream ended: the engine forgets its cached frames.
+    pub fn ended(&self, stream: &str) {
+        let _ = self
+            .commands
+            .try_send(engine::Command::Ended(stream.into()));
     }
 }
+
+/// Commands queued for the engine (offers, deletes, frames): about 10 s of 10 streams' video and
+/// audio.
+const COMMAND_QUEUE: usize = 8192;

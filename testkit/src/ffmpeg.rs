@@ -43,6 +43,69 @@ pub fn ffmpeg(ffmpeg: &Path, args: &[&str]) -> Proc {
     Proc(child, "ffmpeg")
 }
 
+/// An FFmpeg video filter chain that draws the wall clock into each frame as it is made, for
+/// glass-to-glass latency: the frame's timestamp is set to the real-time clock (`RTCTIME`, ms), then
+/// Unix ms mod 2^24 is drawn in the top left as 24 blocks of 24×24 px on black (bit k = block k,
+/// white = 1; for a 640 px wide picture, scaled with it), then timestamps are made regular again
+/// (`frame_rate` per second). tests/browser/play-whep.mjs `--latency` reads it back.
+pub fn clock_code_filter(frame_rate: u32) -> String {
+    let mut f = String::from(
+        "settb=1/1000,setpts=RTCTIME/1000,drawbox=x=0:y=0:w=576:h=24:color=black:t=fill",
+    );
+    for k in 0..24 {
+        f.push_str(&format!(
+            ",drawbox=x={}:y=0:w=24:h=24:color=white:t=fill:enable='eq(mod(floor(t*1000/{}),2),1)'",
+            24 * k,
+            1u64 << k
+        ));
+    }
+    f.push_str(&format!(",settb=1/{frame_rate},setpts=N"));
+    f
+}
+
+/// Publish a live test picture (640×360, 30 frames/s, [`clock_code_filter`]) and a 440 Hz tone (AAC)
+/// to `url` over RTMP, x264 `zerolatency` (no B-frames) with a keyframe every `gop_frames`.
+pub fn publish_clock(url: &str, gop_frames: u32) -> Proc {
+    let filter = clock_code_filter(30);
+    let gop = gop_frames.to_string();
+    ffmpeg(
+        Path::new("ffmpeg"),
+        &[
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-vf",
+            &filter,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            &gop,
+            "-b:v",
+            "1500k",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-f",
+            "flv",
+            url,
+        ],
+    )
+}
+
 /// The static FFmpeg ≥ 7 from the PyPI package imageio-ffmpeg (installed by scripts/setup.sh), which can
 /// publish HEVC over Enhanced RTMP. Panics with a set-up hint when missing.
 pub fn modern_ffmpeg() -> PathBuf {

@@ -90,7 +90,16 @@ fn run_player(
 /// Play `url` (a WHEP endpoint) over WebRTC in headless Chromium (tests/browser/play-whep.mjs) for
 /// `seconds` and return its JSON report (`getStats()` figures).
 pub fn play_whep(url: &str, seconds: u32) -> serde_json::Value {
-    run_player(Command::new("node"), "play-whep.mjs", url, seconds, &[])
+    play_whep_with(url, seconds, &[])
+}
+
+/// [`play_whep`] with the harness's options: `--hls URL` (hls.js on the same page at the same time),
+/// `--latency` (glass-to-glass latency read from the frame code [`clock_code_filter`] draws),
+/// `--loss P` (a UDP relay dropping a fraction P of the datagrams to the browser).
+///
+/// [`clock_code_filter`]: crate::ffmpeg::clock_code_filter
+pub fn play_whep_with(url: &str, seconds: u32, options: &[&str]) -> serde_json::Value {
+    run_player(Command::new("node"), "play-whep.mjs", url, seconds, options)
 }
 
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and

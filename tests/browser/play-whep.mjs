@@ -2,41 +2,119 @@
 // Play a stream over WHEP (draft-ietf-wish-whep) in headless Chromium and report
 // what the RTCPeerConnection received, as one JSON line on stdout.
 //
-//   node play-whep.mjs --url 'http://127.0.0.1:8080/t/{token}/live/demo/whep' [--seconds 10]
+//   node play-whep.mjs --url 'http://127.0.0.1:8080/t/{token}/live/demo/whep'
+//       [--seconds 10] [--hls HLS_URL] [--latency] [--loss 0.02]
 //
 // The page is served by the harness on http://127.0.0.1 (WebRTC needs an http
 // page); it POSTs a recvonly offer (video and audio) to --url, applies the
 // answer, plays the tracks in a <video> and samples getStats() every 500 ms.
 //
+// --hls URL   also play URL with hls.js (lowLatencyMode) in a second <video> on
+//             the same page, at the same time.
+// --latency   read the glass-to-glass latency of every rendered frame: the
+//             publisher draws its wall clock (Unix ms mod 2^24) into the top
+//             left of each frame as 24 blocks (bit k: block k, 24x24 px of a
+//             640 px wide picture, white = 1); at each requestVideoFrameCallback
+//             the page reads the blocks back from the frame about to be shown and
+//             subtracts them from its expected display time. Frames shown in the
+//             first 3 s after the first (the catch-up) are left out.
+// --loss P    put a UDP relay between the browser and the origin that drops a
+//             fraction P of the datagrams going to the browser (the answer's
+//             candidates are rewritten to the relay's port).
+//
 // Output: ok (frames decoded during the window and no error), url, status
 // (the POST's), location, error, connection_state, frames_decoded,
-// frames_received, packets_lost, freezes (freezeCount), nack_count,
-// audio_packets, width, height, played_seconds.
+// frames_received, decoded_in_window, packets_lost, freezes (freezeCount),
+// nack_count, pli_count, audio_packets, audio_samples, width, height,
+// first_frame_ms (POST to the first frame shown), latency_ms {webrtc, hls}
+// ({n, p50, p95, max, unreadable}), hls {frames, stalls}, relay {forwarded,
+// dropped}.
 
-import { cliArgs, launchChromium, startServer, sleep } from './harness.mjs';
+import dgram from 'node:dgram';
+import { cliArgs, launchChromium, packageFile, startServer, sleep } from './harness.mjs';
 
-const SPEC = { url: 'string', seconds: 'number', chromium: 'string', verbose: 'boolean', help: 'boolean' };
+const SPEC = {
+  url: 'string', seconds: 'number', hls: 'string', latency: 'boolean', loss: 'number',
+  chromium: 'string', verbose: 'boolean', help: 'boolean',
+};
 
 function usage() {
-  return 'usage: node play-whep.mjs --url WHEP_URL [--seconds N] [--chromium PATH] [--verbose]';
+  return 'usage: node play-whep.mjs --url WHEP_URL [--seconds N] [--hls HLS_URL] [--latency] [--loss P] [--chromium PATH] [--verbose]';
 }
 
-const PAGE = `<!doctype html><html><body><video id=v autoplay muted playsinline></video><script>
-window.whep = async (url) => {
+const PAGE = `<!doctype html><html><head><meta charset="utf-8"><script src="/lib/hls.min.js"></script></head>
+<body><video id=v autoplay muted playsinline></video><video id=h autoplay muted playsinline></video><script>
+const CODE_BITS = 24;
+const latency = { webrtc: [], hls: [], unreadable: { webrtc: 0, hls: 0 } };
+window.latency = latency;
+window.firstShown = null;
+let measureFrom = null;
+// The code's blocks are 24 px of a 640 px wide picture (scaled with the rendition).
+function readCode(video, canvas) {
+  const block = video.videoWidth * 24 / 640;
+  const w = Math.ceil(block * CODE_BITS), h = Math.ceil(block);
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, w, h, 0, 0, w, h);
+  const px = ctx.getImageData(0, 0, w, h).data;
+  let v = 0;
+  for (let k = 0; k < CODE_BITS; k++) {
+    const x = Math.floor(k * block + block / 2), y = Math.floor(block / 2);
+    const i = (y * w + x) * 4;
+    const lum = (px[i] + px[i + 1] + px[i + 2]) / 3;
+    if (lum > 160) v += 2 ** k;
+    else if (lum > 96) return null;
+  }
+  return v;
+}
+function watch(video, kind) {
+  const canvas = document.createElement('canvas');
+  const cb = (now, meta) => {
+    const shown = performance.timeOrigin + meta.expectedDisplayTime;
+    if (kind === 'webrtc' && window.firstShown === null) {
+      window.firstShown = Date.now();
+      measureFrom = shown + 3000;
+    }
+    if (window.measureLatency && measureFrom !== null && shown >= measureFrom && video.videoWidth > 0) {
+      const code = readCode(video, canvas);
+      const mod = 2 ** 24;
+      const age = code === null ? null : (((shown - code) % mod) + mod) % mod;
+      if (age === null || age > 60000) latency.unreadable[kind] += 1;
+      else latency[kind].push(age);
+    }
+    video.requestVideoFrameCallback(cb);
+  };
+  video.requestVideoFrameCallback(cb);
+}
+window.whep = async (url, relayPort) => {
   const pc = new RTCPeerConnection();
   window.pc = pc;
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   const stream = new MediaStream();
-  pc.ontrack = (e) => { stream.addTrack(e.track); document.getElementById('v').srcObject = stream; };
+  const video = document.getElementById('v');
+  pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
+  watch(video, 'webrtc');
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); else { pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); } });
+  window.postedAt = Date.now();
   const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-  const body = await res.text();
+  let body = await res.text();
   if (res.status !== 201) return { status: res.status, error: body };
+  const candidates = body.split('\\r\\n').filter((l) => l.startsWith('a=candidate'));
+  if (relayPort) body = body.replace(/^(a=candidate:\\S+ \\d+ udp \\d+ \\S+ )(\\d+)/gmi, '$1' + relayPort);
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  return { status: res.status, location: res.headers.get('Location') };
+  return { status: res.status, location: res.headers.get('Location'), candidates };
+};
+window.hls = (url) => {
+  const video = document.getElementById('h');
+  window.hlsStalls = 0;
+  const h = new Hls({ lowLatencyMode: true });
+  h.on(Hls.Events.ERROR, (_, d) => { if (d.details === 'bufferStalledError') window.hlsStalls += 1; });
+  h.loadSource(url);
+  h.attachMedia(video);
+  watch(video, 'hls');
 };
 window.sample = async () => {
   const out = { state: window.pc ? window.pc.connectionState : null, video: null, audio: null };
@@ -47,18 +125,58 @@ window.sample = async () => {
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio = s;
   });
   out.currentTime = document.getElementById('v').currentTime;
+  const h = document.getElementById('h');
+  out.hls = { frames: h.getVideoPlaybackQuality ? h.getVideoPlaybackQuality().totalVideoFrames : 0, stalls: window.hlsStalls ?? 0 };
   return JSON.parse(JSON.stringify(out));
 };
 </script></body></html>`;
 
+/** A UDP relay: browser <-> relay <-> origin, dropping `loss` of the datagrams to the browser. */
+async function startRelay(loss) {
+  const down = dgram.createSocket('udp4');
+  const up = dgram.createSocket('udp4');
+  const state = { forwarded: 0, dropped: 0, browser: null, origin: null };
+  down.on('message', (msg, rinfo) => {
+    state.browser = rinfo;
+    if (state.origin) up.send(msg, state.origin.port, state.origin.address);
+  });
+  up.on('message', (msg) => {
+    if (!state.browser) return;
+    if (Math.random() < loss) { state.dropped += 1; return; }
+    state.forwarded += 1;
+    down.send(msg, state.browser.port, state.browser.address);
+  });
+  await new Promise((r) => down.bind(0, '127.0.0.1', r));
+  await new Promise((r) => up.bind(0, '127.0.0.1', r));
+  return { state, port: down.address().port, close: () => { down.close(); up.close(); } };
+}
+
+function summary(xs) {
+  if (!xs.length) return { n: 0 };
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p) => Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))]);
+  return { n: s.length, p50: q(0.5), p95: q(0.95), max: Math.round(s[s.length - 1]) };
+}
+
 const args = cliArgs(SPEC, usage);
 const seconds = args.seconds ?? 10;
-const { server, origin } = await startServer({ pages: { '/': PAGE } });
+const { server, origin } = await startServer({
+  pages: { '/': PAGE },
+  files: { '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js') },
+});
+const relay = args.loss ? await startRelay(args.loss) : null;
 const browser = await launchChromium({ executablePath: args.chromium });
 const result = { ok: false, url: args.url };
 try {
   await browser.page.goto(`${origin}/`);
-  const posted = await browser.page.evaluate((u) => window.whep(u), args.url);
+  if (args.latency) await browser.page.evaluate(() => { window.measureLatency = true; });
+  if (args.hls) await browser.page.evaluate((u) => window.hls(u), args.hls);
+  const posted = await browser.page.evaluate(([u, p]) => window.whep(u, p), [args.url, relay?.port ?? null]);
+  if (relay && posted.candidates?.length) {
+    const m = posted.candidates[0].match(/ udp \d+ (\S+) (\d+) typ/);
+    if (m) relay.state.origin = { address: m[1], port: Number(m[2]) };
+  }
+  delete posted.candidates;
   Object.assign(result, posted);
   if (posted.status === 201) {
     const t0 = Date.now();
@@ -78,16 +196,28 @@ try {
     result.packets_lost = v.packetsLost ?? 0;
     result.freezes = v.freezeCount ?? 0;
     result.nack_count = v.nackCount ?? 0;
+    result.pli_count = v.pliCount ?? 0;
     result.width = v.frameWidth ?? null;
     result.height = v.frameHeight ?? null;
     result.audio_packets = last?.audio?.packetsReceived ?? 0;
+    result.audio_samples = last?.audio?.totalSamplesReceived ?? 0;
     result.decoded_in_window = first ? (v.framesDecoded ?? 0) - (first.s.video.framesDecoded ?? 0) : 0;
     result.played_seconds = first ? (last.currentTime - first.s.currentTime) : 0;
+    const page = await browser.page.evaluate(() => ({ latency: window.latency, firstShown: window.firstShown, postedAt: window.postedAt }));
+    result.first_frame_ms = page.firstShown === null ? null : page.firstShown - page.postedAt;
+    if (args.latency) {
+      result.latency_ms = {
+        webrtc: { ...summary(page.latency.webrtc), unreadable: page.latency.unreadable.webrtc },
+        hls: { ...summary(page.latency.hls), unreadable: page.latency.unreadable.hls },
+      };
+    }
+    if (args.hls) result.hls = last?.hls ?? null;
     result.ok = result.decoded_in_window > 0;
   }
 } catch (e) {
   result.error = String(e);
 } finally {
+  if (relay) { result.relay = { forwarded: relay.state.forwarded, dropped: relay.state.dropped }; relay.close(); }
   await browser.close();
   server.close();
 }

@@ -1,46 +1,38 @@
-//! WebRTC viewers over WHEP (draft-ietf-wish-whep), first step: headless Chromium plays a stream
-//! published without B-frames (FFmpeg, x264 `zerolatency`, over RTMP) from a token URL while hls.js
-//! plays it too; a request without a token is 401, a stream with B-frames is refused with the reason,
-//! and `DELETE` on the session's `Location` ends it.
+//! WebRTC viewers over WHEP (draft-ietf-wish-whep) in headless Chromium, against FFmpeg publishing over
+//! RTMP the way a low-latency encoder does (x264 `zerolatency`, a keyframe every 250 frames as OBS
+//! sends, AAC audio):
+//! - one viewer joins mid-GOP from a token URL and plays 30 s beside hls.js (LL-HLS) on the same page:
+//!   it starts at once from the cached GOP, decodes Opus audio, never freezes, and both players' glass-
+//!   to-glass latency is read from the wall clock the publisher draws into each frame;
+//! - one plays a ladder rung chosen by `?rendition=` (the default ladder encodes it), one plays behind
+//!   a UDP relay that drops 2 % of the datagrams (NACKs answered, counted);
+//! - the JSON API and the metrics count sessions, bytes and NACKs; a request without a token is 401, a
+//!   stream with B-frames is refused with the reason, an unknown rendition is 404, a malformed offer
+//!   400, and `DELETE` on the session's `Location` ends it.
 
 use std::{path::Path, time::Duration};
 
 use crate::common::*;
 
+/// A keyframe every 250 frames (8.3 s at 30 frames/s): OBS's default.
+const GOP_FRAMES: u32 = 250;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_plays_a_stream_over_whep_beside_hls_js_and_bad_requests_get_clear_answers() {
+async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_ladder_and_through_loss()
+ {
     let origin = blocking(|| {
         EstuaryProcess::start(&format!(
             "[webrtc]\nenabled = true\nudp_listen = \"127.0.0.1:0\"\n\
-             [auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n"
+             [auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n\
+             [transcode]\nenabled = true\nencoder = \"software\"\n\
+             passthrough_streams = [\"live/rtc\", \"live/bframes\"]\n"
         ))
     })
     .await;
-    let clip = fixture("camera-bikes-272p-h264-10s.mp4");
     let rtmp = |name: &str| format!("rtmp://{}/live/{name}", origin.rtmp_addr);
-    let clip_arg = clip.display().to_string();
-    let _no_bframes = ffmpeg(
-        Path::new("ffmpeg"),
-        &[
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-            &clip_arg,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "50",
-            "-an",
-            "-f",
-            "flv",
-            &rtmp("rtc"),
-        ],
-    );
+    let _rtc = publish_clock(&rtmp("rtc"), GOP_FRAMES);
+    let _ladder = publish_clock(&rtmp("ladder"), GOP_FRAMES);
+    let clip = fixture("camera-bikes-272p-h264-10s.mp4");
     let _bframes = publish_loop(Path::new("ffmpeg"), &clip, &rtmp("bframes"));
     let base = |name: &str| {
         let stream = format!("live/{name}");
@@ -50,54 +42,121 @@ async fn chromium_plays_a_stream_over_whep_beside_hls_js_and_bad_requests_get_cl
             test_token(&stream)
         )
     };
-    for name in ["rtc", "bframes"] {
+    for (name, rendition) in [("rtc", "source"), ("bframes", "source"), ("ladder", "240p")] {
         assert!(
             wait_for_200(
-                &format!("{}source/media.m3u8", base(name)),
-                Duration::from_secs(20)
+                &format!("{}{rendition}/media.m3u8", base(name)),
+                Duration::from_secs(30)
             )
             .await
             .is_some(),
             "live/{name} is served"
         );
     }
+    // Join mid-GOP: the next keyframe is seconds away.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // WebRTC and LL-HLS viewers of the same stream at the same time.
+    // A WebRTC viewer and an LL-HLS viewer of the same stream on one page, 30 s.
     let whep_url = format!("{}whep", base("rtc"));
     let hls_url = format!("{}index.m3u8", base("rtc"));
-    let whep = tokio::spawn(blocking(move || play_whep(&whep_url, 10)));
-    let hls = blocking(move || play_hls(&hls_url, 10));
-    // The API counts the session while it plays.
+    let whep = tokio::spawn(blocking(move || {
+        play_whep_with(&whep_url, 30, &["--hls", &hls_url, "--latency"])
+    }));
     let api = format!("http://{}/api/streams/live/rtc", origin.http_addr);
     let auth = format!("Bearer {}", test_api_token());
     let mut sessions_seen = 0;
     while !whep.is_finished() {
         let r = request_with("GET", &api, &[("authorization", &auth)], None).await;
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-        sessions_seen = sessions_seen.max(v["webrtc_sessions"].as_u64().unwrap_or(0));
+        sessions_seen = sessions_seen.max(v["webrtc"]["sessions"].as_u64().unwrap_or(0));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let (whep, hls) = (whep.await.unwrap(), hls.await);
-    assert_eq!(
-        sessions_seen, 1,
-        "GET /api/streams counts the WebRTC session"
-    );
-    println!("whep: {whep}\nhls.js: {hls}");
-    assert_eq!(whep["ok"], true, "{whep}");
+    let whep = whep.await.unwrap();
+    println!("whep beside hls.js: {whep}");
     assert_eq!(whep["status"], 201, "{whep}");
     assert_eq!(whep["connection_state"], "connected", "{whep}");
+    assert_eq!(sessions_seen, 1, "the JSON API counts the WebRTC session");
     assert!(
-        whep["decoded_in_window"].as_u64().unwrap_or(0) >= 150,
-        "about 25 frames/s decoded over 10 s: {whep}"
+        whep["decoded_in_window"].as_u64().unwrap_or(0) >= 720,
+        "about 30 frames/s decoded over 30 s: {whep}"
     );
     assert_eq!(whep["freezes"], 0, "{whep}");
     assert_eq!(
         (whep["width"].as_u64(), whep["height"].as_u64()),
-        (Some(640), Some(272))
+        (Some(640), Some(360))
+    );
+    // Opus at 50 packets/s, decoded.
+    assert!(
+        whep["audio_packets"].as_u64().unwrap_or(0) >= 1200,
+        "{whep}"
+    );
+    assert!(whep["audio_samples"].as_u64().unwrap_or(0) > 0, "{whep}");
+    // The first picture comes from the cached GOP, not from the next keyframe (up to 8.3 s away).
+    let first_frame_ms = whep["first_frame_ms"].as_i64().expect("a first frame");
+    assert!(first_frame_ms < 4000, "{whep}");
+    let (rtc, hls) = (&whep["latency_ms"]["webrtc"], &whep["latency_ms"]["hls"]);
+    assert!(rtc["n"].as_u64().unwrap_or(0) >= 300, "{whep}");
+    assert!(
+        hls["n"].as_u64().unwrap_or(0) >= 100,
+        "hls.js played: {whep}"
+    );
+    assert!(
+        rtc["p50"].as_i64() < hls["p50"].as_i64(),
+        "WebRTC is the lower-latency path: {whep}"
     );
     let location = whep["location"].as_str().expect("a Location");
     assert!(location.contains("/live/rtc/whep/"), "{location}");
-    assert_played(&hls, 8.0);
+
+    // A ladder rung by name, and a viewer behind a relay dropping 2 % of the datagrams, together.
+    let rung_url = format!("{}whep?rendition=240p", base("ladder"));
+    let rung = tokio::spawn(blocking(move || {
+        play_whep_with(&rung_url, 12, &["--latency"])
+    }));
+    let lossy_url = format!("{}whep", base("rtc"));
+    let lossy = blocking(move || play_whep_with(&lossy_url, 15, &["--loss", "0.02"])).await;
+    let rung = rung.await.unwrap();
+    println!("whep ladder rung 240p: {rung}\nwhep through 2 % loss: {lossy}");
+    assert_eq!(rung["status"], 201, "{rung}");
+    assert_eq!(rung["height"].as_u64(), Some(240), "{rung}");
+    assert!(
+        rung["decoded_in_window"].as_u64().unwrap_or(0) >= 250,
+        "{rung}"
+    );
+    assert!(
+        rung["latency_ms"]["webrtc"]["n"].as_u64().unwrap_or(0) > 0,
+        "{rung}"
+    );
+    assert_eq!(lossy["status"], 201, "{lossy}");
+    assert!(
+        lossy["relay"]["dropped"].as_u64().unwrap_or(0) > 0,
+        "{lossy}"
+    );
+    assert!(
+        lossy["decoded_in_window"].as_u64().unwrap_or(0) >= 315,
+        "keeps playing through 2 % loss: {lossy}"
+    );
+    assert!(lossy["nack_count"].as_u64().unwrap_or(0) > 0, "{lossy}");
+    let r = request_with("GET", &api, &[("authorization", &auth)], None).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    println!("api webrtc: {}", v["webrtc"]);
+    assert!(v["webrtc"]["nacks"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(
+        v["webrtc"]["bytes_sent"].as_u64().unwrap_or(0) > 5_000_000,
+        "{v}"
+    );
+    assert_eq!(v["webrtc_renditions"], serde_json::json!(["source"]), "{v}");
+    let metrics = request_with(
+        "GET",
+        &format!("http://{}/metrics", origin.http_addr),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await
+    .text();
+    assert!(
+        metrics.contains("estuary_stream_webrtc_nacks_total{stream=\"live/rtc\"}"),
+        "{metrics}"
+    );
 
     // The session's Location ends it (it is gone already: the browser closed); an unknown one is 404.
     let ended = request("DELETE", &format!("http://{}{location}", origin.http_addr)).await;
@@ -115,34 +174,22 @@ async fn chromium_plays_a_stream_over_whep_beside_hls_js_and_bad_requests_get_cl
 
     // Without a token: 401; with a bearer token instead of the path token: accepted as far as the SDP.
     let offer = "v=0\r\n";
-    let bare = request_with(
-        "POST",
-        &format!("http://{}/live/rtc/whep", origin.http_addr),
-        &[("content-type", "application/sdp")],
-        Some(offer),
-    )
-    .await;
-    assert_eq!(bare.status, 401);
-    let bearer = format!("Bearer {}", test_token("live/rtc"));
-    let malformed = request_with(
-        "POST",
-        &format!("http://{}/live/rtc/whep", origin.http_addr),
-        &[
-            ("content-type", "application/sdp"),
-            ("authorization", &bearer),
-        ],
-        Some(offer),
-    )
-    .await;
+    let post = |url: String, bearer: Option<String>| async move {
+        let mut headers = vec![("content-type", "application/sdp".to_owned())];
+        if let Some(b) = bearer {
+            headers.push(("authorization", format!("Bearer {b}")));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request_with("POST", &url, &headers, Some(offer)).await
+    };
+    let bare = format!("http://{}/live/rtc/whep", origin.http_addr);
+    assert_eq!(post(bare.clone(), None).await.status, 401);
+    let malformed = post(bare, Some(test_token("live/rtc"))).await;
     assert_eq!(malformed.status, 400, "{}", malformed.text());
     // A stream with B-frames has no WebRTC rendition: refused with the reason, never a black video.
-    let refused = request_with(
-        "POST",
-        &format!("{}whep", base("bframes")),
-        &[("content-type", "application/sdp")],
-        Some(offer),
-    )
-    .await;
+    let refused = post(format!("{}whep", base("bframes")), None).await;
     assert_eq!(refused.status, 409, "{}", refused.text());
     assert!(refused.text().contains("B-frames"), "{}", refused.text());
+    let unknown = post(format!("{}whep?rendition=4k", base("ladder")), None).await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
 }

@@ -33,6 +33,7 @@ mod config;
 mod decode;
 mod ffi;
 mod keyframes;
+mod opus;
 mod probe;
 mod settings;
 mod source;
@@ -45,6 +46,7 @@ pub use config::{
     TranscodeOptions, VideoCodec, default_bitrate_for_height, default_ladder, fit_ladder,
 };
 pub use decode::check_decoder;
+pub use opus::{MAX_DRIFT_48KHZ, OPUS_RATE, OpusEncoder, OpusPacket};
 pub use probe::{EncoderProbe, probe_encoders};
 pub use source::{SourceFacts, SourceProbe};
 pub use stats::{AudioStats, RungStats, TranscodeStats};

@@ -275,3 +275,58 @@ fn aac_in_latm_is_decoded_and_downmixed() {
         "output {mean_db} dB, reference {source_db} dB"
     );
 }
+
+#[test]
+fn aac_5_1_becomes_stereo_20_ms_opus_packets_on_the_source_timeline() {
+    let src = load_fixture("bbb-720p-h264-aac51-5s.mp4", 3);
+    let audio = src.audio.clone().unwrap();
+    let frames: Vec<Frame> = src.audio_frames().cloned().collect();
+    let first_48khz = media::time::rescale(frames[0].pts, audio.timescale, 48_000);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let encoder = transcoder::OpusEncoder::start(
+        "live/opus",
+        &audio,
+        Box::new(move |p| {
+            let _ = tx.send(p);
+        }),
+    )
+    .expect("libopus opens");
+    for f in frames {
+        assert!(
+            encoder.push(f),
+            "the queue holds 3 s of frames pushed at once"
+        );
+    }
+    let errors = encoder.errors();
+    drop(encoder);
+    assert_eq!(errors, 0);
+    let packets: Vec<transcoder::OpusPacket> = rx.iter().collect();
+    // 3 s is 150 packets of 20 ms (the last partial one is not sent).
+    assert!(
+        (145..=150).contains(&packets.len()),
+        "{} packets",
+        packets.len()
+    );
+    for w in packets.windows(2) {
+        assert_eq!(
+            w[1].pts_48khz - w[0].pts_48khz,
+            960,
+            "20 ms apart, in order"
+        );
+    }
+    // libopus's look-ahead (312 samples) is taken off the first packet's time.
+    assert!(
+        (packets[0].pts_48khz - first_48khz).abs() <= 960,
+        "{} vs source {first_48khz}",
+        packets[0].pts_48khz
+    );
+    for p in &packets {
+        // RFC 6716 §3.1: the TOC byte. Configurations 16..=31 are CELT (the low-delay application);
+        // 3, 7, 11, 15, 19, 23, 27, 31 are 20 ms frames; the s bit is stereo; code 0 is one frame.
+        let toc = p.data[0];
+        assert_eq!((toc >> 3) % 4, 3, "20 ms: TOC {toc:#04x}");
+        assert!(toc >> 3 >= 16, "CELT: TOC {toc:#04x}");
+        assert_eq!(toc & 0x4, 0x4, "stereo: TOC {toc:#04x}");
+        assert_eq!(toc & 0x3, 0, "one frame: TOC {toc:#04x}");
+    }
+}
