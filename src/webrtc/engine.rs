@@ -13,6 +13,7 @@
 //! - A frame lost between the hub and the engine (its queue full) breaks the rendition's chain: its
 //!   cache is dropped and its viewers wait for the next keyframe; a viewer whose receiver reports
 //!   more than [`HEAVY_LOSS`] lost is dropped to the next keyframe too.
+//! - When a stream ends (its publisher did not come back), its sessions end.
 
 use std::{
     collections::HashMap,
@@ -45,6 +46,8 @@ pub const GOP_MAX_FRAMES: usize = 600;
 pub const GOP_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Receiver-reported loss fraction above which a viewer is dropped to the next keyframe.
 pub const HEAVY_LOSS: f32 = 0.25;
+/// A cache not fed for this long is not replayed on keyframe requests (the publisher stopped).
+const STALE_AFTER: Duration = Duration::from_secs(1);
 /// How often str0m reports each session's counters.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -84,6 +87,8 @@ pub struct GopCache {
     frames: Vec<Arc<VideoFrame>>,
     bytes: usize,
     last_seq: Option<u64>,
+    /// When the last frame came.
+    updated: Option<Instant>,
 }
 
 impl GopCache {
@@ -321,6 +326,18 @@ impl Engine {
             Command::Ended(stream) => {
                 self.gops.retain(|(s, _), _| *s != stream);
                 self.clocks.remove(&stream);
+                let ended: Vec<u64> = self
+                    .sessions
+                    .iter()
+                    .filter(|(_, s)| s.stream == stream)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in ended {
+                    if let Some(s) = self.sessions.get_mut(&id) {
+                        s.rtc.disconnect();
+                    }
+                    self.remove(id);
+                }
                 let mut stats = super::lock(&self.stats);
                 if stats.get(&stream).is_some_and(|s| s.sessions == 0) {
                     stats.remove(&stream);
@@ -391,8 +408,10 @@ impl Engine {
 
     fn video(&mut self, frame: Arc<VideoFrame>) {
         let key = (frame.stream.clone(), frame.rendition.clone());
-        let intact = self.gops.entry(key).or_default().push(&frame);
         let now = Instant::now();
+        let gop = self.gops.entry(key).or_default();
+        gop.updated = Some(now);
+        let intact = gop.push(&frame);
         let wallclock = StreamClock::wallclock(
             self.clocks.entry(frame.stream.clone()).or_default(),
             frame.pts_90khz,
@@ -435,12 +454,28 @@ impl Engine {
         let Some(writer) = s.rtc.writer(mid) else {
             return;
         };
+        // The payload type whose profile is the stream's (from the SPS in front of a keyframe), else
+        // any H.264 one in packetization mode 1 (RFC 6184 §8.1): receivers decode any profile, but
+        // the answer should say what is sent.
         let pt = pt.or_else(|| {
-            writer
-                .payload_params()
-                .find(|p| {
+            let profile = w
+                .frame
+                .is_keyframe
+                .then(|| sps_profile_idc(&w.frame.data))
+                .flatten();
+            let h264 = || {
+                writer.payload_params().filter(|p| {
                     p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1)
                 })
+            };
+            h264()
+                .find(|p| {
+                    p.spec()
+                        .format
+                        .profile_level_id
+                        .is_some_and(|id| Some((id >> 16) as u8) == profile)
+                })
+                .or_else(|| h264().next())
                 .map(|p| p.pt())
         });
         let Some(pt) = pt else { return };
@@ -566,9 +601,14 @@ impl Engine {
                 );
             }
             Event::KeyframeRequest(request) => {
+                // A cache the publisher stopped feeding is not replayed: its pictures are stale.
                 let gop = self
                     .gops
                     .get(&(s.stream.clone(), s.rendition.clone()))
+                    .filter(|g| {
+                        g.updated
+                            .is_some_and(|t| now.duration_since(t) < STALE_AFTER)
+                    })
                     .map_or(&[][..], |g| &g.frames[..]);
                 let replayed = s.out.keyframe_request(gop, now);
                 tracing::debug!(session = id, kind = ?request.kind, replayed, "keyframe request");
@@ -614,9 +654,27 @@ impl Engine {
     }
 }
 
+/// The `profile_idc` of the first SPS (NAL unit type 7) in an Annex B access unit (ITU-T H.264
+/// §7.3.2.1.1: the byte after the NAL unit header).
+fn sps_profile_idc(annex_b: &[u8]) -> Option<u8> {
+    annex_b
+        .windows(5)
+        .find(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)
+        .map(|w| w[4])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_profile_comes_from_the_sps_in_front_of_a_keyframe() {
+        assert_eq!(
+            sps_profile_idc(&[0, 0, 0, 1, 0x67, 100, 0, 31, 0, 0, 1, 0x68]),
+            Some(100)
+        );
+        assert_eq!(sps_profile_idc(&[0, 0, 1, 0x65, 0x88]), None);
+    }
 
     fn frame(seq: u64, is_keyframe: bool) -> Arc<VideoFrame> {
         Arc::new(VideoFrame {

@@ -7,9 +7,11 @@
 //       [--seconds 10] [--timeout 30] [--screenshot /tmp/shot.png] \
 //       [--chromium /usr/bin/chromium] [--verbose]
 //
-// --url         the page URL; the engine is the page's own `?engine=hls|dash`
-//               (default hls). No page server of ours is involved: the origin
-//               serves the page on http://127.0.0.1, which EME (ClearKey) needs.
+// --url         the page URL; the engine is the page's own
+//               `?engine=hls|dash|webrtc` (default hls; webrtc: WHEP, the
+//               page's `?rendition=` passed on). No page server of ours is
+//               involved: the origin serves the page on http://127.0.0.1,
+//               which EME (ClearKey) needs.
 // --seconds     seconds of playback to sample once the page says it is
 //               playing (default 10)
 // --timeout     seconds to wait for the page to start playing (default 30);
@@ -19,8 +21,9 @@
 //
 // The page publishes `window.estuaryStatus` (engine, libraryVersion, state,
 // playing, currentTime, latency, targetLatency, rendition, bufferAhead,
-// stalls, totalFrames, droppedFrames, errors, httpStatus, needsToken),
-// updated every 500 ms; this script only reads it.
+// stalls, totalFrames, droppedFrames, errors, httpStatus, needsToken, and
+// with engine=webrtc `webrtc`: the receiver's getStats()), updated every
+// 500 ms; this script only reads it.
 //
 // Output: ok (played_seconds >= 0.8 * seconds, the page did not end in its
 // `error` state and threw no uncaught exception), url, engine,
@@ -32,7 +35,9 @@
 // count}] for responses >= 400 and failed requests as status 0 with their
 // error, aborted ones left out), needs_token, http_status (the page's first
 // manifest check), message (the page's banner text), page_text (the status
-// panel's innerText).
+// panel's innerText), webrtc (engine=webrtc, last: {connectionState,
+// bufferMs (jitter buffer delay), rttMs, framesDecoded, framesDropped,
+// packetsLost, nackCount, freezeCount, pliCount}; else null).
 //
 // Exit status: 0 when a result was measured (check `ok`), 1 when the
 // browser could not start or nothing finished within timeout + seconds + 30 s.
@@ -65,6 +70,7 @@ function readStatus() {
   return {
     ...s,
     rendition: s.rendition ? { ...s.rendition } : null,
+    webrtc: s.webrtc ? { ...s.webrtc } : null,
     errors: [...s.errors],
     pageText: panel ? panel.innerText : null,
     message: msg && !msg.hidden ? msg.innerText : null,
@@ -114,6 +120,7 @@ async function main() {
     http_status: null,
     message: null,
     page_text: null,
+    webrtc: null,
   };
   let printed = false;
   const finish = (extra, code) => {
@@ -245,6 +252,7 @@ async function main() {
       http_status: S ? S.httpStatus : null,
       message: S ? S.message : null,
       page_text: S ? S.pageText : null,
+      webrtc: S && S.webrtc ? S.webrtc : null,
       harness_seconds: round((Date.now() - started) / 1000, 1),
     };
     if (outcome === 'timeout' && !navError) result.timeout = true;

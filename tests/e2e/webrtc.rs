@@ -5,7 +5,8 @@
 //!   it starts at once from the cached GOP, decodes Opus audio, never freezes, and both players' glass-
 //!   to-glass latency is read from the wall clock the publisher draws into each frame;
 //! - one plays a ladder rung chosen by `?rendition=` (the default ladder encodes it), one plays behind
-//!   a UDP relay that drops 2 % of the datagrams (NACKs answered, counted);
+//!   a UDP relay that drops 2 % of the datagrams (NACKs answered, counted), and the origin's player
+//!   page plays it with its WebRTC engine;
 //! - the JSON API and the metrics count sessions, bytes and NACKs; a request without a token is 401, a
 //!   stream with B-frames is refused with the reason, an unknown rendition is 404, a malformed offer
 //!   400, and `DELETE` on the session's `Location` ends it.
@@ -112,10 +113,25 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     let rung = tokio::spawn(blocking(move || {
         play_whep_with(&rung_url, 12, &["--latency"])
     }));
+    // The origin's player page with its WebRTC engine, at the same time.
+    let page_url = format!("{}?engine=webrtc", base("rtc"));
+    let page = tokio::spawn(blocking(move || play_page(&page_url, 8)));
     let lossy_url = format!("{}whep", base("rtc"));
     let lossy = blocking(move || play_whep_with(&lossy_url, 15, &["--loss", "0.02"])).await;
-    let rung = rung.await.unwrap();
-    println!("whep ladder rung 240p: {rung}\nwhep through 2 % loss: {lossy}");
+    let (rung, page) = (rung.await.unwrap(), page.await.unwrap());
+    println!("whep ladder rung 240p: {rung}\nwhep through 2 % loss: {lossy}\nplayer page: {page}");
+    assert_eq!(page["ok"], true, "{page}");
+    assert_eq!(page["engine"], "webrtc", "{page}");
+    assert_eq!(page["webrtc"]["connectionState"], "connected", "{page}");
+    assert!(
+        page["webrtc"]["framesDecoded"].as_u64().unwrap_or(0) >= 150,
+        "{page}"
+    );
+    assert_eq!(page["rendition"]["height"], 360, "{page}");
+    assert!(
+        page["latency"].as_f64().is_some(),
+        "the page shows a latency: {page}"
+    );
     assert_eq!(rung["status"], 201, "{rung}");
     assert_eq!(rung["height"].as_u64(), Some(240), "{rung}");
     assert!(
