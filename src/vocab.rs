@@ -14,6 +14,8 @@ pub enum Protocol {
     Rtmp,
     /// SRT carrying MPEG-TS.
     Srt,
+    /// WebRTC (WHIP, RFC 9725).
+    Whip,
 }
 
 impl Protocol {
@@ -22,6 +24,7 @@ impl Protocol {
         match self {
             Protocol::Rtmp => "rtmp",
             Protocol::Srt => "srt",
+            Protocol::Whip => "whip",
         }
     }
 }

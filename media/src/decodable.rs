@@ -71,6 +71,8 @@ pub enum DecodableCodec {
     Vp6,
     /// On2 VP6 with an alpha channel (FLV video codec 5).
     Vp6Alpha,
+    /// VP8 (RFC 6386; WebRTC publishers, RFC 7741 payloads).
+    Vp8,
     /// VP9.
     Vp9,
     /// AV1.
@@ -86,6 +88,7 @@ impl DecodableCodec {
             | Self::SorensonH263
             | Self::Vp6
             | Self::Vp6Alpha
+            | Self::Vp8
             | Self::Vp9
             | Self::Av1 => TrackKind::Video,
             _ => TrackKind::Audio,
@@ -116,6 +119,7 @@ impl DecodableCodec {
             Self::SorensonH263 => "sorenson h.263",
             Self::Vp6 => "vp6",
             Self::Vp6Alpha => "vp6 with alpha",
+            Self::Vp8 => "vp8",
             Self::Vp9 => "vp9",
             Self::Av1 => "av1",
         }
@@ -140,6 +144,7 @@ impl DecodableCodec {
             Self::Mpeg2Video => "mp4v.61",
             Self::SorensonH263 => "s263",
             Self::Vp6 | Self::Vp6Alpha => "vp6f",
+            Self::Vp8 => "vp08",
             Self::Vp9 => "vp09",
             Self::Av1 => "av01",
         }

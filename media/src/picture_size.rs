@@ -90,6 +90,39 @@ pub fn vp6_size(body: &[u8], has_alpha: bool) -> Result<(u32, u32), MediaError> 
     Ok((width, height))
 }
 
+/// The picture size of a VP8 keyframe (RFC 6386 §9.1: the 3-byte frame tag, the start code
+/// `9d 01 2a`, then 14-bit width and height, each with a 2-bit scale above).
+///
+/// Errors: [`MediaError::Truncated`] for fewer than 10 bytes, [`MediaError::Invalid`] for an
+/// interframe or a missing start code.
+pub fn vp8_size(frame: &[u8]) -> Result<(u32, u32), MediaError> {
+    const WHAT: &str = "VP8 keyframe";
+    if frame.len() < 10 {
+        return Err(MediaError::Truncated {
+            what: WHAT,
+            need: 10,
+            have: frame.len(),
+        });
+    }
+    if frame[0] & 1 != 0 {
+        return Err(MediaError::Invalid {
+            what: WHAT,
+            field: "frame type (not a key frame)",
+            value: 1,
+        });
+    }
+    if frame[3..6] != [0x9d, 0x01, 0x2a] {
+        return Err(MediaError::Invalid {
+            what: WHAT,
+            field: "start code",
+            value: u64::from(frame[3]) << 16 | u64::from(frame[4]) << 8 | u64::from(frame[5]),
+        });
+    }
+    let width = u32::from(u16::from_le_bytes([frame[6], frame[7]]) & 0x3fff);
+    let height = u32::from(u16::from_le_bytes([frame[8], frame[9]]) & 0x3fff);
+    Ok((width, height))
+}
+
 /// Size of a VP9 key frame (VP9 Bitstream Specification v0.6 §6.2 uncompressed_header): frame_marker u2
 /// (= 2), profile_low_bit u1, profile_high_bit u1, reserved_zero u1 if profile 3, show_existing_frame u1
 /// (must be 0), frame_type u1 (0 = KEY_FRAME), show_frame u1, error_resilient_mode u1, frame_sync_code

@@ -46,6 +46,13 @@ pub enum StreamObject<R = String> {
         /// Session id.
         id: u64,
     },
+    /// `whip`: the WHIP endpoint (RFC 9725): `POST` an SDP offer to publish the stream over WebRTC.
+    Whip,
+    /// `whip/{id}`: one WHIP session (`DELETE` ends the publish).
+    WhipSession {
+        /// Session id.
+        id: u64,
+    },
     /// `keys/{id}.key`.
     Key {
         /// Content key id.
@@ -125,9 +132,11 @@ impl StreamObject {
                 crate::dash::UTC_TIMING_PATH => Some(Self::Time),
                 crate::dash::LICENSE_PATH => Some(Self::License),
                 "whep" => Some(Self::Whep),
+                "whip" => Some(Self::Whip),
                 _ => None,
             },
             (Some(id), None) if a == "whep" => Some(Self::WhepSession { id: parse_u64(id)? }),
+            (Some(id), None) if a == "whip" => Some(Self::WhipSession { id: parse_u64(id)? }),
             (Some(file), None) if a == "keys" => Some(Self::Key {
                 id: parse_u64(file.strip_suffix(".key")?)?,
             }),
@@ -199,6 +208,8 @@ impl<R: AsRef<str>> StreamObject<R> {
             | Self::License
             | Self::Whep
             | Self::WhepSession { .. }
+            | Self::Whip
+            | Self::WhipSession { .. }
             | Self::Key { .. } => None,
             Self::MediaPlaylist { rendition }
             | Self::Init { rendition, .. }
@@ -248,6 +259,8 @@ impl<R: AsRef<str>> fmt::Display for StreamObject<R> {
             Self::License => f.write_str(crate::dash::LICENSE_PATH),
             Self::Whep => f.write_str("whep"),
             Self::WhepSession { id } => write!(f, "whep/{id}"),
+            Self::Whip => f.write_str("whip"),
+            Self::WhipSession { id } => write!(f, "whip/{id}"),
             Self::Key { id } => write!(f, "keys/{id}.key"),
             Self::MediaPlaylist { .. } => f.write_str("/media.m3u8"),
             Self::Init { id, .. } => write!(f, "/init-{id}.mp4"),
@@ -322,6 +335,8 @@ mod tests {
             Just(StreamObject::License),
             Just(StreamObject::Whep),
             number().prop_map(|id| StreamObject::WhepSession { id }),
+            Just(StreamObject::Whip),
+            number().prop_map(|id| StreamObject::WhipSession { id }),
             number().prop_map(|id| StreamObject::Key { id }),
             name().prop_map(|rendition| StreamObject::MediaPlaylist { rendition }),
             (name(), number()).prop_map(|(rendition, id)| StreamObject::Init { rendition, id }),

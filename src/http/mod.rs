@@ -52,6 +52,7 @@ mod proxy;
 mod reply;
 mod route;
 mod whep;
+mod whip;
 
 pub use crate::hub::report::{
     RenditionReport, StreamReport, TranscoderReport, UnusableTrackReport,
@@ -241,6 +242,37 @@ impl Origin {
                     Err(e) => error_response(&e),
                 }
             }
+            // WHIP publishes: the publish key decides (never a playback token), and the stream is
+            // published here (a cluster places it by its claim, as for RTMP and SRT).
+            (
+                Route::Object {
+                    stream,
+                    object: Object::Whip,
+                    ..
+                },
+                Method::POST,
+            ) => {
+                let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+                self.whip_offer(&stream, req, peer).await
+            }
+            (
+                Route::Object {
+                    stream,
+                    object: Object::WhipSession { id },
+                    ..
+                },
+                Method::DELETE,
+            ) => {
+                let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
+                self.whip_delete(&stream, id, req.headers(), peer).await
+            }
+            (
+                Route::Object {
+                    object: Object::Whip | Object::WhipSession { .. },
+                    ..
+                },
+                _,
+            ) => error_response(&OriginError::MethodNotAllowed),
             (
                 Route::Object {
                     token,

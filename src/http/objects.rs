@@ -111,6 +111,8 @@ impl Origin {
             | Object::License
             | Object::Whep
             | Object::WhepSession { .. }
+            | Object::Whip
+            | Object::WhipSession { .. }
             | Object::Key { .. } => Err(OriginError::NotFound),
             Object::Mpd => {
                 let dash = &self.hub.config().dash;

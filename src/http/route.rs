@@ -104,6 +104,7 @@ impl<'a> Route<'a> {
                 Object::Key { .. } => "key",
                 Object::License => "license",
                 Object::Whep | Object::WhepSession { .. } => "whep",
+                Object::Whip | Object::WhipSession { .. } => "whip",
                 Object::Init { .. } => "init",
                 Object::Segment { .. } => "segment",
                 Object::Part { .. } => "part",

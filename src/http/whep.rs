@@ -1,7 +1,7 @@
 //! WHEP (draft-ietf-wish-whep) on the origin: `POST /live/{name}/whep` with an SDP offer answers
 //! `201 Created`, the SDP answer and the session's `Location`; `DELETE` on that location ends the
 //! session. Playback auth as for HLS: the path token, or `Authorization: Bearer {token}`.
-//! `?rendition={name}` picks the video rendition (default: the first that fits, see
+//! `?rendition={name}` picks the video rendition (default: `source` when it fits, else the first that fits, see
 //! [`crate::webrtc::feed`]).
 //!
 //! Answers: 201 with the SDP answer; 400 for an offer str0m cannot answer; 401/403 as for HLS; 404 for
@@ -141,7 +141,7 @@ impl Origin {
     /// `DELETE …/whep/{id}`.
     pub(super) async fn whep_delete(&self, stream: &str, id: u64) -> Response<ChunksBody> {
         match &self.hub.config().webrtc {
-            Some(webrtc) if webrtc.delete(stream, id).await => {
+            Some(webrtc) if webrtc.delete(stream, id, false).await => {
                 text(StatusCode::OK, "session ended\n".into())
             }
             _ => error_response(&OriginError::NotFound),

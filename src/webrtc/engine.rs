@@ -26,7 +26,7 @@ use str0m::{
     Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig,
     change::SdpOffer,
     format::Codec,
-    media::{Frequency, MediaKind, MediaTime, Mid, Pt},
+    media::{Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt},
     net::{Protocol, Receive},
 };
 use tokio::{
@@ -34,9 +34,12 @@ use tokio::{
     sync::{mpsc, oneshot},
 };
 
+use protocols::IngestEvent;
+
 use super::{
     AudioPacket, SharedStats, VideoFrame, WhepError,
     viewer::{Timeline, VideoOut, Write},
+    whip::{Received, WhipCodec, WhipIngest},
 };
 
 /// Most frames a GOP cache holds (10 s at 60 frames/s); a longer GOP is not cached past it, and
@@ -48,6 +51,9 @@ pub const GOP_MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const HEAVY_LOSS: f32 = 0.25;
 /// A cache not fed for this long is not replayed on keyframe requests (the publisher stopped).
 const STALE_AFTER: Duration = Duration::from_secs(1);
+/// A WHIP publisher is asked for a keyframe (PLI) at least this often, so a stream packaged as it
+/// arrives can cut segments (browsers' encoders send keyframes only when asked).
+pub const PUBLISH_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 /// How often str0m reports each session's counters.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -64,15 +70,31 @@ pub enum Command {
         /// The session id and the SDP answer.
         reply: oneshot::Sender<Result<(u64, String), WhepError>>,
     },
-    /// End a session (WHEP `DELETE`); replies whether it existed.
+    /// Answer a WHIP offer publishing `stream`: its media become `events` (for the stream's publish
+    /// session, in its own task).
+    Whip {
+        /// `live/{name}`.
+        stream: String,
+        /// The SDP offer.
+        sdp: String,
+        /// Where the publish's events go.
+        events: mpsc::Sender<IngestEvent>,
+        /// The session id and the SDP answer.
+        reply: oneshot::Sender<Result<(u64, String), WhepError>>,
+    },
+    /// End a session (WHEP or WHIP `DELETE`); replies whether it existed.
     Delete {
         /// `live/{name}`: the session must be of this stream.
         stream: String,
         /// The session.
         id: u64,
+        /// A WHIP session (else WHEP).
+        is_publish: bool,
         /// Whether it existed.
         reply: oneshot::Sender<bool>,
     },
+    /// End a WHIP session: its publish was refused or kicked.
+    EndPublish(u64),
     /// A video frame of a stream's rendition.
     Video(VideoFrame),
     /// An Opus packet of a stream.
@@ -158,8 +180,21 @@ struct Session {
     audio_timeline: Timeline,
     connected: bool,
     next_timeout: Instant,
-    /// The counters str0m last reported, per media: (NACKs, keyframe requests).
+    /// The NACK count str0m last reported, per media.
     reported: HashMap<Mid, u64>,
+    /// Set for a WHIP session (a publisher).
+    publish: Option<Publish>,
+}
+
+/// A WHIP session's side.
+struct Publish {
+    ingest: WhipIngest,
+    events: mpsc::Sender<IngestEvent>,
+    started: Instant,
+    /// When a keyframe was last asked for.
+    keyframe_asked: Option<Instant>,
+    /// Events the publish task could not take (it was behind), counted once logged.
+    lost_events: u64,
 }
 
 /// The engine's state.
@@ -257,6 +292,7 @@ impl Engine {
             if let Some(s) = self.sessions.get_mut(&id) {
                 if s.next_timeout <= now {
                     let _ = s.rtc.handle_input(Input::Timeout(now));
+                    Self::ask_keyframe(s, now, false);
                 }
                 while let Some(w) = s.out.poll(now) {
                     Self::write_video(id, s, &w, now, now);
@@ -314,12 +350,34 @@ impl Engine {
             } => {
                 let _ = reply.send(self.offer(stream, rendition, &sdp));
             }
-            Command::Delete { stream, id, reply } => {
-                let ours = self.sessions.get(&id).is_some_and(|s| *s.stream == *stream);
+            Command::Whip {
+                stream,
+                sdp,
+                events,
+                reply,
+            } => {
+                let _ = reply.send(self.whip(stream, &sdp, events));
+            }
+            Command::Delete {
+                stream,
+                id,
+                is_publish,
+                reply,
+            } => {
+                let ours = self
+                    .sessions
+                    .get(&id)
+                    .is_some_and(|s| *s.stream == *stream && s.publish.is_some() == is_publish);
                 if ours {
                     self.remove(id);
                 }
                 let _ = reply.send(ours);
+            }
+            Command::EndPublish(id) => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.rtc.disconnect();
+                }
+                self.remove(id);
             }
             Command::Video(frame) => self.video(Arc::new(frame)),
             Command::Audio(packet) => self.audio(&packet),
@@ -362,27 +420,9 @@ impl Engine {
         if watchers >= self.limits.sessions_per_stream {
             return Err(WhepError::Busy("for this stream"));
         }
-        let offer =
-            SdpOffer::from_sdp_string(sdp).map_err(|e| WhepError::BadOffer(e.to_string()))?;
         let now = Instant::now();
-        let mut rtc = RtcConfig::new()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_opus(true)
-            .set_stats_interval(Some(STATS_INTERVAL))
-            .build(now);
-        for addr in &self.candidates {
-            let candidate =
-                Candidate::host(*addr, "udp").map_err(|e| WhepError::BadOffer(e.to_string()))?;
-            rtc.add_local_candidate(candidate);
-        }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| WhepError::BadOffer(e.to_string()))?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let (rtc, answer) = self.answer(sdp, false, now)?;
+        let id = self.new_id();
         super::lock(&self.stats)
             .entry(stream.clone())
             .or_default()
@@ -400,10 +440,160 @@ impl Engine {
                 connected: false,
                 next_timeout: now,
                 reported: HashMap::new(),
+                publish: None,
             },
         );
         self.drive(id);
-        Ok((id, answer.to_sdp_string()))
+        Ok((id, answer))
+    }
+
+    /// A session id: random (a session's URL is not guessed), unused.
+    fn new_id(&mut self) -> u64 {
+        loop {
+            let mut bytes = [0u8; 8];
+            if getrandom::fill(&mut bytes).is_err() {
+                self.next_id += 1;
+                return self.next_id;
+            }
+            // 53 bits: exact in JSON numbers.
+            let id = u64::from_le_bytes(bytes) >> 11;
+            if id != 0 && !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    /// An ICE-lite session answering `sdp`, with our candidates: (session, SDP answer). A publisher's
+    /// (`is_publish`) takes H.264, VP8 and Opus; a viewer's sends H.264 and Opus.
+    fn answer(
+        &self,
+        sdp: &str,
+        is_publish: bool,
+        now: Instant,
+    ) -> Result<(Rtc, String), WhepError> {
+        let offer =
+            SdpOffer::from_sdp_string(sdp).map_err(|e| WhepError::BadOffer(e.to_string()))?;
+        let config = RtcConfig::new().set_ice_lite(true).clear_codecs();
+        // A publisher's first choice of video codec is kept (str0m answers in its configured order).
+        let config = if is_publish && prefers_vp8(sdp) {
+            config.enable_vp8(true).enable_h264(true)
+        } else {
+            config.enable_h264(true).enable_vp8(is_publish)
+        };
+        let mut rtc = config
+            .enable_opus(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .build(now);
+        for addr in &self.candidates {
+            let candidate =
+                Candidate::host(*addr, "udp").map_err(|e| WhepError::BadOffer(e.to_string()))?;
+            rtc.add_local_candidate(candidate);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| WhepError::BadOffer(e.to_string()))?;
+        Ok((rtc, answer.to_sdp_string()))
+    }
+
+    fn whip(
+        &mut self,
+        stream: String,
+        sdp: &str,
+        events: mpsc::Sender<IngestEvent>,
+    ) -> Result<(u64, String), WhepError> {
+        if self.sessions.len() >= self.limits.sessions {
+            return Err(WhepError::Busy("in all"));
+        }
+        let now = Instant::now();
+        let (rtc, answer) = self.answer(sdp, true, now)?;
+        let id = self.new_id();
+        self.sessions.insert(
+            id,
+            Session {
+                stream: stream.into(),
+                rendition: "".into(),
+                rtc,
+                video: None,
+                audio: None,
+                out: VideoOut::new(now),
+                audio_timeline: Timeline::default(),
+                connected: false,
+                next_timeout: now,
+                reported: HashMap::new(),
+                publish: Some(Publish {
+                    ingest: WhipIngest::new(),
+                    events,
+                    started: now,
+                    keyframe_asked: None,
+                    lost_events: 0,
+                }),
+            },
+        );
+        self.drive(id);
+        Ok((id, answer))
+    }
+
+    /// Ask a publisher for a keyframe when its converter wants one (`urgent`) or every
+    /// [`PUBLISH_KEYFRAME_INTERVAL`].
+    fn ask_keyframe(s: &mut Session, now: Instant, urgent: bool) {
+        let (Some(p), Some((mid, _))) = (&mut s.publish, s.video) else {
+            return;
+        };
+        if !s.connected {
+            return;
+        }
+        let due = p.keyframe_asked.is_none_or(|t| {
+            let since = now.duration_since(t);
+            since >= PUBLISH_KEYFRAME_INTERVAL || (urgent && since >= Duration::from_millis(300))
+        });
+        if !due {
+            return;
+        }
+        if let Some(mut writer) = s.rtc.writer(mid)
+            && writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
+            && writer
+                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .is_ok()
+        {
+            p.keyframe_asked = Some(now);
+        }
+    }
+
+    /// A publisher's frame: converted, handed to its publish task.
+    fn published(id: u64, s: &mut Session, data: &str0m::media::MediaData) {
+        let Some(p) = &mut s.publish else { return };
+        let codec = match data.params.spec().codec {
+            Codec::H264 => WhipCodec::H264,
+            Codec::Vp8 => WhipCodec::Vp8,
+            Codec::Opus => WhipCodec::Opus,
+            other => {
+                tracing::debug!(session = id, codec = ?other, "WHIP media in a codec not taken");
+                return;
+            }
+        };
+        let received = Received {
+            codec,
+            rtp_time: data.time.numer(),
+            arrival_ms: data
+                .network_time
+                .saturating_duration_since(p.started)
+                .as_millis() as i64,
+            contiguous: data.contiguous,
+            data: &data.data,
+        };
+        for event in p.ingest.frame(received) {
+            if p.events.try_send(event).is_err() {
+                p.lost_events += 1;
+                if p.lost_events == 1 {
+                    tracing::warn!(session = id, stream = %s.stream, "WHIP publish behind: frames dropped (logged once)");
+                }
+            }
+        }
+        let urgent = p.ingest.wants_keyframe();
+        if urgent {
+            Self::ask_keyframe(s, data.network_time, true);
+        }
     }
 
     fn video(&mut self, frame: Arc<VideoFrame>) {
@@ -497,7 +687,7 @@ impl Engine {
         let ids: Vec<u64> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.stream == packet.stream && s.connected)
+            .filter(|(_, s)| s.stream == packet.stream && s.connected && s.publish.is_none())
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
@@ -563,6 +753,7 @@ impl Engine {
         }
         if packets > 0
             && let Some(s) = self.sessions.get(&id)
+            && s.publish.is_none()
         {
             let mut stats = super::lock(&self.stats);
             let st = stats.entry(s.stream.clone()).or_default();
@@ -588,6 +779,12 @@ impl Engine {
                 s.audio.get_or_insert((m.mid, None));
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return true,
+            Event::MediaData(data) => Self::published(id, s, &data),
+            Event::Connected if s.publish.is_some() => {
+                s.connected = true;
+                tracing::info!(session = id, stream = %s.stream, "webrtc publisher connected");
+                Self::ask_keyframe(s, now, true);
+            }
             Event::Connected => {
                 s.connected = true;
                 let gop = self
@@ -600,6 +797,7 @@ impl Engine {
                     cached_frames = gop.len(), "webrtc viewer connected"
                 );
             }
+            Event::KeyframeRequest(_) if s.publish.is_some() => {}
             Event::KeyframeRequest(request) => {
                 // A cache the publisher stopped feeding is not replayed: its pictures are stale.
                 let gop = self
@@ -643,6 +841,9 @@ impl Engine {
         };
         self.by_source.retain(|_, v| *v != id);
         tracing::info!(session = id, stream = %s.stream, "webrtc session ended");
+        if s.publish.is_some() {
+            return;
+        }
         let mut stats = super::lock(&self.stats);
         let live = self.clocks.contains_key(&s.stream);
         if let Some(st) = stats.get_mut(&s.stream) {
@@ -652,6 +853,25 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether an SDP offer's first video m-line lists VP8 before H.264 (RFC 3264 §5.1: in order of
+/// preference).
+fn prefers_vp8(sdp: &str) -> bool {
+    let Some(m) = sdp.lines().find(|l| l.starts_with("m=video")) else {
+        return false;
+    };
+    let codec_of = |pt: &str| {
+        let prefix = format!("a=rtpmap:{pt} ");
+        sdp.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|rest| rest.split('/').next().unwrap_or("").to_ascii_uppercase())
+    };
+    m.split_whitespace()
+        .skip(3)
+        .filter_map(codec_of)
+        .find(|c| c == "VP8" || c == "H264")
+        .is_some_and(|c| c == "VP8")
 }
 
 /// The `profile_idc` of the first SPS (NAL unit type 7) in an Annex B access unit (ITU-T H.264
@@ -666,6 +886,20 @@ fn sps_profile_idc(annex_b: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_publishers_codec_preference_is_read_from_its_offer() {
+        let offer = |order: &str| {
+            format!(
+                "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                 m=video 9 UDP/TLS/RTP/SAVPF {order}\r\na=rtpmap:96 VP8/90000\r\n\
+                 a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\n"
+            )
+        };
+        assert!(prefers_vp8(&offer("96 97 102")));
+        assert!(!prefers_vp8(&offer("97 102 96")));
+        assert!(!prefers_vp8("v=0\r\n"));
+    }
 
     #[test]
     fn the_profile_comes_from_the_sps_in_front_of_a_keyframe() {

@@ -137,7 +137,8 @@ impl WebRtcFeed {
             .map(|r| (&*r.name, r.fit.as_ref().map(|_| ()).map_err(String::as_str)))
     }
 
-    /// The rendition for a WHEP request: `requested`, or else the first that fits.
+    /// The rendition for a WHEP request: `requested`, or else `source` when it fits, or else the first
+    /// that fits.
     ///
     /// Errors: [`NoRendition`].
     pub fn choose(&self, requested: Option<&str>) -> Result<Arc<str>, NoRendition> {
@@ -153,7 +154,13 @@ impl WebRtcFeed {
                 Err(why) => Err(NoRendition::Unfit(why.clone())),
             };
         }
-        if let Some(r) = self.renditions.iter().find(|r| r.fit.is_ok()) {
+        // The source as it arrives (a passthrough stream, or the ladder's copy rung) when it fits:
+        // no transcoding delay, the publisher's quality; else the first rung that fits.
+        let source = self
+            .renditions
+            .iter()
+            .find(|r| &*r.name == packager::stream::SOURCE_RENDITION && r.fit.is_ok());
+        if let Some(r) = source.or_else(|| self.renditions.iter().find(|r| r.fit.is_ok())) {
             return Ok(r.name.clone());
         }
         let why: Vec<&str> = self
@@ -233,6 +240,11 @@ mod tests {
         feed.track("720p", &avc());
         feed.track("360p", &avc());
         assert_eq!(feed.choose(None).as_deref(), Ok("720p"));
+        // A source that fits comes first, whatever the order.
+        let mut h264 = WebRtcFeed::new("live/b");
+        h264.track("360p", &avc());
+        h264.track("source", &avc());
+        assert_eq!(h264.choose(None).as_deref(), Ok("source"));
         assert_eq!(feed.choose(Some("360p")).as_deref(), Ok("360p"));
         assert_eq!(
             feed.choose(Some("1080p")),

@@ -3,7 +3,8 @@
 //!
 //! - [`feed`]: what each stream offers WebRTC viewers (held by the hub, fed the packaged frames);
 //! - [`viewer`]: what one viewer is sent, and when (start from the cached GOP, catch-up, replays);
-//! - [`engine`]: the task owning the UDP socket and every session.
+//! - [`whip`]: what a WebRTC publisher's frames become for the hub (WHIP, RFC 9725);
+//! - [`engine`]: the task owning the UDP socket and every session, viewers' and publishers'.
 //!
 //! [`WebRtc`] is the handle the HTTP origin and the hub share: it passes WHEP offers to the engine
 //! and the streams' video frames and Opus packets to it, and reads the per-stream counters.
@@ -11,6 +12,7 @@
 pub mod engine;
 pub mod feed;
 pub mod viewer;
+pub mod whip;
 
 use std::{
     collections::HashMap,
@@ -163,12 +165,42 @@ impl WebRtc {
         answer.await.map_err(|_| WhepError::Stopped)?
     }
 
-    /// End session `id` of `stream`. False when `stream` has no such session.
-    pub async fn delete(&self, stream: &str, id: u64) -> bool {
+    /// Answer a WHIP offer publishing `stream`: (session id, SDP answer). The publish's events go to
+    /// `events`; the engine drops its sender when the session ends.
+    ///
+    /// Errors: [`WhepError`].
+    pub async fn whip(
+        &self,
+        stream: &str,
+        sdp: &str,
+        events: mpsc::Sender<protocols::IngestEvent>,
+    ) -> Result<(u64, String), WhepError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(engine::Command::Whip {
+                stream: stream.to_owned(),
+                sdp: sdp.to_owned(),
+                events,
+                reply,
+            })
+            .await
+            .map_err(|_| WhepError::Stopped)?;
+        answer.await.map_err(|_| WhepError::Stopped)?
+    }
+
+    /// End WHIP session `id`: its publish was refused or kicked.
+    pub fn end_publish(&self, id: u64) {
+        let _ = self.commands.try_send(engine::Command::EndPublish(id));
+    }
+
+    /// End session `id` of `stream` (a WHIP session when `is_publish`, else WHEP). False when
+    /// `stream` has no such session.
+    pub async fn delete(&self, stream: &str, id: u64, is_publish: bool) -> bool {
         let (reply, existed) = oneshot::channel();
         let command = engine::Command::Delete {
             stream: stream.to_owned(),
             id,
+            is_publish,
             reply,
         };
         if self.commands.send(command).await.is_err() {

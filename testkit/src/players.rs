@@ -102,6 +102,23 @@ pub fn play_whep_with(url: &str, seconds: u32, options: &[&str]) -> serde_json::
     run_player(Command::new("node"), "play-whep.mjs", url, seconds, options)
 }
 
+/// Publish Chromium's fake camera and microphone over WHIP to `url` for `seconds`
+/// (tests/browser/publish-whip.mjs) with the publish key `key` (bearer), preferring `codec` (`h264` or
+/// `vp8`), and return its JSON report.
+pub fn publish_whip(url: &str, key: Option<&str>, seconds: u32, codec: &str) -> serde_json::Value {
+    let mut options = vec!["--codec", codec];
+    if let Some(key) = key {
+        options.extend(["--key", key]);
+    }
+    run_player(
+        Command::new("node"),
+        "publish-whip.mjs",
+        url,
+        seconds,
+        &options,
+    )
+}
+
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
 /// return its JSON report.
 pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {

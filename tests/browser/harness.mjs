@@ -166,10 +166,11 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Launch system Chromium with a fresh, throw-away profile directory.
+ * Launch system Chromium with a fresh, throw-away profile directory (and
+ * `extraArgs` after the harness's own flags).
  * Resolves to { context, page, close }.
  */
-export async function launchChromium({ executablePath } = {}) {
+export async function launchChromium({ executablePath, extraArgs = [] } = {}) {
   const { chromium } = await import('playwright-core');
   const exe = executablePath || process.env.CHROMIUM || '/usr/bin/chromium';
   if (!fs.existsSync(exe)) throw new Error(`chromium not found at ${exe} (run scripts/setup.sh)`);
@@ -179,7 +180,7 @@ export async function launchChromium({ executablePath } = {}) {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: exe,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       viewport: { width: 1280, height: 720 },
       timeout: 30_000,
     });

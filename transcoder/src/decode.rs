@@ -35,6 +35,7 @@ fn decodable_id(codec: DecodableCodec) -> Option<codec::Id> {
         DecodableCodec::SorensonH263 => codec::Id::FLV1,
         DecodableCodec::Vp6 => codec::Id::VP6F,
         DecodableCodec::Vp6Alpha => codec::Id::VP6A,
+        DecodableCodec::Vp8 => codec::Id::VP8,
         DecodableCodec::Vp9 => codec::Id::VP9,
         DecodableCodec::Av1 => codec::Id::AV1,
         _ => return None,
@@ -149,6 +150,7 @@ mod tests {
             DecodableCodec::SorensonH263,
             DecodableCodec::Vp6,
             DecodableCodec::Vp6Alpha,
+            DecodableCodec::Vp8,
             DecodableCodec::Vp9,
             DecodableCodec::Av1,
         ] {
