@@ -7,8 +7,8 @@
 //! DTLS, SRTP; RTP mode, so nothing is depacketised or decoded), each on its own UDP socket, driven
 //! by one tokio thread.
 //!
-//! For each N (default 10, 25, 50, 100, 200, 300): N viewers connect, 3 s to settle, then a 10 s
-//! window. Reported per N: the origin's CPU (% of one core, from /proc), its CPU per viewer, the
+//! For each N (default 10, 50, 100, 200, 300, 400): N viewers connect (5 ms apart), 3 s + 10 ms per
+//! viewer to settle, then a 10 s window. Reported per N: the origin's CPU (% of one core, from /proc), its CPU per viewer, the
 //! bit rate it sent (its `webrtc.bytes_sent`), the viewers' packet delivery in the window (unique
 //! RTP sequence numbers received ÷ the span of sequence numbers, per SSRC, after NACK repair): the
 //! worst viewer's and how many viewers got ≥ 99 %, and this process's CPU. The largest N with every
@@ -146,7 +146,7 @@ fn main() {
         .filter_map(|a| a.parse().ok())
         .collect();
     let steps = if steps.is_empty() {
-        vec![10, 25, 50, 100, 200, 300]
+        vec![10, 50, 100, 200, 300, 400]
     } else {
         steps
     };
@@ -224,7 +224,7 @@ fn main() {
                 // Offers spread a little, as viewers arrive.
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            tokio::time::sleep(Duration::from_secs(3) + Duration::from_millis(10 * n as u64)).await;
             let before = api_stream(http).await;
             let (cpu0, own0, t0) = (cpu_seconds(pid), own_cpu_seconds(), Instant::now());
             for c in &counters {
@@ -245,9 +245,10 @@ fn main() {
                 .collect();
             let worst = deliveries.iter().copied().fold(1.0f64, f64::min);
             let good = deliveries.iter().filter(|d| **d >= 0.99).count();
+            let silent = deliveries.iter().filter(|d| **d == 0.0).count();
             let cpu = (cpu1 - cpu0) / secs * 100.0;
             println!(
-                "| {n} ({sessions} sessions) | {cpu:.1} | {:.3} | {:.1} | {:.2} % | {good} | {:.1} |",
+                "| {n} ({sessions} sessions, {silent} got nothing) | {cpu:.1} | {:.3} | {:.1} | {:.2} % | {good} | {:.1} |",
                 cpu / n as f64,
                 bytes as f64 * 8.0 / secs / 1e6,
                 worst * 100.0,

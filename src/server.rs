@@ -90,7 +90,7 @@ impl Server {
                     format!("webrtc udp_listen {}: {e}", config.udp_listen),
                 )
             })?;
-            tracing::info!(udp = %webrtc.local_addr, "webrtc (whep) serving");
+            tracing::info!(udp = %webrtc.local_addr, tcp = ?webrtc.tcp_addr, "webrtc (whep, whip) serving");
             hub_config.webrtc = Some(webrtc);
         }
         if let Some(plan) = &settings.transcode {

@@ -164,6 +164,8 @@ impl Settings {
             webrtc: WebRtcSection {
                 enabled: Some(self.webrtc.is_some()),
                 udp_listen: self.webrtc.as_ref().map(|w| w.udp_listen),
+                tcp: self.webrtc.as_ref().map(|w| w.tcp_listen.is_some()),
+                tcp_listen: self.webrtc.as_ref().and_then(|w| w.tcp_listen),
                 public_addrs: self.webrtc.as_ref().map(|w| w.public_addrs.clone()),
                 max_sessions: self.webrtc.as_ref().map(|w| w.max_sessions),
                 max_sessions_per_stream: self.webrtc.as_ref().map(|w| w.max_sessions_per_stream),

@@ -48,7 +48,7 @@ pub struct FileConfig {
     pub webrtc: WebRtcSection,
 }
 
-/// `[webrtc]` keys: WebRTC viewers over WHEP (off by default while it is being built).
+/// `[webrtc]` keys: WebRTC viewers (WHEP) and publishers (WHIP), off by default.
 #[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebRtcSection {
@@ -58,6 +58,11 @@ pub struct WebRtcSection {
     pub udp_listen: Option<std::net::SocketAddr>,
     /// Addresses announced as ICE candidates (default: the bound address).
     pub public_addrs: Option<Vec<std::net::SocketAddr>>,
+    /// ICE over TCP (RFC 6544, passive candidates) as a fallback for networks that block UDP
+    /// (default `true`).
+    pub tcp: Option<bool>,
+    /// The TCP port of every ICE-TCP session (default: `udp_listen`'s address and port).
+    pub tcp_listen: Option<std::net::SocketAddr>,
     /// Sessions in all (default 500).
     pub max_sessions: Option<usize>,
     /// Sessions per stream (default 200).

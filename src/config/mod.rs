@@ -339,19 +339,23 @@ impl Settings {
             ));
         }
         let cluster = resolve_cluster(file.cluster)?;
-        let webrtc = file
-            .webrtc
-            .enabled
-            .unwrap_or(false)
-            .then(|| crate::webrtc::WebRtcConfig {
-                udp_listen: file
+        let webrtc = file.webrtc.enabled.unwrap_or(false).then(|| {
+            let udp_listen = file
+                .webrtc
+                .udp_listen
+                .unwrap_or(([0, 0, 0, 0], 8189).into());
+            crate::webrtc::WebRtcConfig {
+                udp_listen,
+                tcp_listen: file
                     .webrtc
-                    .udp_listen
-                    .unwrap_or(([0, 0, 0, 0], 8189).into()),
+                    .tcp
+                    .unwrap_or(true)
+                    .then(|| file.webrtc.tcp_listen.unwrap_or(udp_listen)),
                 public_addrs: file.webrtc.public_addrs.clone().unwrap_or_default(),
                 max_sessions: file.webrtc.max_sessions.unwrap_or(500).max(1),
                 max_sessions_per_stream: file.webrtc.max_sessions_per_stream.unwrap_or(200).max(1),
-            });
+            }
+        });
         auth.cluster_hop = cluster.is_some();
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);

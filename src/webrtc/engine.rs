@@ -1,8 +1,9 @@
 //! The WebRTC engine: one task owning the UDP socket and every session's [`str0m::Rtc`] (sans-IO),
 //! driving them with datagrams, timeouts and the streams' media.
 //!
-//! - ICE-lite on one UDP port; a datagram goes to the session that last received from its source
-//!   address, else to the one whose [`str0m::Rtc::accepts`] takes it.
+//! - ICE-lite on one UDP port, and ICE over TCP on one TCP port ([`super::tcp`]); a packet goes to
+//!   the session that last received from its source address, else to the one whose
+//!   [`str0m::Rtc::accepts`] takes it.
 //! - Video: each (stream, rendition) keeps its frames since the latest keyframe ([`GopCache`]); a new
 //!   viewer starts from them at once and keyframe requests replay them ([`super::viewer`]). NACKs
 //!   are answered by str0m from its send buffer (1000 packets of history per session).
@@ -27,7 +28,7 @@ use str0m::{
     change::SdpOffer,
     format::Codec,
     media::{Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt},
-    net::{Protocol, Receive},
+    net::{Protocol, Receive, TcpType},
 };
 use tokio::{
     net::UdpSocket,
@@ -95,6 +96,27 @@ pub enum Command {
     },
     /// End a WHIP session: its publish was refused or kicked.
     EndPublish(u64),
+    /// An ICE-TCP connection opened: frames for `peer` go to `writer`.
+    TcpOpen {
+        /// The connection's remote address.
+        peer: SocketAddr,
+        /// Its writer's queue.
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    /// A frame (RFC 4571) received on an ICE-TCP connection.
+    TcpFrame {
+        /// The connection's remote address.
+        peer: SocketAddr,
+        /// The listener's address.
+        local: SocketAddr,
+        /// The packet.
+        data: Vec<u8>,
+    },
+    /// An ICE-TCP connection closed.
+    TcpClosed {
+        /// The connection's remote address.
+        peer: SocketAddr,
+    },
     /// A video frame of a stream's rendition.
     Video(VideoFrame),
     /// An Opus packet of a stream.
@@ -197,12 +219,32 @@ struct Publish {
     lost_events: u64,
 }
 
+/// Datagrams the kernel would not take yet (its send buffer full), sent when the socket is writable
+/// again; at most [`MAX_PENDING_BYTES`].
+#[derive(Default)]
+struct Pending {
+    datagrams: std::collections::VecDeque<(SocketAddr, Vec<u8>, u64)>,
+    bytes: usize,
+}
+
+/// Most bytes waiting for the socket; beyond, datagrams are dropped (and the sessions they were for
+/// are dropped to the next keyframe).
+pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
+/// The UDP socket's kernel buffers asked for, bytes (each capped by `net.core.{w,r}mem_max`): a
+/// keyframe to hundreds of viewers leaves at once.
+pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
 /// The engine's state.
 pub struct Engine {
     socket: UdpSocket,
+    pending: Pending,
     local: SocketAddr,
     /// Candidates announced in answers.
     candidates: Vec<SocketAddr>,
+    /// The ICE-TCP port, when offered (passive candidates on the candidates' addresses).
+    tcp_port: Option<u16>,
+    /// Open ICE-TCP connections' writers, by remote address.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     sessions: HashMap<u64, Session>,
     /// The session that last took a datagram from each address.
     by_source: HashMap<SocketAddr, u64>,
@@ -227,10 +269,20 @@ impl Engine {
     pub fn new(
         socket: UdpSocket,
         candidates: Vec<SocketAddr>,
+        tcp_port: Option<u16>,
         stats: SharedStats,
         limits: Limits,
     ) -> std::io::Result<Self> {
         let local = socket.local_addr()?;
+        let sock = socket2::SockRef::from(&socket);
+        for (what, result) in [
+            ("send", sock.set_send_buffer_size(SOCKET_BUFFER_BYTES)),
+            ("receive", sock.set_recv_buffer_size(SOCKET_BUFFER_BYTES)),
+        ] {
+            if let Err(error) = result {
+                tracing::warn!(%error, what, "webrtc udp buffer size not set");
+            }
+        }
         let candidates = if candidates.is_empty() {
             vec![local]
         } else {
@@ -238,8 +290,11 @@ impl Engine {
         };
         Ok(Self {
             socket,
+            pending: Pending::default(),
             local,
             candidates,
+            tcp_port,
+            tcp: HashMap::new(),
             sessions: HashMap::new(),
             by_source: HashMap::new(),
             next_id: 1,
@@ -275,6 +330,11 @@ impl Engine {
                     Some(c) => self.command(c),
                     None => return,
                 },
+                writable = self.socket.writable(), if !self.pending.datagrams.is_empty() => {
+                    if writable.is_ok() {
+                        self.flush();
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => self.tick(Instant::now()),
             }
         }
@@ -306,15 +366,27 @@ impl Engine {
     }
 
     fn receive(&mut self, data: &[u8], source: SocketAddr) {
+        self.receive_on(Protocol::Udp, data, source, self.local);
+    }
+
+    /// A packet from `source` to `destination` (our UDP socket, or the ICE-TCP listener). Returns
+    /// whether a session took it.
+    fn receive_on(
+        &mut self,
+        proto: Protocol,
+        data: &[u8],
+        source: SocketAddr,
+        destination: SocketAddr,
+    ) -> bool {
         let Ok(contents) = data.try_into() else {
-            return;
+            return false;
         };
         let input = Input::Receive(
             Instant::now(),
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
-                destination: self.local,
+                destination,
                 contents,
             },
         );
@@ -329,7 +401,7 @@ impl Engine {
                 .find(|(_, s)| s.rtc.accepts(&input))
                 .map(|(id, _)| *id)
         }) else {
-            return;
+            return false;
         };
         self.by_source.insert(source, id);
         if let Some(s) = self.sessions.get_mut(&id)
@@ -338,6 +410,7 @@ impl Engine {
             tracing::debug!(session = id, %error, "webrtc input rejected");
         }
         self.drive(id);
+        true
     }
 
     fn command(&mut self, command: Command) {
@@ -372,6 +445,19 @@ impl Engine {
                     self.remove(id);
                 }
                 let _ = reply.send(ours);
+            }
+            Command::TcpOpen { peer, writer } => {
+                self.tcp.insert(peer, writer);
+            }
+            Command::TcpFrame { peer, local, data } => {
+                // A connection no session takes is closed (its writer's sender dropped).
+                if !self.receive_on(Protocol::Tcp, &data, peer, local) {
+                    self.tcp.remove(&peer);
+                }
+            }
+            Command::TcpClosed { peer } => {
+                self.tcp.remove(&peer);
+                self.by_source.remove(&peer);
             }
             Command::EndPublish(id) => {
                 if let Some(s) = self.sessions.get_mut(&id) {
@@ -488,6 +574,15 @@ impl Engine {
             let candidate =
                 Candidate::host(*addr, "udp").map_err(|e| WhepError::BadOffer(e.to_string()))?;
             rtc.add_local_candidate(candidate);
+            if let Some(port) = self.tcp_port {
+                let candidate = Candidate::builder()
+                    .tcp()
+                    .host(SocketAddr::new(addr.ip(), port))
+                    .tcptype(TcpType::Passive)
+                    .build()
+                    .map_err(|e| WhepError::BadOffer(e.to_string()))?;
+                rtc.add_local_candidate(candidate);
+            }
         }
         let answer = rtc
             .sdp_api()
@@ -734,8 +829,12 @@ impl Engine {
                 Ok(Output::Transmit(t)) => {
                     bytes += t.contents.len() as u64;
                     packets += 1;
-                    if let Err(error) = self.socket.try_send_to(&t.contents, t.destination) {
-                        tracing::debug!(session = id, %error, "webrtc udp send failed");
+                    let (proto, destination) = (t.proto, t.destination);
+                    let contents = Vec::from(t.contents);
+                    if proto == Protocol::Tcp {
+                        self.send_tcp(id, destination, contents);
+                    } else {
+                        self.send(id, destination, contents);
                     }
                 }
                 Ok(Output::Event(event)) => {
@@ -762,6 +861,58 @@ impl Engine {
         }
         if remove {
             self.remove(id);
+        }
+    }
+
+    /// Send a datagram of session `id`, or queue it behind those the kernel has not taken yet.
+    fn send(&mut self, id: u64, destination: SocketAddr, contents: Vec<u8>) {
+        if self.pending.datagrams.is_empty() {
+            match self.socket.try_send_to(&contents, destination) {
+                Ok(_) => return,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => {
+                    tracing::debug!(session = id, %error, "webrtc udp send failed");
+                    return;
+                }
+            }
+        }
+        if self.pending.bytes + contents.len() > MAX_PENDING_BYTES {
+            // The machine cannot send as fast as the viewers are fed: this one restarts at a keyframe.
+            if let Some(s) = self.sessions.get_mut(&id) {
+                Self::drop_to_keyframe(&self.stats, s);
+            }
+            return;
+        }
+        self.pending.bytes += contents.len();
+        self.pending
+            .datagrams
+            .push_back((destination, contents, id));
+    }
+
+    /// Send a frame on the ICE-TCP connection from `destination`; a connection that cannot take it
+    /// loses it, and the session restarts at a keyframe.
+    fn send_tcp(&mut self, id: u64, destination: SocketAddr, contents: Vec<u8>) {
+        let Some(writer) = self.tcp.get(&destination) else {
+            return;
+        };
+        if writer.try_send(contents).is_err()
+            && let Some(s) = self.sessions.get_mut(&id)
+        {
+            Self::drop_to_keyframe(&self.stats, s);
+        }
+    }
+
+    /// Send what waits, until the kernel's buffer is full again.
+    fn flush(&mut self) {
+        while let Some((destination, contents, id)) = self.pending.datagrams.front() {
+            match self.socket.try_send_to(contents, *destination) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(error) => tracing::debug!(session = id, %error, "webrtc udp send failed"),
+                Ok(_) => {}
+            }
+            if let Some((_, contents, _)) = self.pending.datagrams.pop_front() {
+                self.pending.bytes -= contents.len();
+            }
         }
     }
 

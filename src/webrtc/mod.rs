@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod feed;
+pub mod tcp;
 pub mod viewer;
 pub mod whip;
 
@@ -99,6 +100,8 @@ fn lock(stats: &SharedStats) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, WebR
 pub struct WebRtcConfig {
     /// The UDP port of every session (ICE-lite).
     pub udp_listen: SocketAddr,
+    /// The TCP port of ICE over TCP (RFC 6544, RFC 4571 framing), when it is offered.
+    pub tcp_listen: Option<SocketAddr>,
     /// Addresses announced as candidates (default: the bound address).
     pub public_addrs: Vec<SocketAddr>,
     /// Sessions in all (default 500).
@@ -115,6 +118,8 @@ pub struct WebRtc {
     stats: SharedStats,
     /// The bound UDP address.
     pub local_addr: SocketAddr,
+    /// The bound ICE-TCP address, when offered.
+    pub tcp_addr: Option<SocketAddr>,
 }
 
 impl WebRtc {
@@ -123,10 +128,16 @@ impl WebRtc {
     /// Errors: the socket cannot be bound.
     pub async fn start(config: &WebRtcConfig) -> std::io::Result<Arc<Self>> {
         let socket = tokio::net::UdpSocket::bind(config.udp_listen).await?;
+        let tcp = match config.tcp_listen {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+            None => None,
+        };
+        let tcp_addr = tcp.as_ref().map(|l| l.local_addr()).transpose()?;
         let stats = SharedStats::default();
         let engine = engine::Engine::new(
             socket,
             config.public_addrs.clone(),
+            tcp_addr.map(|a| a.port()),
             stats.clone(),
             engine::Limits {
                 sessions: config.max_sessions,
@@ -136,10 +147,14 @@ impl WebRtc {
         let local_addr = engine.local_addr();
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         tokio::spawn(engine.run(rx));
+        if let Some(listener) = tcp {
+            tokio::spawn(tcp::accept(listener, commands.clone(), config.max_sessions));
+        }
         Ok(Arc::new(Self {
             commands,
             stats,
             local_addr,
+            tcp_addr,
         }))
     }
 

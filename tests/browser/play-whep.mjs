@@ -21,12 +21,15 @@
 // --loss P    put a UDP relay between the browser and the origin that drops a
 //             fraction P of the datagrams going to the browser (the answer's
 //             candidates are rewritten to the relay's port).
+// --tcp-only  remove the answer's UDP candidates: ICE over TCP (RFC 6544) or
+//             nothing, as on a network that blocks UDP.
 //
 // Output: ok (frames decoded during the window and no error), url, status
 // (the POST's), location, error, connection_state, frames_decoded,
 // frames_received, decoded_in_window, packets_lost, freezes (freezeCount),
 // nack_count, pli_count, audio_packets, audio_samples, width, height,
-// first_frame_ms (POST to the first frame shown), latency_ms {webrtc, hls}
+// first_frame_ms (POST to the first frame shown), transport (the selected
+// candidate pair's protocol: udp or tcp), latency_ms {webrtc, hls}
 // ({n, p50, p95, max, unreadable}), hls {frames, stalls}, relay {forwarded,
 // dropped}.
 
@@ -34,7 +37,7 @@ import dgram from 'node:dgram';
 import { cliArgs, launchChromium, packageFile, startServer, sleep } from './harness.mjs';
 
 const SPEC = {
-  url: 'string', seconds: 'number', hls: 'string', latency: 'boolean', loss: 'number',
+  url: 'string', seconds: 'number', hls: 'string', latency: 'boolean', loss: 'number', 'tcp-only': 'boolean',
   chromium: 'string', verbose: 'boolean', help: 'boolean',
 };
 
@@ -86,7 +89,7 @@ function watch(video, kind) {
   };
   video.requestVideoFrameCallback(cb);
 }
-window.whep = async (url, relayPort) => {
+window.whep = async (url, relayPort, tcpOnly) => {
   const pc = new RTCPeerConnection();
   window.pc = pc;
   pc.addTransceiver('video', { direction: 'recvonly' });
@@ -103,6 +106,7 @@ window.whep = async (url, relayPort) => {
   let body = await res.text();
   if (res.status !== 201) return { status: res.status, error: body };
   const candidates = body.split('\\r\\n').filter((l) => l.startsWith('a=candidate'));
+  if (tcpOnly) body = body.split('\\r\\n').filter((l) => !/^a=candidate:\\S+ \\d+ udp /i.test(l)).join('\\r\\n');
   if (relayPort) body = body.replace(/^(a=candidate:\\S+ \\d+ udp \\d+ \\S+ )(\\d+)/gmi, '$1' + relayPort);
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
   return { status: res.status, location: res.headers.get('Location'), candidates };
@@ -117,12 +121,17 @@ window.hls = (url) => {
   watch(video, 'hls');
 };
 window.sample = async () => {
-  const out = { state: window.pc ? window.pc.connectionState : null, video: null, audio: null };
+  const out = { state: window.pc ? window.pc.connectionState : null, video: null, audio: null, transport: null };
   if (!window.pc) return out;
   const stats = await window.pc.getStats();
   stats.forEach((s) => {
     if (s.type === 'inbound-rtp' && s.kind === 'video') out.video = s;
     if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio = s;
+    if (s.type === 'transport' && s.selectedCandidatePairId) {
+      const pair = stats.get(s.selectedCandidatePairId);
+      const local = pair && stats.get(pair.localCandidateId);
+      if (local) out.transport = local.protocol;
+    }
   });
   out.currentTime = document.getElementById('v').currentTime;
   const h = document.getElementById('h');
@@ -171,7 +180,7 @@ try {
   await browser.page.goto(`${origin}/`);
   if (args.latency) await browser.page.evaluate(() => { window.measureLatency = true; });
   if (args.hls) await browser.page.evaluate((u) => window.hls(u), args.hls);
-  const posted = await browser.page.evaluate(([u, p]) => window.whep(u, p), [args.url, relay?.port ?? null]);
+  const posted = await browser.page.evaluate(([u, p, t]) => window.whep(u, p, t), [args.url, relay?.port ?? null, !!args['tcp-only']]);
   if (relay && posted.candidates?.length) {
     const m = posted.candidates[0].match(/ udp \d+ (\S+) (\d+) typ/);
     if (m) relay.state.origin = { address: m[1], port: Number(m[2]) };
@@ -191,6 +200,7 @@ try {
     }
     const v = last?.video ?? {};
     result.connection_state = last?.state ?? null;
+    result.transport = last?.transport ?? null;
     result.frames_decoded = v.framesDecoded ?? 0;
     result.frames_received = v.framesReceived ?? 0;
     result.packets_lost = v.packetsLost ?? 0;

@@ -4,7 +4,8 @@
 //! - one viewer joins mid-GOP from a token URL and plays 30 s beside hls.js (LL-HLS) on the same page:
 //!   it starts at once from the cached GOP, decodes Opus audio, never freezes, and both players' glass-
 //!   to-glass latency is read from the wall clock the publisher draws into each frame;
-//! - one plays a ladder rung chosen by `?rendition=` (the default ladder encodes it), one plays behind
+//! - one plays a ladder rung chosen by `?rendition=` (the default ladder encodes it) over ICE-TCP
+//!   (the answer's UDP candidates removed, as on a network that blocks UDP), one plays behind
 //!   a UDP relay that drops 2 % of the datagrams (NACKs answered, counted), and the origin's player
 //!   page plays it with its WebRTC engine;
 //! - the JSON API and the metrics count sessions, bytes and NACKs; a request without a token is 401, a
@@ -80,6 +81,7 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     println!("whep beside hls.js: {whep}");
     assert_eq!(whep["status"], 201, "{whep}");
     assert_eq!(whep["connection_state"], "connected", "{whep}");
+    assert_eq!(whep["transport"], "udp", "{whep}");
     assert_eq!(sessions_seen, 1, "the JSON API counts the WebRTC session");
     assert!(
         whep["decoded_in_window"].as_u64().unwrap_or(0) >= 720,
@@ -115,7 +117,7 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     // A ladder rung by name, and a viewer behind a relay dropping 2 % of the datagrams, together.
     let rung_url = format!("{}whep?rendition=240p", base("ladder"));
     let rung = tokio::spawn(blocking(move || {
-        play_whep_with(&rung_url, 8, &["--latency"])
+        play_whep_with(&rung_url, 8, &["--latency", "--tcp-only"])
     }));
     // The origin's player page with its WebRTC engine, at the same time.
     let page_url = format!("{}?engine=webrtc", base("rtc"));
@@ -138,6 +140,7 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     );
     assert_eq!(rung["status"], 201, "{rung}");
     assert_eq!(rung["height"].as_u64(), Some(240), "{rung}");
+    assert_eq!(rung["transport"], "tcp", "ICE over TCP: {rung}");
     assert!(
         rung["decoded_in_window"].as_u64().unwrap_or(0) >= 160,
         "{rung}"
