@@ -27,7 +27,7 @@ use str0m::{
     Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig,
     change::SdpOffer,
     format::Codec,
-    media::{Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt},
+    media::{Frequency, MediaKind, MediaTime, Mid, Pt},
     net::{Protocol, Receive, TcpType},
 };
 use tokio::{
@@ -37,24 +37,24 @@ use tokio::{
 
 use protocols::IngestEvent;
 
+mod cache;
+mod publish;
+mod send;
+
+pub use cache::{GOP_MAX_BYTES, GOP_MAX_FRAMES, GopCache};
+use cache::{STALE_AFTER, StreamClock};
+pub use publish::PUBLISH_KEYFRAME_INTERVAL;
+use publish::{Publish, prefers_vp8};
+use send::Pending;
+pub use send::{MAX_PENDING_BYTES, SOCKET_BUFFER_BYTES};
+
 use super::{
     AudioPacket, SharedStats, VideoFrame, WhepError,
     viewer::{Timeline, VideoOut, Write},
-    whip::{Received, WhipCodec, WhipIngest},
 };
 
-/// Most frames a GOP cache holds (10 s at 60 frames/s); a longer GOP is not cached past it, and
-/// viewers joining then wait for the next keyframe.
-pub const GOP_MAX_FRAMES: usize = 600;
-/// Most bytes a GOP cache holds.
-pub const GOP_MAX_BYTES: usize = 16 * 1024 * 1024;
 /// Receiver-reported loss fraction above which a viewer is dropped to the next keyframe.
 pub const HEAVY_LOSS: f32 = 0.25;
-/// A cache not fed for this long is not replayed on keyframe requests (the publisher stopped).
-const STALE_AFTER: Duration = Duration::from_secs(1);
-/// A WHIP publisher is asked for a keyframe (PLI) at least this often, so a stream packaged as it
-/// arrives can cut segments (browsers' encoders send keyframes only when asked).
-pub const PUBLISH_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 /// How often str0m reports each session's counters.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -125,73 +125,6 @@ pub enum Command {
     Ended(Arc<str>),
 }
 
-/// A rendition's frames since its latest keyframe.
-#[derive(Debug, Default)]
-pub struct GopCache {
-    frames: Vec<Arc<VideoFrame>>,
-    bytes: usize,
-    last_seq: Option<u64>,
-    /// When the last frame came.
-    updated: Option<Instant>,
-}
-
-impl GopCache {
-    /// Add `frame`. Returns false when frames were lost before it (the cache was emptied).
-    fn push(&mut self, frame: &Arc<VideoFrame>) -> bool {
-        let intact = self.last_seq.is_none_or(|s| frame.seq == s + 1);
-        self.last_seq = Some(frame.seq);
-        if frame.is_keyframe || !intact {
-            self.frames.clear();
-            self.bytes = 0;
-        }
-        let first_is_key = self.frames.first().is_some_and(|f| f.is_keyframe);
-        if frame.is_keyframe || first_is_key {
-            if self.frames.len() < GOP_MAX_FRAMES && self.bytes + frame.data.len() <= GOP_MAX_BYTES
-            {
-                self.bytes += frame.data.len();
-                self.frames.push(frame.clone());
-            } else {
-                self.frames.clear();
-                self.bytes = 0;
-            }
-        }
-        intact
-    }
-}
-
-/// One stream's mapping from media time to the wall clock, for sender reports: anchored at its
-/// first frame's arrival, re-anchored when the two drift a second apart (a restart, a jump).
-#[derive(Debug, Clone, Copy)]
-struct StreamClock {
-    at: Instant,
-    pts_90khz: i64,
-}
-
-impl StreamClock {
-    fn wallclock(this: &mut Option<Self>, pts_90khz: i64, now: Instant) -> Instant {
-        let clock = this.get_or_insert(Self { at: now, pts_90khz });
-        let offset_us = (pts_90khz - clock.pts_90khz) * 100 / 9;
-        let mapped = if offset_us >= 0 {
-            clock.at + Duration::from_micros(offset_us as u64)
-        } else {
-            clock
-                .at
-                .checked_sub(Duration::from_micros(offset_us.unsigned_abs()))
-                .unwrap_or(now)
-        };
-        let drift = if mapped > now {
-            mapped - now
-        } else {
-            now - mapped
-        };
-        if drift > Duration::from_secs(1) {
-            *clock = Self { at: now, pts_90khz };
-            return now;
-        }
-        mapped
-    }
-}
-
 struct Session {
     stream: Arc<str>,
     rendition: Arc<str>,
@@ -207,32 +140,6 @@ struct Session {
     /// Set for a WHIP session (a publisher).
     publish: Option<Publish>,
 }
-
-/// A WHIP session's side.
-struct Publish {
-    ingest: WhipIngest,
-    events: mpsc::Sender<IngestEvent>,
-    started: Instant,
-    /// When a keyframe was last asked for.
-    keyframe_asked: Option<Instant>,
-    /// Events the publish task could not take (it was behind), counted once logged.
-    lost_events: u64,
-}
-
-/// Datagrams the kernel would not take yet (its send buffer full), sent when the socket is writable
-/// again; at most [`MAX_PENDING_BYTES`].
-#[derive(Default)]
-struct Pending {
-    datagrams: std::collections::VecDeque<(SocketAddr, Vec<u8>, u64)>,
-    bytes: usize,
-}
-
-/// Most bytes waiting for the socket; beyond, datagrams are dropped (and the sessions they were for
-/// are dropped to the next keyframe).
-pub const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
-/// The UDP socket's kernel buffers asked for, bytes (each capped by `net.core.{w,r}mem_max`): a
-/// keyframe to hundreds of viewers leaves at once.
-pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// The engine's state.
 pub struct Engine {
@@ -591,106 +498,6 @@ impl Engine {
         Ok((rtc, answer.to_sdp_string()))
     }
 
-    fn whip(
-        &mut self,
-        stream: String,
-        sdp: &str,
-        events: mpsc::Sender<IngestEvent>,
-    ) -> Result<(u64, String), WhepError> {
-        if self.sessions.len() >= self.limits.sessions {
-            return Err(WhepError::Busy("in all"));
-        }
-        let now = Instant::now();
-        let (rtc, answer) = self.answer(sdp, true, now)?;
-        let id = self.new_id();
-        self.sessions.insert(
-            id,
-            Session {
-                stream: stream.into(),
-                rendition: "".into(),
-                rtc,
-                video: None,
-                audio: None,
-                out: VideoOut::new(now),
-                audio_timeline: Timeline::default(),
-                connected: false,
-                next_timeout: now,
-                reported: HashMap::new(),
-                publish: Some(Publish {
-                    ingest: WhipIngest::new(),
-                    events,
-                    started: now,
-                    keyframe_asked: None,
-                    lost_events: 0,
-                }),
-            },
-        );
-        self.drive(id);
-        Ok((id, answer))
-    }
-
-    /// Ask a publisher for a keyframe when its converter wants one (`urgent`) or every
-    /// [`PUBLISH_KEYFRAME_INTERVAL`].
-    fn ask_keyframe(s: &mut Session, now: Instant, urgent: bool) {
-        let (Some(p), Some((mid, _))) = (&mut s.publish, s.video) else {
-            return;
-        };
-        if !s.connected {
-            return;
-        }
-        let due = p.keyframe_asked.is_none_or(|t| {
-            let since = now.duration_since(t);
-            since >= PUBLISH_KEYFRAME_INTERVAL || (urgent && since >= Duration::from_millis(300))
-        });
-        if !due {
-            return;
-        }
-        if let Some(mut writer) = s.rtc.writer(mid)
-            && writer.is_request_keyframe_possible(KeyframeRequestKind::Pli)
-            && writer
-                .request_keyframe(None, KeyframeRequestKind::Pli)
-                .is_ok()
-        {
-            p.keyframe_asked = Some(now);
-        }
-    }
-
-    /// A publisher's frame: converted, handed to its publish task.
-    fn published(id: u64, s: &mut Session, data: &str0m::media::MediaData) {
-        let Some(p) = &mut s.publish else { return };
-        let codec = match data.params.spec().codec {
-            Codec::H264 => WhipCodec::H264,
-            Codec::Vp8 => WhipCodec::Vp8,
-            Codec::Opus => WhipCodec::Opus,
-            other => {
-                tracing::debug!(session = id, codec = ?other, "WHIP media in a codec not taken");
-                return;
-            }
-        };
-        let received = Received {
-            codec,
-            rtp_time: data.time.numer(),
-            arrival_ms: data
-                .network_time
-                .saturating_duration_since(p.started)
-                .as_millis() as i64,
-            contiguous: data.contiguous,
-            data: &data.data,
-        };
-        for event in p.ingest.frame(received) {
-            if p.events.try_send(event).is_err() {
-                p.lost_events += 1;
-                if p.lost_events == 1 {
-                    tracing::warn!(session = id, stream = %s.stream, "WHIP publish behind: frames dropped (logged once)");
-                }
-            }
-        }
-        let urgent = p.ingest.wants_keyframe();
-        if urgent {
-            Self::ask_keyframe(s, data.network_time, true);
-        }
-    }
-
     fn video(&mut self, frame: Arc<VideoFrame>) {
         let key = (frame.stream.clone(), frame.rendition.clone());
         let now = Instant::now();
@@ -864,58 +671,6 @@ impl Engine {
         }
     }
 
-    /// Send a datagram of session `id`, or queue it behind those the kernel has not taken yet.
-    fn send(&mut self, id: u64, destination: SocketAddr, contents: Vec<u8>) {
-        if self.pending.datagrams.is_empty() {
-            match self.socket.try_send_to(&contents, destination) {
-                Ok(_) => return,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(error) => {
-                    tracing::debug!(session = id, %error, "webrtc udp send failed");
-                    return;
-                }
-            }
-        }
-        if self.pending.bytes + contents.len() > MAX_PENDING_BYTES {
-            // The machine cannot send as fast as the viewers are fed: this one restarts at a keyframe.
-            if let Some(s) = self.sessions.get_mut(&id) {
-                Self::drop_to_keyframe(&self.stats, s);
-            }
-            return;
-        }
-        self.pending.bytes += contents.len();
-        self.pending
-            .datagrams
-            .push_back((destination, contents, id));
-    }
-
-    /// Send a frame on the ICE-TCP connection from `destination`; a connection that cannot take it
-    /// loses it, and the session restarts at a keyframe.
-    fn send_tcp(&mut self, id: u64, destination: SocketAddr, contents: Vec<u8>) {
-        let Some(writer) = self.tcp.get(&destination) else {
-            return;
-        };
-        if writer.try_send(contents).is_err()
-            && let Some(s) = self.sessions.get_mut(&id)
-        {
-            Self::drop_to_keyframe(&self.stats, s);
-        }
-    }
-
-    /// Send what waits, until the kernel's buffer is full again.
-    fn flush(&mut self) {
-        while let Some((destination, contents, id)) = self.pending.datagrams.front() {
-            match self.socket.try_send_to(contents, *destination) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-                Err(error) => tracing::debug!(session = id, %error, "webrtc udp send failed"),
-                Ok(_) => {}
-            }
-            if let Some((_, contents, _)) = self.pending.datagrams.pop_front() {
-                self.pending.bytes -= contents.len();
-            }
-        }
-    }
-
     /// Act on a session's event. Returns true when the session is over.
     fn event(&mut self, id: u64, event: Event) -> bool {
         let Some(s) = self.sessions.get_mut(&id) else {
@@ -1006,25 +761,6 @@ impl Engine {
     }
 }
 
-/// Whether an SDP offer's first video m-line lists VP8 before H.264 (RFC 3264 §5.1: in order of
-/// preference).
-fn prefers_vp8(sdp: &str) -> bool {
-    let Some(m) = sdp.lines().find(|l| l.starts_with("m=video")) else {
-        return false;
-    };
-    let codec_of = |pt: &str| {
-        let prefix = format!("a=rtpmap:{pt} ");
-        sdp.lines()
-            .find_map(|l| l.strip_prefix(prefix.as_str()))
-            .map(|rest| rest.split('/').next().unwrap_or("").to_ascii_uppercase())
-    };
-    m.split_whitespace()
-        .skip(3)
-        .filter_map(codec_of)
-        .find(|c| c == "VP8" || c == "H264")
-        .is_some_and(|c| c == "VP8")
-}
-
 /// The `profile_idc` of the first SPS (NAL unit type 7) in an Annex B access unit (ITU-T H.264
 /// §7.3.2.1.1: the byte after the NAL unit header).
 fn sps_profile_idc(annex_b: &[u8]) -> Option<u8> {
@@ -1039,76 +775,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_publishers_codec_preference_is_read_from_its_offer() {
-        let offer = |order: &str| {
-            format!(
-                "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
-                 m=video 9 UDP/TLS/RTP/SAVPF {order}\r\na=rtpmap:96 VP8/90000\r\n\
-                 a=rtpmap:97 rtx/90000\r\na=rtpmap:102 H264/90000\r\n"
-            )
-        };
-        assert!(prefers_vp8(&offer("96 97 102")));
-        assert!(!prefers_vp8(&offer("97 102 96")));
-        assert!(!prefers_vp8("v=0\r\n"));
-    }
-
-    #[test]
     fn the_profile_comes_from_the_sps_in_front_of_a_keyframe() {
         assert_eq!(
             sps_profile_idc(&[0, 0, 0, 1, 0x67, 100, 0, 31, 0, 0, 1, 0x68]),
             Some(100)
         );
         assert_eq!(sps_profile_idc(&[0, 0, 1, 0x65, 0x88]), None);
-    }
-
-    fn frame(seq: u64, is_keyframe: bool) -> Arc<VideoFrame> {
-        Arc::new(VideoFrame {
-            stream: "live/a".into(),
-            rendition: "source".into(),
-            seq,
-            pts_90khz: seq as i64 * 3000,
-            is_keyframe,
-            data: vec![0u8; 100].into(),
-        })
-    }
-
-    #[test]
-    fn the_gop_cache_holds_the_frames_since_the_latest_keyframe() {
-        let mut gop = GopCache::default();
-        assert!(gop.push(&frame(1, false)));
-        assert!(gop.frames.is_empty(), "nothing before a keyframe");
-        assert!(gop.push(&frame(2, true)));
-        assert!(gop.push(&frame(3, false)));
-        assert_eq!(gop.frames.len(), 2);
-        assert!(gop.push(&frame(4, true)));
-        assert_eq!(gop.frames.len(), 1);
-        // A frame lost on the way: the chain is broken until the next keyframe.
-        assert!(!gop.push(&frame(6, false)));
-        assert!(gop.frames.is_empty());
-        assert!(gop.push(&frame(7, true)));
-        assert_eq!(gop.frames.len(), 1);
-    }
-
-    #[test]
-    fn a_gop_longer_than_the_bound_is_not_cached() {
-        let mut gop = GopCache::default();
-        gop.push(&frame(1, true));
-        for seq in 2..=GOP_MAX_FRAMES as u64 + 1 {
-            gop.push(&frame(seq, false));
-        }
-        assert!(gop.frames.is_empty());
-        gop.push(&frame(GOP_MAX_FRAMES as u64 + 2, false));
-        assert!(gop.frames.is_empty(), "not until the next keyframe");
-    }
-
-    #[test]
-    fn the_stream_clock_maps_media_time_to_the_wall_clock_and_reanchors_on_jumps() {
-        let t0 = Instant::now();
-        let mut clock = None;
-        assert_eq!(StreamClock::wallclock(&mut clock, 90_000, t0), t0);
-        let later = StreamClock::wallclock(&mut clock, 135_000, t0);
-        assert_eq!(later - t0, Duration::from_millis(500));
-        // Ten seconds of media time in no time: re-anchored.
-        assert_eq!(StreamClock::wallclock(&mut clock, 1_000_000, t0), t0);
     }
 }
