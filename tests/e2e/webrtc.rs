@@ -257,16 +257,6 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
         .is_some(),
         "the WHIP publish is packaged"
     );
-    let hls = blocking({
-        let url = format!("{}index.m3u8", base("cam"));
-        move || play_hls(&url, 5)
-    })
-    .await;
-    let whep = blocking({
-        let url = format!("{}whep", base("cam"));
-        move || play_whep(&url, 5)
-    })
-    .await;
     // Refusals while it is live, as for RTMP and SRT: no key, another stream's key, a second publisher.
     let post = |url: String, key: Option<String>| async move {
         let mut headers = vec![("content-type", "application/sdp".to_owned())];
@@ -279,6 +269,16 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
     let no_key = post(whip("cam"), None).await;
     let wrong_key = post(whip("cam"), Some(test_publish_key("live/other"))).await;
     let second = post(whip("cam"), Some(key.clone())).await;
+    let hls = blocking({
+        let url = format!("{}index.m3u8", base("cam"));
+        move || play_hls(&url, 5)
+    })
+    .await;
+    let whep = blocking({
+        let url = format!("{}whep", base("cam"));
+        move || play_whep(&url, 5)
+    })
+    .await;
     let publisher = publisher.await.unwrap();
     println!("whip publisher: {publisher}\nhls.js: {hls}\nwhep: {whep}");
     assert_eq!(publisher["status"], 201, "{publisher}");
