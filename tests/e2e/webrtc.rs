@@ -248,6 +248,12 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
         let (url, key) = (whip("cam"), key.clone());
         move || publish_whip(&url, Some(&key), 24, "h264")
     }));
+    // VP8 (Chromium's default codec) at the same time: the ladder decodes it, WebRTC viewers get
+    // its H.264 rungs.
+    let vp8 = tokio::spawn(blocking({
+        let (url, key) = (whip("vp8"), test_publish_key("live/vp8"));
+        move || publish_whip(&url, Some(&key), 24, "vp8")
+    }));
     assert!(
         wait_for_200(
             &format!("{}index.m3u8", base("cam")),
@@ -269,6 +275,19 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
     let no_key = post(whip("cam"), None).await;
     let wrong_key = post(whip("cam"), Some(test_publish_key("live/other"))).await;
     let second = post(whip("cam"), Some(key.clone())).await;
+    assert!(
+        wait_for_200(
+            &format!("{}index.m3u8", base("vp8")),
+            Duration::from_secs(20)
+        )
+        .await
+        .is_some(),
+        "the VP8 publish is transcoded and packaged"
+    );
+    let vp8_whep = tokio::spawn(blocking({
+        let url = format!("{}whep", base("vp8"));
+        move || play_whep(&url, 4)
+    }));
     let hls = blocking({
         let url = format!("{}index.m3u8", base("cam"));
         move || play_hls(&url, 5)
@@ -301,31 +320,12 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
     assert_eq!(second.status, 409, "{}", second.text());
     assert!(second.text().contains("already"), "{}", second.text());
 
-    // VP8 (Chromium's default codec) is decoded by the ladder: WebRTC viewers get its H.264 rungs.
-    let vp8 = tokio::spawn(blocking({
-        let (url, key) = (whip("vp8"), test_publish_key("live/vp8"));
-        move || publish_whip(&url, Some(&key), 14, "vp8")
-    }));
-    assert!(
-        wait_for_200(
-            &format!("{}index.m3u8", base("vp8")),
-            Duration::from_secs(20)
-        )
-        .await
-        .is_some(),
-        "the VP8 publish is transcoded and packaged"
-    );
-    let whep = blocking({
-        let url = format!("{}whep", base("vp8"));
-        move || play_whep(&url, 4)
-    })
-    .await;
-    let vp8 = vp8.await.unwrap();
-    println!("whip vp8 publisher: {vp8}\nwhep: {whep}");
+    let (vp8, vp8_whep) = (vp8.await.unwrap(), vp8_whep.await.unwrap());
+    println!("whip vp8 publisher: {vp8}\nwhep: {vp8_whep}");
     assert_eq!(vp8["codec"], "video/VP8", "{vp8}");
-    assert_eq!(whep["status"], 201, "{whep}");
+    assert_eq!(vp8_whep["status"], 201, "{vp8_whep}");
     assert!(
-        whep["decoded_in_window"].as_u64().unwrap_or(0) >= 50,
-        "{whep}"
+        vp8_whep["decoded_in_window"].as_u64().unwrap_or(0) >= 50,
+        "{vp8_whep}"
     );
 }
