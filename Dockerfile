@@ -47,8 +47,8 @@ WORKDIR /var/lib/estuary
 # Content keys persist here across restarts (private to the estuary user).
 ENV ESTUARY_DATA_DIR=/var/lib/estuary/data
 VOLUME /var/lib/estuary/data
-# HTTP (playlists, media, API), RTMP ingest, SRT ingest
-EXPOSE 8080 1935 9000/udp
+# HTTP (playlists, media, API), RTMP ingest, SRT ingest, WebRTC (WHEP/WHIP: UDP, and ICE over TCP)
+EXPOSE 8080 1935 9000/udp 8189/udp 8189/tcp
 # The origin shuts down gracefully on SIGINT or SIGTERM: it ends every stream and lets responses in
 # flight finish for up to server.shutdown_grace (10 s by default, so the run line above gives docker 15 s before it kills).
 STOPSIGNAL SIGTERM
