@@ -22,7 +22,8 @@ use crate::webrtc::{WhepError, feed::NoRendition};
 /// Largest SDP offer accepted, bytes.
 pub const MAX_OFFER_BYTES: usize = 64 * 1024;
 
-fn text(status: StatusCode, body: String) -> Response<ChunksBody> {
+/// A plain-text answer (a refusal's reason), never cached.
+pub(super) fn text(status: StatusCode, body: String) -> Response<ChunksBody> {
     let mut r = Response::new(ChunksBody::new([Bytes::from(body)]));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -31,6 +32,75 @@ fn text(status: StatusCode, body: String) -> Response<ChunksBody> {
     );
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The offer of a WHEP or WHIP `POST` (`what` names it in refusals): the session URLs' prefix (the
+/// request's path and `/`) and the SDP.
+///
+/// Errors: the answer to send instead: 415 for a body that is not `application/sdp`, 413 over
+/// [`MAX_OFFER_BYTES`], 400 for one that is not UTF-8.
+pub(super) async fn read_offer<B>(
+    req: Request<B>,
+    what: &str,
+) -> Result<(String, String), Response<ChunksBody>>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let is_sdp = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/sdp"));
+    if !is_sdp {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("a {what} offer is application/sdp\n"),
+        ));
+    }
+    let location = format!("{}/", req.uri().path().trim_end_matches('/'));
+    let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
+        req.into_body(),
+        MAX_OFFER_BYTES,
+    ))
+    .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "offer too large\n".into(),
+            ));
+        }
+    };
+    match String::from_utf8(body.to_vec()) {
+        Ok(sdp) => Ok((location, sdp)),
+        Err(_) => Err(text(
+            StatusCode::BAD_REQUEST,
+            "the offer is not UTF-8\n".into(),
+        )),
+    }
+}
+
+/// `201 Created` with the SDP `answer` and the session's `location` (exposed to pages on other
+/// origins).
+pub(super) fn created(answer: String, location: &str) -> Response<ChunksBody> {
+    let mut r = Response::new(ChunksBody::new([Bytes::from(answer)]));
+    *r.status_mut() = StatusCode::CREATED;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Location"),
+    );
     r
 }
 
@@ -88,49 +158,12 @@ impl Origin {
                 );
             }
         };
-        let is_sdp = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/sdp"));
-        if !is_sdp {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "a WHEP offer is application/sdp\n".into(),
-            );
-        }
-        let location = format!("{}/", req.uri().path().trim_end_matches('/'));
-        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
-            req.into_body(),
-            MAX_OFFER_BYTES,
-        ))
-        .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "offer too large\n".into()),
+        let (location, sdp) = match read_offer(req, "WHEP").await {
+            Ok(offer) => offer,
+            Err(refusal) => return refusal,
         };
-        let Ok(sdp) = std::str::from_utf8(&body) else {
-            return text(StatusCode::BAD_REQUEST, "the offer is not UTF-8\n".into());
-        };
-        match webrtc.offer(stream, rendition, sdp).await {
-            Ok((id, answer)) => {
-                let mut r = Response::new(ChunksBody::new([Bytes::from(answer)]));
-                *r.status_mut() = StatusCode::CREATED;
-                let h = r.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/sdp"),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                if let Ok(v) = HeaderValue::from_str(&format!("{location}{id}")) {
-                    h.insert(header::LOCATION, v);
-                }
-                h.insert(
-                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                    HeaderValue::from_static("Location"),
-                );
-                r
-            }
+        match webrtc.offer(stream, rendition, &sdp).await {
+            Ok((id, answer)) => created(answer, &format!("{location}{id}")),
             Err(e @ WhepError::BadOffer(_)) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
             Err(e @ WhepError::NoRendition(_)) => text(StatusCode::CONFLICT, format!("{e}\n")),
             Err(e @ WhepError::Busy(_)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),

@@ -11,13 +11,12 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use hyper::{
-    Request, Response, StatusCode,
-    header::{self, HeaderValue},
-};
+use hyper::{Request, Response, StatusCode};
 
-use super::*;
+use super::{
+    whep::{created, read_offer, text},
+    *,
+};
 use crate::{
     ingest::{Protocol, PublishRefused, PublishRequest, PublishSession, Publisher},
     webrtc::WhepError,
@@ -26,18 +25,6 @@ use crate::{
 /// Events queued between the engine and a WHIP publish's task: about 10 s of 30 frames/s video and
 /// 50 packets/s audio.
 const PUBLISH_QUEUE: usize = 1024;
-
-fn text(status: StatusCode, body: String) -> Response<ChunksBody> {
-    let mut r = Response::new(ChunksBody::new([Bytes::from(body)]));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
 
 fn refused(refusal: &PublishRefused) -> Response<ChunksBody> {
     let status = match refusal {
@@ -89,29 +76,9 @@ impl Origin {
             tracing::info!(stream, protocol = "whip", peer = %request.peer, reason = %refusal, "publish refused");
             return refused(&refusal);
         }
-        let is_sdp = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/sdp"));
-        if !is_sdp {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "a WHIP offer is application/sdp\n".into(),
-            );
-        }
-        let location = format!("{}/", req.uri().path().trim_end_matches('/'));
-        let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(
-            req.into_body(),
-            super::whep::MAX_OFFER_BYTES,
-        ))
-        .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::PAYLOAD_TOO_LARGE, "offer too large\n".into()),
-        };
-        let Ok(sdp) = std::str::from_utf8(&body) else {
-            return text(StatusCode::BAD_REQUEST, "the offer is not UTF-8\n".into());
+        let (location, sdp) = match read_offer(req, "WHIP").await {
+            Ok(offer) => offer,
+            Err(refusal) => return refusal,
         };
         let session = match self.hub.begin_publish(stream, Protocol::Whip, request.peer) {
             Ok(session) => session,
@@ -121,25 +88,10 @@ impl Origin {
             }
         };
         let (events, rx) = tokio::sync::mpsc::channel(PUBLISH_QUEUE);
-        match webrtc.whip(stream, sdp, events).await {
+        match webrtc.whip(stream, &sdp, events).await {
             Ok((id, answer)) => {
                 tokio::spawn(run_publish(session, rx, webrtc.clone(), id));
-                let mut r = Response::new(ChunksBody::new([Bytes::from(answer)]));
-                *r.status_mut() = StatusCode::CREATED;
-                let h = r.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/sdp"),
-                );
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                if let Ok(v) = HeaderValue::from_str(&format!("{location}{id}")) {
-                    h.insert(header::LOCATION, v);
-                }
-                h.insert(
-                    header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                    HeaderValue::from_static("Location"),
-                );
-                r
+                created(answer, &format!("{location}{id}"))
             }
             Err(e) => {
                 // The publish never started: end it at once (its session is dropped off the runtime's

@@ -6,11 +6,10 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender};
-use ffmpeg_next::{
-    ChannelLayout, Packet, Rational, codec, decoder, encoder, format, frame, software::resampling,
-};
+use ffmpeg_next::{ChannelLayout, Packet, Rational, codec, decoder, encoder, format, frame};
 use media::{Frame, TrackInfo, TrackKind, time::rescale};
 
+use crate::resample::Resampler;
 use crate::stream::{AUDIO_RENDITION, Shared};
 use crate::{AudioConfig, TranscodeError, ffi};
 
@@ -44,7 +43,8 @@ pub(crate) enum AudioInput {
     VideoAt(i64),
 }
 
-fn is_again(e: &ffmpeg_next::Error) -> bool {
+/// Whether `e` means "no more for now" (EAGAIN) or the end (EOF), not a failure.
+pub(crate) fn is_again(e: &ffmpeg_next::Error) -> bool {
     matches!(e, ffmpeg_next::Error::Other { errno } if *errno == ffmpeg_next::error::EAGAIN)
         || matches!(e, ffmpeg_next::Error::Eof)
 }
@@ -52,8 +52,8 @@ fn is_again(e: &ffmpeg_next::Error) -> bool {
 const PLANAR_F32: format::Sample = format::Sample::F32(format::sample::Type::Planar);
 
 /// Open a decoder for the source audio track: AAC, or any decodable codec (MP3, AC-3, Opus, PCM …; see
-/// [`crate::decode`]).
-fn open_decoder(track: &TrackInfo) -> Result<decoder::Audio, TranscodeError> {
+/// [`crate::decode`]). Shared with the Opus encoder ([`crate::opus`]).
+pub(crate) fn open_decoder(track: &TrackInfo) -> Result<decoder::Audio, TranscodeError> {
     let (found, ctx) = crate::decode::decoder_context(track, "audio")?;
     let mut dec = ctx.decoder();
     dec.set_packet_time_base(Rational(1, track.timescale.max(1) as i32));
@@ -99,7 +99,7 @@ pub(crate) struct AudioWorker {
     cfg: AudioConfig,
     rx: Receiver<AudioInput>,
     out_layout: ChannelLayout,
-    resampler: Option<(format::Sample, u64, u32, resampling::Context)>,
+    resampler: Resampler,
     /// Resampled samples waiting for a full AAC frame, one buffer per channel.
     fifo: Vec<Vec<f32>>,
     /// Samples handed to the encoder (its own pts counter, output sample rate).
@@ -134,7 +134,11 @@ impl AudioWorker {
             cfg,
             rx,
             out_layout: ChannelLayout::default(i32::from(cfg.channels)),
-            resampler: None,
+            resampler: Resampler::new(
+                PLANAR_F32,
+                ChannelLayout::default(i32::from(cfg.channels)),
+                cfg.sample_rate,
+            ),
             fifo: vec![Vec::new(); channels],
             encoder_samples: 0,
             next_out_pts: None,
@@ -188,7 +192,7 @@ impl AudioWorker {
                         Ok(d) => {
                             decoder = d;
                             self.source = track;
-                            self.resampler = None;
+                            self.resampler.reset();
                         }
                         Err(e) => tracing::error!(error = %e, "cannot reopen the audio decoder"),
                     }
@@ -389,49 +393,11 @@ impl AudioWorker {
 
     /// Convert a decoded frame to planar f32 at the output rate and layout, into the FIFO.
     fn resample(&mut self, decoded: &frame::Audio) {
-        if decoded.samples() == 0 || decoded.rate() == 0 {
-            return;
-        }
-        let mut in_layout = decoded.channel_layout();
-        if in_layout.is_empty() {
-            in_layout = ChannelLayout::default(i32::from(decoded.channels()));
-        }
-        let key = (decoded.format(), in_layout.bits(), decoded.rate());
-        if self
-            .resampler
-            .as_ref()
-            .is_none_or(|r| (r.0, r.1, r.2) != key)
-        {
-            match resampling::Context::get(
-                key.0,
-                in_layout,
-                key.2,
-                PLANAR_F32,
-                self.out_layout,
-                self.cfg.sample_rate,
-            ) {
-                Ok(ctx) => self.resampler = Some((key.0, key.1, key.2, ctx)),
-                Err(e) => {
-                    self.count_error(&e, true);
-                    return;
-                }
-            }
-        }
-        let capacity = decoded.samples() as u64 * u64::from(self.cfg.sample_rate)
-            / u64::from(decoded.rate())
-            + 256;
-        let mut out = frame::Audio::new(PLANAR_F32, capacity as usize, self.out_layout);
-        if !ffi::has_data(&out) || usize::from(out.channels()) < self.fifo.len() {
-            self.count_error(&"cannot allocate a resampler frame", true);
-            return;
-        }
-        let Some((.., resampler)) = self.resampler.as_mut() else {
-            return;
+        let out = match self.resampler.run(decoded) {
+            Ok(Some(out)) => out,
+            Ok(None) => return,
+            Err(e) => return self.count_error(&e, true),
         };
-        if let Err(e) = resampler.run(decoded, &mut out) {
-            self.count_error(&e, true);
-            return;
-        }
         let n = out.samples();
         for (ch, buf) in self.fifo.iter_mut().enumerate() {
             buf.extend_from_slice(&out.plane::<f32>(ch)[..n]);

@@ -35,6 +35,7 @@ mod ffi;
 mod keyframes;
 mod opus;
 mod probe;
+mod resample;
 mod settings;
 mod source;
 mod stats;

@@ -20,11 +20,15 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ffmpeg_next::{
     ChannelLayout, Dictionary, Packet, Rational, codec, decoder, encoder, format, frame,
-    software::resampling,
 };
 use media::{Frame, TrackInfo, time::rescale};
 
-use crate::{TranscodeError, ffi};
+use crate::{
+    TranscodeError,
+    audio::{is_again, open_decoder},
+    ffi,
+    resample::Resampler,
+};
 
 /// The Opus clock and sampling rate, Hz (RFC 7587 §4.1: always 48 kHz).
 pub const OPUS_RATE: u32 = 48_000;
@@ -86,7 +90,7 @@ impl OpusEncoder {
             sink,
             rx,
             errors: errors.clone(),
-            resampler: None,
+            resampler: Resampler::new(PACKED_F32, ChannelLayout::STEREO, OPUS_RATE),
             fifo: Vec::new(),
             fifo_pts: None,
             has_warned: false,
@@ -155,20 +159,6 @@ impl Drop for OpusEncoder {
     }
 }
 
-fn is_again(e: &ffmpeg_next::Error) -> bool {
-    matches!(e, ffmpeg_next::Error::Other { errno } if *errno == ffmpeg_next::error::EAGAIN)
-        || matches!(e, ffmpeg_next::Error::Eof)
-}
-
-fn open_decoder(track: &TrackInfo) -> Result<decoder::Audio, TranscodeError> {
-    let (found, ctx) = crate::decode::decoder_context(track, "audio")?;
-    let mut dec = ctx.decoder();
-    dec.set_packet_time_base(Rational(1, track.timescale.max(1) as i32));
-    dec.open_as(found).and_then(|o| o.audio()).map_err(|e| {
-        TranscodeError::ffmpeg(format!("opening the {} decoder", track.config.name()), e)
-    })
-}
-
 fn open_encoder() -> Result<encoder::Audio, TranscodeError> {
     let found =
         encoder::find_by_name("libopus").ok_or_else(|| TranscodeError::EncoderUnavailable {
@@ -198,7 +188,7 @@ struct Worker {
     sink: Box<dyn FnMut(OpusPacket) + Send>,
     rx: Receiver<Frame>,
     errors: Arc<AtomicU64>,
-    resampler: Option<((format::Sample, u64, u32), resampling::Context)>,
+    resampler: Resampler,
     /// Resampled interleaved stereo samples waiting for a full Opus frame.
     fifo: Vec<f32>,
     /// Position of the FIFO's first sample, 48 kHz ticks.
@@ -276,39 +266,11 @@ impl Worker {
     }
 
     fn resample(&mut self, decoded: &frame::Audio) {
-        if decoded.samples() == 0 || decoded.rate() == 0 {
-            return;
-        }
-        let mut in_layout = decoded.channel_layout();
-        if in_layout.is_empty() {
-            in_layout = ChannelLayout::default(i32::from(decoded.channels()));
-        }
-        let key = (decoded.format(), in_layout.bits(), decoded.rate());
-        if self.resampler.as_ref().is_none_or(|(k, _)| *k != key) {
-            match resampling::Context::get(
-                key.0,
-                in_layout,
-                key.2,
-                PACKED_F32,
-                ChannelLayout::STEREO,
-                OPUS_RATE,
-            ) {
-                Ok(ctx) => self.resampler = Some((key, ctx)),
-                Err(e) => return self.error("resampling the source audio", &e),
-            }
-        }
-        let capacity =
-            decoded.samples() as u64 * u64::from(OPUS_RATE) / u64::from(decoded.rate()) + 256;
-        let mut out = frame::Audio::new(PACKED_F32, capacity as usize, ChannelLayout::STEREO);
-        if !ffi::has_data(&out) {
-            return self.error("resampling the source audio", &"no frame allocated");
-        }
-        let Some((_, resampler)) = self.resampler.as_mut() else {
-            return;
+        let out = match self.resampler.run(decoded) {
+            Ok(Some(out)) => out,
+            Ok(None) => return,
+            Err(e) => return self.error("resampling the source audio", &e),
         };
-        if let Err(e) = resampler.run(decoded, &mut out) {
-            return self.error("resampling the source audio", &e);
-        }
         let n = out.samples() * usize::from(CHANNELS);
         let bytes = &out.data(0)[..n * 4];
         self.fifo.extend(

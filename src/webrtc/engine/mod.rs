@@ -10,7 +10,7 @@
 //! - Audio: the stream's Opus packets, as they come, to every connected session (RTP time = PTS in
 //!   48 kHz, RFC 7587 §4.1).
 //! - Sender reports map RTP time to the wall clock the same way for a stream's audio and video
-//!   ([`StreamClock`]), so receivers keep them in sync.
+//!   (`cache::StreamClock`), so receivers keep them in sync.
 //! - A frame lost between the hub and the engine (its queue full) breaks the rendition's chain: its
 //!   cache is dropped and its viewers wait for the next keyframe; a viewer whose receiver reports
 //!   more than [`HEAVY_LOSS`] lost is dropped to the next keyframe too.
@@ -139,6 +139,31 @@ struct Session {
     reported: HashMap<Mid, u64>,
     /// Set for a WHIP session (a publisher).
     publish: Option<Publish>,
+}
+
+impl Session {
+    /// A session not connected yet: a viewer of `rendition`, or a publisher (`publish`).
+    fn new(
+        stream: Arc<str>,
+        rendition: Arc<str>,
+        rtc: Rtc,
+        publish: Option<Publish>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            stream,
+            rendition,
+            rtc,
+            video: None,
+            audio: None,
+            out: VideoOut::new(now),
+            audio_timeline: Timeline::default(),
+            connected: false,
+            next_timeout: now,
+            reported: HashMap::new(),
+            publish,
+        }
+    }
 }
 
 /// The engine's state.
@@ -420,22 +445,8 @@ impl Engine {
             .entry(stream.clone())
             .or_default()
             .sessions += 1;
-        self.sessions.insert(
-            id,
-            Session {
-                stream,
-                rendition,
-                rtc,
-                video: None,
-                audio: None,
-                out: VideoOut::new(now),
-                audio_timeline: Timeline::default(),
-                connected: false,
-                next_timeout: now,
-                reported: HashMap::new(),
-                publish: None,
-            },
-        );
+        self.sessions
+            .insert(id, Session::new(stream, rendition, rtc, None, now));
         self.drive(id);
         Ok((id, answer))
     }

@@ -1,10 +1,7 @@
 //! The engine's WHIP side (RFC 9725): a publisher's session, its frames converted
 //! ([`crate::webrtc::whip`]) and handed to its publish task, keyframes asked for.
 
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use protocols::IngestEvent;
 use str0m::{format::Codec, media::KeyframeRequestKind};
@@ -13,7 +10,6 @@ use tokio::sync::mpsc;
 use super::{Engine, Session};
 use crate::webrtc::{
     WhepError,
-    viewer::{Timeline, VideoOut},
     whip::{Received, WhipCodec, WhipIngest},
 };
 
@@ -45,27 +41,16 @@ impl Engine {
         let now = Instant::now();
         let (rtc, answer) = self.answer(sdp, true, now)?;
         let id = self.new_id();
+        let publish = Publish {
+            ingest: WhipIngest::new(),
+            events,
+            started: now,
+            keyframe_asked: None,
+            lost_events: 0,
+        };
         self.sessions.insert(
             id,
-            Session {
-                stream: stream.into(),
-                rendition: "".into(),
-                rtc,
-                video: None,
-                audio: None,
-                out: VideoOut::new(now),
-                audio_timeline: Timeline::default(),
-                connected: false,
-                next_timeout: now,
-                reported: HashMap::new(),
-                publish: Some(Publish {
-                    ingest: WhipIngest::new(),
-                    events,
-                    started: now,
-                    keyframe_asked: None,
-                    lost_events: 0,
-                }),
-            },
+            Session::new(stream.into(), "".into(), rtc, Some(publish), now),
         );
         self.drive(id);
         Ok((id, answer))
