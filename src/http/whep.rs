@@ -2,7 +2,8 @@
 //! `201 Created`, the SDP answer and the session's `Location`; `DELETE` on that location ends the
 //! session. Playback auth as for HLS: the path token, or `Authorization: Bearer {token}`.
 //! `?rendition={name}` picks the video rendition (default: `source` when it fits, else the first that fits, see
-//! [`crate::webrtc::feed`]).
+//! [`crate::webrtc::feed`]). A stream without video (its playlists out, no video rendition) is
+//! served its audio alone.
 //!
 //! Answers: 201 with the SDP answer; 400 for an offer str0m cannot answer; 401/403 as for HLS; 404 for
 //! a stream not live or an unknown rendition; 409 when the stream (or the rendition asked for) has no
@@ -130,12 +131,18 @@ impl Origin {
             .uri()
             .query()
             .and_then(|q| protocols::query::query_params(q).remove("rendition"));
-        let chosen = {
+        let (chosen, audio_only) = {
             let st = entry.lock();
             if st.packager.is_ended() {
                 return error_response(&OriginError::NotFound);
             }
-            st.webrtc_feed.choose(requested.as_deref())
+            // Playlists out and no video rendition at all: a stream without video (radio).
+            let audio_only = st.packager.is_ready()
+                && st
+                    .packager
+                    .renditions()
+                    .all(|r| r.kind() != media::TrackKind::Video);
+            (st.webrtc_feed.choose(requested.as_deref()), audio_only)
         };
         let rendition = match chosen {
             Ok(r) => r,
@@ -151,6 +158,8 @@ impl Origin {
                     format!("the stream has no rendition {name:?}\n"),
                 );
             }
+            // Served its Opus audio only (no rendition's frames match the empty name).
+            Err(NoRendition::NotYet) if audio_only && requested.is_none() => "".into(),
             Err(NoRendition::NotYet) => {
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -5,14 +5,15 @@
 //!   it starts at once from the cached GOP, decodes Opus audio, never freezes, and both players' glass-
 //!   to-glass latency is read from the wall clock the publisher draws into each frame;
 //! - one plays a ladder rung chosen by `?rendition=` (the default ladder encodes it) over ICE-TCP
-//!   (the answer's UDP candidates removed, as on a network that blocks UDP), one plays behind
+//!   (the answer's UDP candidates removed, as on a network that blocks UDP) beside hls.js playing the
+//!   ladder, both players' latency read the same way; one plays behind
 //!   a UDP relay that drops 2 % of the datagrams (NACKs answered, counted), and the origin's player
-//!   page plays it with its WebRTC engine;
+//!   page plays it with its WebRTC engine; a stream without video is served its audio alone;
 //! - the JSON API and the metrics count sessions, bytes and NACKs; a request without a token is 401, a
 //!   stream with B-frames is refused with the reason, an unknown rendition is 404, a malformed offer
 //!   400, and `DELETE` on the session's `Location` ends it.
 //!
-//! And WHIP (RFC 9725): Chromium publishes its fake camera and microphone (H.264, then VP8, which the
+//! And WHIP (RFC 9725): Chromium publishes its fake camera and microphone (H.264, and VP8 at the same time, which the
 //! ladder decodes) with the publish key; the stream plays in hls.js and over WHEP; no key is 401,
 //! another stream's key 403, a second publisher 409.
 
@@ -31,7 +32,7 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
             "[webrtc]\nenabled = true\nudp_listen = \"127.0.0.1:0\"\n\
              [auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n\
              [transcode]\nenabled = true\nencoder = \"software\"\n\
-             passthrough_streams = [\"live/rtc\", \"live/bframes\"]\n"
+             passthrough_streams = [\"live/rtc\", \"live/bframes\", \"live/radio\"]\n"
         ))
     })
     .await;
@@ -40,6 +41,22 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     let _ladder = publish_clock(&rtmp("ladder"), GOP_FRAMES);
     let clip = fixture("camera-bikes-272p-h264-10s.mp4");
     let _bframes = publish_loop(Path::new("ffmpeg"), &clip, &rtmp("bframes"));
+    let radio_url = rtmp("radio");
+    let _radio = ffmpeg(
+        Path::new("ffmpeg"),
+        &[
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=660:sample_rate=48000",
+            "-c:a",
+            "aac",
+            "-f",
+            "flv",
+            &radio_url,
+        ],
+    );
     let base = |name: &str| {
         let stream = format!("live/{name}");
         format!(
@@ -48,7 +65,12 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
             test_token(&stream)
         )
     };
-    for (name, rendition) in [("rtc", "source"), ("bframes", "source"), ("ladder", "240p")] {
+    for (name, rendition) in [
+        ("rtc", "source"),
+        ("bframes", "source"),
+        ("ladder", "240p"),
+        ("radio", "audio"),
+    ] {
         assert!(
             wait_for_200(
                 &format!("{}{rendition}/media.m3u8", base(name)),
@@ -116,8 +138,13 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
 
     // A ladder rung by name, and a viewer behind a relay dropping 2 % of the datagrams, together.
     let rung_url = format!("{}whep?rendition=240p", base("ladder"));
+    let ladder_hls = format!("{}index.m3u8", base("ladder"));
     let rung = tokio::spawn(blocking(move || {
-        play_whep_with(&rung_url, 8, &["--latency", "--tcp-only"])
+        play_whep_with(
+            &rung_url,
+            8,
+            &["--latency", "--tcp-only", "--hls", &ladder_hls],
+        )
     }));
     // The origin's player page with its WebRTC engine, at the same time.
     let page_url = format!("{}?engine=webrtc", base("rtc"));
@@ -148,6 +175,10 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     assert!(
         rung["latency_ms"]["webrtc"]["n"].as_u64().unwrap_or(0) > 0,
         "{rung}"
+    );
+    assert!(
+        rung["latency_ms"]["hls"]["n"].as_u64().unwrap_or(0) > 0,
+        "hls.js played the ladder beside it: {rung}"
     );
     assert_eq!(lossy["status"], 201, "{lossy}");
     assert!(
@@ -180,6 +211,20 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
         metrics.contains("estuary_stream_webrtc_nacks_total{stream=\"live/rtc\"}"),
         "{metrics}"
     );
+
+    // A stream without video is served its audio alone.
+    let radio = blocking({
+        let url = format!("{}whep", base("radio"));
+        move || play_whep(&url, 3)
+    })
+    .await;
+    println!("whep, audio only: {radio}");
+    assert_eq!(radio["status"], 201, "{radio}");
+    assert!(
+        radio["audio_packets"].as_u64().unwrap_or(0) >= 100,
+        "{radio}"
+    );
+    assert_eq!(radio["frames_decoded"], 0, "{radio}");
 
     // The session's Location ends it (it is gone already: the browser closed); an unknown one is 404.
     let ended = request("DELETE", &format!("http://{}{location}", origin.http_addr)).await;
