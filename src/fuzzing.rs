@@ -21,6 +21,36 @@ pub fn hls_directives(data: &[u8]) {
     let _ = packager::hls::HlsDirectives::parse(&String::from_utf8_lossy(data));
 }
 
+/// A WebRTC publisher's frames (WHIP) through [`crate::webrtc::whip::WhipIngest`]: records of
+/// `[codec (0 H.264 Annex B, 1 VP8, 2 Opus, modulo 3)][flags (bit 0: contiguous; the byte also steps
+/// the RTP time)][length: u16 BE][frame]`, the last record cut to what is left.
+pub fn whip_frames(data: &[u8]) {
+    use crate::webrtc::whip::{Received, WhipCodec, WhipIngest};
+    let mut ingest = WhipIngest::new();
+    let (mut rest, mut rtp_time) = (data, 0u64);
+    while rest.len() >= 4 {
+        let codec = match rest[0] % 3 {
+            0 => WhipCodec::H264,
+            1 => WhipCodec::Vp8,
+            _ => WhipCodec::Opus,
+        };
+        let contiguous = rest[1] & 1 == 1;
+        rtp_time += u64::from(rest[1]) * 100;
+        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let body = &rest[4..];
+        let (frame, after) = body.split_at(len.min(body.len()));
+        let _ = ingest.frame(Received {
+            codec,
+            rtp_time,
+            arrival_ms: (rtp_time / 90) as i64,
+            contiguous,
+            data: frame,
+        });
+        let _ = ingest.wants_keyframe();
+        rest = after;
+    }
+}
+
 /// A playback token for an arbitrary stream name: `token` and `stream` split at the first newline.
 pub fn token(data: &[u8]) {
     static AUTH: OnceLock<Arc<crate::auth::Auth>> = OnceLock::new();

@@ -38,6 +38,7 @@ const TARGETS: &[(&str, Target, usize)] = &[
     ("hls_directives", fuzzing::hls_directives, 20000),
     ("token", fuzzing::token, 20000),
     ("http_request", fuzzing::http_request, 20000),
+    ("whip_frames", fuzzing::whip_frames, 20000),
 ];
 
 const INTERESTING: &[u8] = &[
@@ -411,6 +412,29 @@ fn seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         ]
         .map(|s| s.as_bytes().to_vec()),
     );
+    // WHIP records (see `fuzzing::whip_frames`): an H.264 IDR access unit with its SPS and PPS in
+    // Annex B, a P-frame after a gap, a VP8 keyframe header, Opus packets.
+    let record = |codec: u8, flags: u8, frame: &[u8]| {
+        let mut r = vec![codec, flags];
+        r.extend_from_slice(&(frame.len().min(65535) as u16).to_be_bytes());
+        r.extend_from_slice(&frame[..frame.len().min(65535)]);
+        r
+    };
+    let start = |nal: &[u8]| [&[0u8, 0, 0, 1][..], nal].concat();
+    let idr_au = [start(&sps), start(&pps), start(&idr[..idr.len().min(2000)])].concat();
+    let vp8_key = [
+        0x50, 0x2a, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01, 0x11, 0x22,
+    ];
+    s.entry("whip_frames").or_default().extend([
+        [
+            record(0, 31, &idr_au),
+            record(0, 31, &start(&[0x41, 0x9a, 0x02, 0x03])),
+            record(0, 30, &start(&[0x41, 0x9a, 0x04])),
+        ]
+        .concat(),
+        [record(1, 31, &vp8_key), record(1, 31, &[0x51, 0, 0, 1, 2])].concat(),
+        [record(2, 1, &[0xfc, 0xff, 0xfe]), record(2, 21, &[0xfc])].concat(),
+    ]);
     let token = fuzzing::token_seed();
     s.entry("token").or_default().extend([
         format!("{token}\nlive/fuzz").into_bytes(),

@@ -15,6 +15,7 @@
 //!   cache is dropped and its viewers wait for the next keyframe; a viewer whose receiver reports
 //!   more than [`HEAVY_LOSS`] lost is dropped to the next keyframe too.
 //! - When a stream ends (its publisher did not come back), its sessions end.
+//! - A panic inside str0m (on a peer's hostile input) ends that session only (`guarded`).
 
 use std::{
     collections::HashMap,
@@ -283,7 +284,11 @@ impl Engine {
         for id in due {
             if let Some(s) = self.sessions.get_mut(&id) {
                 if s.next_timeout <= now {
-                    let _ = s.rtc.handle_input(Input::Timeout(now));
+                    let rtc = &mut s.rtc;
+                    if guarded(id, "timeout", || rtc.handle_input(Input::Timeout(now))).is_none() {
+                        self.remove(id);
+                        continue;
+                    }
                     Self::ask_keyframe(s, now, false);
                 }
                 while let Some(w) = s.out.poll(now) {
@@ -336,10 +341,15 @@ impl Engine {
             return false;
         };
         self.by_source.insert(source, id);
-        if let Some(s) = self.sessions.get_mut(&id)
-            && let Err(error) = s.rtc.handle_input(input)
-        {
-            tracing::debug!(session = id, %error, "webrtc input rejected");
+        if let Some(s) = self.sessions.get_mut(&id) {
+            match guarded(id, "input", || s.rtc.handle_input(input)) {
+                Some(Ok(())) => {}
+                Some(Err(error)) => tracing::debug!(session = id, %error, "webrtc input rejected"),
+                None => {
+                    self.remove(id);
+                    return true;
+                }
+            }
         }
         self.drive(id);
         true
@@ -470,6 +480,19 @@ impl Engine {
     /// An ICE-lite session answering `sdp`, with our candidates: (session, SDP answer). A publisher's
     /// (`is_publish`) takes H.264, VP8 and Opus; a viewer's sends H.264 and Opus.
     fn answer(
+        &self,
+        sdp: &str,
+        is_publish: bool,
+        now: Instant,
+    ) -> Result<(Rtc, String), WhepError> {
+        guarded(0, "offer", || self.answer_unguarded(sdp, is_publish, now)).unwrap_or_else(|| {
+            Err(WhepError::BadOffer(
+                "the offer could not be answered (str0m failed on it)".into(),
+            ))
+        })
+    }
+
+    fn answer_unguarded(
         &self,
         sdp: &str,
         is_publish: bool,
@@ -639,7 +662,11 @@ impl Engine {
             let Some(s) = self.sessions.get_mut(&id) else {
                 return;
             };
-            match s.rtc.poll_output() {
+            let Some(output) = guarded(id, "output", || s.rtc.poll_output()) else {
+                remove = true;
+                break;
+            };
+            match output {
                 Ok(Output::Timeout(t)) => {
                     s.next_timeout = t;
                     break;
@@ -772,6 +799,24 @@ impl Engine {
     }
 }
 
+/// `f` (a call into str0m for session `id`: 0 before it exists), with a panic caught: `None` then,
+/// logged with context. A peer's hostile input must not take down the engine and every other session
+/// with it; the caller ends the session.
+fn guarded<T>(id: u64, what: &str, f: impl FnOnce() -> T) -> Option<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => Some(v),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(session = id, what, %message, "str0m panicked: the session is ended, the engine goes on");
+            None
+        }
+    }
+}
+
 /// The `profile_idc` of the first SPS (NAL unit type 7) in an Annex B access unit (ITU-T H.264
 /// §7.3.2.1.1: the byte after the NAL unit header).
 fn sps_profile_idc(annex_b: &[u8]) -> Option<u8> {
@@ -784,6 +829,16 @@ fn sps_profile_idc(annex_b: &[u8]) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_inside_str0m_is_caught_and_reported() {
+        assert_eq!(guarded(7, "input", || 3), Some(3));
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let caught = guarded(7, "input", || -> u8 { panic!("hostile packet") });
+        std::panic::set_hook(hook);
+        assert_eq!(caught, None);
+    }
 
     #[test]
     fn the_profile_comes_from_the_sps_in_front_of_a_keyframe() {
