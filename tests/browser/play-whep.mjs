@@ -23,6 +23,8 @@
 //             candidates are rewritten to the relay's port).
 // --tcp-only  remove the answer's UDP candidates: ICE over TCP (RFC 6544) or
 //             nothing, as on a network that blocks UDP.
+// --audio-only  a stream without video: the window starts at the first audio
+//             packet instead of the first decoded frame.
 //
 // Output: ok (frames decoded during the window and no error), url, status
 // (the POST's), location, error, connection_state, frames_decoded,
@@ -38,6 +40,7 @@ import { cliArgs, launchChromium, packageFile, startServer, sleep } from './harn
 
 const SPEC = {
   url: 'string', seconds: 'number', hls: 'string', latency: 'boolean', loss: 'number', 'tcp-only': 'boolean',
+  'audio-only': 'boolean',
   chromium: 'string', verbose: 'boolean', help: 'boolean',
 };
 
@@ -174,8 +177,9 @@ const { server, origin } = await startServer({
   files: { '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js') },
 });
 const relay = args.loss ? await startRelay(args.loss) : null;
+const launchAt = Date.now();
 const browser = await launchChromium({ executablePath: args.chromium });
-const result = { ok: false, url: args.url };
+const result = { ok: false, url: args.url, timing_ms: { launch: Date.now() - launchAt } };
 try {
   await browser.page.goto(`${origin}/`);
   if (args.latency) await browser.page.evaluate(() => { window.measureLatency = true; });
@@ -187,6 +191,7 @@ try {
   }
   delete posted.candidates;
   Object.assign(result, posted);
+  result.timing_ms.posted = Date.now() - launchAt;
   if (posted.status === 201) {
     const t0 = Date.now();
     let first = null;
@@ -195,9 +200,11 @@ try {
       await sleep(500);
       last = await browser.page.evaluate(() => window.sample());
       if (args.verbose) console.error(JSON.stringify(last));
-      if (!first && last.video && last.video.framesDecoded > 0) first = { at: Date.now(), s: last };
+      const started = args['audio-only'] ? (last.audio?.packetsReceived ?? 0) > 0 : (last.video?.framesDecoded ?? 0) > 0;
+      if (!first && started) first = { at: Date.now(), s: last };
       if (first && Date.now() - first.at >= seconds * 1000) break;
     }
+    result.timing_ms.window_end = Date.now() - launchAt;
     const v = last?.video ?? {};
     result.connection_state = last?.state ?? null;
     result.transport = last?.transport ?? null;
@@ -211,7 +218,7 @@ try {
     result.height = v.frameHeight ?? null;
     result.audio_packets = last?.audio?.packetsReceived ?? 0;
     result.audio_samples = last?.audio?.totalSamplesReceived ?? 0;
-    result.decoded_in_window = first ? (v.framesDecoded ?? 0) - (first.s.video.framesDecoded ?? 0) : 0;
+    result.decoded_in_window = first ? (v.framesDecoded ?? 0) - (first.s.video?.framesDecoded ?? 0) : 0;
     result.played_seconds = first ? (last.currentTime - first.s.currentTime) : 0;
     const page = await browser.page.evaluate(() => ({ latency: window.latency, firstShown: window.firstShown, postedAt: window.postedAt }));
     result.first_frame_ms = page.firstShown === null ? null : page.firstShown - page.postedAt;
@@ -222,7 +229,7 @@ try {
       };
     }
     if (args.hls) result.hls = last?.hls ?? null;
-    result.ok = result.decoded_in_window > 0;
+    result.ok = args['audio-only'] ? result.audio_packets > 0 : result.decoded_in_window > 0;
   }
 } catch (e) {
   result.error = String(e);
@@ -230,5 +237,8 @@ try {
   if (relay) { result.relay = { forwarded: relay.state.forwarded, dropped: relay.state.dropped }; relay.close(); }
   await browser.close();
   server.close();
+  result.timing_ms.closed = Date.now() - launchAt;
 }
-console.log(JSON.stringify(result));
+// Exit once the report is out: the page server's idle keep-alive connections would hold the
+// process for seconds more.
+process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));

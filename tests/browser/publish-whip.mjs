@@ -105,4 +105,6 @@ try {
   await browser.close();
   server.close();
 }
-console.log(JSON.stringify(result));
+// Exit once the report is out: the page server's idle keep-alive connections would hold the
+// process for seconds more.
+process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));

@@ -149,9 +149,25 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     // The origin's player page with its WebRTC engine, at the same time.
     let page_url = format!("{}?engine=webrtc", base("rtc"));
     let page = tokio::spawn(blocking(move || play_page(&page_url, 8)));
+    // A stream without video is served its audio alone, at the same time.
+    let radio = tokio::spawn(blocking({
+        let url = format!("{}whep", base("radio"));
+        move || play_whep_with(&url, 3, &["--audio-only"])
+    }));
     let lossy_url = format!("{}whep", base("rtc"));
     let lossy = blocking(move || play_whep_with(&lossy_url, 12, &["--loss", "0.02"])).await;
-    let (rung, page) = (rung.await.unwrap(), page.await.unwrap());
+    let (rung, page, radio) = (
+        rung.await.unwrap(),
+        page.await.unwrap(),
+        radio.await.unwrap(),
+    );
+    println!("whep, audio only: {radio}");
+    assert_eq!(radio["status"], 201, "{radio}");
+    assert!(
+        radio["audio_packets"].as_u64().unwrap_or(0) >= 100,
+        "{radio}"
+    );
+    assert_eq!(radio["frames_decoded"], 0, "{radio}");
     println!("whep ladder rung 240p: {rung}\nwhep through 2 % loss: {lossy}\nplayer page: {page}");
     assert_eq!(page["ok"], true, "{page}");
     assert_eq!(page["engine"], "webrtc", "{page}");
@@ -211,20 +227,6 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
         metrics.contains("estuary_stream_webrtc_nacks_total{stream=\"live/rtc\"}"),
         "{metrics}"
     );
-
-    // A stream without video is served its audio alone.
-    let radio = blocking({
-        let url = format!("{}whep", base("radio"));
-        move || play_whep(&url, 3)
-    })
-    .await;
-    println!("whep, audio only: {radio}");
-    assert_eq!(radio["status"], 201, "{radio}");
-    assert!(
-        radio["audio_packets"].as_u64().unwrap_or(0) >= 100,
-        "{radio}"
-    );
-    assert_eq!(radio["frames_decoded"], 0, "{radio}");
 
     // The session's Location ends it (it is gone already: the browser closed); an unknown one is 404.
     let ended = request("DELETE", &format!("http://{}{location}", origin.http_addr)).await;
