@@ -192,6 +192,7 @@ impl Metrics {
         let shed = Family::<RenditionLabels, Gauge>::default();
         let decode_errors = Family::<StreamLabels, Counter>::default();
         let unusable = Family::<TrackLabels, Gauge>::default();
+        let events = Family::<KindLabels, Counter>::default();
         let mut names = hub.names();
         names.sort();
         for entry in names.iter().filter_map(|n| hub.get(n)) {
@@ -229,6 +230,14 @@ impl Metrics {
                     stream: stream.clone(),
                 })
                 .inc_by(report.requests_total);
+            for (kind, n) in &report.events {
+                events
+                    .get_or_create(&KindLabels {
+                        stream: stream.clone(),
+                        kind,
+                    })
+                    .inc_by(*n);
+            }
             let st = entry.lock();
             for r in st.packager.renditions() {
                 let labels = RenditionLabels {
@@ -360,6 +369,20 @@ impl Metrics {
             "stream_webrtc_dropped_to_keyframe",
             "Times a WebRTC viewer of the stream was dropped to the next keyframe",
             webrtc_dropped,
+        );
+        registry.register(
+            "stream_events",
+            "Timed events stamped onto the stream since it started, by kind (metadata)",
+            events,
+        );
+        let refused = Family::<ReasonLabels, Counter>::default();
+        for (reason, n) in hub.event_refusals() {
+            refused.get_or_create(&ReasonLabels { reason }).inc_by(n);
+        }
+        registry.register(
+            "event_refusals",
+            "Timed metadata posts refused, by reason (no_stream, invalid, too_large, id_in_use, rate_limited)",
+            refused,
         );
         registry.register(
             "stream_requests",

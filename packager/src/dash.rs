@@ -178,6 +178,15 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         if !audio.is_empty() {
             adaptations.push(audio_adaptation(audio));
         }
+        // Timed metadata (ID3 in `emsg`, [`crate::events`]) rides in the video segments, or in the
+        // audio ones on a stream without video: declared from the start, so players listen for it.
+        if let Some(a) = adaptations.first_mut() {
+            a.InbandEventStream = vec![mpd::InbandEventStream {
+                schemeIdUri: crate::cmaf::emsg::ID3_SCHEME.into(),
+                value: Some(String::new()),
+                ..Default::default()
+            }];
+        }
         if let Some(key) = &period_key {
             for a in &mut adaptations {
                 a.ContentProtection = content_protection(key);

@@ -397,11 +397,14 @@ pub fn render_media_playlist(
     let mut from_start = 0u64;
     let mut skipped = 0usize;
     if skip {
-        // Skip segments that start more than CAN-SKIP-UNTIL before the end of the playlist, keeping every
-        // discontinuity and init change visible.
-        for s in segments.iter() {
+        // Skip segments that start more than CAN-SKIP-UNTIL before the end of the playlist, but never
+        // one after an EXT-X-DISCONTINUITY: the tag would go with it, and a client numbers the
+        // discontinuity sequence of every later segment by the tags it sees (hls.js then finds its
+        // segments' numbering changed and gives up on the playlist).
+        for (i, s) in segments.iter().enumerate() {
             let starts_before_edge = edge - from_start;
-            if starts_before_edge <= skip_window || !s.is_complete {
+            if starts_before_edge <= skip_window || !s.is_complete || (s.is_discontinuity && i > 0)
+            {
                 break;
             }
             from_start += s.duration_ticks();
@@ -411,6 +414,10 @@ pub fn render_media_playlist(
             let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
         }
     }
+    // Every event the window spans, in every media playlist alike (RFC 8216bis §4.4.5.1), each before
+    // the segment it starts in (those of skipped segments before the first one listed: delta updates
+    // keep them all, since CAN-SKIP-DATERANGES is not offered).
+    let mut events = stream.events().peekable();
     let mut current_init: Option<u64> = None;
     let mut position = from_start;
     for (i, s) in segments.iter().enumerate().skip(skipped) {
@@ -441,6 +448,25 @@ pub fn render_media_playlist(
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 format_program_date_time(s.program_date_time_ms)
             );
+        }
+        // Up to the next segment's start; after the last one, up to its end when it is complete: an
+        // event past it waits for the segment holding it (a player dates a DATERANGE by the
+        // segments listed, and across a reconnect's gap in the wall clock it would date it by the
+        // segment before).
+        let next_start_90khz = match segments.get(i + 1) {
+            Some(n) => Some(rescale(n.earliest_pts, ts, 90_000)),
+            None if s.is_complete => Some(rescale(
+                s.start_dts
+                    .saturating_add(i64::try_from(s.duration_ticks()).unwrap_or(0)),
+                ts,
+                90_000,
+            )),
+            None => None,
+        };
+        while let Some(e) = events.next_if(|e| next_start_90khz.is_none_or(|n| e.pts_90khz < n)) {
+            if let Some(line) = e.daterange() {
+                out.push_str(&line);
+            }
         }
         let dur = s.duration_ticks();
         let ends_before_edge = edge - (position + dur);

@@ -12,6 +12,7 @@ pub mod cmaf;
 pub mod config;
 pub mod crypto;
 pub mod dash;
+pub mod events;
 mod grid;
 pub mod hls;
 pub mod rendition;

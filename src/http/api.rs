@@ -78,20 +78,9 @@ impl Origin {
                     r
                 }
             },
-            _ => match self
-                .auth
-                .check_api_authorization(headers.get(header::AUTHORIZATION))
-            {
-                None => {
-                    let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
-                    r.headers_mut().insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Bearer realm=\"estuary api\""),
-                    );
-                    r
-                }
-                Some(false) => text(StatusCode::FORBIDDEN, "403 Forbidden\n"),
-                Some(true) => match self.cluster_api(method, path).await {
+            _ => match self.api_refusal(headers) {
+                Some(refusal) => refusal,
+                None => match self.cluster_api(method, path).await {
                     Some(response) => response,
                     None => self.api(method, path),
                 },
@@ -100,6 +89,61 @@ impl Origin {
         if method == Method::HEAD {
             *response.body_mut() = ChunksBody::empty();
         }
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(cache::PRIVATE),
+        );
+        response
+    }
+
+    /// The answer to an API request whose bearer token is missing (401) or wrong (403); `None` when
+    /// it is right.
+    pub(super) fn api_refusal(&self, headers: &hyper::HeaderMap) -> Option<Response<ChunksBody>> {
+        let text = |status: StatusCode, body: &'static str| {
+            let mut r = Response::new(ChunksBody::new([Bytes::from_static(body.as_bytes())]));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            r
+        };
+        match self
+            .auth
+            .check_api_authorization(headers.get(header::AUTHORIZATION))
+        {
+            None => {
+                let mut r = text(StatusCode::UNAUTHORIZED, "401 Unauthorized\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"estuary api\""),
+                );
+                Some(r)
+            }
+            Some(false) => Some(text(StatusCode::FORBIDDEN, "403 Forbidden\n")),
+            Some(true) => None,
+        }
+    }
+
+    /// `POST /api/streams/{stream}/metadata` (`path`), its body read up to
+    /// [`metadata::MAX_BODY_BYTES`] (`None` beyond): the token checked, then the event posted.
+    pub(super) async fn metadata_request(
+        &self,
+        path: &str,
+        headers: &hyper::HeaderMap,
+        body: Option<Bytes>,
+    ) -> Response<ChunksBody> {
+        let mut response = match self.api_refusal(headers) {
+            Some(refusal) => refusal,
+            None => match path
+                .strip_prefix("/api/streams/")
+                .and_then(|p| p.strip_suffix("/metadata"))
+                .filter(|s| s.parse::<media::name::StreamName>().is_ok())
+            {
+                Some(stream) => self.post_metadata(stream, body).await,
+                None => error_response(&OriginError::NotFound),
+            },
+        };
         response.headers_mut().insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(cache::PRIVATE),

@@ -46,6 +46,7 @@ mod body;
 mod cluster_api;
 mod conn;
 mod license;
+mod metadata;
 mod objects;
 mod pages;
 mod proxy;
@@ -224,6 +225,18 @@ impl Origin {
         );
         let label = route.label();
         let mut response = match (route, method) {
+            (Route::Api(path), Method::POST) if path.ends_with("/metadata") => {
+                let path = path.to_owned();
+                let (parts, body) = req.into_parts();
+                let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                    body,
+                    metadata::MAX_BODY_BYTES,
+                ))
+                .await
+                .ok()
+                .map(|b| b.to_bytes());
+                self.metadata_request(&path, &parts.headers, body).await
+            }
             // CORS preflights carry no credentials: never checked, never counted as refusals.
             (Route::Health(path) | Route::Api(path), method) => {
                 self.operations(&method, path, req.headers()).await

@@ -104,6 +104,7 @@ impl Hub {
                 transcode: None,
                 unusable_tracks: Vec::new(),
                 webrtc_feed: crate::webrtc::feed::WebRtcFeed::new(name),
+                events: Default::default(),
                 cache: HashMap::new(),
             }),
             version_tx,
@@ -115,6 +116,7 @@ impl Hub {
             reserved_msn: Default::default(),
             cluster: self.config.cluster.clone(),
             webrtc: self.config.webrtc.clone(),
+            events_waiting: Default::default(),
         })
     }
 

@@ -8,6 +8,7 @@
 //! `lifecycle` (new entries, end after the grace period, removal, shutdown), `session` (publish
 //! sessions feeding the packager).
 
+pub mod events;
 pub mod keys;
 pub mod ladder;
 pub mod msn_store;
@@ -121,6 +122,8 @@ pub struct Hub {
     draining: std::sync::atomic::AtomicBool,
     /// Part publication latency per stream and rendition (`/metrics`).
     part_latency: part_latency::PartLatencyFamily,
+    /// Timed metadata refused, by reason ([`events::EventRefused::reason`]).
+    event_refusals: Mutex<std::collections::BTreeMap<&'static str, u64>>,
 }
 
 impl Hub {
@@ -133,6 +136,7 @@ impl Hub {
             shutting_down: Default::default(),
             draining: Default::default(),
             part_latency: part_latency::part_latency_family(),
+            event_refusals: Default::default(),
         })
     }
 

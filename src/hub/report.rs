@@ -43,6 +43,8 @@ pub struct StreamReport {
     /// The video renditions WebRTC viewers can be sent (`?rendition=` of a WHEP request), when WebRTC
     /// is served.
     pub webrtc_renditions: Option<Vec<String>>,
+    /// Timed events stamped onto the stream since it started, by kind (`metadata`).
+    pub events: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A source track that is not used, in a [`StreamReport`].
@@ -196,6 +198,11 @@ impl StreamReport {
                     .collect()
             }),
             webrtc,
+            events: st
+                .packager
+                .event_counts()
+                .map(|(kind, n)| (kind.as_str(), n))
+                .collect(),
         }
     }
 }

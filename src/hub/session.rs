@@ -143,6 +143,8 @@ impl Publisher for Hub {
             webrtc: self.config.webrtc.clone(),
             opus_source: None,
             opus: None,
+            timescales: [None, None],
+            edge_pts_90khz: None,
         }))
     }
 }
@@ -170,6 +172,11 @@ struct HubSession {
     /// The stream's audio as Opus for its WebRTC viewers, while it has any (`Err`: libopus failed
     /// for this track, reported once).
     opus: Option<Result<transcoder::OpusEncoder, ()>>,
+    /// The timescales of the publish's used tracks: [video, audio].
+    timescales: [Option<u32>; 2],
+    /// The latest presentation time at the live edge of ingest, 90 kHz ticks on the publish's input
+    /// timeline (video frames; audio frames on a stream without video).
+    edge_pts_90khz: Option<i64>,
 }
 
 impl HubSession {
@@ -215,6 +222,26 @@ impl HubSession {
         if let Ok(encoder) = encoder {
             encoder.push(frame.clone());
         }
+    }
+
+    /// A frame at the live edge of ingest (video; audio on a stream without video): the timed
+    /// metadata waiting is stamped with the latest presentation time so far.
+    fn stamp_events(&mut self, frame: &media::Frame) {
+        let is_edge = match frame.track {
+            media::TrackKind::Video => true,
+            media::TrackKind::Audio => self.timescales[0].is_none(),
+        };
+        let Some(timescale) = self.timescales[usize::from(frame.track == media::TrackKind::Audio)]
+        else {
+            return;
+        };
+        if !is_edge {
+            return;
+        }
+        let pts = media::time::rescale(frame.pts, timescale, 90_000);
+        let edge = self.edge_pts_90khz.map_or(pts, |e| e.max(pts));
+        self.edge_pts_90khz = Some(edge);
+        self.entry.stamp_waiting_events(edge);
     }
 
     /// Package a source frame directly (passthrough).
@@ -309,7 +336,11 @@ impl PublishSession for HubSession {
                         .then(|| track.clone());
                 }
                 match self.gate.track(&track) {
-                    Verdict::Use => self.track_used(track.kind()),
+                    Verdict::Use => {
+                        self.track_used(track.kind());
+                        self.timescales[usize::from(track.kind() == media::TrackKind::Audio)] =
+                            Some(track.timescale);
+                    }
                     verdict => return self.judged(verdict),
                 }
                 let failed = match &mut self.ladder {
@@ -342,6 +373,7 @@ impl PublishSession for HubSession {
                 if !self.gate.admits(frame.track) {
                     return;
                 }
+                self.stamp_events(&frame);
                 self.send_to_webrtc(&frame);
                 let Some(ladder) = &mut self.ladder else {
                     self.package(frame);

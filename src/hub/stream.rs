@@ -68,6 +68,8 @@ pub struct StreamState {
     /// What the stream offers WebRTC viewers: its video renditions, which fit and why not (fed only
     /// when WebRTC is served).
     pub webrtc_feed: crate::webrtc::feed::WebRtcFeed,
+    /// Timed metadata waiting for a frame to be stamped with, and the stream's event rate limit.
+    pub(super) events: crate::hub::events::EventQueue,
     pub(super) cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
@@ -130,6 +132,8 @@ pub struct StreamEntry {
     pub(super) cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The WebRTC engine, when WHEP is served: given the stream's video frames and Opus packets.
     pub(super) webrtc: Option<Arc<crate::webrtc::WebRtc>>,
+    /// Set while timed metadata waits in the state for a frame (checked without the lock per frame).
+    pub(super) events_waiting: std::sync::atomic::AtomicBool,
 }
 
 /// A request counter with the rate over its last complete window of at least

@@ -119,6 +119,22 @@ pub fn publish_whip(url: &str, key: Option<&str>, seconds: u32, codec: &str) -> 
     )
 }
 
+/// Play a stream in hls.js (LL-HLS, `hls_url`), dash.js and Shaka (`dash_url`) at once in headless
+/// Chromium (tests/browser/play-events.mjs) until each raised the timed metadata event `end_id` (at
+/// most `seconds`), and return every ID3 event each player raised with its timing against the frames
+/// shown (whose clock codes [`clock_code_filter`] draws).
+///
+/// [`clock_code_filter`]: crate::ffmpeg::clock_code_filter
+pub fn play_events(hls_url: &str, dash_url: &str, end_id: &str, seconds: u32) -> serde_json::Value {
+    run_player(
+        Command::new("node"),
+        "play-events.mjs",
+        hls_url,
+        seconds,
+        &["--dash", dash_url, "--end", end_id],
+    )
+}
+
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
 /// return its JSON report.
 pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {

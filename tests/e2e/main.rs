@@ -15,6 +15,7 @@ mod cluster;
 mod codecs;
 mod dash;
 mod encryption;
+mod events;
 mod fuzz_smoke;
 mod hls;
 mod hostile;

@@ -28,6 +28,7 @@
 //! and the base media decode time), no encryption boxes (CENC adds `tenc`/`senc` elsewhere), no edit lists.
 
 mod chunk;
+pub mod emsg;
 mod init;
 pub(crate) mod writer;
 

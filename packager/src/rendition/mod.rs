@@ -245,6 +245,11 @@ pub struct Rendition {
     pending_received_ms: Option<i64>,
     /// Publication delays of the parts closed since the last [`Self::take_publication_delays`], ms.
     publication_delays_ms: Vec<u32>,
+    /// Events stamped but not yet written: each goes, as an `emsg` box, before the chunk of the
+    /// first part closed whose latest presentation time reaches its stamp (oldest first).
+    events: VecDeque<std::sync::Arc<crate::events::StampedEvent>>,
+    /// Events written into this rendition's parts.
+    events_written: u64,
 }
 
 /// Publication delays kept between two [`Rendition::take_publication_delays`] calls (older ones are
@@ -322,6 +327,8 @@ impl Rendition {
             clock_ms: (0, None),
             pending_received_ms: None,
             publication_delays_ms: Vec::new(),
+            events: VecDeque::new(),
+            events_written: 0,
         }
     }
 
@@ -337,6 +344,18 @@ impl Rendition {
     /// publication. Parts whose last frame has no reception time are not listed.
     pub fn take_publication_delays(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.publication_delays_ms)
+    }
+
+    /// Carry `event` in this rendition: its `emsg` goes before the chunk of the first part closed from
+    /// now on whose latest presentation time is at or past the event's (the part holding the stamped
+    /// frame, or the next one when that part is already out).
+    pub fn queue_event(&mut self, event: std::sync::Arc<crate::events::StampedEvent>) {
+        self.events.push_back(event);
+    }
+
+    /// Events written into this rendition's parts since it began.
+    pub fn events_written(&self) -> u64 {
+        self.events_written
     }
 
     /// The rendition's name (its folder in URLs).

@@ -265,6 +265,9 @@ impl Rendition {
         let bytes = cmaf::write_chunk(self.chunk_sequence, 1, base, &samples);
         drop(samples);
         let earliest = frames.iter().map(|f| f.pts).min().unwrap_or(i64::MAX);
+        let emsgs =
+            self.take_event_messages(frames.iter().map(|f| f.pts).max().unwrap_or(i64::MIN));
+        let bytes = prefixed(&emsgs, bytes);
         let seg = self
             .segments
             .back_mut()
@@ -315,6 +318,7 @@ impl Rendition {
                 &protection,
                 framing.has_subsamples(),
             )
+            .map(|chunk| prefixed(&emsgs, chunk))
             .unwrap_or_else(|error| {
                 tracing::error!(%error, "cannot write protected cmaf chunk");
                 Bytes::new()
@@ -338,6 +342,23 @@ impl Rendition {
             let delay = (self.clock_ms.0 - received).clamp(0, i64::from(u32::MAX));
             self.publication_delays_ms.push(delay as u32);
         }
+    }
+
+    /// The `emsg` boxes of the queued events stamped at or before `latest_pts` (ticks), concatenated
+    /// in order, taken off the queue.
+    fn take_event_messages(&mut self, latest_pts: i64) -> Vec<u8> {
+        let ts = self.track.timescale;
+        let mut out = Vec::new();
+        while let Some(e) = self
+            .events
+            .front()
+            .filter(|e| media::time::rescale(e.pts_90khz, 90_000, ts) <= latest_pts)
+        {
+            out.extend_from_slice(&e.emsg(ts));
+            self.events.pop_front();
+            self.events_written += 1;
+        }
+        out
     }
 
     /// End the rendition: close what is open; playlists get EXT-X-ENDLIST.
@@ -417,4 +438,16 @@ impl Rendition {
                 .retain(|c| c.key_id >= oldest_key && inits.iter().any(|e| e.id == c.init_id));
         }
     }
+}
+
+/// `chunk` with `prefix` (event message boxes) before it; `chunk` itself when there is none or the
+/// chunk could not be written.
+fn prefixed(prefix: &[u8], chunk: Bytes) -> Bytes {
+    if prefix.is_empty() || chunk.is_empty() {
+        return chunk;
+    }
+    let mut out = Vec::with_capacity(prefix.len() + chunk.len());
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(&chunk);
+    Bytes::from(out)
 }

@@ -185,7 +185,12 @@ impl StreamPackager {
                     return Decision::Drop;
                 }
                 let msn = if is_leader {
-                    self.next_msn
+                    // Its own next number: a rendition's numbers never skip one (a player numbers
+                    // segments by their place in the playlist). On its first segment, the one a
+                    // follower (audio ahead of the first keyframe) already opened, if any.
+                    r.next_msn()
+                        .or_else(|| self.grid.first().map(|g| g.msn))
+                        .unwrap_or(self.next_msn)
                 } else {
                     // Join the leader's segment that contains this frame (or the leader's next one).
                     let own_next = r.next_msn().unwrap_or(0);

@@ -5,9 +5,10 @@
 //!
 //! Layout: the packager's state and what it reports (here), `tracks` (declaring and changing
 //! renditions, the end of the stream), `push` (packaging frames on the segment grid), `cut` (where a
-//! segment or part ends).
+//! segment or part ends), `events` (timed events stamped onto the timeline).
 
 mod cut;
+mod events;
 mod push;
 mod tracks;
 
@@ -112,6 +113,9 @@ pub struct StreamPackager {
     /// EXT-X-DISCONTINUITY-SEQUENCE of every rendition's first segment (RFC 8216bis §4.4.3.3): 0,
     /// or where the stream's previous publish (on another origin) left it, plus one.
     first_discontinuity_sequence: u64,
+    /// Timed events ([`crate::events`]): stamped ones in the window, those waiting for the output
+    /// timeline, counters.
+    events: events::EventLog,
 }
 
 fn apply_bandwidth(r: &mut Rendition, nominal_bps: Option<u64>, floor_bps: u64) {
@@ -166,6 +170,7 @@ impl StreamPackager {
             key_source: None,
             cenc_epoch: None,
             first_discontinuity_sequence: 0,
+            events: events::EventLog::default(),
         }
     }
 

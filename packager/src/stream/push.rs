@@ -55,6 +55,7 @@ impl StreamPackager {
                     .max();
                 let o = end.map_or(0, |end| end - rescale(frame.dts, timescale, 90_000));
                 self.input_offset_90khz = Some(o);
+                self.map_waiting_events();
                 o
             }
         };
@@ -310,6 +311,9 @@ impl StreamPackager {
             if is_leader {
                 self.record_leader_part_end();
             }
+        }
+        if cut.is_some() {
+            self.tend_events();
         }
         if let Some(secs) = first_segment_s {
             let td = self.target_duration_for(secs);

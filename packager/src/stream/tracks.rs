@@ -103,6 +103,7 @@ impl StreamPackager {
     /// The publisher reconnected: the next segments follow an EXT-X-DISCONTINUITY and the new input
     /// timeline is shifted to continue the output timeline.
     pub fn discontinuity(&mut self) {
+        self.place_unmapped_events_at_end();
         for r in &mut self.renditions {
             if r.has_open_segment() {
                 r.cut(None);

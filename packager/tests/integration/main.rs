@@ -8,4 +8,5 @@ mod common;
 
 mod dash;
 mod encryption;
+mod events;
 mod segmenter;

@@ -543,6 +543,63 @@ fn reconnect_adds_discontinuity_and_continues_msn_and_timeline() {
 }
 
 #[test]
+fn a_reconnect_whose_audio_comes_first_keeps_every_renditions_numbers_consecutive() {
+    // FFmpeg's RTMP output often sends audio before the first video frame: the audio opens the
+    // new publish's first segment, and the video must join it, not skip a number.
+    for lead_ms in [100i64, 600, 1000] {
+        let mut p = packager(PackagerConfig::default());
+        feed(&mut p, 5.0, 60, 0);
+        p.discontinuity();
+        let mut a = 0i64;
+        for i in 0..300u64 {
+            let ms = frame_ms(i);
+            while a * 1024 * 1000 / 48_000 < ms + lead_ms {
+                p.push_frame(
+                    aframe(a * 1024),
+                    1_700_000_010_000 + a * 1024 * 1000 / 48_000,
+                );
+                a += 1;
+            }
+            p.push_frame(vframe(ms * 90, 3000, i % 60 == 0), 1_700_000_010_000 + ms);
+            p.check_invariants()
+                .unwrap_or_else(|e| panic!("audio {lead_ms} ms ahead, frame {i}: {e}"));
+        }
+        let msns = |r: &str| -> Vec<u64> {
+            p.rendition(r)
+                .unwrap()
+                .segments()
+                .iter()
+                .map(|s| s.msn)
+                .collect()
+        };
+        assert_eq!(msns("source"), msns("audio"), "audio {lead_ms} ms ahead");
+        let disc: Vec<u64> = ["source", "audio"]
+            .iter()
+            .flat_map(|r| p.rendition(r).unwrap().segments().iter())
+            .filter(|s| s.is_discontinuity)
+            .map(|s| s.msn)
+            .collect();
+        assert_eq!(disc, vec![1003, 1003], "audio {lead_ms} ms ahead");
+    }
+}
+
+#[test]
+fn a_delta_update_never_skips_a_discontinuity() {
+    let mut p = packager(PackagerConfig::default());
+    feed(&mut p, 4.0, 60, 0);
+    p.discontinuity();
+    // 16 s after the reconnect: the discontinuity is older than CAN-SKIP-UNTIL (12 s), still listed.
+    feed(&mut p, 16.0, 60, 0);
+    let full = hls::render_media_playlist(&p, "source", false).unwrap();
+    assert!(full.contains("#EXT-X-DISCONTINUITY\n"), "{full}");
+    let delta = hls::render_media_playlist(&p, "source", true).unwrap();
+    // Segments before it may go; it and what follows stay, so the tag is seen.
+    assert!(delta.contains("#EXT-X-DISCONTINUITY\n"), "{delta}");
+    assert!(delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS="), "{delta}");
+    m3u8_rs::parse_playlist_res(delta.as_bytes()).expect("delta parses");
+}
+
+#[test]
 fn a_stream_continued_from_elsewhere_starts_at_its_discontinuity_sequence() {
     let mut p = packager(PackagerConfig::default());
     // The previous publish (on another origin) ended at discontinuity sequence 6.
