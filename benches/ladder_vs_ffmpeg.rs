@@ -242,6 +242,7 @@ fn load_source(path: &Path) -> Source {
             IngestEvent::Track(t) => audio = Some(t),
             IngestEvent::Frame(f) => frames.push(f),
             IngestEvent::Unusable(u) => panic!("unexpected unusable track {u}"),
+            IngestEvent::Splice(_) => {}
         }
     }
     let mut pts: Vec<i64> = frames

@@ -90,7 +90,7 @@ fn main() {
         .iter()
         .map(|e| match e {
             IngestEvent::Frame(f) => f.data.len(),
-            IngestEvent::Track(_) | IngestEvent::Unusable(_) => 0,
+            IngestEvent::Track(_) | IngestEvent::Unusable(_) | IngestEvent::Splice(_) => 0,
         })
         .sum();
 
@@ -285,6 +285,7 @@ fn package_with(events: &[IngestEvent], encrypt: bool) -> PassStats {
     for event in events {
         match event {
             IngestEvent::Unusable(u) => panic!("unexpected unusable track {u}"),
+            IngestEvent::Splice(_) => {}
             IngestEvent::Track(track) => p.set_track(track.clone()),
             IngestEvent::Frame(frame) => {
                 let rendition = match frame.track {

@@ -41,12 +41,14 @@ BUILD_PACKAGES=(
 # Packages for tests and the demo. GStreamer (tests/e2e/matrix/): gst-launch-1.0
 # (tools); videotestsrc, audiotestsrc, playbin3 (base); flvmux, hlsdemux2
 # (good); rtmp2sink, srtsink, mpegtsmux, voaacenc (bad); x264enc (ugly); the
-# decoders playbin3 plugs (libav). redis-server: the cluster tests start their own on a loopback port
-# (never the system service).
+# decoders playbin3 plugs (libav). python3-gi and the GStreamer, base and bad GObject introspection
+# data: tests/tools/gst-scte35-publish.py, whose mpegtsmux writes SCTE-35 sections (GstMpegts).
+# redis-server: the cluster tests start their own on a loopback port (never the system service).
 TOOL_PACKAGES=(
   ffmpeg chromium srt-tools nginx-light redis-server curl ca-certificates python3-pip jq
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  python3-gi gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0
 )
 
 is_installed() {

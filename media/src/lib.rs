@@ -28,7 +28,7 @@ pub mod name;
 pub mod picture_size;
 pub mod time;
 
-pub use bits::ebsp_to_rbsp;
+pub use bits::{BitReader, ebsp_to_rbsp};
 pub use codec::{CodecConfig, TrackInfo, TrackKind, VideoParams};
 pub use decodable::{AudioFormat, DecodableCodec, DecodableConfig, PcmFormat};
 pub use frame::Frame;

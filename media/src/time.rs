@@ -90,6 +90,23 @@ impl Unwrapper {
         Self { bits, last: None }
     }
 
+    /// The unwrapped value nearest the last one for `raw` (only its low `bits` bits are used), without
+    /// moving the clock: for a time announced ahead (an SCTE-35 splice time) on the same clock.
+    pub fn nearest(&self, raw: u64) -> i64 {
+        let modulus = 1i64 << self.bits;
+        let raw = (raw & (modulus as u64 - 1)) as i64;
+        match self.last {
+            None => raw,
+            Some(last) => {
+                let base = last - last.rem_euclid(modulus);
+                [base - modulus + raw, base + raw, base + modulus + raw]
+                    .into_iter()
+                    .min_by_key(|c| (*c - last).abs())
+                    .unwrap_or(raw)
+            }
+        }
+    }
+
     /// Unwrap one raw clock value (only its low `bits` bits are used).
     pub fn unwrap(&mut self, raw: u64) -> i64 {
         let modulus = 1i64 << self.bits;

@@ -126,6 +126,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
     let mut is_protected = false;
     let mut presentation_end = Duration::ZERO;
     let mut longest_segment = Duration::from_secs(u64::from(td));
+    let mut has_splices = false;
     for (i, p) in periods.iter().enumerate() {
         let end_msn = periods.get(i + 1).map_or(u64::MAX, |n| n.first_msn);
         let start = Duration::from_millis(u64::try_from(p.start_ms - ast_ms).unwrap_or(0));
@@ -193,10 +194,14 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
             }
             is_protected = true;
         }
+        let next_pts = periods.get(i + 1).map(|n| n.pts_90khz);
+        let event_streams = splice_event_stream(stream, p.pts_90khz, next_pts);
+        has_splices |= !event_streams.is_empty();
         out_periods.push(mpd::Period {
             id: Some(format!("p{}", p.first_msn)),
             start: Some(start),
             adaptations,
+            event_streams,
             ..Default::default()
         });
     }
@@ -237,6 +242,7 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
             ..Default::default()
         }],
         periods: out_periods,
+        scte35: has_splices.then(|| SCTE35_NAMESPACE.to_owned()),
         UTCTiming: vec![mpd::UTCTiming {
             schemeIdUri: UTC_TIMING_SCHEME.into(),
             value: Some(UTC_TIMING_PATH.into()),
@@ -258,6 +264,56 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
     Some(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{xml}\n"
     ))
+}
+
+/// The SCTE-35 event scheme of an MPD EventStream whose Events carry the splice_info_section in
+/// base64 (SCTE 214-1 §6.7.4).
+pub const SCTE35_SCHEME: &str = "urn:scte:scte35:2014:xml+bin";
+/// The SCTE-35 XML namespace (SCTE 35 2016 schema) of the `Signal` and `Binary` elements.
+pub const SCTE35_NAMESPACE: &str = "http://www.scte.org/schemas/35/2016";
+
+/// The SCTE-35 markers of the Period starting at presentation time `start_90khz` (up to `end_90khz`,
+/// the next Period's start): one `EventStream` ([`SCTE35_SCHEME`], timescale 90 kHz; ISO/IEC 23009-1
+/// §5.10.2) whose Events are placed from the Period's start, last the break's announced duration (an
+/// out) and carry the section; none when the Period has no marker.
+fn splice_event_stream(
+    stream: &StreamPackager,
+    start_90khz: i64,
+    end_90khz: Option<i64>,
+) -> Vec<mpd::EventStream> {
+    use base64::Engine as _;
+    let events: Vec<mpd::Event> = stream
+        .events()
+        .filter(|e| e.pts_90khz >= start_90khz && end_90khz.is_none_or(|end| e.pts_90khz < end))
+        .filter_map(|e| match &e.payload {
+            crate::events::EventPayload::Splice(m) => Some(mpd::Event {
+                id: Some(e.sequence.to_string()),
+                presentationTime: Some(u64::try_from(e.pts_90khz - start_90khz).unwrap_or(0)),
+                duration: m
+                    .planned_duration_ms
+                    .filter(|_| m.direction == crate::events::SpliceDirection::Out)
+                    .map(|ms| ms.saturating_mul(90)),
+                signal: vec![mpd::scte35::Signal {
+                    content: Some(mpd::scte35::Binary {
+                        content: base64::engine::general_purpose::STANDARD.encode(&m.section),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            crate::events::EventPayload::Metadata(_) => None,
+        })
+        .collect();
+    if events.is_empty() {
+        return Vec::new();
+    }
+    vec![mpd::EventStream {
+        schemeIdUri: SCTE35_SCHEME.into(),
+        timescale: Some(90_000),
+        event: events,
+        ..Default::default()
+    }]
 }
 
 /// What every Representation of one MPD shares.

@@ -24,6 +24,8 @@ pub const MAX_NAME_BYTES: usize = 256;
 pub enum EventKind {
     /// Timed metadata from the API.
     Metadata,
+    /// An SCTE-35 splice marker (from the publisher, or an ad break asked through the API).
+    Scte35,
 }
 
 impl EventKind {
@@ -31,6 +33,60 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Metadata => "metadata",
+            EventKind::Scte35 => "scte35",
+        }
+    }
+}
+
+/// Which way an SCTE-35 marker splices (RFC 8216bis §4.4.5.1.4 names the attribute after it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpliceDirection {
+    /// Out of the network feed: a break starts (`SCTE35-OUT`).
+    Out,
+    /// Back in: the break ends (`SCTE35-IN`).
+    In,
+    /// Any other command (`SCTE35-CMD`).
+    Cmd,
+}
+
+/// An SCTE-35 splice marker to carry: the section as received (or written), and what the caller read
+/// from it (the packager does not parse SCTE-35).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpliceMarker {
+    /// The DATERANGE `ID`: an out and the in that ends it share one (`splice-{splice_event_id}`,
+    /// `signal-{segmentation_event_id}`), so a player pairs them.
+    pub id: String,
+    /// Out, in or another command.
+    pub direction: SpliceDirection,
+    /// The whole splice_info_section (SCTE 35 §9.6), CRC included.
+    pub section: bytes::Bytes,
+    /// The break's announced duration, ms (`PLANNED-DURATION` of an out).
+    pub planned_duration_ms: Option<u64>,
+}
+
+/// What a stamped event carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventPayload {
+    /// Timed metadata.
+    Metadata(TimedMetadata),
+    /// An SCTE-35 marker.
+    Splice(SpliceMarker),
+}
+
+impl EventPayload {
+    /// The DATERANGE `ID`.
+    pub fn id(&self) -> &str {
+        match self {
+            EventPayload::Metadata(m) => &m.id,
+            EventPayload::Splice(s) => &s.id,
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            EventPayload::Metadata(_) => EventKind::Metadata,
+            EventPayload::Splice(_) => EventKind::Scte35,
         }
     }
 }
@@ -106,27 +162,40 @@ impl TimedMetadata {
 pub struct StampedEvent {
     /// Order of arrival within the stream (the `emsg` id): events stamped with the same frame keep it.
     pub sequence: u32,
-    /// The event.
-    pub event: TimedMetadata,
-    /// Presentation time of the frame it is stamped with, output timeline, 90 kHz ticks.
+    /// What it carries.
+    pub payload: EventPayload,
+    /// Presentation time of the frame it is stamped with (a splice: its splice time), output timeline,
+    /// 90 kHz ticks.
     pub pts_90khz: i64,
     /// That frame's EXT-X-PROGRAM-DATE-TIME (Unix ms), once the stream's wall-clock anchor is known.
     pub program_date_time_ms: Option<i64>,
-    /// The ID3v2.4 tag its `emsg` carries ([`id3_tag`]).
-    pub id3: Arc<[u8]>,
+    /// For a splice back in: the out it ends (same id), as (its presentation time in 90 kHz ticks, its
+    /// program date time in Unix ms once known). Its DATERANGE then repeats the out's `START-DATE`
+    /// with the break's `DURATION` (RFC 8216bis §4.4.5.1: tags with one ID agree on their attributes).
+    pub opened_by: Option<(i64, Option<i64>)>,
+    /// The ID3v2.4 tag its `emsg` carries ([`id3_tag`]): timed metadata only.
+    pub id3: Option<Arc<[u8]>>,
 }
 
 impl StampedEvent {
     /// The kind of event.
     pub fn kind(&self) -> EventKind {
-        EventKind::Metadata
+        self.payload.kind()
     }
 
-    /// The `emsg` box of this event for a track of `timescale` ticks per second.
+    /// The DATERANGE `ID`.
+    pub fn id(&self) -> &str {
+        self.payload.id()
+    }
+
+    /// The `emsg` box of this event for a track of `timescale` ticks per second (empty for an event
+    /// that is not carried in the segments: an SCTE-35 marker).
     pub fn emsg(&self, timescale: u32) -> Vec<u8> {
+        let (EventPayload::Metadata(event), Some(id3)) = (&self.payload, &self.id3) else {
+            return Vec::new();
+        };
         let pts = media::time::rescale(self.pts_90khz, 90_000, timescale).max(0);
-        let duration = self
-            .event
+        let duration = event
             .duration_ms
             .map_or(crate::cmaf::emsg::UNKNOWN_DURATION, |ms| {
                 u32::try_from(u128::from(ms) * u128::from(timescale) / 1000)
@@ -140,10 +209,10 @@ impl StampedEvent {
             id: self.sequence,
             scheme_id_uri: crate::cmaf::emsg::ID3_SCHEME,
             value: "",
-            message_data: &self.id3,
+            message_data: id3,
         })
         .unwrap_or_else(|error| {
-            tracing::error!(id = %self.event.id, %error, "cannot write emsg");
+            tracing::error!(id = %event.id, %error, "cannot write emsg");
             Vec::new()
         })
     }
@@ -152,26 +221,65 @@ impl StampedEvent {
     /// known. RFC 8216bis §4.4.5.1: `ID`, `CLASS`, `START-DATE`, `DURATION` (seconds) and the data in
     /// `X-DATA`, base64 (RFC 4648 §4) in a quoted-string, since a quoted-string cannot carry `"` or a
     /// line break.
+    ///
+    /// An SCTE-35 marker (§4.4.5.1.4): its section in hex as `SCTE35-OUT` (with `PLANNED-DURATION`
+    /// when the break announces one), `SCTE35-IN` or `SCTE35-CMD`; a splice back in that ends an out
+    /// listed under the same id repeats the out's `START-DATE` and adds the break's `DURATION`.
     pub fn daterange(&self) -> Option<String> {
-        let start = self.program_date_time_ms?;
-        let e = &self.event;
-        let mut line = format!(
-            "#EXT-X-DATERANGE:ID=\"{}\",START-DATE=\"{}\"",
-            e.id,
-            crate::hls::format_program_date_time(start)
-        );
-        if let Some(class) = &e.class {
-            let _ = write!(line, ",CLASS=\"{class}\"");
+        let own_start = self.program_date_time_ms?;
+        match &self.payload {
+            EventPayload::Metadata(e) => {
+                let mut line = format!(
+                    "#EXT-X-DATERANGE:ID=\"{}\",START-DATE=\"{}\"",
+                    e.id,
+                    crate::hls::format_program_date_time(own_start)
+                );
+                if let Some(class) = &e.class {
+                    let _ = write!(line, ",CLASS=\"{class}\"");
+                }
+                if let Some(ms) = e.duration_ms {
+                    let _ = write!(line, ",DURATION={:.3}", ms as f64 / 1000.0);
+                }
+                let _ = writeln!(
+                    line,
+                    ",X-DATA=\"{}\"",
+                    base64::engine::general_purpose::STANDARD.encode(e.data.as_bytes())
+                );
+                Some(line)
+            }
+            EventPayload::Splice(m) => {
+                let (start, duration_s) = match (m.direction, self.opened_by) {
+                    (SpliceDirection::In, Some((out_pts, Some(out_ms)))) => (
+                        out_ms,
+                        Some((self.pts_90khz - out_pts).max(0) as f64 / 90_000.0),
+                    ),
+                    _ => (own_start, None),
+                };
+                let mut line = format!(
+                    "#EXT-X-DATERANGE:ID=\"{}\",START-DATE=\"{}\"",
+                    m.id,
+                    crate::hls::format_program_date_time(start)
+                );
+                if let Some(d) = duration_s {
+                    let _ = write!(line, ",DURATION={d:.3}");
+                }
+                if let (SpliceDirection::Out, Some(ms)) = (m.direction, m.planned_duration_ms) {
+                    let _ = write!(line, ",PLANNED-DURATION={:.3}", ms as f64 / 1000.0);
+                }
+                let attribute = match m.direction {
+                    SpliceDirection::Out => "SCTE35-OUT",
+                    SpliceDirection::In => "SCTE35-IN",
+                    SpliceDirection::Cmd => "SCTE35-CMD",
+                };
+                // A hexadecimal-sequence: [0-9A-F] after 0x (RFC 8216bis §4.2).
+                let _ = write!(line, ",{attribute}=0x");
+                for b in m.section.iter() {
+                    let _ = write!(line, "{b:02X}");
+                }
+                line.push('\n');
+                Some(line)
+            }
         }
-        if let Some(ms) = e.duration_ms {
-            let _ = write!(line, ",DURATION={:.3}", ms as f64 / 1000.0);
-        }
-        let _ = writeln!(
-            line,
-            ",X-DATA=\"{}\"",
-            base64::engine::general_purpose::STANDARD.encode(e.data.as_bytes())
-        );
-        Some(line)
     }
 }
 
@@ -264,10 +372,11 @@ mod tests {
     fn daterange_carries_id_class_date_duration_and_base64_data() {
         let e = StampedEvent {
             sequence: 3,
-            event: event("{\"a\":1}"),
+            payload: EventPayload::Metadata(event("{\"a\":1}")),
             pts_90khz: 900_000,
             program_date_time_ms: Some(1_700_000_000_123),
-            id3: id3_tag("gift-42", "{\"a\":1}").into(),
+            opened_by: None,
+            id3: Some(id3_tag("gift-42", "{\"a\":1}").into()),
         };
         assert_eq!(
             e.daterange().unwrap(),
@@ -286,10 +395,11 @@ mod tests {
         use mp4_atom::{Decode, Emsg, EmsgTimestamp};
         let e = StampedEvent {
             sequence: 9,
-            event: event("hi"),
+            payload: EventPayload::Metadata(event("hi")),
             pts_90khz: 90_000 * 10,
             program_date_time_ms: None,
-            id3: id3_tag("gift-42", "hi").into(),
+            opened_by: None,
+            id3: Some(id3_tag("gift-42", "hi").into()),
         };
         let emsg = Emsg::decode(&mut e.emsg(48_000).as_slice()).unwrap();
         assert_eq!(emsg.timescale, 48_000);
@@ -297,5 +407,44 @@ mod tests {
         assert_eq!(emsg.event_duration, 240_000);
         assert_eq!(emsg.id, 9);
         assert_eq!(emsg.message_data, id3_tag("gift-42", "hi"));
+    }
+
+    #[test]
+    fn splice_markers_are_scte35_dateranges_and_an_in_closes_its_out() {
+        let section = bytes::Bytes::from_static(&[0xFC, 0x30, 0x11]);
+        let marker = |direction| SpliceMarker {
+            id: "splice-7".into(),
+            direction,
+            section: section.clone(),
+            planned_duration_ms: Some(30_000),
+        };
+        let out = StampedEvent {
+            sequence: 1,
+            payload: EventPayload::Splice(marker(SpliceDirection::Out)),
+            pts_90khz: 900_000,
+            program_date_time_ms: Some(1_700_000_000_000),
+            opened_by: None,
+            id3: None,
+        };
+        assert_eq!(
+            out.daterange().unwrap(),
+            "#EXT-X-DATERANGE:ID=\"splice-7\",START-DATE=\"2023-11-14T22:13:20.000Z\",\
+             PLANNED-DURATION=30.000,SCTE35-OUT=0xFC3011\n"
+        );
+        assert!(out.emsg(90_000).is_empty(), "not in the segments");
+        let back = StampedEvent {
+            sequence: 2,
+            payload: EventPayload::Splice(marker(SpliceDirection::In)),
+            pts_90khz: 900_000 + 29 * 90_000,
+            program_date_time_ms: Some(1_700_000_029_000),
+            opened_by: Some((900_000, Some(1_700_000_000_000))),
+            id3: None,
+        };
+        assert_eq!(
+            back.daterange().unwrap(),
+            "#EXT-X-DATERANGE:ID=\"splice-7\",START-DATE=\"2023-11-14T22:13:20.000Z\",\
+             DURATION=29.000,SCTE35-IN=0xFC3011\n"
+        );
+        assert_eq!(back.kind(), EventKind::Scte35);
     }
 }

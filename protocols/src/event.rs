@@ -1,4 +1,4 @@
-//! What the protocol cores report: tracks, frames, and tracks that cannot be used.
+//! What the protocol cores report: tracks, frames, tracks that cannot be used, splice markers.
 
 use media::{Frame, TrackInfo, TrackKind};
 
@@ -15,6 +15,20 @@ pub enum IngestEvent {
     /// so the session can refuse the publish (video) or report the track (audio). Its frames are dropped
     /// and counted by the parser.
     Unusable(UnusableTrack),
+    /// An SCTE-35 splice_info_section the publisher sent (MPEG-TS stream type 0x86), read and its CRC
+    /// checked, with when it splices.
+    Splice(SpliceEvent),
+}
+
+/// An SCTE-35 section from the publisher and when it takes effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpliceEvent {
+    /// The section, read.
+    pub info: crate::scte35::SpliceInfo,
+    /// When it splices, on the frames' input timeline (90 kHz ticks, unwrapped as the frames'
+    /// timestamps are); `None` for "at once" (an immediate splice, a time_signal without a time, a
+    /// heartbeat).
+    pub pts_90khz: Option<i64>,
 }
 
 /// A track of a publish that Estuary does not use, and why. Reported in the log, the JSON API and the

@@ -12,6 +12,7 @@
 //! | [`codec_configs`] | avcC, hvcC, AudioSpecificConfig, H.264/HEVC SPS/PPS and slice headers ([`media`]) |
 //! | [`ts_demux`] | MPEG-TS: packets, PAT/PMT, PES, ADTS and Annex B ([`crate::ts`]) |
 //! | [`srt_stream_id`] | SRT stream IDs ([`crate::srt_stream_id::parse_stream_id`]) |
+//! | [`scte35`] | SCTE-35 splice_info_sections ([`crate::scte35::SpliceInfo::parse`]) |
 //!
 //! The `fuzz/` crate runs them under libFuzzer (`cargo fuzz`); the e2e test `fuzz_smoke` replays the
 //! seed corpora and random mutations of them in every test run.
@@ -217,6 +218,36 @@ pub fn ts_demux(data: &[u8]) {
         demuxer.check_invariants();
     }
     demuxer.finish(&mut events);
+}
+
+/// An SCTE-35 splice_info_section as given, then the same bytes made a section with a right table
+/// id, length and CRC (so that mutations reach the commands and descriptors, not only the CRC check).
+pub fn scte35(data: &[u8]) {
+    use crate::scte35::SpliceInfo;
+    let read = |info: SpliceInfo| {
+        let _ = (
+            info.splice_pts_90khz(),
+            info.direction(),
+            info.duration_90khz(),
+        );
+        let _ = info.is_splice_point();
+    };
+    if let Ok(info) = SpliceInfo::parse(data) {
+        read(info);
+    }
+    if data.len() >= 18 && data.len() <= crate::scte35::MAX_SECTION_BYTES {
+        let mut s = data.to_vec();
+        let len = s.len() - 3;
+        s[0] = crate::scte35::TABLE_ID;
+        s[1] = (s[1] & 0xF0) | ((len >> 8) as u8 & 0x0F);
+        s[2] = len as u8;
+        let n = s.len() - 4;
+        let crc = crate::ts::crc32_mpeg2(&s[..n]);
+        s[n..].copy_from_slice(&crc.to_be_bytes());
+        if let Ok(info) = SpliceInfo::parse(&s) {
+            read(info);
+        }
+    }
 }
 
 /// An SRT stream ID (any bytes; the listener takes it as UTF-8, lossily).

@@ -7,6 +7,7 @@
 //! | [`rtmp`] | RTMP handshake, chunk stream, AMF0 commands, publish session (RTMP 1.0 §5, Enhanced RTMP v2) |
 //! | [`flv`] | FLV audio/video tag bodies into tracks and frames (FLV 10.1 §E.4, Enhanced RTMP FourCCs) |
 //! | [`ts`] | MPEG-TS: packets, PAT/PMT, PES and elementary streams (ISO/IEC 13818-1) |
+//! | [`scte35`] | SCTE-35 splice_info_sections: splice_insert, time_signal, segmentation descriptors (ANSI/SCTE 35) |
 //! | [`srt_stream_id`] | SRT stream IDs (`#!::r=live/{name},m=publish`, SRT Access Control) |
 //! | [`query`] | URL query strings |
 //!
@@ -19,7 +20,8 @@ pub mod flv;
 pub mod fuzzing;
 pub mod query;
 pub mod rtmp;
+pub mod scte35;
 pub mod srt_stream_id;
 pub mod ts;
 
-pub use event::{IngestEvent, UnusableTrack};
+pub use event::{IngestEvent, SpliceEvent, UnusableTrack};

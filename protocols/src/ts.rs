@@ -25,6 +25,11 @@
 //!   Visual, VC-1, DTS …) is reported once as an [`IngestEvent::Unusable`] when no usable
 //!   stream of its kind is chosen; every other elementary stream (data, subtitles, a second stream of a
 //!   kind) is ignored, logged once per PID with its stream_type.
+//! - **SCTE-35** (SCTE 35 §8): the first elementary stream of stream_type 0x86 carries
+//!   splice_info_sections; each is reassembled like PSI, read with its CRC checked
+//!   ([`crate::scte35`]) and reported as an [`IngestEvent::Splice`] with its splice time unwrapped on
+//!   the frames' clock (without moving it: a splice is announced seconds ahead). Bad sections are
+//!   counted in [`TsStats::splice_errors`].
 //! - **PES** (§2.4.3.6): reassembled per PID up to `max_pes_bytes` (bigger ones are dropped and counted;
 //!   memory stays bounded). A PES is complete at the next `payload_unit_start_indicator` on its PID, or as
 //!   soon as a non-zero `PES_packet_length` is reached. A continuity-counter gap (§2.4.3.3) drops the PES
@@ -85,6 +90,7 @@ mod pes;
 mod pmt;
 mod program;
 mod psi;
+pub(crate) use psi::crc32_mpeg2;
 mod sync;
 mod video;
 
@@ -189,6 +195,10 @@ pub struct TsStats {
     pub audio_sync_errors: u64,
     /// Audio DTS resynchronisations to the PES PTS (drift beyond two frames).
     pub audio_resyncs: u64,
+    /// SCTE-35 splice_info_sections read (heartbeats included).
+    pub splice_sections: u64,
+    /// SCTE-35 sections discarded (CRC mismatch, malformed, encrypted, cut by a lost packet).
+    pub splice_errors: u64,
 }
 
 /// A condition that ends the input: the bytes are not an MPEG-TS stream at all.
@@ -440,6 +450,7 @@ struct Logged {
     transport_error: bool,
     scrambled: bool,
     psi_error: bool,
+    splice_error: bool,
     cc_error: bool,
     oversize: bool,
     pes_error: bool,

@@ -125,7 +125,7 @@ impl Origin {
         }
     }
 
-    /// `POST /api/streams/{stream}/metadata` (`path`), its body read up to
+    /// `POST /api/streams/{stream}/metadata` or `…/splice` (`path`), its body read up to
     /// [`metadata::MAX_BODY_BYTES`] (`None` beyond): the token checked, then the event posted.
     pub(super) async fn metadata_request(
         &self,
@@ -135,14 +135,18 @@ impl Origin {
     ) -> Response<ChunksBody> {
         let mut response = match self.api_refusal(headers) {
             Some(refusal) => refusal,
-            None => match path
-                .strip_prefix("/api/streams/")
-                .and_then(|p| p.strip_suffix("/metadata"))
-                .filter(|s| s.parse::<media::name::StreamName>().is_ok())
-            {
-                Some(stream) => self.post_metadata(stream, body).await,
-                None => error_response(&OriginError::NotFound),
-            },
+            None => {
+                let target = path.strip_prefix("/api/streams/").and_then(|p| {
+                    p.strip_suffix("/metadata")
+                        .map(|s| (s, false))
+                        .or_else(|| p.strip_suffix("/splice").map(|s| (s, true)))
+                });
+                match target.filter(|(s, _)| s.parse::<media::name::StreamName>().is_ok()) {
+                    Some((stream, false)) => self.post_metadata(stream, body).await,
+                    Some((stream, true)) => self.post_splice(stream, body).await,
+                    None => error_response(&OriginError::NotFound),
+                }
+            }
         };
         response.headers_mut().insert(
             header::CACHE_CONTROL,

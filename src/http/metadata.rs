@@ -129,7 +129,7 @@ impl Origin {
                 StatusCode::ACCEPTED,
                 serde_json::json!({ "stream": stream, "id": id, "status": "queued" }),
             ),
-            Err(EventRefused::NoStream) => self.metadata_elsewhere(stream).await,
+            Err(EventRefused::NoStream) => self.metadata_elsewhere(stream, "metadata").await,
             Err(refused @ EventRefused::Invalid(EventError::TooLarge { .. })) => json(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 serde_json::json!({ "error": refused.to_string() }),
@@ -151,9 +151,70 @@ impl Origin {
         }
     }
 
+    /// `POST /api/streams/{stream}/splice` with `{"duration": "30s"}`: an ad break (an SCTE-35
+    /// splice_insert out of the network with that duration, at the next frame). 202 with its
+    /// DATERANGE id and `splice_event_id`; 400 without a duration; refusals as for metadata.
+    pub(super) async fn post_splice(
+        &self,
+        stream: &str,
+        body: Option<Bytes>,
+    ) -> Response<ChunksBody> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct SpliceRequest {
+            duration: serde_json::Value,
+        }
+        let Some(body) = body else {
+            self.hub.count_event_refusal("too_large");
+            return json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                serde_json::json!({ "error": format!("body over {MAX_BODY_BYTES} bytes") }),
+            );
+        };
+        let duration = serde_json::from_slice::<SpliceRequest>(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| parse_duration(&r.duration))
+            .and_then(|d| match d.as_millis() {
+                0 => Err("an ad break lasts more than 0 s".to_owned()),
+                ms => Ok(u64::try_from(ms).unwrap_or(u64::MAX)),
+            });
+        let duration_ms = match duration {
+            Ok(ms) => ms,
+            Err(error) => {
+                self.hub.count_event_refusal("invalid");
+                return bad_request(error);
+            }
+        };
+        match self.hub.post_ad_break(stream, duration_ms) {
+            Ok(id) => json(
+                StatusCode::ACCEPTED,
+                serde_json::json!({
+                    "stream": stream,
+                    "id": format!("splice-{id}"),
+                    "splice_event_id": id,
+                    "status": "queued",
+                }),
+            ),
+            Err(EventRefused::NoStream) => self.metadata_elsewhere(stream, "splice").await,
+            Err(refused @ EventRefused::RateLimited { retry_after_s }) => {
+                let mut r = json(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({ "error": refused.to_string() }),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+                r
+            }
+            Err(refused) => json(
+                StatusCode::CONFLICT,
+                serde_json::json!({ "error": refused.to_string() }),
+            ),
+        }
+    }
+
     /// A stream not live here: in a cluster that places it on another node, a 307 to that node's
-    /// API (the client repeats the POST there with its token); else 404.
-    async fn metadata_elsewhere(&self, stream: &str) -> Response<ChunksBody> {
+    /// `…/{what}` (the client repeats the POST there with its token); else 404.
+    async fn metadata_elsewhere(&self, stream: &str, what: &str) -> Response<ChunksBody> {
         let not_found = || {
             json(
                 StatusCode::NOT_FOUND,
@@ -166,7 +227,7 @@ impl Origin {
         match cluster.locate(stream).await {
             Ok(crate::cluster::Location::Node(owner)) => {
                 let location = format!(
-                    "{}/api/streams/{stream}/metadata",
+                    "{}/api/streams/{stream}/{what}",
                     owner.http.trim_end_matches('/')
                 );
                 let mut r = json(
@@ -209,7 +270,11 @@ mod tests {
             br#"{"id":"a","data":1,"duration":"48h"}"#,
             b"not json",
         ] {
-            assert!(parse_request(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_request(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -225,7 +225,9 @@ impl Origin {
         );
         let label = route.label();
         let mut response = match (route, method) {
-            (Route::Api(path), Method::POST) if path.ends_with("/metadata") => {
+            (Route::Api(path), Method::POST)
+                if path.ends_with("/metadata") || path.ends_with("/splice") =>
+            {
                 let path = path.to_owned();
                 let (parts, body) = req.into_parts();
                 let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(

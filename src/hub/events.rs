@@ -1,11 +1,13 @@
-//! Timed metadata posted to a live stream ([`packager::events`]): checked, rate limited per stream,
-//! held until the next frame at the live edge of ingest arrives and stamped with its presentation
-//! time by the publish session (so the part holding that frame is still open in every rendition).
-//! Events posted while the publisher is away wait for the first frame of its return.
+//! Timed events posted to a live stream ([`packager::events`]): timed metadata and ad breaks
+//! (SCTE-35 splice_inserts the origin writes), checked, rate limited per stream, held until the next
+//! frame at the live edge of ingest arrives and stamped with its presentation time by the publish
+//! session (so the part holding that frame is still open in every rendition). Events posted while the
+//! publisher is away wait for the first frame of its return. (SCTE-35 markers a publisher sends are
+//! placed at their own splice time by the session.)
 
 use std::{sync::atomic::Ordering, time::Instant};
 
-use packager::events::{EventError, TimedMetadata};
+use packager::events::{EventError, EventPayload, SpliceDirection, SpliceMarker, TimedMetadata};
 
 use super::{Hub, StreamEntry};
 
@@ -16,6 +18,10 @@ pub const EVENTS_PER_SECOND: f64 = 10.0;
 /// Events waiting for a frame at most (a stream whose publisher is away for its grace period at the
 /// sustained rate stays below).
 const MAX_WAITING: usize = 256;
+
+/// The `splice_event_id` of a stream's first ad break asked through the API: a range of its own, so
+/// that it does not meet the publisher's ids (encoders count from small numbers).
+pub const FIRST_BREAK_ID: u32 = 0x4000_0001;
 
 /// Why a timed metadata event was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -55,7 +61,9 @@ impl EventRefused {
 /// A stream's events not yet stamped, and its rate limit.
 #[derive(Debug)]
 pub struct EventQueue {
-    waiting: Vec<TimedMetadata>,
+    waiting: Vec<EventPayload>,
+    /// The `splice_event_id` of the next ad break asked through the API.
+    next_break_id: u32,
     /// Token bucket: (tokens, when last refilled).
     bucket: (f64, Instant),
 }
@@ -64,6 +72,7 @@ impl Default for EventQueue {
     fn default() -> Self {
         Self {
             waiting: Vec::new(),
+            next_break_id: FIRST_BREAK_ID,
             bucket: (BURST_EVENTS, Instant::now()),
         }
     }
@@ -114,21 +123,61 @@ impl Hub {
 
     fn queue_metadata(&self, name: &str, event: TimedMetadata) -> Result<(), EventRefused> {
         event.validate().map_err(EventRefused::Invalid)?;
+        self.queue(name, EventPayload::Metadata(event)).map(|_| ())
+    }
+
+    /// Ask for an ad break on live stream `name` lasting `duration_ms`: an SCTE-35 splice_insert out
+    /// of the network (immediate, the break's duration with auto return; SCTE 35 §9.7.3), placed at
+    /// the next frame the publisher sends like timed metadata, listed as an `SCTE35-OUT` DATERANGE
+    /// and a DASH SCTE-35 Event. Returns its `splice_event_id` (its DATERANGE id is
+    /// `splice-{id}`).
+    ///
+    /// Errors: as [`Self::post_metadata`] (no stream, the rate limit).
+    pub fn post_ad_break(&self, name: &str, duration_ms: u64) -> Result<u32, EventRefused> {
+        let result = self.queue_break(name, duration_ms);
+        if let Err(refused) = &result {
+            self.count_event_refusal(refused.reason());
+        }
+        result
+    }
+
+    fn queue_break(&self, name: &str, duration_ms: u64) -> Result<u32, EventRefused> {
+        let entry = self.get(name).ok_or(EventRefused::NoStream)?;
+        let id = {
+            let mut st = entry.lock();
+            let id = st.events.next_break_id;
+            st.events.next_break_id = id.checked_add(1).unwrap_or(FIRST_BREAK_ID);
+            id
+        };
+        let section =
+            protocols::scte35::write_splice_insert(id, true, None, Some(duration_ms * 90));
+        let marker = SpliceMarker {
+            id: format!("splice-{id}"),
+            direction: SpliceDirection::Out,
+            section,
+            planned_duration_ms: Some(duration_ms),
+        };
+        self.queue(name, EventPayload::Splice(marker))?;
+        Ok(id)
+    }
+
+    /// Queue `payload` on stream `name` until its next frame: checks the stream, the id, the rate.
+    fn queue(&self, name: &str, payload: EventPayload) -> Result<(), EventRefused> {
         let entry = self.get(name).ok_or(EventRefused::NoStream)?;
         let mut st = entry.lock();
         if st.ended_at.is_some() || st.packager.is_ended() {
             return Err(EventRefused::NoStream);
         }
-        if st.packager.has_event_id(&event.id) || st.events.waiting.iter().any(|e| e.id == event.id)
-        {
-            return Err(EventRefused::IdInUse(event.id));
+        let id = payload.id().to_owned();
+        if st.packager.has_event_id(&id) || st.events.waiting.iter().any(|e| e.id() == id) {
+            return Err(EventRefused::IdInUse(id));
         }
         if st.events.waiting.len() >= MAX_WAITING {
             return Err(EventRefused::RateLimited { retry_after_s: 1 });
         }
         st.events.take_token(Instant::now())?;
-        tracing::debug!(stream = %name, id = %event.id, "timed metadata queued");
-        st.events.waiting.push(event);
+        tracing::debug!(stream = %name, %id, kind = payload.kind().as_str(), "timed event queued");
+        st.events.waiting.push(payload);
         entry.events_waiting.store(true, Ordering::Release);
         Ok(())
     }
@@ -155,8 +204,11 @@ impl StreamEntry {
         }
         let mut st = self.lock();
         self.events_waiting.store(false, Ordering::Release);
-        for event in std::mem::take(&mut st.events.waiting) {
-            let sequence = st.packager.add_event(event, input_pts_90khz);
+        for payload in std::mem::take(&mut st.events.waiting) {
+            let sequence = match payload {
+                EventPayload::Metadata(m) => st.packager.add_event(m, input_pts_90khz),
+                EventPayload::Splice(m) => st.packager.add_splice(m, input_pts_90khz),
+            };
             tracing::debug!(stream = %self.name, sequence, pts_90khz = input_pts_90khz, "timed metadata stamped");
         }
     }

@@ -145,6 +145,7 @@ impl Publisher for Hub {
             opus: None,
             timescales: [None, None],
             edge_pts_90khz: None,
+            splices: 0,
         }))
     }
 }
@@ -177,6 +178,8 @@ struct HubSession {
     /// The latest presentation time at the live edge of ingest, 90 kHz ticks on the publish's input
     /// timeline (video frames; audio frames on a stream without video).
     edge_pts_90khz: Option<i64>,
+    /// SCTE-35 markers of this publish passed to the packager.
+    splices: u64,
 }
 
 impl HubSession {
@@ -242,6 +245,45 @@ impl HubSession {
         let edge = self.edge_pts_90khz.map_or(pts, |e| e.max(pts));
         self.edge_pts_90khz = Some(edge);
         self.entry.stamp_waiting_events(edge);
+    }
+
+    /// An SCTE-35 section from the publisher: a splice_insert or time_signal becomes a marker at its
+    /// splice time (at the live edge of ingest for "now"); heartbeats and the other commands are not
+    /// carried.
+    fn splice(&mut self, splice: protocols::SpliceEvent) {
+        use packager::events::{SpliceDirection, SpliceMarker};
+        use protocols::scte35::{self, SpliceCommand};
+        let info = &splice.info;
+        let id = match &info.command {
+            SpliceCommand::Insert(i) if i.cancel => format!("splice-{}-cancel", i.event_id),
+            SpliceCommand::Insert(i) => format!("splice-{}", i.event_id),
+            SpliceCommand::TimeSignal { .. } => match info.segmentation.first() {
+                Some(d) => format!("signal-{}", d.event_id),
+                None => format!("scte35-{}", self.splices),
+            },
+            _ => {
+                tracing::debug!(stream = %self.entry.name, command = ?info.command, "scte-35 command not carried");
+                return;
+            }
+        };
+        let Some(pts) = splice.pts_90khz.or(self.edge_pts_90khz) else {
+            tracing::warn!(stream = %self.entry.name, %id, "scte-35 splice before any frame: not carried");
+            return;
+        };
+        let marker = SpliceMarker {
+            id,
+            direction: match info.direction() {
+                scte35::SpliceDirection::Out => SpliceDirection::Out,
+                scte35::SpliceDirection::In => SpliceDirection::In,
+                scte35::SpliceDirection::Cmd => SpliceDirection::Cmd,
+            },
+            section: info.section.clone(),
+            planned_duration_ms: info.duration_90khz().map(|d| d / 90),
+        };
+        tracing::info!(stream = %self.entry.name, id = %marker.id, direction = ?marker.direction, pts_90khz = pts, "scte-35 marker");
+        self.splices += 1;
+        let mut st = self.entry.lock();
+        st.packager.add_splice(marker, pts);
     }
 
     /// Package a source frame directly (passthrough).
@@ -361,6 +403,7 @@ impl PublishSession for HubSession {
                 let verdict = self.gate.unusable(track);
                 self.judged(verdict);
             }
+            IngestEvent::Splice(splice) => self.splice(splice),
             IngestEvent::Frame(frame) => {
                 match frame.track {
                     media::TrackKind::Video => self.ingest.video_frames += 1,

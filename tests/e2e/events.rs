@@ -16,12 +16,12 @@ use crate::common::*;
 /// Seconds between two events.
 const EVERY_S: u64 = 2;
 
-/// How many events: `ESTUARY_SYNC_EVENTS`, default 15 (30 s; the closing measurement ran 30, 60 s).
+/// How many events: `ESTUARY_SYNC_EVENTS`, default 10 (20 s; the closing measurement ran 30, 60 s).
 fn event_count() -> u64 {
     std::env::var("ESTUARY_SYNC_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(15)
+        .unwrap_or(10)
         .max(6)
 }
 
@@ -458,4 +458,228 @@ async fn timed_metadata_reaches_hls_js_dash_js_and_shaka_on_its_frame_across_a_r
             "{reason}: {metrics}"
         );
     }
+}
+
+/// SCTE-35 from a real tool: GStreamer's mpegtsmux writes a splice_insert out (a 5 s break, 2 s
+/// ahead) and, 5 s later, the splice_insert back in, into the MPEG-TS it publishes over SRT. The
+/// media playlists list both as EXT-X-DATERANGE with the sections' bytes (`SCTE35-OUT`, then
+/// `SCTE35-IN` under the same ID with the break's DURATION), dated where the splice time falls; the
+/// MPD's Period has an SCTE-35 EventStream with both sections; the API counts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream() {
+    use base64::Engine as _;
+    let origin = blocking(|| EstuaryProcess::start("")).await;
+    let script = repo().join("tests/tools/gst-scte35-publish.py");
+    let publisher = std::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .args([
+            "--srt",
+            &origin.srt_addr.to_string(),
+            "--stream",
+            "live/ads",
+        ])
+        .args([
+            "--seconds",
+            "16",
+            "--out-at",
+            "3",
+            "--lead",
+            "2",
+            "--break",
+            "5",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the GStreamer publisher");
+    let base = {
+        let stream = "live/ads";
+        format!(
+            "http://{}/t/{}/{stream}/",
+            origin.http_addr,
+            test_token(stream)
+        )
+    };
+    // Once the break is over: the out at 5 s, the in at 10 s (publisher time), listed.
+    let publisher = tokio::task::spawn_blocking(move || publisher.wait_with_output());
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while Instant::now() < deadline {
+        let r = get(&format!("{base}source/media.m3u8")).await;
+        if r.status == 200 {
+            text = r.text();
+            if text.contains("SCTE35-IN=") {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // An ad break asked through the API, while the publisher goes on.
+    let auth = format!("Bearer {}", test_api_token());
+    let splice_api = format!("http://{}/api/streams/live/ads/splice", origin.http_addr);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let r = request_with(
+        "POST",
+        &splice_api,
+        &headers,
+        Some(r#"{"duration":"soon"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = request_with("POST", &splice_api, &headers, Some(r#"{"duration":"8s"}"#)).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let posted: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let break_id = posted["id"].as_str().unwrap().to_owned();
+    let mut with_break = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !with_break.contains(&format!("ID=\"{break_id}\"")) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        with_break = get(&format!("{base}source/media.m3u8")).await.text();
+    }
+    let break_line = with_break
+        .lines()
+        .find(|l| l.contains(&format!("ID=\"{break_id}\"")))
+        .unwrap_or_else(|| panic!("the API's break is listed: {with_break}"))
+        .to_owned();
+    assert!(
+        break_line.contains("PLANNED-DURATION=8.000"),
+        "{break_line}"
+    );
+    let mpd_text = get(&format!("{base}manifest.mpd")).await.text();
+    let api = format!("http://{}/api/streams/live/ads", origin.http_addr);
+    let r = request_with("GET", &api, &[("authorization", &auth)], None).await;
+    let report: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+    let out = publisher.await.unwrap().expect("the publisher ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sent: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|v: &serde_json::Value| v["marker"].is_string())
+        .collect();
+    assert_eq!(sent.len(), 2, "{stdout}");
+
+    // The playlist, parsed by m3u8-rs; each DATERANGE's bytes read back as a splice_info_section.
+    let m3u8_rs::Playlist::MediaPlaylist(media) =
+        m3u8_rs::parse_playlist_res(text.as_bytes()).expect("media playlist parses")
+    else {
+        panic!("media playlist")
+    };
+    let ranges: Vec<&m3u8_rs::DateRange> = media
+        .segments
+        .iter()
+        .filter_map(|s| s.daterange.as_ref())
+        .collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-DATERANGE:"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let hex_of = |line: &str, attr: &str| -> Vec<u8> {
+        let at = line
+            .find(&format!("{attr}=0x"))
+            .unwrap_or_else(|| panic!("{attr} in {line}"));
+        let hex = line[at + attr.len() + 3..].split(',').next().unwrap();
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+        );
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let api_break = protocols::scte35::SpliceInfo::parse(&hex_of(&break_line, "SCTE35-OUT"))
+        .expect("the API's break is a section");
+    let protocols::scte35::SpliceCommand::Insert(b) = &api_break.command else {
+        panic!("{api_break:?}")
+    };
+    assert!(b.out_of_network && b.immediate && b.auto_return);
+    assert_eq!(b.duration_90khz, Some(8 * 90_000));
+    assert_eq!(format!("splice-{}", b.event_id), break_id);
+    let out_section = hex_of(lines[0], "SCTE35-OUT");
+    let in_section = hex_of(lines[1], "SCTE35-IN");
+    let out_info = protocols::scte35::SpliceInfo::parse(&out_section).expect("OUT is a section");
+    let in_info = protocols::scte35::SpliceInfo::parse(&in_section).expect("IN is a section");
+    let (protocols::scte35::SpliceCommand::Insert(o), protocols::scte35::SpliceCommand::Insert(i)) =
+        (&out_info.command, &in_info.command)
+    else {
+        panic!("splice_inserts: {out_info:?} {in_info:?}")
+    };
+    assert!(o.out_of_network && !i.out_of_network);
+    assert_eq!((o.event_id, i.event_id), (1, 1));
+    assert_eq!(o.duration_90khz, Some(5 * 90_000));
+    assert!(lines[0].contains("ID=\"splice-1\"") && lines[1].contains("ID=\"splice-1\""));
+    assert!(lines[0].contains("PLANNED-DURATION=5.000"), "{}", lines[0]);
+    // The in repeats the out's date and says how long the break lasted (5 s, to the timer's jitter).
+    let dates: Vec<_> = ranges.iter().map(|d| d.start_date).collect();
+    assert!(
+        dates.is_empty() || dates.iter().all(|d| *d == dates[0]),
+        "{text}"
+    );
+    let duration = lines[1]
+        .split("DURATION=")
+        .nth(1)
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("the in's DURATION");
+    assert!((duration - 5.0).abs() < 0.3, "break lasted {duration} s");
+    // Dated where the splice time falls: 2 s after the out was sent (the frame then reaching the
+    // origin), give or take the path's latency.
+    let start = lines[0]
+        .split("START-DATE=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .expect("START-DATE")
+        .timestamp_millis();
+    let sent_out = sent[0]["sent_unix_ms"].as_i64().unwrap();
+    let late_ms = start - (sent_out + 2000);
+    assert!(
+        (-300..=1000).contains(&late_ms),
+        "START-DATE {late_ms} ms from the splice time"
+    );
+
+    // The MPD: an SCTE-35 EventStream with both sections, 5 s apart.
+    let mpd = dash_mpd_core::parse(&mpd_text).expect("MPD parses");
+    let streams: Vec<&dash_mpd_core::EventStream> = mpd
+        .periods
+        .iter()
+        .flat_map(|p| p.event_streams.iter())
+        .filter(|s| s.schemeIdUri == "urn:scte:scte35:2014:xml+bin")
+        .collect();
+    let events: Vec<&dash_mpd_core::Event> = streams.iter().flat_map(|s| s.event.iter()).collect();
+    // GStreamer's two, then the API's break.
+    assert_eq!(events.len(), 3, "{mpd_text}");
+    let events = &events[..2];
+    let binaries: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| {
+            let b = e.signal[0].content.as_ref().expect("Binary");
+            base64::engine::general_purpose::STANDARD
+                .decode(b.content.trim())
+                .expect("base64")
+        })
+        .collect();
+    assert_eq!(binaries, vec![out_section, in_section]);
+    assert_eq!(streams[0].timescale, Some(90_000));
+    assert_eq!(events[0].duration, Some(5 * 90_000));
+    let t: Vec<u64> = events.iter().map(|e| e.presentationTime.unwrap()).collect();
+    assert!(t[1].abs_diff(t[0] + 5 * 90_000) < 90_000 * 3 / 10, "{t:?}");
+    assert_eq!(
+        report["events"]["scte35"], 3,
+        "two from GStreamer, one from the API: {report}"
+    );
+    println!(
+        "scte35: out dated {late_ms} ms after its splice time; break {duration:.3} s; {} and {} bytes",
+        binaries[0].len(),
+        binaries[1].len()
+    );
 }

@@ -35,6 +35,7 @@ const TARGETS: &[(&str, Target, usize)] = &[
     ("codec_configs", fuzzing::codec_configs, 40000),
     ("ts_demux", fuzzing::ts_demux, 1500),
     ("srt_stream_id", fuzzing::srt_stream_id, 20000),
+    ("scte35", fuzzing::scte35, 20000),
     ("hls_directives", fuzzing::hls_directives, 20000),
     ("token", fuzzing::token, 20000),
     ("http_request", fuzzing::http_request, 20000),
@@ -391,6 +392,28 @@ fn seeds() -> BTreeMap<&'static str, Vec<Vec<u8>>> {
         s.entry("ts_demux")
             .or_default()
             .push([&[187u8][..], &ts[..ts.len().min(96 * 1024)]].concat());
+    }
+
+    // SCTE-35: the specification's samples (SCTE 35 §14: a time_signal with a placement
+    // opportunity, a splice_insert out with a break) and inserts as the origin writes them.
+    {
+        use base64::Engine as _;
+        let e = s.entry("scte35").or_default();
+        for sample in [
+            "/DA0AAAAAAAA///wBQb+cr0AUAAeAhxDVUVJSAAAjn/PAAGlmbAICAAAAAAsoKGKNAIAmsnRfg==",
+            "/DAvAAAAAAAA///wFAVIAACPf+/+c2nALv4AUsz1AAAAAAAKAAhDVUVJAAABNWLbowo=",
+        ] {
+            e.push(
+                base64::engine::general_purpose::STANDARD
+                    .decode(sample)
+                    .unwrap(),
+            );
+        }
+        e.push(
+            protocols::scte35::write_splice_insert(7, true, Some(900_000), Some(2_700_000))
+                .to_vec(),
+        );
+        e.push(protocols::scte35::write_splice_insert(7, false, None, None).to_vec());
     }
 
     s.entry("srt_stream_id").or_default().extend(

@@ -37,6 +37,7 @@ fn make_ts(dir: &Path, input: &Path, args: &[&str], name: &str) -> PathBuf {
 struct Demuxed {
     tracks: Vec<TrackInfo>,
     unusable: Vec<estuary::ingest::UnusableTrack>,
+    splices: Vec<protocols::SpliceEvent>,
     video: Vec<Frame>,
     audio: Vec<Frame>,
     stats: TsStats,
@@ -55,6 +56,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
     let mut d = Demuxed {
         tracks: Vec::new(),
         unusable: Vec::new(),
+        splices: Vec::new(),
         video: Vec::new(),
         audio: Vec::new(),
         stats: demuxer.stats(),
@@ -120,6 +122,7 @@ fn demux(ts: &[u8], chunk_bytes: usize) -> Demuxed {
                 }
             }
             IngestEvent::Unusable(u) => d.unusable.push(u),
+            IngestEvent::Splice(s) => d.splices.push(s),
         }
     }
     d
@@ -480,7 +483,7 @@ fn ts_demux_srt_like_losses_never_emit_damaged_frames() {
         .into_iter()
         .filter_map(|e| match e {
             IngestEvent::Frame(f) => Some(f),
-            IngestEvent::Track(_) | IngestEvent::Unusable(_) => None,
+            IngestEvent::Track(_) | IngestEvent::Unusable(_) | IngestEvent::Splice(_) => None,
         })
         .collect();
     // Audio survives the losses mostly; video drops from each loss to the next keyframe (pictures

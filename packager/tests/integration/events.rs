@@ -245,3 +245,57 @@ fn a_stream_without_video_carries_events_in_its_audio() {
     assert_eq!(got[0].0.timescale, 48_000);
     assert_eq!(absolute(&got[0].0), 200 * 1024);
 }
+
+#[test]
+fn splice_markers_are_listed_paired_and_in_the_mpd_event_stream() {
+    use packager::events::{SpliceDirection, SpliceMarker};
+    let marker = |direction, section: &'static [u8]| SpliceMarker {
+        id: "splice-9".into(),
+        direction,
+        section: bytes::Bytes::from_static(section),
+        planned_duration_ms: Some(4000),
+    };
+    let mut p = packager(Default::default());
+    feed(&mut p, 3.0, 60, 0);
+    // An out announced for 4 s (ahead of the edge), its in 4 s later.
+    p.add_splice(marker(SpliceDirection::Out, &[0xFC, 1]), 4000 * 90 + 3000);
+    feed(&mut p, 3.0, 60, 3000);
+    p.add_splice(marker(SpliceDirection::In, &[0xFC, 2]), 8000 * 90 + 3000);
+    feed(&mut p, 3.0, 60, 6000);
+    let text = packager::hls::render_media_playlist(&p, "source", false).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-DATERANGE"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "#EXT-X-DATERANGE:ID=\"splice-9\",START-DATE=\"2023-11-14T22:13:24.000Z\",PLANNED-DURATION=4.000,SCTE35-OUT=0xFC01",
+            "#EXT-X-DATERANGE:ID=\"splice-9\",START-DATE=\"2023-11-14T22:13:24.000Z\",DURATION=4.000,SCTE35-IN=0xFC02",
+        ],
+        "{text}"
+    );
+    assert!(emsgs_of(&p, "source").is_empty(), "not in the segments");
+    assert_eq!(
+        p.event_counts().collect::<Vec<_>>(),
+        vec![(packager::events::EventKind::Scte35, 2)]
+    );
+    let text = dash::render_mpd(&p, &DashConfig::default(), 1_700_000_100_000).unwrap();
+    let mpd = dash_mpd_core::parse(&text).unwrap();
+    let period = &mpd.periods[0];
+    let stream = &period.event_streams[0];
+    assert_eq!(stream.schemeIdUri, "urn:scte:scte35:2014:xml+bin");
+    assert_eq!(stream.timescale, Some(90_000));
+    // From the Period's start (the first frame's presentation time, 3000 ticks).
+    let times: Vec<(Option<u64>, Option<u64>)> = stream
+        .event
+        .iter()
+        .map(|e| (e.presentationTime, e.duration))
+        .collect();
+    assert_eq!(
+        times,
+        vec![(Some(4000 * 90), Some(4000 * 90)), (Some(8000 * 90), None)]
+    );
+    let binary = stream.event[0].signal[0].content.as_ref().unwrap();
+    assert_eq!(binary.content, "/AE=");
+}

@@ -1,5 +1,5 @@
 //! Program and elementary stream tracking (ISO/IEC 13818-1 §2.4.4): packets routed by PID to the PAT,
-//! the selected program's PMT or the chosen video and audio streams; the PAT selects the first program
+//! the selected program's PMT, its SCTE-35 sections or the chosen video and audio streams; the PAT selects the first program
 //! (§2.4.4.3), its PMT the streams (§2.4.4.8), followed across version changes.
 
 use media::TrackKind;
@@ -49,6 +49,17 @@ impl TsDemuxer {
             self.stats.psi_errors += program.pmt.push(&p, &mut sections);
             for section in sections {
                 self.pmt_section(&section, out);
+            }
+        } else if let Some((_, assembler)) = self
+            .program
+            .as_mut()
+            .and_then(|g| g.splice.as_mut())
+            .filter(|(pid, _)| *pid == p.pid)
+        {
+            let mut sections = Vec::new();
+            self.stats.splice_errors += assembler.push(&p, &mut sections);
+            for section in sections {
+                self.splice_section(&section, out);
             }
         } else {
             let Self {
@@ -121,7 +132,27 @@ impl TsDemuxer {
             pmt_pid,
             pmt: SectionAssembler::default(),
             version: None,
+            splice: None,
         });
+    }
+
+    /// A complete section on the program's SCTE-35 PID: read (CRC checked) and passed on with its
+    /// splice time on the frames' clock.
+    fn splice_section(&mut self, section: &[u8], out: &mut Vec<IngestEvent>) {
+        match crate::scte35::SpliceInfo::parse(section) {
+            Ok(info) => {
+                self.stats.splice_sections += 1;
+                let pts_90khz = info.splice_pts_90khz().map(|t| self.timestamps.nearest(t));
+                tracing::debug!(command = ?info.command, ?pts_90khz, "scte-35 section");
+                out.push(IngestEvent::Splice(crate::SpliceEvent { info, pts_90khz }));
+            }
+            Err(error) => {
+                self.stats.splice_errors += 1;
+                if once(&mut self.logged.splice_error) {
+                    tracing::warn!(%error, "scte-35 section discarded (further ones counted)");
+                }
+            }
+        }
     }
 
     /// A complete section on the PMT PID (§2.4.4.8): choose the video and audio streams.
@@ -152,6 +183,7 @@ impl TsDemuxer {
             return self.psi_error("PMT", "program_info_length");
         };
         program.version = Some(s.version);
+        let mut splice_pid: Option<u16> = None;
         let mut video: Option<(u16, EsKind)> = None;
         let mut audio: Option<(u16, EsKind)> = None;
         let mut unusable: Vec<(u16, u8, TrackKind, String)> = Vec::new();
@@ -165,6 +197,11 @@ impl TsDemuxer {
             entries = entries.get(5 + info_len..).unwrap_or_default();
             let is_taken = |slot: &Option<(u16, EsKind)>| slot.is_some_and(|(p, _)| p == pid);
             if matches!(pid, PID_PAT | PID_NULL) || is_taken(&video) || is_taken(&audio) {
+                continue;
+            }
+            if stream_type == crate::scte35::STREAM_TYPE {
+                // SCTE-35 splice information (SCTE 35 §8.1): the first such PID is read.
+                splice_pid.get_or_insert(pid);
                 continue;
             }
             match classify_stream(stream_type, descriptors) {
@@ -184,7 +221,18 @@ impl TsDemuxer {
                 Classified::Other => ignored.push((pid, stream_type, "unsupported stream_type")),
             }
         }
-        tracing::debug!(version = s.version, ?video, ?audio, "mpeg-ts program map");
+        tracing::debug!(
+            version = s.version,
+            ?video,
+            ?audio,
+            ?splice_pid,
+            "mpeg-ts program map"
+        );
+        if let Some(program) = self.program.as_mut()
+            && program.splice.as_ref().map(|(pid, _)| *pid) != splice_pid
+        {
+            program.splice = splice_pid.map(|pid| (pid, SectionAssembler::default()));
+        }
         for (pid, stream_type, kind, codec) in unusable {
             let has_usable = match kind {
                 TrackKind::Video => video.is_some(),
@@ -269,4 +317,6 @@ pub(super) struct Program {
     pub(super) pmt: SectionAssembler,
     /// version_number of the PMT in use.
     version: Option<u8>,
+    /// The PID of its SCTE-35 sections (stream type 0x86), if any, and their reassembly.
+    splice: Option<(u16, SectionAssembler)>,
 }

@@ -313,6 +313,7 @@ enum Ev {
     Track(TrackInfo),
     Frame(Frame),
     Unusable(crate::UnusableTrack),
+    Splice(crate::SpliceEvent),
 }
 
 fn comparable(events: Vec<IngestEvent>) -> Vec<Ev> {
@@ -322,6 +323,7 @@ fn comparable(events: Vec<IngestEvent>) -> Vec<Ev> {
             IngestEvent::Track(t) => Ev::Track(t),
             IngestEvent::Frame(f) => Ev::Frame(f),
             IngestEvent::Unusable(u) => Ev::Unusable(u),
+            IngestEvent::Splice(s) => Ev::Splice(s),
         })
         .collect()
 }
@@ -363,7 +365,7 @@ fn tracks(events: &[Ev]) -> Vec<&TrackInfo> {
         .iter()
         .filter_map(|e| match e {
             Ev::Track(t) => Some(t),
-            Ev::Frame(_) | Ev::Unusable(_) => None,
+            Ev::Frame(_) | Ev::Unusable(_) | Ev::Splice(_) => None,
         })
         .collect()
 }
@@ -1458,4 +1460,59 @@ fn ts_unusable_video_and_audio_codecs_are_reported_once() {
     demuxer.push(&mux.ts, &mut out).unwrap();
     demuxer.finish(&mut out);
     assert!(matches!(&out[..], [IngestEvent::Unusable(u)] if u.codec == "dts (stream_type 0x06)"));
+}
+
+#[test]
+fn ts_scte35_sections_are_read_and_timed_on_the_frames_clock() {
+    const SCTE35_PID: u16 = 0x1F4;
+    let mut mux = Mux::default();
+    mux.pat(0);
+    mux.pmt(
+        0,
+        &[
+            (STREAM_TYPE_AAC_ADTS, AUDIO_PID),
+            (crate::scte35::STREAM_TYPE, SCTE35_PID),
+        ],
+    );
+    for k in 0..3u64 {
+        mux.pes(
+            AUDIO_PID,
+            Some(FIRST_DTS + k * AAC_FRAME_TICKS),
+            None,
+            &adts(&aac_payload(k as usize), false),
+            true,
+        );
+    }
+    // An out 2 s ahead, with a pts_adjustment: its time lands on the frames' clock.
+    let out =
+        crate::scte35::write_splice_insert(42, true, Some(FIRST_DTS + 180_000), Some(2_700_000));
+    mux.section(SCTE35_PID, &out);
+    // A damaged one is counted, not passed on.
+    let mut bad = crate::scte35::write_splice_insert(43, false, Some(FIRST_DTS), None).to_vec();
+    bad[12] ^= 0x10;
+    mux.section(SCTE35_PID, &bad);
+    mux.pes(
+        AUDIO_PID,
+        Some(FIRST_DTS + 3 * AAC_FRAME_TICKS),
+        None,
+        &adts(&aac_payload(3), false),
+        true,
+    );
+    let (events, stats) = demux(&mux.ts);
+    let splices: Vec<&crate::SpliceEvent> = events
+        .iter()
+        .filter_map(|e| match e {
+            Ev::Splice(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(splices.len(), 1, "{events:?}");
+    assert_eq!(splices[0].pts_90khz, Some((FIRST_DTS + 180_000) as i64));
+    assert_eq!(splices[0].info.section, out);
+    assert_eq!(
+        splices[0].info.direction(),
+        crate::scte35::SpliceDirection::Out
+    );
+    assert_eq!((stats.splice_sections, stats.splice_errors), (1, 1));
+    assert_eq!(frames(&events, TrackKind::Audio).len(), 4);
 }
