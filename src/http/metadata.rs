@@ -101,6 +101,25 @@ fn parse_request(body: &[u8]) -> Result<TimedMetadata, String> {
     })
 }
 
+/// The answer to a refused event (a stream not live here may be redirected instead): 400 for a field
+/// an HLS tag cannot carry, 413 for data over the limit, 409 for an id in use, 429 with
+/// `Retry-After` over the rate, 404 for no such stream.
+fn refusal(refused: &EventRefused) -> Response<ChunksBody> {
+    let status = match refused {
+        EventRefused::Invalid(EventError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+        EventRefused::Invalid(_) => StatusCode::BAD_REQUEST,
+        EventRefused::IdInUse(_) => StatusCode::CONFLICT,
+        EventRefused::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        EventRefused::NoStream => StatusCode::NOT_FOUND,
+    };
+    let mut r = json(status, serde_json::json!({ "error": refused.to_string() }));
+    if let EventRefused::RateLimited { retry_after_s } = refused {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+    }
+    r
+}
+
 impl Origin {
     /// `POST /api/streams/{stream}/metadata` with the request body `body` (already read; `None`
     /// when it was over [`MAX_BODY_BYTES`]), once the API token is checked.
@@ -130,24 +149,7 @@ impl Origin {
                 serde_json::json!({ "stream": stream, "id": id, "status": "queued" }),
             ),
             Err(EventRefused::NoStream) => self.metadata_elsewhere(stream, "metadata").await,
-            Err(refused @ EventRefused::Invalid(EventError::TooLarge { .. })) => json(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                serde_json::json!({ "error": refused.to_string() }),
-            ),
-            Err(refused @ EventRefused::Invalid(_)) => bad_request(refused),
-            Err(refused @ EventRefused::IdInUse(_)) => json(
-                StatusCode::CONFLICT,
-                serde_json::json!({ "error": refused.to_string() }),
-            ),
-            Err(refused @ EventRefused::RateLimited { retry_after_s }) => {
-                let mut r = json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    serde_json::json!({ "error": refused.to_string() }),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                r
-            }
+            Err(refused) => refusal(&refused),
         }
     }
 
@@ -196,19 +198,7 @@ impl Origin {
                 }),
             ),
             Err(EventRefused::NoStream) => self.metadata_elsewhere(stream, "splice").await,
-            Err(refused @ EventRefused::RateLimited { retry_after_s }) => {
-                let mut r = json(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    serde_json::json!({ "error": refused.to_string() }),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
-                r
-            }
-            Err(refused) => json(
-                StatusCode::CONFLICT,
-                serde_json::json!({ "error": refused.to_string() }),
-            ),
+            Err(refused) => refusal(&refused),
         }
     }
 

@@ -145,7 +145,6 @@ impl Publisher for Hub {
             opus: None,
             timescales: [None, None],
             edge_pts_90khz: None,
-            splices: 0,
         }))
     }
 }
@@ -178,8 +177,6 @@ struct HubSession {
     /// The latest presentation time at the live edge of ingest, 90 kHz ticks on the publish's input
     /// timeline (video frames; audio frames on a stream without video).
     edge_pts_90khz: Option<i64>,
-    /// SCTE-35 markers of this publish passed to the packager.
-    splices: u64,
 }
 
 impl HubSession {
@@ -259,7 +256,11 @@ impl HubSession {
             SpliceCommand::Insert(i) => format!("splice-{}", i.event_id),
             SpliceCommand::TimeSignal { .. } => match info.segmentation.first() {
                 Some(d) => format!("signal-{}", d.event_id),
-                None => format!("scte35-{}", self.splices),
+                // No event id: named by its time, unique within the stream's timeline.
+                None => format!(
+                    "signal-at-{}",
+                    splice.pts_90khz.or(self.edge_pts_90khz).unwrap_or_default()
+                ),
             },
             _ => {
                 tracing::debug!(stream = %self.entry.name, command = ?info.command, "scte-35 command not carried");
@@ -281,7 +282,6 @@ impl HubSession {
             planned_duration_ms: info.duration_90khz().map(|d| d / 90),
         };
         tracing::info!(stream = %self.entry.name, id = %marker.id, direction = ?marker.direction, pts_90khz = pts, "scte-35 marker");
-        self.splices += 1;
         let mut st = self.entry.lock();
         st.packager.add_splice(marker, pts);
     }

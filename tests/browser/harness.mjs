@@ -17,11 +17,53 @@ import { fileURLToPath } from 'node:url';
 const require = createRequire(import.meta.url);
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 
-/** Resolve a file shipped inside an npm package installed in tests/browser. */
+/**
+ * Resolve a file shipped inside an npm package installed in tests/browser. A package whose
+ * "exports" map leaves out ./package.json (dashjs) is found from its main entry, walking up to the
+ * package.json that names it.
+ */
 export function packageFile(pkg, rel) {
-  const root = path.dirname(require.resolve(`${pkg}/package.json`));
-  return path.join(root, rel);
+  try {
+    return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), rel);
+  } catch (e) {
+    if (e.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
+  }
+  let dir = path.dirname(require.resolve(pkg));
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === pkg) return path.join(dir, rel);
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error(`cannot find the root of package ${pkg}`);
+    dir = up;
+  }
 }
+
+/**
+ * Page-side source of `readCode(video, canvas)`: the wall clock (Unix ms mod 2^24) that
+ * testkit::ffmpeg::clock_code_filter draws into the top left of each frame as 24 black/white blocks
+ * (bit k: block k, 24x24 px of a 640 px wide picture, scaled with the picture), read from the frame
+ * the video shows; null when a block is neither black nor white. Pages interpolate it into their
+ * script.
+ */
+export const READ_CODE_JS = `
+function readCode(video, canvas) {
+  const bits = 24;
+  const block = video.videoWidth * 24 / 640;
+  const w = Math.ceil(block * bits), h = Math.ceil(block);
+  canvas.width = w; canvas.height = h;
+  const ctx = canvas.getContext('2d', { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, w, h, 0, 0, w, h);
+  const px = ctx.getImageData(0, 0, w, h).data;
+  let v = 0;
+  for (let k = 0; k < bits; k++) {
+    const x = Math.floor(k * block + block / 2), y = Math.floor(block / 2);
+    const i = (y * w + x) * 4;
+    const lum = (px[i] + px[i + 1] + px[i + 2]) / 3;
+    if (lum > 160) v += 2 ** k;
+    else if (lum > 96) return null;
+  }
+  return v;
+}`;
 
 /**
  * Parse `--name value`, `--name=value` and bare `--flag` arguments.

@@ -38,9 +38,7 @@
 // 1 on harness failure or when nothing finished within seconds + 40 s.
 
 import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { HERE, cliArgs, launchChromium, packageFile, round, sleep, startServer } from './harness.mjs';
+import { cliArgs, launchChromium, packageFile, round, sleep, startServer } from './harness.mjs';
 
 const SPEC = {
   url: 'string',
@@ -64,26 +62,6 @@ function usage() {
   return 'usage: node play-dash.mjs --url URL --player dashjs|shaka [--seconds N] [--low-latency] ' +
     '[--target-latency S] [--switch-every S] [--proxy] [--screenshot FILE.png] [--samples] ' +
     '[--trace FILE] [--chromium PATH] [--verbose]';
-}
-
-// harness.packageFile() resolves `<pkg>/package.json`, which dashjs does not
-// export (its package.json has an "exports" map). Fall back to resolving the
-// package's main entry and walking up to its package.json.
-function pkgFile(pkg, rel) {
-  try {
-    return packageFile(pkg, rel);
-  } catch (e) {
-    if (e.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
-  }
-  const require = createRequire(path.join(HERE, 'package.json'));
-  let dir = path.dirname(require.resolve(pkg));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === pkg) return path.join(dir, rel);
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`cannot find the root of package ${pkg}`);
-    dir = up;
-  }
 }
 
 // Runs in the page before the player library loads (--trace only): copy the
@@ -735,14 +713,14 @@ async function main() {
   const files = {};
   const libs = [];
   if (args.player === 'dashjs') {
-    files['/lib/dash.all.min.js'] = pkgFile('dashjs', 'dist/modern/umd/dash.all.min.js');
-    files['/lib/dash.all.min.js.map'] = pkgFile('dashjs', 'dist/modern/umd/dash.all.min.js.map');
+    files['/lib/dash.all.min.js'] = packageFile('dashjs', 'dist/modern/umd/dash.all.min.js');
+    files['/lib/dash.all.min.js.map'] = packageFile('dashjs', 'dist/modern/umd/dash.all.min.js.map');
     libs.push('/lib/dash.all.min.js');
   } else {
     // The release build has no debug logging; --trace loads the debug build.
     const base = args.trace ? 'shaka-player.compiled.debug' : 'shaka-player.compiled';
-    files[`/lib/${base}.js`] = pkgFile('shaka-player', `dist/${base}.js`);
-    files[`/lib/${base}.map`] = pkgFile('shaka-player', `dist/${base}.map`);
+    files[`/lib/${base}.js`] = packageFile('shaka-player', `dist/${base}.js`);
+    files[`/lib/${base}.map`] = packageFile('shaka-player', `dist/${base}.map`);
     libs.push(`/lib/${base}.js`);
   }
 

@@ -28,10 +28,7 @@
 // Playing stops once every player raised the event --end (default "end"), or after --seconds.
 // Exit status 0 when a report was written (check `ok`).
 
-import { HERE, cliArgs, launchChromium, packageFile, sleep, startServer } from './harness.mjs';
-import { createRequire } from 'node:module';
-import fs from 'node:fs';
-import path from 'node:path';
+import { READ_CODE_JS, cliArgs, launchChromium, packageFile, sleep, startServer } from './harness.mjs';
 
 const SPEC = { url: 'string', dash: 'string', end: 'string', seconds: 'number', chromium: 'string', verbose: 'boolean', help: 'boolean' };
 
@@ -39,48 +36,15 @@ function usage() {
   return 'usage: node play-events.mjs --url HLS_URL --dash MPD_URL [--end ID] [--seconds N] [--chromium PATH] [--verbose]';
 }
 
-// dashjs's package.json is behind an "exports" map: find its root from its main entry.
-function pkgRoot(pkg, rel) {
-  try {
-    return packageFile(pkg, rel);
-  } catch (e) {
-    if (e.code !== 'ERR_PACKAGE_PATH_NOT_EXPORTED') throw e;
-  }
-  const require = createRequire(path.join(HERE, 'package.json'));
-  let dir = path.dirname(require.resolve(pkg));
-  for (;;) {
-    const pj = path.join(dir, 'package.json');
-    if (fs.existsSync(pj) && JSON.parse(fs.readFileSync(pj, 'utf8')).name === pkg) return path.join(dir, rel);
-    dir = path.dirname(dir);
-  }
-}
-
 const PAGE = `<!doctype html><html><head><meta charset="utf-8">
 <script src="/lib/hls.min.js"></script><script src="/lib/dash.all.min.js"></script><script src="/lib/shaka-player.compiled.js"></script>
 <style>video{width:320px;height:180px}</style></head>
 <body><video id=hls autoplay muted playsinline></video><video id=dash autoplay muted playsinline></video><video id=shaka autoplay muted playsinline></video><script>
 const ID3 = 'https://aomedia.org/emsg/ID3';
-const CODE_BITS = 24;
 const S = {};
 for (const name of ['hls', 'dash', 'shaka']) S[name] = { frames: [], events: {}, errors: [], stalls: 0, playing: false, dateranges: {} };
 window.S = S;
-function readCode(video, canvas) {
-  const block = video.videoWidth * 24 / 640;
-  const w = Math.ceil(block * CODE_BITS), h = Math.ceil(block);
-  canvas.width = w; canvas.height = h;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(video, 0, 0, w, h, 0, 0, w, h);
-  const px = ctx.getImageData(0, 0, w, h).data;
-  let v = 0;
-  for (let k = 0; k < CODE_BITS; k++) {
-    const x = Math.floor(k * block + block / 2), y = Math.floor(block / 2);
-    const i = (y * w + x) * 4;
-    const lum = (px[i] + px[i + 1] + px[i + 2]) / 3;
-    if (lum > 160) v += 2 ** k;
-    else if (lum > 96) return null;
-  }
-  return v;
-}
+${READ_CODE_JS}
 function watch(name) {
   const video = document.getElementById(name);
   const canvas = document.createElement('canvas');
@@ -196,8 +160,8 @@ const { server, origin } = await startServer({
   pages: { '/': PAGE },
   files: {
     '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
-    '/lib/dash.all.min.js': pkgRoot('dashjs', 'dist/modern/umd/dash.all.min.js'),
-    '/lib/shaka-player.compiled.js': pkgRoot('shaka-player', 'dist/shaka-player.compiled.js'),
+    '/lib/dash.all.min.js': packageFile('dashjs', 'dist/modern/umd/dash.all.min.js'),
+    '/lib/shaka-player.compiled.js': packageFile('shaka-player', 'dist/shaka-player.compiled.js'),
   },
 });
 const browser = await launchChromium({ executablePath: args.chromium });

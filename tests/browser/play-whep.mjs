@@ -36,7 +36,7 @@
 // dropped}.
 
 import dgram from 'node:dgram';
-import { cliArgs, launchChromium, packageFile, startServer, sleep } from './harness.mjs';
+import { READ_CODE_JS, cliArgs, launchChromium, packageFile, startServer, sleep } from './harness.mjs';
 
 const SPEC = {
   url: 'string', seconds: 'number', hls: 'string', latency: 'boolean', loss: 'number', 'tcp-only': 'boolean',
@@ -50,29 +50,11 @@ function usage() {
 
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"><script src="/lib/hls.min.js"></script></head>
 <body><video id=v autoplay muted playsinline></video><video id=h autoplay muted playsinline></video><script>
-const CODE_BITS = 24;
 const latency = { webrtc: [], hls: [], unreadable: { webrtc: 0, hls: 0 } };
 window.latency = latency;
 window.firstShown = null;
 let measureFrom = null;
-// The code's blocks are 24 px of a 640 px wide picture (scaled with the rendition).
-function readCode(video, canvas) {
-  const block = video.videoWidth * 24 / 640;
-  const w = Math.ceil(block * CODE_BITS), h = Math.ceil(block);
-  canvas.width = w; canvas.height = h;
-  const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(video, 0, 0, w, h, 0, 0, w, h);
-  const px = ctx.getImageData(0, 0, w, h).data;
-  let v = 0;
-  for (let k = 0; k < CODE_BITS; k++) {
-    const x = Math.floor(k * block + block / 2), y = Math.floor(block / 2);
-    const i = (y * w + x) * 4;
-    const lum = (px[i] + px[i + 1] + px[i + 2]) / 3;
-    if (lum > 160) v += 2 ** k;
-    else if (lum > 96) return null;
-  }
-  return v;
-}
+${READ_CODE_JS}
 function watch(video, kind) {
   const canvas = document.createElement('canvas');
   const cb = (now, meta) => {
