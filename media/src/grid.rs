@@ -6,18 +6,35 @@
 //! there, and the packager cuts every rendition there. [`SegmentClock`] is that grid, shared by both
 //! sides so they cannot disagree.
 //!
-//! The grid is absolute (grid point `k` is `anchor + k × period`, never re-anchored), so segment
-//! boundaries never drift from it, and the period is a whole number of frames when the frame rate is
-//! known (2 s at 30000/1001 fps is 60 frames = 2.002 s), so a source whose keyframe interval is a
-//! whole number of segments keeps fitting forever.
+//! The grid is absolute (grid point `k` is `anchor + k × period`), so segment boundaries never drift
+//! from it, and the period is a whole number of frames when the frame rate is known (2 s at 30000/1001
+//! fps is 60 frames = 2.002 s), so a source whose keyframe interval is a whole number of segments keeps
+//! fitting forever. The one exception is a splice point ([`SegmentClock::add_splice`], an SCTE-35 ad
+//! break's out or return): the grid is re-anchored there, so that a segment starts exactly at the
+//! splice time in every rendition (the segment before it is shorter) and the grid goes on from it.
 
 use std::time::Duration;
+
+/// Re-anchorings a grid remembers: the newest splice points (an ad break announced ahead is two, its
+/// out and its return); older ones fold into the base, which only frames long gone could need.
+const MAX_EPOCHS: usize = 8;
+
+/// Where the grid is anchored from a point on: grid point `first_point + j` is at
+/// `at_90khz + j × period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Epoch {
+    /// Presentation time of `first_point`, 90 kHz ticks.
+    at_90khz: i64,
+    first_point: i64,
+}
 
 /// The segment grid on a source timeline (90 kHz ticks; see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentClock {
-    /// Presentation time of grid point 0 (the source's first keyframe), 90 kHz ticks.
-    anchor_90khz: i64,
+    /// The anchorings, oldest first: `epochs[0]` is the source's first keyframe (grid point 0) until
+    /// more than [`MAX_EPOCHS`] splices; `epochs[1..len]` start at splice points.
+    epochs: [Epoch; MAX_EPOCHS],
+    len: usize,
     /// Grid period as the fraction `period_num / period_den` of 90 kHz ticks (exact for rates such as
     /// 30000/1001 fps).
     period_num: i64,
@@ -53,14 +70,16 @@ impl SegmentClock {
                 .max(1) as i64;
                 // Period = frames × den / num seconds = frames × 90 000 × den / num ticks.
                 Self {
-                    anchor_90khz,
+                    epochs: Self::base(anchor_90khz),
+                    len: 1,
                     period_num: frames.saturating_mul(90_000).saturating_mul(den),
                     period_den: num,
                     tolerance_90khz: (90_000 * den / num / 2).max(1),
                 }
             }
             None => Self {
-                anchor_90khz,
+                epochs: Self::base(anchor_90khz),
+                len: 1,
                 period_num: target_90khz,
                 period_den: 1,
                 tolerance_90khz: UNKNOWN_RATE_TOLERANCE_90KHZ,
@@ -68,17 +87,88 @@ impl SegmentClock {
         }
     }
 
+    fn base(anchor_90khz: i64) -> [Epoch; MAX_EPOCHS] {
+        let mut epochs = [Epoch::default(); MAX_EPOCHS];
+        epochs[0].at_90khz = anchor_90khz;
+        epochs
+    }
+
+    fn epochs(&self) -> &[Epoch] {
+        &self.epochs[..self.len]
+    }
+
     /// The same grid moved by `offset_90khz` (e.g. onto another timeline).
-    pub fn shifted(self, offset_90khz: i64) -> Self {
-        Self {
-            anchor_90khz: self.anchor_90khz.saturating_add(offset_90khz),
-            ..self
+    pub fn shifted(mut self, offset_90khz: i64) -> Self {
+        for e in &mut self.epochs[..self.len] {
+            e.at_90khz = e.at_90khz.saturating_add(offset_90khz);
+        }
+        self
+    }
+
+    /// Presentation time of the grid's anchor (the source's first keyframe), 90 kHz ticks.
+    pub fn anchor_90khz(&self) -> i64 {
+        self.epochs[0].at_90khz
+    }
+
+    /// Re-anchor the grid at a splice point `at_90khz` (SCTE-35 §9.1: an out or return point of an ad
+    /// break): the picture nearest it starts a segment in every rendition, the grid going on a period
+    /// at a time from there. Grid points before it keep their place; the grid point that would have
+    /// fallen inside the first period after it is dropped (no segment shorter than a period after the
+    /// splice; the one before it is cut short).
+    ///
+    /// A point already on the grid (within the tolerance) changes nothing; one within half a period of
+    /// another splice point is merged into it (a break's return as announced by its out and as sent
+    /// by its in, a few milliseconds apart, make one boundary, not a segment of a frame). A point
+    /// before a later splice point is placed between them, the later ones re-anchored after it: the
+    /// caller gives only points that no frame has reached yet.
+    pub fn add_splice(&mut self, at_90khz: i64) {
+        let mut splices = [0i64; MAX_EPOCHS];
+        let n = self.len - 1;
+        for (slot, e) in splices.iter_mut().zip(&self.epochs[1..self.len]) {
+            *slot = e.at_90khz;
+        }
+        if n > 0 && at_90khz < splices[n - 1] {
+            // Between earlier splice points: rebuild the grid from the base with every point in order.
+            self.len = 1;
+            let mut all = splices[..n].to_vec();
+            all.push(at_90khz);
+            all.sort_unstable();
+            for at in all {
+                self.append_splice(at);
+            }
+        } else {
+            self.append_splice(at_90khz);
         }
     }
 
-    /// Presentation time of grid point 0, 90 kHz ticks.
-    pub fn anchor_90khz(&self) -> i64 {
-        self.anchor_90khz
+    /// [`Self::add_splice`] for a point at or after the newest splice point.
+    fn append_splice(&mut self, at_90khz: i64) {
+        let k = self.index(at_90khz);
+        if (self.point_90khz(k) - at_90khz).abs() <= self.tolerance_90khz {
+            return;
+        }
+        let half_period = self.period_90khz() / 2;
+        if self.epochs[1..self.len]
+            .iter()
+            .any(|e| (e.at_90khz - at_90khz).abs() <= half_period)
+        {
+            return;
+        }
+        let epoch = Epoch {
+            at_90khz,
+            first_point: k.saturating_add(1),
+        };
+        if self.len == MAX_EPOCHS {
+            self.epochs.copy_within(1.., 0);
+            self.len -= 1;
+        }
+        self.epochs[self.len] = epoch;
+        self.len += 1;
+    }
+
+    /// The splice points the grid is re-anchored at (the newest seven at most), 90 kHz ticks.
+    pub fn splice_points(&self) -> impl Iterator<Item = i64> + '_ {
+        self.epochs[1..self.len].iter().map(|e| e.at_90khz)
     }
 
     /// The grid period in seconds (for display and target durations, not for timeline arithmetic).
@@ -99,18 +189,29 @@ impl SegmentClock {
     /// The grid point a picture presented at `pts_90khz` belongs to: the largest `k` whose point is at
     /// or before `pts + tolerance`. Negative before the anchor.
     pub fn index(&self, pts_90khz: i64) -> i64 {
-        let rel = i128::from(pts_90khz) - i128::from(self.anchor_90khz)
-            + i128::from(self.tolerance_90khz);
-        let scaled = rel * i128::from(self.period_den);
-        scaled
-            .div_euclid(i128::from(self.period_num))
+        let reach = i128::from(pts_90khz) + i128::from(self.tolerance_90khz);
+        let e = self
+            .epochs()
+            .iter()
+            .rev()
+            .find(|e| i128::from(e.at_90khz) <= reach)
+            .unwrap_or(&self.epochs[0]);
+        let scaled = (reach - i128::from(e.at_90khz)) * i128::from(self.period_den);
+        (i128::from(e.first_point) + scaled.div_euclid(i128::from(self.period_num)))
             .clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
     /// Presentation time of grid point `k`, 90 kHz ticks (rounded down).
     pub fn point_90khz(&self, k: i64) -> i64 {
-        let t = i128::from(self.anchor_90khz)
-            + (i128::from(k) * i128::from(self.period_num)).div_euclid(i128::from(self.period_den));
+        let e = self
+            .epochs()
+            .iter()
+            .rev()
+            .find(|e| e.first_point <= k)
+            .unwrap_or(&self.epochs[0]);
+        let j = i128::from(k) - i128::from(e.first_point);
+        let t = i128::from(e.at_90khz)
+            + (j * i128::from(self.period_num)).div_euclid(i128::from(self.period_den));
         t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 }
@@ -183,6 +284,74 @@ mod tests {
         assert_eq!(c.index(1_000 - 180_180), -1);
         // No drift: the millionth point is exactly where a million periods put it.
         assert_eq!(c.point_90khz(1_000_000), 1_000 + 180_180_000_000);
+    }
+
+    #[test]
+    fn a_splice_point_starts_a_segment_and_the_grid_goes_on_from_it() {
+        // 25 fps, 2 s segments: points every 180 000 ticks, frames every 3600.
+        let mut c = SegmentClock::new(0, Duration::from_secs(2), Some((25, 1)));
+        let before = c;
+        c.add_splice(360_000 + 90_000); // an out at 5 s
+        assert_eq!(c.index(360_000), 2, "points before it keep their place");
+        assert_eq!(c.index(450_000 - 3600), 2, "the frame before the splice");
+        assert_eq!(c.index(450_000), 3, "the splice starts the next point");
+        assert_eq!(c.point_90khz(3), 450_000);
+        assert_eq!(c.index(450_000 - 1000), 3, "within half a frame");
+        assert_eq!(c.point_90khz(4), 630_000, "a period after the splice");
+        assert_eq!(c.index(540_000), 3, "the old point at 6 s is gone");
+        assert_eq!(c.index(630_000), 4);
+        // On a grid point, or close to another splice point: nothing changes.
+        let mut d = c;
+        d.add_splice(630_000 + 100);
+        d.add_splice(450_000 + 9_000);
+        assert_eq!(d, c);
+        let mut b = before;
+        b.add_splice(180_000 - 1_000);
+        assert_eq!(b, before, "half a frame from a point: that point");
+        // The return 30 s later, then more splices than the grid remembers: the newest still hold.
+        c.add_splice(450_000 + 30 * 90_000);
+        assert_eq!(c.index(450_000 + 30 * 90_000), 3 + 15);
+        for i in 1..=10 {
+            c.add_splice(450_000 + 30 * 90_000 + i * 99_000);
+        }
+        let last = 450_000 + 30 * 90_000 + 10 * 99_000;
+        assert_eq!(c.splice_points().count(), MAX_EPOCHS - 1);
+        assert_eq!(c.point_90khz(c.index(last)), last);
+        assert_eq!(c.point_90khz(c.index(last) + 1), last + 180_000);
+        // Shifting moves the splice points with the anchor.
+        let s = c.shifted(1_000);
+        assert_eq!(s.point_90khz(s.index(last + 1_000)), last + 1_000);
+    }
+
+    #[test]
+    fn an_early_return_goes_between_an_out_and_its_planned_return() {
+        let mut c = SegmentClock::new(0, Duration::from_secs(2), Some((25, 1)));
+        // An out at 5 s with a 31 s break announced, then the in at 15.5 s.
+        c.add_splice(450_000);
+        c.add_splice(450_000 + 31 * 90_000);
+        c.add_splice(450_000 + 945_000);
+        let points: Vec<i64> = c.splice_points().collect();
+        assert_eq!(points, vec![450_000, 1_395_000, 3_240_000]);
+        for at in points {
+            assert_eq!(c.point_90khz(c.index(at)), at);
+        }
+        assert_eq!(c.index(1_395_000), 9, "the point after 5 s + 5 periods");
+        assert_eq!(c.index(3_240_000), 9 + 11);
+    }
+
+    #[test]
+    fn the_index_never_goes_back_across_splices() {
+        let mut c = SegmentClock::new(1_234, Duration::from_secs(2), Some((30000, 1001)));
+        for at in [500_000, 2_000_000, 700_000, 700_500, 1_900_000] {
+            c.add_splice(at);
+        }
+        let mut last = i64::MIN;
+        for pts in (0..3_000_000).step_by(3003) {
+            let k = c.index(pts);
+            assert!(k >= last, "index went back at {pts}");
+            assert!(c.point_90khz(k) <= pts + c.tolerance_90khz());
+            last = k;
+        }
     }
 
     #[test]

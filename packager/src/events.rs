@@ -64,6 +64,23 @@ pub struct SpliceMarker {
     pub planned_duration_ms: Option<u64>,
 }
 
+impl SpliceMarker {
+    /// The splice points this marker at `at_90khz` asks a ladder to start segments at (90 kHz ticks,
+    /// the same timeline): an out and, when it announces a duration, its planned return; an in; none
+    /// for another command (a cancel, a time_signal that neither starts nor ends a break).
+    pub fn splice_points(&self, at_90khz: i64) -> Vec<i64> {
+        match self.direction {
+            SpliceDirection::Out => std::iter::once(at_90khz)
+                .chain(self.planned_duration_ms.map(|ms| {
+                    at_90khz.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX / 90) * 90)
+                }))
+                .collect(),
+            SpliceDirection::In => vec![at_90khz],
+            SpliceDirection::Cmd => Vec::new(),
+        }
+    }
+}
+
 /// What a stamped event carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventPayload {

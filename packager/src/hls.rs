@@ -172,9 +172,13 @@ pub fn preload_hint(stream: &StreamPackager, r: &Rendition) -> Option<(u64, usiz
     let cfg = stream.config();
     let ends_here = match stream.segment_clock() {
         Some(clock) => {
-            let period = rescale(clock.period_90khz(), 90_000, ts);
+            // The open segment's own length: a period, or shorter before a splice point.
+            let length_90khz = open.grid_point.map_or(clock.period_90khz(), |k| {
+                clock.point_90khz(k + 1) - clock.point_90khz(k)
+            });
+            let length = rescale(length_90khz, 90_000, ts);
             let tolerance = rescale(clock.tolerance_90khz(), 90_000, ts);
-            elapsed + tolerance >= period
+            elapsed + tolerance >= length
         }
         None => {
             let target = crate::stream::duration_ticks(cfg.segment_target, ts);

@@ -197,20 +197,28 @@ impl Hub {
 impl StreamEntry {
     /// Stamp the events waiting (if any) with presentation time `input_pts_90khz` (90 kHz ticks on
     /// the current publish's input timeline): called by the publish session for each frame at the
-    /// live edge of ingest.
-    pub(super) fn stamp_waiting_events(&self, input_pts_90khz: i64) {
+    /// live edge of ingest, before the frame goes on. Returns the splice points the ad breaks among
+    /// them ask for ([`SpliceMarker::splice_points`]), same timeline, for the session's ladder.
+    ///
+    /// [`SpliceMarker::splice_points`]: packager::events::SpliceMarker::splice_points
+    pub(super) fn stamp_waiting_events(&self, input_pts_90khz: i64) -> Vec<i64> {
         if !self.events_waiting.load(Ordering::Acquire) {
-            return;
+            return Vec::new();
         }
         let mut st = self.lock();
         self.events_waiting.store(false, Ordering::Release);
+        let mut points = Vec::new();
         for payload in std::mem::take(&mut st.events.waiting) {
             let sequence = match payload {
                 EventPayload::Metadata(m) => st.packager.add_event(m, input_pts_90khz),
-                EventPayload::Splice(m) => st.packager.add_splice(m, input_pts_90khz),
+                EventPayload::Splice(m) => {
+                    points.extend(m.splice_points(input_pts_90khz));
+                    st.packager.add_splice(m, input_pts_90khz)
+                }
             };
             tracing::debug!(stream = %self.name, sequence, pts_90khz = input_pts_90khz, "timed metadata stamped");
         }
+        points
     }
 }
 

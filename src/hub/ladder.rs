@@ -161,6 +161,12 @@ pub struct SessionLadder {
     has_failed: bool,
     /// When the source frames were received (for the part publication latency).
     arrivals: Arc<ArrivalLog>,
+    /// Splice points given while the first frames are held (input timeline, 90 kHz ticks): the grid
+    /// is re-anchored at them when the transcoder starts.
+    pending_splices: Vec<i64>,
+    /// The latest video presentation time handed to the running transcoder (input timeline, 90 kHz
+    /// ticks): a splice point at or before it starts at the next picture instead.
+    pushed_video_90khz: Option<i64>,
 }
 
 /// Whether players can play `track`'s codec as it arrives (so a rendition may copy it).
@@ -183,6 +189,35 @@ impl SessionLadder {
             probe: None,
             has_failed: false,
             arrivals: Arc::default(),
+            pending_splices: Vec::new(),
+            pushed_video_90khz: None,
+        }
+    }
+
+    /// A splice point at `pts_90khz` (input timeline, 90 kHz ticks: an SCTE-35 out or return): every
+    /// rendition starts a segment there with a keyframe — the transcoder forces an IDR in each encoded
+    /// rung on the picture nearest it and the packager cuts every rendition there (both re-anchor the
+    /// segment grid at it, [`media::SegmentClock::add_splice`]), so that an ad inserter can swap whole
+    /// segments. Held until the transcoder starts; a point the source has already passed starts at
+    /// the next picture.
+    pub fn splice_at(&mut self, entry: &Arc<StreamEntry>, pts_90khz: i64) {
+        let Some(t) = &self.transcoder else {
+            if !self.has_failed {
+                self.pending_splices.push(pts_90khz);
+            }
+            return;
+        };
+        let at = match self.pushed_video_90khz {
+            Some(edge) if pts_90khz <= edge => {
+                tracing::warn!(stream = %entry.name, pts_90khz, edge_90khz = edge, "splice point already passed: segments start at the next picture");
+                edge + 1
+            }
+            _ => pts_90khz,
+        };
+        if t.splice_at(at) && entry.lock().packager.add_splice_point(at) {
+            tracing::info!(stream = %entry.name, pts_90khz = at, "segments start at the splice point in every rendition");
+        } else {
+            tracing::warn!(stream = %entry.name, pts_90khz = at, "no encoded rendition: segments not cut at the splice point");
         }
     }
 
@@ -280,6 +315,10 @@ impl SessionLadder {
                 .record(frame.track, frame.pts, track.timescale, unix_ms());
         }
         if let Some(t) = &self.transcoder {
+            if let (TrackKind::Video, Some(track)) = (frame.track, source) {
+                let pts = media::time::rescale(frame.pts, track.timescale, 90_000);
+                self.pushed_video_90khz = Some(self.pushed_video_90khz.map_or(pts, |e| e.max(pts)));
+            }
             t.push(frame);
             return Ok(());
         }
@@ -298,7 +337,12 @@ impl SessionLadder {
         let Some(probe) = self.probe.take() else {
             return Ok(());
         };
-        let (facts, held) = probe.finish();
+        let (mut facts, held) = probe.finish();
+        if let Some(clock) = &mut facts.clock {
+            for pts in self.pending_splices.drain(..) {
+                clock.add_splice(pts);
+            }
+        }
         // A decodable video whose headers gave no size is laddered as 720p.
         let params = self
             .video
@@ -373,6 +417,13 @@ impl SessionLadder {
             held.clone(),
         ) {
             Ok(t) => {
+                let video_timescale = self.video.as_ref().map(|v| v.timescale);
+                self.pushed_video_90khz = held
+                    .iter()
+                    .filter(|f| f.track == TrackKind::Video)
+                    .zip(std::iter::repeat(video_timescale))
+                    .filter_map(|(f, ts)| Some(media::time::rescale(f.pts, ts?, 90_000)))
+                    .max();
                 let names: Vec<&str> = rungs.iter().map(|r| r.name.as_str()).collect();
                 tracing::info!(stream = %entry.name, rungs = ?names, "transcoder started");
                 self.transcoder = Some(t);

@@ -241,7 +241,18 @@ impl HubSession {
         let pts = media::time::rescale(frame.pts, timescale, 90_000);
         let edge = self.edge_pts_90khz.map_or(pts, |e| e.max(pts));
         self.edge_pts_90khz = Some(edge);
-        self.entry.stamp_waiting_events(edge);
+        let points = self.entry.stamp_waiting_events(edge);
+        self.splice_at(&points);
+    }
+
+    /// Splice points (input timeline, 90 kHz ticks) where every rendition of the ladder must start a
+    /// segment with a keyframe; without a ladder the source's own keyframes cut the segments.
+    fn splice_at(&mut self, points: &[i64]) {
+        if let Some(ladder) = &mut self.ladder {
+            for &pts in points {
+                ladder.splice_at(&self.entry, pts);
+            }
+        }
     }
 
     /// An SCTE-35 section from the publisher: a splice_insert or time_signal becomes a marker at its
@@ -282,8 +293,9 @@ impl HubSession {
             planned_duration_ms: info.duration_90khz().map(|d| d / 90),
         };
         tracing::info!(stream = %self.entry.name, id = %marker.id, direction = ?marker.direction, pts_90khz = pts, "scte-35 marker");
-        let mut st = self.entry.lock();
-        st.packager.add_splice(marker, pts);
+        let points = marker.splice_points(pts);
+        self.entry.lock().packager.add_splice(marker, pts);
+        self.splice_at(&points);
     }
 
     /// Package a source frame directly (passthrough).

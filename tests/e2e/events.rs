@@ -464,11 +464,20 @@ async fn timed_metadata_reaches_hls_js_dash_js_and_shaka_on_its_frame_across_a_r
 /// ahead) and, 5 s later, the splice_insert back in, into the MPEG-TS it publishes over SRT. The
 /// media playlists list both as EXT-X-DATERANGE with the sections' bytes (`SCTE35-OUT`, then
 /// `SCTE35-IN` under the same ID with the break's DURATION), dated where the splice time falls; the
-/// MPD's Period has an SCTE-35 EventStream with both sections; the API counts them.
+/// MPD's Period has an SCTE-35 EventStream with both sections; the API counts them. Every rendition
+/// starts a segment with a keyframe at the out and at the return.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream() {
     use base64::Engine as _;
-    let origin = blocking(|| EstuaryProcess::start("")).await;
+    // The 360p source copied (its encoded fallback takes over where its keyframes leave the grid)
+    // and one encoded rung.
+    let origin = blocking(|| {
+        EstuaryProcess::start(
+            "[transcode]\n[[transcode.rungs]]\nname = \"source\"\ncopy = true\n\
+             [[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_bps = 400000\n",
+        )
+    })
+    .await;
     let script = repo().join("tests/tools/gst-scte35-publish.py");
     let publisher = std::process::Command::new("/usr/bin/python3")
         .arg(&script)
@@ -480,7 +489,7 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
         ])
         .args([
             "--seconds",
-            "16",
+            "19",
             "--out-at",
             "3",
             "--lead",
@@ -633,13 +642,7 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
     assert!((duration - 5.0).abs() < 0.3, "break lasted {duration} s");
     // Dated where the splice time falls: 2 s after the out was sent (the frame then reaching the
     // origin), give or take the path's latency.
-    let start = lines[0]
-        .split("START-DATE=\"")
-        .nth(1)
-        .and_then(|v| v.split('"').next())
-        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
-        .expect("START-DATE")
-        .timestamp_millis();
+    let start = start_date_ms(lines[0]);
     let sent_out = sent[0]["sent_unix_ms"].as_i64().unwrap();
     let late_ms = start - (sent_out + 2000);
     assert!(
@@ -677,9 +680,105 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
         report["events"]["scte35"], 3,
         "two from GStreamer, one from the API: {report}"
     );
+
+    // Every video rendition starts a segment with a keyframe at the out's splice time, at the return
+    // the out announced (the in, sent 5 s after the out, falls on it to the timer's jitter) and at the
+    // API's break: GStreamer's keyframes are 2 s apart from the start, on none of them.
+    let api_start = start_date_ms(&break_line);
+    let cuts = segments_starting_at(&base, &[start, start + 5_000, api_start]).await;
     println!(
-        "scte35: out dated {late_ms} ms after its splice time; break {duration:.3} s; {} and {} bytes",
+        "scte35: out dated {late_ms} ms after its splice time; break {duration:.3} s; {} and {} bytes; \
+         segments with a keyframe at the out, the return and the API's out in {cuts}",
         binaries[0].len(),
         binaries[1].len()
     );
+}
+
+/// An `EXT-X-DATERANGE` line's `START-DATE`, Unix ms.
+fn start_date_ms(line: &str) -> i64 {
+    line.split("START-DATE=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .unwrap_or_else(|| panic!("START-DATE in {line}"))
+        .timestamp_millis()
+}
+
+/// Checks that every video rendition of the stream at `base` has a segment starting (by its program
+/// date time, within a frame) at each of `times_ms` (Unix ms) whose first picture FFmpeg decodes as
+/// a keyframe; waits up to 20 s for the segments to be listed. Returns the renditions' names.
+async fn segments_starting_at(base: &str, times_ms: &[i64]) -> String {
+    let index = get(&format!("{base}index.m3u8")).await.text();
+    let Ok(m3u8_rs::Playlist::MasterPlaylist(multivariant)) =
+        m3u8_rs::parse_playlist_res(index.as_bytes())
+    else {
+        panic!("multivariant playlist: {index}")
+    };
+    let mut uris: Vec<String> = multivariant
+        .variants
+        .iter()
+        .map(|v| v.uri.clone())
+        .collect();
+    uris.dedup();
+    assert!(uris.len() >= 2, "a ladder: {index}");
+    let last = *times_ms.iter().max().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for uri in &uris {
+        let url = format!("{base}{uri}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (playlist, starts) = loop {
+            let text = get(&url).await.text();
+            let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) =
+                m3u8_rs::parse_playlist_res(text.as_bytes())
+            else {
+                panic!("media playlist {uri}: {text}")
+            };
+            // Each segment's start: the latest program date time plus the durations since.
+            let mut at: Option<f64> = None;
+            let starts: Vec<Option<i64>> = p
+                .segments
+                .iter()
+                .map(|s| {
+                    if let Some(pdt) = s.program_date_time {
+                        at = Some(pdt.timestamp_millis() as f64);
+                    }
+                    let start = at.map(|a| a.round() as i64);
+                    at = at.map(|a| a + f64::from(s.duration) * 1000.0);
+                    start
+                })
+                .collect();
+            if starts.iter().flatten().any(|s| *s > last + 100) || Instant::now() > deadline {
+                break (p, starts);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let map = playlist
+            .segments
+            .iter()
+            .find_map(|s| s.map.as_ref())
+            .unwrap_or_else(|| panic!("{uri}: an EXT-X-MAP"));
+        let rendition_base = format!("{base}{}", &uri[..uri.rfind('/').map_or(0, |i| i + 1)]);
+        let init = get(&format!("{rendition_base}{}", map.uri)).await.body;
+        for &t in times_ms {
+            let found = playlist
+                .segments
+                .iter()
+                .zip(&starts)
+                .find(|(_, s)| s.is_some_and(|s| (s - t).abs() <= 40));
+            let Some((segment, start)) = found else {
+                panic!("{uri}: no segment starts at {t} (Unix ms); starts {starts:?}")
+            };
+            let bytes = get(&format!("{rendition_base}{}", segment.uri)).await.body;
+            let path = dir.path().join("segment.mp4");
+            std::fs::write(&path, [&init[..], &bytes[..]].concat()).unwrap();
+            let (pict, key) = blocking(move || testkit::ffmpeg::first_frame_type(&path)).await;
+            assert!(
+                key && pict == "I",
+                "{uri}: the segment at {start:?} starts with a {pict} picture"
+            );
+        }
+        names.push(uri.split('/').next().unwrap_or(uri).to_owned());
+    }
+    names.join(", ")
 }

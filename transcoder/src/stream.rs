@@ -58,8 +58,9 @@ pub(crate) struct Shared {
     /// Composition offset (pts − dts) of the source's first keyframe, 90 kHz; [`NO_PTS`] before it.
     pub composition_offset_90khz: AtomicI64,
     /// The segment grid (source timeline, 90 kHz): given in the options or anchored at the source's
-    /// first keyframe by the push path, read by the decoder.
-    pub clock: std::sync::OnceLock<SegmentClock>,
+    /// first keyframe by the push path, re-anchored at splice points
+    /// ([`StreamTranscoder::splice_at`]), read by the decoder.
+    pub clock: Mutex<Option<SegmentClock>>,
     pub counters: StreamCounters,
     pub sink: Arc<dyn TranscodeSink>,
 }
@@ -67,6 +68,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn is_stopped(&self) -> bool {
         self.stop.load(Relaxed)
+    }
+
+    /// The segment grid as it stands (`None` before the source's first keyframe).
+    pub(crate) fn clock(&self) -> Option<SegmentClock> {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The output DTS for a picture at `pts_90khz`: PTS − the source's first keyframe composition
@@ -162,6 +168,18 @@ pub struct StreamTranscoder {
 }
 
 impl StreamTranscoder {
+    /// A splice point at `pts_90khz` (source timeline, 90 kHz ticks; SCTE-35 §9.1, an ad break's out
+    /// or return): the grid is re-anchored there ([`SegmentClock::add_splice`]), so every encoded rung
+    /// gets an IDR on the picture nearest it, and a copy rung continues only if the source has its own
+    /// IDR there (else its fallback takes over, as at any grid point). Give it before the source frame
+    /// at that time is pushed; a picture already decoded cannot be made a keyframe, so a later one
+    /// then starts the segment. Returns false before the grid exists (the caller re-anchors the grid
+    /// it gives in the options instead).
+    pub fn splice_at(&self, pts_90khz: i64) -> bool {
+        let mut clock = self.shared.clock.lock().unwrap_or_else(|p| p.into_inner());
+        clock.as_mut().map(|c| c.add_splice(pts_90khz)).is_some()
+    }
+
     /// A snapshot of the counters: real-time factor, frames in/out/dropped per rung, shed rungs,
     /// encoder delay.
     pub fn stats(&self) -> TranscodeStats {

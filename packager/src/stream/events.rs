@@ -52,6 +52,20 @@ impl StreamPackager {
         self.add_payload(EventPayload::Splice(marker), input_pts_90khz)
     }
 
+    /// Start a segment at the splice point `input_pts_90khz` (90 kHz ticks on the current publish's
+    /// input timeline) in every rendition: the producer grid is re-anchored there
+    /// ([`SegmentClock::add_splice`]); the transcoder must force its keyframes there too. Give only a
+    /// point no frame has reached yet. Returns false when there is no producer grid (a stream packaged
+    /// as it arrives is cut on its source's keyframes).
+    ///
+    /// [`SegmentClock::add_splice`]: media::SegmentClock::add_splice
+    pub fn add_splice_point(&mut self, input_pts_90khz: i64) -> bool {
+        self.clock
+            .as_mut()
+            .map(|c| c.add_splice(input_pts_90khz))
+            .is_some()
+    }
+
     fn add_payload(&mut self, payload: EventPayload, input_pts_90khz: i64) -> u32 {
         let sequence = self.events.next_sequence;
         self.events.next_sequence = sequence.wrapping_add(1);

@@ -184,13 +184,15 @@ impl StreamTranscoder {
             let clock = *self
                 .shared
                 .clock
-                .get_or_init(|| SegmentClock::new(pts, self.segment_target, rate));
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| SegmentClock::new(pts, self.segment_target, rate));
             tracing::debug!(stream = %self.shared.stream, anchor = clock.anchor_90khz(), period_s = clock.period_s(), "segment grid");
         }
         c.last_push_pts_90khz.store(pts, Relaxed);
 
         if !self.copy_rungs.is_empty() && !st.is_copy_replaced {
-            let point = self.shared.clock.get().map_or(0, |clock| clock.index(pts));
+            let point = self.shared.clock().map_or(0, |clock| clock.index(pts));
             if st.is_copy_forwarded && point >= st.copy_next_point {
                 let fits = frame.is_keyframe && source.config.is_clean_random_access(&frame.data);
                 if fits {

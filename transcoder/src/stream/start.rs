@@ -157,13 +157,10 @@ impl StreamTranscoder {
             stop: AtomicBool::new(false),
             is_offline: AtomicBool::new(false),
             composition_offset_90khz: AtomicI64::new(NO_PTS),
-            clock: std::sync::OnceLock::new(),
+            clock: std::sync::Mutex::new(options.clock),
             counters: StreamCounters::new(counters),
             sink,
         });
-        if let Some(clock) = options.clock {
-            let _ = shared.clock.set(clock);
-        }
 
         let mut threads = Vec::new();
         let (ready_tx, ready_rx) =

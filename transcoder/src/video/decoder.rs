@@ -271,7 +271,7 @@ impl DecoderWorker {
         let mut is_forced = !self.has_output;
         self.has_output = true;
         // The picture nearest each grid point gets a keyframe, and no other.
-        let point = self.shared.clock.get().map_or(0, |c| c.index(pts));
+        let point = self.shared.clock().map_or(0, |c| c.index(pts));
         match self.next_point {
             Some(next) if point < next => {}
             _ => {
