@@ -309,6 +309,108 @@ fn producer_grid_cuts_every_rendition_on_its_points_and_nowhere_else() {
     }
 }
 
+/// A splice point (an SCTE-35 out at 5.333 s, its return 4 s later) re-anchors the producer grid: every
+/// rendition starts a segment there (video on the keyframe the transcoder forced, audio on its frame
+/// nearest it), the segment before is cut short, the grid goes on from the splice, msns stay aligned;
+/// the preload hint never points past the shortened segment's end.
+#[test]
+fn splice_points_start_a_segment_in_every_rendition() {
+    let mut p = ladder_packager(100);
+    let first_pts = 3000;
+    let out = first_pts + frame_ms(160) * 90;
+    let back = out + 4 * 90_000;
+    assert!(p.add_splice_point(out) && p.add_splice_point(back));
+    let clock = p.segment_clock().unwrap();
+    // The transcoder forces a keyframe where the grid index changes, and nowhere else.
+    let key = |i: u64| {
+        let pts = first_pts + frame_ms(i) * 90;
+        i == 0 || clock.index(pts) != clock.index(first_pts + frame_ms(i - 1) * 90)
+    };
+    let mut hints: Vec<(String, u64, usize)> = Vec::new();
+    feed_ladder(
+        &mut p,
+        16 * 30,
+        40,
+        |_| false,
+        |p, i, ms, now| {
+            p.push_rendition_frame("source", vframe(ms * 90, 3000, key(i)), now);
+            p.push_rendition_frame("360p", vframe(ms * 90, 3000, key(i)), now);
+            if p.is_ready() {
+                for r in p.renditions() {
+                    if let Some((m, part)) = hls::preload_hint(p, r) {
+                        hints.push((r.name().to_owned(), m, part));
+                    }
+                }
+            }
+        },
+    );
+    // Each rendition's complete segments: (msn, start relative to the source's first keyframe in 90 kHz
+    // ticks, starts with a keyframe, duration in 90 kHz ticks).
+    let first = {
+        let r = p.rendition("source").unwrap();
+        r.segments().front().unwrap().earliest_pts * 90_000 / i64::from(r.timescale())
+    };
+    let segs = |name: &str| -> Vec<(u64, i64, bool, i64)> {
+        let r = p.rendition(name).unwrap();
+        let ts = i64::from(r.timescale());
+        r.segments()
+            .iter()
+            .filter(|s| s.is_complete)
+            .map(|s| {
+                (
+                    s.msn,
+                    s.earliest_pts * 90_000 / ts - first,
+                    s.starts_with_keyframe,
+                    s.duration_ticks() as i64 * 90_000 / ts,
+                )
+            })
+            .collect()
+    };
+    let src = segs("source");
+    let starts: Vec<i64> = src.iter().map(|s| s.1).collect();
+    let (o, b) = (out - first_pts, back - first_pts);
+    // 0, 2, 4 s on the first grid; 5.333 s (the out); 7.333 s; 9.333 s (the return); 11.333 s …
+    assert_eq!(
+        &starts[..7],
+        &[0, 180_000, 360_000, o, o + 180_000, b, b + 180_000],
+        "{src:?}"
+    );
+    assert_eq!(
+        src[2].3,
+        o - 360_000,
+        "the segment before the out is cut short"
+    );
+    assert_eq!(src[4].3, b - o - 180_000, "and the one before the return");
+    assert!(
+        src.iter().all(|s| s.2),
+        "every segment starts on a keyframe"
+    );
+    assert_eq!(
+        segs("360p"),
+        src,
+        "the encoded rung cuts at the same frames"
+    );
+    let msns: Vec<u64> = src.iter().map(|s| s.0).collect();
+    assert_eq!(&msns[..7], &[100, 101, 102, 103, 104, 105, 106]);
+    for (m, pts, ..) in &segs("audio")[1..] {
+        let v = src.iter().find(|s| s.0 == *m).expect("same msn in video");
+        assert!(
+            (pts - v.1).abs() <= 90_000 * 1024 / 48_000 / 2 + 1,
+            "audio msn {m} at {pts}, video at {}",
+            v.1
+        );
+    }
+    for (name, m, part) in hints {
+        let r = p.rendition(&name).unwrap();
+        if r.segment(m).is_some_and(|s| s.is_complete) {
+            assert!(
+                r.part(m, part).is_some(),
+                "{name}: hinted {m}.{part} never came"
+            );
+        }
+    }
+}
+
 /// A copied source whose keyframes left the grid is replaced by an encoder from a grid point on: that
 /// rendition continues with a new init segment, and the segment with that msn follows a discontinuity
 /// in every rendition (audio included, which had already started it), and starts a new DASH Period.
