@@ -42,7 +42,7 @@ BUILD_PACKAGES=(
 # (tools); videotestsrc, audiotestsrc, playbin3 (base); flvmux, hlsdemux2
 # (good); rtmp2sink, srtsink, mpegtsmux, voaacenc (bad); x264enc (ugly); the
 # decoders playbin3 plugs (libav). python3-gi and the GStreamer, base and bad GObject introspection
-# data: tests/tools/gst-scte35-publish.py, whose mpegtsmux writes SCTE-35 sections (GstMpegts).
+# data: tests/tools/gst-ts-publish.py, whose mpegtsmux writes SCTE-35 sections (GstMpegts).
 # redis-server: the cluster tests start their own on a loopback port (never the system service).
 TOOL_PACKAGES=(
   ffmpeg chromium srt-tools nginx-light redis-server curl ca-certificates python3-pip jq

@@ -15,6 +15,7 @@ pub mod ac3;
 pub mod annex_b;
 pub mod avc;
 mod bits;
+pub mod captions;
 pub mod codec;
 pub mod decodable;
 pub mod frame;

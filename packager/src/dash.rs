@@ -174,7 +174,9 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         }
         let mut adaptations = Vec::new();
         if !video.is_empty() {
-            adaptations.push(video_adaptation(video));
+            let mut set = video_adaptation(video);
+            set.Accessibility = caption_descriptors(stream);
+            adaptations.push(set);
         }
         if !audio.is_empty() {
             adaptations.push(audio_adaptation(audio));
@@ -584,6 +586,47 @@ fn push_s(timeline: &mut Vec<mpd::S>, t: u64, d: u64) {
         d,
         ..Default::default()
     });
+}
+
+/// The video AdaptationSet's `Accessibility` descriptors for the closed captions every video
+/// rendition carries in its SEI (DASH-IF IOP §6.4.3, SCTE 214-1 §6.7.3): `urn:scte:dash:cc:cea-608:2015`
+/// with `CC1=und` (and `CC3`), `urn:scte:dash:cc:cea-708:2015` with `1=lang:und`. None when some video
+/// rendition lacks them (the descriptor speaks for the whole set).
+fn caption_descriptors(stream: &StreamPackager) -> Vec<mpd::Accessibility> {
+    let all = stream
+        .renditions()
+        .filter(|r| r.kind() == TrackKind::Video)
+        .map(|r| stream.caption_services(r))
+        .reduce(|a, b| media::captions::CaptionServices {
+            cea608_field1: a.cea608_field1 && b.cea608_field1,
+            cea608_field2: a.cea608_field2 && b.cea608_field2,
+            cea708: a.cea708 && b.cea708,
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let channels: Vec<&str> = [
+        (all.cea608_field1, "CC1=und"),
+        (all.cea608_field2, "CC3=und"),
+    ]
+    .iter()
+    .filter(|(has, _)| *has)
+    .map(|(_, v)| *v)
+    .collect();
+    if !channels.is_empty() {
+        out.push(mpd::Accessibility {
+            schemeIdUri: "urn:scte:dash:cc:cea-608:2015".into(),
+            value: Some(channels.join(";")),
+            ..Default::default()
+        });
+    }
+    if all.cea708 {
+        out.push(mpd::Accessibility {
+            schemeIdUri: "urn:scte:dash:cc:cea-708:2015".into(),
+            value: Some("1=lang:und".into()),
+            ..Default::default()
+        });
+    }
+    out
 }
 
 fn video_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {

@@ -260,6 +260,27 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         .renditions()
         .filter(|r| r.kind() == TrackKind::Video && r.has_complete_segment())
         .collect();
+    // Closed captions in the video's SEI (RFC 8216bis §4.4.6.1: TYPE=CLOSED-CAPTIONS, INSTREAM-ID):
+    // one group, one entry per service seen, named by its channel. The CEA-708 service comes first:
+    // hls.js (which decodes CEA-608 only) labels its one captions track after the last entry.
+    let captions = videos
+        .iter()
+        .map(|v| stream.caption_services(v))
+        .fold(media::captions::CaptionServices::default(), |a, b| {
+            a.union(b)
+        });
+    for (has, id) in [
+        (captions.cea708, "SERVICE1"),
+        (captions.cea608_field2, "CC3"),
+        (captions.cea608_field1, "CC1"),
+    ] {
+        if has {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",NAME=\"{id}\",AUTOSELECT=YES,INSTREAM-ID=\"{id}\""
+            );
+        }
+    }
     // A taller variant never announces less than a shorter one: players with bandwidth to spare pick
     // the highest BANDWIDTH, which must be the best picture (raising a value keeps it at least the
     // peak, as §4.4.6.2 requires).
@@ -300,6 +321,9 @@ pub fn render_multivariant(stream: &StreamPackager) -> Option<String> {
         let _ = write!(out, ",FRAME-RATE={fps:.3}");
         if audio.is_some() {
             out.push_str(",AUDIO=\"audio\"");
+        }
+        if stream.caption_services(v).any() {
+            out.push_str(",CLOSED-CAPTIONS=\"cc\"");
         }
         let _ = writeln!(
             out,

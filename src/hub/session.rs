@@ -145,6 +145,8 @@ impl Publisher for Hub {
             opus: None,
             timescales: [None, None],
             edge_pts_90khz: None,
+            caption_syntax: None,
+            captions: Default::default(),
         }))
     }
 }
@@ -177,6 +179,10 @@ struct HubSession {
     /// The latest presentation time at the live edge of ingest, 90 kHz ticks on the publish's input
     /// timeline (video frames; audio frames on a stream without video).
     edge_pts_90khz: Option<i64>,
+    /// The source video's NAL syntax, when its SEI may carry closed captions (H.264, HEVC).
+    caption_syntax: Option<media::captions::NalSyntax>,
+    /// The closed-caption services seen in the source's video so far.
+    captions: media::captions::CaptionServices,
 }
 
 impl HubSession {
@@ -243,6 +249,25 @@ impl HubSession {
         self.edge_pts_90khz = Some(edge);
         let points = self.entry.stamp_waiting_events(edge);
         self.splice_at(&points);
+    }
+
+    /// Look for closed captions in a source video frame's SEI; a service seen for the first time is
+    /// announced (logged once, and listed by the playlists from then on).
+    fn scan_captions(&mut self, frame: &media::Frame) {
+        let Some(syntax) = self.caption_syntax else {
+            return;
+        };
+        if frame.track != media::TrackKind::Video {
+            return;
+        }
+        let seen = self
+            .captions
+            .union(media::captions::scan_frame(&frame.data, syntax));
+        if seen != self.captions {
+            tracing::info!(stream = %self.entry.name, services = ?seen, "closed captions in the source's video");
+            self.captions = seen;
+            self.entry.lock().packager.add_caption_services(seen);
+        }
     }
 
     /// Splice points (input timeline, 90 kHz ticks) where every rendition of the ladder must start a
@@ -392,6 +417,15 @@ impl PublishSession for HubSession {
                 match self.gate.track(&track) {
                     Verdict::Use => {
                         self.track_used(track.kind());
+                        if track.kind() == media::TrackKind::Video {
+                            self.caption_syntax = match track.config {
+                                media::CodecConfig::Avc(_) => Some(media::captions::NalSyntax::Avc),
+                                media::CodecConfig::Hevc(_) => {
+                                    Some(media::captions::NalSyntax::Hevc)
+                                }
+                                _ => None,
+                            };
+                        }
                         self.timescales[usize::from(track.kind() == media::TrackKind::Audio)] =
                             Some(track.timescale);
                     }
@@ -429,6 +463,7 @@ impl PublishSession for HubSession {
                     return;
                 }
                 self.stamp_events(&frame);
+                self.scan_captions(&frame);
                 self.send_to_webrtc(&frame);
                 let Some(ladder) = &mut self.ladder else {
                     self.package(frame);

@@ -135,6 +135,28 @@ pub fn play_events(hls_url: &str, dash_url: &str, end_id: &str, seconds: u32) ->
     )
 }
 
+/// Play `url` (an LL-HLS stream, by segments: see the script on hls.js's `lowLatencyMode` and
+/// captions) in hls.js in headless Chromium (tests/browser/play-captions.mjs) for `seconds` from the
+/// first frame, with the level of `height` forced when given, and return the CEA-608 closed
+/// captions hls.js turned into text track cues (`cues`: track label and kind, start, end, text), what
+/// the showing captions track had on screen with each frame presented (`shown`: media time and
+/// text, on each change), the playlist's CLOSED-CAPTIONS declarations, the level heights played,
+/// stalls and fatal errors. `ok`: a cue, some text shown, no fatal error.
+pub fn play_captions(url: &str, height: Option<u32>, seconds: u32) -> serde_json::Value {
+    let height = height.map(|h| h.to_string());
+    let mut options: Vec<&str> = Vec::new();
+    if let Some(height) = &height {
+        options.extend(["--height", height.as_str()]);
+    }
+    run_player(
+        Command::new("node"),
+        "play-captions.mjs",
+        url,
+        seconds,
+        &options,
+    )
+}
+
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
 /// return its JSON report.
 pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {

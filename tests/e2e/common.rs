@@ -135,3 +135,8 @@ pub fn test_api_token() -> String {
         .api_token()
         .to_owned()
 }
+
+/// A ladder for a 360p source: the source copied (its encoded fallback takes over where its keyframes
+/// leave the grid) and one encoded rung, `240p`.
+pub const COPY_AND_240P: &str = "[transcode]\n[[transcode.rungs]]\nname = \"source\"\ncopy = true\n\
+     [[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_bps = 400000\n";

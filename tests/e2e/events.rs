@@ -471,14 +471,8 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
     use base64::Engine as _;
     // The 360p source copied (its encoded fallback takes over where its keyframes leave the grid)
     // and one encoded rung.
-    let origin = blocking(|| {
-        EstuaryProcess::start(
-            "[transcode]\n[[transcode.rungs]]\nname = \"source\"\ncopy = true\n\
-             [[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_bps = 400000\n",
-        )
-    })
-    .await;
-    let script = repo().join("tests/tools/gst-scte35-publish.py");
+    let origin = blocking(|| EstuaryProcess::start(COPY_AND_240P)).await;
+    let script = repo().join("tests/tools/gst-ts-publish.py");
     let publisher = std::process::Command::new("/usr/bin/python3")
         .arg(&script)
         .args([

@@ -10,6 +10,7 @@
 mod common;
 
 mod auth;
+mod captions;
 mod cdn;
 mod cluster;
 mod codecs;

@@ -88,3 +88,28 @@ pub(crate) fn has_data(frame: &ffmpeg_next::Frame) -> bool {
         !raw.is_null() && !(*raw).data[0].is_null()
     }
 }
+
+/// Give `dst` a copy of `src`'s closed captions (`AV_FRAME_DATA_A53_CC`: ATSC A/53 `cc_data` triples,
+/// which the H.264, HEVC and MPEG-2 decoders export from the source's SEI or user data, and which
+/// libx264 and NVENC write back as SEI), if `src` has any. A scaled picture is a new frame: without
+/// this its captions would be lost. False if the side data could not be allocated.
+pub(crate) fn copy_captions(src: &ffmpeg_next::Frame, dst: &mut ffmpeg_next::Frame) -> bool {
+    use ffmpeg_next::frame::side_data::Type;
+    let Some(cc) = src.side_data(Type::A53CC) else {
+        return true;
+    };
+    let data = cc.data();
+    let Some(mut new) = dst.new_side_data(Type::A53CC, data.len()) else {
+        return false;
+    };
+    // SAFETY: `av_frame_new_side_data` allocated `data.len()` bytes at `new.data` (checked non-null
+    // by `new_side_data`); the source slice belongs to another frame, so they do not overlap.
+    unsafe {
+        let raw = new.as_mut_ptr();
+        if (*raw).data.is_null() || (*raw).size != data.len() as _ {
+            return false;
+        }
+        std::ptr::copy_nonoverlapping(data.as_ptr(), (*raw).data, data.len());
+    }
+    true
+}

@@ -70,6 +70,8 @@ pub struct StreamPackager {
     grid: Grid,
     /// The producer's segment grid on the current publish's input timeline, when it has one.
     clock: Option<SegmentClock>,
+    /// The closed-caption services the source's video carries (seen so far).
+    captions: media::captions::CaptionServices,
     /// Playlists are served: the target duration is fixed and every rendition has a complete segment
     /// (or the first video rendition has [`READY_WAIT_SEGMENTS`] without the laggards).
     is_published: bool,
@@ -154,6 +156,7 @@ impl StreamPackager {
             leader: None,
             grid: Grid::default(),
             clock: None,
+            captions: Default::default(),
             is_published: false,
             longest_keyframe_interval_90khz: 0,
             last_keyframe_dts_90khz: None,
@@ -306,6 +309,27 @@ impl StreamPackager {
         let n = (boundary - step / 2 - start).max(0);
         let frames = n.div_euclid(step) + i64::from(n.rem_euclid(step) != 0);
         Some(start + frames.max(1) * step)
+    }
+
+    /// The source's video carries these closed-caption services ([`media::captions::scan_frame`]; the
+    /// union with those already seen): the multivariant playlist announces them (`CLOSED-CAPTIONS`)
+    /// on each variant that carries them, the MPD with an `Accessibility` descriptor.
+    pub fn add_caption_services(&mut self, services: media::captions::CaptionServices) {
+        self.captions = self.captions.union(services);
+    }
+
+    /// The closed-caption services a video rendition carries in its SEI: the source's, in a
+    /// rendition packaged as it arrives (no producer grid) or in an H.264 one (a copy, or encoded by
+    /// libx264 or NVENC, which write the captions of the pictures they are given); none in an HEVC
+    /// rendition of a ladder (FFmpeg 5.1's libx265 writes no captions).
+    pub fn caption_services(&self, r: &Rendition) -> media::captions::CaptionServices {
+        let carries = r.kind() == TrackKind::Video
+            && (self.clock.is_none() || matches!(r.track().config, media::CodecConfig::Avc(_)));
+        if carries {
+            self.captions
+        } else {
+            Default::default()
+        }
     }
 
     /// The producer grid in use, if any (source timeline of the current publish).

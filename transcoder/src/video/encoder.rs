@@ -348,6 +348,9 @@ impl EncoderWorker {
             self.is_force_pending |= is_forced;
             return true;
         }
+        if !ffi::copy_captions(src, &mut scaled) {
+            self.count_encode_error(&"cannot copy the picture's captions");
+        }
         let index = enc.next_index;
         scaled.set_pts(Some(index));
         scaled.set_kind(if is_forced {
