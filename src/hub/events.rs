@@ -209,6 +209,7 @@ impl StreamEntry {
         self.events_waiting.store(false, Ordering::Release);
         let mut points = Vec::new();
         for payload in std::mem::take(&mut st.events.waiting) {
+            self.send_to_webrtc(&payload, input_pts_90khz);
             let sequence = match payload {
                 EventPayload::Metadata(m) => st.packager.add_event(m, input_pts_90khz),
                 EventPayload::Splice(m) => {
@@ -219,6 +220,42 @@ impl StreamEntry {
             tracing::debug!(stream = %self.name, sequence, pts_90khz = input_pts_90khz, "timed metadata stamped");
         }
         points
+    }
+
+    /// Hand a stamped event (at `input_pts_90khz`, the timeline of the frames the WebRTC viewers are
+    /// sent) to the stream's WebRTC viewers, when WebRTC is on: see [`crate::webrtc::TimedEvent`].
+    pub(super) fn send_to_webrtc(&self, payload: &EventPayload, input_pts_90khz: i64) {
+        use base64::Engine as _;
+        let Some(webrtc) = &self.webrtc else {
+            return;
+        };
+        let json = match payload {
+            EventPayload::Metadata(m) => serde_json::json!({
+                "kind": "metadata",
+                "id": m.id,
+                "class": m.class,
+                "data": m.data,
+                "duration_ms": m.duration_ms,
+                "pts_90khz": input_pts_90khz,
+            }),
+            EventPayload::Splice(m) => serde_json::json!({
+                "kind": "scte35",
+                "id": m.id,
+                "direction": match m.direction {
+                    SpliceDirection::Out => "out",
+                    SpliceDirection::In => "in",
+                    SpliceDirection::Cmd => "cmd",
+                },
+                "section": base64::engine::general_purpose::STANDARD.encode(&m.section),
+                "planned_duration_ms": m.planned_duration_ms,
+                "pts_90khz": input_pts_90khz,
+            }),
+        };
+        webrtc.event(crate::webrtc::TimedEvent {
+            stream: self.name.as_str().into(),
+            pts_90khz: input_pts_90khz,
+            json: json.to_string().into(),
+        });
     }
 }
 

@@ -319,6 +319,8 @@ impl HubSession {
         };
         tracing::info!(stream = %self.entry.name, id = %marker.id, direction = ?marker.direction, pts_90khz = pts, "scte-35 marker");
         let points = marker.splice_points(pts);
+        self.entry
+            .send_to_webrtc(&packager::events::EventPayload::Splice(marker.clone()), pts);
         self.entry.lock().packager.add_splice(marker, pts);
         self.splice_at(&points);
     }

@@ -4,7 +4,8 @@
 //! - [`feed`]: what each stream offers WebRTC viewers (held by the hub, fed the packaged frames);
 //! - [`viewer`]: what one viewer is sent, and when (start from the cached GOP, catch-up, replays);
 //! - [`whip`]: what a WebRTC publisher's frames become for the hub (WHIP, RFC 9725);
-//! - [`engine`]: the task owning the UDP socket and every session, viewers' and publishers'.
+//! - [`engine`]: the task owning the UDP socket and every session, viewers' and publishers' (and
+//!   [`engine::events`]: the timed events each viewer is sent over its data channel).
 //!
 //! [`WebRtc`] is the handle the HTTP origin and the hub share: it passes WHEP offers to the engine
 //! and the streams' video frames and Opus packets to it, and reads the per-stream counters.
@@ -57,6 +58,22 @@ pub struct VideoFrame {
     pub is_keyframe: bool,
     /// The access unit.
     pub data: Arc<[u8]>,
+}
+
+/// A timed event of a stream (timed metadata or an SCTE-35 marker) for its WebRTC viewers: sent over
+/// each viewer's data channel with the first video frame presented at or after it
+/// ([`engine::events`]).
+#[derive(Debug, Clone)]
+pub struct TimedEvent {
+    /// `live/{name}`.
+    pub stream: Arc<str>,
+    /// The presentation time it is stamped with, 90 kHz ticks on the same timeline as
+    /// [`VideoFrame::pts_90khz`].
+    pub pts_90khz: i64,
+    /// The event as a JSON object (text): `{"kind": "metadata", "id", "class", "data",
+    /// "duration_ms", "pts_90khz"}` or `{"kind": "scte35", "id", "direction", "section" (base64),
+    /// "pts_90khz"}`.
+    pub json: Arc<str>,
 }
 
 /// One Opus packet of a stream (20 ms, 48 kHz stereo).
@@ -248,6 +265,13 @@ impl WebRtc {
     /// An Opus packet for the stream's sessions (dropped when the engine is behind).
     pub fn audio(&self, packet: AudioPacket) {
         let _ = self.commands.try_send(engine::Command::Audio(packet));
+    }
+
+    /// A timed event for the stream's viewers (dropped when the engine is far behind).
+    pub fn event(&self, event: TimedEvent) {
+        let _ = self
+            .commands
+            .try_send(engine::Command::Event(Arc::new(event)));
     }
 
     /// The stream ended: the engine forgets its cached frames.

@@ -25,6 +25,18 @@
 //             nothing, as on a network that blocks UDP.
 // --audio-only  a stream without video: the window starts at the first audio
 //             packet instead of the first decoded frame.
+// --events    open a data channel ("events") in the offer and report the timed
+//             events the origin sends over it: each message is
+//             {"rtp_timestamp", "event": {...}}, sent with the video frame it belongs
+//             to; the page raises it when the frame with that RTP timestamp is shown
+//             (requestVideoFrameCallback's rtpTimestamp). Per event: id, kind,
+//             arrived_ms (Unix ms), shown_ms (when its frame was shown, Unix ms;
+//             null if never), lead_ms (shown − arrived: how long the page held it),
+//             frame_rtp (the RTP timestamp of the frame it was raised on: the first
+//             requestVideoFrameCallback at or past its own, which the callback may
+//             skip when the page is busy), exact (frame_rtp is its own), code (the
+//             clock code drawn into that frame, Unix ms mod 2^24; needs the
+//             --latency publisher) and event (the origin's JSON).
 //
 // Output: ok (frames decoded during the window and no error), url, status
 // (the POST's), location, error, connection_state, frames_decoded,
@@ -33,14 +45,14 @@
 // first_frame_ms (POST to the first frame shown), transport (the selected
 // candidate pair's protocol: udp or tcp), latency_ms {webrtc, hls}
 // ({n, p50, p95, max, unreadable}), hls {frames, stalls}, relay {forwarded,
-// dropped}.
+// dropped}, events (with --events).
 
 import dgram from 'node:dgram';
 import { READ_CODE_JS, cliArgs, launchChromium, packageFile, startServer, sleep } from './harness.mjs';
 
 const SPEC = {
   url: 'string', seconds: 'number', hls: 'string', latency: 'boolean', loss: 'number', 'tcp-only': 'boolean',
-  'audio-only': 'boolean',
+  'audio-only': 'boolean', events: 'boolean',
   chromium: 'string', verbose: 'boolean', help: 'boolean',
 };
 
@@ -59,6 +71,18 @@ function watch(video, kind) {
   const canvas = document.createElement('canvas');
   const cb = (now, meta) => {
     const shown = performance.timeOrigin + meta.expectedDisplayTime;
+    if (kind === 'webrtc' && window.timedEvents) {
+      // Raise every event whose frame this is (or that an earlier frame passed: RTP time wraps at 2^32).
+      for (const e of window.timedEvents) {
+        if (e.shown_ms === null && ((meta.rtpTimestamp - e.rtp_timestamp) >>> 0) < 2 ** 31) {
+          e.shown_ms = Math.round(shown);
+          e.lead_ms = e.shown_ms - e.arrived_ms;
+          e.frame_rtp = meta.rtpTimestamp;
+          e.exact = meta.rtpTimestamp === e.rtp_timestamp;
+          e.code = video.videoWidth > 0 ? readCode(video, canvas) : null;
+        }
+      }
+    }
     if (kind === 'webrtc' && window.firstShown === null) {
       window.firstShown = Date.now();
       measureFrom = shown + 3000;
@@ -74,11 +98,19 @@ function watch(video, kind) {
   };
   video.requestVideoFrameCallback(cb);
 }
-window.whep = async (url, relayPort, tcpOnly) => {
+window.whep = async (url, relayPort, tcpOnly, events) => {
   const pc = new RTCPeerConnection();
   window.pc = pc;
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
+  if (events) {
+    window.timedEvents = [];
+    const dc = pc.createDataChannel('events');
+    dc.onmessage = (m) => {
+      const msg = JSON.parse(m.data);
+      window.timedEvents.push({ id: msg.event.id, kind: msg.event.kind, rtp_timestamp: msg.rtp_timestamp, arrived_ms: Date.now(), shown_ms: null, lead_ms: null, exact: null, code: null, event: msg.event });
+    };
+  }
   const stream = new MediaStream();
   const video = document.getElementById('v');
   pc.ontrack = (e) => { stream.addTrack(e.track); video.srcObject = stream; };
@@ -166,7 +198,7 @@ try {
   await browser.page.goto(`${origin}/`);
   if (args.latency) await browser.page.evaluate(() => { window.measureLatency = true; });
   if (args.hls) await browser.page.evaluate((u) => window.hls(u), args.hls);
-  const posted = await browser.page.evaluate(([u, p, t]) => window.whep(u, p, t), [args.url, relay?.port ?? null, !!args['tcp-only']]);
+  const posted = await browser.page.evaluate(([u, p, t, e]) => window.whep(u, p, t, e), [args.url, relay?.port ?? null, !!args['tcp-only'], !!args.events]);
   if (relay && posted.candidates?.length) {
     const m = posted.candidates[0].match(/ udp \d+ (\S+) (\d+) typ/);
     if (m) relay.state.origin = { address: m[1], port: Number(m[2]) };
@@ -202,7 +234,8 @@ try {
     result.audio_samples = last?.audio?.totalSamplesReceived ?? 0;
     result.decoded_in_window = first ? (v.framesDecoded ?? 0) - (first.s.video?.framesDecoded ?? 0) : 0;
     result.played_seconds = first ? (last.currentTime - first.s.currentTime) : 0;
-    const page = await browser.page.evaluate(() => ({ latency: window.latency, firstShown: window.firstShown, postedAt: window.postedAt }));
+    const page = await browser.page.evaluate(() => ({ latency: window.latency, firstShown: window.firstShown, postedAt: window.postedAt, events: window.timedEvents ?? null }));
+    if (args.events) result.events = page.events;
     result.first_frame_ms = page.firstShown === null ? null : page.firstShown - page.postedAt;
     if (args.latency) {
       result.latency_ms = {

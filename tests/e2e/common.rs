@@ -140,3 +140,10 @@ pub fn test_api_token() -> String {
 /// leave the grid) and one encoded rung, `240p`.
 pub const COPY_AND_240P: &str = "[transcode]\n[[transcode.rungs]]\nname = \"source\"\ncopy = true\n\
      [[transcode.rungs]]\nname = \"240p\"\nheight = 240\nbitrate_bps = 400000\n";
+
+/// The wall clock, Unix ms.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

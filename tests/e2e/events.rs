@@ -33,13 +33,6 @@ fn percentile(xs: &mut [f64], p: f64) -> f64 {
     xs[((xs.len() - 1) as f64 * p).round() as usize]
 }
 
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// The `emsg` boxes and sample presentation times of one part (or segment: its chunks in order).
 fn read_chunks(mut buf: &[u8]) -> Vec<(mp4_atom::Emsg, Vec<i64>)> {
     use mp4_atom::{Decode, Emsg, Moof};

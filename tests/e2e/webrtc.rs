@@ -88,19 +88,44 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     let whep_url = format!("{}whep", base("rtc"));
     let hls_url = format!("{}index.m3u8", base("rtc"));
     let whep = tokio::spawn(blocking(move || {
-        play_whep_with(&whep_url, 30, &["--hls", &hls_url, "--latency"])
+        play_whep_with(&whep_url, 30, &["--hls", &hls_url, "--latency", "--events"])
     }));
     let api = format!("http://{}/api/streams/live/rtc", origin.http_addr);
     let auth = format!("Bearer {}", test_api_token());
     let mut sessions_seen = 0;
+    // Timed metadata posted every 2 s while the viewer plays (from 6 s in: connected by then).
+    let started = std::time::Instant::now();
+    let mut posted: Vec<(String, i64)> = Vec::new();
     while !whep.is_finished() {
         let r = request_with("GET", &api, &[("authorization", &auth)], None).await;
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
         sessions_seen = sessions_seen.max(v["webrtc"]["sessions"].as_u64().unwrap_or(0));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let due = started.elapsed() >= Duration::from_secs(6 + 2 * posted.len() as u64);
+        if due && posted.len() < EVENTS {
+            let id = format!("rtc-{}", posted.len());
+            let posted_ms = unix_ms();
+            let body = serde_json::json!({
+                "id": id,
+                "data": serde_json::json!({ "posted_ms": posted_ms }).to_string(),
+            });
+            let r = request_with(
+                "POST",
+                &format!("{api}/metadata"),
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                Some(&body.to_string()),
+            )
+            .await;
+            assert_eq!(r.status, 202, "{}", r.text());
+            posted.push((id, posted_ms));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let whep = whep.await.unwrap();
     println!("whep beside hls.js: {whep}");
+    check_timed_events(&whep, &posted);
     assert_eq!(whep["status"], 201, "{whep}");
     assert_eq!(whep["connection_state"], "connected", "{whep}");
     assert_eq!(whep["transport"], "udp", "{whep}");
@@ -374,5 +399,70 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
     assert!(
         vp8_whep["decoded_in_window"].as_u64().unwrap_or(0) >= 50,
         "{vp8_whep}"
+    );
+}
+
+/// Timed metadata events posted while the viewer played.
+const EVENTS: usize = 10;
+
+/// Every posted event reached the WHEP viewer over its data channel once, in order, before the frame
+/// it belongs to was shown, and was raised on the first frame shown at or after it (by RTP timestamp:
+/// its own, unless `requestVideoFrameCallback` skipped it); the clock code of the frame it was raised
+/// on says when that was captured relative to the post.
+fn check_timed_events(whep: &serde_json::Value, posted: &[(String, i64)]) {
+    let events = whep["events"].as_array().expect("events reported");
+    let ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    let want: Vec<&str> = posted.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, want, "each event once, in order: {whep}");
+    let mut leads = Vec::new();
+    let mut stamps = Vec::new();
+    let mut late_ms = Vec::new();
+    for (e, (_, posted_ms)) in events.iter().zip(posted) {
+        let lead = e["lead_ms"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("its frame was shown: {e}"));
+        assert!(lead >= 0, "arrived before its frame was shown: {e}");
+        leads.push(lead);
+        let (Some(own), Some(shown)) = (e["rtp_timestamp"].as_u64(), e["frame_rtp"].as_u64())
+        else {
+            panic!("RTP timestamps: {e}")
+        };
+        // How far past its own frame the frame it was raised on is, ms (RTP time wraps at 2^32).
+        late_ms.push((shown.wrapping_sub(own) & 0xffff_ffff) as i64 / 90);
+        if let Some(code) = e["code"].as_i64() {
+            let stamp = (code - posted_ms % (1 << 24) + (1 << 23)).rem_euclid(1 << 24) - (1 << 23);
+            assert!(
+                (-500..=150).contains(&stamp),
+                "stamped frame {stamp} ms from the post: {e}"
+            );
+            stamps.push(stamp);
+        }
+    }
+    leads.sort_unstable();
+    stamps.sort_unstable();
+    late_ms.sort_unstable();
+    assert!(
+        stamps.len() * 10 >= posted.len() * 9,
+        "clock codes read: {whep}"
+    );
+    assert!(
+        late_ms[late_ms.len() - 1] <= 200,
+        "raised within a few frames of its own: {late_ms:?}"
+    );
+    let exact = late_ms.iter().filter(|l| **l == 0).count();
+    println!(
+        "webrtc events: {} of {} received in order; {exact} raised on their own frame, the others {} ms \
+         (p50) / {} ms (max) later (frames the page's callback skipped); held {} ms (p50) / {} ms (max) \
+         before the frame was shown; the frame raised on captured {} ms (p50) from the post (min {}, \
+         max {})",
+        leads.len(),
+        posted.len(),
+        late_ms[late_ms.len() / 2],
+        late_ms[late_ms.len() - 1],
+        leads[leads.len() / 2],
+        leads[leads.len() - 1],
+        stamps[stamps.len() / 2],
+        stamps[0],
+        stamps[stamps.len() - 1]
     );
 }

@@ -11,10 +11,16 @@ use packager::{
 #[test]
 fn caption_services_seen_are_announced_in_the_multivariant_playlist_and_the_mpd() {
     let mut p = ladder_packager(10);
-    feed_ladder(&mut p, 8 * 30, 0, |_| false, |p, i, ms, now| {
-        p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
-        p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
-    });
+    feed_ladder(
+        &mut p,
+        8 * 30,
+        0,
+        |_| false,
+        |p, i, ms, now| {
+            p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
+            p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
+        },
+    );
     let multivariant = |p: &packager::StreamPackager| {
         let text = hls::render_multivariant(p).expect("ready");
         match m3u8_rs::parse_playlist_res(text.as_bytes()) {
@@ -35,8 +41,16 @@ fn caption_services_seen_are_announced_in_the_multivariant_playlist_and_the_mpd(
     };
     // No captions seen: nothing announced.
     let (m, text) = multivariant(&p);
-    assert!(m.alternatives.iter().all(|a| a.media_type != m3u8_rs::AlternativeMediaType::ClosedCaptions), "{text}");
-    assert!(m.variants.iter().all(|v| v.closed_captions.is_none()), "{text}");
+    assert!(
+        m.alternatives
+            .iter()
+            .all(|a| a.media_type != m3u8_rs::AlternativeMediaType::ClosedCaptions),
+        "{text}"
+    );
+    assert!(
+        m.variants.iter().all(|v| v.closed_captions.is_none()),
+        "{text}"
+    );
     assert!(accessibility(&p).is_empty());
 
     p.add_caption_services(CaptionServices {
@@ -56,13 +70,18 @@ fn caption_services_seen_are_announced_in_the_multivariant_playlist_and_the_mpd(
     for v in &m.variants {
         assert_eq!(
             v.closed_captions,
-            Some(m3u8_rs::ClosedCaptionGroupId::GroupId(cc[0].group_id.clone())),
+            Some(m3u8_rs::ClosedCaptionGroupId::GroupId(
+                cc[0].group_id.clone()
+            )),
             "{text}"
         );
     }
     assert_eq!(
         accessibility(&p),
-        vec![("urn:scte:dash:cc:cea-608:2015".to_owned(), "CC1=und".to_owned())]
+        vec![(
+            "urn:scte:dash:cc:cea-608:2015".to_owned(),
+            "CC1=und".to_owned()
+        )]
     );
 
     // CEA-708 seen too: listed before CC1 (hls.js names its captions track after the last entry).

@@ -6,7 +6,10 @@
 //!   [`str0m::Rtc::accepts`] takes it.
 //! - Video: each (stream, rendition) keeps its frames since the latest keyframe ([`GopCache`]); a new
 //!   viewer starts from them at once and keyframe requests replay them ([`super::viewer`]). NACKs
-//!   are answered by str0m from its send buffer (1000 packets of history per session).
+//!   are answered by str0m from its send buffer (1000 packets of history per session); `video`
+//!   holds that path.
+//! - Timed events (timed metadata, SCTE-35 markers): over the data channel a viewer opens, just
+//!   before the frame each belongs to, with that frame's RTP timestamp ([`events`]).
 //! - Audio: the stream's Opus packets, as they come, to every connected session (RTP time = PTS in
 //!   48 kHz, RFC 7587 §4.1).
 //! - Sender reports map RTP time to the wall clock the same way for a stream's audio and video
@@ -39,8 +42,10 @@ use tokio::{
 use protocols::IngestEvent;
 
 mod cache;
+pub mod events;
 mod publish;
 mod send;
+mod video;
 
 pub use cache::{GOP_MAX_BYTES, GOP_MAX_FRAMES, GopCache};
 use cache::{STALE_AFTER, StreamClock};
@@ -51,7 +56,7 @@ pub use send::{MAX_PENDING_BYTES, SOCKET_BUFFER_BYTES};
 
 use super::{
     AudioPacket, SharedStats, VideoFrame, WhepError,
-    viewer::{Timeline, VideoOut, Write},
+    viewer::{Timeline, VideoOut},
 };
 
 /// Receiver-reported loss fraction above which a viewer is dropped to the next keyframe.
@@ -122,6 +127,8 @@ pub enum Command {
     Video(VideoFrame),
     /// An Opus packet of a stream.
     Audio(AudioPacket),
+    /// A timed event of a stream, for its viewers' data channels.
+    Event(Arc<super::TimedEvent>),
     /// The stream ended: its caches are dropped.
     Ended(Arc<str>),
 }
@@ -140,6 +147,8 @@ struct Session {
     reported: HashMap<Mid, u64>,
     /// Set for a WHIP session (a publisher).
     publish: Option<Publish>,
+    /// The timed events this viewer has been sent over its data channel.
+    events: events::ViewerEvents,
 }
 
 impl Session {
@@ -163,6 +172,7 @@ impl Session {
             next_timeout: now,
             reported: HashMap::new(),
             publish,
+            events: events::ViewerEvents::default(),
         }
     }
 }
@@ -184,6 +194,8 @@ pub struct Engine {
     next_id: u64,
     gops: HashMap<(Arc<str>, Arc<str>), GopCache>,
     clocks: HashMap<Arc<str>, Option<StreamClock>>,
+    /// Each stream's recent timed events.
+    events: HashMap<Arc<str>, events::StreamEvents>,
     stats: SharedStats,
     limits: Limits,
 }
@@ -233,6 +245,7 @@ impl Engine {
             next_id: 1,
             gops: HashMap::new(),
             clocks: HashMap::new(),
+            events: HashMap::new(),
             stats,
             limits,
         })
@@ -292,7 +305,7 @@ impl Engine {
                     Self::ask_keyframe(s, now, false);
                 }
                 while let Some(w) = s.out.poll(now) {
-                    Self::write_video(id, s, &w, now, now);
+                    Self::write_video(id, s, &w, now, now, self.events.get(&s.stream));
                     if s.out.due().is_some_and(|d| d > now) {
                         break;
                     }
@@ -408,10 +421,16 @@ impl Engine {
                 self.remove(id);
             }
             Command::Video(frame) => self.video(Arc::new(frame)),
+            Command::Event(event) => self
+                .events
+                .entry(event.stream.clone())
+                .or_default()
+                .push(event),
             Command::Audio(packet) => self.audio(&packet),
             Command::Ended(stream) => {
                 self.gops.retain(|(s, _), _| *s != stream);
                 self.clocks.remove(&stream);
+                self.events.remove(&stream);
                 let ended: Vec<u64> = self
                     .sessions
                     .iter()
@@ -530,87 +549,6 @@ impl Engine {
             .accept_offer(offer)
             .map_err(|e| WhepError::BadOffer(e.to_string()))?;
         Ok((rtc, answer.to_sdp_string()))
-    }
-
-    fn video(&mut self, frame: Arc<VideoFrame>) {
-        let key = (frame.stream.clone(), frame.rendition.clone());
-        let now = Instant::now();
-        let gop = self.gops.entry(key).or_default();
-        gop.updated = Some(now);
-        let intact = gop.push(&frame);
-        let wallclock = StreamClock::wallclock(
-            self.clocks.entry(frame.stream.clone()).or_default(),
-            frame.pts_90khz,
-            now,
-        );
-        let ids: Vec<u64> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| s.stream == frame.stream && s.rendition == frame.rendition)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let Some(s) = self.sessions.get_mut(&id) else {
-                continue;
-            };
-            if !intact {
-                Self::drop_to_keyframe(&self.stats, s);
-            }
-            if let Some(w) = s.out.frame(&frame, now) {
-                Self::write_video(id, s, &w, wallclock, now);
-                self.drive(id);
-            }
-        }
-    }
-
-    fn drop_to_keyframe(stats: &SharedStats, s: &mut Session) {
-        let before = s.out.dropped;
-        s.out.drop_to_keyframe();
-        if s.out.dropped > before {
-            tracing::debug!(stream = %s.stream, "webrtc viewer dropped to the next keyframe");
-            super::lock(stats)
-                .entry(s.stream.clone())
-                .or_default()
-                .dropped_to_keyframe += 1;
-        }
-    }
-
-    fn write_video(id: u64, s: &mut Session, w: &Write, wallclock: Instant, now: Instant) {
-        let Some((mid, pt)) = s.video else { return };
-        let Some(writer) = s.rtc.writer(mid) else {
-            return;
-        };
-        // The payload type whose profile is the stream's (from the SPS in front of a keyframe), else
-        // any H.264 one in packetization mode 1 (RFC 6184 §8.1): receivers decode any profile, but
-        // the answer should say what is sent.
-        let pt = pt.or_else(|| {
-            let profile = w
-                .frame
-                .is_keyframe
-                .then(|| sps_profile_idc(&w.frame.data))
-                .flatten();
-            let h264 = || {
-                writer.payload_params().filter(|p| {
-                    p.spec().codec == Codec::H264 && p.spec().format.packetization_mode == Some(1)
-                })
-            };
-            h264()
-                .find(|p| {
-                    p.spec()
-                        .format
-                        .profile_level_id
-                        .is_some_and(|id| Some((id >> 16) as u8) == profile)
-                })
-                .or_else(|| h264().next())
-                .map(|p| p.pt())
-        });
-        let Some(pt) = pt else { return };
-        s.video = Some((mid, Some(pt)));
-        let time = MediaTime::new(w.time_90khz, Frequency::NINETY_KHZ);
-        let wallclock = if w.is_live { wallclock } else { now };
-        if let Err(error) = writer.write(pt, wallclock, time, w.frame.data.clone()) {
-            tracing::debug!(session = id, %error, "webrtc video write failed");
-        }
     }
 
     fn audio(&mut self, packet: &AudioPacket) {
@@ -741,6 +679,11 @@ impl Engine {
                     cached_frames = gop.len(), "webrtc viewer connected"
                 );
             }
+            Event::ChannelOpen(cid, label) if s.publish.is_none() => {
+                tracing::debug!(session = id, %label, "webrtc data channel open: timed events go there");
+                s.events.channel = Some(cid);
+            }
+            Event::ChannelClose(cid) if s.events.channel == Some(cid) => s.events.channel = None,
             Event::KeyframeRequest(_) if s.publish.is_some() => {}
             Event::KeyframeRequest(request) => {
                 // A cache the publisher stopped feeding is not replayed: its pictures are stale.
@@ -817,15 +760,6 @@ fn guarded<T>(id: u64, what: &str, f: impl FnOnce() -> T) -> Option<T> {
     }
 }
 
-/// The `profile_idc` of the first SPS (NAL unit type 7) in an Annex B access unit (ITU-T H.264
-/// §7.3.2.1.1: the byte after the NAL unit header).
-fn sps_profile_idc(annex_b: &[u8]) -> Option<u8> {
-    annex_b
-        .windows(5)
-        .find(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 7)
-        .map(|w| w[4])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -838,14 +772,5 @@ mod tests {
         let caught = guarded(7, "input", || -> u8 { panic!("hostile packet") });
         std::panic::set_hook(hook);
         assert_eq!(caught, None);
-    }
-
-    #[test]
-    fn the_profile_comes_from_the_sps_in_front_of_a_keyframe() {
-        assert_eq!(
-            sps_profile_idc(&[0, 0, 0, 1, 0x67, 100, 0, 31, 0, 0, 1, 0x68]),
-            Some(100)
-        );
-        assert_eq!(sps_profile_idc(&[0, 0, 1, 0x65, 0x88]), None);
     }
 }
