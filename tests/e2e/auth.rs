@@ -540,7 +540,7 @@ async fn hls_js_and_ffmpeg_play_from_the_printed_token_url_until_it_expires() {
         &fixture(CLIP),
         &format!("rtmp://{}/live/printed?key={key}", server.rtmp_addr),
     );
-    let ttl = 45;
+    let ttl = 38;
     let urls = cli(
         &[
             "token",

@@ -139,12 +139,12 @@ async fn encrypted_ll_hls_decrypts_with_openssl_and_plays_in_ffmpeg_and_hls_js()
 
     // hls.js plays it in low-latency mode, parts and all.
     let url = format!("{base}index.m3u8");
-    let report = blocking(move || play_hls(&url, 16)).await;
+    let report = blocking(move || play_hls(&url, 12)).await;
     eprintln!("hls.js encrypted: {report}");
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["stalls"], 0, "{report}");
     assert!(
-        report["played_seconds"].as_f64().unwrap() >= 14.0,
+        report["played_seconds"].as_f64().unwrap() >= 10.0,
         "{report}"
     );
     assert!(
@@ -294,7 +294,7 @@ async fn license_key(base: &str, kid_hex: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js_and_shaka() {
+async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js() {
     let server = start_server("[encryption]\nenabled = true\n").await;
     let clip = fixture("bbb-720p-2s-gop.mp4");
     let rtmp = format!("rtmp://{}/live/cenc", server.rtmp_addr);
@@ -404,9 +404,10 @@ async fn dash_cenc_clearkey_decrypts_with_ffmpeg_and_plays_in_dash_js_and_shaka(
     }
     eprintln!("{checked} CENC chunks decrypted by FFmpeg to the clear samples");
 
-    // dash.js and Shaka play it through EME (ClearKey) from a page in the stream's directory on
-    // http://127.0.0.1, taking the license URL from the MPD.
-    for player in ["dashjs", "shaka"] {
+    // dash.js plays it through EME (ClearKey) from a page in the stream's directory on
+    // http://127.0.0.1, taking the license URL from the MPD. (Shaka plays the same through an nginx
+    // edge in `cdn::encrypted_streams_play_through_the_edge…`: one run of each player, for CI time.)
+    for player in ["dashjs"] {
         let url = format!("{base}manifest.mpd");
         let report =
             blocking(move || play_dash(player, &url, 12, &["--low-latency", "--proxy"])).await;

@@ -1,9 +1,10 @@
 //! WebRTC viewers over WHEP (draft-ietf-wish-whep) in headless Chromium, against FFmpeg publishing over
 //! RTMP the way a low-latency encoder does (x264 `zerolatency`, a keyframe every 250 frames as OBS
 //! sends, AAC audio):
-//! - one viewer joins mid-GOP from a token URL and plays 30 s beside hls.js (LL-HLS) on the same page:
+//! - one viewer joins mid-GOP from a token URL and plays 25 s beside hls.js (LL-HLS) on the same page:
 //!   it starts at once from the cached GOP, decodes Opus audio, never freezes, and both players' glass-
-//!   to-glass latency is read from the wall clock the publisher draws into each frame;
+//!   to-glass latency is read from the wall clock the publisher draws into each frame; timed metadata
+//!   posted meanwhile reaches it over its data channel, each event before its frame;
 //! - one plays a ladder rung chosen by `?rendition=` (the default ladder encodes it) over ICE-TCP
 //!   (the answer's UDP candidates removed, as on a network that blocks UDP) beside hls.js playing the
 //!   ladder, both players' latency read the same way; one plays behind
@@ -84,16 +85,17 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     // Join mid-GOP: the next keyframe is seconds away.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // A WebRTC viewer and an LL-HLS viewer of the same stream on one page, 30 s.
+    // A WebRTC viewer and an LL-HLS viewer of the same stream on one page, 25 s.
     let whep_url = format!("{}whep", base("rtc"));
     let hls_url = format!("{}index.m3u8", base("rtc"));
     let whep = tokio::spawn(blocking(move || {
-        play_whep_with(&whep_url, 30, &["--hls", &hls_url, "--latency", "--events"])
+        play_whep_with(&whep_url, 25, &["--hls", &hls_url, "--latency", "--events"])
     }));
     let api = format!("http://{}/api/streams/live/rtc", origin.http_addr);
     let auth = format!("Bearer {}", test_api_token());
     let mut sessions_seen = 0;
-    // Timed metadata posted every 2 s while the viewer plays (from 6 s in: connected by then).
+    // Timed metadata posted every 2 s while the viewer plays (from 6 s in: connected by then; the
+    // last at 20 s).
     let started = std::time::Instant::now();
     let mut posted: Vec<(String, i64)> = Vec::new();
     while !whep.is_finished() {
@@ -131,8 +133,8 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     assert_eq!(whep["transport"], "udp", "{whep}");
     assert_eq!(sessions_seen, 1, "the JSON API counts the WebRTC session");
     assert!(
-        whep["decoded_in_window"].as_u64().unwrap_or(0) >= 720,
-        "about 30 frames/s decoded over 30 s: {whep}"
+        whep["decoded_in_window"].as_u64().unwrap_or(0) >= 600,
+        "about 30 frames/s decoded over 25 s: {whep}"
     );
     assert_eq!(whep["freezes"], 0, "{whep}");
     assert_eq!(
@@ -141,7 +143,7 @@ async fn chromium_plays_over_whep_at_once_with_audio_beside_hls_js_through_the_l
     );
     // Opus at 50 packets/s, decoded.
     assert!(
-        whep["audio_packets"].as_u64().unwrap_or(0) >= 1200,
+        whep["audio_packets"].as_u64().unwrap_or(0) >= 1000,
         "{whep}"
     );
     assert!(whep["audio_samples"].as_u64().unwrap_or(0) > 0, "{whep}");
@@ -403,7 +405,7 @@ async fn chromium_publishes_over_whip_and_the_stream_plays_in_hls_js_and_over_wh
 }
 
 /// Timed metadata events posted while the viewer played.
-const EVENTS: usize = 10;
+const EVENTS: usize = 8;
 
 /// Every posted event reached the WHEP viewer over its data channel once, in order, before the frame
 /// it belongs to was shown, and was raised on the first frame shown at or after it (by RTP timestamp:
