@@ -25,7 +25,7 @@ async fn cea608_captions_survive_transcoding_are_announced_and_shown_in_hls_js()
     let publisher = std::process::Command::new("/usr/bin/python3")
         .arg(repo().join("tests/tools/gst-ts-publish.py"))
         .args(["--srt", &origin.srt_addr.to_string(), "--stream", stream])
-        .args(["--seconds", "24", "--captions", &EVERY_S.to_string()])
+        .args(["--seconds", "34", "--captions", &EVERY_S.to_string()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -87,7 +87,7 @@ async fn cea608_captions_survive_transcoding_are_announced_and_shown_in_hls_js()
     // hls.js on the encoded rendition: the captions appear as cues and are shown while their frames
     // play.
     let url = format!("{base}index.m3u8");
-    let report = blocking(move || testkit::players::play_captions(&url, Some(240), 14)).await;
+    let report = blocking(move || testkit::players::play_captions(&url, Some(240), 20)).await;
     eprintln!("hls.js captions: {report}");
     let cues: Vec<(f64, String)> = report["cues"]
         .as_array()
@@ -116,7 +116,9 @@ async fn cea608_captions_survive_transcoding_are_announced_and_shown_in_hls_js()
         .iter()
         .filter(|(_, t)| t.starts_with("CAPTION "))
         .collect();
-    assert!(captioned.len() >= 4, "14 s of captions every 2 s: {cues:?}");
+    // (A 14 s play of a 24 s publish made no cue at all, twice, where this one makes about 11: not
+    // understood yet; see the issue notes.)
+    assert!(captioned.len() >= 5, "20 s of captions every 2 s: {cues:?}");
     // Consecutive captions, 2 s apart on the media timeline.
     for w in captioned.windows(2) {
         let (a, b) = (w[0], w[1]);
@@ -133,7 +135,7 @@ async fn cea608_captions_survive_transcoding_are_announced_and_shown_in_hls_js()
         .filter_map(|s| s[1].as_str())
         .filter(|t| t.contains("CAPTION "))
         .collect();
-    assert!(shown.len() >= 4, "captions shown on screen: {report}");
+    assert!(shown.len() >= 5, "captions shown on screen: {report}");
 
     // FFmpeg, an independent reader, finds the same captions in the 240p rendition's segments.
     let media = get(&format!("{base}240p/media.m3u8")).await.text();
