@@ -13,16 +13,23 @@
 //            ABR) so every caption comes from that rendition; without it hls.js picks levels itself
 // --seconds  wall seconds of playback to watch, counted from the first frame shown (default 30)
 //
-// How hls.js 1.7 shows CEA-608 (enableCEA708Captions and renderTextTracksNatively, both default):
-// it parses the cc_data of each video sample and, at the first caption of a channel, appends a
-// <track kind="captions"> to the video, labelled captionsTextTrack1Label ("English") for CC1
-// unless the multivariant playlist names it (#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,INSTREAM-ID="CC1",
-// NAME=...), mode "hidden". Its VTTCues (one per caption row) go into the track once video is
-// buffered. A level with CLOSED-CAPTIONS=NONE gets no captions.
+// How hls.js 1.7 hands over CEA-608 (enableCEA708Captions, default): it parses the cc_data of each
+// video sample and turns each caption into VTTCues (one per caption row), for the channel's track,
+// named by the multivariant playlist (#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,INSTREAM-ID="CC1",NAME=...)
+// or captionsTextTrack1Label. A level with CLOSED-CAPTIONS=NONE gets no captions.
 //
-// The page sets every `captions`/`subtitles` track to mode "showing" as soon as it appears
-// (addtrack, and a 250 ms poll), so Chromium renders it, and records:
-//   cues   every cue added to those tracks: {track_label, track_kind, start, end, text} (media
+// The page takes them as a player with its own caption UI does (renderTextTracksNatively: false):
+// NON_NATIVE_TEXT_TRACKS_FOUND names the track, CUES_PARSED delivers its cues, and the page puts
+// them in a `captions` text track of its own (video.addTextTrack), mode "showing", so Chromium
+// renders them with their frames. Not hls.js's native tracks: hls.js 1.7.4 holds the first cues of
+// a native captions track in a cache that it empties on the next video BUFFER_APPENDED, and with a
+// separate audio rendition that event stops coming once an audio append waits for video (seen:
+// only the first 3 of 12 video appends announced), so whether a native track ever gets a cue
+// depended on which of two segments loaded first (0 cues in about 1 run of 5 on a busy machine,
+// from the same bytes).
+//
+// The page records:
+//   cues   every cue added to its tracks: {track_label, track_kind, start, end, text} (media
 //          time, s; one per start + text, polled every 250 ms)
 //   shown  at each frame presented (requestVideoFrameCallback), the showing tracks' activeCues
 //          texts joined with '|', as [media time s, text], whenever that text changes: what was
@@ -93,7 +100,19 @@ video.addEventListener('error', () => S.fatal.push({ type: 'mediaElementError', 
 const heightOf = (level) => hls.levels[level]?.height || null;
 let hls = null;
 window.startHls = (cfg) => {
-  hls = window.hls = new Hls({ lowLatencyMode: cfg.lowLatency, enableCEA708Captions: true });
+  hls = window.hls = new Hls({ lowLatencyMode: cfg.lowLatency, enableCEA708Captions: true, renderTextTracksNatively: false });
+  const own = {};
+  const trackFor = (t) => {
+    own[t._id] ??= video.addTextTrack(t.kind || 'captions', t.label ?? t._id, t.closedCaptions?.lang ?? '');
+    own[t._id].mode = 'showing';
+    return own[t._id];
+  };
+  hls.on(Hls.Events.NON_NATIVE_TEXT_TRACKS_FOUND, (_, d) => { for (const t of d.tracks) trackFor(t); });
+  hls.on(Hls.Events.CUES_PARSED, (_, d) => {
+    if (d.type !== 'captions') return;
+    const track = trackFor({ _id: d.track, kind: 'captions', label: d.closedCaptions?.name ?? d.track, closedCaptions: d.closedCaptions });
+    for (const c of d.cues) track.addCue(c);
+  });
   hls.on(Hls.Events.ERROR, (_, d) => {
     const e = { type: d.type, details: d.details, fatal: !!d.fatal };
     const why = d.reason ?? d.error?.message;

@@ -147,3 +147,49 @@ pub fn unix_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+/// GStreamer publishing an MPEG-TS over SRT to `srt_addr` as `stream` (`tests/tools/gst-ts-publish.py`
+/// with `args`, e.g. `--seconds 20 --captions 2`), killed when dropped: a test that fails before
+/// [`GstPublisher::finish`] does not wait for it (a pipeline whose origin went away can hang in its
+/// SRT sink).
+pub fn gst_ts_publish(srt_addr: std::net::SocketAddr, stream: &str, args: &[&str]) -> GstPublisher {
+    let child = std::process::Command::new("/usr/bin/python3")
+        .arg(repo().join("tests/tools/gst-ts-publish.py"))
+        .args(["--srt", &srt_addr.to_string(), "--stream", stream])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs the GStreamer publisher");
+    GstPublisher(testkit::process::Proc(child, "gst-ts-publish"))
+}
+
+/// A running [`gst_ts_publish`].
+pub struct GstPublisher(testkit::process::Proc);
+
+impl GstPublisher {
+    /// Wait (polling, without holding a thread) until the publisher exits; its status, stdout (one
+    /// JSON line per caption or splice it sent) and stderr.
+    pub async fn finish(mut self) -> std::process::Output {
+        use std::io::Read as _;
+        let child = &mut self.0.0;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("the publisher's status") {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_end(&mut stdout);
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_end(&mut stderr);
+        }
+        std::process::Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}

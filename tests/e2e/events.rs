@@ -465,16 +465,10 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
     // The 360p source copied (its encoded fallback takes over where its keyframes leave the grid)
     // and one encoded rung.
     let origin = blocking(|| EstuaryProcess::start(COPY_AND_240P)).await;
-    let script = repo().join("tests/tools/gst-ts-publish.py");
-    let publisher = std::process::Command::new("/usr/bin/python3")
-        .arg(&script)
-        .args([
-            "--srt",
-            &origin.srt_addr.to_string(),
-            "--stream",
-            "live/ads",
-        ])
-        .args([
+    let publisher = gst_ts_publish(
+        origin.srt_addr,
+        "live/ads",
+        &[
             "--seconds",
             "19",
             "--out-at",
@@ -483,11 +477,8 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
             "2",
             "--break",
             "5",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs the GStreamer publisher");
+        ],
+    );
     let base = {
         let stream = "live/ads";
         format!(
@@ -497,7 +488,6 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
         )
     };
     // Once the break is over: the out at 5 s, the in at 10 s (publisher time), listed.
-    let publisher = tokio::task::spawn_blocking(move || publisher.wait_with_output());
     let mut text = String::new();
     let deadline = Instant::now() + Duration::from_secs(40);
     while Instant::now() < deadline {
@@ -548,7 +538,7 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
     let api = format!("http://{}/api/streams/live/ads", origin.http_addr);
     let r = request_with("GET", &api, &[("authorization", &auth)], None).await;
     let report: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-    let out = publisher.await.unwrap().expect("the publisher ran");
+    let out = publisher.finish().await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
