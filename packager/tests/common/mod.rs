@@ -153,3 +153,51 @@ pub fn feed_ladder(
         p.check_invariants().unwrap();
     }
 }
+
+/// Push video frame `i` (at `ms`, a keyframe if `key`) to both video renditions of
+/// [`ladder_packager`], `source` and `360p`, encoded in step.
+pub fn push_ladder_video(p: &mut StreamPackager, ms: i64, key: bool, now: i64) {
+    p.push_rendition_frame("source", vframe(ms * 90, 3000, key), now);
+    p.push_rendition_frame("360p", vframe(ms * 90, 3000, key), now);
+}
+
+/// Record the preload hint (rendition, msn, part) of every rendition of a ready `p` into `hints`.
+pub fn record_preload_hints(p: &StreamPackager, hints: &mut Vec<(String, u64, usize)>) {
+    if p.is_ready() {
+        for r in p.renditions() {
+            if let Some((m, part)) = packager::hls::preload_hint(p, r) {
+                hints.push((r.name().to_owned(), m, part));
+            }
+        }
+    }
+}
+
+/// Every hinted part of a segment that completed came to exist (no hint into a part that a cut made
+/// impossible).
+pub fn assert_hinted_parts_came(p: &StreamPackager, hints: &[(String, u64, usize)]) {
+    for (name, m, part) in hints {
+        let r = p.rendition(name).unwrap();
+        if r.segment(*m).is_some_and(|s| s.is_complete) {
+            assert!(
+                r.part(*m, *part).is_some(),
+                "{name}: hinted {m}.{part} never came"
+            );
+        }
+    }
+}
+
+/// Each complete audio segment after the first (msn, start in 90 kHz ticks, ...) starts within half
+/// an AAC frame (1024 samples at 48 kHz) of the video segment with the same msn in `video`.
+pub fn assert_audio_starts_with_video(
+    audio: &[(u64, i64, bool, i64)],
+    video: &[(u64, i64, bool, i64)],
+) {
+    for (m, pts, ..) in audio.iter().skip(1) {
+        let v = video.iter().find(|s| s.0 == *m).expect("same msn in video");
+        assert!(
+            (pts - v.1).abs() <= 90_000 * 1024 / 48_000 / 2 + 1,
+            "audio msn {m} at {pts}, video at {}",
+            v.1
+        );
+    }
+}

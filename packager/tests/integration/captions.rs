@@ -16,10 +16,7 @@ fn caption_services_seen_are_announced_in_the_multivariant_playlist_and_the_mpd(
         8 * 30,
         0,
         |_| false,
-        |p, i, ms, now| {
-            p.push_rendition_frame("source", vframe(ms * 90, 3000, i % 60 == 0), now);
-            p.push_rendition_frame("360p", vframe(ms * 90, 3000, i % 60 == 0), now);
-        },
+        |p, i, ms, now| push_ladder_video(p, ms, i % 60 == 0, now),
     );
     let multivariant = |p: &packager::StreamPackager| {
         let text = hls::render_multivariant(p).expect("ready");

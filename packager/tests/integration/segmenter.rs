@@ -241,13 +241,7 @@ fn producer_grid_cuts_every_rendition_on_its_points_and_nowhere_else() {
                 let j = i - 2;
                 p.push_rendition_frame("360p", vframe(frame_ms(j) * 90, 3000, j % 60 == 0), now);
             }
-            if p.is_ready() {
-                for r in p.renditions() {
-                    if let Some((m, part)) = hls::preload_hint(p, r) {
-                        hints.push((r.name().to_owned(), m, part));
-                    }
-                }
-            }
+            record_preload_hints(p, &mut hints);
         },
     );
     assert_eq!(p.target_duration_s(), Some(2));
@@ -288,25 +282,8 @@ fn producer_grid_cuts_every_rendition_on_its_points_and_nowhere_else() {
         let s = src.iter().find(|s| s.0 == r.0).unwrap();
         assert_eq!((r.0, r.1, r.2), (s.0, s.1, s.2), "360p vs source");
     }
-    let audio = segs("audio");
-    for (m, pts, ..) in &audio[1..] {
-        let v = src.iter().find(|s| s.0 == *m).expect("same msn in video");
-        assert!(
-            (pts - v.1).abs() <= 90_000 * 1024 / 48_000 / 2 + 1,
-            "audio msn {m} at {pts}, video at {}",
-            v.1
-        );
-    }
-    // Every hinted part came to exist (no hint into a part a cut made impossible).
-    for (name, m, part) in hints {
-        let r = p.rendition(&name).unwrap();
-        if r.segment(m).is_some_and(|s| s.is_complete) {
-            assert!(
-                r.part(m, part).is_some(),
-                "{name}: hinted {m}.{part} never came"
-            );
-        }
-    }
+    assert_audio_starts_with_video(&segs("audio"), &src);
+    assert_hinted_parts_came(&p, &hints);
 }
 
 /// A splice point (an SCTE-35 out at 5.333 s, its return 4 s later) re-anchors the producer grid: every
@@ -333,15 +310,8 @@ fn splice_points_start_a_segment_in_every_rendition() {
         40,
         |_| false,
         |p, i, ms, now| {
-            p.push_rendition_frame("source", vframe(ms * 90, 3000, key(i)), now);
-            p.push_rendition_frame("360p", vframe(ms * 90, 3000, key(i)), now);
-            if p.is_ready() {
-                for r in p.renditions() {
-                    if let Some((m, part)) = hls::preload_hint(p, r) {
-                        hints.push((r.name().to_owned(), m, part));
-                    }
-                }
-            }
+            push_ladder_video(p, ms, key(i), now);
+            record_preload_hints(p, &mut hints);
         },
     );
     // Each rendition's complete segments: (msn, start relative to the source's first keyframe in 90 kHz
@@ -392,23 +362,8 @@ fn splice_points_start_a_segment_in_every_rendition() {
     );
     let msns: Vec<u64> = src.iter().map(|s| s.0).collect();
     assert_eq!(&msns[..7], &[100, 101, 102, 103, 104, 105, 106]);
-    for (m, pts, ..) in &segs("audio")[1..] {
-        let v = src.iter().find(|s| s.0 == *m).expect("same msn in video");
-        assert!(
-            (pts - v.1).abs() <= 90_000 * 1024 / 48_000 / 2 + 1,
-            "audio msn {m} at {pts}, video at {}",
-            v.1
-        );
-    }
-    for (name, m, part) in hints {
-        let r = p.rendition(&name).unwrap();
-        if r.segment(m).is_some_and(|s| s.is_complete) {
-            assert!(
-                r.part(m, part).is_some(),
-                "{name}: hinted {m}.{part} never came"
-            );
-        }
-    }
+    assert_audio_starts_with_video(&segs("audio"), &src);
+    assert_hinted_parts_came(&p, &hints);
 }
 
 /// A copied source whose keyframes left the grid is replaced by an encoder from a grid point on: that
