@@ -90,6 +90,11 @@ impl Unwrapper {
         Self { bits, last: None }
     }
 
+    /// The last value [`Self::unwrap`] returned, if any.
+    pub fn last(&self) -> Option<i64> {
+        self.last
+    }
+
     /// The unwrapped value nearest the last one for `raw` (only its low `bits` bits are used), without
     /// moving the clock: for a time announced ahead (an SCTE-35 splice time) on the same clock.
     pub fn nearest(&self, raw: u64) -> i64 {

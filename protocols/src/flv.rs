@@ -77,6 +77,7 @@ pub enum FlvError {
     },
 }
 
+mod cue;
 mod tags;
 
 pub use self::tags::{

@@ -103,6 +103,12 @@ pub fn rtmp_session(data: &[u8]) {
                     };
                     events.clear();
                 }
+                Ok(Some(SessionEvent::CuePoint { timestamp_ms, cue })) => {
+                    if let Ok(cue) = cue {
+                        flv.cue_point(timestamp_ms, &cue, &mut events);
+                    }
+                    events.clear();
+                }
                 Ok(Some(SessionEvent::Unpublished | SessionEvent::Rejected(_))) => return,
                 Ok(None) => break,
                 Err(_) => return,

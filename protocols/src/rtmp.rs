@@ -3,5 +3,6 @@
 
 pub mod amf;
 pub mod chunk;
+pub mod cue_point;
 pub mod handshake;
 pub mod session;

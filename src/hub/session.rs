@@ -147,6 +147,7 @@ impl Publisher for Hub {
             edge_pts_90khz: None,
             caption_syntax: None,
             captions: Default::default(),
+            splice_outs: Default::default(),
         }))
     }
 }
@@ -183,6 +184,9 @@ struct HubSession {
     caption_syntax: Option<media::captions::NalSyntax>,
     /// The closed-caption services seen in the source's video so far.
     captions: media::captions::CaptionServices,
+    /// The publisher's splice outs by their base id (`splice-{splice_event_id}`): the id the latest
+    /// was listed under and its section, to tell a repeat from a new break reusing the event id.
+    splice_outs: std::collections::HashMap<String, (String, bytes::Bytes)>,
 }
 
 impl HubSession {
@@ -307,6 +311,9 @@ impl HubSession {
             tracing::warn!(stream = %self.entry.name, %id, "scte-35 splice before any frame: not carried");
             return;
         };
+        let Some(id) = self.splice_id(id, info) else {
+            return;
+        };
         let marker = SpliceMarker {
             id,
             direction: match info.direction() {
@@ -323,6 +330,39 @@ impl HubSession {
             .send_to_webrtc(&packager::events::EventPayload::Splice(marker.clone()), pts);
         self.entry.lock().packager.add_splice(marker, pts);
         self.splice_at(&points);
+    }
+
+    /// The DATERANGE id of a publisher's splice whose base id is `id`: an out sent again (the same
+    /// section: encoders repeat a splice_insert ahead of its time) is dropped (`None`); an out that
+    /// reuses the event id of one already listed (encoders that number every break 0) gets
+    /// `{id}-{n}`, since two DATERANGEs with one ID must agree (RFC 8216bis §4.4.5.1); an in or a
+    /// command takes the id of the latest out with its event id.
+    fn splice_id(&mut self, id: String, info: &protocols::scte35::SpliceInfo) -> Option<String> {
+        if info.direction() != protocols::scte35::SpliceDirection::Out {
+            return Some(
+                self.splice_outs
+                    .get(&id)
+                    .map_or(id, |(listed, _)| listed.clone()),
+            );
+        }
+        if let Some((listed, section)) = self.splice_outs.get(&id)
+            && *section == info.section
+        {
+            tracing::debug!(stream = %self.entry.name, id = %listed, "scte-35 out repeated: already carried");
+            return None;
+        }
+        let mut listed = id.clone();
+        {
+            let st = self.entry.lock();
+            let mut n = 1;
+            while st.packager.has_event_id(&listed) {
+                n += 1;
+                listed = format!("{id}-{n}");
+            }
+        }
+        self.splice_outs
+            .insert(id, (listed.clone(), info.section.clone()));
+        Some(listed)
     }
 
     /// Package a source frame directly (passthrough).

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use rml_rtmp::chunk_io::ChunkSerializer;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::messages::MessagePayload;
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
@@ -124,6 +126,42 @@ async fn await_event(
     }
 }
 
+/// The message stream a publish runs on: the one the server's `createStream` gives (Estuary's is 1).
+const PUBLISH_STREAM_ID: u32 = 1;
+
+/// An FLV script tag at `timestamp_ms` holding an `onCuePoint` ad marker in YouTube Live's layout
+/// (`type` `com.youtube.cuepoint`, `pre_roll_time_sec`, `cue_point_start`, `break_duration_sec`,
+/// `splice_event_id`), for [`publish_realtime`] to send among the media.
+pub fn cue_point_tag(
+    timestamp_ms: i64,
+    event_id: u32,
+    pre_roll_s: f64,
+    break_s: f64,
+) -> crate::flv::FlvTag {
+    use rml_amf0::Amf0Value;
+    let object = [
+        ("type", Amf0Value::Utf8String("com.youtube.cuepoint".into())),
+        ("version", Amf0Value::Utf8String("0.1".into())),
+        ("pre_roll_time_sec", Amf0Value::Number(pre_roll_s)),
+        ("cue_point_start", Amf0Value::Boolean(true)),
+        ("break_duration_sec", Amf0Value::Number(break_s)),
+        ("splice_event_id", Amf0Value::Number(f64::from(event_id))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let body = rml_amf0::serialize(&vec![
+        Amf0Value::Utf8String("onCuePoint".into()),
+        Amf0Value::Object(object),
+    ])
+    .expect("an AMF0 object serializes");
+    crate::flv::FlvTag {
+        kind: crate::flv::TagKind::Script,
+        timestamp_ms,
+        body: body.into(),
+    }
+}
+
 /// What one real-time publish did.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PublishReport {
@@ -136,8 +174,10 @@ pub struct PublishReport {
 }
 
 /// Publish `tags` (FLV tag bodies with their timestamps, ms) on `socket` in real time: each message is
-/// written when its timestamp, counted from the first tag, is due. Stops after the last tag or at
-/// `until`. Whatever the server sends is read and dropped. Errors: a session error or a write failure.
+/// written when its timestamp, counted from the first tag, is due. Script tags go as AMF0 data
+/// messages (type 18: `onMetaData`, or an `onCuePoint` ad marker put among the tags, see
+/// [`cue_point_tag`]). Stops after the last tag or at `until`. Whatever the server sends is read and
+/// dropped. Errors: a session error or a write failure.
 pub async fn publish_realtime(
     socket: TcpStream,
     mut session: ClientSession,
@@ -151,6 +191,13 @@ pub async fn publish_realtime(
         let mut buf = vec![0u8; 4096];
         while matches!(rd.read(&mut buf).await, Ok(n) if n > 0) {}
     });
+    // Data messages go through a serializer of their own: the client session sends none while
+    // publishing, so their chunk stream (3) is theirs, and each has a full (type 0) header. Chunked at
+    // the session's size, which the server was told.
+    let mut data_messages = ChunkSerializer::new();
+    data_messages
+        .set_max_chunk_size(ClientSessionConfig::new().chunk_size, RtmpTimestamp::new(0))
+        .map_err(|e| anyhow!("rtmp data message: {e:?}"))?;
     let t0 = tags.first().map_or(0, |t| t.timestamp_ms);
     let start = tokio::time::Instant::now();
     let mut report = PublishReport::default();
@@ -167,7 +214,23 @@ pub async fn publish_realtime(
         let result = match tag.kind {
             TagKind::Video => session.publish_video_data(tag.body.clone(), ts, false),
             TagKind::Audio => session.publish_audio_data(tag.body.clone(), ts, false),
-            TagKind::Script => continue,
+            TagKind::Script => {
+                let packet = data_messages
+                    .serialize(
+                        &MessagePayload {
+                            timestamp: ts,
+                            type_id: 18,
+                            message_stream_id: PUBLISH_STREAM_ID,
+                            data: tag.body.clone(),
+                        },
+                        true,
+                        false,
+                    )
+                    .map_err(|e| anyhow!("rtmp data message: {e:?}"))?;
+                wr.write_all(&packet.bytes).await?;
+                report.messages += 1;
+                continue;
+            }
         }
         .map_err(|e| anyhow!("rtmp client: {e:?}"))?;
         if let ClientSessionResult::OutboundResponse(packet) = result {

@@ -672,7 +672,7 @@ async fn scte35_from_an_srt_publisher_becomes_dateranges_and_a_dash_event_stream
 }
 
 /// An `EXT-X-DATERANGE` line's `START-DATE`, Unix ms.
-fn start_date_ms(line: &str) -> i64 {
+pub(crate) fn start_date_ms(line: &str) -> i64 {
     line.split("START-DATE=\"")
         .nth(1)
         .and_then(|v| v.split('"').next())
@@ -684,7 +684,7 @@ fn start_date_ms(line: &str) -> i64 {
 /// Checks that every video rendition of the stream at `base` has a segment starting (by its program
 /// date time, within a frame) at each of `times_ms` (Unix ms) whose first picture FFmpeg decodes as
 /// a keyframe; waits up to 20 s for the segments to be listed. Returns the renditions' names.
-async fn segments_starting_at(base: &str, times_ms: &[i64]) -> String {
+pub(crate) async fn segments_starting_at(base: &str, times_ms: &[i64]) -> String {
     let index = get(&format!("{base}index.m3u8")).await.text();
     let Ok(m3u8_rs::Playlist::MasterPlaylist(multivariant)) =
         m3u8_rs::parse_playlist_res(index.as_bytes())

@@ -14,6 +14,7 @@ mod captions;
 mod cdn;
 mod cluster;
 mod codecs;
+mod cue_points;
 mod dash;
 mod encryption;
 mod events;

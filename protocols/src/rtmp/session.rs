@@ -18,6 +18,7 @@ use super::amf::{self, Amf0Error, Amf0Value};
 use super::chunk::{
     ChunkDecoder, ChunkDecoderConfig, ChunkEncoder, ChunkError, RtmpMessage, message_type,
 };
+use super::cue_point;
 use media::name::is_valid_name;
 
 /// The only application name accepted (`rtmp://host/live/{name}`).
@@ -137,6 +138,14 @@ pub enum SessionEvent {
         timestamp_ms: u32,
         /// The FLV tag body.
         payload: Bytes,
+    },
+    /// An ad marker of the accepted publish (an `onCuePoint` data message, see [`cue_point`]) with
+    /// its message's 32-bit timestamp, ms (wrapping), or why it was not read.
+    CuePoint {
+        /// RTMP timestamp, ms (wrapping).
+        timestamp_ms: u32,
+        /// The cue point, or why it was refused.
+        cue: Result<cue_point::CuePoint, cue_point::CuePointError>,
     },
     /// The client ended the publish (FCUnpublish / closeStream / deleteStream).
     Unpublished,
@@ -309,8 +318,8 @@ impl ServerSession {
             message_type::COMMAND_AMF3 => {
                 self.on_command(&message, payload.get(1..).unwrap_or(&[]))?
             }
-            message_type::DATA_AMF0 => self.on_data(payload),
-            message_type::DATA_AMF3 => self.on_data(payload.get(1..).unwrap_or(&[])),
+            message_type::DATA_AMF0 => self.on_data(&message, payload),
+            message_type::DATA_AMF3 => self.on_data(&message, payload.get(1..).unwrap_or(&[])),
             other => tracing::trace!(type_id = other, "ignoring message"),
         }
         Ok(())
@@ -512,8 +521,9 @@ impl ServerSession {
         Ok(())
     }
 
-    /// `@setDataFrame` / `onMetaData`: logged only.
-    fn on_data(&mut self, body: &[u8]) {
+    /// A data message: `onCuePoint` (also behind `@setDataFrame`) on the publishing stream becomes a
+    /// [`SessionEvent::CuePoint`]; `onMetaData` is logged; anything else is ignored.
+    fn on_data(&mut self, message: &RtmpMessage, body: &[u8]) {
         if body.len() > MAX_COMMAND_BYTES {
             return;
         }
@@ -525,6 +535,16 @@ impl ServerSession {
         let mut name = amf::as_str(values.next());
         if name == Some("@setDataFrame") {
             name = amf::as_str(values.next());
+        }
+        if name == Some("onCuePoint") {
+            if self.state == State::Publishing && message.message_stream_id == STREAM_ID {
+                let rest: Vec<Amf0Value> = values.cloned().collect();
+                self.events.push_back(SessionEvent::CuePoint {
+                    timestamp_ms: message.timestamp_ms,
+                    cue: cue_point::parse(&rest),
+                });
+            }
+            return;
         }
         if name != Some("onMetaData") {
             return;
@@ -964,6 +984,62 @@ mod tests {
             })
             .collect();
         assert_eq!(ts, [500, 510]);
+    }
+
+    #[test]
+    fn session_on_cue_point_while_publishing_is_an_event_with_its_timestamp() {
+        let mut client = Client::new();
+        let mut s = connected_session(&mut client);
+        let cue = |kind: &str| {
+            amf::encode(&[
+                amf::string("onCuePoint"),
+                amf::object([
+                    ("type", amf::string(kind)),
+                    ("pre_roll_time_sec", Amf0Value::Number(2.0)),
+                    ("cue_point_start", Amf0Value::Boolean(true)),
+                    ("break_duration_sec", Amf0Value::Number(30.0)),
+                    ("splice_event_id", Amf0Value::Number(4.0)),
+                ]),
+            ])
+            .unwrap()
+        };
+        let youtube = cue(cue_point::YOUTUBE_CUE_POINT_TYPE);
+        // Before the publish is accepted: not an event.
+        let data =
+            |ts, body: &Vec<u8>| client.message(5, 1, message_type::DATA_AMF0, ts, body.clone());
+        assert!(feed(&mut s, &data(100, &youtube)).is_empty());
+        feed(&mut s, &client.command(1, &publish("cues")));
+        s.accept_publish("live/cues").unwrap();
+        let events = feed(&mut s, &data(4000, &youtube));
+        assert_eq!(
+            events,
+            [SessionEvent::CuePoint {
+                timestamp_ms: 4000,
+                cue: Ok(cue_point::CuePoint {
+                    event_id: 4,
+                    start: true,
+                    pre_roll_ms: 2000,
+                    duration_ms: Some(30_000),
+                }),
+            }]
+        );
+        // Another layout: an event saying why it is not read; behind @setDataFrame too.
+        let mut wrapped = amf::encode(&[amf::string("@setDataFrame")]).unwrap();
+        wrapped.extend(cue("event"));
+        let events = feed(&mut s, &data(5000, &wrapped));
+        assert!(
+            matches!(
+                events.as_slice(),
+                [SessionEvent::CuePoint {
+                    timestamp_ms: 5000,
+                    cue: Err(cue_point::CuePointError::UnsupportedType(t)),
+                }] if t == "event"
+            ),
+            "{events:?}"
+        );
+        // On another message stream: ignored.
+        let other = client.message(5, 2, message_type::DATA_AMF0, 6000, youtube.clone());
+        assert!(feed(&mut s, &other).is_empty());
     }
 
     proptest! {

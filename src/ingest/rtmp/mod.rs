@@ -160,6 +160,10 @@ struct ActivePublish {
     parser: FlvParser,
     /// Malformed media messages dropped (the first one is logged).
     flv_errors: u64,
+    /// `onCuePoint` ad markers carried.
+    cue_points: u64,
+    /// `onCuePoint` messages refused (the first one is logged with its reason).
+    refused_cue_points: u64,
 }
 
 impl ActivePublish {
@@ -173,6 +177,8 @@ impl ActivePublish {
             unsupported_tags = stats.unsupported_tags,
             audio_resyncs = stats.audio_resyncs,
             malformed_media = self.flv_errors,
+            cue_points = self.cue_points,
+            refused_cue_points = self.refused_cue_points,
             "rtmp publish ended ({why})"
         );
         drop(self.session);
@@ -331,6 +337,8 @@ impl Connection {
                                 session: publish_session,
                                 parser: FlvParser::new(max_frame_bytes),
                                 flv_errors: 0,
+                                cue_points: 0,
+                                refused_cue_points: 0,
                             });
                         }
                         Err(refused) => {
@@ -376,6 +384,27 @@ impl Connection {
                         // next write first, and the reason would be lost).
                         linger(socket, REFUSAL_LINGER).await;
                         return Err(refused.into());
+                    }
+                }
+                SessionEvent::CuePoint { timestamp_ms, cue } => {
+                    let Some(publish) = self.publish.as_mut() else {
+                        continue;
+                    };
+                    match cue {
+                        Ok(cue) => {
+                            publish.cue_points += 1;
+                            tracing::info!(?cue, timestamp_ms, "rtmp onCuePoint ad marker");
+                            publish.parser.cue_point(timestamp_ms, &cue, &mut events);
+                            for event in events.drain(..) {
+                                publish.session.event(event);
+                            }
+                        }
+                        Err(e) => {
+                            publish.refused_cue_points += 1;
+                            if publish.refused_cue_points == 1 {
+                                tracing::warn!(error = %e, "rtmp onCuePoint not carried (further ones are only counted)");
+                            }
+                        }
                     }
                 }
                 SessionEvent::Unpublished => {
