@@ -540,7 +540,8 @@ async fn hls_js_and_ffmpeg_play_from_the_printed_token_url_until_it_expires() {
         &fixture(CLIP),
         &format!("rtmp://{}/live/printed?key={key}", server.rtmp_addr),
     );
-    let ttl = 38;
+    // Long enough for the plays below on a busy machine (about 20 s), short for CI time.
+    let ttl = 30;
     let urls = cli(
         &[
             "token",
@@ -568,19 +569,19 @@ async fn hls_js_and_ffmpeg_play_from_the_printed_token_url_until_it_expires() {
     wait_for_200(&hls, Duration::from_secs(20))
         .await
         .expect("the printed URL plays");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     let u = hls.clone();
-    let report = blocking(move || play_hls(&u, 10)).await;
+    let report = blocking(move || play_hls(&u, 8)).await;
     println!("hls.js from the printed URL: {report}");
-    assert_played(&report, 8.0);
-    let decoded = ffmpeg_decode(&hls, Some(4)).await;
+    assert_played(&report, 6.0);
+    let decoded = ffmpeg_decode(&hls, Some(3)).await;
     assert!(
         decoded.status.success(),
         "ffmpeg plays the printed URL: {}",
         String::from_utf8_lossy(&decoded.stderr)
     );
-    let decoded = ffmpeg_decode(&mpd, Some(3)).await;
+    let decoded = ffmpeg_decode(&mpd, Some(2)).await;
     assert!(
         decoded.status.success(),
         "ffmpeg plays the printed MPD URL: {}",

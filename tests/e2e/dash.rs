@@ -389,9 +389,9 @@ async fn players_recover_across_a_re_publish(encrypted: bool) {
     };
     for player in ["dashjs", "shaka"] {
         let u = url.clone();
-        let run = tokio::task::spawn_blocking(move || play_dash(player, &u, 25, extra));
-        // The publisher drops 10 s into playback and is back 2 s later (within the grace period).
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        let run = tokio::task::spawn_blocking(move || play_dash(player, &u, 22, extra));
+        // The publisher drops 8 s into playback and is back 2 s later (within the grace period).
+        tokio::time::sleep(Duration::from_secs(8)).await;
         drop(publisher.0.kill());
         let _ = publisher.0.wait();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -411,7 +411,7 @@ async fn players_recover_across_a_re_publish(encrypted: bool) {
         assert!(report["stalls"].as_u64().unwrap() <= 2, "{report}");
         assert!(report["stall_seconds"].as_f64().unwrap() < 6.0, "{report}");
         assert!(
-            report["played_seconds"].as_f64().unwrap() >= 17.0,
+            report["played_seconds"].as_f64().unwrap() >= 15.0,
             "{report}"
         );
         assert!(report["latency_last"].as_f64().unwrap() < 4.0, "{report}");
