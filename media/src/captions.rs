@@ -1,9 +1,11 @@
-//! Closed captions carried inside the video: which CEA-608 / CEA-708 services a frame's SEI holds.
+//! Closed captions carried inside the video: which CEA-608 / CEA-708 services a frame holds.
 //!
-//! Encoders carry captions as `cc_data` (CEA-708 §4.4, the `cc_data()` structure) in an SEI message of
-//! type 4, `user_data_registered_itu_t_t35` (ITU-T H.264 §D.1.6 / H.265 §D.2.6), identified by country
-//! code 0xB5, provider code 0x0031, user identifier `GA94` and user data type code 3 (ATSC A/53 Part 4
-//! §6.2.3, SCTE 128-1 §8.1). Each `cc_data` triple is either a CEA-608 byte pair of field 1 (`cc_type`
+//! Encoders carry captions as `cc_data` (CEA-708 §4.4, the `cc_data()` structure): in H.264 and HEVC in
+//! an SEI message of type 4, `user_data_registered_itu_t_t35` (ITU-T H.264 §D.1.6 / H.265 §D.2.6),
+//! identified by country code 0xB5, provider code 0x0031, user identifier `GA94` and user data type
+//! code 3 (ATSC A/53 Part 4 §6.2.3, SCTE 128-1 §8.1); in MPEG-2 video in a picture's `user_data()`
+//! (start code 0x000001B2, ISO/IEC 13818-2 §6.2.2.2.2) holding `GA94` and user data type code 3
+//! (ATSC A/53 Part 4 §6.2.2). Each `cc_data` triple is either a CEA-608 byte pair of field 1 (`cc_type`
 //! 0: channels CC1/CC2) or field 2 (`cc_type` 1: CC3/CC4), or a DTVCC packet byte pair (`cc_type` 2/3:
 //! CEA-708 services).
 //!
@@ -39,20 +41,26 @@ impl CaptionServices {
     }
 }
 
-/// The NAL unit syntax of a frame: H.264 (1-byte NAL header, SEI type 6) or HEVC (2-byte header, prefix
-/// SEI type 39).
+/// The bitstream syntax of a frame that may carry captions: H.264 (1-byte NAL header, SEI type 6),
+/// HEVC (2-byte header, prefix SEI type 39), or MPEG-2 video (start codes, `user_data`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NalSyntax {
+pub enum VideoSyntax {
     /// ITU-T H.264.
     Avc,
     /// ITU-T H.265.
     Hevc,
+    /// ISO/IEC 13818-2 (and MPEG-1 video, whose user data has the same start code).
+    Mpeg2,
 }
 
-/// The caption services in one frame (`data`: NAL units, each behind a 4-byte big-endian length, as
-/// in CMAF samples). A truncated or malformed NAL unit or SEI message ends the scan of that unit
-/// (what was read so far counts); never panics.
-pub fn scan_frame(data: &[u8], syntax: NalSyntax) -> CaptionServices {
+/// The caption services in one frame. `data`: for H.264 and HEVC, NAL units each behind a 4-byte
+/// big-endian length, as in CMAF samples; for MPEG-2, the picture with its start codes (see
+/// [`crate::decodable`]). A truncated or malformed NAL unit, SEI message or user data ends the scan of
+/// that unit (what was read so far counts); never panics.
+pub fn scan_frame(data: &[u8], syntax: VideoSyntax) -> CaptionServices {
+    if syntax == VideoSyntax::Mpeg2 {
+        return scan_mpeg2_user_data(data);
+    }
     let mut services = CaptionServices::default();
     let mut rest = data;
     while rest.len() >= 4 {
@@ -62,8 +70,8 @@ pub fn scan_frame(data: &[u8], syntax: NalSyntax) -> CaptionServices {
         };
         rest = &rest[4 + len..];
         let payload = match syntax {
-            NalSyntax::Avc if nal.first().is_some_and(|b| b & 0x1f == 6) => &nal[1..],
-            NalSyntax::Hevc if nal.len() >= 2 && (nal[0] >> 1) & 0x3f == 39 => &nal[2..],
+            VideoSyntax::Avc if nal.first().is_some_and(|b| b & 0x1f == 6) => &nal[1..],
+            VideoSyntax::Hevc if nal.len() >= 2 && (nal[0] >> 1) & 0x3f == 39 => &nal[2..],
             _ => continue,
         };
         services = services.union(scan_sei(&ebsp_to_rbsp(payload)));
@@ -107,13 +115,46 @@ fn ff_coded(data: &[u8], at: &mut usize) -> Option<usize> {
     }
 }
 
+/// The caption services in the `user_data()` of an MPEG-2 picture: every user data start code
+/// (0x000001B2) whose bytes, up to the next start code, are ATSC A/53 `cc_data`.
+fn scan_mpeg2_user_data(data: &[u8]) -> CaptionServices {
+    let mut services = CaptionServices::default();
+    let mut at = 0;
+    while let Some(found) = find_start_code(data, at) {
+        let body = found + 4;
+        if data.get(found + 3) == Some(&0xb2) {
+            let end = find_start_code(data, body).unwrap_or(data.len());
+            if let Some(cc) = data[body..end].strip_prefix(&[b'G', b'A', b'9', b'4', 0x03]) {
+                services = services.union(scan_cc_data(cc));
+            }
+        }
+        at = body;
+    }
+    services
+}
+
+/// Where the next start code prefix (0x000001) at or after `from` begins.
+fn find_start_code(data: &[u8], from: usize) -> Option<usize> {
+    data.get(from..)?
+        .windows(3)
+        .position(|w| w == [0, 0, 1])
+        .map(|i| from + i)
+        .filter(|i| i + 3 < data.len())
+}
+
 /// ATSC A/53 `cc_data` in a `user_data_registered_itu_t_t35` payload.
 fn scan_t35(p: &[u8]) -> CaptionServices {
-    let mut services = CaptionServices::default();
     // country 0xB5 (USA), provider 0x0031 (ATSC), "GA94", user_data_type_code 3 (cc_data).
-    let Some(cc) = p.strip_prefix(&[0xb5, 0x00, 0x31, b'G', b'A', b'9', b'4', 0x03]) else {
-        return services;
-    };
+    match p.strip_prefix(&[0xb5, 0x00, 0x31, b'G', b'A', b'9', b'4', 0x03]) {
+        Some(cc) => scan_cc_data(cc),
+        None => CaptionServices::default(),
+    }
+}
+
+/// The services named by a `cc_data()` structure (CEA-708 §4.4): its flags byte, `em_data`, then
+/// `cc_count` triples.
+fn scan_cc_data(cc: &[u8]) -> CaptionServices {
+    let mut services = CaptionServices::default();
     let [flags, _em_data, triples @ ..] = cc else {
         return services;
     };
@@ -163,7 +204,7 @@ mod tests {
     fn cc_data_in_an_h264_sei_names_its_services() {
         // A 608 field-1 pair ("HE" with odd parity), a padding field-2 pair, an invalid DTVCC one.
         let f = sei_frame(&[[0xfc, 0xc8, 0xc5], [0xfd, 0x80, 0x80], [0xfa, 0x00, 0x00]]);
-        let s = scan_frame(&f, NalSyntax::Avc);
+        let s = scan_frame(&f, VideoSyntax::Avc);
         assert_eq!(
             s,
             CaptionServices {
@@ -173,8 +214,8 @@ mod tests {
             }
         );
         let f = sei_frame(&[[0xff, 0x02, 0x21]]);
-        assert!(scan_frame(&f, NalSyntax::Avc).cea708);
-        assert!(!scan_frame(&[0, 0, 0, 2, 0x65, 0x88], NalSyntax::Avc).any());
+        assert!(scan_frame(&f, VideoSyntax::Avc).cea708);
+        assert!(!scan_frame(&[0, 0, 0, 2, 0x65, 0x88], VideoSyntax::Avc).any());
     }
 
     #[test]
@@ -185,24 +226,54 @@ mod tests {
         let mut hevc = ((nal.len() + 2) as u32).to_be_bytes().to_vec();
         hevc.extend_from_slice(&[39 << 1, 0x01]);
         hevc.extend_from_slice(nal);
-        assert!(scan_frame(&hevc, NalSyntax::Hevc).cea608_field1);
-        assert!(!scan_frame(&hevc, NalSyntax::Avc).any());
+        assert!(scan_frame(&hevc, VideoSyntax::Hevc).cea608_field1);
+        assert!(!scan_frame(&hevc, VideoSyntax::Avc).any());
         // AFD (user data type 0x47 "DTG1") is not captions.
         let mut other = avc.clone();
         other[10..14].copy_from_slice(b"DTG1");
-        assert!(!scan_frame(&other, NalSyntax::Avc).any());
+        assert!(!scan_frame(&other, VideoSyntax::Avc).any());
+    }
+
+    #[test]
+    fn cc_data_in_an_mpeg2_pictures_user_data_names_its_services() {
+        // Picture start code and header, its user data (GA94, cc_data with a field-1 pair and a
+        // DTVCC pair, marker bits), then a slice.
+        let mut picture = vec![0, 0, 1, 0x00, 0x01, 0x0f, 0xff, 0xf8];
+        picture.extend_from_slice(&[0, 0, 1, 0xb2, b'G', b'A', b'9', b'4', 0x03, 0x42, 0xff]);
+        picture.extend_from_slice(&[0xfc, 0x94, 0x20, 0xfe, 0x02, 0x21, 0xff]);
+        picture.extend_from_slice(&[0, 0, 1, 0x01, 0x12, 0x34]);
+        assert_eq!(
+            scan_frame(&picture, VideoSyntax::Mpeg2),
+            CaptionServices {
+                cea608_field1: true,
+                cea608_field2: false,
+                cea708: true
+            }
+        );
+        // Other user data (AFD, "DTG1"), or cc_data with process_cc_data_flag clear: none.
+        let mut afd = picture.clone();
+        afd[12..16].copy_from_slice(b"DTG1");
+        assert!(!scan_frame(&afd, VideoSyntax::Mpeg2).any());
+        let mut off = picture.clone();
+        off[17] = 0x02;
+        assert!(!scan_frame(&off, VideoSyntax::Mpeg2).any());
+        // Cut anywhere: never a panic, and nothing past the cut.
+        for n in 0..picture.len() {
+            let _ = scan_frame(&picture[..n], VideoSyntax::Mpeg2);
+        }
     }
 
     proptest::proptest! {
         #[test]
         fn any_bytes_are_scanned_without_panicking(data: Vec<u8>, sei in proptest::collection::vec(0u8..=255, 0..64)) {
-            let _ = scan_frame(&data, NalSyntax::Avc);
-            let _ = scan_frame(&data, NalSyntax::Hevc);
+            let _ = scan_frame(&data, VideoSyntax::Avc);
+            let _ = scan_frame(&data, VideoSyntax::Mpeg2);
+            let _ = scan_frame(&data, VideoSyntax::Hevc);
             // A well-framed SEI NAL unit with arbitrary contents.
             let mut frame = ((sei.len() + 1) as u32).to_be_bytes().to_vec();
             frame.push(0x06);
             frame.extend_from_slice(&sei);
-            let _ = scan_frame(&frame, NalSyntax::Avc);
+            let _ = scan_frame(&frame, VideoSyntax::Avc);
         }
     }
 
@@ -210,11 +281,11 @@ mod tests {
     fn truncated_input_never_panics() {
         let f = sei_frame(&[[0xfc, 0xc8, 0xc5]]);
         for cut in 0..f.len() {
-            let _ = scan_frame(&f[..cut], NalSyntax::Avc);
-            let _ = scan_frame(&f[..cut], NalSyntax::Hevc);
+            let _ = scan_frame(&f[..cut], VideoSyntax::Avc);
+            let _ = scan_frame(&f[..cut], VideoSyntax::Hevc);
         }
         let mut lying = f.clone();
         lying[3] = 0xff;
-        assert!(!scan_frame(&lying, NalSyntax::Avc).any());
+        assert!(!scan_frame(&lying, VideoSyntax::Avc).any());
     }
 }

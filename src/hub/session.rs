@@ -180,8 +180,8 @@ struct HubSession {
     /// The latest presentation time at the live edge of ingest, 90 kHz ticks on the publish's input
     /// timeline (video frames; audio frames on a stream without video).
     edge_pts_90khz: Option<i64>,
-    /// The source video's NAL syntax, when its SEI may carry closed captions (H.264, HEVC).
-    caption_syntax: Option<media::captions::NalSyntax>,
+    /// The source video's bitstream syntax, when it may carry closed captions (H.264, HEVC, MPEG-2).
+    caption_syntax: Option<media::captions::VideoSyntax>,
     /// The closed-caption services seen in the source's video so far.
     captions: media::captions::CaptionServices,
     /// The publisher's splice outs by their base id (`splice-{splice_event_id}`): the id the latest
@@ -461,9 +461,19 @@ impl PublishSession for HubSession {
                         self.track_used(track.kind());
                         if track.kind() == media::TrackKind::Video {
                             self.caption_syntax = match track.config {
-                                media::CodecConfig::Avc(_) => Some(media::captions::NalSyntax::Avc),
+                                media::CodecConfig::Avc(_) => {
+                                    Some(media::captions::VideoSyntax::Avc)
+                                }
                                 media::CodecConfig::Hevc(_) => {
-                                    Some(media::captions::NalSyntax::Hevc)
+                                    Some(media::captions::VideoSyntax::Hevc)
+                                }
+                                media::CodecConfig::Decodable(ref d)
+                                    if matches!(
+                                        d.codec,
+                                        media::decodable::DecodableCodec::Mpeg2Video
+                                    ) =>
+                                {
+                                    Some(media::captions::VideoSyntax::Mpeg2)
                                 }
                                 _ => None,
                             };

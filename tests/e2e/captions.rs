@@ -132,40 +132,8 @@ async fn cea608_captions_survive_transcoding_are_announced_and_shown_in_hls_js()
     assert!(shown.len() >= 5, "captions shown on screen: {report}");
 
     // FFmpeg, an independent reader, finds the same captions in the 240p rendition's segments.
-    let media = get(&format!("{base}240p/media.m3u8")).await.text();
-    let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) = m3u8_rs::parse_playlist_res(media.as_bytes())
-    else {
-        panic!("240p media playlist: {media}")
-    };
-    let map = p
-        .segments
-        .iter()
-        .find_map(|s| s.map.as_ref())
-        .expect("EXT-X-MAP");
-    let mut bytes = get(&format!("{base}240p/{}", map.uri)).await.body.to_vec();
-    for s in &p.segments {
-        bytes.extend_from_slice(&get(&format!("{base}240p/{}", s.uri)).await.body);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("240p.mp4");
-    std::fs::write(&file, &bytes).unwrap();
-    let movie = format!("movie={}[out0+subcc]", file.display());
-    let out = blocking(move || {
-        std::process::Command::new("ffmpeg")
-            .args([
-                "-v", "error", "-f", "lavfi", "-i", &movie, "-map", "0:s", "-f", "srt", "-",
-            ])
-            .output()
-            .expect("ffmpeg runs")
-    })
-    .await;
-    let srt = String::from_utf8_lossy(&out.stdout);
-    let read: Vec<&str> = srt.lines().filter(|l| l.contains("CAPTION ")).collect();
-    assert!(
-        read.len() >= 5,
-        "ffmpeg read: {srt}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let read = captions_read_by_ffmpeg(&base, "240p").await;
+    assert!(read.len() >= 5, "ffmpeg read: {read:?}");
 
     let published = publisher.finish().await;
     assert!(
@@ -180,4 +148,49 @@ async fn cea608_captions_survive_transcoding_are_announced_and_shown_in_hls_js()
         shown.len(),
         read.len()
     );
+}
+
+/// The CEA-608 captions FFmpeg reads (its `subcc` side channel, as SubRip text lines) from the listed
+/// segments of `rendition` of the stream at `base` (URL ending in `/`), init segment first.
+pub(crate) async fn captions_read_by_ffmpeg(base: &str, rendition: &str) -> Vec<String> {
+    let media = get(&format!("{base}{rendition}/media.m3u8")).await.text();
+    let Ok(m3u8_rs::Playlist::MediaPlaylist(p)) = m3u8_rs::parse_playlist_res(media.as_bytes())
+    else {
+        panic!("{rendition} media playlist: {media}")
+    };
+    let map = p
+        .segments
+        .iter()
+        .find_map(|s| s.map.as_ref())
+        .expect("EXT-X-MAP");
+    let mut bytes = get(&format!("{base}{rendition}/{}", map.uri))
+        .await
+        .body
+        .to_vec();
+    for s in &p.segments {
+        bytes.extend_from_slice(&get(&format!("{base}{rendition}/{}", s.uri)).await.body);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendition.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    let movie = format!("movie={}[out0+subcc]", file.display());
+    let out = blocking(move || {
+        std::process::Command::new("ffmpeg")
+            .args([
+                "-v", "error", "-f", "lavfi", "-i", &movie, "-map", "0:s", "-f", "srt", "-",
+            ])
+            .output()
+            .expect("ffmpeg runs")
+    })
+    .await;
+    assert!(
+        out.status.success(),
+        "ffmpeg on {rendition}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("CAPTION "))
+        .map(str::to_owned)
+        .collect()
 }

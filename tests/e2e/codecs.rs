@@ -269,6 +269,9 @@ async fn srt_mpeg2_video_is_decoded_into_an_h264_ladder() {
     let server = blocking(|| start(&[])).await;
     let url = srt_url(server.srt_addr, "#!::r=live/mpeg2,m=publish", "");
     let _publisher = publish_srt_loop(&fixture("camera-city-cc0-405p-mpeg2-8s.mpg"), &url);
+    // At the same time, an MPEG-2 stream with CEA-608 captions in its pictures' user data.
+    let cc_url = srt_url(server.srt_addr, "#!::r=live/mpeg2cc,m=publish", "");
+    let _cc_publisher = publish_srt_loop(&fixture("testsrc-180p-mpeg2-cea608-7s.ts"), &cc_url);
     let multivariant = wait_for_stream(&server, "live/mpeg2", Duration::from_secs(20)).await;
     let (codecs, has_audio_group) = variants(&multivariant).await;
     assert!(!has_audio_group, "the clip has no audio");
@@ -288,6 +291,22 @@ async fn srt_mpeg2_video_is_decoded_into_an_h264_ladder() {
     // of the encoded ladder starts on the transcoder's grid with a keyframe).
     let warned = warnings(&server, "live/mpeg2");
     assert!(warned.is_empty(), "{warned:#?}");
+
+    // The captions are found in the MPEG-2 user data, announced, and carried into the H.264 rung.
+    let cc_multivariant = wait_for_stream(&server, "live/mpeg2cc", Duration::from_secs(20)).await;
+    let text = get(&cc_multivariant).await.text();
+    assert!(
+        text.contains("TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\"")
+            && text.contains("INSTREAM-ID=\"CC1\""),
+        "{text}"
+    );
+    let base = cc_multivariant.trim_end_matches("index.m3u8");
+    let read = crate::captions::captions_read_by_ffmpeg(base, "source").await;
+    assert!(!read.is_empty(), "no caption read from the encoded rung");
+    println!(
+        "mpeg-2 captions: CC1 announced, {} read by FFmpeg from the H.264 rung",
+        read.len()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -5,6 +5,7 @@ in the H.264 SEI (written by x264enc from cccombiner's caption meta), or both.
 
     /usr/bin/python3 gst-ts-publish.py --srt 127.0.0.1:9000 --stream live/scte \
         [--seconds 30] [--out-at 6] [--lead 2] [--break 6] [--event-id 1] [--captions 2]
+    /usr/bin/python3 gst-ts-publish.py --file out.ts [...]   (the same MPEG-TS into a file)
 
 Video: videotestsrc at 640x360, 30 frames/s, x264 (zerolatency, a keyframe every 2 s); audio: AAC.
 
@@ -90,8 +91,9 @@ def feed_captions(src, every_s: float) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--srt", required=True, help="host:port of the origin's SRT listener")
-    ap.add_argument("--stream", required=True, help="live/{name}")
+    ap.add_argument("--srt", help="host:port of the origin's SRT listener")
+    ap.add_argument("--stream", help="live/{name}")
+    ap.add_argument("--file", help="write the MPEG-TS to this file instead of publishing it")
     ap.add_argument("--key", default=None, help="publish key, if the origin wants one")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--out-at", type=float, default=None)
@@ -100,11 +102,19 @@ def main() -> int:
     ap.add_argument("--event-id", type=int, default=1)
     ap.add_argument("--captions", type=float, default=None, help="seconds between captions")
     args = ap.parse_args()
+    if not args.file and not (args.srt and args.stream):
+        ap.error("--srt and --stream, or --file")
 
     Gst.init(None)
     GstMpegts.initialize()
-    host, port = args.srt.rsplit(":", 1)
-    streamid = f"#!::r={args.stream},m=publish" + (f",key={args.key}" if args.key else "")
+    if args.file:
+        sink = f"filesink name=sink location={args.file}"
+    else:
+        host, port = args.srt.rsplit(":", 1)
+        sink = (
+            f"srtsink name=sink uri=srt://{host}:{port} mode=caller latency=120 "
+            "wait-for-connection=true"
+        )
     pipeline = Gst.parse_launch(
         "videotestsrc is-live=true pattern=smpte "
         "! video/x-raw,width=640,height=360,framerate=30/1 "
@@ -115,7 +125,7 @@ def main() -> int:
         "! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=96000 "
         "! aacparse ! queue ! mux. "
         "mpegtsmux name=mux scte-35-pid=500 alignment=7 "
-        f"! srtsink name=sink uri=srt://{host}:{port} mode=caller latency=120 wait-for-connection=true"
+        f"! {sink}"
         + (
             " appsrc name=ccsrc is-live=true format=time block=true max-buffers=30 "
             "caps=closedcaption/x-cea-608,format=raw,framerate=30/1 "
@@ -124,7 +134,9 @@ def main() -> int:
             else ""
         )
     )
-    pipeline.get_by_name("sink").set_property("streamid", streamid)
+    if not args.file:
+        streamid = f"#!::r={args.stream},m=publish" + (f",key={args.key}" if args.key else "")
+        pipeline.get_by_name("sink").set_property("streamid", streamid)
     mux = pipeline.get_by_name("mux")
     loop = GLib.MainLoop()
     started = time.monotonic()
