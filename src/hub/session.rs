@@ -152,6 +152,9 @@ impl Publisher for Hub {
     }
 }
 
+/// The most splice outs a session remembers by event id (see [`HubSession::splice_id`]).
+const MAX_SPLICE_OUTS: usize = 256;
+
 /// A publish session feeding one stream's packager.
 struct HubSession {
     entry: Arc<StreamEntry>,
@@ -358,6 +361,11 @@ impl HubSession {
             while st.packager.has_event_id(&listed) {
                 n += 1;
                 listed = format!("{id}-{n}");
+            }
+            // Bounded however many event ids a publisher uses: outs no longer listed are forgotten.
+            if self.splice_outs.len() >= MAX_SPLICE_OUTS {
+                self.splice_outs
+                    .retain(|_, (l, _)| st.packager.has_event_id(l));
             }
         }
         self.splice_outs
