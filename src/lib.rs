@@ -18,6 +18,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod player;
+pub mod recording;
 pub mod server;
 pub mod vocab;
 pub mod webrtc;

@@ -141,6 +141,34 @@ impl Metrics {
             self.http_bytes.clone(),
         );
 
+        if let Some(rec) = &hub.config().recorder {
+            let counter = |v: u64| {
+                let c = Counter::<u64>::default();
+                c.inc_by(v);
+                c
+            };
+            use std::sync::atomic::Ordering::Relaxed;
+            registry.register(
+                "recording_segments",
+                "Segments written to recordings",
+                counter(rec.segments.load(Relaxed)),
+            );
+            registry.register(
+                "recording_segment_bytes",
+                "Bytes of segments written to recordings",
+                counter(rec.bytes.load(Relaxed)),
+            );
+            registry.register(
+                "recording_failures",
+                "Recordings stopped by a write error (disk full, unwritable) or a disk that could not keep up; the live stream went on",
+                counter(rec.failures.load(Relaxed)),
+            );
+            registry.register(
+                "recording_expired",
+                "Recordings deleted by retention (max_age, max_bytes)",
+                counter(rec.expired.load(Relaxed)),
+            );
+        }
         let denials = Family::<ReasonLabels, Counter>::default();
         for d in crate::auth::Denial::ALL {
             denials

@@ -105,6 +105,14 @@ impl Server {
                 passthrough_streams: plan.passthrough_streams.clone(),
             }));
         }
+        let recorder = hub_config.data_dir.as_deref().map(|dir| {
+            crate::recording::Recorder::new(
+                dir,
+                settings.recording.clone(),
+                hub_config.reconnect_grace,
+            )
+        });
+        hub_config.recorder = recorder.clone();
         let hub = Hub::new(hub_config);
         let (shutdown, rx) = watch::channel(false);
         let origin = Origin::new(hub.clone(), settings.origin.clone(), auth.clone());
@@ -133,6 +141,11 @@ impl Server {
                 rx.clone(),
             )),
         ];
+        if let Some(recorder) = recorder {
+            tasks.push(tokio::spawn(
+                recorder.run_housekeeping(std::time::Duration::from_secs(30), rx.clone()),
+            ));
+        }
         if let Some(cluster) = cluster {
             let probe_hub = hub.clone();
             let probe_origin = origin.clone();

@@ -96,9 +96,11 @@ impl DashConfig {
 }
 
 /// `MPD@profiles`: ISO live profile and CMAF (ISO/IEC 23009-1 §8.4, §8.12).
-const PROFILES: &str = "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
-const MPD_NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
-const AUDIO_CHANNEL_SCHEME: &str = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
+pub(crate) const PROFILES: &str =
+    "urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019";
+pub(crate) const MPD_NAMESPACE: &str = "urn:mpeg:dash:schema:mpd:2011";
+pub(crate) const AUDIO_CHANNEL_SCHEME: &str =
+    "urn:mpeg:dash:23003:3:audio_channel_configuration:2011";
 const ROLE_SCHEME: &str = "urn:mpeg:dash:role:2011";
 
 /// Render the MPD of `stream` at wall-clock time `now_ms` (Unix ms, the `publishTime`), or `None`
@@ -572,7 +574,7 @@ fn typical_duration(stream: &StreamPackager, r: &Rendition) -> i64 {
 
 /// Append a segment to a SegmentTimeline, extending the last `S` (`@r`) when it is contiguous with
 /// the same duration (ISO/IEC 23009-1 §5.3.9.6).
-fn push_s(timeline: &mut Vec<mpd::S>, t: u64, d: u64) {
+pub(crate) fn push_s(timeline: &mut Vec<mpd::S>, t: u64, d: u64) {
     if let Some(last) = timeline.last_mut() {
         let count = last.r.unwrap_or(0) as u64 + 1;
         let end = last.t.unwrap_or(0) + last.d * count;
@@ -629,7 +631,7 @@ fn caption_descriptors(stream: &StreamPackager) -> Vec<mpd::Accessibility> {
     out
 }
 
-fn video_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
+pub(crate) fn video_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
     mpd::AdaptationSet {
         id: Some("0".into()),
         contentType: Some("video".into()),
@@ -643,7 +645,7 @@ fn video_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
     }
 }
 
-fn audio_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
+pub(crate) fn audio_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
     mpd::AdaptationSet {
         id: Some("1".into()),
         contentType: Some("audio".into()),
@@ -662,7 +664,7 @@ fn audio_adaptation(reps: Vec<mpd::Representation>) -> mpd::AdaptationSet {
 }
 
 /// Unix milliseconds as an xs:dateTime.
-fn datetime(unix_ms: i64) -> DateTime<Utc> {
+pub(crate) fn datetime(unix_ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(unix_ms).unwrap_or_default()
 }
 

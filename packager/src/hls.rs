@@ -191,7 +191,7 @@ pub fn preload_hint(stream: &StreamPackager, r: &Rendition) -> Option<(u64, usiz
     Some(if ends_here { (msn + 1, 0) } else { (msn, part) })
 }
 
-fn secs(ticks: u64, timescale: u32) -> f64 {
+pub(crate) fn secs(ticks: u64, timescale: u32) -> f64 {
     ticks as f64 / f64::from(timescale)
 }
 

@@ -18,6 +18,7 @@ pub mod hls;
 pub mod rendition;
 pub mod stream;
 pub mod urls;
+pub mod vod;
 
 pub use config::PackagerConfig;
 pub use stream::{PeriodStart, StreamPackager, Update};

@@ -313,6 +313,133 @@ impl fmt::Display for ObjectPath {
     }
 }
 
+/// The path prefix of recordings: `/vod/live/{name}/{recording id}/…`.
+pub const VOD_PREFIX: &str = "vod/";
+
+/// A recording's id: when it began, as a UTC basic ISO 8601 date-time (`20261206T061500Z`), with
+/// `-{n}` (n from 2 to 999) when several began in one second. Sorts in the order they began.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordingId(String);
+
+impl RecordingId {
+    /// The id of a recording begun at `unix_ms` (Unix ms), the `n`th to begin in that second (1: no
+    /// suffix).
+    pub fn at(unix_ms: i64, n: u32) -> Self {
+        let date = crate::hls::format_program_date_time(unix_ms);
+        // `2026-12-06T06:15:00.123Z` → `20261206T061500Z`.
+        let basic: String = date[..19]
+            .chars()
+            .filter(|c| *c != '-' && *c != ':')
+            .collect();
+        if n <= 1 {
+            Self(format!("{basic}Z"))
+        } else {
+            Self(format!("{basic}Z-{}", n.min(999)))
+        }
+    }
+
+    /// Parse an id as [`Self::at`] writes it; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (date, n) = match s.split_once('-') {
+            Some((d, n)) => (d, Some(n)),
+            None => (s, None),
+        };
+        let b = date.as_bytes();
+        let date_ok = b.len() == 16
+            && b[8] == b'T'
+            && b[15] == b'Z'
+            && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+        let n_ok = n.is_none_or(|n| {
+            (1..=3).contains(&n.len())
+                && n.bytes().all(|c| c.is_ascii_digit())
+                && !n.starts_with('0')
+                && n != "1"
+        });
+        (date_ok && n_ok).then(|| Self(s.to_owned()))
+    }
+
+    /// The id as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RecordingId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An object of a recording, relative to `/vod/live/{name}/{recording id}/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VodObject {
+    /// The multivariant playlist, the MPD, a content key, a media playlist, an init segment or a
+    /// segment, named as in the live stream ([`StreamObject`]; parts, CENC objects and the live
+    /// endpoints are not served).
+    Object(StreamObject),
+    /// `{rendition}.mp4`: the rendition (with the recording's audio, for a video rendition) as one
+    /// MP4 file.
+    Download {
+        /// Rendition name.
+        rendition: String,
+    },
+}
+
+/// A recording object's absolute path: `/vod/live/{name}/{recording id}/{object}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VodPath {
+    /// The stream, `live/{name}`.
+    pub stream: String,
+    /// The recording.
+    pub recording: RecordingId,
+    /// The object within it.
+    pub object: VodObject,
+}
+
+impl VodPath {
+    /// Parse a request path (without query, without a `/t/{token}` prefix).
+    pub fn parse(path: &str) -> Option<Self> {
+        let rest = path
+            .strip_prefix('/')?
+            .strip_prefix(VOD_PREFIX)?
+            .strip_prefix(LIVE_PREFIX)?;
+        let (name, rest) = rest.split_once('/')?;
+        let stream = media::name::StreamName::from_name(name).ok()?;
+        let (id, object) = rest.split_once('/')?;
+        let recording = RecordingId::parse(id)?;
+        let object = match object.strip_suffix(".mp4") {
+            Some(r) if !r.contains('/') && is_valid_name(r) => VodObject::Download {
+                rendition: r.to_owned(),
+            },
+            _ => match StreamObject::parse(object)? {
+                o @ (StreamObject::Multivariant
+                | StreamObject::Mpd
+                | StreamObject::Key { .. }
+                | StreamObject::MediaPlaylist { .. }
+                | StreamObject::Init { .. }
+                | StreamObject::Segment { .. }) => VodObject::Object(o),
+                _ => return None,
+            },
+        };
+        Some(Self {
+            stream: stream.into_string(),
+            recording,
+            object,
+        })
+    }
+}
+
+/// `/vod/live/{name}/{id}/{object}`.
+impl fmt::Display for VodPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{VOD_PREFIX}{}/{}/", self.stream, self.recording)?;
+        match &self.object {
+            VodObject::Object(o) => write!(f, "{o}"),
+            VodObject::Download { rendition } => write!(f, "{rendition}.mp4"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +561,49 @@ mod tests {
             "/other/x/index.m3u8",
         ] {
             assert_eq!(ObjectPath::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn recording_ids_and_vod_paths_round_trip() {
+        let id = RecordingId::at(1_765_001_700_123, 1);
+        assert_eq!(id.as_str(), "20251206T061500Z");
+        assert_eq!(
+            RecordingId::at(1_765_001_700_123, 2).as_str(),
+            "20251206T061500Z-2"
+        );
+        for bad in [
+            "20251206T061500",
+            "20251206T061500Z-1",
+            "20251206T061500Z-01",
+            "2025120XT061500Z",
+            "../x",
+            "",
+        ] {
+            assert_eq!(RecordingId::parse(bad), None, "{bad}");
+        }
+        for path in [
+            "/vod/live/x/20251206T061500Z/index.m3u8",
+            "/vod/live/x/20251206T061500Z-3/manifest.mpd",
+            "/vod/live/x/20251206T061500Z/720p/media.m3u8",
+            "/vod/live/x/20251206T061500Z/720p/init-4.mp4",
+            "/vod/live/x/20251206T061500Z/audio/17.m4s",
+            "/vod/live/x/20251206T061500Z/keys/3.key",
+            "/vod/live/x/20251206T061500Z/720p.mp4",
+        ] {
+            let p = VodPath::parse(path).unwrap_or_else(|| panic!("{path}"));
+            assert_eq!(p.to_string(), path);
+            assert_eq!(p.stream, "live/x");
+        }
+        for bad in [
+            "/vod/live/x/20251206T061500Z/720p/17.2.m4s",
+            "/vod/live/x/20251206T061500Z/time",
+            "/vod/live/x/20251206T061500Z/license",
+            "/vod/live/x/nope/index.m3u8",
+            "/vod/live/../20251206T061500Z/index.m3u8",
+            "/vod/live/x/20251206T061500Z/a/b.mp4",
+        ] {
+            assert_eq!(VodPath::parse(bad), None, "{bad}");
         }
     }
 }

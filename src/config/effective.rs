@@ -170,6 +170,13 @@ impl Settings {
                 max_sessions: self.webrtc.as_ref().map(|w| w.max_sessions),
                 max_sessions_per_stream: self.webrtc.as_ref().map(|w| w.max_sessions_per_stream),
             },
+            recording: RecordingSection {
+                enabled: Some(self.recording.enabled),
+                streams: self.recording.streams.clone(),
+                max_age: self.recording.max_age,
+                max_bytes: self.recording.max_bytes,
+                webhook_url: self.recording.webhook_url.as_ref().map(|u| u.to_string()),
+            },
         }
     }
 }

@@ -46,6 +46,28 @@ pub struct FileConfig {
     /// `[webrtc]`.
     #[serde(default)]
     pub webrtc: WebRtcSection,
+    /// `[recording]`.
+    #[serde(default)]
+    pub recording: RecordingSection,
+}
+
+/// `[recording]` keys: live streams written to `{data_dir}/recordings/` and replayed as VOD.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSection {
+    /// Record every stream (default false).
+    pub enabled: Option<bool>,
+    /// Per-stream choice overriding `enabled`: `"live/{name}" = true | false`.
+    #[serde(default)]
+    pub streams: BTreeMap<String, bool>,
+    /// Delete recordings that ended longer ago than this, e.g. `7days` (default: kept).
+    #[serde(default, with = "humantime_serde")]
+    pub max_age: Option<Duration>,
+    /// Delete the oldest recordings while all of them take more than this many bytes (default:
+    /// no limit).
+    pub max_bytes: Option<u64>,
+    /// `POST` each completed recording's facts (JSON) to this `http://` URL, e.g. for an uploader.
+    pub webhook_url: Option<String>,
 }
 
 /// `[webrtc]` keys: WebRTC viewers (WHEP) and publishers (WHIP), off by default.
@@ -387,6 +409,10 @@ pub struct ServeArgs {
     /// Encrypt every stream (HLS AES-128 and DASH CENC ClearKey) without a config file.
     #[arg(long, env = "ESTUARY_ENCRYPT")]
     pub encrypt: bool,
+    /// Record every stream to `{data_dir}/recordings/` (replayed under `/vod/`) without a config
+    /// file.
+    #[arg(long, env = "ESTUARY_RECORD")]
+    pub record: bool,
     /// Part target, e.g. `500ms` or `200ms` [default: 500ms].
     #[arg(long, env = "ESTUARY_PART_TARGET", value_parser = humantime::parse_duration)]
     pub part_target: Option<Duration>,

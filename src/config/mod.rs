@@ -40,6 +40,7 @@ pub const FILE_SECTIONS: &[&str] = &[
     "player",
     "cluster",
     "webrtc",
+    "recording",
 ];
 
 /// `server.data_dir` when none is given: relative to the working directory.
@@ -76,6 +77,8 @@ pub struct Settings {
     pub cluster: Option<crate::cluster::ClusterConfig>,
     /// `[webrtc]`, when WHEP is served.
     pub webrtc: Option<crate::webrtc::WebRtcConfig>,
+    /// `[recording]`: which streams are recorded, retention, the completion webhook.
+    pub recording: crate::recording::RecordingConfig,
 }
 
 /// The resolved `[transcode]` settings, before the encoder probe.
@@ -357,6 +360,7 @@ impl Settings {
             }
         });
         auth.cluster_hop = cluster.is_some();
+        let recording = resolve_recording(args, &file.recording)?;
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {
@@ -382,6 +386,47 @@ impl Settings {
             shutdown_grace,
             cluster,
             webrtc,
+            recording,
         })
     }
+}
+
+/// `[recording]` (and `--record`): stream names checked, the webhook URL parsed.
+fn resolve_recording(
+    args: &ServeArgs,
+    section: &file::RecordingSection,
+) -> Result<crate::recording::RecordingConfig, ConfigError> {
+    for stream in section.streams.keys() {
+        if stream.parse::<media::name::StreamName>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "recording.streams: keys are stream names like \"live/demo\", not {stream:?}"
+            )));
+        }
+    }
+    let webhook_url = match &section.webhook_url {
+        None => None,
+        Some(url) => {
+            let uri: hyper::Uri = url.parse().map_err(|_| {
+                ConfigError::Invalid(format!("recording.webhook_url: not a URL: {url:?}"))
+            })?;
+            if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                return Err(ConfigError::Invalid(
+                    "recording.webhook_url: must be an http:// URL".into(),
+                ));
+            }
+            Some(uri)
+        }
+    };
+    if section.max_bytes == Some(0) {
+        return Err(ConfigError::Invalid(
+            "recording.max_bytes: must be at least 1".into(),
+        ));
+    }
+    Ok(crate::recording::RecordingConfig {
+        enabled: args.record || section.enabled.unwrap_or(false),
+        streams: section.streams.clone(),
+        max_age: section.max_age,
+        max_bytes: section.max_bytes,
+        webhook_url,
+    })
 }

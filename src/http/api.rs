@@ -80,6 +80,9 @@ impl Origin {
             },
             _ => match self.api_refusal(headers) {
                 Some(refusal) => refusal,
+                None if path == "/api/recordings" || path.starts_with("/api/recordings/") => {
+                    self.recordings_api(method, path).await
+                }
                 None => match self.cluster_api(method, path).await {
                     Some(response) => response,
                     None => self.api(method, path),

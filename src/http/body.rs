@@ -56,7 +56,8 @@ impl ChunksBody {
         }
     }
 
-    /// A body passed on from another node: whatever `tail` yields, of `length` bytes when known.
+    /// A body passed on from another node, or read from a file: whatever `tail` yields, of `length`
+    /// bytes when known.
     pub(super) fn proxied(tail: LiveTail, length: Option<u64>) -> Self {
         Self {
             tail: Some(tail),

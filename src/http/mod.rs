@@ -52,6 +52,7 @@ mod pages;
 mod proxy;
 mod reply;
 mod route;
+mod vod;
 mod whep;
 mod whip;
 
@@ -288,6 +289,22 @@ impl Origin {
                 },
                 _,
             ) => error_response(&OriginError::MethodNotAllowed),
+            (Route::Vod { token, path }, Method::GET | Method::HEAD) => {
+                // A recording plays under its live stream's token scope; its content keys always
+                // need a token, as the live stream's do.
+                let as_object = match &path.object {
+                    packager::urls::VodObject::Object(o) => o.clone(),
+                    packager::urls::VodObject::Download { .. } => Object::Multivariant,
+                };
+                match self.check_access(req.headers(), token, &path.stream, &as_object, client) {
+                    Err(denial) => error_response(&OriginError::Denied(denial)),
+                    Ok(()) => match self.vod_object(path).await {
+                        Ok(reply) => reply_response(reply, is_head),
+                        Err(e) => error_response(&e),
+                    },
+                }
+            }
+            (Route::Vod { .. }, _) => error_response(&OriginError::MethodNotAllowed),
             (
                 Route::Object {
                     token,

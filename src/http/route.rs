@@ -1,7 +1,7 @@
 //! Routing: [`Route`], parsed once per request from the `/t/{token}` prefix, the object path grammar
 //! ([`ObjectPath`]) and the query; it also gives the request's metrics label.
 
-use packager::urls::{ObjectPath, StreamObject as Object};
+use packager::urls::{ObjectPath, StreamObject as Object, VodObject, VodPath};
 use protocols::query::query_params;
 
 use crate::player::PageRequest;
@@ -40,6 +40,13 @@ pub(super) enum Route<'a> {
         /// A media playlist request that blocks (`_HLS_msn`, RFC 8216bis §6.2.5.2).
         blocking: bool,
     },
+    /// An object of a recording: `[/t/{token}]/vod/live/{name}/{id}/…` in [`VodPath`]'s grammar.
+    Vod {
+        /// The playback token of the `/t/{token}` prefix.
+        token: Option<&'a str>,
+        /// The recording and the object.
+        path: VodPath,
+    },
     /// The player page, or the redirect to it: `[/t/{token}]/live/{name}[/]` (when the player is
     /// enabled).
     PlayerPage(PageRequest),
@@ -71,6 +78,9 @@ impl<'a> Route<'a> {
                 object,
                 blocking,
             };
+        }
+        if let Some(path) = VodPath::parse(rest) {
+            return Route::Vod { token, path };
         }
         if let Some(page) = player.then(|| crate::player::page_request(rest)).flatten() {
             return Route::PlayerPage(page);
@@ -110,6 +120,15 @@ impl<'a> Route<'a> {
                 Object::Part { .. } => "part",
                 Object::CencInit { .. } => "cenc_init",
                 Object::CencSegment { .. } => "cenc_segment",
+            },
+            Route::Vod { path, .. } => match path.object {
+                VodObject::Object(Object::Multivariant | Object::MediaPlaylist { .. }) => {
+                    "vod_playlist"
+                }
+                VodObject::Object(Object::Mpd) => "vod_mpd",
+                VodObject::Object(Object::Key { .. }) => "vod_key",
+                VodObject::Download { .. } => "vod_download",
+                VodObject::Object(_) => "vod_media",
             },
             Route::PlayerPage(_) | Route::PlayerAsset(_) => "player",
             Route::Health(_) => "health",

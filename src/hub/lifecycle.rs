@@ -105,6 +105,7 @@ impl Hub {
                 unusable_tracks: Vec::new(),
                 webrtc_feed: crate::webrtc::feed::WebRtcFeed::new(name),
                 events: Default::default(),
+                recording: self.config.recorder.as_ref().and_then(|r| r.start(name)),
                 cache: HashMap::new(),
             }),
             version_tx,
@@ -134,6 +135,8 @@ impl Hub {
                 st.packager.end();
                 st.ended_at = Some(now);
                 entry.bump(&mut st);
+                // Its last segments are taken: the recording completes.
+                st.recording = None;
                 tracing::info!(stream = %entry.name, "publisher did not come back: stream ended");
                 if let Some(webrtc) = &entry.webrtc {
                     webrtc.ended(&entry.name);
@@ -196,6 +199,7 @@ impl Hub {
                 st.packager.end();
                 st.ended_at = Some(Instant::now());
                 entry.bump(&mut st);
+                st.recording = None;
             }
         }
     }

@@ -60,6 +60,8 @@ pub struct HubConfig {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// WebRTC viewers (WHEP): the source video of a watched stream goes to them.
     pub webrtc: Option<Arc<crate::webrtc::WebRtc>>,
+    /// What is recorded to disk ([`crate::recording`]); `None`: nothing.
+    pub recorder: Option<Arc<crate::recording::Recorder>>,
 }
 
 /// Which streams are encrypted.
@@ -105,6 +107,7 @@ impl Default for HubConfig {
             auth: None,
             cluster: None,
             webrtc: None,
+            recorder: None,
         }
     }
 }

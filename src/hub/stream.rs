@@ -70,6 +70,8 @@ pub struct StreamState {
     pub webrtc_feed: crate::webrtc::feed::WebRtcFeed,
     /// Timed metadata waiting for a frame to be stamped with, and the stream's event rate limit.
     pub(super) events: crate::hub::events::EventQueue,
+    /// The stream's recording, while it is recorded: takes every segment completed.
+    pub(super) recording: Option<crate::recording::RecordingTap>,
     pub(super) cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
@@ -269,6 +271,9 @@ impl StreamEntry {
 
     /// Publish an update: bump the version and wake every waiter.
     pub(crate) fn bump(&self, state: &mut StreamState) {
+        if let Some(tap) = state.recording.as_mut() {
+            tap.collect(&state.packager);
+        }
         state.version += 1;
         let v = state.version;
         self.version_tx.send_replace(v);

@@ -157,6 +157,20 @@ pub fn play_captions(url: &str, height: Option<u32>, seconds: u32) -> serde_json
     )
 }
 
+/// Play a recording (VOD) to its end in hls.js (`hls_url`) then dash.js (`dash_url`) in headless
+/// Chromium at playback rate `rate` (tests/browser/play-vod.mjs), each for at most `seconds`, and
+/// return what each played (duration, media time played, jumps, stalls, errors). `ok`: both ended
+/// with no fatal error and no jump, having played at least 97 % of the duration.
+pub fn play_vod(hls_url: &str, dash_url: &str, rate: f64, seconds: u32) -> serde_json::Value {
+    run_player(
+        Command::new("node"),
+        "play-vod.mjs",
+        hls_url,
+        seconds,
+        &["--dash", dash_url, "--rate", &rate.to_string()],
+    )
+}
+
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
 /// return its JSON report.
 pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {

@@ -25,6 +25,7 @@ mod ladder;
 mod lifecycle;
 mod matrix;
 mod ops;
+mod recording;
 mod rtmp_ingest;
 mod slice_headers;
 mod srt;

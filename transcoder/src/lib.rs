@@ -35,6 +35,7 @@ mod ffi;
 mod keyframes;
 mod opus;
 mod probe;
+mod remux;
 mod resample;
 mod settings;
 mod source;
@@ -49,6 +50,7 @@ pub use config::{
 pub use decode::check_decoder;
 pub use opus::{MAX_DRIFT_48KHZ, OPUS_RATE, OpusEncoder, OpusPacket};
 pub use probe::{EncoderProbe, probe_encoders};
+pub use remux::{RemuxError, RemuxReport, RemuxRun, RemuxTrack, remux_to_mp4};
 pub use source::{SourceFacts, SourceProbe};
 pub use stats::{AudioStats, RungStats, TranscodeStats};
 pub use stream::{AUDIO_RENDITION, StreamTranscoder, TranscodeSink};
