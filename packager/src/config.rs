@@ -17,6 +17,10 @@ pub struct PackagerConfig {
     /// Parts stay listed in the media playlist for this many target durations from the live edge
     /// (default 3, RFC 8216bis §4.4.4.9 recommends at least 3); older parts stay downloadable.
     pub part_listing_target_durations: u32,
+    /// DVR: how far back media playlists and the MPD list segments (`None`: the live window only).
+    /// Segments older than the live window are listed from the rendition's archive
+    /// ([`crate::rendition::ArchivedSegment`]) and served by the caller from its own store.
+    pub dvr_window: Option<Duration>,
 }
 
 impl Default for PackagerConfig {
@@ -27,6 +31,7 @@ impl Default for PackagerConfig {
             window_segments: 12,
             max_target_duration: Duration::from_secs(10),
             part_listing_target_durations: 3,
+            dvr_window: None,
         }
     }
 }

@@ -223,8 +223,9 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
         minimumUpdatePeriod: live.then_some(pcfg.part_target),
         mediaPresentationDuration: (!live).then_some(presentation_end),
         minBufferTime: Some(pcfg.part_target * 2),
-        timeShiftBufferDepth: Some(Duration::from_secs(
-            u64::from(td) * pcfg.window_segments as u64,
+        // The live window, or the DVR window.
+        timeShiftBufferDepth: Some(pcfg.dvr_window.filter(|_| !is_protected).unwrap_or(
+            Duration::from_secs(u64::from(td) * pcfg.window_segments as u64),
         )),
         suggestedPresentationDelay: Some(target_latency),
         // The target duration, or longer when an audio segment (cut at the AAC frame nearest the
@@ -236,7 +237,12 @@ pub fn render_mpd(stream: &StreamPackager, cfg: &DashConfig, now_ms: i64) -> Opt
                 // Latency@target/min/max are in milliseconds (ISO/IEC 23009-1 Annex K).
                 target: Some(latency_ms),
                 min: Some((pcfg.part_target.as_millis() as f64).min(latency_ms)),
-                max: Some(latency_ms.max(f64::from(td) * 1000.0 * 2.0)),
+                // With a DVR window a viewer may rewind through all of it: a player that seeks
+                // back to live past Latency@max (dash.js: max − target + 0.5 s) must not undo it.
+                max: Some(match pcfg.dvr_window.filter(|_| !is_protected) {
+                    Some(dvr) => latency_ms + dvr.as_millis() as f64,
+                    None => latency_ms.max(f64::from(td) * 1000.0 * 2.0),
+                }),
                 referenceId: None,
             }],
             PlaybackRate: vec![mpd::PlaybackRate {
@@ -357,21 +363,55 @@ fn representation(
         .filter(|s| s.msn >= p.first_msn && s.msn < end_msn)
         .filter(|s| s.is_complete || (live && !s.parts.is_empty()))
         .collect();
+    // DVR: the period's segments that left the live window, listed first (not for a stream
+    // encrypted for DASH: their CENC form is not kept).
+    let mut archived: Vec<&crate::rendition::ArchivedSegment> = r
+        .archive()
+        .iter()
+        .filter(|a| a.msn >= p.first_msn && a.msn < end_msn && !a.has_cenc)
+        .collect();
     // One init segment per Representation: a change within a period (which a discontinuity prevents)
     // would keep only the latest run.
-    let init_id = segs.last()?.init_id;
+    let init_id = match segs.last() {
+        Some(s) => s.init_id,
+        None => archived.last()?.init_id,
+    };
     if let Some(k) = segs.iter().rposition(|s| s.init_id != init_id) {
         segs.drain(..=k);
+        archived.clear();
+    }
+    if let Some(k) = archived.iter().rposition(|a| a.init_id != init_id) {
+        archived.drain(..=k);
     }
     // Timeline times are unsigned: media before presentation time 0 cannot be listed.
     segs.retain(|s| s.earliest_pts >= 0);
-    let first = segs.first()?;
+    archived.retain(|a| a.earliest_pts >= 0);
+    let first_msn = archived
+        .first()
+        .map(|a| a.msn)
+        .or(segs.first().map(|s| s.msn))?;
     let pto = rescale(p.pts_90khz, 90_000, ts).max(0);
 
     let usual = typical_duration(stream, r);
     let mut timeline: Vec<mpd::S> = Vec::new();
     let mut media_end = 0i64;
     let mut longest = 0i64;
+    for (k, a) in archived.iter().enumerate() {
+        let t = a.earliest_pts;
+        let next_t = archived
+            .get(k + 1)
+            .map(|n| n.earliest_pts)
+            .or(segs.first().map(|s| s.earliest_pts))
+            .filter(|n| *n > t);
+        let d = next_t
+            .map_or(i64::try_from(a.duration_ticks).unwrap_or(i64::MAX), |n| {
+                n - t
+            })
+            .max(1);
+        media_end = t + d;
+        longest = longest.max(d);
+        push_s(&mut timeline, t as u64, d as u64);
+    }
     for (k, s) in segs.iter().enumerate() {
         let t = s.earliest_pts;
         let next_t = segs.get(k + 1).map(|n| n.earliest_pts).filter(|n| *n > t);
@@ -450,7 +490,7 @@ fn representation(
                 }
                 .to_string(),
             }),
-            startNumber: Some(first.msn),
+            startNumber: Some(first_msn),
             timescale: Some(u64::from(ts)),
             presentationTimeOffset: Some(pto as u64),
             availabilityTimeOffset: (live && !ato.is_zero()).then_some(ato.as_secs_f64()),

@@ -380,6 +380,76 @@ pub fn format_program_date_time(unix_ms: i64) -> String {
     )
 }
 
+/// One segment of a media playlist: from the DVR archive, or in the live window.
+#[derive(Clone, Copy)]
+enum Listed<'a> {
+    Archived(&'a crate::rendition::ArchivedSegment),
+    Live(&'a Segment),
+}
+
+impl Listed<'_> {
+    fn msn(&self) -> u64 {
+        match self {
+            Listed::Archived(a) => a.msn,
+            Listed::Live(s) => s.msn,
+        }
+    }
+    fn init_id(&self) -> u64 {
+        match self {
+            Listed::Archived(a) => a.init_id,
+            Listed::Live(s) => s.init_id,
+        }
+    }
+    fn is_discontinuity(&self) -> bool {
+        match self {
+            Listed::Archived(a) => a.is_discontinuity,
+            Listed::Live(s) => s.is_discontinuity,
+        }
+    }
+    fn is_complete(&self) -> bool {
+        match self {
+            Listed::Archived(_) => true,
+            Listed::Live(s) => s.is_complete,
+        }
+    }
+    fn duration_ticks(&self) -> u64 {
+        match self {
+            Listed::Archived(a) => a.duration_ticks,
+            Listed::Live(s) => s.duration_ticks(),
+        }
+    }
+    fn earliest_pts(&self) -> i64 {
+        match self {
+            Listed::Archived(a) => a.earliest_pts,
+            Listed::Live(s) => s.earliest_pts,
+        }
+    }
+    fn start_dts(&self) -> i64 {
+        match self {
+            Listed::Archived(a) => a.start_dts,
+            Listed::Live(s) => s.start_dts,
+        }
+    }
+    fn program_date_time_ms(&self) -> i64 {
+        match self {
+            Listed::Archived(a) => a.program_date_time_ms,
+            Listed::Live(s) => s.program_date_time_ms,
+        }
+    }
+    fn key(&self) -> Option<&crate::crypto::SegmentKey> {
+        match self {
+            Listed::Archived(a) => a.key.as_ref(),
+            Listed::Live(s) => s.key.as_ref(),
+        }
+    }
+    fn parts(&self) -> &[crate::rendition::Part] {
+        match self {
+            Listed::Archived(_) => &[],
+            Listed::Live(s) => &s.parts,
+        }
+    }
+}
+
 /// Render a rendition's media playlist (RFC 8216bis §4.4.3–§4.4.5), or `None` before the stream is
 /// ready or for an unknown rendition. With `skip`, older segments are replaced by EXT-X-SKIP (a delta
 /// update, §4.4.5.2) when there are any to skip.
@@ -408,8 +478,14 @@ pub fn render_media_playlist(
         f64::from(td) * 3.0
     );
     let _ = writeln!(out, "#EXT-X-PART-INF:PART-TARGET={part_target:.3}");
-    let segments = r.segments();
-    let first_msn = segments.front().map_or(1, |s| s.msn);
+    // The DVR archive (segments that left the live window), then the live window.
+    let segments: Vec<Listed> = r
+        .archive()
+        .iter()
+        .map(Listed::Archived)
+        .chain(r.segments().iter().map(Listed::Live))
+        .collect();
+    let first_msn = segments.first().map_or(1, Listed::msn);
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first_msn}");
     let _ = writeln!(
         out,
@@ -419,7 +495,7 @@ pub fn render_media_playlist(
 
     // Parts are listed for segments that end within `part_listing_target_durations` target durations of
     // the live edge.
-    let edge: u64 = segments.iter().map(Segment::duration_ticks).sum();
+    let edge: u64 = segments.iter().map(Listed::duration_ticks).sum();
     let part_window = u64::from(cfg.part_listing_target_durations) * u64::from(td) * u64::from(ts);
     let skip_window = (can_skip_until * f64::from(ts)) as u64;
     let mut from_start = 0u64;
@@ -431,7 +507,9 @@ pub fn render_media_playlist(
         // segments' numbering changed and gives up on the playlist).
         for (i, s) in segments.iter().enumerate() {
             let starts_before_edge = edge - from_start;
-            if starts_before_edge <= skip_window || !s.is_complete || (s.is_discontinuity && i > 0)
+            if starts_before_edge <= skip_window
+                || !s.is_complete()
+                || (s.is_discontinuity() && i > 0)
             {
                 break;
             }
@@ -449,20 +527,20 @@ pub fn render_media_playlist(
     let mut current_init: Option<u64> = None;
     let mut position = from_start;
     for (i, s) in segments.iter().enumerate().skip(skipped) {
-        if s.is_discontinuity && i > 0 {
+        if s.is_discontinuity() && i > 0 {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        if current_init != Some(s.init_id) {
+        if current_init != Some(s.init_id()) {
             let init = StreamObject::Init {
                 rendition: r.name(),
-                id: s.init_id,
+                id: s.init_id(),
             };
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{}\"", init.from_rendition());
-            current_init = Some(s.init_id);
+            current_init = Some(s.init_id());
         }
         // The init segment stays clear: EXT-X-KEY comes after EXT-X-MAP, once per segment since
         // every segment has its own IV (RFC 8216bis §4.4.4.4).
-        if let Some(k) = &s.key {
+        if let Some(k) = s.key() {
             let _ = writeln!(
                 out,
                 "#EXT-X-KEY:METHOD=AES-128,URI=\"{}\",IV=0x{}",
@@ -470,11 +548,11 @@ pub fn render_media_playlist(
                 crate::crypto::hex(&k.iv)
             );
         }
-        if i == skipped || s.is_discontinuity {
+        if i == skipped || s.is_discontinuity() {
             let _ = writeln!(
                 out,
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
-                format_program_date_time(s.program_date_time_ms)
+                format_program_date_time(s.program_date_time_ms())
             );
         }
         // Up to the next segment's start; after the last one, up to its end when it is complete: an
@@ -482,9 +560,9 @@ pub fn render_media_playlist(
         // segments listed, and across a reconnect's gap in the wall clock it would date it by the
         // segment before).
         let next_start_90khz = match segments.get(i + 1) {
-            Some(n) => Some(rescale(n.earliest_pts, ts, 90_000)),
-            None if s.is_complete => Some(rescale(
-                s.start_dts
+            Some(n) => Some(rescale(n.earliest_pts(), ts, 90_000)),
+            None if s.is_complete() => Some(rescale(
+                s.start_dts()
                     .saturating_add(i64::try_from(s.duration_ticks()).unwrap_or(0)),
                 ts,
                 90_000,
@@ -498,11 +576,11 @@ pub fn render_media_playlist(
         }
         let dur = s.duration_ticks();
         let ends_before_edge = edge - (position + dur);
-        if ends_before_edge < part_window || !s.is_complete {
-            for (pi, p) in s.parts.iter().enumerate() {
+        if ends_before_edge < part_window || !s.is_complete() {
+            for (pi, p) in s.parts().iter().enumerate() {
                 let part = StreamObject::Part {
                     rendition: r.name(),
-                    msn: s.msn,
+                    msn: s.msn(),
                     part: pi,
                 };
                 let _ = write!(
@@ -517,10 +595,10 @@ pub fn render_media_playlist(
                 out.push('\n');
             }
         }
-        if s.is_complete {
+        if s.is_complete() {
             let segment = StreamObject::Segment {
                 rendition: r.name(),
-                msn: s.msn,
+                msn: s.msn(),
             };
             let _ = writeln!(
                 out,

@@ -170,6 +170,20 @@ impl Settings {
                 max_sessions: self.webrtc.as_ref().map(|w| w.max_sessions),
                 max_sessions_per_stream: self.webrtc.as_ref().map(|w| w.max_sessions_per_stream),
             },
+            dvr: DvrSection {
+                window: hub.dvr.window,
+                streams: hub
+                    .dvr
+                    .streams
+                    .iter()
+                    .map(|(k, v)| {
+                        let text = v.map_or("0s".to_owned(), |d| {
+                            humantime::format_duration(d).to_string()
+                        });
+                        (k.clone(), text)
+                    })
+                    .collect(),
+            },
             recording: RecordingSection {
                 enabled: Some(self.recording.enabled),
                 streams: self.recording.streams.clone(),

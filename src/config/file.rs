@@ -49,6 +49,21 @@ pub struct FileConfig {
     /// `[recording]`.
     #[serde(default)]
     pub recording: RecordingSection,
+    /// `[dvr]`.
+    #[serde(default)]
+    pub dvr: DvrSection,
+}
+
+/// `[dvr]` keys: a rewind window on live streams, off by default.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DvrSection {
+    /// How far back viewers can seek in every stream, e.g. `2h` (default: off; at most `24h`).
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    /// Per-stream window overriding `window`: `"live/{name}" = "30m"` (`"0s"`: off).
+    #[serde(default)]
+    pub streams: BTreeMap<String, String>,
 }
 
 /// `[recording]` keys: live streams written to `{data_dir}/recordings/` and replayed as VOD.

@@ -41,6 +41,7 @@ pub const FILE_SECTIONS: &[&str] = &[
     "cluster",
     "webrtc",
     "recording",
+    "dvr",
 ];
 
 /// `server.data_dir` when none is given: relative to the working directory.
@@ -361,6 +362,7 @@ impl Settings {
         });
         auth.cluster_hop = cluster.is_some();
         let recording = resolve_recording(args, &file.recording)?;
+        hub.dvr = resolve_dvr(&file.dvr)?;
         let mut srt = resolve_srt(file.srt, args.srt_passphrase.clone())?;
         srt.max_connections = file.server.srt_max_connections.unwrap_or(1000).max(1);
         Ok(Self {
@@ -389,6 +391,37 @@ impl Settings {
             recording,
         })
     }
+}
+
+/// `[dvr]`: windows parsed and bounded, stream names checked.
+fn resolve_dvr(section: &file::DvrSection) -> Result<crate::hub::DvrPolicy, ConfigError> {
+    const MAX: Duration = Duration::from_secs(24 * 3600);
+    let check = |key: &str, w: Duration| {
+        if w > MAX || (!w.is_zero() && w < Duration::from_secs(30)) {
+            return Err(ConfigError::Invalid(format!(
+                "{key}: a DVR window is 30s to 24h (or 0s: off)"
+            )));
+        }
+        Ok((!w.is_zero()).then_some(w))
+    };
+    let mut streams = std::collections::BTreeMap::new();
+    for (stream, text) in &section.streams {
+        if stream.parse::<media::name::StreamName>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "dvr.streams: keys are stream names like \"live/demo\", not {stream:?}"
+            )));
+        }
+        let w = humantime::parse_duration(text)
+            .map_err(|e| ConfigError::Invalid(format!("dvr.streams.\"{stream}\": {e}")))?;
+        streams.insert(stream.clone(), check("dvr.streams", w)?);
+    }
+    Ok(crate::hub::DvrPolicy {
+        window: match section.window {
+            Some(w) => check("dvr.window", w)?,
+            None => None,
+        },
+        streams,
+    })
 }
 
 /// `[recording]` (and `--record`): stream names checked, the webhook URL parsed.

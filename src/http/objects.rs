@@ -249,6 +249,32 @@ impl Origin {
         form: SegmentForm,
     ) -> Result<Reply, OriginError> {
         let entry = entry.clone();
+        // DVR: a segment that left the live window is read from the stream's recording.
+        if form == SegmentForm::Hls {
+            let archived = {
+                let st = entry.lock();
+                st.packager.rendition(&rendition).and_then(|r| {
+                    let a = r.archived(msn).filter(|_| r.segment(msn).is_none())?;
+                    let dir = st.recording.as_ref()?.dir().to_owned();
+                    let window = st.packager.config().dvr_window?;
+                    Some((r.kind(), a.key.clone(), dir, window))
+                })
+            };
+            if let Some((kind, key, dir, window)) = archived {
+                let path = dir.join(&rendition).join(format!("{msn}.m4s"));
+                let bytes = tokio::fs::read(&path).await.map_err(|error| {
+                    tracing::warn!(stream = %entry.name, path = %path.display(), %error, "DVR segment unreadable");
+                    OriginError::NotFound
+                })?;
+                let bytes = match key {
+                    None => Bytes::from(bytes),
+                    Some(k) => Bytes::from(packager::crypto::encrypt_aes128_cbc(
+                        &k.key.key, &k.iv, &bytes,
+                    )),
+                };
+                return Ok(media_reply(kind, ChunksBody::new([bytes]), Some(window)));
+            }
+        }
         // A complete segment is sent at once. The segment in progress (a low-latency DASH
         // player asks for it once its first chunk exists) is sent as it is produced: the
         // chunks so far, then each new one the moment it is cut. The next segment waits

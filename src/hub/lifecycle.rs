@@ -62,7 +62,17 @@ impl Hub {
     ) -> Arc<StreamEntry> {
         let (version_tx, _) = watch::channel(0);
         let (first_msn, discontinuity_sequence) = self.numbering(name, first_msn);
-        let mut packager = StreamPackager::new(self.config.packager.clone(), first_msn);
+        let mut config = self.config.packager.clone();
+        config.dvr_window = self.config.dvr.window_for(name);
+        let recording = match &self.config.recorder {
+            Some(r) => r.start(name, config.dvr_window.is_some()),
+            None => None,
+        };
+        if config.dvr_window.is_some() && recording.is_none() {
+            tracing::warn!(stream = %name, "no DVR window: its store cannot be written (see the error above, or set a data directory)");
+            config.dvr_window = None;
+        }
+        let mut packager = StreamPackager::new(config, first_msn);
         packager.set_first_discontinuity_sequence(discontinuity_sequence);
         let policy = &self.config.encryption;
         let keys = policy
@@ -105,7 +115,7 @@ impl Hub {
                 unusable_tracks: Vec::new(),
                 webrtc_feed: crate::webrtc::feed::WebRtcFeed::new(name),
                 events: Default::default(),
-                recording: self.config.recorder.as_ref().and_then(|r| r.start(name)),
+                recording,
                 cache: HashMap::new(),
             }),
             version_tx,

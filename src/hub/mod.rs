@@ -62,6 +62,28 @@ pub struct HubConfig {
     pub webrtc: Option<Arc<crate::webrtc::WebRtc>>,
     /// What is recorded to disk ([`crate::recording`]); `None`: nothing.
     pub recorder: Option<Arc<crate::recording::Recorder>>,
+    /// Which streams have a DVR window, and how long.
+    pub dvr: DvrPolicy,
+}
+
+/// The DVR window of each stream ([`packager::PackagerConfig::dvr_window`]): segments older than the
+/// live window stay listed for it, served from the stream's recording.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DvrPolicy {
+    /// Every stream's window (`None`: off).
+    pub window: Option<Duration>,
+    /// Per-stream windows overriding it (`None`: off).
+    pub streams: std::collections::BTreeMap<String, Option<Duration>>,
+}
+
+impl DvrPolicy {
+    /// The DVR window of stream `name` (`live/{name}`), if it has one.
+    pub fn window_for(&self, name: &str) -> Option<Duration> {
+        match self.streams.get(name) {
+            Some(w) => *w,
+            None => self.window,
+        }
+    }
 }
 
 /// Which streams are encrypted.
@@ -108,6 +130,7 @@ impl Default for HubConfig {
             cluster: None,
             webrtc: None,
             recorder: None,
+            dvr: DvrPolicy::default(),
         }
     }
 }

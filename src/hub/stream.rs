@@ -71,7 +71,7 @@ pub struct StreamState {
     /// Timed metadata waiting for a frame to be stamped with, and the stream's event rate limit.
     pub(super) events: crate::hub::events::EventQueue,
     /// The stream's recording, while it is recorded: takes every segment completed.
-    pub(super) recording: Option<crate::recording::RecordingTap>,
+    pub(crate) recording: Option<crate::recording::RecordingTap>,
     pub(super) cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
@@ -273,6 +273,12 @@ impl StreamEntry {
     pub(crate) fn bump(&self, state: &mut StreamState) {
         if let Some(tap) = state.recording.as_mut() {
             tap.collect(&state.packager);
+            if !tap.is_writing() && state.packager.config().dvr_window.is_some() {
+                // The store stopped (logged there): segments leaving the live window can no
+                // longer be served.
+                tracing::warn!(stream = %self.name, "DVR window closed: its store stopped; playlists list the live window only");
+                state.packager.set_dvr_window(None);
+            }
         }
         state.version += 1;
         let v = state.version;

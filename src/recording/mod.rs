@@ -43,6 +43,9 @@ use crate::hub::unix_ms;
 
 /// The recordings' folder under the data directory.
 pub const RECORDINGS_DIR: &str = "recordings";
+/// The folder under the data directory of the DVR stores of streams that are not recorded: written
+/// like recordings, deleted when their stream ends (and at the next housekeeping after a crash).
+pub const DVR_DIR: &str = "dvr";
 
 /// `[recording]`: which streams are recorded, retention and the completion webhook.
 #[derive(Debug, Clone, Default)]
@@ -148,6 +151,8 @@ pub enum DeleteError {
 #[derive(Debug)]
 pub struct Recorder {
     root: PathBuf,
+    /// Where the DVR stores of streams not recorded go ([`DVR_DIR`]).
+    dvr_root: PathBuf,
     config: RecordingConfig,
     reconnect_grace: Duration,
     /// Recordings being written: (stream, id).
@@ -172,6 +177,7 @@ impl Recorder {
         let webhook = config.webhook_url.clone().map(Webhook::new);
         Arc::new(Self {
             root: data_dir.join(RECORDINGS_DIR),
+            dvr_root: data_dir.join(DVR_DIR),
             config,
             reconnect_grace,
             active: Mutex::default(),
@@ -194,15 +200,23 @@ impl Recorder {
         self.root.join(stream).join(id)
     }
 
-    /// Begin recording `stream` (when it is recorded): resume its latest recording when it is
-    /// unfinished and was written within the grace period (an origin restart), else start a new
-    /// one. `None` when not recorded or when the directory cannot be made (logged, counted: the
-    /// stream goes on unrecorded).
-    pub fn start(self: &Arc<Self>, stream: &str) -> Option<RecordingTap> {
-        if !self.config.records(stream) {
+    /// Begin recording `stream` when it is recorded, or when it has a DVR window (`dvr`: its
+    /// segments that leave the live window are served from the recording). A recorded stream
+    /// resumes its latest recording when it is unfinished and was written within the grace period
+    /// (an origin restart), else starts a new one; a stream recorded only for its DVR window gets a
+    /// store under [`DVR_DIR`], deleted when the stream ends. `None` when neither, or when the
+    /// directory cannot be made (logged, counted: the stream goes on unrecorded).
+    pub fn start(self: &Arc<Self>, stream: &str, dvr: bool) -> Option<RecordingTap> {
+        let keep = self.config.records(stream);
+        if !keep && !dvr {
             return None;
         }
-        match self.begin(stream) {
+        let begun = if keep {
+            self.begin(stream)
+        } else {
+            self.begin_dvr_store(stream)
+        };
+        match begun {
             Ok(tap) => Some(tap),
             Err((path, error)) => {
                 tracing::error!(%stream, path = %path.display(), %error, "cannot start recording (the live stream goes on unrecorded)");
@@ -226,7 +240,7 @@ impl Recorder {
                 writer::append_line(&mut index, &index::IndexLine::Resume { at_ms: unix_ms() })
                     .map_err(|e| (dir.clone(), e))?;
                 tracing::info!(%stream, recording = %id, "recording resumed after a restart (its next segments follow a discontinuity)");
-                return writer::spawn(self.clone(), stream.to_owned(), id, dir, index, true)
+                return writer::spawn(self.clone(), stream.to_owned(), id, dir, index, true, false)
                     .map_err(|e| (folder, e));
             }
             self.close_interrupted(stream, &id, &dir);
@@ -256,8 +270,71 @@ impl Recorder {
         .map_err(|e| (dir.clone(), e))?;
         self.mark_active(stream, &id);
         tracing::info!(%stream, recording = %id, dir = %dir.display(), "recording started");
-        writer::spawn(self.clone(), stream.to_owned(), id, dir, index, false)
+        writer::spawn(
+            self.clone(),
+            stream.to_owned(),
+            id,
+            dir,
+            index,
+            false,
+            false,
+        )
+        .map_err(|e| (folder, e))
+    }
+
+    /// A DVR store for `stream` (not recorded): earlier stores of the stream that nothing writes
+    /// are deleted first.
+    fn begin_dvr_store(
+        self: &Arc<Self>,
+        stream: &str,
+    ) -> Result<RecordingTap, (PathBuf, std::io::Error)> {
+        let folder = self.dvr_root.join(stream);
+        self.remove_stale_dvr_stores(&folder, stream);
+        let now = unix_ms();
+        let id = (1..=999)
+            .map(|n| RecordingId::at(now, n).as_str().to_owned())
+            .find(|id| !folder.join(id).exists())
+            .ok_or_else(|| (folder.clone(), std::io::Error::other("no free store id")))?;
+        let dir = folder.join(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| (dir.clone(), e))?;
+        let mut index = writer::open_index(&dir).map_err(|e| (dir.clone(), e))?;
+        writer::append_line(
+            &mut index,
+            &index::IndexLine::Start(index::StartLine {
+                stream: stream.to_owned(),
+                id: id.clone(),
+                at_ms: now,
+            }),
+        )
+        .map_err(|e| (dir.clone(), e))?;
+        self.mark_active(stream, &id);
+        tracing::info!(%stream, dir = %dir.display(), "DVR store started (deleted when the stream ends)");
+        writer::spawn(self.clone(), stream.to_owned(), id, dir, index, false, true)
             .map_err(|e| (folder, e))
+    }
+
+    /// Delete the DVR stores under `folder` (of `stream`) that nothing writes.
+    fn remove_stale_dvr_stores(&self, folder: &Path, stream: &str) {
+        let Ok(ids) = std::fs::read_dir(folder) else {
+            return;
+        };
+        for e in ids.filter_map(Result::ok) {
+            let id = e.file_name().to_string_lossy().to_string();
+            if !self.is_active(stream, &id) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// A DVR store's writer is done: it is deleted.
+    pub(crate) fn dvr_store_finished(&self, stream: &str, id: &str, dir: &Path) {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(stream.to_owned(), id.to_owned()));
+        if let Err(error) = std::fs::remove_dir_all(dir) {
+            tracing::warn!(%stream, dir = %dir.display(), %error, "cannot delete a DVR store");
+        }
     }
 
     fn mark_active(&self, stream: &str, id: &str) -> bool {
@@ -540,6 +617,13 @@ impl Recorder {
     }
 
     fn housekeeping(&self) {
+        // DVR stores left by an origin that stopped.
+        if let Ok(names) = std::fs::read_dir(self.dvr_root.join("live")) {
+            for name in names.filter_map(Result::ok) {
+                let stream = format!("live/{}", name.file_name().to_string_lossy());
+                self.remove_stale_dvr_stores(&name.path(), &stream);
+            }
+        }
         for l in self.list() {
             if l.ended_ms.is_some() || self.is_active(&l.stream, l.id.as_str()) {
                 continue;

@@ -159,7 +159,7 @@ fn an_unfinished_recording_is_resumed_within_the_grace_period_else_closed_as_int
         ..Default::default()
     };
     let recorder = Recorder::new(tmp.path(), config, Duration::from_secs(10));
-    let first = recorder.start("live/a").expect("recording");
+    let first = recorder.start("live/a", false).expect("recording");
     let id = first.id().to_owned();
     // The origin dies without ending it (the tap is forgotten, its writer never told).
     recorder
@@ -168,7 +168,7 @@ fn an_unfinished_recording_is_resumed_within_the_grace_period_else_closed_as_int
         .unwrap()
         .remove(&("live/a".to_owned(), id.clone()));
     std::mem::forget(first);
-    let again = recorder.start("live/a").expect("recording");
+    let again = recorder.start("live/a", false).expect("recording");
     assert_eq!(again.id(), id, "resumed");
     let text = std::fs::read_to_string(recorder.dir_of("live/a", &id).join(INDEX_FILE)).unwrap();
     assert!(text.contains("\"resume\""), "{text}");
@@ -179,7 +179,7 @@ fn an_unfinished_recording_is_resumed_within_the_grace_period_else_closed_as_int
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(1_100));
-    let third = recorder.start("live/a").expect("recording");
+    let third = recorder.start("live/a", false).expect("recording");
     assert_ne!(third.id(), id);
 
     // An unfinished one older than the grace period is closed as interrupted, not resumed.
@@ -191,12 +191,12 @@ fn an_unfinished_recording_is_resumed_within_the_grace_period_else_closed_as_int
         },
         Duration::ZERO,
     );
-    let tap = stale.start("live/c").expect("recording");
+    let tap = stale.start("live/c", false).expect("recording");
     let stale_id = tap.id().to_owned();
     stale.active.lock().unwrap().clear();
     std::mem::forget(tap);
     std::thread::sleep(Duration::from_millis(2_100));
-    let next = stale.start("live/c").expect("recording");
+    let next = stale.start("live/c", false).expect("recording");
     assert_ne!(next.id(), stale_id);
     let closed = stale.get("live/c", &stale_id).unwrap();
     assert!(closed.interrupted && closed.ended_ms.is_some());

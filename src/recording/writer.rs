@@ -56,6 +56,7 @@ enum Job {
 pub struct RecordingTap {
     stream: String,
     id: String,
+    dir: PathBuf,
     tx: Option<mpsc::SyncSender<Job>>,
     /// Per rendition, the msn of the last segment handed to the writer.
     last_msn: HashMap<String, u64>,
@@ -76,6 +77,16 @@ impl RecordingTap {
     /// The recording's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The recording's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// False once the recording stopped (a write error, a writer that could not keep up).
+    pub fn is_writing(&self) -> bool {
+        self.tx.is_some()
     }
 
     /// Hand the writer every segment completed since the last call (with its init segment and
@@ -182,13 +193,15 @@ pub(super) fn spawn(
     dir: PathBuf,
     index: File,
     resumed: bool,
+    dvr_only: bool,
 ) -> std::io::Result<RecordingTap> {
     let (tx, rx) = mpsc::sync_channel(QUEUE_JOBS);
     let writer = Writer {
-        dir,
+        dir: dir.clone(),
         index,
         keys: read_keys(&recorder, &stream, &id),
         created: HashSet::new(),
+        dvr_only,
     };
     let rec = recorder.clone();
     let (s, i) = (stream.clone(), id.clone());
@@ -198,6 +211,7 @@ pub(super) fn spawn(
     Ok(RecordingTap {
         stream,
         id,
+        dir,
         tx: Some(tx),
         last_msn: HashMap::new(),
         inits: HashSet::new(),
@@ -222,6 +236,8 @@ struct Writer {
     keys: BTreeMap<u64, String>,
     /// Rendition folders made.
     created: HashSet<String>,
+    /// A DVR store (not a recording): deleted when done.
+    dvr_only: bool,
 }
 
 impl Writer {
@@ -236,6 +252,10 @@ impl Writer {
             }
         }
         drop(rx);
+        if self.dvr_only {
+            recorder.dvr_store_finished(stream, id, &self.dir);
+            return;
+        }
         let end = IndexLine::End {
             at_ms: unix_ms(),
             interrupted: false,
@@ -383,6 +403,7 @@ mod tests {
             "20261206T061500Z".into(),
             dir.clone(),
             index,
+            false,
             false,
         )
         .unwrap();

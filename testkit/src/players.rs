@@ -171,6 +171,28 @@ pub fn play_vod(hls_url: &str, dash_url: &str, rate: f64, seconds: u32) -> serde
     )
 }
 
+/// Rewind a live stream with a DVR window in hls.js (`hls_url`) then dash.js (`dash_url`) in headless
+/// Chromium (tests/browser/play-dvr.mjs): join at the live edge, seek `back` seconds back, play
+/// `hold` seconds there, return to the live edge; how far behind live each player was at each step
+/// (by the wall clock of the frame shown). `ok`: both played the hold `back` ± 10 s behind live,
+/// then within 10 s of live, with no fatal error.
+pub fn play_dvr(hls_url: &str, dash_url: &str, back: u32, hold: u32) -> serde_json::Value {
+    run_player(
+        Command::new("node"),
+        "play-dvr.mjs",
+        hls_url,
+        0,
+        &[
+            "--dash",
+            dash_url,
+            "--back",
+            &back.to_string(),
+            "--hold",
+            &hold.to_string(),
+        ],
+    )
+}
+
 /// Open the origin's player page at `url` in headless Chromium (tests/browser/play-page.mjs) and
 /// return its JSON report.
 pub fn play_page(url: &str, seconds: u32) -> serde_json::Value {

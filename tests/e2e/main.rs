@@ -16,6 +16,7 @@ mod cluster;
 mod codecs;
 mod cue_points;
 mod dash;
+mod dvr;
 mod encryption;
 mod events;
 mod fuzz_smoke;

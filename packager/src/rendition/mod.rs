@@ -104,6 +104,47 @@ impl Segment {
     }
 }
 
+/// A segment that left the live window but is still listed (DVR, [`crate::PackagerConfig::dvr_window`]):
+/// its facts only; the caller serves its bytes from its own store (e.g. a recording).
+#[derive(Debug, Clone)]
+pub struct ArchivedSegment {
+    /// Media sequence number.
+    pub msn: u64,
+    /// Which init segment it needs.
+    pub init_id: u64,
+    /// True when an EXT-X-DISCONTINUITY precedes it.
+    pub is_discontinuity: bool,
+    /// Base media decode time of its first sample, ticks.
+    pub start_dts: i64,
+    /// Earliest presentation time, ticks.
+    pub earliest_pts: i64,
+    /// Duration, ticks ([`Segment::duration_ticks`]).
+    pub duration_ticks: u64,
+    /// Wall-clock time of its first sample, Unix ms.
+    pub program_date_time_ms: i64,
+    /// Its HLS AES-128 key and IV, when the stream is encrypted.
+    pub key: Option<crate::crypto::SegmentKey>,
+    /// True when the stream is encrypted for DASH (CENC): its CENC form is not kept, so the MPD
+    /// does not list it.
+    pub has_cenc: bool,
+}
+
+impl ArchivedSegment {
+    fn of(s: &Segment) -> Self {
+        Self {
+            msn: s.msn,
+            init_id: s.init_id,
+            is_discontinuity: s.is_discontinuity,
+            start_dts: s.start_dts,
+            earliest_pts: s.earliest_pts,
+            duration_ticks: s.duration_ticks(),
+            program_date_time_ms: s.program_date_time_ms,
+            key: s.key.clone(),
+            has_cenc: s.cenc.is_some(),
+        }
+    }
+}
+
 /// A protected init segment: the init segment `init_id` with the CENC key `key_id` (`tenc`, `pssh`).
 #[derive(Debug)]
 struct CencInit {
@@ -210,6 +251,12 @@ pub struct Rendition {
     /// The highest bit rate of any complete segment so far (bit/s).
     peak_segment_bps: u64,
     segments: VecDeque<Segment>,
+    /// DVR: segments that left the window and are still listed, oldest first, and their total
+    /// duration (ticks); bounded by `dvr_window_ticks`.
+    archive: VecDeque<ArchivedSegment>,
+    archive_ticks: u64,
+    /// DVR window, ticks (`None`: none).
+    dvr_window_ticks: Option<u64>,
     /// Segments that left the window, still served until their deadline (RFC 8216bis §6.2.2), with it:
     /// the point of this rendition's timeline (ticks) after which they may go.
     retired: VecDeque<(Segment, i64)>,
@@ -308,6 +355,9 @@ impl Rendition {
             track,
             init_id,
             segments: VecDeque::new(),
+            archive: VecDeque::new(),
+            archive_ticks: 0,
+            dvr_window_ticks: None,
             retired: VecDeque::new(),
             pending: Vec::new(),
             open_segment_frames: 0,
@@ -383,8 +433,45 @@ impl Rendition {
         &self.segments
     }
 
+    /// List segments that leave the window for `window` more (DVR), from now on (`None`: stop, and
+    /// forget those listed so far).
+    pub fn set_dvr_window(&mut self, window: Option<std::time::Duration>) {
+        self.dvr_window_ticks = window.map(|w| {
+            u64::try_from(crate::stream::duration_ticks(w, self.track.timescale)).unwrap_or(0)
+        });
+        if self.dvr_window_ticks.is_none() {
+            // Their discontinuities leave the listing with them.
+            let listed_front = |r: &Self| r.segments.front().is_some_and(|s| s.is_discontinuity);
+            let dropped = self
+                .archive
+                .iter()
+                .skip(1)
+                .filter(|a| a.is_discontinuity)
+                .count();
+            let had = !self.archive.is_empty();
+            self.archive.clear();
+            self.archive_ticks = 0;
+            if had {
+                self.discontinuity_sequence += dropped as u64 + u64::from(listed_front(self));
+            }
+        }
+    }
+
+    /// DVR: the segments listed before the window, oldest first (their bytes are the caller's).
+    pub fn archive(&self) -> &VecDeque<ArchivedSegment> {
+        &self.archive
+    }
+
+    /// DVR: the archived segment `msn`, if listed.
+    pub fn archived(&self, msn: u64) -> Option<&ArchivedSegment> {
+        self.archive
+            .binary_search_by_key(&msn, |a| a.msn)
+            .ok()
+            .map(|i| &self.archive[i])
+    }
+
     /// EXT-X-DISCONTINUITY-SEQUENCE: the first sequence number plus the discontinuities that have
-    /// left the window.
+    /// left the playlist (the window and the DVR archive).
     pub fn discontinuity_sequence(&self) -> u64 {
         self.discontinuity_sequence
     }
@@ -399,7 +486,8 @@ impl Rendition {
     /// The discontinuity sequence number of the newest segment: EXT-X-DISCONTINUITY-SEQUENCE plus
     /// the EXT-X-DISCONTINUITY tags in the window (and one more when the next segment follows one).
     pub fn latest_discontinuity_sequence(&self) -> u64 {
-        let tags = self.segments.iter().filter(|s| s.is_discontinuity).count() as u64;
+        let tags = self.segments.iter().filter(|s| s.is_discontinuity).count() as u64
+            + self.archive.iter().filter(|a| a.is_discontinuity).count() as u64;
         self.discontinuity_sequence
             + tags
             + u64::from(self.next_is_discontinuity && !self.segments.is_empty())

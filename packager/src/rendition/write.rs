@@ -397,10 +397,15 @@ impl Rendition {
                 break;
             };
             excess -= 1;
-            // A discontinuity leaving the window: the next segment's discontinuity tag is now counted.
-            if let Some(front) = self.segments.front()
+            if self.dvr_window_ticks.is_some() {
+                // Still listed (DVR): from the archive.
+                self.archive_ticks += old.duration_ticks();
+                self.archive.push_back(super::ArchivedSegment::of(&old));
+            } else if let Some(front) = self.segments.front()
                 && front.is_discontinuity
             {
+                // A discontinuity leaving the playlist: the next segment's discontinuity tag is now
+                // counted.
                 self.discontinuity_sequence += 1;
             }
             let playlist_ticks: u64 = self
@@ -413,6 +418,22 @@ impl Rendition {
                 .saturating_add(i64::try_from(old.duration_ticks()).unwrap_or(i64::MAX))
                 .saturating_add(i64::try_from(playlist_ticks).unwrap_or(i64::MAX));
             self.retired.push_back((old, deadline));
+        }
+        if let Some(window) = self.dvr_window_ticks {
+            let live: u64 = self.segments.iter().map(Segment::duration_ticks).sum();
+            while self.archive_ticks + live > window {
+                let Some(old) = self.archive.pop_front() else {
+                    break;
+                };
+                self.archive_ticks = self.archive_ticks.saturating_sub(old.duration_ticks);
+                let front_is_discontinuity = match self.archive.front() {
+                    Some(a) => a.is_discontinuity,
+                    None => self.segments.front().is_some_and(|s| s.is_discontinuity),
+                };
+                if front_is_discontinuity {
+                    self.discontinuity_sequence += 1;
+                }
+            }
         }
         while self
             .retired
@@ -427,7 +448,12 @@ impl Rendition {
             .front()
             .map(|(s, _)| s)
             .or(self.segments.front());
-        let oldest_needed = oldest.map_or(self.init_id, |s| s.init_id);
+        let oldest_needed = self
+            .archive
+            .front()
+            .map(|a| a.init_id)
+            .or(oldest.map(|s| s.init_id))
+            .unwrap_or(self.init_id);
         while self.inits.len() > 1 && self.inits.front().is_some_and(|e| e.id < oldest_needed) {
             self.inits.pop_front();
         }

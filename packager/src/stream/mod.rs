@@ -332,6 +332,15 @@ impl StreamPackager {
         }
     }
 
+    /// DVR ([`PackagerConfig::dvr_window`]): list segments that leave the live window for `window`
+    /// more, from now on; `None` stops it (a store that failed) and forgets those listed.
+    pub fn set_dvr_window(&mut self, window: Option<std::time::Duration>) {
+        self.config.dvr_window = window;
+        for r in &mut self.renditions {
+            r.set_dvr_window(window);
+        }
+    }
+
     /// The producer grid in use, if any (source timeline of the current publish).
     pub fn segment_clock(&self) -> Option<SegmentClock> {
         self.clock

@@ -51,6 +51,7 @@ impl StreamPackager {
             }
             None => {
                 let mut r = Rendition::new(name, track, init_id, self.config.window_segments);
+                r.set_dvr_window(self.config.dvr_window);
                 r.set_first_discontinuity_sequence(self.first_discontinuity_sequence);
                 if let Some((_, nominal, floor)) = self.bandwidths.iter().find(|(n, ..)| n == name)
                 {

@@ -8,6 +8,7 @@ mod common;
 
 mod captions;
 mod dash;
+mod dvr;
 mod encryption;
 mod events;
 mod segmenter;
