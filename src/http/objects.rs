@@ -255,7 +255,7 @@ impl Origin {
                 let st = entry.lock();
                 st.packager.rendition(&rendition).and_then(|r| {
                     let a = r.archived(msn).filter(|_| r.segment(msn).is_none())?;
-                    let dir = st.recording.as_ref()?.dir().to_owned();
+                    let dir = st.store_dir.clone()?;
                     let window = st.packager.config().dvr_window?;
                     Some((r.kind(), a.key.clone(), dir, window))
                 })

@@ -115,6 +115,7 @@ impl Hub {
                 unusable_tracks: Vec::new(),
                 webrtc_feed: crate::webrtc::feed::WebRtcFeed::new(name),
                 events: Default::default(),
+                store_dir: recording.as_ref().map(|t| t.dir().to_owned()),
                 recording,
                 cache: HashMap::new(),
             }),
@@ -145,8 +146,7 @@ impl Hub {
                 st.packager.end();
                 st.ended_at = Some(now);
                 entry.bump(&mut st);
-                // Its last segments are taken: the recording completes.
-                st.recording = None;
+                st.end_recording();
                 tracing::info!(stream = %entry.name, "publisher did not come back: stream ended");
                 if let Some(webrtc) = &entry.webrtc {
                     webrtc.ended(&entry.name);
@@ -209,7 +209,7 @@ impl Hub {
                 st.packager.end();
                 st.ended_at = Some(Instant::now());
                 entry.bump(&mut st);
-                st.recording = None;
+                st.end_recording();
             }
         }
     }

@@ -70,12 +70,26 @@ pub struct StreamState {
     pub webrtc_feed: crate::webrtc::feed::WebRtcFeed,
     /// Timed metadata waiting for a frame to be stamped with, and the stream's event rate limit.
     pub(super) events: crate::hub::events::EventQueue,
-    /// The stream's recording, while it is recorded: takes every segment completed.
+    /// The stream's recording (or DVR store), while it is written: takes every segment completed.
     pub(crate) recording: Option<crate::recording::RecordingTap>,
+    /// Where the segments of the DVR window that left the live window are read from: the
+    /// recording's (or DVR store's) directory, kept after the recording completes.
+    pub(crate) store_dir: Option<std::path::PathBuf>,
     pub(super) cache: HashMap<(String, bool), (u64, Bytes)>,
 }
 
 impl StreamState {
+    /// The stream ended (its last segments were taken): its recording completes. A DVR store is
+    /// deleted with it, so the playlists list the live window from now on.
+    pub(crate) fn end_recording(&mut self) {
+        if let Some(tap) = self.recording.take()
+            && tap.is_dvr_only()
+        {
+            self.packager.set_dvr_window(None);
+            self.store_dir = None;
+        }
+    }
+
     /// A rendered playlist for `key` (`""` = multivariant, else a rendition name; `skip` = delta update),
     /// rendered at most once per update and shared by every request.
     pub fn playlist(&mut self, rendition: Option<&str>, skip: bool) -> Option<Bytes> {

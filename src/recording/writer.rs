@@ -57,6 +57,7 @@ pub struct RecordingTap {
     stream: String,
     id: String,
     dir: PathBuf,
+    dvr_only: bool,
     tx: Option<mpsc::SyncSender<Job>>,
     /// Per rendition, the msn of the last segment handed to the writer.
     last_msn: HashMap<String, u64>,
@@ -87,6 +88,11 @@ impl RecordingTap {
     /// False once the recording stopped (a write error, a writer that could not keep up).
     pub fn is_writing(&self) -> bool {
         self.tx.is_some()
+    }
+
+    /// True for a DVR store (deleted when its stream ends), false for a recording.
+    pub fn is_dvr_only(&self) -> bool {
+        self.dvr_only
     }
 
     /// Hand the writer every segment completed since the last call (with its init segment and
@@ -212,6 +218,7 @@ pub(super) fn spawn(
         stream,
         id,
         dir,
+        dvr_only,
         tx: Some(tx),
         last_msn: HashMap::new(),
         inits: HashSet::new(),

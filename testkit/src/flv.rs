@@ -180,13 +180,21 @@ pub fn first_keyframe_composition_ms(tags: &[FlvTag]) -> i64 {
 /// loop's tail) are dropped; sequence headers and script tags are kept only in the first loop, and a video
 /// end of sequence only when there is a single loop.
 pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
+    looped_tags_iter(tags, loops).collect()
+}
+
+/// [`looped_tags`] as they are needed (a loop of hours without holding it in memory).
+pub fn looped_tags_iter(
+    tags: &[FlvTag],
+    loops: usize,
+) -> Box<dyn Iterator<Item = FlvTag> + Send + '_> {
     let video: Vec<i64> = tags
         .iter()
         .filter(|t| t.is_video_frame())
         .map(|t| t.timestamp_ms)
         .collect();
     let (Some(&first), Some(&last)) = (video.first(), video.last()) else {
-        return tags.to_vec();
+        return Box::new(tags.iter().cloned());
     };
     // (last - first) spans n - 1 frame durations; the period is n of them, rounded to whole ms.
     let n = video.len() as i64;
@@ -195,46 +203,44 @@ pub fn looped_tags(tags: &[FlvTag], loops: usize) -> Vec<FlvTag> {
     } else {
         40
     };
-    let mut out = Vec::with_capacity(tags.len() * loops);
     let mut last_audio = i64::MIN;
     let mut last_video = i64::MIN;
-    for n in 0..loops {
-        let shift = period_ms * n as i64;
-        for tag in tags {
-            let is_media_frame = match tag.kind {
-                TagKind::Video => tag.is_video_frame(),
-                TagKind::Audio => tag.body.get(1) == Some(&1),
-                TagKind::Script => false,
-            };
-            // Sequence headers and metadata once, at the start; a sequence end would not be at the end.
-            let is_sequence_end =
-                tag.kind == TagKind::Video && !is_media_frame && !tag.is_sequence_start();
-            if (n > 0 && !is_media_frame) || (loops > 1 && is_sequence_end) {
-                continue;
-            }
-            let ts = tag.timestamp_ms + shift;
-            let last = match tag.kind {
-                TagKind::Audio => &mut last_audio,
-                TagKind::Video => &mut last_video,
-                TagKind::Script => {
-                    out.push(tag.clone());
-                    continue;
+    Box::new(
+        (0..loops)
+            .flat_map(move |n| tags.iter().map(move |t| (n, t)))
+            .filter_map(move |(n, tag)| {
+                let shift = period_ms * n as i64;
+                let is_media_frame = match tag.kind {
+                    TagKind::Video => tag.is_video_frame(),
+                    TagKind::Audio => tag.body.get(1) == Some(&1),
+                    TagKind::Script => false,
+                };
+                // Sequence headers and metadata once, at the start; a sequence end would not be at
+                // the end.
+                let is_sequence_end =
+                    tag.kind == TagKind::Video && !is_media_frame && !tag.is_sequence_start();
+                if (n > 0 && !is_media_frame) || (loops > 1 && is_sequence_end) {
+                    return None;
                 }
-            };
-            if is_media_frame {
-                if ts <= *last {
-                    continue;
+                let ts = tag.timestamp_ms + shift;
+                let last = match tag.kind {
+                    TagKind::Audio => &mut last_audio,
+                    TagKind::Video => &mut last_video,
+                    TagKind::Script => return Some(tag.clone()),
+                };
+                if is_media_frame {
+                    if ts <= *last {
+                        return None;
+                    }
+                    *last = ts;
                 }
-                *last = ts;
-            }
-            out.push(FlvTag {
-                kind: tag.kind,
-                timestamp_ms: ts,
-                body: tag.body.clone(),
-            });
-        }
-    }
-    out
+                Some(FlvTag {
+                    kind: tag.kind,
+                    timestamp_ms: ts,
+                    body: tag.body.clone(),
+                })
+            }),
+    )
 }
 
 /// A 3 Mbit/s contribution stream as FLV, made once in the temporary directory (again if the fixture is

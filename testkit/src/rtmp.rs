@@ -180,9 +180,26 @@ pub struct PublishReport {
 /// dropped. Errors: a session error or a write failure.
 pub async fn publish_realtime(
     socket: TcpStream,
-    mut session: ClientSession,
+    session: ClientSession,
     tags: &[crate::flv::FlvTag],
     until: tokio::time::Instant,
+) -> anyhow::Result<PublishReport> {
+    publish_paced(socket, session, tags.iter().cloned(), until, |ms| {
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    })
+    .await
+}
+
+/// [`publish_realtime`] on a schedule of its own: each tag is written `due(media offset)` after the
+/// start, the media offset being its timestamp less the first tag's (ms); e.g. faster than real time
+/// for a while (a fast-forwarded publish). `tags` may be produced as they go (a long loop,
+/// [`crate::flv::looped_tags_iter`]).
+pub async fn publish_paced(
+    socket: TcpStream,
+    mut session: ClientSession,
+    tags: impl Iterator<Item = crate::flv::FlvTag>,
+    until: tokio::time::Instant,
+    due: impl Fn(i64) -> Duration,
 ) -> anyhow::Result<PublishReport> {
     use crate::flv::TagKind;
     use rml_rtmp::time::RtmpTimestamp;
@@ -198,11 +215,12 @@ pub async fn publish_realtime(
     data_messages
         .set_max_chunk_size(ClientSessionConfig::new().chunk_size, RtmpTimestamp::new(0))
         .map_err(|e| anyhow!("rtmp data message: {e:?}"))?;
-    let t0 = tags.first().map_or(0, |t| t.timestamp_ms);
+    let mut t0 = None;
     let start = tokio::time::Instant::now();
     let mut report = PublishReport::default();
     for tag in tags {
-        let due = start + Duration::from_millis(u64::try_from(tag.timestamp_ms - t0).unwrap_or(0));
+        let t0 = *t0.get_or_insert(tag.timestamp_ms);
+        let due = start + due(tag.timestamp_ms - t0);
         if due >= until {
             break;
         }
