@@ -191,6 +191,13 @@ impl Server {
         for t in self.tasks {
             let _ = tokio::time::timeout_at(deadline, t).await;
         }
+        // Every stream ended: the recordings' writers finish their queues and close their indexes
+        // (what is left at the deadline is closed as interrupted at the next start).
+        if let Some(recorder) = &self.hub.config().recorder {
+            while recorder.writers() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
     }
 }
 

@@ -386,6 +386,22 @@ fn representation(
     // Timeline times are unsigned: media before presentation time 0 cannot be listed.
     segs.retain(|s| s.earliest_pts >= 0);
     archived.retain(|a| a.earliest_pts >= 0);
+    // `$Number$` counts up by one per listed segment: listed from the last gap in the numbering (a
+    // rendition that skipped a number) on, or every later number would name another segment.
+    let msns: Vec<u64> = archived
+        .iter()
+        .map(|a| a.msn)
+        .chain(segs.iter().map(|s| s.msn))
+        .collect();
+    if let Some(k) = (1..msns.len()).rev().find(|&k| msns[k] != msns[k - 1] + 1) {
+        if k <= archived.len() {
+            archived.drain(..k);
+        } else {
+            let in_segs = k - archived.len();
+            archived.clear();
+            segs.drain(..in_segs);
+        }
+    }
     let first_msn = archived
         .first()
         .map(|a| a.msn)

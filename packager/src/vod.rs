@@ -166,6 +166,14 @@ impl Recording {
             .sum()
     }
 
+    /// True when its segments are served encrypted (HLS AES-128): the recording has no DASH form
+    /// (its CENC form is not recorded).
+    pub fn is_encrypted(&self) -> bool {
+        self.renditions
+            .iter()
+            .any(|r| r.segments.iter().any(|s| s.key.is_some()))
+    }
+
     fn playable(&self, kind: TrackKind) -> impl Iterator<Item = &RecordedRendition> {
         self.renditions
             .iter()
@@ -389,12 +397,16 @@ fn runs(rec: &Recording) -> Vec<Run> {
     runs
 }
 
-/// The static MPD of `rec` (ISO/IEC 23009-1 §5.3.1.2), or `None` when no rendition has a segment.
+/// The static MPD of `rec` (ISO/IEC 23009-1 §5.3.1.2), or `None` when no rendition has a segment or
+/// the recording is encrypted ([`Recording::is_encrypted`]).
 /// One Period per run without a discontinuity (§5.3.2), placed at its wall-clock offset from the
 /// recording's start less the gaps before it (a reconnect's pause is not played as a wait); each
 /// Representation a `SegmentTemplate` numbered by media sequence number with a `SegmentTimeline` of
 /// earliest presentation times and a `presentationTimeOffset` at the run's first segment.
 pub fn render_mpd(rec: &Recording) -> Option<String> {
+    if rec.is_encrypted() {
+        return None;
+    }
     let runs = runs(rec);
     let mut periods = Vec::new();
     let mut position = Duration::ZERO;
@@ -420,14 +432,17 @@ pub fn render_mpd(rec: &Recording) -> Option<String> {
             for s in &segs {
                 // Contiguous: each segment starts where the one before ended (the run has no gap).
                 push_s(&mut timeline, t, s.duration_ticks.max(1));
-                t += s.duration_ticks.max(1);
-                longest = longest.max(Duration::from_secs_f64(secs(s.duration_ticks, ts)));
+                t = t.saturating_add(s.duration_ticks.max(1));
+                longest = longest.max(seconds(secs(s.duration_ticks, ts)));
             }
             let ticks: u64 = segs.iter().map(|s| s.duration_ticks).sum();
-            run_duration = run_duration.max(Duration::from_secs_f64(secs(ticks, ts)));
+            run_duration = run_duration.max(seconds(secs(ticks, ts)));
             let peak = segs
                 .iter()
-                .map(|s| (s.size_bytes * 8 * u64::from(ts)).div_ceil(s.duration_ticks.max(1)))
+                .map(|s| {
+                    (s.size_bytes.saturating_mul(8 * u64::from(ts)))
+                        .div_ceil(s.duration_ticks.max(1))
+                })
                 .max()
                 .unwrap_or(1);
             let mut rep = mpd::Representation {
@@ -493,7 +508,7 @@ pub fn render_mpd(rec: &Recording) -> Option<String> {
             adaptations,
             ..Default::default()
         });
-        position += run_duration;
+        position = position.saturating_add(run_duration);
     }
     if periods.is_empty() {
         return None;
@@ -511,6 +526,11 @@ pub fn render_mpd(rec: &Recording) -> Option<String> {
     Some(format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{doc}\n"
     ))
+}
+
+/// `s` seconds as a `Duration` (0 for a value no `Duration` holds: damaged input never panics).
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -89,7 +89,21 @@ impl Origin {
             crate::ingest::is_valid_name(name)
                 .then(|| (format!("live/{name}"), Object::Multivariant))
         };
-        let Some((stream, object)) = parse_path(rest).or_else(|| page_of(rest)) else {
+        // A recording's objects are checked as its live stream's (a download as a key: it always
+        // needs a token).
+        let vod = |rest: &str| {
+            packager::urls::VodPath::parse(rest).map(|p| {
+                let object = match p.object {
+                    packager::urls::VodObject::Object(o) => o,
+                    packager::urls::VodObject::Download { .. } => Object::Key { id: 0 },
+                };
+                (p.stream, object)
+            })
+        };
+        let Some((stream, object)) = parse_path(rest)
+            .or_else(|| page_of(rest))
+            .or_else(|| vod(rest))
+        else {
             return Err(OriginError::Denied(Denial::Malformed));
         };
         match self.check_token(token, &stream, &object, client) {

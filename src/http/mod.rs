@@ -291,10 +291,11 @@ impl Origin {
             ) => error_response(&OriginError::MethodNotAllowed),
             (Route::Vod { token, path }, Method::GET | Method::HEAD) => {
                 // A recording plays under its live stream's token scope; its content keys always
-                // need a token, as the live stream's do.
+                // need a token, as the live stream's do, and so does a download (the whole
+                // recording in the clear, even an encrypted one's).
                 let as_object = match &path.object {
                     packager::urls::VodObject::Object(o) => o.clone(),
-                    packager::urls::VodObject::Download { .. } => Object::Multivariant,
+                    packager::urls::VodObject::Download { .. } => Object::Key { id: 0 },
                 };
                 match self.check_access(req.headers(), token, &path.stream, &as_object, client) {
                     Err(denial) => error_response(&OriginError::Denied(denial)),

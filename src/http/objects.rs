@@ -61,16 +61,28 @@ impl Origin {
         if let Object::Key { id } = object {
             // Served while kept, also for a stream not being published (after a restart, a CDN or
             // a player may still hold its segments).
-            let key = self
+            let mut key = self
                 .stream_keys(&stream)
                 .await
                 .and_then(|k| k.get(id))
-                .ok_or(OriginError::NotFound)?;
+                .map(|k| k.key);
+            if key.is_none() {
+                // A key older than those kept in memory, of a segment in the DVR window: from the
+                // stream's store.
+                let dir = self
+                    .hub
+                    .get(&stream)
+                    .and_then(|e| e.lock().store_dir.clone());
+                if let Some(dir) = dir {
+                    key = super::vod::recording_key(&dir, id).await;
+                }
+            }
+            let key = key.ok_or(OriginError::NotFound)?;
             return Ok(Reply {
                 status: StatusCode::OK,
                 content_type: "application/octet-stream",
                 cache_control: Caching::Fixed(cache::PRIVATE),
-                body: ChunksBody::new([Bytes::copy_from_slice(&key.key)]),
+                body: ChunksBody::new([Bytes::copy_from_slice(&key)]),
             });
         }
         let entry = self.hub.get(&stream).ok_or(OriginError::NotFound)?;

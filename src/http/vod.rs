@@ -50,11 +50,13 @@ impl Origin {
                 .flatten()
                 .ok_or(OriginError::NotFound)?
         };
-        let growing = recorder.facts(&loaded).status == RecordingStatus::Recording;
-        let listing = if growing {
-            GROWING_PLAYLIST
-        } else {
+        // Immutable once complete; an interrupted recording may still be resumed (and grow).
+        let complete = loaded.ended_ms.is_some()
+            && recorder.facts(&loaded).status != RecordingStatus::Recording;
+        let listing = if complete {
             cache::IMMUTABLE
+        } else {
+            GROWING_PLAYLIST
         };
         let rec = &loaded.recording;
         let dir = recorder.dir_of(&path.stream, path.recording.as_str());
@@ -90,14 +92,16 @@ impl Origin {
                 let bytes = match seg.key {
                     None => bytes,
                     Some((key_id, iv)) => {
-                        let key = recording_key(&dir, key_id).ok_or(OriginError::NotFound)?;
+                        let key = recording_key(&dir, key_id)
+                            .await
+                            .ok_or(OriginError::NotFound)?;
                         Bytes::from(packager::crypto::encrypt_aes128_cbc(&key, &iv, &bytes))
                     }
                 };
                 Ok(media_reply(r.kind, ChunksBody::new([bytes]), None))
             }
             VodObject::Object(Object::Key { id }) => {
-                let key = recording_key(&dir, id).ok_or(OriginError::NotFound)?;
+                let key = recording_key(&dir, id).await.ok_or(OriginError::NotFound)?;
                 Ok(Reply {
                     status: StatusCode::OK,
                     content_type: "application/octet-stream",
@@ -264,9 +268,11 @@ async fn read(path: std::path::PathBuf) -> Result<Bytes, OriginError> {
         })
 }
 
-/// Content key `id` of the recording in `dir` (its `keys.json`).
-fn recording_key(dir: &std::path::Path, id: u64) -> Option<[u8; 16]> {
-    let bytes = std::fs::read(dir.join(crate::recording::writer::KEYS_FILE)).ok()?;
+/// Content key `id` of the recording (or DVR store) in `dir` (its `keys.json`).
+pub(super) async fn recording_key(dir: &std::path::Path, id: u64) -> Option<[u8; 16]> {
+    let bytes = tokio::fs::read(dir.join(crate::recording::writer::KEYS_FILE))
+        .await
+        .ok()?;
     let keys: std::collections::BTreeMap<u64, String> = serde_json::from_slice(&bytes).ok()?;
     crate::recording::index::unhex16(keys.get(&id)?)
 }

@@ -85,7 +85,14 @@ pub fn prepare(recorder: &Recorder, l: &Loaded, rendition: &str) -> Result<PathB
                 .and_then(|n| n.strip_prefix('-'))
                 .and_then(|n| n.strip_suffix(".mp4"))
                 .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
-            if older && e.path() != out {
+            // Not one another request may be sending now.
+            let settled = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600));
+            if older && settled && e.path() != out {
                 let _ = std::fs::remove_file(e.path());
             }
         }

@@ -180,14 +180,25 @@ pub fn load(dir: &Path) -> Result<Loaded, IndexError> {
         bytes: 0,
         bad_lines: 0,
     };
+    // Each init segment's timescale, by (rendition, init id).
+    let mut timescales: std::collections::HashMap<(String, u64), u32> = Default::default();
     for line in lines {
-        let Ok(line) = line else {
-            out.bad_lines += 1;
-            break;
+        let line = match line {
+            Ok(l) => l,
+            // Not UTF-8 (a damaged disk): skipped like any unreadable line.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                out.bad_lines += 1;
+                continue;
+            }
+            Err(_) => {
+                out.bad_lines += 1;
+                break;
+            }
         };
         match serde_json::from_str::<IndexLine>(&line) {
             Ok(IndexLine::Init(i)) => {
-                out.bytes += i.bytes;
+                out.bytes = out.bytes.saturating_add(i.bytes);
+                timescales.insert((i.rendition.clone(), i.id), i.timescale.max(1));
                 let kind = if i.kind == "audio" {
                     TrackKind::Audio
                 } else {
@@ -216,20 +227,36 @@ pub fn load(dir: &Path) -> Result<Loaded, IndexError> {
                     out.bad_lines += 1;
                     continue;
                 };
-                if on_disk < s.bytes || r.segments.last().is_some_and(|l| l.msn >= s.msn) {
+                // Times in the rendition's timescale (the first init segment's): a later init
+                // segment may have another (audio at another sample rate after a reconnect).
+                let ts = r.timescale.max(1);
+                let own = timescales
+                    .get(&(s.rendition.clone(), s.init_id))
+                    .copied()
+                    .unwrap_or(ts);
+                let duration_ticks = u64::try_from(media::time::rescale(
+                    i64::try_from(s.duration_ticks).unwrap_or(i64::MAX),
+                    own,
+                    ts,
+                ))
+                .unwrap_or(0);
+                // A segment longer than an hour is damage, not media.
+                let absurd = duration_ticks > 3600 * u64::from(ts);
+                if on_disk < s.bytes || absurd || r.segments.last().is_some_and(|l| l.msn >= s.msn)
+                {
                     out.bad_lines += 1;
                     continue;
                 }
-                let ms = s.duration_ticks.saturating_mul(1000) / u64::from(r.timescale.max(1));
+                let ms = duration_ticks.saturating_mul(1000) / u64::from(ts);
                 out.media_end_ms = out
                     .media_end_ms
-                    .max(s.pdt_ms + i64::try_from(ms).unwrap_or(0));
-                out.bytes += s.bytes;
+                    .max(s.pdt_ms.saturating_add(i64::try_from(ms).unwrap_or(0)));
+                out.bytes = out.bytes.saturating_add(s.bytes);
                 r.segments.push(RecordedSegment {
                     msn: s.msn,
                     init_id: s.init_id,
-                    earliest_pts: s.earliest_pts,
-                    duration_ticks: s.duration_ticks,
+                    earliest_pts: media::time::rescale(s.earliest_pts, own, ts),
+                    duration_ticks,
                     program_date_time_ms: s.pdt_ms,
                     is_discontinuity: s.discontinuity,
                     size_bytes: s.bytes,

@@ -127,8 +127,8 @@ pub struct RecordingFacts {
     pub renditions: Vec<RenditionFacts>,
     /// The VOD multivariant playlist's path (under the same token scheme as the live stream).
     pub hls: String,
-    /// The static MPD's path.
-    pub dash: String,
+    /// The static MPD's path (`None` for an encrypted recording: replayed over HLS AES-128 only).
+    pub dash: Option<String>,
     /// One MP4 file per video rendition (with the audio), or of the audio alone.
     pub downloads: Vec<String>,
 }
@@ -236,14 +236,37 @@ impl Recorder {
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .is_some_and(|age| age <= self.reconnect_grace + Duration::from_secs(2));
             if fresh && self.mark_active(stream, &id) {
-                let mut index = writer::open_index(&dir).map_err(|e| (dir.clone(), e))?;
-                writer::append_line(&mut index, &index::IndexLine::Resume { at_ms: unix_ms() })
-                    .map_err(|e| (dir.clone(), e))?;
-                tracing::info!(%stream, recording = %id, "recording resumed after a restart (its next segments follow a discontinuity)");
-                return writer::spawn(self.clone(), stream.to_owned(), id, dir, index, true, false)
-                    .map_err(|e| (folder, e));
+                let resumed = (|| {
+                    writer::end_cut_line(&dir)?;
+                    let mut index = writer::open_index(&dir)?;
+                    writer::append_line(
+                        &mut index,
+                        &index::IndexLine::Resume { at_ms: unix_ms() },
+                    )?;
+                    writer::spawn(
+                        self.clone(),
+                        stream.to_owned(),
+                        id.clone(),
+                        dir.clone(),
+                        index,
+                        true,
+                        false,
+                    )
+                })();
+                return match resumed {
+                    Ok(tap) => {
+                        tracing::info!(%stream, recording = %id, "recording resumed after a restart (its next segments follow a discontinuity)");
+                        Ok(tap)
+                    }
+                    Err(e) => {
+                        self.unmark_active(stream, &id);
+                        Err((dir, e))
+                    }
+                };
             }
-            self.close_interrupted(stream, &id, &dir);
+            // Closed here without retention: the publish waits for this (retention runs at the
+            // next housekeeping).
+            self.close_interrupted(stream, &id, &dir, false);
         }
         let now = unix_ms();
         let (id, dir) = (1..=999)
@@ -257,29 +280,62 @@ impl Recorder {
                     std::io::Error::other("999 recordings began in one second"),
                 )
             })?;
-        std::fs::create_dir_all(&dir).map_err(|e| (dir.clone(), e))?;
-        let mut index = writer::open_index(&dir).map_err(|e| (dir.clone(), e))?;
-        writer::append_line(
-            &mut index,
-            &index::IndexLine::Start(index::StartLine {
-                stream: stream.to_owned(),
-                id: id.clone(),
-                at_ms: now,
-            }),
-        )
-        .map_err(|e| (dir.clone(), e))?;
+        // Claimed before its folder exists: retention never sees it unclaimed.
         self.mark_active(stream, &id);
-        tracing::info!(%stream, recording = %id, dir = %dir.display(), "recording started");
-        writer::spawn(
-            self.clone(),
-            stream.to_owned(),
-            id,
-            dir,
-            index,
-            false,
-            false,
-        )
-        .map_err(|e| (folder, e))
+        let started = self.create(stream, &id, &dir, now, false);
+        if started.is_ok() {
+            tracing::info!(%stream, recording = %id, dir = %dir.display(), "recording started");
+        }
+        started
+    }
+
+    /// Make the folder of a claimed recording (or DVR store) `id`, its index with the start line,
+    /// and its writer; the claim is dropped on failure.
+    fn create(
+        self: &Arc<Self>,
+        stream: &str,
+        id: &str,
+        dir: &Path,
+        now: i64,
+        dvr_only: bool,
+    ) -> Result<RecordingTap, (PathBuf, std::io::Error)> {
+        let made = (|| {
+            std::fs::create_dir_all(dir)?;
+            let mut index = writer::open_index(dir)?;
+            writer::append_line(
+                &mut index,
+                &index::IndexLine::Start(index::StartLine {
+                    stream: stream.to_owned(),
+                    id: id.to_owned(),
+                    at_ms: now,
+                }),
+            )?;
+            writer::spawn(
+                self.clone(),
+                stream.to_owned(),
+                id.to_owned(),
+                dir.to_owned(),
+                index,
+                false,
+                dvr_only,
+            )
+        })();
+        made.map_err(|e| {
+            self.unmark_active(stream, id);
+            (dir.to_owned(), e)
+        })
+    }
+
+    /// Recordings and DVR stores being written (or closed) now.
+    pub fn writers(&self) -> usize {
+        self.active.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn unmark_active(&self, stream: &str, id: &str) {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(stream.to_owned(), id.to_owned()));
     }
 
     /// A DVR store for `stream` (not recorded): earlier stores of the stream that nothing writes
@@ -296,21 +352,12 @@ impl Recorder {
             .find(|id| !folder.join(id).exists())
             .ok_or_else(|| (folder.clone(), std::io::Error::other("no free store id")))?;
         let dir = folder.join(&id);
-        std::fs::create_dir_all(&dir).map_err(|e| (dir.clone(), e))?;
-        let mut index = writer::open_index(&dir).map_err(|e| (dir.clone(), e))?;
-        writer::append_line(
-            &mut index,
-            &index::IndexLine::Start(index::StartLine {
-                stream: stream.to_owned(),
-                id: id.clone(),
-                at_ms: now,
-            }),
-        )
-        .map_err(|e| (dir.clone(), e))?;
         self.mark_active(stream, &id);
-        tracing::info!(%stream, dir = %dir.display(), "DVR store started (deleted when the stream ends)");
-        writer::spawn(self.clone(), stream.to_owned(), id, dir, index, false, true)
-            .map_err(|e| (folder, e))
+        let started = self.create(stream, &id, &dir, now, true);
+        if started.is_ok() {
+            tracing::info!(%stream, dir = %dir.display(), "DVR store started (deleted when the stream ends)");
+        }
+        started
     }
 
     /// Delete the DVR stores under `folder` (of `stream`) that nothing writes.
@@ -367,23 +414,30 @@ impl Recorder {
 
     /// Close an unfinished recording no origin writes any more: an `end` line marked interrupted,
     /// then the webhook and retention as for any completed recording.
-    fn close_interrupted(&self, stream: &str, id: &str, dir: &Path) {
+    fn close_interrupted(&self, stream: &str, id: &str, dir: &Path, retention: bool) {
+        // Claimed while it is closed: a resume, another closer or retention cannot step in.
+        if !self.mark_active(stream, id) {
+            return;
+        }
         let end_ms = index::load(dir).map_or_else(|_| unix_ms(), |l| l.media_end_ms);
-        let closed = writer::open_index(dir).and_then(|mut f| {
-            writer::append_line(
-                &mut f,
-                &index::IndexLine::End {
-                    at_ms: end_ms,
-                    interrupted: true,
-                },
-            )
-        });
+        let closed = writer::end_cut_line(dir)
+            .and_then(|()| writer::open_index(dir))
+            .and_then(|mut f| {
+                writer::append_line(
+                    &mut f,
+                    &index::IndexLine::End {
+                        at_ms: end_ms,
+                        interrupted: true,
+                    },
+                )
+            });
         match closed {
             Ok(()) => {
                 tracing::warn!(%stream, recording = %id, "recording was cut by an origin that stopped without ending it: closed as interrupted (playable up to its last complete segment)");
-                self.finished(stream, id);
+                self.complete(stream, id, retention);
             }
             Err(error) => {
+                self.unmark_active(stream, id);
                 tracing::error!(%stream, recording = %id, %error, "cannot close an interrupted recording");
             }
         }
@@ -391,10 +445,13 @@ impl Recorder {
 
     /// A recording's writer is done: no longer active; webhook; retention.
     pub(crate) fn finished(&self, stream: &str, id: &str) {
-        self.active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(stream.to_owned(), id.to_owned()));
+        self.complete(stream, id, true);
+    }
+
+    /// A recording is complete (or closed as interrupted): no longer active; webhook; retention
+    /// when `retention`.
+    fn complete(&self, stream: &str, id: &str, retention: bool) {
+        self.unmark_active(stream, id);
         let facts = self.get(stream, id).map(|l| self.facts(&l));
         if let Some(f) = &facts {
             tracing::info!(%stream, recording = %id, duration_ms = f.duration_ms, bytes = f.bytes, status = ?f.status, "recording complete");
@@ -410,7 +467,9 @@ impl Recorder {
             }
             hook.post(body, format!("recording webhook ({stream} {id})"));
         }
-        self.apply_retention();
+        if retention {
+            self.apply_retention();
+        }
     }
 
     /// The recording `id` of `stream`, read from disk (cached until its index grows).
@@ -520,7 +579,7 @@ impl Recorder {
             bytes: l.bytes,
             renditions,
             hls: format!("{base}index.m3u8"),
-            dash: format!("{base}manifest.mpd"),
+            dash: (!l.recording.is_encrypted()).then(|| format!("{base}manifest.mpd")),
             downloads,
         }
     }
@@ -635,7 +694,7 @@ impl Recorder {
                 .and_then(|t| SystemTime::now().duration_since(t).ok())
                 .is_some_and(|age| age > self.reconnect_grace + Duration::from_secs(2));
             if stale {
-                self.close_interrupted(&l.stream, l.id.as_str(), &dir);
+                self.close_interrupted(&l.stream, l.id.as_str(), &dir, false);
             }
         }
         self.apply_retention();

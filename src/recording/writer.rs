@@ -36,6 +36,11 @@ pub const KEYS_FILE: &str = "keys.json";
 
 /// What the writer does next.
 enum Job {
+    /// A DVR store's segments of `rendition` below `msn` left the window: their files go.
+    Prune {
+        rendition: String,
+        msn: u64,
+    },
     Init {
         line: InitLine,
         bytes: Bytes,
@@ -61,6 +66,8 @@ pub struct RecordingTap {
     tx: Option<mpsc::SyncSender<Job>>,
     /// Per rendition, the msn of the last segment handed to the writer.
     last_msn: HashMap<String, u64>,
+    /// Per rendition, the oldest msn a DVR store keeps (those below were pruned).
+    pruned: HashMap<String, u64>,
     inits: HashSet<(String, u64)>,
     keys: HashSet<u64>,
     /// Renditions whose first segment in this process follows a discontinuity (a resumed recording).
@@ -103,6 +110,25 @@ impl RecordingTap {
         }
         for r in packager.renditions() {
             let name = r.name();
+            // A DVR store keeps what the playlists list, no more.
+            if self.dvr_only {
+                let oldest = r
+                    .archive()
+                    .front()
+                    .map(|a| a.msn)
+                    .or(r.segments().front().map(|s| s.msn));
+                if let Some(oldest) = oldest
+                    && self.pruned.get(name).is_none_or(|p| *p < oldest)
+                {
+                    self.pruned.insert(name.to_owned(), oldest);
+                    if !self.send(Job::Prune {
+                        rendition: name.to_owned(),
+                        msn: oldest,
+                    }) {
+                        return;
+                    }
+                }
+            }
             let last = self.last_msn.get(name).copied();
             for s in r.segments().iter().filter(|s| s.is_complete) {
                 if last.is_some_and(|l| s.msn <= l) {
@@ -208,6 +234,7 @@ pub(super) fn spawn(
         keys: read_keys(&recorder, &stream, &id),
         created: HashSet::new(),
         dvr_only,
+        written: HashMap::new(),
     };
     let rec = recorder.clone();
     let (s, i) = (stream.clone(), id.clone());
@@ -221,6 +248,7 @@ pub(super) fn spawn(
         dvr_only,
         tx: Some(tx),
         last_msn: HashMap::new(),
+        pruned: HashMap::new(),
         inits: HashSet::new(),
         keys: HashSet::new(),
         resumed,
@@ -243,8 +271,10 @@ struct Writer {
     keys: BTreeMap<u64, String>,
     /// Rendition folders made.
     created: HashSet<String>,
-    /// A DVR store (not a recording): deleted when done.
+    /// A DVR store (not a recording): deleted when done, its segments as they leave the window.
     dvr_only: bool,
+    /// A DVR store's segment files on disk, per rendition, oldest first.
+    written: HashMap<String, std::collections::VecDeque<u64>>,
 }
 
 impl Writer {
@@ -286,9 +316,25 @@ impl Writer {
             Job::Segment { line, parts } => {
                 let path = self.file(&line.rendition, &format!("{}.m4s", line.msn))?;
                 write_synced(&path, &parts)?;
+                if self.dvr_only {
+                    self.written
+                        .entry(line.rendition.clone())
+                        .or_default()
+                        .push_back(line.msn);
+                }
                 recorder.segments.fetch_add(1, Ordering::Relaxed);
                 recorder.bytes.fetch_add(line.bytes, Ordering::Relaxed);
                 self.append(&IndexLine::Segment(line))
+            }
+            Job::Prune { rendition, msn } => {
+                let written = self.written.entry(rendition.clone()).or_default();
+                while written.front().is_some_and(|m| *m < msn) {
+                    if let Some(old) = written.pop_front() {
+                        let path = self.dir.join(&rendition).join(format!("{old}.m4s"));
+                        std::fs::remove_file(&path).map_err(|e| (path, e))?;
+                    }
+                }
+                Ok(())
             }
             Job::Key { id, key } => {
                 self.keys.insert(id, packager::crypto::hex(&key));
@@ -320,16 +366,22 @@ impl Writer {
     }
 }
 
-/// Write `chunks` to `path` and sync the data to the disk.
+/// Write `chunks` to `path` and sync the data to the disk: under a temporary name, then renamed, so
+/// that a reader (the DVR window serving a segment from disk) never sees part of it.
 fn write_synced(path: &Path, chunks: &[Bytes]) -> Result<(), (PathBuf, std::io::Error)> {
+    let tmp = path.with_extension("tmp");
     let go = || -> std::io::Result<()> {
-        let mut f = File::create(path)?;
+        let mut f = File::create(&tmp)?;
         for c in chunks {
             f.write_all(c)?;
         }
-        f.sync_data()
+        f.sync_data()?;
+        std::fs::rename(&tmp, path)
     };
-    go().map_err(|e| (path.to_owned(), e))
+    go().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        (path.to_owned(), e)
+    })
 }
 
 /// Replace `path` atomically with `bytes`, readable by the owner only (it holds key material).
@@ -345,6 +397,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)?;
     f.sync_data()?;
     std::fs::rename(&tmp, path)
+}
+
+/// End the index in `dir` with a newline when a crash cut its last line, so that a line appended
+/// after it is a line of its own (the cut one stays unreadable and is skipped).
+pub(super) fn end_cut_line(dir: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .open(dir.join(INDEX_FILE))?;
+    if f.metadata()?.len() == 0 {
+        return Ok(());
+    }
+    f.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    f.read_exact(&mut last)?;
+    if last[0] != b'\n' {
+        f.write_all(b"\n")?;
+        f.sync_data()?;
+    }
+    Ok(())
 }
 
 /// Open (or create) the index of the recording in `dir` for appending.
@@ -403,7 +476,7 @@ mod tests {
         )
         .unwrap();
         // Segment 5's file is on a full disk: writing it fails with ENOSPC.
-        std::os::unix::fs::symlink("/dev/full", dir.join("source/5.m4s")).unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.join("source/5.tmp")).unwrap();
         let mut tap = spawn(
             recorder.clone(),
             "live/x".into(),

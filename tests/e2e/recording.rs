@@ -1,11 +1,11 @@
 //! Recording and replay end to end: a stream published with FFmpeg over RTMP, recorded across a
 //! publisher reconnect and a `kill -9` of the origin, then replayed as VOD under the live stream's
-//! token scope: FFmpeg decodes the HLS and DASH replays end to end, hls.js and dash.js play them to
+//! token scope: FFmpeg decodes the HLS replay end to end, hls.js and dash.js play HLS and DASH to
 //! the end in headless Chromium, the MP4 download has the recording's duration, the API agrees with
 //! the disk, and the completion webhook is called.
 //!
-//! `ESTUARY_E2E_RECORDING_PHASE_S` sets how long each of the three publishes lasts (default 8 s;
-//! 200 s makes the 10-minute run of the closing note).
+//! `ESTUARY_E2E_RECORDING_PHASE_S` sets how long each of the four publishes lasts (default 6 s; the
+//! 10-minute run of the closing note used 200 s, with the third publish cut at 100 s).
 use std::{
     io::{Read, Write},
     path::Path,
@@ -148,7 +148,7 @@ async fn a_recording_survives_a_reconnect_and_a_kill_9_and_replays_as_vod_under_
         std::env::var("ESTUARY_E2E_RECORDING_PHASE_S")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(8),
+            .unwrap_or(6),
     );
     let stream = "live/rec";
     let (hook_addr, hooks) = webhook_listener();
@@ -185,7 +185,7 @@ async fn a_recording_survives_a_reconnect_and_a_kill_9_and_replays_as_vod_under_
     }
     let mut p = publish(first.rtmp_addr);
     let t0 = Instant::now();
-    tokio::time::sleep(phase / 2).await;
+    tokio::time::sleep(phase).await;
     let mut first = first;
     first = blocking(move || {
         first.kill_now();
@@ -359,4 +359,94 @@ fn walk_bytes(dir: &Path, skip: &[&str]) -> u64 {
         }
     }
     total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_recording_keeps_its_keys_and_replays_over_hls_aes_128() {
+    let stream = "live/rec-enc";
+    let config = format!(
+        "[streams]\nreconnect_grace = \"1s\"\n[recording]\nenabled = true\n[encryption]\nenabled = true\n\
+         [auth]\nplayback = \"token\"\npublish = \"open\"\nsecret = \"{TEST_SECRET}\"\n"
+    );
+    let data_dir = fresh_data_dir();
+    let origin = blocking({
+        let d = data_dir.clone();
+        move || EstuaryProcess::start_in(&config, &d)
+    })
+    .await;
+    let mut p = publish_loop(
+        Path::new("ffmpeg"),
+        &fixture("camera-face-pexels-360p-h264-aac-20s.mp4"),
+        &format!("rtmp://{}/{stream}", origin.rtmp_addr),
+    );
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    p.kill();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !origin.log().contains("recording complete") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let http = origin.http_addr;
+    let (_, list) = api(&format!("http://{http}/api/recordings"), "GET").await;
+    let rec = &list["recordings"][0];
+    assert_eq!(rec["status"], "complete", "{list}");
+    assert!(
+        rec["dash"].is_null(),
+        "no DASH replay of an encrypted recording: {rec}"
+    );
+    let id = rec["id"].as_str().unwrap().to_owned();
+    let dir = data_dir.join("recordings/live/rec-enc").join(&id);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.join("keys.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the recording's keys are private");
+
+    let vod = format!(
+        "http://{http}/t/{}/vod/live/rec-enc/{id}/",
+        test_token(stream)
+    );
+    let text = get(&format!("{vod}source/media.m3u8")).await.text();
+    assert!(
+        text.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"../keys/"),
+        "{text}"
+    );
+    // The segment served is the recorded one, encrypted under its key and IV.
+    let first = text.lines().find(|l| l.ends_with(".m4s")).unwrap();
+    let served = get(&format!("{vod}source/{first}")).await.body;
+    let clear = std::fs::read(dir.join("source").join(first)).unwrap();
+    assert_ne!(served.to_vec(), clear);
+    assert_eq!(
+        served.len(),
+        (clear.len() / 16 + 1) * 16,
+        "AES-128-CBC with PKCS#7 padding"
+    );
+    assert_eq!(
+        get(&format!("{vod}manifest.mpd")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let bare_key = text
+        .lines()
+        .find_map(|l| {
+            l.split("URI=\"../")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+        })
+        .unwrap()
+        .to_owned();
+    let no_token = get(&format!("http://{http}/vod/live/rec-enc/{id}/{bare_key}")).await;
+    assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
+    // FFmpeg fetches the keys with the token and decodes the replay to its end.
+    let recorded_s = rec["duration_ms"].as_f64().unwrap() / 1000.0;
+    let (decoded_s, errors) = blocking({
+        let u = format!("{vod}index.m3u8");
+        move || ffmpeg_decode(&u)
+    })
+    .await;
+    println!("encrypted recording: {recorded_s:.3} s recorded, ffmpeg decoded {decoded_s:.3} s");
+    assert!(errors.trim().is_empty(), "ffmpeg: {errors}");
+    assert!(
+        (decoded_s - recorded_s).abs() < 1.0,
+        "decoded {decoded_s} of {recorded_s}"
+    );
 }
