@@ -160,15 +160,7 @@ impl Origin {
 
     /// The API proper, once the bearer token is right.
     pub(super) fn api(&self, method: &Method, path: &str) -> Response<ChunksBody> {
-        let json = |status: StatusCode, value: serde_json::Value| {
-            let mut r = Response::new(ChunksBody::new([Bytes::from(value.to_string())]));
-            *r.status_mut() = status;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        };
+        let json = json_response;
         let not_found = || {
             json(
                 StatusCode::NOT_FOUND,
@@ -220,4 +212,15 @@ impl Origin {
             _ => error_response(&OriginError::MethodNotAllowed),
         }
     }
+}
+
+/// An API answer: `value` as JSON with `status`.
+pub(super) fn json_response(status: StatusCode, value: serde_json::Value) -> Response<ChunksBody> {
+    let mut r = Response::new(ChunksBody::new([Bytes::from(value.to_string())]));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
 }

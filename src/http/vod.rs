@@ -122,15 +122,7 @@ impl Origin {
         method: &hyper::Method,
         path: &str,
     ) -> hyper::Response<ChunksBody> {
-        let json = |status: StatusCode, value: serde_json::Value| {
-            let mut r = hyper::Response::new(ChunksBody::new([Bytes::from(value.to_string())]));
-            *r.status_mut() = status;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        };
+        let json = super::api::json_response;
         let not_found = || {
             json(
                 StatusCode::NOT_FOUND,
@@ -274,5 +266,5 @@ pub(super) async fn recording_key(dir: &std::path::Path, id: u64) -> Option<[u8;
         .await
         .ok()?;
     let keys: std::collections::BTreeMap<u64, String> = serde_json::from_slice(&bytes).ok()?;
-    crate::recording::index::unhex16(keys.get(&id)?)
+    crate::hub::keys::unhex16(keys.get(&id)?)
 }

@@ -76,7 +76,8 @@ struct CencKeyEntry {
     key: String,
 }
 
-fn unhex16(s: &str) -> Option<[u8; 16]> {
+/// 32 hex digits as 16 bytes (a key or a KID as key files write them); `None` for anything else.
+pub(crate) fn unhex16(s: &str) -> Option<[u8; 16]> {
     if s.len() != 32 || !s.is_ascii() {
         return None;
     }

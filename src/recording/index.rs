@@ -260,7 +260,9 @@ pub fn load(dir: &Path) -> Result<Loaded, IndexError> {
                     program_date_time_ms: s.pdt_ms,
                     is_discontinuity: s.discontinuity,
                     size_bytes: s.bytes,
-                    key: s.key.and_then(|(id, iv)| Some((id, unhex16(&iv)?))),
+                    key: s
+                        .key
+                        .and_then(|(id, iv)| Some((id, crate::hub::keys::unhex16(&iv)?))),
                 });
             }
             Ok(IndexLine::End { at_ms, interrupted }) => {
@@ -296,18 +298,6 @@ fn rendition_mut<'a>(
         segments: Vec::new(),
     });
     rec.renditions.last_mut().expect("just pushed")
-}
-
-/// 32 hex digits as 16 bytes.
-pub(crate) fn unhex16(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
 }
 
 #[cfg(test)]

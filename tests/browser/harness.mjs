@@ -251,3 +251,29 @@ export function round(x, d = 3) {
   const k = 10 ** d;
   return Math.round(x * k) / k;
 }
+
+/**
+ * Serve `page` at `/` with hls.js and dash.js at `/lib/hls.min.js` and `/lib/dash.all.min.js`,
+ * open it in a fresh Chromium, run `body(page, origin, result)` (which fills `result`), then print
+ * `result` as one JSON line and exit 0. An exception is reported as `result.error` (with `ok`
+ * left false); the browser and the server are always closed.
+ */
+export async function runPlayerPage({ page, chromium, result }, body) {
+  const { server, origin } = await startServer({
+    pages: { '/': page },
+    files: {
+      '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
+      '/lib/dash.all.min.js': packageFile('dashjs', 'dist/modern/umd/dash.all.min.js'),
+    },
+  });
+  const browser = await launchChromium({ executablePath: chromium });
+  try {
+    await body(browser.page, origin, result);
+  } catch (e) {
+    result.error = String(e);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
+}

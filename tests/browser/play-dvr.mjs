@@ -7,11 +7,11 @@
 //       [--chromium PATH] [--verbose]
 //
 // Per player (muted, hls.js without lowLatencyMode, dash.js with its defaults):
-//   1. play 4 s at the live edge;
+//   1. play 3 s at the live edge;
 //   2. seek the video element to (end of its seekable range − back);
 //   3. play --hold seconds there;
 //   4. seek to the live edge (hls.js: liveSyncPosition; dash.js: end of the seekable range less
-//      its target delay) and play 4 s.
+//      its target delay) and play 3 s.
 // "How far behind live" is measured on the playhead's wall clock (hls.js `playingDate`, dash.js
 // `timeAsUTC()`: the EXT-X-PROGRAM-DATE-TIME / MPD clock of the frame shown) against the page's
 // clock, so it says which minute of the stream is on screen, not what the player believes.
@@ -21,7 +21,7 @@
 // ok: every player played at least 75 % of the hold behind live by back ± 10 s, then came back
 // within 10 s of live, with no fatal error.
 
-import { cliArgs, launchChromium, packageFile, sleep, startServer } from './harness.mjs';
+import { cliArgs, runPlayerPage, sleep } from './harness.mjs';
 
 const SPEC = { url: 'string', dash: 'string', back: 'number', hold: 'number', seconds: 'number', chromium: 'string', verbose: 'boolean', help: 'boolean' };
 
@@ -68,7 +68,7 @@ async function run(page, origin, fn, url, back, hold, verbose) {
   await page.evaluate(([f, u]) => window[f](u), [fn, url]);
   const t0 = Date.now();
   while (!(await page.evaluate(() => S.playing)) && Date.now() - t0 < 20_000) await sleep(200);
-  await sleep(4000);
+  await sleep(3000);
   const r = { seekable_s: await page.evaluate(() => window.seekable()), behind_live_before_s: await behind(page) };
   const target = await page.evaluate((b) => {
     const start = video.seekable.length ? video.seekable.start(0) : 0;
@@ -87,7 +87,7 @@ async function run(page, origin, fn, url, back, hold, verbose) {
   r.behind_live_back_s = await behind(page);
   if (verbose) console.error(fn, JSON.stringify(r));
   await page.evaluate(() => window.toLive());
-  await sleep(4000);
+  await sleep(3000);
   r.behind_live_after_s = await behind(page);
   const s = await page.evaluate(() => ({ stalls: S.stalls, errors: S.errors }));
   r.stalls = s.stalls;
@@ -100,23 +100,8 @@ async function run(page, origin, fn, url, back, hold, verbose) {
 
 const args = cliArgs(SPEC, usage, ['url', 'dash', 'back']);
 const hold = args.hold ?? 8;
-const { server, origin } = await startServer({
-  pages: { '/': PAGE },
-  files: {
-    '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
-    '/lib/dash.all.min.js': packageFile('dashjs', 'dist/modern/umd/dash.all.min.js'),
-  },
-});
-const browser = await launchChromium({ executablePath: args.chromium });
-const result = { ok: false, back: args.back, hold };
-try {
-  result.hls = await run(browser.page, origin, 'startHls', args.url, args.back, hold, args.verbose);
-  result.dash = await run(browser.page, origin, 'startDash', args.dash, args.back, hold, args.verbose);
+await runPlayerPage({ page: PAGE, chromium: args.chromium, result: { ok: false, back: args.back, hold } }, async (page, origin, result) => {
+  result.hls = await run(page, origin, 'startHls', args.url, args.back, hold, args.verbose);
+  result.dash = await run(page, origin, 'startDash', args.dash, args.back, hold, args.verbose);
   result.ok = result.hls.ok && result.dash.ok;
-} catch (e) {
-  result.error = String(e);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
+});

@@ -20,7 +20,7 @@
 // ok: every player ended with no fatal error, no jump, and played at least 97 % of its duration.
 // Exit status 0 when a report was written (check `ok`).
 
-import { cliArgs, launchChromium, packageFile, sleep, startServer } from './harness.mjs';
+import { cliArgs, runPlayerPage, sleep } from './harness.mjs';
 
 const SPEC = { url: 'string', dash: 'string', rate: 'number', seconds: 'number', chromium: 'string', verbose: 'boolean', help: 'boolean' };
 
@@ -95,33 +95,18 @@ if (runs.length === 0) {
   console.error(usage());
   process.exit(1);
 }
-const { server, origin } = await startServer({
-  pages: { '/': PAGE },
-  files: {
-    '/lib/hls.min.js': packageFile('hls.js', 'dist/hls.min.js'),
-    '/lib/dash.all.min.js': packageFile('dashjs', 'dist/modern/umd/dash.all.min.js'),
-  },
-});
-const browser = await launchChromium({ executablePath: args.chromium });
-const result = { ok: false, rate };
-try {
+await runPlayerPage({ page: PAGE, chromium: args.chromium, result: { ok: false, rate } }, async (page, origin, result) => {
   for (const [name, url, fn] of runs) {
-    await browser.page.goto(`${origin}/`);
-    await browser.page.evaluate(([f, u, r]) => window[f](u, r), [fn, url, rate]);
+    await page.goto(`${origin}/`);
+    await page.evaluate(([f, u, r]) => window[f](u, r), [fn, url, rate]);
     const t0 = Date.now();
     while (Date.now() - t0 < seconds * 1000) {
       await sleep(500);
-      const s = await browser.page.evaluate(() => ({ ended: S.ended, errors: S.errors.length, t: S.samples.at(-1)?.[1] }));
+      const s = await page.evaluate(() => ({ ended: S.ended, errors: S.errors.length, t: S.samples.at(-1)?.[1] }));
       if (args.verbose) console.error(name, JSON.stringify(s));
       if (s.ended || s.errors > 0) break;
     }
-    result[name] = analyse(await browser.page.evaluate(() => window.S), rate);
+    result[name] = analyse(await page.evaluate(() => window.S), rate);
   }
   result.ok = runs.every(([name]) => result[name].ok);
-} catch (e) {
-  result.error = String(e);
-} finally {
-  await browser.close();
-  server.close();
-}
-process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
+});
