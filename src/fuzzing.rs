@@ -85,10 +85,13 @@ fn fuzz_auth() -> Arc<crate::auth::Auth> {
 }
 
 /// One HTTP request through the whole origin: the first line of `data` is the method and request
-/// target, each following line a `name: value` header. The origin has no stream (answers come from
+/// target, each following line a `name: value` header. The same bytes also go through the HTTP/1.1
+/// connection loop's request parser as raw client bytes. The origin has no stream (answers come from
 /// path and query parsing, token checks, `/auth/check`, the API, metrics and the player routes);
 /// it runs on a paused clock, so a request that would wait returns at once.
 pub fn http_request(data: &[u8]) {
+    // The same bytes as a raw HTTP/1.1 request, through the connection loop's parser.
+    let _ = crate::http::parse_request_for_fuzzing(data);
     static ORIGIN: OnceLock<(tokio::runtime::Runtime, Arc<crate::http::Origin>)> = OnceLock::new();
     let (runtime, origin) = ORIGIN.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -93,12 +93,14 @@ impl Metrics {
     /// The exposition: the counted series plus the state of `hub` and `auth` now.
     ///
     /// Errors: only if formatting into a `String` fails (it does not).
-    /// `in_flight`: HTTP requests in flight now.
+    /// `in_flight`: HTTP requests in flight now; `sendfile_cache_bytes`: bytes of the memory files
+    /// media objects are sent from.
     pub fn encode(
         &self,
         hub: &Hub,
         auth: &Auth,
         in_flight: usize,
+        sendfile_cache_bytes: u64,
     ) -> Result<String, std::fmt::Error> {
         let mut registry = Registry::with_prefix("estuary");
         let node = |value: i64| {
@@ -110,6 +112,11 @@ impl Metrics {
             "http_requests_in_flight",
             "HTTP requests in flight (held blocking reloads and responses being sent included)",
             node(i64::try_from(in_flight).unwrap_or(i64::MAX)),
+        );
+        registry.register(
+            "http_sendfile_cache_bytes",
+            "Bytes of the memory files complete segments and parts are sent from with sendfile (shared memory, outside the resident set)",
+            node(i64::try_from(sendfile_cache_bytes).unwrap_or(i64::MAX)),
         );
         if let Some(cpu_s) = crate::cluster::load::process_cpu_seconds() {
             let cpu = Counter::<f64, std::sync::atomic::AtomicU64>::default();

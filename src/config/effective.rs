@@ -73,6 +73,8 @@ impl Settings {
                 rtmp_listen: Some(self.rtmp_listen),
                 cors_allow_origin: Some(self.origin.cors_allow_origin.clone()),
                 http_max_connections: Some(self.origin.max_connections),
+                http_sendfile_cache_mb: Some(self.origin.sendfile_cache_bytes >> 20),
+                http_sendfile_dir: self.origin.sendfile_dir.clone(),
                 rtmp_max_connections: Some(self.rtmp_max_connections),
                 srt_listen: Some(self.srt_listen),
                 srt_max_connections: Some(self.srt.max_connections),

@@ -348,6 +348,13 @@ pub struct ServerSection {
     pub cors_allow_origin: Option<String>,
     /// Concurrent HTTP connections (default 20000).
     pub http_max_connections: Option<usize>,
+    /// Memory files that complete segments and parts are sent from with `sendfile`, MB at most
+    /// (default 512; 0: bodies are copied into the socket on each request).
+    pub http_sendfile_cache_mb: Option<u64>,
+    /// Make those files as unnamed files in this directory (ext4, xfs or tmpfs), not as memory files:
+    /// less CPU per byte sent, but pages that outlive the kernel's dirty expiry may be written to
+    /// that disk (default: memory files).
+    pub http_sendfile_dir: Option<std::path::PathBuf>,
     /// Concurrent RTMP connections (default 1000).
     pub rtmp_max_connections: Option<usize>,
     /// SRT listen address, UDP (default `0.0.0.0:9000`).

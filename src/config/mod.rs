@@ -299,6 +299,10 @@ impl Settings {
         if let Some(v) = file.server.http_max_connections {
             origin.max_connections = v.max(1);
         }
+        if let Some(v) = file.server.http_sendfile_cache_mb {
+            origin.sendfile_cache_bytes = v.saturating_mul(1 << 20);
+        }
+        origin.sendfile_dir = file.server.http_sendfile_dir;
         origin.player = crate::player::PlayerConfig {
             enabled: file.player.enabled.unwrap_or(true),
             assets_dir: file

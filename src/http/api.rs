@@ -50,10 +50,12 @@ impl Origin {
                 .check_api_authorization(headers.get(header::AUTHORIZATION))
             {
                 Some(true) if matches!(*method, Method::GET | Method::HEAD) => {
-                    match self
-                        .metrics
-                        .encode(&self.hub, &self.auth, self.requests_in_flight())
-                    {
+                    match self.metrics.encode(
+                        &self.hub,
+                        &self.auth,
+                        self.requests_in_flight(),
+                        self.mirrors.bytes(),
+                    ) {
                         Ok(text) => {
                             let mut r = Response::new(ChunksBody::new([Bytes::from(text)]));
                             r.headers_mut().insert(

@@ -29,6 +29,9 @@ pub struct ChunksBody {
     pub(super) in_flight: Option<InFlight>,
     /// The length of a proxied body, when the node that made it said.
     length: Option<u64>,
+    /// Set for a complete media object made of the origin's own shared chunks (the same for every
+    /// request): how long it stays in the live window, so it may be sent from a mirror (`zerocopy`).
+    pub(super) shared_for: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for ChunksBody {
@@ -53,7 +56,24 @@ impl ChunksBody {
             meter: None,
             in_flight: None,
             length: None,
+            shared_for: None,
         }
+    }
+
+    /// This body, marked as one of the origin's shared media objects that stays in the live window
+    /// for `lifetime`.
+    pub(super) fn shared_for(mut self, lifetime: std::time::Duration) -> Self {
+        self.shared_for = Some(lifetime);
+        self
+    }
+
+    /// A shared media object's chunks (all of the body, nothing sent yet) and lifetime.
+    pub(super) fn shared_chunks(&mut self) -> Option<(&[Bytes], std::time::Duration)> {
+        let lifetime = self.shared_for?;
+        if self.tail.is_some() {
+            return None;
+        }
+        Some((self.chunks.make_contiguous(), lifetime))
     }
 
     /// A body passed on from another node, or read from a file: whatever `tail` yields, of `length`

@@ -28,7 +28,7 @@ pub(super) struct ConnActivity {
 }
 
 impl ConnActivity {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             in_flight: AtomicUsize::new(0),
             last_ms: AtomicU64::new(0),
@@ -47,7 +47,7 @@ impl ConnActivity {
 pub(super) struct InFlight(Arc<ConnActivity>, Arc<AtomicUsize>);
 
 impl InFlight {
-    fn new(activity: Arc<ConnActivity>, total: Arc<AtomicUsize>) -> Self {
+    pub(super) fn new(activity: Arc<ConnActivity>, total: Arc<AtomicUsize>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
         total.fetch_add(1, Ordering::Relaxed);
         Self(activity, total)
@@ -214,6 +214,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let origin = origin.clone();
         let builder = builder.clone();
+        // Held for the connection's life, whoever serves it: the shutdown waits for every watcher.
         let watcher = graceful.watcher();
         let header_timeout = origin.config.header_read_timeout;
         let mut stopping = shutdown.clone();
@@ -223,21 +224,38 @@ pub async fn serve(
             // header timeout starts only once the protocol is known, that is after the first bytes:
             // a client that never sends one would hold its connection slot for ever.) A shutdown
             // closes such connections at once: they have no response in flight.
-            let mut first = [0u8; 1];
+            let mut first = [0u8; 3];
             let started = tokio::select! {
                 r = tokio::time::timeout(header_timeout, stream.peek(&mut first)) => r,
                 _ = stopping.changed() => return,
             };
-            match started {
-                Ok(Ok(n)) if n > 0 => {}
+            let n = match started {
+                Ok(Ok(n)) if n > 0 => n,
                 Ok(_) => return,
                 Err(_) => {
                     tracing::debug!(%peer, "http connection closed: nothing sent within the header timeout");
                     return;
                 }
-            }
+            };
+            // HTTP/2 with prior knowledge starts with its preface (`PRI * HTTP/2.0`): hyper's. Every
+            // other connection starts on the origin's HTTP/1.1 loop, which hands it to hyper if a
+            // request needs it.
+            let h2 = b"PRI".starts_with(&first[..n]) || first[..n].starts_with(b"PRI");
+            let (stream, prefix) = if h2 {
+                (stream, bytes::Bytes::new())
+            } else {
+                match h1::serve_connection(stream, peer, origin.clone(), stopping, header_timeout)
+                    .await
+                {
+                    h1::Ended::Closed => return,
+                    h1::Ended::HandOff { stream, prefix } => (stream, prefix),
+                }
+            };
             let activity = Arc::new(ConnActivity::new());
-            let io = IdleIo::new(stream, activity.clone(), header_timeout);
+            let io = h1::Prefixed {
+                prefix,
+                inner: IdleIo::new(stream, activity.clone(), header_timeout),
+            };
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 req.extensions_mut().insert(ClientAddr(peer));
                 let in_flight = InFlight::new(activity.clone(), origin.in_flight.clone());

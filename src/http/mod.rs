@@ -45,6 +45,7 @@ mod api;
 mod body;
 mod cluster_api;
 mod conn;
+mod h1;
 mod license;
 mod metadata;
 mod objects;
@@ -55,6 +56,7 @@ mod route;
 mod vod;
 mod whep;
 mod whip;
+mod zerocopy;
 
 pub use crate::hub::report::{
     RenditionReport, StreamReport, TranscoderReport, UnusableTrackReport,
@@ -99,6 +101,13 @@ fn preflight_response() -> Response<ChunksBody> {
     resp
 }
 
+/// The request at the start of raw client bytes, as the origin's HTTP/1.1 connections parse it: its
+/// method, target and body length when whole (the `http_request` fuzz target).
+#[doc(hidden)]
+pub fn parse_request_for_fuzzing(data: &[u8]) -> Option<(Method, hyper::Uri, usize)> {
+    h1::parse_for_fuzzing(data)
+}
+
 /// The connection's peer address, attached to each request by [`serve`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
@@ -118,6 +127,12 @@ pub struct OriginConfig {
     pub header_read_timeout: Duration,
     /// Connections served at once (default 20 000); further connections wait in the accept queue.
     pub max_connections: usize,
+    /// Bytes of memory files that complete segments and parts are sent from with `sendfile`
+    /// (`zerocopy`; default 512 MiB; 0: none).
+    pub sendfile_cache_bytes: u64,
+    /// Where those files are made: unnamed files in this directory, or memory files when `None`
+    /// (the default). See `zerocopy`.
+    pub sendfile_dir: Option<std::path::PathBuf>,
     /// The player page ([`crate::player`]).
     pub player: crate::player::PlayerConfig,
 }
@@ -128,6 +143,8 @@ impl Default for OriginConfig {
             cors_allow_origin: "*".into(),
             header_read_timeout: Duration::from_secs(10),
             max_connections: 20_000,
+            sendfile_cache_bytes: 512 << 20,
+            sendfile_dir: None,
             player: Default::default(),
         }
     }
@@ -145,6 +162,8 @@ pub struct Origin {
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// The client of proxied requests (to a stream's owner in the cluster).
     proxy: proxy::ProxyClient,
+    /// Memory files that media objects are sent from (`zerocopy`).
+    mirrors: zerocopy::MirrorCache,
 }
 
 /// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
@@ -193,12 +212,16 @@ impl Origin {
         let player = crate::player::PlayerAssets::load(&config.player);
         Arc::new(Self {
             hub,
-            config,
             auth,
             metrics: Default::default(),
             player,
             in_flight: Default::default(),
             proxy: proxy::ProxyClient::new(),
+            mirrors: zerocopy::MirrorCache::new(
+                config.sendfile_cache_bytes,
+                config.sendfile_dir.as_deref(),
+            ),
+            config,
         })
     }
 
@@ -238,13 +261,15 @@ impl Origin {
                 .await
                 .ok()
                 .map(|b| b.to_bytes());
-                self.metadata_request(&path, &parts.headers, body).await
+                Box::pin(self.metadata_request(&path, &parts.headers, body)).await
             }
             // CORS preflights carry no credentials: never checked, never counted as refusals.
             (Route::Health(path) | Route::Api(path), method) => {
-                self.operations(&method, path, req.headers()).await
+                Box::pin(self.operations(&method, path, req.headers())).await
             }
-            (Route::Metrics, method) => self.operations(&method, "/metrics", req.headers()).await,
+            (Route::Metrics, method) => {
+                Box::pin(self.operations(&method, "/metrics", req.headers())).await
+            }
             (_, Method::OPTIONS) => preflight_response(),
             (Route::PlayerPage(page), Method::GET | Method::HEAD) => {
                 self.player_page(&page, is_head)
@@ -269,7 +294,7 @@ impl Origin {
                 Method::POST,
             ) => {
                 let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
-                self.whip_offer(&stream, req, peer).await
+                Box::pin(self.whip_offer(&stream, req, peer)).await
             }
             (
                 Route::Object {
@@ -280,7 +305,7 @@ impl Origin {
                 Method::DELETE,
             ) => {
                 let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
-                self.whip_delete(&stream, id, req.headers(), peer).await
+                Box::pin(self.whip_delete(&stream, id, req.headers(), peer)).await
             }
             (
                 Route::Object {
@@ -299,7 +324,7 @@ impl Origin {
                 };
                 match self.check_access(req.headers(), token, &path.stream, &as_object, client) {
                     Err(denial) => error_response(&OriginError::Denied(denial)),
-                    Ok(()) => match self.vod_object(path).await {
+                    Ok(()) => match Box::pin(self.vod_object(path)).await {
                         Ok(reply) => reply_response(reply, is_head),
                         Err(e) => error_response(&e),
                     },
@@ -337,9 +362,14 @@ impl Origin {
                         .await
                         {
                             Err(_) => error_response(&OriginError::BadRequest("body")),
-                            Ok(body) => match self
-                                .proxy(&owner, &stream, &parts, body.to_bytes(), client)
-                                .await
+                            Ok(body) => match Box::pin(self.proxy(
+                                &owner,
+                                &stream,
+                                &parts,
+                                body.to_bytes(),
+                                client,
+                            ))
+                            .await
                             {
                                 Ok(response) => response,
                                 Err(e) => error_response(&e),
@@ -347,17 +377,21 @@ impl Origin {
                         }
                     }
                     Ok(None) => match (object, method) {
-                        (Object::Whep, Method::POST) => self.whep_offer(&stream, req).await,
+                        (Object::Whep, Method::POST) => {
+                            Box::pin(self.whep_offer(&stream, req)).await
+                        }
                         (Object::WhepSession { id }, Method::DELETE) => {
-                            self.whep_delete(&stream, id).await
+                            Box::pin(self.whep_delete(&stream, id)).await
                         }
                         (Object::Whep | Object::WhepSession { .. }, _) => {
                             error_response(&OriginError::MethodNotAllowed)
                         }
-                        (Object::License, Method::POST) => match self.license(&stream, req).await {
-                            Ok(reply) => reply_response(reply, false),
-                            Err(e) => error_response(&e),
-                        },
+                        (Object::License, Method::POST) => {
+                            match Box::pin(self.license(&stream, req)).await {
+                                Ok(reply) => reply_response(reply, false),
+                                Err(e) => error_response(&e),
+                            }
+                        }
                         (Object::License, _) => error_response(&OriginError::MethodNotAllowed),
                         (object, Method::GET | Method::HEAD) => {
                             match self.object(stream, object, &req).await {

@@ -242,10 +242,11 @@ impl Origin {
                         }
                     })
                     .await?;
+                let lifetime = self.window_lifetime(&entry);
                 Ok(media_reply(
                     body.0,
-                    body.1,
-                    Some(self.window_lifetime(&entry)),
+                    body.1.shared_for(lifetime),
+                    Some(lifetime),
                 ))
             }
         }
@@ -340,10 +341,11 @@ impl Origin {
             })
             .await?;
         if complete {
+            let lifetime = self.window_lifetime(&entry);
             return Ok(media_reply(
                 kind,
-                ChunksBody::new(parts),
-                Some(self.window_lifetime(&entry)),
+                ChunksBody::new(parts).shared_for(lifetime),
+                Some(lifetime),
             ));
         }
         let guard = entry
