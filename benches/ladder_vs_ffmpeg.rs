@@ -22,7 +22,10 @@
 //! (`/proc/self/stat` `cutime` + `cstime`) around the process.
 //!
 //! A verification pass first (untimed; also the warm-up) runs both once more with the FFmpeg output written
-//! to a Matroska file instead, and compares per rendition: frames, bytes, and the PTS of every keyframe.
+//! to a Matroska file instead (and ours kept in memory), and compares per rendition: frames, bytes, and
+//! the PTS of every keyframe; then the quality of each encoded rung, ours and FFmpeg's: PSNR and SSIM
+//! (FFmpeg's `psnr` and `ssim` filters, averaged over Y, U and V and over the frames) against the
+//! source scaled to the rung's size with lanczos, frame n against frame n.
 //! Then `--runs=N` (default 3) alternating timed runs (ours, ffmpeg, ours, ...); medians are reported. Prints
 //! numbers only; asserts nothing about time.
 //!
@@ -122,7 +125,7 @@ fn main() {
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for i in 0..runs {
-        let o = run_ours(&src, &ladder, &probe, &options);
+        let o = run_ours(&src, &ladder, &probe, &options, false);
         println!(
             "  ours   #{}: wall {:6.2} s  CPU {:6.2} s  (RTF {:.2}; encoder delay {}; load {})",
             i + 1,
@@ -219,6 +222,8 @@ struct Source {
     frames: Vec<Frame>,
     /// Span of the video (last − first PTS + one frame), seconds.
     media_s: f64,
+    /// The FLV file read.
+    path: std::path::PathBuf,
 }
 
 fn load_source(path: &Path) -> Source {
@@ -258,6 +263,7 @@ fn load_source(path: &Path) -> Source {
         audio: audio.expect("an audio track"),
         frames,
         media_s,
+        path: path.to_path_buf(),
     }
 }
 
@@ -329,12 +335,19 @@ struct Received {
     /// Size from the rendition's track (video).
     size: Option<(u32, u32)>,
     timescale: u32,
+    /// The encoded video as an Annex B stream (parameter sets, then every access unit with start
+    /// codes), kept only in the verification pass, for the quality comparison.
+    annex_b: Vec<u8>,
+    /// The NAL unit length field size of the rendition's avcC (bytes).
+    nal_length_size: usize,
 }
 
 /// Counts what each rendition emits (and the keyframe PTS, for the verification pass).
 #[derive(Default)]
 struct CountingSink {
     renditions: Mutex<BTreeMap<String, Received>>,
+    /// Keep each video rendition's encoded stream ([`Received::annex_b`]).
+    keep_video: bool,
 }
 
 impl TranscodeSink for CountingSink {
@@ -343,6 +356,15 @@ impl TranscodeSink for CountingSink {
         let e = r.entry(rendition.to_string()).or_default();
         e.size = track.config.video_params().map(|p| (p.width, p.height));
         e.timescale = track.timescale;
+        if self.keep_video
+            && let media::CodecConfig::Avc(avc) = &track.config
+        {
+            e.nal_length_size = usize::from(avc.nal_length_size);
+            for ps in avc.sps.iter().chain(&avc.pps) {
+                e.annex_b.extend_from_slice(&[0, 0, 0, 1]);
+                e.annex_b.extend_from_slice(ps);
+            }
+        }
     }
 
     fn frame(&self, rendition: &str, frame: Frame) {
@@ -350,6 +372,21 @@ impl TranscodeSink for CountingSink {
         let e = r.entry(rendition.to_string()).or_default();
         e.frames += 1;
         e.bytes += frame.data.len() as u64;
+        if self.keep_video && frame.track == TrackKind::Video && e.nal_length_size > 0 {
+            // Length-prefixed NAL units to start codes.
+            let (n, mut rest) = (e.nal_length_size, &frame.data[..]);
+            while rest.len() > n {
+                let len = rest[..n]
+                    .iter()
+                    .fold(0usize, |a, b| a << 8 | usize::from(*b));
+                let Some(nal) = rest.get(n..n + len) else {
+                    break;
+                };
+                e.annex_b.extend_from_slice(&[0, 0, 0, 1]);
+                e.annex_b.extend_from_slice(nal);
+                rest = &rest[n + len..];
+            }
+        }
         if frame.track == TrackKind::Video && frame.is_keyframe {
             let ts = i64::from(e.timescale.max(1));
             e.keyframes_ms
@@ -370,8 +407,12 @@ fn run_ours(
     ladder: &[RungConfig],
     probe: &EncoderProbe,
     options: &TranscodeOptions,
+    keep_video: bool,
 ) -> OursRun {
-    let sink = Arc::new(CountingSink::default());
+    let sink = Arc::new(CountingSink {
+        keep_video,
+        ..Default::default()
+    });
     let (cpu0, _) = cpu_times();
     let started = Instant::now();
     let tx = StreamTranscoder::start(
@@ -659,7 +700,7 @@ fn verify_same_work(
     cmd: &FfmpegLadder,
 ) {
     println!("\nverification pass (untimed; also the warm-up): same work on both sides?");
-    let ours = run_ours(src, ladder, probe, options);
+    let ours = run_ours(src, ladder, probe, options, true);
     let dir = tempfile::tempdir().expect("temporary directory");
     let out = dir.path().join("ladder.mkv");
     run_ffmpeg(&cmd.args(Some(&out)));
@@ -717,6 +758,91 @@ fn verify_same_work(
          as stored in Matroska — the same layout)",
         ours.wall, ours.cpu
     );
+
+    // Quality: each encoded rung against the source scaled to the rung's size (lanczos), frame by frame.
+    println!(
+        "\nquality of each encoded rung against the source (scaled to the rung's size with lanczos; FFmpeg's psnr and ssim filters, frame by frame):"
+    );
+    println!(
+        "  | rung | PSNR ours / ffmpeg (dB) | difference | SSIM ours / ffmpeg | difference (dB) |"
+    );
+    println!("  |---|---|---:|---|---:|");
+    for (i, rung) in cmd.rungs.iter().enumerate() {
+        let Some(o) = ours
+            .received
+            .get(&rung.name)
+            .filter(|o| !o.annex_b.is_empty())
+        else {
+            println!("  | {} | (ours not kept) | | | |", rung.name);
+            continue;
+        };
+        let ours_file = dir.path().join(format!("{}.h264", rung.name));
+        std::fs::write(&ours_file, &o.annex_b).expect("write our rung");
+        let q_ours = quality(&ours_file, "v:0", &src.path, rung.width, rung.height);
+        let q_cli = quality(&out, &format!("v:{i}"), &src.path, rung.width, rung.height);
+        println!(
+            "  | {} | {:.3} / {:.3} | {:+.3} | {:.5} / {:.5} | {:+.3} |",
+            rung.name,
+            q_ours.psnr_db,
+            q_cli.psnr_db,
+            q_ours.psnr_db - q_cli.psnr_db,
+            q_ours.ssim,
+            q_cli.ssim,
+            q_ours.ssim_db - q_cli.ssim_db,
+        );
+    }
+}
+
+/// Quality of a video stream against the source, averaged over the frames.
+struct Quality {
+    /// PSNR of Y, U and V together (the filter's `average`), dB.
+    psnr_db: f64,
+    /// SSIM of Y, U and V together (the filter's `All`).
+    ssim: f64,
+    /// The same SSIM in dB (`-10 log10(1 - SSIM)`).
+    ssim_db: f64,
+}
+
+/// PSNR and SSIM of stream `spec` of `file` against the source video scaled to `width`x`height`
+/// (lanczos), pairing frames by their index (both have every source picture, in order).
+fn quality(file: &Path, spec: &str, source: &Path, width: u32, height: u32) -> Quality {
+    // Timestamps from frame indexes, at any common clock, so that the filters pair frame n with n.
+    let graph = format!(
+        "[0:{spec}]setpts=N/(24*TB),split[d1][d2];\
+         [1:v]scale={width}:{height}:flags=lanczos,setpts=N/(24*TB),split[r1][r2];\
+         [d1][r1]psnr;[d2][r2]ssim"
+    );
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-nostats",
+            "-loglevel",
+            "info",
+            "-i",
+        ])
+        .arg(file)
+        .arg("-i")
+        .arg(source)
+        .args(["-lavfi", &graph, "-f", "null", "-"])
+        .stdout(Stdio::null())
+        .output()
+        .expect("ffmpeg is installed");
+    let log = String::from_utf8_lossy(&out.stderr);
+    let field = |line_tag: &str, key: &str| -> Option<f64> {
+        let line = log.lines().find(|l| l.contains(line_tag))?;
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.split_whitespace().next()?.parse().ok()
+    };
+    let (Some(psnr_db), Some(ssim)) = (field("PSNR y:", "average:"), field("SSIM Y:", "All:"))
+    else {
+        panic!("no PSNR/SSIM for {} {spec}: {log}", file.display());
+    };
+    Quality {
+        psnr_db,
+        ssim,
+        ssim_db: -10.0 * (1.0 - ssim).log10(),
+    }
 }
 
 /// Per output stream index: packets, bytes and keyframe PTS (ms) of a file, read with ffprobe.

@@ -164,6 +164,8 @@ pub struct Origin {
     proxy: proxy::ProxyClient,
     /// Memory files that media objects are sent from (`zerocopy`).
     mirrors: zerocopy::MirrorCache,
+    /// `config.cors_allow_origin` as a header value (validated with the configuration).
+    cors_allow_origin: Option<HeaderValue>,
 }
 
 /// Why a request failed; mapped to a status in one place ([`OriginError::status`]).
@@ -221,6 +223,10 @@ impl Origin {
                 config.sendfile_cache_bytes,
                 config.sendfile_dir.as_deref(),
             ),
+            cors_allow_origin: HeaderValue::from_maybe_shared(bytes::Bytes::from(
+                config.cors_allow_origin.clone(),
+            ))
+            .ok(),
             config,
         })
     }
@@ -408,10 +414,10 @@ impl Origin {
             },
             _ => error_response(&OriginError::NotFound),
         };
-        if let Ok(v) = HeaderValue::from_str(&self.config.cors_allow_origin) {
+        if let Some(v) = &self.cors_allow_origin {
             response
                 .headers_mut()
-                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
         }
         self.metrics
             .count_request(label, response.status().as_u16());

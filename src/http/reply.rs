@@ -102,13 +102,9 @@ pub(super) fn reply_response(reply: Reply, is_head: bool) -> Response<ChunksBody
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static(v));
         }
         Caching::UntilOutOfWindow(d) => {
-            let secs = d.as_secs().max(1);
-            if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={secs}, immutable")) {
-                h.insert(header::CACHE_CONTROL, v);
-            }
-            let at = std::time::SystemTime::now() + Duration::from_secs(secs);
-            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
-                h.insert(header::EXPIRES, v);
+            if let Some((cache_control, expires)) = window_headers(d.as_secs().max(1)) {
+                h.insert(header::CACHE_CONTROL, cache_control);
+                h.insert(header::EXPIRES, expires);
             }
         }
         Caching::MaxAge(secs) => {
@@ -118,6 +114,34 @@ pub(super) fn reply_response(reply: Reply, is_head: bool) -> Response<ChunksBody
         }
     }
     resp
+}
+
+/// `Cache-Control: public, max-age=N, immutable` and `Expires` N seconds from now, rendered once per
+/// second and N on each thread (every media object of a stream shares them).
+fn window_headers(secs: u64) -> Option<(HeaderValue, HeaderValue)> {
+    type Rendered = (u64, u64, HeaderValue, HeaderValue);
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<Rendered>> = const { std::cell::RefCell::new(None) };
+    }
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST.with_borrow_mut(|last| {
+        if let Some((s, n, cc, ex)) = last.as_ref()
+            && (*s, *n) == (second, secs)
+        {
+            return Some((cc.clone(), ex.clone()));
+        }
+        let cc = HeaderValue::from_maybe_shared(Bytes::from(format!(
+            "public, max-age={secs}, immutable"
+        )))
+        .ok()?;
+        let at = now + Duration::from_secs(secs);
+        let ex = HeaderValue::from_maybe_shared(Bytes::from(httpdate::fmt_http_date(at))).ok()?;
+        *last = Some((second, secs, cc.clone(), ex.clone()));
+        Some((cc, ex))
+    })
 }
 
 pub(super) fn error_response(e: &OriginError) -> Response<ChunksBody> {

@@ -89,6 +89,14 @@ pub(crate) fn has_data(frame: &ffmpeg_next::Frame) -> bool {
     }
 }
 
+/// Whether nothing but `frame` references its picture buffers (`av_frame_is_writable`): an encoder
+/// still holding a picture sent to it earlier makes that picture's frame not writable.
+pub(crate) fn is_writable(frame: &ffmpeg_next::Frame) -> bool {
+    // SAFETY: the frame pointer is valid for the lifetime of `frame`; `av_frame_is_writable` only
+    // reads the frame's buffer references (its parameter is not `const` in FFmpeg 5.1).
+    unsafe { ffmpeg_next::ffi::av_frame_is_writable(frame.as_ptr().cast_mut()) > 0 }
+}
+
 /// Give `dst` a copy of `src`'s closed captions (`AV_FRAME_DATA_A53_CC`: ATSC A/53 `cc_data` triples,
 /// which the H.264, HEVC and MPEG-2 decoders export from the source's SEI or user data, and which
 /// libx264 and NVENC write back as SEI), if `src` has any. A scaled picture is a new frame: without

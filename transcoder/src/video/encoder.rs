@@ -24,6 +24,10 @@ use crate::{RungConfig, TranscodeError, TranscodeOptions, ffi};
 struct Scaler {
     key: (format::Pixel, u32, u32, u32, u32),
     context: scaling::Context,
+    /// The picture scaled last, filled again for the next one once the encoder no longer holds it
+    /// (encoders copy a picture in when they take it): no new picture buffer, and no page faults on
+    /// fresh memory, for every frame.
+    spare: Option<frame::Video>,
 }
 
 /// One picture inside the encoder.
@@ -326,7 +330,13 @@ impl EncoderWorker {
                 height,
                 scaling::Flags::BICUBIC,
             ) {
-                Ok(context) => *scaler = Some(Scaler { key, context }),
+                Ok(context) => {
+                    *scaler = Some(Scaler {
+                        key,
+                        context,
+                        spare: None,
+                    })
+                }
                 Err(e) => {
                     self.count_encode_error(&e);
                     self.is_force_pending |= is_forced;
@@ -337,7 +347,13 @@ impl EncoderWorker {
         let Some(scaler) = scaler.as_mut() else {
             return true;
         };
-        let mut scaled = frame::Video::new(format::Pixel::YUV420P, width, height);
+        let mut scaled = match scaler.spare.take() {
+            Some(mut spare) if ffi::is_writable(&spare) => {
+                spare.remove_side_data(ffmpeg_next::frame::side_data::Type::A53CC);
+                spare
+            }
+            _ => frame::Video::new(format::Pixel::YUV420P, width, height),
+        };
         if !ffi::has_data(&scaled) {
             self.count_encode_error(&"cannot allocate a picture");
             self.is_force_pending |= is_forced;
@@ -363,6 +379,7 @@ impl EncoderWorker {
             self.is_force_pending |= is_forced;
             return true;
         }
+        scaler.spare = Some(scaled);
         enc.next_index += 1;
         enc.in_flight.push_back(InFlight {
             index,
