@@ -37,8 +37,10 @@
 //! the CDN's `auth_request`), `objects` (playlists with blocking reload, the MPD, keys, media objects
 //! and segments in progress), `license` (ClearKey), `api` (health, metrics, the JSON API),
 //! `cluster_api` (drain, the node registry, placement), `proxy` (to a stream's owner), `pages`
-//! (the player page), `reply` (cache policy and error statuses), `body` ([`ChunksBody`]) and `conn`
-//! ([`serve`]: connections, graceful shutdown, the idle watchdog).
+//! (the player page), `reply` (cache policy and error statuses), `body` ([`ChunksBody`]), `conn`
+//! ([`serve`]: connections, graceful shutdown, the idle watchdog), `h1` (HTTP/1.1 requests on the
+//! origin's own connection loop; HTTP/2 and what the loop does not take go to hyper) and `zerocopy`
+//! (complete segments and parts sent with `sendfile` from a file written on their first request).
 
 mod access;
 mod api;
