@@ -239,8 +239,9 @@ pub async fn serve(
             };
             // HTTP/2 with prior knowledge starts with its preface (`PRI * HTTP/2.0`): hyper's. Every
             // other connection starts on the origin's HTTP/1.1 loop, which hands it to hyper if a
-            // request needs it.
-            let h2 = b"PRI".starts_with(&first[..n]) || first[..n].starts_with(b"PRI");
+            // request needs it. (A lone "P" could start either: hyper's automatic builder serves
+            // both protocols.)
+            let h2 = b"PRI".starts_with(&first[..n]);
             let (stream, prefix) = if h2 {
                 (stream, bytes::Bytes::new())
             } else {

@@ -215,8 +215,14 @@ pub(super) async fn serve_connection(
         parts.extensions.insert(ClientAddr(peer));
         let request = Request::from_parts(parts, http_body_util::Full::new(body));
         let in_flight = InFlight::new(activity.clone(), origin.in_flight.clone());
-        // Boxed: the handler's future exists only while a request is answered.
-        let Ok(mut response) = Box::pin(origin.clone().handle(request)).await;
+        // Boxed: the handler's future exists only while a request is answered. A client that
+        // closes its connection while its request waits (a blocking reload) frees it at once.
+        let handled = tokio::select! {
+            biased;
+            r = Box::pin(origin.clone().handle(request)) => r,
+            () = client_gone(&stream) => return Ended::Closed,
+        };
+        let Ok(mut response) = handled;
         let close = head.close || *stopping.borrow();
         if write_response(
             &mut stream,
@@ -385,11 +391,17 @@ fn encode_head(
         Framing::None
     } else if headers.contains_key(header::CONTENT_LENGTH) {
         Framing::Length
-    } else if let Some(len) = response.body().size_hint().exact() {
+    } else if let Some(len) = response.body().size_hint().exact()
+        && !(is_head && len == 0)
+    {
         out.extend_from_slice(b"content-length: ");
         out.extend_from_slice(len.to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
         Framing::Length
+    } else if is_head {
+        // A HEAD whose body was left out and whose length is not known (a segment in progress):
+        // neither a length nor chunked framing (RFC 9110 §9.3.2, §8.6).
+        Framing::None
     } else {
         out.extend_from_slice(b"transfer-encoding: chunked\r\n");
         Framing::Chunked
@@ -460,8 +472,15 @@ async fn write_response(
             return write_all(stream, &mut out).await;
         }
         write_all(stream, &mut out).await?;
-        // Then wait for the next chunk of a body in progress.
-        match http_body_util::BodyExt::frame(body).await {
+        // Then wait for the next chunk of a body in progress, or for the client to leave.
+        let next = tokio::select! {
+            biased;
+            next = http_body_util::BodyExt::frame(body) => next,
+            () = client_gone(stream) => {
+                return Err(std::io::ErrorKind::ConnectionAborted.into());
+            }
+        };
+        match next {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     push_data(&mut out, data, framing);
@@ -475,6 +494,18 @@ async fn write_response(
                 return write_all(stream, &mut out).await;
             }
         }
+    }
+}
+
+/// Resolves when the client has closed its connection (end of stream, or a socket error) while
+/// its request is answered. Bytes from the client (a pipelined request, read once this response is
+/// written) stop the watch: it then never resolves. Hyper's HTTP/1 server frees such requests the
+/// same way (no half-closed connections).
+async fn client_gone(stream: &TcpStream) {
+    let mut byte = [0u8; 1];
+    match stream.peek(&mut byte).await {
+        Ok(0) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
     }
 }
 
@@ -695,6 +726,14 @@ mod tests {
         assert!(encode_head(&r, true, false, &mut out) == Framing::None);
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("content-length: 10\r\n"), "{text}");
+
+        // HEAD of a segment in progress: the body was left out and has no length yet.
+        let mut out = Vec::new();
+        let r = Response::new(ChunksBody::empty());
+        assert!(encode_head(&r, true, false, &mut out) == Framing::None);
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("content-length"), "{text}");
+        assert!(!text.contains("transfer-encoding"), "{text}");
     }
 }
 #[cfg(test)]

@@ -405,6 +405,37 @@ async fn metrics_move_during_a_publish_and_parse_as_openmetrics() {
         "live/metered and live/metered-srt"
     );
     assert_eq!(held.await.unwrap(), StatusCode::OK);
+
+    // A player that closes its connection while its reload is held frees it at once, not at the
+    // next publication (≥ 2 s away: the whole segment two ahead).
+    let text = get(&format!("{play}source/media.m3u8")).await.text();
+    let (msn, _, _) = parse_media(&text)
+        .segments
+        .last()
+        .cloned()
+        .expect("a segment");
+    let target = format!("{play}source/media.m3u8?_HLS_msn={}", msn + 2);
+    let target = target.strip_prefix(&base).expect("same origin").to_owned();
+    let mut raw = tokio::net::TcpStream::connect(server.http_addr)
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut raw,
+        format!("GET {target} HTTP/1.1\r\nhost: estuary\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let blocked = "estuary_stream_blocked_requests{stream=\"live/metered\"}";
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sample(&scrape(&base).await, blocked), Some(1.0));
+    drop(raw);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sample(&scrape(&base).await, blocked),
+        Some(0.0),
+        "a closed connection's held reload is freed"
+    );
+
     let bare = get(&format!("{base}/live/metered/index.m3u8")).await;
     assert_eq!(bare.status, StatusCode::UNAUTHORIZED);
     tokio::time::sleep(Duration::from_secs(2)).await;
