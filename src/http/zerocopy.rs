@@ -4,8 +4,8 @@
 //! process into it on each request (what nginx does from the page cache).
 //!
 //! Where mirrors live: by default anonymous memory files (`memfd_create`), which never touch a disk
-//! but are kept in 4 KiB pages unless the kernel's shmem huge pages are enabled, so the kernel walks
-//! every page of every body it sends. With `server.http_sendfile_dir`, mirrors are unnamed files
+//! but are kept in 4 KiB pages unless the kernel's shmem large folios are enabled (logged at start
+//! when they are not), so the kernel walks every page of every body it sends. With `server.http_sendfile_dir`, mirrors are unnamed files
 //! (`O_TMPFILE`) in that directory instead: page-cache files, as nginx serves, in the large folios
 //! ext4 and xfs use on Linux 6.x, which halves the kernel's work per byte sent. Their dirty pages may
 //! be written back to that disk if they outlive the kernel's `dirty_expire_centisecs` (30 s by
@@ -98,6 +98,26 @@ impl MirrorCache {
                 None
             }
         });
+        if budget > 0 && dir.is_none() {
+            let root = std::path::Path::new(SHMEM_THP);
+            let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
+            let sizes: Vec<String> = std::fs::read_dir(root)
+                .map(|d| {
+                    d.filter_map(|e| e.ok())
+                        .filter_map(|e| read(e.path().join("shmem_enabled")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(top) = read(root.join("shmem_enabled"))
+                && !shmem_large_folios(&top, &sizes)
+            {
+                tracing::info!(
+                    "sendfile mirrors are memory files in 4 KiB pages (the kernel's shmem large folios are off): \
+                     echo within_size > {SHMEM_THP}/shmem_enabled, and always > {SHMEM_THP}/hugepages-64kB/shmem_enabled, \
+                     or server.http_sendfile_dir, serve cached objects with less CPU (docs/operations.md)"
+                );
+            }
+        }
         Self {
             inner: Mutex::new(Inner {
                 budget,
@@ -193,6 +213,28 @@ impl Inner {
     }
 }
 
+/// The kernel's transparent huge page settings (Documentation/admin-guide/mm/transhuge.rst).
+const SHMEM_THP: &str = "/sys/kernel/mm/transparent_hugepage";
+
+/// Whether pages written into a memory file may be large folios, from the `shmem_enabled` setting
+/// (`top`) and the per-size ones (`hugepages-*kB/shmem_enabled`): the selected value is the one in
+/// brackets. `advise` does not count: it applies to mappings, and mirrors are filled with `write`.
+fn shmem_large_folios(top: &str, sizes: &[String]) -> bool {
+    let selected = |s: &str| {
+        s.split_whitespace()
+            .find_map(|w| w.strip_prefix('[')?.strip_suffix(']'))
+            .unwrap_or("never")
+            .to_owned()
+    };
+    let writes = |v: &str| matches!(v, "always" | "within_size" | "force");
+    let top = selected(top);
+    writes(&top)
+        || sizes
+            .iter()
+            .map(|s| selected(s))
+            .any(|v| writes(&v) || (v == "inherit" && writes(&top)))
+}
+
 /// A file holding `chunks` back to back: an unnamed file (`O_TMPFILE`, mode 0600) in `dir`, or a
 /// sealed memory file (no more writes, no resizing) without one.
 fn make_file(chunks: &[Bytes], dir: Option<&std::path::Path>) -> std::io::Result<OwnedFd> {
@@ -265,6 +307,27 @@ pub(super) async fn send_head_and_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shmem_large_folios_follow_the_selected_settings() {
+        let never = "always within_size advise [never] deny force\n";
+        let size_never = "always inherit within_size advise [never]\n".to_string();
+        let size_inherit = "always [inherit] within_size advise never\n".to_string();
+        let size_always = "[always] inherit within_size advise never\n".to_string();
+        assert!(!shmem_large_folios(
+            never,
+            &[size_never.clone(), size_inherit.clone()]
+        ));
+        assert!(!shmem_large_folios(
+            "always within_size [advise] never deny force",
+            std::slice::from_ref(&size_inherit)
+        ));
+        assert!(shmem_large_folios(never, &[size_never, size_always]));
+        assert!(shmem_large_folios(
+            "always [within_size] advise never deny force",
+            &[size_inherit]
+        ));
+    }
 
     #[test]
     fn mirrors_are_found_by_identity_and_kept_within_the_budget() {
