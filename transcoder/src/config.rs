@@ -137,6 +137,9 @@ pub struct TranscodeOptions {
     pub queue_frames: usize,
     /// Audio rendition settings.
     pub audio: AudioConfig,
+    /// The shedding gate this stream shares with the others of its process (clones of one set of
+    /// options share it).
+    pub shed_gate: crate::ShedGate,
 }
 
 impl Default for TranscodeOptions {
@@ -148,6 +151,7 @@ impl Default for TranscodeOptions {
             copy_fallback: None,
             queue_frames: 64,
             audio: AudioConfig::default(),
+            shed_gate: crate::ShedGate::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Sans-IO: timestamps and an explicit `now` in, decisions out.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Drops pictures to keep a rung at or below a frame rate cap (90 kHz timestamps, presentation order).
@@ -89,6 +90,35 @@ impl Congestion {
     }
 }
 
+/// Shared by the transcoders that share a machine's cores (the streams of one origin): after one of
+/// them sheds a rung, the others wait before shedding one too, so an overload drops the fewest rungs.
+/// Without it, every congested stream of an overloaded process sheds at about the same moment,
+/// although the first sheds are often enough (`ladder_vs_ffmpeg`'s streams per machine: five streams
+/// each shed their 480p rung and left a third of a core idle).
+///
+/// Clones share one gate; [`Default`] makes a new one. Equal when shared.
+#[derive(Debug, Clone, Default)]
+pub struct ShedGate(Arc<Mutex<Option<Instant>>>);
+
+impl PartialEq for ShedGate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl ShedGate {
+    /// Whether a stream may shed a rung at `now`: yes (recorded as the gate's last shed) unless
+    /// another shed happened less than `settle` before.
+    pub(crate) fn admit(&self, now: Instant, settle: Duration) -> bool {
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.saturating_duration_since(t) < settle) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
 /// One encoded rung as the shedding policy sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShedCandidate {
@@ -163,6 +193,21 @@ mod tests {
         assert!(!c.observe(s(3100), 1.0));
         assert!(!c.observe(s(5000), 1.0));
         assert!(c.observe(s(5100), 1.0));
+    }
+
+    #[test]
+    fn a_shared_gate_lets_one_stream_shed_per_settling_time() {
+        let t0 = Instant::now();
+        let settle = Duration::from_secs(4);
+        let gate = ShedGate::default();
+        let other_stream = gate.clone();
+        assert!(gate.admit(t0, settle));
+        assert!(!other_stream.admit(t0 + Duration::from_secs(1), settle));
+        assert!(!gate.admit(t0 + Duration::from_millis(3999), settle));
+        assert!(other_stream.admit(t0 + settle, settle));
+        // Another origin's gate is its own.
+        assert!(ShedGate::default().admit(t0 + settle, settle));
+        assert!(gate == other_stream && gate != ShedGate::default());
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub use config::{
     TranscodeOptions, VideoCodec, default_bitrate_for_height, default_ladder, fit_ladder,
 };
 pub use decode::check_decoder;
+pub use keyframes::ShedGate;
 pub use opus::{MAX_DRIFT_48KHZ, OPUS_RATE, OpusEncoder, OpusPacket};
 pub use probe::{EncoderProbe, probe_encoders};
 pub use remux::{RemuxError, RemuxReport, RemuxRun, RemuxTrack, remux_to_mp4};

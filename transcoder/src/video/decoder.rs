@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use ffmpeg_next::{Packet, Rational, codec, decoder, frame};
@@ -14,7 +14,7 @@ use super::{
     EncoderInput, FALLBACK_FPS, Picture, TB_90KHZ, VideoInput, is_again, options_frame_rate,
     track_frame_rate,
 };
-use crate::keyframes::{Congestion, ShedCandidate, pick_rung_to_shed};
+use crate::keyframes::{Congestion, ShedCandidate, ShedGate, pick_rung_to_shed};
 use crate::stream::{Shared, send_blocking};
 use crate::{RungConfig, TranscodeError, TranscodeOptions};
 
@@ -89,6 +89,9 @@ pub(crate) struct DecoderWorker {
     is_skipping_to_keyframe: bool,
     has_warned_decode: bool,
     congestion: Congestion,
+    /// Shared with the process's other streams: one shed per `shed_settle` among them.
+    shed_gate: ShedGate,
+    shed_settle: Duration,
     queue_frames: usize,
     rx: Receiver<VideoInput>,
     frame_rate: Rational,
@@ -121,6 +124,8 @@ impl DecoderWorker {
             is_skipping_to_keyframe: false,
             has_warned_decode: false,
             congestion: Congestion::new(segment_target * 2),
+            shed_gate: options.shed_gate.clone(),
+            shed_settle: segment_target * 2,
             queue_frames,
             rx,
             frame_rate,
@@ -336,7 +341,8 @@ impl DecoderWorker {
             .map(|tx| tx.len() as f64 / cap)
             .chain(std::iter::once(self.rx.len() as f64 / cap))
             .fold(0.0, f64::max);
-        if !self.congestion.observe(Instant::now(), occupancy) {
+        let now = Instant::now();
+        if !self.congestion.observe(now, occupancy) {
             return;
         }
         let candidates: Vec<ShedCandidate> = self
@@ -354,6 +360,11 @@ impl DecoderWorker {
         let Some(i) = pick_rung_to_shed(&candidates, self.has_copy) else {
             return;
         };
+        if !self.shed_gate.admit(now, self.shed_settle) {
+            // Another stream of the process shed a rung a moment ago: this stream's congestion
+            // clock restarted, to see whether that was enough.
+            return;
+        }
         let link = &mut self.links[i];
         link.tx = None;
         let rung = &self.shared.counters.rungs[link.idx];

@@ -11,8 +11,8 @@ use crate::common::{
 };
 use media::{CodecConfig, Frame, TrackKind, hevc::HevcConfig, time::rescale};
 use transcoder::{
-    EncoderProbe, RungConfig, SourceProbe, StreamTranscoder, TranscodeOptions, VideoCodec,
-    default_ladder,
+    EncoderProbe, RungConfig, SourceProbe, StreamTranscoder, TranscodeOptions, TranscodeStats,
+    VideoCodec, default_ladder,
 };
 
 const BBB: &str = "bbb-720p-2s-gop.mp4";
@@ -432,7 +432,7 @@ fn bad_input_is_skipped_and_later_good_frames_still_encode() {
 }
 
 #[test]
-fn overload_sheds_the_lowest_priority_rung_and_keeps_memory_bounded() {
+fn overload_sheds_the_lowest_priority_rung_one_stream_at_a_time_and_keeps_memory_bounded() {
     let src = load_fixture(BBB, 4);
     let video = src.video.clone().unwrap();
     let mut ladder = default_ladder(video.config.video_params().unwrap());
@@ -440,40 +440,69 @@ fn overload_sheds_the_lowest_priority_rung_and_keeps_memory_bounded() {
     assert!(ladder[1].priority < ladder[2].priority);
     // Make it expensive so a 2-core machine cannot keep up with frames pushed without pacing.
     ladder[1].preset = Some("medium".into());
-    let sink = Arc::new(RecordingSink::default());
+    // Two streams of one process: their options share one shedding gate (settling time: two
+    // segment targets, 2 s).
     let options = TranscodeOptions {
         segment_target: Duration::from_millis(1000),
         queue_frames: 16,
         ..TranscodeOptions::default()
     };
-    let tx = StreamTranscoder::start(
-        "live/overload",
-        Some(&video),
-        None,
-        &ladder,
-        &EncoderProbe::software(),
-        &options,
-        sink.clone(),
-    )
-    .expect("start");
+    let streams: Vec<(StreamTranscoder, Arc<RecordingSink>)> = ["live/overload", "live/overload-2"]
+        .into_iter()
+        .map(|name| {
+            let sink = Arc::new(RecordingSink::default());
+            let tx = StreamTranscoder::start(
+                name,
+                Some(&video),
+                None,
+                &ladder,
+                &EncoderProbe::software(),
+                &options,
+                sink.clone(),
+            )
+            .expect("start");
+            (tx, sink)
+        })
+        .collect();
     let started = Instant::now();
     let frames: Vec<&Frame> = src.video_frames().collect();
     let span_90khz = 4 * 90_000;
     let mut round = 0i64;
-    'outer: while started.elapsed() < Duration::from_secs(20) {
+    let mut first_shed: Option<Instant> = None;
+    'outer: while started.elapsed() < Duration::from_secs(30) {
         for f in &frames {
             let mut f = (*f).clone();
             f.pts += round * span_90khz;
             f.dts += round * span_90khz;
-            tx.push(f);
-            // About 8× real time: far more than two cores encode, without spinning.
+            for (tx, _) in &streams {
+                tx.push(f.clone());
+            }
+            // About 8× real time each: far more than two cores encode, without spinning.
             std::thread::sleep(Duration::from_millis(5));
-            if !tx.stats().shed_rungs.is_empty() {
+            if first_shed.is_none()
+                && streams
+                    .iter()
+                    .any(|(tx, _)| !tx.stats().shed_rungs.is_empty())
+            {
+                first_shed = Some(Instant::now());
+            }
+            // Both stay overloaded for 1 s more: within the gate's 2 s, the other must not shed.
+            if first_shed.is_some_and(|t| t.elapsed() >= Duration::from_secs(1)) {
                 break 'outer;
             }
         }
         round += 1;
     }
+    let all: Vec<TranscodeStats> = streams.iter().map(|(tx, _)| tx.stats()).collect();
+    let shed: Vec<usize> = (0..all.len())
+        .filter(|i| !all[*i].shed_rungs.is_empty())
+        .collect();
+    assert_eq!(
+        shed.len(),
+        1,
+        "one stream sheds, the other waits for the gate: {all:?}"
+    );
+    let (tx, sink) = streams.into_iter().nth(shed[0]).unwrap();
     let stats = tx.stats();
     assert_eq!(
         stats.shed_rungs.first().map(String::as_str),
