@@ -5,12 +5,13 @@
 //!
 //! Where mirrors live: by default anonymous memory files (`memfd_create`), which never touch a disk
 //! but are kept in 4 KiB pages unless the kernel's shmem large folios are enabled (logged at start
-//! when they are not), so the kernel walks every page of every body it sends. With `server.http_sendfile_dir`, mirrors are unnamed files
-//! (`O_TMPFILE`) in that directory instead: page-cache files, as nginx serves, in the large folios
-//! ext4 and xfs use on Linux 6.x, which halves the kernel's work per byte sent. Their dirty pages may
-//! be written back to that disk if they outlive the kernel's `dirty_expire_centisecs` (30 s by
-//! default; a mirror lives as long as its object stays in the live window) or when the dirty limit is
-//! reached, so the directory should be on a disk that can take the streams' bit rate, or on tmpfs.
+//! when they are not), so the kernel walks every page of every body it sends. With
+//! `server.http_sendfile_dir`, mirrors are unnamed files (`O_TMPFILE`) in that directory instead:
+//! page-cache files, as nginx serves, in the large folios ext4 and xfs use on Linux 6.x, which halves
+//! the kernel's work per byte sent. Their dirty pages may be written back to that disk if they
+//! outlive the kernel's `dirty_expire_centisecs` (30 s by default; a mirror lives as long as its
+//! object stays in the live window) or when the dirty limit is reached, so the directory should be on
+//! a disk that can take the streams' bit rate, or on tmpfs.
 //!
 //! A mirror is made on the first request of an object of at least [`MIN_BYTES`], and kept while the
 //! object is in the live window (the lifetime its response announces) and within the cache's byte
