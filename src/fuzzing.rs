@@ -129,7 +129,7 @@ pub fn http_request(data: &[u8]) {
         return;
     };
     runtime.block_on(async {
-        let Ok(response) = origin.clone().handle(request).await;
+        let Ok(response) = origin.clone().handle(request, None).await;
         let _ = http_body_util::BodyExt::collect(response.into_body()).await;
     });
 }

@@ -257,12 +257,11 @@ pub async fn serve(
                 prefix,
                 inner: IdleIo::new(stream, activity.clone(), header_timeout),
             };
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let in_flight = InFlight::new(activity.clone(), origin.in_flight.clone());
                 let origin = origin.clone();
                 async move {
-                    let mut response = origin.handle(req).await?;
+                    let mut response = origin.handle(req, Some(peer)).await?;
                     response.body_mut().in_flight = Some(in_flight);
                     Ok::<_, Infallible>(response)
                 }

@@ -27,7 +27,7 @@ use hyper::{
     body::Body,
     header::{self, HeaderName, HeaderValue},
 };
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio::net::TcpStream;
 
 use super::*;
 
@@ -40,8 +40,8 @@ const MAX_HEADERS: usize = 64;
 pub(super) const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Bytes read from the socket at a time (each worker thread's read buffer).
 const READ_CHUNK: usize = 8192;
-/// Slices per `writev` call.
-const MAX_IOV: usize = 64;
+/// Slices per `writev` call (an array of them on the stack while a write is tried).
+const MAX_IOV: usize = 16;
 
 /// How a connection loop ended.
 pub(super) enum Ended {
@@ -93,9 +93,17 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, StatusCode> {
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(StatusCode::BAD_REQUEST);
     };
+    // One copy of the head: the target and the field values are slices of it (one allocation per
+    // request, not one per field).
+    let shared = Bytes::copy_from_slice(&buf[..n]);
+    let slice_of = |part: &[u8]| {
+        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
+        shared.slice(start..start + part.len())
+    };
     let mut request = Request::new(());
     *request.method_mut() = method.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
-    *request.uri_mut() = path.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
+    *request.uri_mut() = hyper::Uri::from_maybe_shared(slice_of(path.as_bytes()))
+        .map_err(|_| StatusCode::BAD_REQUEST)?;
     *request.version_mut() = Version::HTTP_11;
     let mut body_len = 0usize;
     let mut close = false;
@@ -104,7 +112,8 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, StatusCode> {
     for field in req.headers.iter() {
         let name =
             HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| StatusCode::BAD_REQUEST)?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| StatusCode::BAD_REQUEST)?;
+        let value = HeaderValue::from_maybe_shared(slice_of(field.value))
+            .map_err(|_| StatusCode::BAD_REQUEST)?;
         if name == header::TRANSFER_ENCODING || name == header::EXPECT || name == header::UPGRADE {
             return Ok(Some((n, Parsed::HandOff)));
         }
@@ -211,15 +220,14 @@ pub(super) async fn serve_connection(
             }
         };
         let is_head = head.request.method() == hyper::Method::HEAD;
-        let (mut parts, ()) = head.request.into_parts();
-        parts.extensions.insert(ClientAddr(peer));
+        let (parts, ()) = head.request.into_parts();
         let request = Request::from_parts(parts, http_body_util::Full::new(body));
         let in_flight = InFlight::new(activity.clone(), origin.in_flight.clone());
         // Boxed: the handler's future exists only while a request is answered. A client that
         // closes its connection while its request waits (a blocking reload) frees it at once.
         let handled = tokio::select! {
             biased;
-            r = Box::pin(origin.clone().handle(request)) => r,
+            r = Box::pin(origin.clone().handle(request, Some(peer))) => r,
             () = client_gone(&stream) => return Ended::Closed,
         };
         let Ok(mut response) = handled;
@@ -394,9 +402,8 @@ fn encode_head(
     } else if let Some(len) = response.body().size_hint().exact()
         && !(is_head && len == 0)
     {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        // Into `out` directly (`Vec<u8>` as `io::Write` cannot fail).
+        let _ = std::io::Write::write_fmt(out, format_args!("content-length: {len}\r\n"));
         Framing::Length
     } else if is_head {
         // A HEAD whose body was left out and whose length is not known (a segment in progress):
@@ -440,9 +447,11 @@ async fn write_response(
             return Ok(());
         }
     }
-    let mut out: Vec<Bytes> = vec![Bytes::from(head)];
+    // The head goes out from this buffer with the first write: no `Bytes` of it.
+    let mut head: &[u8] = &head;
+    let mut out: Vec<Bytes> = Vec::new();
     if framing == Framing::None {
-        return write_all(stream, &mut out).await;
+        return write_all(stream, &mut head, &mut out).await;
     }
     loop {
         // Whatever the body has ready, in one write.
@@ -455,7 +464,7 @@ async fn write_response(
                     }
                 }
                 Some(Some(Err(e))) => {
-                    write_all(stream, &mut out).await?;
+                    write_all(stream, &mut head, &mut out).await?;
                     return Err(std::io::Error::other(e));
                 }
                 Some(None) => {
@@ -469,9 +478,9 @@ async fn write_response(
             if framing == Framing::Chunked {
                 out.push(Bytes::from_static(b"0\r\n\r\n"));
             }
-            return write_all(stream, &mut out).await;
+            return write_all(stream, &mut head, &mut out).await;
         }
-        write_all(stream, &mut out).await?;
+        write_all(stream, &mut head, &mut out).await?;
         // Then wait for the next chunk of a body in progress, or for the client to leave.
         let next = tokio::select! {
             biased;
@@ -491,7 +500,7 @@ async fn write_response(
                 if framing == Framing::Chunked {
                     out.push(Bytes::from_static(b"0\r\n\r\n"));
                 }
-                return write_all(stream, &mut out).await;
+                return write_all(stream, &mut head, &mut out).await;
             }
         }
     }
@@ -523,20 +532,43 @@ fn push_data(out: &mut Vec<Bytes>, data: Bytes, framing: Framing) {
     }
 }
 
-/// Write every byte of `out` with `writev` (no copy of the chunks), leaving it empty.
-async fn write_all(stream: &mut TcpStream, out: &mut Vec<Bytes>) -> std::io::Result<()> {
+/// Write every byte of `head`, then of `out`, with `writev` (no copy of the chunks), leaving both
+/// empty. The slices are gathered anew for each try, so that the waiting future holds none.
+async fn write_all(
+    stream: &TcpStream,
+    head: &mut &[u8],
+    out: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
     let mut first = 0;
-    while first < out.len() {
-        let slices: Vec<IoSlice<'_>> = out[first..]
-            .iter()
-            .take(MAX_IOV)
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut n = stream.write_vectored(&slices).await?;
-        drop(slices);
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
+    loop {
+        let written = {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut k = 0;
+            if !head.is_empty() {
+                slices[0] = IoSlice::new(head);
+                k = 1;
+            }
+            for chunk in out[first..].iter().take(MAX_IOV - k) {
+                slices[k] = IoSlice::new(chunk);
+                k += 1;
+            }
+            if k == 0 {
+                break;
+            }
+            stream.try_write_vectored(&slices[..k])
+        };
+        let mut n = match written {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                stream.writable().await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let from_head = n.min(head.len());
+        *head = &head[from_head..];
+        n -= from_head;
         while n > 0 {
             let len = out[first].len();
             if n >= len {
@@ -750,11 +782,10 @@ mod size_tests {
         let hub = crate::hub::Hub::new(crate::hub::HubConfig::default());
         let auth = crate::auth::Auth::with_secret(&Default::default(), &[7u8; 32]);
         let origin = super::Origin::new(hub, Default::default(), std::sync::Arc::new(auth));
-        let handle = origin
-            .clone()
-            .handle(hyper::Request::new(http_body_util::Full::new(
-                bytes::Bytes::new(),
-            )));
+        let handle = origin.clone().handle(
+            hyper::Request::new(http_body_util::Full::new(bytes::Bytes::new())),
+            None,
+        );
         let handle_bytes = std::mem::size_of_val(&handle);
         drop(handle);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -110,10 +110,6 @@ pub fn parse_request_for_fuzzing(data: &[u8]) -> Option<(Method, hyper::Uri, usi
     h1::parse_for_fuzzing(data)
 }
 
-/// The connection's peer address, attached to each request by [`serve`].
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
-
 /// The token check a CDN calls (`auth_request`): `GET` with the viewer's URL in `X-Original-URI`.
 pub const AUTH_CHECK_PATH: &str = "/auth/check";
 
@@ -238,10 +234,12 @@ impl Origin {
         self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Answer one request (never fails: errors become statuses).
+    /// Answer one request from the client at `peer` (`None`: not known, as in the fuzz targets); never
+    /// fails: errors become statuses.
     pub async fn handle<B>(
         self: Arc<Self>,
         req: Request<B>,
+        peer: Option<SocketAddr>,
     ) -> Result<Response<ChunksBody>, Infallible>
     where
         B: hyper::body::Body,
@@ -249,7 +247,7 @@ impl Origin {
     {
         let method = req.method().clone();
         let is_head = method == Method::HEAD;
-        let client = req.extensions().get::<ClientAddr>().map(|c| c.0.ip());
+        let client = peer.map(|p| p.ip());
         let route = Route::parse(
             req.uri().path(),
             req.uri().query(),
@@ -300,10 +298,7 @@ impl Origin {
                     ..
                 },
                 Method::POST,
-            ) => {
-                let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
-                Box::pin(self.whip_offer(&stream, req, peer)).await
-            }
+            ) => Box::pin(self.whip_offer(&stream, req, peer)).await,
             (
                 Route::Object {
                     stream,
@@ -311,10 +306,7 @@ impl Origin {
                     ..
                 },
                 Method::DELETE,
-            ) => {
-                let peer = req.extensions().get::<ClientAddr>().map(|c| c.0);
-                Box::pin(self.whip_delete(&stream, id, req.headers(), peer)).await
-            }
+            ) => Box::pin(self.whip_delete(&stream, id, req.headers(), peer)).await,
             (
                 Route::Object {
                     object: Object::Whip | Object::WhipSession { .. },

@@ -2,7 +2,7 @@
 //! ([`ObjectPath`]) and the query; it also gives the request's metrics label.
 
 use packager::urls::{ObjectPath, StreamObject as Object, VodObject, VodPath};
-use protocols::query::query_params;
+use protocols::query::has_param;
 
 use crate::player::PageRequest;
 
@@ -71,7 +71,7 @@ impl<'a> Route<'a> {
         let (token, rest) = split_token(path);
         if let Some((stream, object)) = parse_path(rest) {
             let blocking = matches!(object, Object::MediaPlaylist { .. })
-                && query.is_some_and(|q| query_params(q).contains_key("_HLS_msn"));
+                && query.is_some_and(|q| has_param(q, "_HLS_msn"));
             return Route::Object {
                 token,
                 stream,
