@@ -22,7 +22,11 @@
 //!   when the first answer for that part left, the time from that first answer (the publication, within
 //!   the origin's wake-up time) to the last of them receiving its playlist: p50, p99 and max over the
 //!   parts of the window, and how many waiters a part had;
-//! - errors (non-200 answers, broken connections) and requests/s.
+//! - errors (non-200 answers, broken connections) and requests/s;
+//! - **CPU per request** over the measurement: the origin's and the players' (this process), user
+//!   space and kernel apart (`/proc/{pid}/stat`), and what that adds up to for the held requests on
+//!   this machine's cores. With both on the same cores, a spread bound by CPU is about that sum; the
+//!   kernel's part (TCP over loopback, charged to both sides) is a floor no user-space change lowers.
 //!
 //! Usage: `cargo bench --bench ll_hls_load -- [N ...] [--parts] [--seconds S]` (default N = 1000 10000).
 //! The players and the origin share the machine's cores: the figures are what the origin does while
@@ -39,7 +43,7 @@ use testkit::{
     ffmpeg::publish_loop,
     http::exchange,
     load::{Mode, Tally, Viewer, publication_spreads},
-    process::{Estuary, EstuaryCommand},
+    process::{Estuary, EstuaryCommand, cpu_split_seconds},
 };
 use tokio::net::TcpStream;
 
@@ -141,6 +145,9 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         ));
     }
     let measure_from = Instant::now();
+    let requests_from = counters.requests.load(Ordering::Relaxed);
+    let origin_cpu_from = cpu_split_seconds(origin.pid());
+    let players_cpu_from = cpu_split_seconds(std::process::id());
     let mut held_max = 0;
     let mut rss_max = rss_before;
     while Instant::now() < until {
@@ -152,6 +159,13 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
     }
     let requests_at_end = counters.requests.load(Ordering::Relaxed);
     let elapsed = measure_from.elapsed();
+    let origin_cpu = delta(origin_cpu_from, cpu_split_seconds(origin.pid()));
+    let players_cpu = delta(players_cpu_from, cpu_split_seconds(std::process::id()));
+    let requests = requests_at_end.saturating_sub(requests_from).max(1) as f64;
+    let per_request_us =
+        |(user, system): (f64, f64)| (user / requests * 1e6, system / requests * 1e6);
+    let (origin_user_us, origin_system_us) = per_request_us(origin_cpu);
+    let (players_user_us, players_system_us) = per_request_us(players_cpu);
     for t in tasks {
         let _ = t.await;
     }
@@ -182,10 +196,29 @@ async fn run(n: usize, fetch_parts: bool, seconds: u64) {
         percentile(&spreads, 0.5),
         percentile(&spreads, 0.99),
         spreads.last().copied().unwrap_or(f64::NAN),
-        requests_at_end as f64 / elapsed.as_secs_f64(),
+        requests / elapsed.as_secs_f64(),
         counters.part_bytes.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64() / 1e6,
         counters.errors.load(Ordering::Relaxed),
     );
+    // Every answer costs CPU on both sides of the loopback on the same cores: if the spread is bound by
+    // CPU, it is about (origin + players) per request × waiters ÷ cores, and no less than the kernel's
+    // share of that.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let spread_ms = |us: f64| us * held_max as f64 / cores / 1e3;
+    println!(
+        "         CPU per request: origin {origin_user_us:.1} us user + {origin_system_us:.1} us kernel, \
+         players {players_user_us:.1} us user + {players_system_us:.1} us kernel; \
+         for {held_max} held requests on {cores} cores that is {:.0} ms of CPU per core ({:.0} ms of it the \
+         kernel's, {:.0} ms the origin's alone)",
+        spread_ms(origin_user_us + origin_system_us + players_user_us + players_system_us),
+        spread_ms(origin_system_us + players_system_us),
+        spread_ms(origin_user_us + origin_system_us),
+    );
+}
+
+/// CPU seconds (user, kernel) used between two readings.
+fn delta(from: (f64, f64), to: (f64, f64)) -> (f64, f64) {
+    (to.0 - from.0, to.1 - from.1)
 }
 
 fn main() {

@@ -259,15 +259,21 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// CPU time a process has used (user + system, `/proc/{pid}/stat` fields 14 and 15), seconds; 0 if
-/// unreadable. Assumes the usual 100 clock ticks per second.
+/// CPU time a process has used (user + system, [`cpu_split_seconds`]), seconds; 0 if unreadable.
 pub fn cpu_seconds(pid: u32) -> f64 {
+    let (user, system) = cpu_split_seconds(pid);
+    user + system
+}
+
+/// CPU time a process has used in user space and in the kernel (`/proc/{pid}/stat` fields 14 and 15),
+/// seconds each; 0 if unreadable. Assumes the usual 100 clock ticks per second.
+pub fn cpu_split_seconds(pid: u32) -> (f64, f64) {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     // Fields after the command name (which may contain spaces) start after the last ')'.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // `rest` starts at field 3 (state), so fields 14 and 15 are at indexes 11 and 12.
@@ -277,7 +283,7 @@ pub fn cpu_seconds(pid: u32) -> f64 {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    (ticks(11) + ticks(12)) as f64 / 100.0
+    (ticks(11) as f64 / 100.0, ticks(12) as f64 / 100.0)
 }
 
 /// One reading of the machine's CPU accounting (Linux `/proc/stat` first line, `/proc/self/stat`), in
