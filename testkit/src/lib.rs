@@ -46,14 +46,41 @@ pub fn fixture(name: &str) -> PathBuf {
     p
 }
 
-/// A new, empty data directory under the system's temporary directory (kept: a test may restart an
-/// origin on it).
+/// A new, empty data directory under the system's temporary directory (kept while the test process
+/// runs: a test may restart an origin on it; those of test processes that have ended are removed by
+/// the next one, [`remove_dirs_of_ended_processes`]).
 pub fn fresh_data_dir() -> PathBuf {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| {
+        remove_dirs_of_ended_processes("estuary-test-", |rest| rest.split('-').next());
+    });
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("estuary-test-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
+}
+
+/// Remove the directories `{temp}/{prefix}…` whose process id (`pid_of` the rest of the name) names
+/// no running process: what tests that have ended left (a test process keeps its directories until
+/// it ends, and nextest runs one process per test). Errors are ignored: another process may sweep at
+/// the same time.
+pub fn remove_dirs_of_ended_processes(prefix: &str, pid_of: impl Fn(&str) -> Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let Some(pid) = pid_of(rest).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Run `f` (ffprobe, FFmpeg, node, a blocking wait) on a blocking thread, so that the caller's runtime
@@ -111,5 +138,27 @@ mod tests {
     #[test]
     fn the_repository_holds_the_fixtures() {
         assert!(repo().join("fixtures").is_dir());
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    #[test]
+    fn directories_of_ended_processes_are_removed_and_live_ones_kept() {
+        let temp = std::env::temp_dir();
+        // Above Linux's largest pid_max (2^22): never a running process.
+        let ended = temp.join("estuary-sweep-test-4999999-0");
+        let live = temp.join(format!("estuary-sweep-test-{}-0", std::process::id()));
+        let unparsed = temp.join("estuary-sweep-test-notapid");
+        for dir in [&ended, &live, &unparsed] {
+            std::fs::create_dir_all(dir.join("inner")).unwrap();
+        }
+        super::remove_dirs_of_ended_processes("estuary-sweep-test-", |rest| rest.split('-').next());
+        assert!(!ended.exists());
+        assert!(live.exists());
+        assert!(unparsed.exists());
+        for dir in [&live, &unparsed] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
     }
 }

@@ -238,6 +238,7 @@ fn summary(
 /// Start nginx with the documented edge configuration in front of `origin`; returns the process, its
 /// address and its directory (logs, cache).
 fn start_nginx(origin: std::net::SocketAddr, name: &str) -> (Nginx, std::net::SocketAddr, PathBuf) {
+    testkit::remove_dirs_of_ended_processes("estuary-cdn-", |rest| rest.rsplit('-').next());
     let dir = std::env::temp_dir().join(format!("estuary-cdn-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     // The workers may run as another user (nobody) when the test runs as root.
