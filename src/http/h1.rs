@@ -96,9 +96,10 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Parsed)>, StatusCode> {
     // One copy of the head: the target and the field values are slices of it (one allocation per
     // request, not one per field).
     let shared = Bytes::copy_from_slice(&buf[..n]);
-    let slice_of = |part: &[u8]| {
-        let start = part.as_ptr() as usize - buf.as_ptr() as usize;
-        shared.slice(start..start + part.len())
+    // httparse returns slices of `buf`; anything else (never seen) is copied rather than trusted.
+    let slice_of = |part: &[u8]| match (part.as_ptr() as usize).checked_sub(buf.as_ptr() as usize) {
+        Some(start) if start + part.len() <= n => shared.slice(start..start + part.len()),
+        _ => Bytes::copy_from_slice(part),
     };
     let mut request = Request::new(());
     *request.method_mut() = method.parse().map_err(|_| StatusCode::BAD_REQUEST)?;
@@ -686,6 +687,21 @@ mod tests {
         assert_eq!(head.request.uri().query(), Some("x=1"));
         assert!(head.close);
         assert_eq!(head.body_len, 0);
+
+        // The target and the values are slices of one copy of the head; an empty value and a
+        // repeated field are kept as sent.
+        let buf = b"GET /t/tok/live/a/v/media.m3u8?_HLS_msn=4 HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\
+                    Accept: a/b\r\nAccept: c/d \r\n\r\n";
+        let Ok(Some((n, Parsed::Request(head)))) = parse_head(buf) else {
+            panic!("not parsed");
+        };
+        assert_eq!(n, buf.len());
+        let request = &head.request;
+        assert_eq!(request.uri().path(), "/t/tok/live/a/v/media.m3u8");
+        assert_eq!(request.uri().query(), Some("_HLS_msn=4"));
+        assert_eq!(request.headers()["x-empty"], "");
+        let accept: Vec<_> = request.headers().get_all("accept").iter().collect();
+        assert_eq!(accept, ["a/b", "c/d"]);
 
         assert!(matches!(
             parse_head(b"GET / HTTP/1.1\r\nHost: a\r\n"),
