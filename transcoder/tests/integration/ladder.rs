@@ -248,17 +248,13 @@ fn hevc_rung_gives_hvc1_config_and_decodes() {
     let mut ladder = default_ladder(video.config.video_params().unwrap());
     ladder.truncate(1); // source copy only
     ladder.push(encoded_rung("360p-hevc", 360, VideoCodec::Hevc, 500_000));
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
+    let (tx, sink) = start_software(
         "live/hevc",
         Some(&video),
         None,
         &ladder,
-        &EncoderProbe::software(),
         &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    );
     for f in src.video_frames() {
         tx.push_wait(f.clone());
     }
@@ -348,17 +344,13 @@ fn bad_input_is_skipped_and_later_good_frames_still_encode() {
     let video = src.video.clone().unwrap();
     let audio = src.audio.clone().unwrap();
     let ladder = vec![encoded_rung("360p", 360, VideoCodec::H264, 700_000)];
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
+    let (tx, sink) = start_software(
         "live/bad",
         Some(&video),
         Some(&audio),
         &ladder,
-        &EncoderProbe::software(),
         &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    );
     // Deterministic garbage (xorshift), some of it claiming to be keyframes.
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut noise = |len: usize| -> bytes::Bytes {
@@ -449,20 +441,7 @@ fn overload_sheds_the_lowest_priority_rung_one_stream_at_a_time_and_keeps_memory
     };
     let streams: Vec<(StreamTranscoder, Arc<RecordingSink>)> = ["live/overload", "live/overload-2"]
         .into_iter()
-        .map(|name| {
-            let sink = Arc::new(RecordingSink::default());
-            let tx = StreamTranscoder::start(
-                name,
-                Some(&video),
-                None,
-                &ladder,
-                &EncoderProbe::software(),
-                &options,
-                sink.clone(),
-            )
-            .expect("start");
-            (tx, sink)
-        })
+        .map(|name| start_software(name, Some(&video), None, &ladder, &options))
         .collect();
     let started = Instant::now();
     let frames: Vec<&Frame> = src.video_frames().collect();
@@ -529,17 +508,13 @@ fn drop_stops_the_threads_without_finish() {
     let video = src.video.clone().unwrap();
     let audio = src.audio.clone().unwrap();
     let ladder = default_ladder(video.config.video_params().unwrap());
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
+    let (tx, _sink) = start_software(
         "live/drop",
         Some(&video),
         Some(&audio),
         &ladder,
-        &EncoderProbe::software(),
         &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    );
     for f in src.frames.iter().take(100) {
         tx.push(f.clone());
     }
@@ -644,17 +619,13 @@ fn track_change_reopens_the_decoder_and_output_continues() {
     let video = src.video.clone().unwrap();
     let audio = src.audio.clone().unwrap();
     let ladder = default_ladder(video.config.video_params().unwrap());
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
+    let (tx, sink) = start_software(
         "live/change",
         Some(&video),
         Some(&audio),
         &ladder,
-        &EncoderProbe::software(),
         &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    );
     // First 2 s, then a (re-sent) configuration, then the rest from the next keyframe on.
     let second_gop = src
         .frames
@@ -874,20 +845,37 @@ fn copy_rung_is_replaced_by_its_fallback_where_the_source_leaves_the_grid() {
     );
 }
 
-/// A transcoder with the source's audio only (no video, no rung), recording into a fresh sink.
-fn start_audio_only(audio: &media::TrackInfo) -> (StreamTranscoder, Arc<RecordingSink>) {
+/// A transcoder on the software encoders with `ladder` and `options`, recording into a fresh sink.
+fn start_software(
+    name: &str,
+    video: Option<&media::TrackInfo>,
+    audio: Option<&media::TrackInfo>,
+    ladder: &[RungConfig],
+    options: &TranscodeOptions,
+) -> (StreamTranscoder, Arc<RecordingSink>) {
     let sink = Arc::new(RecordingSink::default());
     let tx = StreamTranscoder::start(
-        "live/test",
-        None,
-        Some(audio),
-        &[],
+        name,
+        video,
+        audio,
+        ladder,
         &EncoderProbe::software(),
-        &TranscodeOptions::default(),
+        options,
         sink.clone(),
     )
     .expect("start");
     (tx, sink)
+}
+
+/// A transcoder with the source's audio only (no video, no rung), recording into a fresh sink.
+fn start_audio_only(audio: &media::TrackInfo) -> (StreamTranscoder, Arc<RecordingSink>) {
+    start_software(
+        "live/test",
+        None,
+        Some(audio),
+        &[],
+        &TranscodeOptions::default(),
+    )
 }
 
 /// Audio missing for 2.5 s (a publisher's hiccup): the transcoded audio fills the gap with silence,
@@ -961,17 +949,13 @@ fn audio_missing_while_the_video_goes_on_is_filled_before_it_returns() {
     let src = load_fixture(BBB, 8);
     let video = src.video.clone().unwrap();
     let audio = src.audio.clone().unwrap();
-    let sink = Arc::new(RecordingSink::default());
-    let tx = StreamTranscoder::start(
+    let (tx, sink) = start_software(
         "live/test",
         Some(&video),
         Some(&audio),
         &[encoded_rung("120p", 120, VideoCodec::H264, 150_000)],
-        &EncoderProbe::software(),
         &TranscodeOptions::default(),
-        sink.clone(),
-    )
-    .expect("start");
+    );
     let (vts, ats) = (i64::from(video.timescale), i64::from(audio.timescale));
     let v0 = src.video_frames().next().unwrap().pts;
     let a0 = src.audio_frames().next().unwrap().pts;
